@@ -1,0 +1,344 @@
+"""Conversion between `specutils.Spectrum` objects and plain arrays.
+
+Every public class of stellarlatent takes spectra through the functions of this
+module, so the rules live in one place:
+
+* A *batch* is one `~specutils.Spectrum` whose flux is 2-D with the spectral
+  axis last: ``flux.shape == (n_spectra, n_pixels)``.
+* Masks follow astropy: ``True`` marks a bad pixel. Non-finite flux and pixels
+  whose inverse variance is not positive and finite are masked on the way in.
+* Uncertainties travel as inverse variance.
+* Spectral axes are strictly monotonic; a decreasing axis (for example a
+  frequency axis converted to wavelength) is flipped so that it increases.
+"""
+
+from dataclasses import dataclass, field, replace
+
+import astropy.units as u
+import numpy as np
+from astropy.nddata import InverseVariance, NDUncertainty
+from specutils import Spectrum
+
+__all__ = [
+    "SpectraBatch",
+    "iter_batches",
+    "to_batch",
+    "from_batch",
+    "check_spectral_axis",
+    "as_flux_array",
+]
+
+
+@dataclass
+class SpectraBatch:
+    """Arrays of spectra that share one spectral axis.
+
+    Attributes
+    ----------
+    flux : ndarray, shape (n_spectra, n_pixels)
+        Flux values (float64); values at masked pixels are meaningless.
+    spectral_axis : `~astropy.units.Quantity`, shape (n_pixels,)
+        Strictly increasing pixel centres.
+    ivar : ndarray or None
+        Inverse variance, same shape as ``flux``; ``None`` when unknown.
+    mask : ndarray of bool
+        ``True`` marks a bad pixel; same shape as ``flux``.
+    flux_unit : `~astropy.units.UnitBase`
+    meta : dict
+    """
+
+    flux: np.ndarray
+    spectral_axis: u.Quantity
+    ivar: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    flux_unit: u.UnitBase = u.dimensionless_unscaled
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mask is None:
+            self.mask = np.zeros(self.flux.shape, dtype=bool)
+
+    @property
+    def n_spectra(self):
+        return self.flux.shape[0]
+
+    @property
+    def n_pixels(self):
+        return self.flux.shape[1]
+
+    def replace(self, **changes):
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)
+
+
+def check_spectral_axis(axis, name="spectral_axis"):
+    """Validate a spectral axis and return it as a strictly increasing Quantity.
+
+    Parameters
+    ----------
+    axis : `~astropy.units.Quantity`
+        One-dimensional spectral coordinates (wavelength, frequency, energy or
+        wavenumber).
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    axis : `~astropy.units.Quantity`
+        The same values; a new array only when the input decreased.
+    flipped : bool
+        Whether the axis was reversed to make it increase.
+    """
+    if not isinstance(axis, u.Quantity):
+        raise TypeError(
+            f"{name} must be an astropy Quantity with spectral units, got {type(axis).__name__}"
+        )
+    if not axis.unit.is_equivalent(u.AA, equivalencies=u.spectral()):
+        raise u.UnitsError(
+            f"{name} must have spectral units (wavelength, frequency, energy or "
+            f"wavenumber), got '{axis.unit}'"
+        )
+    values = np.asarray(axis.value)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
+    if values.size < 2:
+        raise ValueError(f"{name} must have at least two pixels, got {values.size}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains non-finite values")
+    step = np.diff(values)
+    if np.all(step > 0):
+        return axis, False
+    if np.all(step < 0):
+        return axis[::-1], True
+    if np.any(step == 0):
+        first = int(np.flatnonzero(step == 0)[0])
+        raise ValueError(
+            f"{name} has duplicated values (pixels {first} and {first + 1} are both "
+            f"{values[first]} {axis.unit}); expected strictly monotonic coordinates"
+        )
+    first = int(np.flatnonzero(np.sign(step) != np.sign(step[0]))[0])
+    raise ValueError(
+        f"{name} is not monotonic (it changes direction at pixel {first + 1}); "
+        "expected strictly increasing or decreasing coordinates"
+    )
+
+
+def _ivar_from(uncertainty, shape, name):
+    if uncertainty is None:
+        return None
+    if not isinstance(uncertainty, NDUncertainty):
+        raise TypeError(
+            f"{name}.uncertainty must be an astropy NDUncertainty, "
+            f"got {type(uncertainty).__name__}"
+        )
+    ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+    if ivar.shape != shape:
+        raise ValueError(
+            f"{name}: uncertainty has shape {ivar.shape} but flux has shape {shape}; "
+            "expected the same shape"
+        )
+    return ivar
+
+
+def _spectrum_to_batch(spectrum, name):
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(
+            f"{name} must be a specutils.Spectrum or a list of them, got {type(spectrum).__name__}"
+        )
+    flux = np.asarray(spectrum.flux.value, dtype=float)
+    if flux.ndim == 1:
+        flux = flux[np.newaxis, :]
+    elif flux.ndim != 2:
+        raise ValueError(
+            f"{name} must have 1-D or 2-D flux (spectra, pixels), got shape {flux.shape}"
+        )
+    elif spectrum.spectral_axis_index not in (1, -1):
+        raise ValueError(
+            f"{name} must have its spectral axis last (spectral_axis_index=1), "
+            f"got spectral_axis_index={spectrum.spectral_axis_index}"
+        )
+    if flux.shape[1] == 0 or flux.shape[0] == 0:
+        raise ValueError(f"{name} is empty (flux shape {flux.shape})")
+    axis = u.Quantity(spectrum.spectral_axis)
+    if axis.shape[0] != flux.shape[1]:
+        raise ValueError(
+            f"{name}: spectral axis has {axis.shape[0]} values but flux has "
+            f"{flux.shape[1]} pixels"
+        )
+    axis, flipped = check_spectral_axis(axis, name=f"{name}.spectral_axis")
+    ivar = _ivar_from(spectrum.uncertainty, spectrum.flux.shape, name)
+    mask = np.zeros(flux.shape, dtype=bool)
+    if spectrum.mask is not None:
+        given = np.asarray(spectrum.mask, dtype=bool)
+        if given.shape != spectrum.flux.shape:
+            raise ValueError(
+                f"{name}: mask has shape {given.shape} but flux has shape {spectrum.flux.shape}"
+            )
+        mask |= given.reshape(flux.shape)
+    if ivar is not None:
+        ivar = ivar.reshape(flux.shape)
+        good_ivar = np.isfinite(ivar) & (ivar > 0)
+        mask |= ~good_ivar
+        ivar = np.where(good_ivar, ivar, 0.0)
+    mask |= ~np.isfinite(flux)
+    if flipped:
+        flux, mask = flux[:, ::-1], mask[:, ::-1]
+        ivar = None if ivar is None else ivar[:, ::-1]
+    return SpectraBatch(
+        flux=flux,
+        spectral_axis=axis,
+        ivar=ivar,
+        mask=mask,
+        flux_unit=spectrum.flux.unit,
+        meta=dict(spectrum.meta) if spectrum.meta else {},
+    )
+
+
+def iter_batches(spectra, name="spectra"):
+    """Split the input into batches of spectra that each share one axis.
+
+    Parameters
+    ----------
+    spectra : `~specutils.Spectrum` or iterable of `~specutils.Spectrum`
+        One spectrum, one batch, or a list of spectra (each 1-D or a batch) on
+        any grids.
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    list of `SpectraBatch`
+        One entry per input `~specutils.Spectrum`, in input order.
+    """
+    if isinstance(spectra, Spectrum):
+        return [_spectrum_to_batch(spectra, name)]
+    if isinstance(spectra, (str, bytes, np.ndarray, u.Quantity)) or not hasattr(
+        spectra, "__iter__"
+    ):
+        raise TypeError(
+            f"{name} must be a specutils.Spectrum or a list of them, got {type(spectra).__name__}"
+        )
+    batches = [_spectrum_to_batch(s, f"{name}[{i}]") for i, s in enumerate(spectra)]
+    if not batches:
+        raise ValueError(f"{name} is empty; expected at least one spectrum")
+    return batches
+
+
+def _same_axis(a, b):
+    if a.shape != b.shape:
+        return False
+    return np.array_equal(a.to_value(b.unit, equivalencies=u.spectral()), b.value)
+
+
+def to_batch(spectra, name="spectra"):
+    """Stack spectra that share one spectral axis into a single `SpectraBatch`.
+
+    Raises
+    ------
+    ValueError
+        If the spectra are on different spectral axes (resample them first
+        with `~stellarlatent.preprocessing.Resampler`).
+    """
+    batches = iter_batches(spectra, name)
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    for i, other in enumerate(batches[1:], start=1):
+        if not _same_axis(other.spectral_axis, first.spectral_axis):
+            raise ValueError(
+                f"{name}[{i}] is on a different spectral axis from {name}[0]; "
+                "put them on one grid first with stellarlatent.preprocessing.Resampler"
+            )
+        if not other.flux_unit.is_equivalent(first.flux_unit):
+            raise u.UnitsError(
+                f"{name}[{i}] has flux unit '{other.flux_unit}', not convertible to "
+                f"'{first.flux_unit}' of {name}[0]"
+            )
+    has_ivar = all(b.ivar is not None for b in batches)
+    flux, ivar = [], []
+    for b in batches:
+        scale = b.flux_unit.to(first.flux_unit)
+        flux.append(b.flux * scale)
+        if has_ivar:
+            ivar.append(b.ivar / scale**2)
+    return SpectraBatch(
+        flux=np.concatenate(flux),
+        spectral_axis=first.spectral_axis,
+        ivar=np.concatenate(ivar) if has_ivar else None,
+        mask=np.concatenate([b.mask for b in batches]),
+        flux_unit=first.flux_unit,
+        meta=first.meta,
+    )
+
+
+def from_batch(batch):
+    """Build a batch `~specutils.Spectrum` (spectral axis last) from a `SpectraBatch`."""
+    uncertainty = None
+    if batch.ivar is not None:
+        uncertainty = InverseVariance(batch.ivar, unit=batch.flux_unit**-2)
+    return Spectrum(
+        flux=batch.flux * batch.flux_unit,
+        spectral_axis=batch.spectral_axis,
+        uncertainty=uncertainty,
+        mask=batch.mask.copy(),
+        meta=dict(batch.meta),
+        spectral_axis_index=1,
+    )
+
+
+def as_flux_array(X, name="X", dtype=np.float32):
+    """Return flux, mask and (optional) inverse variance arrays for an estimator.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_spectra, n_pixels) or `~specutils.Spectrum`
+        Plain arrays are taken as flux with every finite pixel valid.
+    name : str
+        Name of the argument, used in error messages.
+    dtype : numpy dtype
+        Floating type of the returned arrays.
+
+    Returns
+    -------
+    flux : ndarray, shape (n_spectra, n_pixels)
+        Masked pixels are set to zero.
+    mask : ndarray of bool
+        ``True`` marks a bad pixel.
+    ivar : ndarray or None
+        Inverse variance (zero at masked pixels), or ``None`` when unknown.
+    spectral_axis : `~astropy.units.Quantity` or None
+        The shared spectral axis when ``X`` was a Spectrum.
+    """
+    if isinstance(X, Spectrum) or (
+        isinstance(X, (list, tuple)) and X and all(isinstance(s, Spectrum) for s in X)
+    ):
+        batch = to_batch(X, name)
+        flux, mask, ivar, axis = batch.flux, batch.mask, batch.ivar, batch.spectral_axis
+    else:
+        if isinstance(X, u.Quantity):
+            X = X.value
+        try:
+            flux = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} must be a 2-D array of flux or a specutils.Spectrum, "
+                f"got {type(X).__name__}"
+            ) from exc
+        if flux.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D (n_spectra, n_pixels), got an array of shape {flux.shape}"
+            )
+        if flux.shape[0] == 0 or flux.shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {flux.shape})")
+        mask, ivar, axis = ~np.isfinite(flux), None, None
+    mask = mask | ~np.isfinite(flux)
+    all_bad = mask.all(axis=1)
+    if all_bad.any():
+        raise ValueError(
+            f"{name} has {int(all_bad.sum())} spectra with no valid pixel "
+            f"(first at row {int(np.flatnonzero(all_bad)[0])}); remove them first"
+        )
+    flux = np.where(mask, 0.0, flux).astype(dtype)
+    if ivar is not None:
+        ivar = np.where(mask, 0.0, ivar).astype(dtype)
+    return flux, mask, ivar, axis
