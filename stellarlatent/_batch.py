@@ -181,6 +181,12 @@ def _spectrum_to_batch(spectrum, name):
         mask |= ~good_ivar
         ivar = np.where(good_ivar, ivar, 0.0)
     mask |= ~np.isfinite(flux)
+    empty = mask.all(axis=1)
+    if empty.any():
+        raise ValueError(
+            f"{name} has {int(empty.sum())} spectra with no valid pixel (all NaN or masked; "
+            f"first at row {int(np.flatnonzero(empty)[0])}); expected at least one valid pixel"
+        )
     if flipped:
         flux, mask = flux[:, ::-1], mask[:, ::-1]
         ivar = None if ivar is None else ivar[:, ::-1]

@@ -1,0 +1,66 @@
+"""Shared behaviour of the Spectrum-in, Spectrum-out transformers."""
+
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._batch import from_batch, iter_batches, to_batch
+
+__all__ = ["SpectrumTransformer"]
+
+
+class SpectrumTransformer(TransformerMixin, BaseEstimator):
+    """Base class for transformers that take and return `~specutils.Spectrum`.
+
+    Subclasses implement ``_transform_batch(batch) -> SpectraBatch`` for spectra
+    that share one grid. ``fit`` learns nothing unless a subclass overrides it,
+    but it validates the input and returns ``self`` so that every transformer
+    composes with `sklearn.pipeline.make_pipeline`. A transformer with nothing
+    to learn counts as fitted from the start, so ``transform`` works without
+    ``fit``; subclasses that learn override ``__sklearn_is_fitted__``.
+    """
+
+    def fit(self, spectra, y=None):
+        """Validate ``spectra``; nothing is learned.
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+        y : None
+            Ignored; present for scikit-learn compatibility.
+
+        Returns
+        -------
+        self
+        """
+        iter_batches(spectra, "spectra")
+        return self
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def transform(self, spectra):
+        """Apply the transformation to spectra that share one grid.
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            One spectrum, a batch (2-D flux, spectral axis last), or a list of
+            spectra on one grid.
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch: flux of shape ``(n_spectra, n_pixels)``.
+        """
+        check_is_fitted(self)
+        return from_batch(self._transform_batch(to_batch(spectra, "spectra")))
+
+    def _transform_batch(self, batch):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = False
+        return tags

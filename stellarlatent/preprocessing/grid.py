@@ -1,0 +1,245 @@
+"""Spectral grids: the common axis every spectrum of a batch is put on."""
+
+import astropy.constants as const
+import astropy.units as u
+import numpy as np
+
+from .._batch import check_spectral_axis
+
+__all__ = ["SpectralGrid", "bin_edges"]
+
+_C_KMS = const.c.to_value(u.km / u.s)
+
+
+def bin_edges(centers):
+    """Pixel edges from pixel centres, as specutils defines them.
+
+    Interior edges are midpoints between neighbouring centres; the two outer
+    edges extrapolate the first and last steps. This is the convention of
+    `specutils.SpectralAxis.bin_edges`, which flux-conserving resampling
+    relies on.
+
+    Parameters
+    ----------
+    centers : ndarray, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n + 1,)
+
+    Examples
+    --------
+    >>> bin_edges(np.array([1.0, 2.0, 4.0]))
+    array([0.5, 1.5, 3. , 5. ])
+    """
+    centers = np.asarray(centers, dtype=float)
+    a = np.insert(centers, 0, 2 * centers[0] - centers[1])
+    b = np.append(centers, 2 * centers[-1] - centers[-2])
+    return (a + b) / 2
+
+
+def _as_quantity(value, unit, name):
+    if isinstance(value, u.Quantity):
+        if not value.unit.is_equivalent(u.AA, equivalencies=u.spectral()):
+            raise u.UnitsError(f"{name} must have spectral units, got '{value.unit}'")
+        return value
+    if unit is None:
+        raise TypeError(
+            f"{name} must be an astropy Quantity (for example 4000 * u.AA), or give unit="
+        )
+    return u.Quantity(value, unit)
+
+
+class SpectralGrid:
+    """A strictly increasing spectral axis that spectra are resampled onto.
+
+    Build one with `log_uniform` (constant step in log wavelength, that is a
+    constant velocity step, the natural grid for convolutional networks and
+    Doppler shifts), `linear` or `from_velocity_step`, or wrap any increasing
+    `~astropy.units.Quantity`.
+
+    Parameters
+    ----------
+    spectral_axis : `~astropy.units.Quantity`
+        Pixel centres in any spectral unit; decreasing values are reversed.
+    kind : {"custom", "log_uniform", "linear"}
+        How the grid was built; informational.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> grid = SpectralGrid.log_uniform(4000 * u.AA, 7000 * u.AA, 4096)
+    >>> len(grid), grid.kind
+    (4096, 'log_uniform')
+    >>> grid.velocity_step  # doctest: +FLOAT_CMP
+    <Quantity 40.96901843 km / s>
+    """
+
+    def __init__(self, spectral_axis, kind="custom"):
+        axis, _ = check_spectral_axis(spectral_axis, "spectral_axis")
+        self.spectral_axis = axis
+        self.kind = kind
+
+    @classmethod
+    def log_uniform(cls, start, stop, n, *, unit=None):
+        """A grid with a constant step in the logarithm of the spectral coordinate.
+
+        Parameters
+        ----------
+        start, stop : `~astropy.units.Quantity`
+            First and last pixel centres (inclusive).
+        n : int
+            Number of pixels.
+        unit : `~astropy.units.UnitBase`, optional
+            Unit of ``start`` and ``stop`` when they are plain numbers.
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> SpectralGrid.log_uniform(4000 * u.AA, 4010 * u.AA, 3).spectral_axis  # doctest: +FLOAT_CMP
+        <Quantity [4000.        , 4004.99687695, 4010.        ] Angstrom>
+        """
+        start, stop, n = cls._check_range(start, stop, n, unit)
+        values = np.geomspace(start.value, stop.to_value(start.unit), n)
+        return cls(values * start.unit, kind="log_uniform")
+
+    @classmethod
+    def linear(cls, start, stop, n, *, unit=None):
+        """A grid with a constant step in the spectral coordinate.
+
+        Parameters
+        ----------
+        start, stop : `~astropy.units.Quantity`
+            First and last pixel centres (inclusive).
+        n : int
+            Number of pixels.
+        unit : `~astropy.units.UnitBase`, optional
+            Unit of ``start`` and ``stop`` when they are plain numbers.
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> SpectralGrid.linear(3540.5 * u.AA, 3542.3 * u.AA, 3).spectral_axis
+        <Quantity [3540.5, 3541.4, 3542.3] Angstrom>
+        """
+        start, stop, n = cls._check_range(start, stop, n, unit)
+        values = np.linspace(start.value, stop.to_value(start.unit), n)
+        return cls(values * start.unit, kind="linear")
+
+    @classmethod
+    def from_velocity_step(cls, start, stop, step, *, unit=None):
+        """A log-uniform grid whose neighbouring pixels differ by ``step`` in velocity.
+
+        Pixel ``i`` sits at ``start * exp(i * step / c)``; the grid ends at the
+        last pixel not beyond ``stop``.
+
+        Parameters
+        ----------
+        start, stop : `~astropy.units.Quantity`
+            Spectral range in a wavelength unit.
+        step : `~astropy.units.Quantity`
+            Velocity step per pixel, for example ``2 * u.km / u.s``.
+        unit : `~astropy.units.UnitBase`, optional
+            Unit of ``start`` and ``stop`` when they are plain numbers.
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> grid = SpectralGrid.from_velocity_step(5000 * u.AA, 5001 * u.AA, 10 * u.km / u.s)
+        >>> len(grid)
+        6
+        """
+        start = _as_quantity(start, unit, "start")
+        stop = _as_quantity(stop, unit, "stop")
+        if not isinstance(step, u.Quantity) or not step.unit.is_equivalent(u.km / u.s):
+            raise u.UnitsError(f"step must be a velocity Quantity (for example 2 * u.km / u.s), got {step!r}")
+        if not start.unit.is_equivalent(u.AA):
+            raise u.UnitsError("start and stop must be wavelengths for a velocity-step grid")
+        dlog = step.to_value(u.km / u.s) / _C_KMS
+        if not dlog > 0:
+            raise ValueError(f"step must be positive, got {step}")
+        ratio = np.log(stop.to_value(start.unit) / start.value)
+        if not ratio > 0:
+            raise ValueError(f"stop must be greater than start, got start={start}, stop={stop}")
+        n = int(np.floor(ratio / dlog * (1 + 1e-12))) + 1
+        if n < 2:
+            raise ValueError(f"step {step} is larger than the range from {start} to {stop}")
+        values = start.value * np.exp(dlog * np.arange(n))
+        return cls(values * start.unit, kind="log_uniform")
+
+    @staticmethod
+    def _check_range(start, stop, n, unit):
+        start = _as_quantity(start, unit, "start")
+        stop = _as_quantity(stop, unit, "stop").to(start.unit, equivalencies=u.spectral())
+        if not (np.isscalar(n) or np.ndim(n) == 0) or int(n) != n or n < 2:
+            raise ValueError(f"n must be an integer of at least 2, got {n!r}")
+        if not (np.isfinite(start.value) and np.isfinite(stop.value)) or start.value <= 0:
+            raise ValueError(f"start must be positive and finite, got {start}")
+        if not stop.value > start.value:
+            raise ValueError(f"stop must be greater than start, got start={start}, stop={stop}")
+        return start, stop, int(n)
+
+    @property
+    def unit(self):
+        """The unit of the spectral axis."""
+        return self.spectral_axis.unit
+
+    @property
+    def edges(self):
+        """Pixel edges (`bin_edges` of the centres), a Quantity of length ``n + 1``."""
+        return bin_edges(self.spectral_axis.value) * self.unit
+
+    @property
+    def velocity_step(self):
+        """Velocity step per pixel of a log-uniform wavelength grid, else ``None``."""
+        if self.kind != "log_uniform":
+            return None
+        values = self.spectral_axis.value
+        return (np.log(values[-1] / values[0]) / (len(values) - 1)) * _C_KMS * u.km / u.s
+
+    def to_dict(self):
+        """A JSON-serialisable description that `from_dict` restores exactly."""
+        return {
+            "kind": self.kind,
+            "unit": self.unit.to_string(),
+            "values": self.spectral_axis.value.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a grid written by `to_dict`."""
+        try:
+            return cls(np.asarray(data["values"], float) * u.Unit(data["unit"]), kind=data["kind"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a SpectralGrid description: {exc}") from exc
+
+    def __len__(self):
+        return self.spectral_axis.size
+
+    def __eq__(self, other):
+        if not isinstance(other, SpectralGrid):
+            return NotImplemented
+        return len(self) == len(other) and np.array_equal(
+            self.spectral_axis.value,
+            other.spectral_axis.to_value(self.unit, equivalencies=u.spectral()),
+        )
+
+    __hash__ = None
+
+    def __repr__(self):
+        axis = self.spectral_axis
+        return (
+            f"<SpectralGrid {self.kind}: {len(self)} pixels from {axis[0]:.6g} to {axis[-1]:.6g}>"
+        )
+
+    @classmethod
+    def coerce(cls, grid, name="grid"):
+        """Return ``grid`` as a `SpectralGrid` (it may already be one, or a Quantity)."""
+        if isinstance(grid, cls):
+            return grid
+        if isinstance(grid, u.Quantity):
+            return cls(u.Quantity(grid), kind="custom")
+        raise TypeError(
+            f"{name} must be a SpectralGrid or a Quantity of spectral coordinates, "
+            f"got {type(grid).__name__}"
+        )
