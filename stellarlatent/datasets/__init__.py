@@ -1,0 +1,30 @@
+"""Readers for stellar spectra, an out-of-core store and download helpers."""
+
+from ._paths import find_data_dir
+from .harps import identify_harps_adp, read_harps, read_harps_adp
+from .miles import MILES_FLAGGED, read_miles, read_miles_table, write_miles
+from .phoenix import (
+    PHOENIX_FLUX_UNIT,
+    fetch_phoenix,
+    phoenix_url,
+    phoenix_wave_url,
+    read_phoenix,
+    read_phoenix_grid,
+)
+
+__all__ = [
+    "find_data_dir",
+    "read_miles",
+    "read_miles_table",
+    "write_miles",
+    "MILES_FLAGGED",
+    "read_harps",
+    "read_harps_adp",
+    "identify_harps_adp",
+    "read_phoenix",
+    "read_phoenix_grid",
+    "fetch_phoenix",
+    "phoenix_url",
+    "phoenix_wave_url",
+    "PHOENIX_FLUX_UNIT",
+]

@@ -1,0 +1,484 @@
+"""Reader (and writer) for the MILES empirical stellar library.
+
+MILES v9.1 (Sanchez-Blazquez et al. 2006; Cenarro et al. 2007; Falcon-Barroso
+et al. 2011) ships one 1-D FITS image per star, ``MILES_res2.50_star_mNNNNV.fits``,
+on a linear grid of **air** wavelengths in Angstrom given by the header keywords
+``CRVAL1``, ``CDELT1`` and ``CRPIX1``, and a fixed-width parameter table,
+``paramsMILES_v9.1.txt``, with star name, MILES number, spectral type, Teff,
+log g and [Fe/H].
+"""
+
+import re
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.table import MaskedColumn, QTable
+from astropy.utils.masked import Masked
+
+from .._batch import SpectraBatch, from_batch, to_batch
+from .._logging import log
+from ._paths import find_data_dir
+
+__all__ = ["read_miles", "read_miles_table", "write_miles", "MILES_FLAGGED"]
+
+MILES_FLAGGED = frozenset({970})
+"""MILES numbers of the stars that the MILES team flags as problematic."""
+
+MILES_PARAMS_FILE = "paramsMILES_v9.1.txt"
+MILES_PATTERN = "MILES_res2.50_star_m*V.fits"
+
+# Tokens the parameter table writes where a number is malformed, and the star meant.
+_ID_FIXES = {"022.": 221}
+_HEADER_TOKENS = ("Name", "MILES", "CaT", "SpT", "Teff", "log g", "[Fe/H]", "Refs")
+_ID_FROM_NAME = re.compile(r"_m(\d+)V?\.fits?$", re.IGNORECASE)
+_LABEL_UNITS = {"teff": u.K, "logg": u.dex, "feh": u.dex}
+
+
+def _columns_from_header(line, path):
+    starts = []
+    for token in _HEADER_TOKENS:
+        position = line.find(token)
+        if position < 0:
+            raise ValueError(
+                f"{path}: header line has no column '{token}'; expected the MILES "
+                f"parameter table layout ({', '.join(_HEADER_TOKENS)})"
+            )
+        starts.append(position)
+    if starts != sorted(starts):
+        raise ValueError(f"{path}: header columns are out of order: {line!r}")
+    return list(zip(starts, starts[1:] + [None]))
+
+
+def _parse_float(text):
+    text = text.strip()
+    if text in ("", "--"):
+        return np.nan, True
+    return float(text), False
+
+
+def _parse_id(text, path, lineno):
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    if text in _ID_FIXES:
+        log.debug("%s:%d: MILES number %r read as %04d", path, lineno, text, _ID_FIXES[text])
+        return _ID_FIXES[text]
+    log.warning("%s:%d: malformed MILES number %r; row skipped", path, lineno, text)
+    return None
+
+
+def read_miles_table(path):
+    """Read the MILES parameter table (all stars, with or without spectra).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The table file, for example ``paramsMILES_v9.1.txt``, or the folder
+        holding it.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        One row per star of the table, in table order, with columns
+        ``miles_id`` (int), ``name``, ``cluster`` (bool: the star belongs to a
+        cluster), ``sptype``, ``teff`` [K], ``logg`` [dex], ``feh`` [dex] and
+        ``flagged`` (bool: the MILES team flags the star as problematic).
+        Labels the table writes as ``--`` are masked.
+
+    Notes
+    -----
+    Columns are located from the positions of the names in the first header
+    line; the two lines that follow it are skipped. The row whose MILES number
+    is the malformed ``022.`` is star 0221 (HD 044691A).
+
+    Examples
+    --------
+    >>> from stellarlatent.datasets import find_data_dir, read_miles_table
+    >>> miles = find_data_dir("miles")
+    >>> if miles is not None:  # doctest: +SKIP
+    ...     table = read_miles_table(miles)
+    ...     print(len(table))
+    985
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MILES_PARAMS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no MILES parameter table at {path}")
+    lines = path.read_text(encoding="latin-1").splitlines()
+    if len(lines) < 3:
+        raise ValueError(f"{path}: expected a header of three lines, got {len(lines)} lines")
+    slices = dict(zip(_HEADER_TOKENS, _columns_from_header(lines[0], path)))
+
+    def field(line, token):
+        start, stop = slices[token]
+        return line[start:stop]
+
+    rows = {key: [] for key in ("miles_id", "name", "cluster", "sptype")}
+    values = {key: [] for key in _LABEL_UNITS}
+    masks = {key: [] for key in _LABEL_UNITS}
+    for lineno, line in enumerate(lines[3:], start=4):
+        if not line.strip():
+            continue
+        miles_id = _parse_id(field(line, "MILES"), path, lineno)
+        if miles_id is None:
+            continue
+        name = field(line, "Name").rstrip()
+        cluster = name.endswith(" Cl")
+        if cluster:
+            name = name[:-3]
+        try:
+            parsed = {
+                key: _parse_float(field(line, token))
+                for key, token in zip(_LABEL_UNITS, ("Teff", "log g", "[Fe/H]"))
+            }
+        except ValueError as exc:
+            log.warning("%s:%d: unreadable labels (%s); row skipped", path, lineno, exc)
+            continue
+        rows["miles_id"].append(miles_id)
+        rows["name"].append(name.strip())
+        rows["cluster"].append(cluster)
+        rows["sptype"].append(field(line, "SpT").strip())
+        for key, (value, missing) in parsed.items():
+            values[key].append(value)
+            masks[key].append(missing)
+
+    table = QTable()
+    table["miles_id"] = np.array(rows["miles_id"], dtype=int)
+    table["name"] = np.array(rows["name"], dtype=str)
+    table["cluster"] = np.array(rows["cluster"], dtype=bool)
+    sptype = np.array(rows["sptype"], dtype=str)
+    table["sptype"] = MaskedColumn(sptype, mask=sptype == "")
+    for key, unit in _LABEL_UNITS.items():
+        table[key] = Masked(u.Quantity(values[key], unit), mask=np.array(masks[key], dtype=bool))
+    table["flagged"] = np.isin(table["miles_id"], sorted(MILES_FLAGGED))
+    duplicated = np.unique(table["miles_id"], return_counts=True)
+    duplicated = duplicated[0][duplicated[1] > 1]
+    if duplicated.size:
+        log.warning("%s: MILES numbers listed more than once: %s", path, duplicated.tolist())
+    return table
+
+
+def _wavelengths(header, n_pixels, path):
+    try:
+        start, step = float(header["CRVAL1"]), float(header["CDELT1"])
+    except KeyError as exc:
+        raise ValueError(f"{path}: no linear wavelength solution ({exc.args[0]} missing)") from None
+    reference = float(header.get("CRPIX1", 1.0))
+    unit = u.Unit(header.get("CUNIT1", "Angstrom"), parse_strict="silent")
+    if not unit.is_equivalent(u.AA):
+        unit = u.AA
+    pixels = np.arange(1, n_pixels + 1, dtype=float)
+    return (start + (pixels - reference) * step) * unit
+
+
+def _read_one(path):
+    with fits.open(path, memmap=False) as hdul:
+        header = hdul[0].header
+        data = hdul[0].data
+        if data is None or data.ndim != 1:
+            shape = None if data is None else data.shape
+            raise ValueError(f"primary array has shape {shape}, expected a 1-D spectrum")
+        return np.asarray(data, dtype=float), _wavelengths(header, data.size, path), header
+
+
+def _file_id(path):
+    match = _ID_FROM_NAME.search(path.name)
+    return int(match.group(1)) if match else None
+
+
+def _select_files(directory, pattern, ids, exclude_flagged):
+    files = sorted(directory.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"directory: no files matching '{pattern}' in {directory}")
+    file_ids = [_file_id(f) for f in files]
+    if ids is not None:
+        wanted = {int(i) for i in np.atleast_1d(ids)}
+        found = {i for i in file_ids if i in wanted}
+        if wanted - found:
+            log.warning(
+                "ids: no spectrum file for MILES numbers %s in %s", sorted(wanted - found), directory
+            )
+        keep = [i in wanted for i in file_ids]
+        files = [f for f, k in zip(files, keep) if k]
+        file_ids = [i for i, k in zip(file_ids, keep) if k]
+        if not files:
+            raise ValueError(f"ids: none of the requested MILES numbers has a file in {directory}")
+    if exclude_flagged:
+        keep = [i not in MILES_FLAGGED for i in file_ids]
+        files = [f for f, k in zip(files, keep) if k]
+        file_ids = [i for i, k in zip(file_ids, keep) if k]
+    return files, file_ids
+
+
+def _labels_for(file_ids, files, params, directory):
+    n = len(files)
+    row_of = {}
+    if params is not None:
+        row_of = {int(i): row for row, i in enumerate(params["miles_id"])}
+    rows = np.array([row_of.get(i, -1) if i is not None else -1 for i in file_ids], dtype=int)
+    missing = rows < 0
+    if missing.any():
+        log.warning(
+            "%d spectrum files in %s have no row in the parameter table; their labels "
+            "are masked: %s",
+            int(missing.sum()),
+            directory,
+            ", ".join(f.name for f, m in zip(files, missing) if m),
+        )
+    take = np.where(missing, 0, rows)
+    table = QTable()
+    ids = np.array([-1 if i is None else i for i in file_ids], dtype=int)
+    table["miles_id"] = MaskedColumn(ids, mask=ids < 0) if (ids < 0).any() else ids
+    for key in ("name", "sptype"):
+        if params is None:
+            table[key] = MaskedColumn(np.full(n, "", dtype=str), mask=np.ones(n, bool))
+            continue
+        column = params[key][take]
+        column_mask = missing | np.ma.getmaskarray(column)
+        table[key] = MaskedColumn(np.asarray(np.ma.filled(column, ""), dtype=str), mask=column_mask)
+    cluster = np.zeros(n, bool) if params is None else np.asarray(params["cluster"])[take] & ~missing
+    table["cluster"] = cluster
+    for key, unit in _LABEL_UNITS.items():
+        if params is None:
+            table[key] = Masked(np.full(n, np.nan) * unit, mask=np.ones(n, bool))
+            continue
+        column = params[key][take]
+        table[key] = Masked(column.unmasked, mask=column.mask | missing)
+    table["flagged"] = np.isin(ids, sorted(MILES_FLAGGED))
+    table["filename"] = np.array([f.name for f in files], dtype=str)
+    return table
+
+
+def read_miles(
+    directory=None,
+    *,
+    ids=None,
+    pattern=MILES_PATTERN,
+    exclude_flagged=False,
+    params_file=MILES_PARAMS_FILE,
+):
+    """Read MILES spectra and their labels.
+
+    Parameters
+    ----------
+    directory : str or path-like, optional
+        Folder with the MILES FITS files and the parameter table. By default
+        the ``miles`` folder of `find_data_dir`.
+    ids : int or sequence of int, optional
+        MILES numbers of the stars to read (default: every file present).
+    pattern : str, optional
+        Glob pattern of the spectrum files inside ``directory``.
+    exclude_flagged : bool, optional
+        Leave out the stars that the MILES team flags as problematic
+        (`MILES_FLAGGED`: MILES 0970). By default they are read and marked in
+        the ``flagged`` column.
+    params_file : str, optional
+        Name of the parameter table inside ``directory``. When it is absent
+        the labels are masked and a warning is logged.
+
+    Returns
+    -------
+    spectra : `~specutils.Spectrum`
+        A batch: flux of shape ``(n_spectra, n_pixels)``, spectral axis last
+        (``spectral_axis_index=1``), in air wavelengths (Angstrom) from the
+        header keywords ``CRVAL1``, ``CDELT1`` and ``CRPIX1``. The flux is
+        relative (dimensionless). Zero-valued pixels (fill values at the ends
+        of a few spectra, one isolated dead pixel) and non-finite ones are
+        masked (``mask`` True). ``meta`` holds ``wavelength_medium="air"`` and
+        the resolution ``fwhm`` when the header gives it.
+    labels : `~astropy.table.QTable`
+        One row per spectrum, in the order of the spectra: ``miles_id``,
+        ``name``, ``sptype``, ``cluster``, ``teff`` [K], ``logg`` [dex],
+        ``feh`` [dex], ``flagged`` and ``filename``. Missing labels are masked;
+        files without a row in the parameter table get masked labels and a
+        logged warning.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or any spectrum file in it cannot be found.
+    ValueError
+        If no file could be read, or ``ids`` selects no file.
+
+    Notes
+    -----
+    Files are sorted by name, hence by MILES number. A file that cannot be read
+    or whose wavelength grid differs from that of the first file is skipped
+    with a logged warning.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from specutils import Spectrum
+    >>> from stellarlatent.datasets import read_miles, write_miles
+    >>> wave = (3540.5 + 0.9 * np.arange(50)) * u.AA
+    >>> flux = np.ones((2, 50))
+    >>> flux[1, -3:] = 0.0
+    >>> table = QTable({"miles_id": [1, 2], "name": ["HD000001", "HD000002"],
+    ...                 "teff": [5800, 4500] * u.K, "logg": [4.4, 2.5] * u.dex,
+    ...                 "feh": [0.0, -0.5] * u.dex})
+    >>> folder = tempfile.mkdtemp()
+    >>> write_miles(folder, Spectrum(flux=flux * u.one, spectral_axis=wave,
+    ...                              spectral_axis_index=1), table)
+    >>> spectra, labels = read_miles(folder)
+    >>> spectra.flux.shape
+    (2, 50)
+    >>> spectra.mask[1, -4:].tolist()
+    [False, True, True, True]
+    >>> print(labels["miles_id", "name", "teff", "logg"])
+    miles_id   name    teff  logg
+                        K    dex 
+    -------- -------- ------ ----
+           1 HD000001 5800.0  4.4
+           2 HD000002 4500.0  2.5
+    """
+    if directory is None:
+        directory = find_data_dir("miles")
+        if directory is None:
+            raise FileNotFoundError(
+                "directory: no MILES folder given and none found (set STELLARLATENT_DATA "
+                "or stellarlatent.conf.data_dir)"
+            )
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"directory: {directory} is not a folder")
+    files, file_ids = _select_files(directory, pattern, ids, exclude_flagged)
+
+    params = None
+    if (directory / params_file).is_file():
+        params = read_miles_table(directory / params_file)
+    else:
+        log.warning("no parameter table %s in %s; labels are masked", params_file, directory)
+
+    flux, kept, kept_ids = [], [], []
+    axis, header0 = None, None
+    for path, file_id in zip(files, file_ids):
+        try:
+            values, wave, header = _read_one(path)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s skipped: %s", path.name, exc)
+            continue
+        if axis is None:
+            axis, header0 = wave, header
+        elif wave.shape != axis.shape or not np.allclose(
+            wave.to_value(axis.unit), axis.value, rtol=0, atol=1e-6 * abs(axis.value[1] - axis.value[0])
+        ):
+            log.warning("%s skipped: its wavelength grid differs from %s", path.name, kept[0].name)
+            continue
+        flux.append(values)
+        kept.append(path)
+        kept_ids.append(file_id)
+    if not flux:
+        raise ValueError(f"directory: no MILES spectrum in {directory} could be read")
+    if len(kept) < len(files):
+        log.warning("read %d of %d MILES files; %d skipped", len(kept), len(files), len(files) - len(kept))
+
+    flux = np.vstack(flux)
+    mask = (flux == 0) | ~np.isfinite(flux)
+    meta = {"wavelength_medium": "air", "library": "MILES"}
+    if "FWHM" in header0:
+        meta["fwhm"] = float(header0["FWHM"]) * axis.unit
+    batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask, meta=meta)
+    labels = _labels_for(kept_ids, kept, params, directory)
+    return from_batch(batch), labels
+
+
+def _format_label(value, fmt, width):
+    if np.ma.is_masked(value) or not np.isfinite(value):
+        return "--".rjust(width)
+    return format(value, fmt).rjust(width)
+
+
+def write_miles(directory, spectra, labels, *, overwrite=False):
+    """Write spectra and labels as a folder in the MILES layout.
+
+    The folder can be read back with `read_miles`; benchmarks use it to hand
+    train and test sets to other programs.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Destination folder (created if needed).
+    spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+        Spectra on one linear wavelength grid.
+    labels : `~astropy.table.Table`
+        One row per spectrum with an integer column ``miles_id`` and
+        optionally ``name``, ``sptype``, ``teff``, ``logg`` and ``feh``
+        (quantities are converted to K and dex; masked values are written
+        ``--``).
+    overwrite : bool, optional
+        Replace existing files.
+
+    Raises
+    ------
+    ValueError
+        If the grid is not linear, the number of labels differs from the
+        number of spectra, or ``miles_id`` is missing.
+    """
+    batch = to_batch(spectra, "spectra")
+    wave = batch.spectral_axis.to(u.AA, equivalencies=u.spectral())
+    step = np.diff(wave.value)
+    if not np.allclose(step, step[0], rtol=1e-6, atol=0):
+        raise ValueError("spectra: MILES files need a linear wavelength grid")
+    if "miles_id" not in labels.colnames:
+        raise ValueError("labels: a 'miles_id' column is required")
+    if len(labels) != batch.n_spectra:
+        raise ValueError(
+            f"labels: {len(labels)} rows for {batch.n_spectra} spectra; expected one row per spectrum"
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table_path = directory / MILES_PARAMS_FILE
+    if table_path.exists() and not overwrite:
+        raise FileExistsError(f"{table_path} exists; pass overwrite=True to replace it")
+
+    flux = np.where(batch.mask, 0.0, batch.flux)
+    for row, miles_id in enumerate(labels["miles_id"]):
+        header = fits.Header()
+        header["CRPIX1"] = 1
+        header["CRVAL1"] = float(wave.value[0])
+        header["CDELT1"] = float(step.mean())
+        header["CUNIT1"] = "Angstrom"
+        fits.PrimaryHDU(flux[row], header=header).writeto(
+            directory / f"MILES_res2.50_star_m{int(miles_id):04d}V.fits", overwrite=overwrite
+        )
+
+    def text(name, row):
+        if name not in labels.colnames or np.ma.is_masked(labels[name][row]):
+            return ""
+        return str(labels[name][row])
+
+    def number(name, unit, row):
+        if name not in labels.colnames:
+            return np.nan
+        value = labels[name][row]
+        if np.ma.is_masked(value):
+            return np.nan
+        if isinstance(value, u.Quantity):
+            value = value.unmasked if hasattr(value, "unmasked") else value
+            return float(value.to_value(unit))
+        return float(value)
+
+    lines = [
+        "Name                  MILES   CaT   SpT            Teff   log g   [Fe/H]  Refs",
+        "                      s????",
+        " - " * 30,
+    ]
+    for row in range(len(labels)):
+        name = text("name", row) or f"MILES{int(labels['miles_id'][row]):04d}"
+        lines.append(
+            f"{name[:17]:<22}{int(labels['miles_id'][row]):04d}{'':4}{'':6}"
+            f"{text('sptype', row)[:14]:<15}"
+            + _format_label(number("teff", u.K, row), ".0f", 5)
+            + "  "
+            + _format_label(number("logg", u.dex, row), ".2f", 6)
+            + "  "
+            + _format_label(number("feh", u.dex, row), ".2f", 6)
+        )
+    table_path.write_text("\n".join(lines) + "\n", encoding="latin-1")

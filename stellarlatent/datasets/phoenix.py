@@ -1,0 +1,433 @@
+"""PHOENIX-ACES-AGSS-COND-2011 high-resolution model spectra (Husser et al. 2013).
+
+Each model is one FITS file whose primary array is the flux in
+erg/s/cm^2/cm, with the model parameters in the header keywords ``PHXTEFF``,
+``PHXLOGG``, ``PHXM_H`` and ``PHXALPHA``; the wavelengths, in **vacuum**
+Angstrom, are in the single file ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``.
+"""
+
+import re
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.table import QTable
+from specutils import Spectrum
+
+from .. import conf
+from .._batch import SpectraBatch, from_batch
+from .._logging import log
+
+__all__ = [
+    "read_phoenix",
+    "read_phoenix_grid",
+    "fetch_phoenix",
+    "phoenix_url",
+    "phoenix_wave_url",
+    "PHOENIX_FLUX_UNIT",
+]
+
+PHOENIX_FLUX_UNIT = u.erg / (u.s * u.cm**2 * u.AA)
+"""Flux unit of the spectra returned by the PHOENIX readers."""
+
+_LIBRARY = "PHOENIX-ACES-AGSS-COND-2011"
+WAVE_FILE = f"WAVE_{_LIBRARY}.fits"
+_FILE_PATTERN = f"lte*.{_LIBRARY}-HiRes.fits"
+_NAME = re.compile(
+    r"lte(?P<teff>\d{5})-(?P<logg>\d+\.\d+)(?P<feh>[+-]\d+\.\d+)"
+    r"(?:\.Alpha=(?P<alpha>[+-]\d+\.\d+))?\." + re.escape(_LIBRARY)
+)
+_HEADER_LABELS = {"teff": "PHXTEFF", "logg": "PHXLOGG", "feh": "PHXM_H", "alpha": "PHXALPHA"}
+_LABEL_UNITS = {"teff": u.K, "logg": u.dex, "feh": u.dex, "alpha": u.dex}
+_FEH_VALUES = (-4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
+_ALPHA_VALUES = (-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+
+
+def _value(value, unit, name):
+    if isinstance(value, u.Quantity):
+        try:
+            return float(value.to_value(unit))
+        except u.UnitsError:
+            raise u.UnitsError(f"{name} must be in {unit}, got '{value.unit}'") from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or a Quantity, got {type(value).__name__}") from None
+
+
+def _on_steps(value, values):
+    return any(abs(value - v) < 1e-6 for v in values)
+
+
+def _check_grid_point(teff, logg, feh, alpha):
+    teff = _value(teff, u.K, "teff")
+    logg = _value(logg, u.dex, "logg")
+    feh = _value(feh, u.dex, "feh")
+    alpha = _value(alpha, u.dex, "alpha")
+    teff_ok = (2300 <= teff <= 7000 and abs(teff / 100 - round(teff / 100)) < 1e-9) or (
+        7000 <= teff <= 12000 and abs(teff / 200 - round(teff / 200)) < 1e-9
+    )
+    if not teff_ok:
+        raise ValueError(
+            f"teff={teff:g} K is not on the PHOENIX grid: 2300-7000 K in steps of 100 K, "
+            "7000-12000 K in steps of 200 K"
+        )
+    if not (0 <= logg <= 6 and _on_steps(logg, np.arange(0, 6.01, 0.5))):
+        raise ValueError(f"logg={logg:g} is not on the PHOENIX grid: 0 to 6 in steps of 0.5")
+    if not _on_steps(feh, _FEH_VALUES):
+        raise ValueError(f"feh={feh:g} is not on the PHOENIX grid: one of {list(_FEH_VALUES)}")
+    if not _on_steps(alpha, _ALPHA_VALUES):
+        raise ValueError(
+            f"alpha={alpha:g} is not on the PHOENIX grid: one of {list(_ALPHA_VALUES)}"
+        )
+    if abs(alpha) > 1e-9 and not (-3.0 <= feh <= 0.0 and 3500 <= teff <= 8000):
+        raise ValueError(
+            f"alpha={alpha:g} needs -3 <= feh <= 0 and 3500 K <= teff <= 8000 K "
+            f"(the alpha-enhanced PHOENIX models), got feh={feh:g}, teff={teff:g} K"
+        )
+    return int(round(teff)), round(logg * 2) / 2, round(feh * 2) / 2, round(alpha * 5) / 5
+
+
+def _signed(value, digits):
+    text = f"{value:+.{digits}f}"
+    return "-" + text[1:] if float(text) == 0 else text
+
+
+def phoenix_url(teff, logg, feh, alpha=0.0):
+    """URL of one PHOENIX-ACES HiRes model spectrum on the public server.
+
+    Parameters
+    ----------
+    teff : float or `~astropy.units.Quantity`
+        Effective temperature [K]: 2300-7000 K in steps of 100 K,
+        7000-12000 K in steps of 200 K.
+    logg : float or `~astropy.units.Quantity`
+        Surface gravity [dex], 0 to 6 in steps of 0.5.
+    feh : float or `~astropy.units.Quantity`
+        Metallicity [dex], one of -4, -3, -2, -1.5, -1, -0.5, 0, +0.5, +1.
+    alpha : float or `~astropy.units.Quantity`, optional
+        Alpha enhancement [dex], -0.2 to +1.2 in steps of 0.2 (non-zero only
+        for -3 <= feh <= 0 and 3500 K <= teff <= 8000 K).
+
+    Returns
+    -------
+    str
+        The URL under ``stellarlatent.conf.phoenix_url``.
+
+    Raises
+    ------
+    ValueError
+        If the parameters are not a point of the grid.
+
+    Examples
+    --------
+    >>> from stellarlatent.datasets import phoenix_url
+    >>> phoenix_url(5800, 4.5, 0.0).split("HiResFITS/")[1]
+    'PHOENIX-ACES-AGSS-COND-2011/Z-0.0/lte05800-4.50-0.0.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits'
+    >>> phoenix_url(4000, 1.0, -1.0, alpha=0.4).split("HiResFITS/")[1]
+    'PHOENIX-ACES-AGSS-COND-2011/Z-1.0.Alpha=+0.40/lte04000-1.00-1.0.Alpha=+0.40.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits'
+    """
+    teff, logg, feh, alpha = _check_grid_point(teff, logg, feh, alpha)
+    z = _signed(feh, 1)
+    folder = f"Z{z}"
+    stem = f"lte{teff:05d}-{logg:.2f}{z}"
+    if alpha != 0:
+        suffix = f".Alpha={alpha:+.2f}"
+        folder += suffix
+        stem += suffix
+    return f"{_base_url()}{_LIBRARY}/{folder}/{stem}.{_LIBRARY}-HiRes.fits"
+
+
+def phoenix_wave_url():
+    """URL of the wavelength file of the PHOENIX-ACES HiRes spectra.
+
+    Examples
+    --------
+    >>> from stellarlatent.datasets import phoenix_wave_url
+    >>> phoenix_wave_url().rsplit("/", 1)[1]
+    'WAVE_PHOENIX-ACES-AGSS-COND-2011.fits'
+    """
+    return f"{_base_url()}{WAVE_FILE}"
+
+
+def _base_url():
+    base = str(conf.phoenix_url)
+    return base if base.endswith("/") else base + "/"
+
+
+def _read_wave(wave_file):
+    if isinstance(wave_file, u.Quantity):
+        return wave_file.to(u.AA, equivalencies=u.spectral())
+    with fits.open(wave_file, memmap=False) as hdul:
+        data = hdul[0].data
+        if data is None or data.ndim != 1:
+            raise ValueError(f"wave_file: {wave_file} has no 1-D primary array")
+        unit = u.Unit(hdul[0].header.get("UNIT", "Angstrom"), parse_strict="silent")
+        if not unit.is_equivalent(u.AA):
+            unit = u.AA
+        return (np.asarray(data, dtype=float) * unit).to(u.AA)
+
+
+def _range_slice(wave, wavelength_range):
+    if wavelength_range is None:
+        return slice(None)
+    try:
+        lo, hi = u.Quantity(wavelength_range).to_value(u.AA, equivalencies=u.spectral())
+    except (TypeError, ValueError, u.UnitsError):
+        raise ValueError(
+            "wavelength_range must be a Quantity (min, max) in spectral units "
+            f"(vacuum wavelengths), got {wavelength_range!r}"
+        ) from None
+    lo, hi = min(lo, hi), max(lo, hi)
+    start = np.searchsorted(wave.value, lo, side="left")
+    stop = np.searchsorted(wave.value, hi, side="right")
+    if stop - start < 2:
+        raise ValueError(
+            f"wavelength_range ({lo:g}-{hi:g} Angstrom) keeps fewer than two pixels of the "
+            f"PHOENIX grid ({wave.value[0]:g}-{wave.value[-1]:g} Angstrom)"
+        )
+    return slice(start, stop)
+
+
+def _labels_from(header, path):
+    labels = {}
+    match = _NAME.search(Path(path).name) if path is not None else None
+    for key, card in _HEADER_LABELS.items():
+        value = header.get(card)
+        if value is None and match is not None:
+            value = match.group(key) or (0.0 if key == "alpha" else None)
+        labels[key] = np.nan if value is None else float(value)
+    return labels
+
+
+def _read_flux(flux_file, section):
+    with fits.open(flux_file, memmap=True) as hdul:
+        data = hdul[0].data
+        if data is None or data.ndim != 1:
+            raise ValueError(f"flux_file: {flux_file} has no 1-D primary array")
+        return np.array(data[section], dtype=float), hdul[0].header.copy(), data.size
+
+
+def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
+    """Read one PHOENIX-ACES HiRes model spectrum.
+
+    Parameters
+    ----------
+    flux_file : str or path-like
+        A ``lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits`` file.
+    wave_file : str, path-like or `~astropy.units.Quantity`
+        The wavelength file ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits`` (or its
+        wavelengths already read, to save reading it again).
+    wavelength_range : `~astropy.units.Quantity`, optional
+        ``(min, max)`` in vacuum wavelengths: keep only the pixels inside
+        (the full spectrum has about 1.5 million pixels).
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        1-D flux in erg/(s cm2 Angstrom) (`PHOENIX_FLUX_UNIT`; the file's
+        erg/s/cm^2/cm times 1e-8) on **vacuum** wavelengths in Angstrom.
+        ``meta`` holds ``teff`` [K], ``logg``, ``feh`` and ``alpha`` [dex]
+        from the header keywords ``PHXTEFF``, ``PHXLOGG``, ``PHXM_H`` and
+        ``PHXALPHA`` (from the file name when they are missing),
+        ``wavelength_medium="vacuum"``, ``filename`` and ``header``. Use
+        `stellarlatent.preprocessing.vacuum_to_air` to compare with air
+        wavelengths.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from astropy.io import fits
+    >>> from stellarlatent.datasets import read_phoenix
+    >>> folder = tempfile.mkdtemp()
+    >>> wave = os.path.join(folder, "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
+    >>> fits.PrimaryHDU(np.linspace(5000.0, 5010.0, 11)).writeto(wave)
+    >>> flux = os.path.join(folder, "lte05800-4.50-0.0.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits")
+    >>> header = fits.Header({"PHXTEFF": 5800.0, "PHXLOGG": 4.5, "PHXM_H": 0.0, "PHXALPHA": 0.0})
+    >>> fits.PrimaryHDU(np.full(11, 2e15, dtype=np.float32), header=header).writeto(flux)
+    >>> spectrum = read_phoenix(flux, wave, wavelength_range=[5002, 5005] * u.AA)
+    >>> spectrum.flux[:2]  # doctest: +FLOAT_CMP
+    <Quantity [2.e+07, 2.e+07] erg / (Angstrom s cm2)>
+    >>> spectrum.meta["teff"], spectrum.meta["logg"]
+    (<Quantity 5800. K>, <Quantity 4.5 dex>)
+    """
+    wave = _read_wave(wave_file)
+    section = _range_slice(wave, wavelength_range)
+    flux, header, n_flux = _read_flux(flux_file, section)
+    if n_flux != wave.size:
+        raise ValueError(
+            f"flux_file has {n_flux} pixels but wave_file has {wave.size}; "
+            "expected the wavelength file of the same PHOENIX release"
+        )
+    flux = (flux * (u.erg / (u.s * u.cm**3))).to(PHOENIX_FLUX_UNIT)
+    labels = _labels_from(header, flux_file)
+    meta = {key: value * _LABEL_UNITS[key] for key, value in labels.items()}
+    meta.update(
+        wavelength_medium="vacuum", filename=Path(flux_file).name, header=header
+    )
+    return Spectrum(
+        flux=flux,
+        spectral_axis=wave[section],
+        mask=~np.isfinite(flux.value),
+        meta=meta,
+    )
+
+
+def _find_wave_file(directory):
+    for folder in [directory, *list(directory.parents)[:3]]:
+        candidate = folder / WAVE_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"wave_file: no {WAVE_FILE} in {directory} or the three folders above it; pass wave_file"
+    )
+
+
+def read_phoenix_grid(
+    directory,
+    wave_file=None,
+    *,
+    pattern=_FILE_PATTERN,
+    wavelength_range=None,
+    grid=None,
+    method="flux_conserving",
+):
+    """Read a local folder of PHOENIX-ACES HiRes model spectra.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Folder searched recursively for files matching ``pattern`` (for
+        example a copy of the server's ``PHOENIX-ACES-AGSS-COND-2011`` folder
+        with its ``Z-*`` subfolders).
+    wave_file : str, path-like or `~astropy.units.Quantity`, optional
+        The wavelength file; by default ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``
+        in ``directory`` or one of the three folders above it.
+    pattern : str, optional
+        Glob pattern of the model files.
+    wavelength_range : `~astropy.units.Quantity`, optional
+        ``(min, max)`` vacuum wavelengths to keep (strongly advised: the full
+        grid has about 1.5 million pixels, 12 MB per spectrum).
+    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, optional
+        Resample onto this grid with `~stellarlatent.preprocessing.Resampler`.
+    method : str, optional
+        Resampling method when ``grid`` is given.
+
+    Returns
+    -------
+    spectra : `~specutils.Spectrum`
+        A batch (flux ``(n_spectra, n_pixels)`` in `PHOENIX_FLUX_UNIT`,
+        spectral axis last, vacuum wavelengths).
+    labels : `~astropy.table.QTable`
+        ``teff`` [K], ``logg``, ``feh``, ``alpha`` [dex] and ``filename``,
+        one row per spectrum in the same order (files sorted by path).
+
+    Notes
+    -----
+    Files that cannot be read are skipped, each with a logged reason.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from stellarlatent.datasets import read_phoenix_grid
+    >>> folder = tempfile.mkdtemp()
+    >>> fits.PrimaryHDU(np.linspace(5000.0, 5010.0, 11)).writeto(
+    ...     os.path.join(folder, "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits"))
+    >>> for teff in (5800, 6000):
+    ...     name = f"lte{teff:05d}-4.50-0.0.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits"
+    ...     header = fits.Header({"PHXTEFF": teff, "PHXLOGG": 4.5, "PHXM_H": 0.0,
+    ...                           "PHXALPHA": 0.0})
+    ...     fits.PrimaryHDU(np.ones(11, np.float32), header=header).writeto(
+    ...         os.path.join(folder, name))
+    >>> spectra, labels = read_phoenix_grid(folder)
+    >>> spectra.flux.shape
+    (2, 11)
+    >>> labels["teff"].value.tolist()
+    [5800.0, 6000.0]
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"directory: {directory} is not a folder")
+    files = sorted(directory.rglob(pattern))
+    if not files:
+        raise FileNotFoundError(f"directory: no files matching '{pattern}' in {directory}")
+    wave = _read_wave(_find_wave_file(directory) if wave_file is None else wave_file)
+    spectra, kept = [], []
+    for path in files:
+        try:
+            spectra.append(read_phoenix(path, wave, wavelength_range=wavelength_range))
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s skipped: %s", path.name, exc)
+            continue
+        kept.append(path)
+    if not spectra:
+        raise ValueError(f"directory: none of the {len(files)} PHOENIX files could be read")
+    if len(kept) < len(files):
+        log.warning("read %d PHOENIX files; %d skipped", len(kept), len(files) - len(kept))
+
+    labels = QTable()
+    for key, unit in _LABEL_UNITS.items():
+        labels[key] = u.Quantity([s.meta[key].to_value(unit) for s in spectra], unit)
+    labels["filename"] = np.array([p.name for p in kept], dtype=str)
+
+    if grid is not None:
+        from ..preprocessing import Resampler
+
+        batch = Resampler(grid=grid, method=method).fit(spectra).transform(spectra)
+        batch.meta.clear()
+        batch.meta["wavelength_medium"] = "vacuum"
+        return batch, labels
+    flux = np.vstack([s.flux.value for s in spectra])
+    batch = SpectraBatch(
+        flux=flux,
+        spectral_axis=spectra[0].spectral_axis,
+        mask=~np.isfinite(flux),
+        flux_unit=PHOENIX_FLUX_UNIT,
+        meta={"wavelength_medium": "vacuum"},
+    )
+    return from_batch(batch), labels
+
+
+def fetch_phoenix(teff, logg, feh, alpha=0.0, *, wavelength_range=None, cache=None, timeout=None):
+    """Download one PHOENIX-ACES HiRes model spectrum (cached) and read it.
+
+    Parameters
+    ----------
+    teff, logg, feh, alpha : float or `~astropy.units.Quantity`
+        A point of the grid (see `phoenix_url`).
+    wavelength_range : `~astropy.units.Quantity`, optional
+        ``(min, max)`` vacuum wavelengths to keep.
+    cache : bool, optional
+        Use the astropy download cache of stellarlatent (default
+        ``conf.cache``).
+    timeout : float, optional
+        Seconds to wait for the server (default ``conf.remote_timeout``).
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        As returned by `read_phoenix`.
+
+    Notes
+    -----
+    The files come from ``conf.phoenix_url`` through
+    `astropy.utils.data.download_file` (about 6 MB per model plus 6 MB for the
+    wavelength file, downloaded once).
+    """
+    from astropy.utils.data import download_file
+
+    url = phoenix_url(teff, logg, feh, alpha)
+    cache = conf.cache if cache is None else cache
+    timeout = conf.remote_timeout if timeout is None else timeout
+    log.info("downloading %s", url)
+    wave = download_file(phoenix_wave_url(), cache=cache, pkgname="stellarlatent", timeout=timeout)
+    flux = download_file(url, cache=cache, pkgname="stellarlatent", timeout=timeout)
+    spectrum = read_phoenix(flux, wave, wavelength_range=wavelength_range)
+    spectrum.meta["filename"] = url.rsplit("/", 1)[1]
+    spectrum.meta["url"] = url
+    return spectrum
