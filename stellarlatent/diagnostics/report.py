@@ -1,0 +1,477 @@
+"""One object that gathers the disentanglement diagnostics of a latent space."""
+
+from collections import namedtuple
+
+import numpy as np
+from astropy.table import Table
+
+from .._logging import log
+from ._labels import label_columns
+from ._plotting import axes_grid, axis_label, import_pyplot, single_axes
+from .disentanglement import (
+    PAPER_BINS,
+    _check_latents,
+    informative_dimensions,
+    latent_correlation,
+    latent_mad,
+    mutual_information,
+)
+from .traversal import LatentTraversalDisplay
+
+__all__ = ["DisentanglementReport", "BestDimension"]
+
+BestDimension = namedtuple("BestDimension", ["dim", "spearman", "mi"])
+BestDimension.__doc__ = """The latent dimension that carries a label best.
+
+Attributes
+----------
+dim : int
+    Index of the latent dimension.
+spearman : float
+    Spearman correlation of that dimension with the label.
+mi : float
+    Normalised mutual information of that dimension with the label (the
+    report's ``normalized_mutual_information``, comparable between
+    dimensions).
+"""
+
+
+class DisentanglementReport:
+    """MAD, informative dimensions, mutual information and correlations of latents.
+
+    Build it with `from_estimator` or `from_latents`; the constructor only
+    stores precomputed parts.
+
+    Parameters
+    ----------
+    latents : ndarray of shape (n_samples, latent_dim)
+    labels : dict
+        ``{name: (values, unit)}`` of the labels, NaN where missing.
+    mad : ndarray of shape (latent_dim,)
+    informative : ndarray of int
+    threshold : float
+    mutual_information : `~astropy.table.Table`
+        Mutual information in nats (one row per analysed dimension).
+    normalized_mutual_information : `~astropy.table.Table`
+        Normalised mutual information, comparable between dimensions.
+    correlation : `~astropy.table.Table`
+        Spearman correlations.
+    estimator : object, optional
+        The autoencoder the latents came from.
+
+    Attributes
+    ----------
+    mutual_information : `~astropy.table.Table`
+        Mutual information in nats, one row per analysed dimension (``dim``),
+        one column per label.
+    normalized_mutual_information : `~astropy.table.Table`
+        The same in [0, 1], comparable between dimensions and labels: with
+        the histogram method ``MI / sqrt(H(z) H(label))`` per bin count,
+        averaged (``normalize="entropy"`` of `mutual_information`); with the
+        KSG method the Linfoot coefficient ``sqrt(1 - exp(-2 MI))``.
+    relative_mutual_information : `~astropy.table.Table`
+        Each row divided by its maximum, the convention of the figures of
+        Sedaghat et al. (2021): it ranks the labels of one dimension only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stellarlatent.diagnostics import DisentanglementReport
+    >>> rng = np.random.default_rng(0)
+    >>> teff = rng.uniform(4000, 7000, 1000)
+    >>> logg = rng.uniform(1, 5, 1000)
+    >>> Z = rng.normal(0, 0.005, (1000, 8))  # collapsed dimensions
+    >>> Z[:, 2] = (teff - 5500) / 1000 + rng.normal(0, 0.05, 1000)
+    >>> Z[:, 5] = -(logg - 3) + rng.normal(0, 0.05, 1000)
+    >>> report = DisentanglementReport.from_latents(Z, {"teff": teff, "logg": logg})
+    >>> report.informative.tolist()
+    [2, 5]
+    >>> report.summary["best_label"].tolist()
+    ['logg', 'teff']
+    >>> dim, rho, mi = report.best_dimension("logg")
+    >>> dim, round(rho, 2)
+    (5, -1.0)
+    """
+
+    def __init__(
+        self,
+        latents,
+        labels,
+        mad,
+        informative,
+        threshold,
+        mutual_information,
+        normalized_mutual_information,
+        correlation,
+        estimator=None,
+    ):
+        self.latents = latents
+        self.labels = labels
+        self.mad = mad
+        self.informative = informative
+        self.threshold = threshold
+        self.mutual_information = mutual_information
+        self.normalized_mutual_information = normalized_mutual_information
+        self.correlation = correlation
+        self.estimator = estimator
+
+    @classmethod
+    def from_latents(
+        cls,
+        Z,
+        labels,
+        threshold=0.02,
+        dims="informative",
+        method="histogram",
+        bins=PAPER_BINS,
+        sigma_clip=None,
+        random_state=None,
+        names=None,
+        estimator=None,
+    ):
+        """Compute the diagnostics of latent vectors.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, latent_dim)
+            Latent vectors.
+        labels : `~astropy.table.Table`, dict, or array-like
+            Labels of the same samples (see
+            `~stellarlatent.diagnostics.mutual_information`); NaN and masked
+            values are dropped label by label.
+        threshold : float
+            MAD above which a dimension is informative.
+        dims : {"informative", "all"} or sequence of int
+            Dimensions whose mutual information and correlations are computed.
+        method, bins, sigma_clip, random_state
+            Passed to `~stellarlatent.diagnostics.mutual_information`.
+        names : sequence of str, optional
+            Labels to use, or names of the columns of an array.
+        estimator : object, optional
+            Kept for `plot_traversals`.
+
+        Returns
+        -------
+        `DisentanglementReport`
+        """
+        Z = _check_latents(Z)
+        columns = label_columns(labels, Z.shape[0], names=names)
+        mad = latent_mad(Z)
+        informative = informative_dimensions(Z, threshold)
+        if isinstance(dims, str):
+            if dims not in ("informative", "all"):
+                raise ValueError(f"dims must be 'informative', 'all' or indices, got {dims!r}")
+            dims = informative if dims == "informative" else np.arange(Z.shape[1])
+        dims = np.asarray(dims, dtype=int)
+        values = {key: value for key, (value, _) in columns.items()}
+        if dims.size:
+            kwargs = dict(method=method, bins=bins, sigma_clip=sigma_clip, dims=dims)
+            raw = mutual_information(
+                Z, values, normalize=False, random_state=random_state, **kwargs
+            )
+            if method == "histogram":
+                scaled = mutual_information(Z, values, normalize="entropy", **kwargs)
+            else:
+                scaled = raw.copy()
+                for key in values:
+                    scaled[key] = np.sqrt(1.0 - np.exp(-2.0 * np.maximum(raw[key], 0.0)))
+                scaled.meta["normalize"] = "linfoot"
+            correlation = latent_correlation(Z, values, dims=dims)
+        else:
+            log.warning(
+                "no latent dimension has MAD > %g; the report has no mutual information",
+                threshold,
+            )
+            raw = Table({"dim": np.zeros(0, dtype=int), **{k: np.zeros(0) for k in values}})
+            scaled, correlation = raw.copy(), raw.copy()
+        return cls(
+            Z,
+            columns,
+            mad,
+            informative,
+            float(threshold),
+            raw,
+            scaled,
+            correlation,
+            estimator=estimator,
+        )
+
+    @classmethod
+    def from_estimator(cls, vae, X, labels, threshold=0.02, **kwargs):
+        """Encode ``X`` with a fitted autoencoder and compute the diagnostics.
+
+        Parameters
+        ----------
+        vae : estimator
+            A fitted `~stellarlatent.estimators.SpectralVAE` (anything with
+            ``transform(X) -> (n_samples, latent_dim)``).
+        X : `~specutils.Spectrum` or array-like
+            Spectra, as accepted by ``vae.transform``.
+        labels : `~astropy.table.Table`, dict, or array-like
+            Labels of the spectra.
+        threshold : float
+            MAD above which a dimension is informative.
+        **kwargs
+            Passed to `from_latents`.
+
+        Returns
+        -------
+        `DisentanglementReport`
+        """
+        Z = np.asarray(vae.transform(X), dtype=float)
+        latent_dim = getattr(vae, "latent_dim", None)
+        if Z.ndim != 2 or (latent_dim is not None and Z.shape[1] != int(latent_dim)):
+            raise ValueError(
+                f"vae.transform(X) returned shape {Z.shape}; expected (n_samples, {latent_dim})"
+            )
+        return cls.from_latents(Z, labels, threshold=threshold, estimator=vae, **kwargs)
+
+    def __repr__(self):
+        return (
+            f"<{type(self).__name__}: {self.informative.size} of {self.mad.size} latent "
+            f"dimensions informative (MAD > {self.threshold:g}); labels: "
+            f"{', '.join(self.label_names)}>"
+        )
+
+    @property
+    def label_names(self):
+        """Names of the labels."""
+        return list(self.labels)
+
+    @property
+    def relative_mutual_information(self):
+        """Mutual information with each row divided by its maximum (the paper's figures)."""
+        table = self.mutual_information.copy()
+        values = np.column_stack([table[k] for k in self.label_names]) if len(table) else None
+        if values is not None:
+            with np.errstate(invalid="ignore"):
+                top = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1)
+            top = np.where(np.isfinite(top) & (top > 0), top, np.inf)
+            for i, key in enumerate(self.label_names):
+                table[key] = values[:, i] / top
+        table.meta["normalize"] = "max"
+        return table
+
+    def _row(self, table, dim):
+        return int(np.flatnonzero(np.asarray(table["dim"]) == dim)[0])
+
+    @property
+    def summary(self):
+        """One row per informative dimension, by decreasing MAD.
+
+        Columns: ``dim``, ``mad``, ``best_label`` (the label of largest mutual
+        information), ``mi`` (its mutual information in nats), ``nmi`` (its
+        normalised mutual information, comparable between rows) and
+        ``spearman`` (its Spearman correlation).
+        """
+        names = self.label_names
+        rows = []
+        analysed = set(np.asarray(self.mutual_information["dim"]).tolist())
+        for dim in self.informative[np.argsort(-self.mad[self.informative], kind="stable")]:
+            if dim not in analysed:
+                continue
+            i = self._row(self.mutual_information, dim)
+            mi = np.array([self.mutual_information[k][i] for k in names], dtype=float)
+            if np.all(np.isnan(mi)):
+                rows.append((dim, self.mad[dim], "", np.nan, np.nan, np.nan))
+                continue
+            best = names[int(np.nanargmax(mi))]
+            rows.append(
+                (
+                    dim,
+                    self.mad[dim],
+                    best,
+                    mi[names.index(best)],
+                    self.normalized_mutual_information[best][i],
+                    self.correlation[best][i],
+                )
+            )
+        return Table(
+            rows=rows if rows else None,
+            names=["dim", "mad", "best_label", "mi", "nmi", "spearman"],
+            dtype=[int, float, str, float, float, float],
+        )
+
+    def best_dimension(self, label, among="informative"):
+        """The dimension with the largest normalised mutual information with ``label``.
+
+        Parameters
+        ----------
+        label : str
+            Name of the label.
+        among : {"informative", "all"}
+            Search the informative dimensions, or every analysed dimension.
+
+        Returns
+        -------
+        `BestDimension`
+            ``(dim, spearman, mi)`` with ``mi`` the normalised mutual
+            information (comparable between dimensions).
+        """
+        if label not in self.labels:
+            raise ValueError(f"label must be one of {self.label_names}, got {label!r}")
+        if among not in ("informative", "all"):
+            raise ValueError(f"among must be 'informative' or 'all', got {among!r}")
+        table = self.normalized_mutual_information
+        dims = np.asarray(table["dim"])
+        candidates = np.isin(dims, self.informative) if among == "informative" else dims >= 0
+        scores = np.where(candidates, np.asarray(table[label], dtype=float), np.nan)
+        if not np.any(np.isfinite(scores)):
+            raise ValueError(
+                f"no {'informative ' if among == 'informative' else ''}dimension has a mutual "
+                f"information with '{label}' (lower threshold or use dims='all')"
+            )
+        i = int(np.nanargmax(scores))
+        return BestDimension(int(dims[i]), float(self.correlation[label][i]), float(scores[i]))
+
+    def plot_mad(self, ax=None):
+        """Bar chart of the MAD of every dimension, with the threshold.
+
+        Returns
+        -------
+        `~matplotlib.axes.Axes`
+        """
+        fig, ax = single_axes(ax)
+        dims = np.arange(self.mad.size)
+        informative = np.isin(dims, self.informative)
+        height = np.where(self.mad > 0, self.mad, np.nan)
+        ax.bar(dims[~informative], height[~informative], color="0.7", label="collapsed")
+        ax.bar(dims[informative], height[informative], color="C3", label="informative")
+        ax.axhline(self.threshold, color="k", ls="--", lw=1, label=f"MAD = {self.threshold:g}")
+        if np.any(self.mad > 0):
+            ax.set_yscale("log")
+        ax.set_xlabel("latent dimension")
+        ax.set_ylabel("median absolute deviation")
+        ax.legend(loc="best", fontsize="small")
+        return ax
+
+    def plot_mutual_information(self, ax=None, normalize="max", annotate=True, cmap="viridis"):
+        """Heat map of the mutual information, dimensions by labels.
+
+        Parameters
+        ----------
+        ax : `~matplotlib.axes.Axes`, optional
+        normalize : {"max", "nmi", None}
+            ``"max"``: each row divided by its maximum (the paper's figures);
+            ``"nmi"``: the normalised mutual information; `None`: nats.
+        annotate : bool
+            Write the value in each cell.
+        cmap : str
+            Colour map.
+
+        Returns
+        -------
+        `~matplotlib.axes.Axes`
+        """
+        tables = {
+            "max": self.relative_mutual_information,
+            "nmi": self.normalized_mutual_information,
+            None: self.mutual_information,
+        }
+        if normalize not in tables:
+            raise ValueError(f"normalize must be 'max', 'nmi' or None, got {normalize!r}")
+        table = tables[normalize]
+        if len(table) == 0:
+            raise ValueError("the report has no mutual information to draw (no analysed dims)")
+        values = np.column_stack([np.asarray(table[k], dtype=float) for k in self.label_names])
+        fig, ax = single_axes(ax, figsize=(1.2 * values.shape[1] + 2.5, 0.4 * len(table) + 1.5))
+        image = ax.imshow(values, aspect="auto", cmap=cmap, interpolation="nearest")
+        ax.set_xticks(np.arange(values.shape[1]), self.label_names)
+        ax.set_yticks(np.arange(len(table)), [str(d) for d in table["dim"]])
+        ax.set_xlabel("label")
+        ax.set_ylabel("latent dimension")
+        if annotate:
+            for (i, j), value in np.ndenumerate(values):
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize="small",
+                            color="w" if value < np.nanmax(values) / 2 else "k")
+        label = {"max": "MI / row maximum", "nmi": "normalised MI", None: "MI [nats]"}[normalize]
+        fig.colorbar(image, ax=ax, label=label)
+        return ax
+
+    def plot_pairwise(self, label, dims=None, s=4, cmap="viridis"):
+        """Pairwise scatter of latent dimensions coloured by a label.
+
+        Parameters
+        ----------
+        label : str
+            Label that colours the points.
+        dims : sequence of int, optional
+            Dimensions to pair (default the informative ones).
+        s : float
+            Marker size.
+        cmap : str
+            Colour map.
+
+        Returns
+        -------
+        `~matplotlib.figure.Figure`
+            A grid with the histogram of each dimension on the diagonal and
+            scatter plots below it.
+        """
+        if label not in self.labels:
+            raise ValueError(f"label must be one of {self.label_names}, got {label!r}")
+        dims = self.informative if dims is None else np.atleast_1d(np.asarray(dims, dtype=int))
+        if dims.size == 0:
+            raise ValueError("dims is empty (the report has no informative dimension)")
+        if dims.min() < 0 or dims.max() >= self.mad.size:
+            raise ValueError(f"dims must be in [0, {self.mad.size}), got {dims.tolist()}")
+        import_pyplot()
+        values, unit = self.labels[label]
+        order = np.argsort(np.where(np.isnan(values), -np.inf, values))
+        Z, c = self.latents[order], values[order]
+        k = dims.size
+        fig, axes = axes_grid(None, k, k, panel_size=(2.2, 2.2))
+        scatter = None
+        for i, di in enumerate(dims):
+            for j, dj in enumerate(dims):
+                panel = axes[i, j]
+                if j > i:
+                    panel.set_visible(False)
+                    continue
+                if i == j:
+                    panel.hist(Z[:, di][np.isfinite(Z[:, di])], bins=40, color="0.5")
+                else:
+                    scatter = panel.scatter(Z[:, dj], Z[:, di], c=c, s=s, cmap=cmap,
+                                            plotnonfinite=True, linewidths=0)
+                if i == k - 1:
+                    panel.set_xlabel(f"z{dj}")
+                if j == 0 and i > 0:
+                    panel.set_ylabel(f"z{di}")
+        if scatter is not None:
+            fig.colorbar(scatter, ax=axes.ravel().tolist(), label=axis_label(label, unit))
+        return fig
+
+    def plot_traversals(self, x, vae=None, dims=None, values=np.linspace(-3, 3, 7),
+                        scale="mad", ax=None, **kwargs):
+        """Latent traversals of the informative dimensions around the spectrum ``x``.
+
+        Parameters
+        ----------
+        x : `~specutils.Spectrum` or array-like
+            The spectrum to start from.
+        vae : estimator, optional
+            The autoencoder (default the one given to `from_estimator`).
+        dims : sequence of int, optional
+            Dimensions to traverse (default the informative ones).
+        values : array-like
+            Steps, in units of each latent's MAD about its median when
+            ``scale="mad"``.
+        scale : {"mad", "std", None}
+            See `LatentTraversalDisplay.from_estimator`.
+        ax : Axes or array of Axes, optional
+        **kwargs
+            Passed to `LatentTraversalDisplay.plot`.
+
+        Returns
+        -------
+        `LatentTraversalDisplay`
+        """
+        vae = self.estimator if vae is None else vae
+        if vae is None:
+            raise ValueError("vae is required: this report was not built from an estimator")
+        dims = self.informative if dims is None else dims
+        display = LatentTraversalDisplay.from_estimator(
+            vae, x, dims=dims, values=values, scale=scale, latents=self.latents
+        )
+        return display.plot(ax=ax, **kwargs)
