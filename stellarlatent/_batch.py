@@ -12,6 +12,7 @@ module, so the rules live in one place:
   frequency axis converted to wavelength) is flipped so that it increases.
 """
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import astropy.units as u
@@ -22,6 +23,7 @@ from specutils import Spectrum
 __all__ = [
     "SpectraBatch",
     "iter_batches",
+    "check_spectra",
     "to_batch",
     "from_batch",
     "check_spectral_axis",
@@ -71,6 +73,11 @@ class SpectraBatch:
         return replace(self, **changes)
 
 
+@functools.lru_cache(maxsize=64)
+def _is_spectral_unit(unit):
+    return unit.is_equivalent(u.AA, equivalencies=u.spectral())
+
+
 def check_spectral_axis(axis, name="spectral_axis"):
     """Validate a spectral axis and return it as a strictly increasing Quantity.
 
@@ -93,7 +100,7 @@ def check_spectral_axis(axis, name="spectral_axis"):
         raise TypeError(
             f"{name} must be an astropy Quantity with spectral units, got {type(axis).__name__}"
         )
-    if not axis.unit.is_equivalent(u.AA, equivalencies=u.spectral()):
+    if not _is_spectral_unit(axis.unit):
         raise u.UnitsError(
             f"{name} must have spectral units (wavelength, frequency, energy or "
             f"wavenumber), got '{axis.unit}'"
@@ -131,7 +138,10 @@ def _ivar_from(uncertainty, shape, name):
             f"{name}.uncertainty must be an astropy NDUncertainty, "
             f"got {type(uncertainty).__name__}"
         )
-    ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+    if isinstance(uncertainty, InverseVariance):
+        ivar = np.asarray(uncertainty.array, dtype=float)
+    else:
+        ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
     if ivar.shape != shape:
         raise ValueError(
             f"{name}: uncertainty has shape {ivar.shape} but flux has shape {shape}; "
@@ -218,16 +228,33 @@ def iter_batches(spectra, name="spectra"):
     """
     if isinstance(spectra, Spectrum):
         return [_spectrum_to_batch(spectra, name)]
+    return [_spectrum_to_batch(s, f"{name}[{i}]") for i, s in enumerate(check_spectra(spectra, name))]
+
+
+def check_spectra(spectra, name="spectra"):
+    """Check that ``spectra`` is a Spectrum or a non-empty list of them, cheaply.
+
+    Returns
+    -------
+    list of `~specutils.Spectrum`
+    """
+    if isinstance(spectra, Spectrum):
+        return [spectra]
     if isinstance(spectra, (str, bytes, np.ndarray, u.Quantity)) or not hasattr(
         spectra, "__iter__"
     ):
         raise TypeError(
             f"{name} must be a specutils.Spectrum or a list of them, got {type(spectra).__name__}"
         )
-    batches = [_spectrum_to_batch(s, f"{name}[{i}]") for i, s in enumerate(spectra)]
-    if not batches:
+    spectra = list(spectra)
+    if not spectra:
         raise ValueError(f"{name} is empty; expected at least one spectrum")
-    return batches
+    for i, spectrum in enumerate(spectra):
+        if not isinstance(spectrum, Spectrum):
+            raise TypeError(
+                f"{name}[{i}] must be a specutils.Spectrum, got {type(spectrum).__name__}"
+            )
+    return spectra
 
 
 def _same_axis(a, b):
@@ -286,9 +313,10 @@ def from_batch(batch):
         flux=batch.flux * batch.flux_unit,
         spectral_axis=batch.spectral_axis,
         uncertainty=uncertainty,
-        mask=batch.mask.copy(),
+        mask=batch.mask,
         meta=dict(batch.meta),
         spectral_axis_index=1,
+        copy=False,
     )
 
 

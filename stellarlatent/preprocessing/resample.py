@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.interpolate import CubicSpline
 from sklearn.utils.validation import check_is_fitted
 
-from .._batch import SpectraBatch, from_batch, iter_batches
+from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches
 from ._base import SpectrumTransformer
 from .grid import SpectralGrid, bin_edges
 
@@ -48,12 +48,19 @@ def _overlap_weights(in_centers, out_centers):
     lo, hi = max(in_e[0], out_e[0]), min(in_e[-1], out_e[-1])
     if not covered.any():
         return sparse.csr_matrix((n_out, n_in)), covered
-    inside = lambda e: e[(e > lo) & (e < hi)]  # noqa: E731
-    points = np.concatenate([[lo], np.union1d(inside(in_e), inside(out_e)), [hi]])
+    # Merge the two sorted edge lists; each segment between merged points lies in
+    # one input and one output pixel, whose indices are running counts of edges.
+    inner_in = in_e[(in_e > lo) & (in_e < hi)]
+    inner_out = out_e[(out_e > lo) & (out_e < hi)]
+    merged = np.concatenate([inner_in, inner_out])
+    order = np.argsort(merged, kind="stable")
+    from_input = (order < inner_in.size).astype(np.int64)
+    points = np.concatenate([[lo], merged[order], [hi]])
     length = np.diff(points)
-    mid = 0.5 * (points[:-1] + points[1:])
-    rows = np.searchsorted(out_e, mid) - 1
-    cols = np.searchsorted(in_e, mid) - 1
+    cols = np.searchsorted(in_e, lo, side="right") - 1 + np.concatenate([[0], np.cumsum(from_input)])
+    rows = np.searchsorted(out_e, lo, side="right") - 1 + np.concatenate(
+        [[0], np.cumsum(1 - from_input)]
+    )
     keep = (length > 0) & covered[np.clip(rows, 0, n_out - 1)]
     weights = sparse.csr_matrix(
         (length[keep], (rows[keep], cols[keep])), shape=(n_out, n_in)
@@ -176,10 +183,11 @@ class Resampler(SpectrumTransformer):
         self
         """
         self._check_params()
-        batches = iter_batches(spectra, "spectra")
         if self.grid is None:
-            self.grid_ = self._common_grid(batches)
+            self.grid_ = self._common_grid(iter_batches(spectra, "spectra"))
         else:
+            # an explicit grid needs nothing from the spectra: transform converts them
+            check_spectra(spectra, "spectra")
             self.grid_ = SpectralGrid.coerce(self.grid, "grid")
         self._cache = OrderedDict()
         return self
@@ -294,9 +302,9 @@ class Resampler(SpectrumTransformer):
                 raise u.UnitsError(
                     f"spectra have incompatible flux units '{b.flux_unit}' and '{unit}'"
                 ) from exc
-            flux.append(b.flux * scale)
+            flux.append(b.flux if scale == 1 else b.flux * scale)
             if has_ivar:
-                ivar.append(b.ivar / scale**2)
+                ivar.append(b.ivar if scale == 1 else b.ivar / scale**2)
         return members[0].replace(
             flux=np.concatenate(flux),
             ivar=np.concatenate(ivar) if has_ivar else None,
@@ -312,27 +320,32 @@ class Resampler(SpectrumTransformer):
                 f"({self.grid_.spectral_axis[0]:.6g} to {self.grid_.spectral_axis[-1]:.6g}); "
                 "expected a grid inside the spectra's coverage"
             )
+        masked = batch.mask.any()
         valid = ~batch.mask
-        flux_in = np.where(valid, batch.flux, 0.0)
-        numerator = (op.weights @ flux_in.T).T
-        if batch.mask.any():
-            denominator = (op.weights @ valid.T.astype(float)).T
+        flux_in = np.where(valid, batch.flux, 0.0) if masked else batch.flux
+        numerator = np.asarray(flux_in @ op.weights.T)
+        if masked:
+            denominator = np.asarray(valid.astype(float) @ op.weights.T)
+            mask = ~op.covered | (denominator < op.row_sum * (1 - 1e-9)) | ~(denominator > 0)
         else:
-            denominator = np.broadcast_to(op.row_sum, numerator.shape)
+            denominator = op.row_sum
+            mask = np.broadcast_to(~op.covered, numerator.shape).copy()
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.method == "spline":
                 flux = self._spline(batch, valid)
             else:
-                flux = numerator / denominator
-            touched = denominator < op.row_sum * (1 - 1e-9)
-            mask = ~op.covered | touched | ~(denominator > 0)
-            flux = np.where(op.covered, flux, fill)
+                flux = numerator
+                flux /= denominator
+            flux[:, ~op.covered] = fill
             ivar = None
             if batch.ivar is not None:
-                variance = np.where(valid & (batch.ivar > 0), 1.0 / batch.ivar, 0.0)
-                out_var = (op.squared @ variance.T).T / denominator**2
-                ivar = np.where(~mask & (out_var > 0), 1.0 / out_var, 0.0)
+                variance = np.reciprocal(batch.ivar, where=batch.ivar > 0, out=np.zeros_like(batch.ivar))
+                out_var = np.asarray(variance @ op.squared.T)
+                out_var /= denominator**2
+                ivar = np.reciprocal(out_var, where=out_var > 0, out=np.zeros_like(out_var))
         mask |= ~np.isfinite(flux)
+        if ivar is not None:
+            ivar[mask] = 0.0
         return batch.replace(flux=flux, ivar=ivar, mask=mask, spectral_axis=self.grid_.spectral_axis)
 
     def _spline(self, batch, valid):
