@@ -11,6 +11,7 @@ from .phoenix import (
     read_phoenix,
     read_phoenix_grid,
 )
+from .store import SpectralStore
 
 __all__ = [
     "find_data_dir",
@@ -27,4 +28,5 @@ __all__ = [
     "phoenix_url",
     "phoenix_wave_url",
     "PHOENIX_FLUX_UNIT",
+    "SpectralStore",
 ]

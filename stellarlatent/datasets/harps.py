@@ -22,8 +22,9 @@ from specutils import Spectrum
 from specutils.io.parsing_utils import read_fileobj_or_hdulist
 from specutils.io.registers import data_loader
 
-from .._batch import check_spectral_axis
+from .._batch import check_spectral_axis, from_batch
 from .._logging import log
+from ._io import files_from, stack_spectra
 
 __all__ = ["read_harps", "read_harps_adp", "identify_harps_adp"]
 
@@ -207,23 +208,6 @@ def read_harps_adp(file_obj, **kwargs):
     )
 
 
-def _files_from(source, pattern):
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.is_dir():
-            files = sorted(path.glob(pattern))
-            if not files:
-                raise FileNotFoundError(f"source: no files matching '{pattern}' in {path}")
-            return files
-        if path.is_file():
-            return [path]
-        raise FileNotFoundError(f"source: {path} is neither a file nor a folder")
-    files = [Path(f) for f in source]
-    if not files:
-        raise ValueError("source: empty list of files")
-    return files
-
-
 def _meta_table(spectra, files):
     table = QTable()
     table["filename"] = np.array([f.name for f in files], dtype=str)
@@ -295,7 +279,7 @@ def read_harps(source, *, pattern="*.fits", grid=None, method="flux_conserving",
     reported through the ``stellarlatent`` logger with its reason, then the
     number skipped.
     """
-    files = _files_from(source, pattern)
+    files = files_from(source, pattern)
     spectra, kept = [], []
     for path in files:
         try:
@@ -325,12 +309,11 @@ def _same_grid(spectra):
 
 
 def _stack(spectra, grid, method):
-    from .._batch import from_batch, to_batch
-
     if grid is None and _same_grid(spectra):
-        batch = to_batch(spectra, "spectra")
+        batch = stack_spectra(spectra, "spectra")
         batch.meta = {}
         return from_batch(batch)
     from ..preprocessing import Resampler
 
-    return Resampler(grid=grid, method=method).fit(spectra).transform(spectra)
+    with np.errstate(divide="ignore"):
+        return Resampler(grid=grid, method=method).fit(spectra).transform(spectra)

@@ -1,0 +1,38 @@
+"""Small helpers shared by the readers and the store."""
+
+from pathlib import Path
+
+import numpy as np
+
+from .._batch import to_batch
+
+__all__ = ["files_from", "stack_spectra"]
+
+
+def files_from(source, pattern, name="source"):
+    """Return the files of a folder (matching ``pattern``), one file, or a list of files."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.glob(pattern) if p.is_file())
+            if not files:
+                raise FileNotFoundError(f"{name}: no files matching '{pattern}' in {path}")
+            return files
+        if path.is_file():
+            return [path]
+        raise FileNotFoundError(f"{name}: {path} is neither a file nor a folder")
+    try:
+        files = [Path(f) for f in source]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a folder, a file or a list of files, got {type(source).__name__}"
+        ) from None
+    if not files:
+        raise ValueError(f"{name}: empty list of files")
+    return files
+
+
+def stack_spectra(spectra, name="spectra"):
+    """`~stellarlatent._batch.to_batch`, quiet about zero inverse variances of masked pixels."""
+    with np.errstate(divide="ignore"):
+        return to_batch(spectra, name)

@@ -1,0 +1,1089 @@
+"""An HDF5 store of spectra on one grid, read lazily during training.
+
+Layout of a store (format version 1)::
+
+    /                 attrs: format, version, complete, flux_unit, has_ivar, meta
+    /spectral_axis    (n_pixels,) float64, attrs: unit
+    /flux             (n_spectra, n_pixels) float32, chunked by spectrum
+    /ivar             (n_spectra, n_pixels) float32 (only when has_ivar)
+    /mask             (n_spectra, n_pixels) bool, True = bad pixel
+    /labels/<name>    (n_spectra,) one dataset per label, attrs: unit, kind
+    /label_masks/<name>  (n_spectra,) bool, True = missing label
+
+The group ``labels`` lists its columns, in order, in its ``columns`` attribute.
+"""
+
+import io
+import json
+import os
+from pathlib import Path
+
+import astropy.units as u
+import h5py
+import numpy as np
+from astropy.table import MaskedColumn, QTable, Table
+from astropy.utils.masked import Masked
+from specutils import Spectrum
+
+from .. import __version__
+from .._batch import SpectraBatch, check_spectral_axis, from_batch
+from .._logging import log
+from ._io import files_from, stack_spectra
+
+__all__ = ["SpectralStore"]
+
+_FORMAT = "stellarlatent.SpectralStore"
+_VERSION = 1
+_CHUNK_BYTES = 1 << 20
+_KINDS = ("float", "int", "bool", "str")
+
+
+def _axis_of(grid, name):
+    if isinstance(grid, Spectrum):
+        grid = u.Quantity(grid.spectral_axis)
+    elif not isinstance(grid, u.Quantity) and hasattr(grid, "spectral_axis"):
+        grid = grid.spectral_axis
+    axis, _ = check_spectral_axis(grid, name)
+    return u.Quantity(axis)
+
+
+def _same_grid(a, b, rtol=1e-10):
+    if a.shape != b.shape:
+        return False
+    try:
+        other = b.to_value(a.unit, equivalencies=u.spectral())
+    except u.UnitsError:
+        return False
+    return bool(np.allclose(other, a.value, rtol=rtol, atol=0))
+
+
+def _column_spec(column, name):
+    """(kind, unit) of a label column: a Table column, a unit, or a type."""
+    if isinstance(column, (u.UnitBase, str)) and not isinstance(column, type):
+        try:
+            return "float", u.Unit(column)
+        except ValueError:
+            raise ValueError(f"labels[{name!r}]: {column!r} is not a unit") from None
+    if isinstance(column, type) or isinstance(column, np.dtype):
+        dtype = np.dtype(column)
+        unit = None
+    elif isinstance(column, u.Quantity):
+        return "float", column.unit
+    else:
+        dtype = np.asarray(column).dtype
+        unit = getattr(column, "unit", None)
+    if dtype.kind == "f":
+        return "float", (u.Unit(unit) if unit is not None else None)
+    if dtype.kind in "iu":
+        return "int", None
+    if dtype.kind == "b":
+        return "bool", None
+    if dtype.kind in "USO":
+        return "str", None
+    raise TypeError(
+        f"labels[{name!r}]: column of dtype {dtype} cannot be stored; expected float "
+        "(with or without a unit), int, bool or str"
+    )
+
+
+def _label_specs(labels):
+    if labels is None:
+        return {}
+    if isinstance(labels, Table):
+        return {name: _column_spec(labels[name], name) for name in labels.colnames}
+    if isinstance(labels, dict):
+        return {str(name): _column_spec(spec, name) for name, spec in labels.items()}
+    if isinstance(labels, str):
+        raise TypeError("labels must be a sequence of names, a dict or a Table, got a str")
+    return {str(name): ("float", None) for name in labels}
+
+
+def _h5_dtype(kind):
+    return {
+        "float": np.float64,
+        "int": np.int64,
+        "bool": np.bool_,
+        "str": h5py.string_dtype("utf-8"),
+    }[kind]
+
+
+def _label_values(column, kind, unit, name):
+    """Values and mask of one label column, converted for storage."""
+    mask = np.zeros(len(column), dtype=bool)
+    if isinstance(column, Masked) or np.ma.isMaskedArray(column):
+        mask = np.array(np.ma.getmaskarray(column) if np.ma.isMaskedArray(column) else column.mask)
+    if isinstance(column, Masked):
+        column = column.unmasked
+    if kind == "float":
+        if isinstance(column, u.Quantity) or getattr(column, "unit", None) is not None:
+            quantity = u.Quantity(column)
+            target = unit if unit is not None else u.one
+            try:
+                values = quantity.to_value(target)
+            except u.UnitsError:
+                raise u.UnitsError(
+                    f"labels[{name!r}] is in '{quantity.unit}', not convertible to the "
+                    f"store's '{target}'"
+                ) from None
+        else:
+            if unit is not None and unit != u.one:
+                raise u.UnitsError(
+                    f"labels[{name!r}] has no unit; the store expects '{unit}'"
+                )
+            values = np.asarray(np.ma.getdata(column), dtype=float)
+        values = np.asarray(values, dtype=float)
+        mask |= ~np.isfinite(values)
+        return np.where(mask, np.nan, values), mask
+    data = np.ma.getdata(column)
+    if kind == "str":
+        values = np.array(["" if m else str(v) for v, m in zip(data, mask)], dtype=object)
+        return values, mask
+    try:
+        values = np.asarray(data).astype(_h5_dtype(kind), casting="same_kind")
+    except TypeError:
+        raise TypeError(
+            f"labels[{name!r}] of dtype {np.asarray(data).dtype} cannot be stored as {kind}"
+        ) from None
+    return np.where(mask, 0, values).astype(_h5_dtype(kind)), mask
+
+
+def _sorted_reader(indices):
+    """Increasing unique indices (or a slice when contiguous) and the order to restore."""
+    unique, inverse = np.unique(indices, return_inverse=True)
+    if unique.size and unique[-1] - unique[0] + 1 == unique.size:
+        return slice(int(unique[0]), int(unique[-1]) + 1), inverse
+    return unique, inverse
+
+
+class SpectralStore:
+    """Spectra on one grid in an HDF5 file, read (and streamed) lazily.
+
+    Open an existing store with ``SpectralStore(path)`` (read-only) or
+    ``SpectralStore(path, mode="a")`` (to append); build a new one with
+    `create` and `append`, or all at once from files with `from_files`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The HDF5 file.
+    mode : {"r", "a"}
+        Read-only, or read and append.
+    expected_grid : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`, optional
+        Refuse a store written on another spectral grid.
+    required_labels : sequence of str, optional
+        Refuse a store that lacks one of these label columns.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a complete, consistent store: truncated or corrupt,
+        written by an interrupted build, missing a dataset or a label column,
+        or on another grid than ``expected_grid``.
+
+    Notes
+    -----
+    Flux and inverse variance are stored as float32, the mask as bool, each
+    chunked by whole spectra so that reading a spectrum touches one chunk. A
+    store being built is written to a temporary file beside ``path`` that is
+    renamed to ``path`` only by a successful `close`, and its ``complete``
+    attribute is set only then; appending to an existing store clears that
+    attribute while it writes. A store that is not complete is refused.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from stellarlatent.datasets import SpectralStore
+    >>> wave = np.linspace(5000, 5100, 64) * u.AA
+    >>> path = os.path.join(tempfile.mkdtemp(), "spectra.h5")
+    >>> with SpectralStore.create(path, wave, labels={"teff": u.K}, ivar=False) as store:
+    ...     store.append(np.ones((3, 64)), QTable({"teff": [5000, 5500, 6000] * u.K}))
+    slice(0, 3, None)
+    >>> with SpectralStore(path) as store:
+    ...     print(len(store), store[1:].flux.shape, store.labels["teff"][-1])
+    3 (2, 64) 6000.0 K
+    """
+
+    def __init__(self, path, mode="r", *, expected_grid=None, required_labels=()):
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', got {mode!r} (use create for a new store)")
+        self.path = Path(path)
+        self.mode = mode
+        self._tmp_path = None
+        self._file = None
+        if not self.path.is_file():
+            raise FileNotFoundError(f"path: no store at {self.path}")
+        try:
+            self._file = h5py.File(self.path, mode)
+        except OSError as exc:
+            raise ValueError(
+                f"{self.path} is not a readable SpectralStore (truncated, corrupt or not "
+                f"HDF5): {exc}"
+            ) from None
+        try:
+            self._validate()
+            if expected_grid is not None:
+                self.check_grid(expected_grid)
+            missing = [name for name in required_labels if name not in self.label_names]
+            if missing:
+                raise ValueError(
+                    f"{self.path} lacks the label columns {missing}; it has {self.label_names}"
+                )
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, *, expected_grid=None, required_labels=()):
+        """Open an existing store read-only (same as ``SpectralStore(path)``)."""
+        return cls(path, "r", expected_grid=expected_grid, required_labels=required_labels)
+
+    @classmethod
+    def create(
+        cls,
+        path,
+        spectral_axis,
+        *,
+        labels=None,
+        flux_unit=None,
+        ivar=True,
+        overwrite=False,
+        chunk_spectra=None,
+        compression=None,
+        meta=None,
+    ):
+        """Start a new, empty store; fill it with `append`, finish it with `close`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The HDF5 file to write.
+        spectral_axis : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`
+            The grid shared by every spectrum of the store.
+        labels : sequence of str, dict or `~astropy.table.Table`, optional
+            The label columns: names (float, dimensionless), a dict from name
+            to a unit (float column) or to a type (``str``, ``int``, ``bool``,
+            ``float``), or a table whose columns (not rows) give names, types
+            and units.
+        flux_unit : `~astropy.units.Unit`, optional
+            Unit of the stored flux (default dimensionless); appended spectra
+            are converted to it.
+        ivar : bool, optional
+            Store inverse variances (then every appended batch needs them).
+        overwrite : bool, optional
+            Replace an existing file at ``path`` (only when the build finishes).
+        chunk_spectra : int, optional
+            Spectra per HDF5 chunk (default: about 1 MiB of flux per chunk).
+        compression : str, optional
+            HDF5 compression filter (``"gzip"`` or ``"lzf"``), none by default.
+        meta : dict, optional
+            JSON-serialisable information kept with the store (`meta`).
+
+        Returns
+        -------
+        SpectralStore
+            Open for appending. Use it as a context manager or call `close`:
+            until then the store exists only as a temporary file.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
+        axis = _axis_of(spectral_axis, "spectral_axis")
+        flux_unit = u.one if flux_unit is None else u.Unit(flux_unit)
+        specs = _label_specs(labels)
+        n_pixels = axis.size
+        if chunk_spectra is None:
+            chunk_spectra = max(1, min(1024, _CHUNK_BYTES // (4 * n_pixels)))
+        chunk_spectra = int(chunk_spectra)
+        if chunk_spectra < 1:
+            raise ValueError(f"chunk_spectra must be a positive integer, got {chunk_spectra}")
+        meta_text = json.dumps(meta or {})
+
+        self = cls.__new__(cls)
+        self.path = path
+        self.mode = "w"
+        self._tmp_path = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        self._file = h5py.File(self._tmp_path, "w")
+        f = self._file
+        f.attrs.update(
+            format=_FORMAT,
+            version=_VERSION,
+            complete=False,
+            flux_unit=flux_unit.to_string(),
+            has_ivar=bool(ivar),
+            meta=meta_text,
+            stellarlatent_version=__version__,
+        )
+        axis_ds = f.create_dataset("spectral_axis", data=axis.value.astype(np.float64))
+        axis_ds.attrs["unit"] = axis.unit.to_string()
+        options = dict(
+            shape=(0, n_pixels),
+            maxshape=(None, n_pixels),
+            chunks=(chunk_spectra, n_pixels),
+            compression=compression,
+        )
+        f.create_dataset("flux", dtype=np.float32, **options)
+        if ivar:
+            f.create_dataset("ivar", dtype=np.float32, **options)
+        f.create_dataset("mask", dtype=np.bool_, **options)
+        group = f.create_group("labels")
+        masks = f.create_group("label_masks")
+        group.attrs["columns"] = json.dumps(list(specs))
+        for name, (kind, unit) in specs.items():
+            ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=_h5_dtype(kind))
+            ds.attrs["kind"] = kind
+            ds.attrs["unit"] = "" if unit is None else unit.to_string()
+            ds.attrs["has_unit"] = unit is not None
+            masks.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.bool_)
+        self._reset_cache()
+        return self
+
+    @classmethod
+    def from_files(
+        cls,
+        files,
+        path,
+        *,
+        reader=None,
+        preprocess=None,
+        labels=None,
+        pattern="*.fits",
+        batch_size=64,
+        progress=True,
+        overwrite=False,
+        **create_kwargs,
+    ):
+        """Build a store from spectrum files, batch by batch.
+
+        Parameters
+        ----------
+        files : str, path-like or sequence of them
+            A folder (its files matching ``pattern``), one file, or a list.
+        path : str or path-like
+            The store to write.
+        reader : callable, optional
+            ``reader(path) -> Spectrum`` (1-D or a batch). By default
+            `specutils.Spectrum.read`, which recognises HARPS ADP files once
+            `stellarlatent.datasets` is imported and every format specutils
+            knows.
+        preprocess : transformer or `~sklearn.pipeline.Pipeline`, optional
+            Applied to each batch of spectra (``transform``); it must give
+            spectra on one grid, the store's. An unfitted transformer is
+            fitted on the first batch. Without it, every file must be on the
+            grid of the first one.
+        labels : `~astropy.table.Table`, optional
+            One row per file, in the order of ``files``; stored with the
+            spectra (rows of skipped files are dropped). A ``filename`` column
+            is always added.
+        pattern : str, optional
+            Glob pattern when ``files`` is a folder.
+        batch_size : int, optional
+            Files read, preprocessed and written at a time.
+        progress : bool, optional
+            Show a tqdm progress bar.
+        overwrite : bool, optional
+            Replace an existing store at ``path``.
+        **create_kwargs
+            Passed to `create` (``ivar``, ``flux_unit``, ``compression``,
+            ``chunk_spectra``, ``meta``). ``ivar`` defaults to whether the
+            first batch has inverse variances.
+
+        Returns
+        -------
+        SpectralStore
+            The finished store, open read-only.
+
+        Raises
+        ------
+        ValueError
+            If no file could be read, or ``labels`` does not have one row per
+            file.
+
+        Notes
+        -----
+        A file that cannot be read or preprocessed, or whose spectrum lies on
+        another grid, is skipped; the reason is logged (``stellarlatent``
+        logger, level WARNING) and the number skipped is logged at the end. An
+        interrupted build leaves no file at ``path``.
+        """
+        from tqdm.auto import tqdm
+
+        files = files_from(files, pattern, name="files")
+        if labels is not None:
+            if not isinstance(labels, Table):
+                raise TypeError(f"labels must be an astropy Table, got {type(labels).__name__}")
+            if len(labels) != len(files):
+                raise ValueError(
+                    f"labels has {len(labels)} rows for {len(files)} files; expected one per file"
+                )
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if reader is None:
+            reader = Spectrum.read
+        if Path(path).exists() and not overwrite:
+            raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
+
+        builder = _Builder(cls, path, preprocess, labels, overwrite, create_kwargs)
+        skipped = 0
+        try:
+            with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
+                for start in range(0, len(files), batch_size):
+                    chunk = list(range(start, min(start + batch_size, len(files))))
+                    read, rows = [], []
+                    for i in chunk:
+                        try:
+                            spectrum = reader(str(files[i]))
+                        except Exception as exc:  # a bad file is skipped, never fatal
+                            log.warning("%s skipped: %s: %s", files[i].name, type(exc).__name__, exc)
+                            skipped += 1
+                            continue
+                        read.append(spectrum)
+                        rows.append(i)
+                    skipped += builder.add(read, rows, files)
+                    bar.update(len(chunk))
+            store = builder.finish()
+        except BaseException:
+            builder.abort()
+            raise
+        if skipped:
+            log.warning("%d of %d files skipped while building %s", skipped, len(files), path)
+        store.close()
+        return cls(path, "r")
+
+    # -- state ------------------------------------------------------------------------
+
+    def _reset_cache(self):
+        self._axis = None
+        self._labels = None
+
+    def _validate(self):
+        f, where = self._file, self.path
+        if f.attrs.get("format") != _FORMAT:
+            raise ValueError(f"{where} is not a SpectralStore (no '{_FORMAT}' format attribute)")
+        if int(f.attrs.get("version", 0)) > _VERSION:
+            raise ValueError(
+                f"{where} has store format version {f.attrs['version']}; this version of "
+                f"stellarlatent reads up to {_VERSION}"
+            )
+        if not bool(f.attrs.get("complete", False)):
+            raise ValueError(
+                f"{where} is incomplete: its build or an append was interrupted; rebuild it"
+            )
+        required = ["spectral_axis", "flux", "mask", "labels", "label_masks"]
+        if self.has_ivar:
+            required.append("ivar")
+        missing = [name for name in required if name not in f]
+        if missing:
+            raise ValueError(f"{where} is missing the datasets {missing}")
+        try:
+            u.Unit(f.attrs["flux_unit"])
+            u.Unit(f["spectral_axis"].attrs["unit"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{where} has no readable units: {exc}") from None
+        n_pixels = f["spectral_axis"].shape[0]
+        flux = f["flux"]
+        if flux.ndim != 2 or flux.shape[1] != n_pixels:
+            raise ValueError(
+                f"{where}: flux has shape {flux.shape}, expected (n_spectra, {n_pixels})"
+            )
+        for name in ("mask", "ivar") if self.has_ivar else ("mask",):
+            if f[name].shape != flux.shape:
+                raise ValueError(
+                    f"{where}: {name} has shape {f[name].shape} but flux has {flux.shape}"
+                )
+        try:
+            columns = json.loads(f["labels"].attrs["columns"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{where}: the labels group does not list its columns") from None
+        for name in columns:
+            if name not in f["labels"] or name not in f["label_masks"]:
+                raise ValueError(f"{where} is missing the label column {name!r}")
+            for group in ("labels", "label_masks"):
+                if f[group][name].shape != (flux.shape[0],):
+                    raise ValueError(
+                        f"{where}: label column {name!r} has {f[group][name].shape[0]} rows "
+                        f"for {flux.shape[0]} spectra"
+                    )
+        if flux.shape[0]:
+            try:
+                flux[-1, :1]
+                f["mask"][-1, :1]
+            except (OSError, RuntimeError) as exc:
+                raise ValueError(f"{where}: data cannot be read (truncated?): {exc}") from None
+        self._reset_cache()
+
+    def _require_writable(self):
+        if self._file is None or not self._file.id.valid:
+            raise ValueError(f"the store {self.path} is closed")
+        if self.mode == "r":
+            raise io.UnsupportedOperation(
+                f"the store {self.path} is open read-only; open it with mode='a' to append"
+            )
+
+    def _require_open(self):
+        if self._file is None or not self._file.id.valid:
+            raise ValueError(f"the store {self.path} is closed")
+
+    @property
+    def closed(self):
+        """Whether the file is closed."""
+        return self._file is None or not self._file.id.valid
+
+    @property
+    def spectral_axis(self):
+        """The grid of every spectrum (`~astropy.units.Quantity`)."""
+        if self._axis is None:
+            self._require_open()
+            ds = self._file["spectral_axis"]
+            self._axis = ds[()] * u.Unit(ds.attrs["unit"])
+        return self._axis
+
+    @property
+    def n_pixels(self):
+        """Number of pixels per spectrum."""
+        self._require_open()
+        return int(self._file["flux"].shape[1])
+
+    @property
+    def flux_unit(self):
+        """Unit of the stored flux."""
+        self._require_open()
+        return u.Unit(self._file.attrs["flux_unit"])
+
+    @property
+    def has_ivar(self):
+        """Whether the store holds inverse variances."""
+        self._require_open()
+        return bool(self._file.attrs.get("has_ivar", False))
+
+    @property
+    def label_names(self):
+        """Names of the label columns, in order."""
+        self._require_open()
+        return json.loads(self._file["labels"].attrs["columns"])
+
+    @property
+    def meta(self):
+        """The information given as ``meta`` to `create` (a dict)."""
+        self._require_open()
+        return json.loads(self._file.attrs.get("meta", "{}"))
+
+    def __len__(self):
+        self._require_open()
+        return int(self._file["flux"].shape[0])
+
+    def __repr__(self):
+        if self.closed:
+            return f"<SpectralStore {self.path} (closed)>"
+        return (
+            f"<SpectralStore {self.path}: {len(self)} spectra x {self.n_pixels} pixels, "
+            f"labels {self.label_names}, mode={self.mode!r}>"
+        )
+
+    def check_grid(self, expected):
+        """Raise `ValueError` unless the store's grid equals ``expected``.
+
+        Parameters
+        ----------
+        expected : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`
+            The grid the caller works on (compared to 1e-10 relative).
+        """
+        axis = _axis_of(expected, "expected_grid")
+        if not _same_grid(self.spectral_axis, axis):
+            mine = self.spectral_axis
+            raise ValueError(
+                f"{self.path} was written on another grid ({mine.size} pixels, "
+                f"{mine[0]:.6g} to {mine[-1]:.6g}) than the one expected ({axis.size} pixels, "
+                f"{axis[0]:.6g} to {axis[-1]:.6g})"
+            )
+
+    # -- writing ----------------------------------------------------------------------
+
+    def append(self, spectra, labels=None, *, mask=None, ivar=None):
+        """Add spectra (and their labels) at the end of the store.
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum`, list of `~specutils.Spectrum` or array
+            Spectra on the store's grid (a batch, one spectrum or a list), or
+            a 2-D flux array ``(n_spectra, n_pixels)`` in the store's flux
+            unit, with optional ``mask`` and ``ivar`` arrays.
+        labels : `~astropy.table.Table`, optional
+            One row per spectrum with every label column of the store
+            (quantities are converted to the store's units; masked values stay
+            masked). Without it the labels of these spectra are masked.
+        mask, ivar : array-like, optional
+            Only with a flux array.
+
+        Returns
+        -------
+        slice
+            Where the new spectra are in the store.
+        """
+        self._require_writable()
+        batch = self._as_batch(spectra, mask, ivar)
+        n_new = batch.n_spectra
+        columns = self._label_columns(labels, n_new)
+        if self.has_ivar and batch.ivar is None:
+            raise ValueError(
+                "spectra have no uncertainty but the store keeps inverse variances; "
+                "create the store with ivar=False or give uncertainties"
+            )
+        f = self._file
+        start = len(self)
+        stop = start + n_new
+        if self.mode == "a":
+            f.attrs["complete"] = False
+            f.flush()
+        names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
+        for name in names:
+            f[name].resize(stop, axis=0)
+        f["flux"][start:stop] = batch.flux.astype(np.float32)
+        f["mask"][start:stop] = batch.mask
+        if self.has_ivar:
+            f["ivar"][start:stop] = np.where(batch.mask, 0.0, batch.ivar).astype(np.float32)
+        for name, (values, missing) in columns.items():
+            f["labels"][name].resize(stop, axis=0)
+            f["labels"][name][start:stop] = values
+            f["label_masks"][name].resize(stop, axis=0)
+            f["label_masks"][name][start:stop] = missing
+        if self.mode == "a":
+            f.attrs["complete"] = True
+            f.flush()
+        self._labels = None
+        return slice(start, stop)
+
+    def _as_batch(self, spectra, mask, ivar):
+        axis = self.spectral_axis
+        if isinstance(spectra, (np.ndarray, list, tuple)) and not (
+            isinstance(spectra, (list, tuple)) and spectra and isinstance(spectra[0], Spectrum)
+        ):
+            flux = np.asarray(spectra, dtype=float)
+            if flux.ndim == 1:
+                flux = flux[np.newaxis]
+            if flux.ndim != 2 or flux.shape[1] != axis.size:
+                raise ValueError(
+                    f"spectra: flux array has shape {flux.shape}, expected (n_spectra, {axis.size})"
+                )
+            mask = np.zeros(flux.shape, bool) if mask is None else np.asarray(mask, bool)
+            if mask.shape != flux.shape:
+                raise ValueError(f"mask has shape {mask.shape}, expected {flux.shape}")
+            mask = mask | ~np.isfinite(flux)
+            if ivar is not None:
+                ivar = np.asarray(ivar, dtype=float)
+                if ivar.shape != flux.shape:
+                    raise ValueError(f"ivar has shape {ivar.shape}, expected {flux.shape}")
+                good = np.isfinite(ivar) & (ivar > 0)
+                mask = mask | ~good
+                ivar = np.where(good, ivar, 0.0)
+            return SpectraBatch(
+                flux=flux, spectral_axis=axis, ivar=ivar, mask=mask, flux_unit=self.flux_unit
+            )
+        if mask is not None or ivar is not None:
+            raise ValueError("mask and ivar are only accepted with a flux array; a Spectrum has its own")
+        batch = stack_spectra(spectra, "spectra")
+        if not _same_grid(axis, batch.spectral_axis):
+            raise ValueError(
+                f"spectra are on another grid ({batch.n_pixels} pixels from "
+                f"{batch.spectral_axis[0]:.6g}) than the store ({axis.size} pixels from "
+                f"{axis[0]:.6g}); resample them first with "
+                "stellarlatent.preprocessing.Resampler(grid=store.spectral_axis)"
+            )
+        if batch.flux_unit != self.flux_unit:
+            try:
+                scale = batch.flux_unit.to(self.flux_unit)
+            except u.UnitsError:
+                raise u.UnitsError(
+                    f"spectra have flux unit '{batch.flux_unit}', not convertible to the "
+                    f"store's '{self.flux_unit}'"
+                ) from None
+            batch = batch.replace(
+                flux=batch.flux * scale,
+                ivar=None if batch.ivar is None else batch.ivar / scale**2,
+            )
+        return batch
+
+    def _label_columns(self, labels, n_new):
+        f = self._file
+        names = self.label_names
+        if labels is None:
+            out = {}
+            for name in names:
+                kind = f["labels"][name].attrs["kind"]
+                fill = np.array([""] * n_new, dtype=object) if kind == "str" else np.zeros(
+                    n_new, dtype=_h5_dtype(kind)
+                )
+                if kind == "float":
+                    fill[:] = np.nan
+                out[name] = (fill, np.ones(n_new, bool))
+            return out
+        if not isinstance(labels, Table):
+            raise TypeError(f"labels must be an astropy Table, got {type(labels).__name__}")
+        if len(labels) != n_new:
+            raise ValueError(f"labels has {len(labels)} rows for {n_new} spectra")
+        missing = [name for name in names if name not in labels.colnames]
+        if missing:
+            raise ValueError(f"labels lacks the store's columns {missing}")
+        extra = [name for name in labels.colnames if name not in names]
+        if extra:
+            log.warning("labels columns %s are not in the store and were not written", extra)
+        out = {}
+        for name in names:
+            attrs = f["labels"][name].attrs
+            unit = u.Unit(attrs["unit"]) if attrs.get("has_unit", False) else None
+            out[name] = _label_values(labels[name], attrs["kind"], unit, name)
+        return out
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _indices(self, indices):
+        n = len(self)
+        if indices is None:
+            return np.arange(n)
+        if isinstance(indices, slice):
+            return np.arange(n)[indices]
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise IndexError(f"boolean indices must have shape ({n},), got {idx.shape}")
+            return np.flatnonzero(idx)
+        if idx.dtype.kind not in "iu":
+            raise IndexError(f"indices must be integers, a slice or a boolean mask, got {idx.dtype}")
+        idx = idx.astype(np.int64).ravel()
+        bad = (idx < -n) | (idx >= n)
+        if bad.any():
+            raise IndexError(f"index {int(idx[bad][0])} is out of range for a store of {n} spectra")
+        return np.where(idx < 0, idx + n, idx)
+
+    def _read_rows(self, rows, names):
+        where, inverse = _sorted_reader(rows)
+        out = []
+        for name in names:
+            data = self._file[name][where] if rows.size else np.empty((0, self.n_pixels))
+            out.append(data[inverse] if rows.size else data)
+        return out
+
+    def read_arrays(self, indices=None):
+        """Flux, mask and inverse variance of some spectra as float32/bool arrays.
+
+        Returns
+        -------
+        flux : ndarray, shape (n, n_pixels), float32
+        mask : ndarray of bool
+        ivar : ndarray (float32) or None
+        """
+        self._require_open()
+        rows = self._indices(indices)
+        names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
+        arrays = self._read_rows(rows, names)
+        return arrays[0], arrays[1].astype(bool), (arrays[2] if self.has_ivar else None)
+
+    def read(self, indices=None):
+        """Read spectra as one batch `~specutils.Spectrum`.
+
+        Parameters
+        ----------
+        indices : int array, slice or boolean mask, optional
+            Which spectra (all by default), in any order.
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch (flux ``(n, n_pixels)``, spectral axis last) with
+            `~astropy.nddata.InverseVariance` uncertainty when the store has
+            it; ``meta["labels"]`` holds the matching rows of `labels` and
+            ``meta["indices"]`` the indices read.
+        """
+        rows = self._indices(indices)
+        if rows.size == 0:
+            raise IndexError("no spectrum selected")
+        flux, mask, ivar = self.read_arrays(rows)
+        batch = SpectraBatch(
+            flux=flux.astype(float),
+            spectral_axis=self.spectral_axis,
+            ivar=None if ivar is None else ivar.astype(float),
+            mask=mask,
+            flux_unit=self.flux_unit,
+            meta={"labels": self.read_labels(rows), "indices": rows},
+        )
+        return from_batch(batch)
+
+    def __getitem__(self, item):
+        """``store[i]`` is one 1-D spectrum; slices and index arrays give a batch."""
+        if isinstance(item, (int, np.integer)):
+            batch = self.read([item])
+            meta = dict(batch.meta)
+            return Spectrum(
+                flux=batch.flux[0],
+                spectral_axis=batch.spectral_axis,
+                uncertainty=None if batch.uncertainty is None else batch.uncertainty[0],
+                mask=batch.mask[0],
+                meta=meta,
+            )
+        return self.read(item)
+
+    def iter_batches(self, batch_size=256, indices=None):
+        """Yield the spectra as consecutive batches (see `read`).
+
+        Parameters
+        ----------
+        batch_size : int
+            Spectra per batch.
+        indices : array-like, optional
+            Which spectra (all by default).
+        """
+        rows = self._indices(indices)
+        for start in range(0, rows.size, int(batch_size)):
+            yield self.read(rows[start : start + int(batch_size)])
+
+    def read_labels(self, indices=None):
+        """Label columns of some spectra as a `~astropy.table.QTable`."""
+        self._require_open()
+        rows = self._indices(indices)
+        table = QTable()
+        for name in self.label_names:
+            ds = self._file["labels"][name]
+            kind, attrs = ds.attrs["kind"], ds.attrs
+            if kind == "str":
+                ds = ds.asstr()
+            if rows.size == len(self) and np.array_equal(rows, np.arange(len(self))):
+                values, missing = ds[()], self._file["label_masks"][name][()]
+            else:
+                values, missing = self._read_label_rows(ds, self._file["label_masks"][name], rows)
+            values = np.asarray(values)
+            missing = np.asarray(missing, dtype=bool)
+            if kind == "str":
+                values = values.astype(str)
+            if kind == "float" and attrs.get("has_unit", False):
+                quantity = u.Quantity(values, u.Unit(attrs["unit"]), copy=False)
+                table[name] = Masked(quantity, mask=missing) if missing.any() else quantity
+            elif missing.any():
+                table[name] = MaskedColumn(values, mask=missing)
+            else:
+                table[name] = values
+        return table
+
+    @staticmethod
+    def _read_label_rows(ds, mask_ds, rows):
+        if rows.size == 0:
+            return ds[:0], mask_ds[:0]
+        where, inverse = _sorted_reader(rows)
+        return np.asarray(ds[where])[inverse], np.asarray(mask_ds[where])[inverse]
+
+    @property
+    def labels(self):
+        """Every label column as a `~astropy.table.QTable` (masked values stay masked)."""
+        if self._labels is None:
+            self._labels = self.read_labels()
+        return self._labels
+
+    def to_torch_dataset(self, indices=None, *, labels=None):
+        """A `torch.utils.data.Dataset` that reads spectra from the file lazily.
+
+        Parameters
+        ----------
+        indices : array-like, optional
+            The spectra to serve (all by default).
+        labels : sequence of str, optional
+            Numeric label columns to serve with each spectrum.
+
+        Returns
+        -------
+        `torch.utils.data.Dataset`
+            Items are ``(flux, mask, ivar)`` float32 tensors of shape
+            ``(n_pixels,)`` (``(flux, mask, ivar, y)`` with ``labels``, ``y``
+            of shape ``(n_labels,)`` with NaN for missing labels). ``mask`` is
+            1.0 at bad pixels; ``flux`` and ``ivar`` are 0 there. A store
+            without inverse variances gives unit weights (``ivar = 1 - mask``).
+            Each worker process opens the file on first use, so the dataset
+            works with ``DataLoader(num_workers > 0)``; batches from a
+            ``DataLoader`` are read with one HDF5 read each.
+        """
+        from ._torch import StoreDataset
+
+        self._require_open()
+        rows = self._indices(indices)
+        label_values = None
+        if labels is not None:
+            labels = [labels] if isinstance(labels, str) else list(labels)
+            missing = [name for name in labels if name not in self.label_names]
+            if missing:
+                raise ValueError(f"labels {missing} are not columns of the store ({self.label_names})")
+            columns = []
+            for name in labels:
+                ds = self._file["labels"][name]
+                if ds.attrs["kind"] not in ("float", "int", "bool"):
+                    raise ValueError(f"label {name!r} is not numeric")
+                values = ds[()].astype(np.float32)
+                values[self._file["label_masks"][name][()]] = np.nan
+                columns.append(values)
+            label_values = np.stack(columns, axis=1)
+        return StoreDataset(self.path, rows, self.has_ivar, label_values)
+
+    # -- closing ----------------------------------------------------------------------
+
+    def close(self):
+        """Close the file; a store being built is finished and moved to its path."""
+        if self._file is None or not self._file.id.valid:
+            return
+        if self.mode == "w":
+            self._file.attrs["complete"] = True
+            self._file.flush()
+        self._file.close()
+        if self._tmp_path is not None:
+            os.replace(self._tmp_path, self.path)
+            self._tmp_path = None
+            self.mode = "r"
+
+    def _abort(self):
+        """Close a store being built without finishing it, removing its temporary file."""
+        if self._file is not None and self._file.id.valid:
+            self._file.close()
+        if self._tmp_path is not None:
+            try:
+                os.remove(self._tmp_path)
+            except FileNotFoundError:
+                pass
+            log.warning("build of %s abandoned; no store was written", self.path)
+            self._tmp_path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.mode == "w":
+            self._abort()
+        else:
+            self.close()
+        return False
+
+
+class _Builder:
+    """Turns batches of read spectra into appends for `SpectralStore.from_files`."""
+
+    def __init__(self, cls, path, preprocess, labels, overwrite, create_kwargs):
+        self.cls, self.path, self.preprocess = cls, path, preprocess
+        self.labels, self.overwrite, self.create_kwargs = labels, overwrite, dict(create_kwargs)
+        self.store = None
+        self.fitted = preprocess is None or _is_fitted(preprocess)
+
+    def _transform(self, spectra, names):
+        """Preprocess a batch; on failure, one by one, skipping the spectra that fail."""
+        if self.preprocess is None:
+            return spectra, list(range(len(spectra)))
+        if not self.fitted:
+            with np.errstate(divide="ignore"):
+                self.preprocess.fit(spectra)
+            self.fitted = True
+        try:
+            with np.errstate(divide="ignore"):
+                return [self.preprocess.transform(spectra)], list(range(len(spectra)))
+        except Exception as exc:
+            log.debug("batch preprocessing failed (%s); retrying file by file", exc)
+        out, kept = [], []
+        for k, spectrum in enumerate(spectra):
+            try:
+                with np.errstate(divide="ignore"):
+                    out.append(self.preprocess.transform(spectrum))
+            except Exception as exc:
+                log.warning("%s skipped: preprocessing failed: %s: %s", names[k], type(exc).__name__, exc)
+                continue
+            kept.append(k)
+        return out, kept
+
+    def add(self, spectra, rows, files):
+        """Append what can be appended; return the number of files skipped."""
+        if not spectra:
+            return 0
+        names = [files[i].name for i in rows]
+        transformed, kept = self._transform(spectra, names)
+        skipped = len(spectra) - len(kept)
+        if not transformed:
+            return skipped
+        batches, counts, keep_rows = [], [], []
+        if self.preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
+            batch = stack_spectra(transformed[0], "spectra")
+            per_file = batch.n_spectra // len(spectra)
+            if per_file * len(spectra) != batch.n_spectra:
+                raise ValueError(
+                    f"preprocess returned {batch.n_spectra} spectra for {len(spectra)} files"
+                )
+            batches, counts, keep_rows = [batch], [per_file] * len(spectra), list(rows)
+        else:
+            for k, spectrum in zip(kept, transformed):
+                try:
+                    batch = stack_spectra(spectrum, "spectra")
+                except (TypeError, ValueError) as exc:
+                    log.warning("%s skipped: %s", names[k], exc)
+                    skipped += 1
+                    continue
+                if self.store is not None and not _same_grid(self.store.spectral_axis, batch.spectral_axis):
+                    log.warning(
+                        "%s skipped: its grid differs from the store's (give preprocess="
+                        "Resampler(grid=...) to put every file on one grid)",
+                        names[k],
+                    )
+                    skipped += 1
+                    continue
+                if self.store is None:
+                    self._create(batch)
+                batches.append(batch)
+                counts.append(batch.n_spectra)
+                keep_rows.append(rows[k])
+        if not batches:
+            return skipped
+        if self.store is None:
+            self._create(batches[0])
+        spectra_out = [from_batch(b) for b in batches]
+        table = self._labels_for(keep_rows, counts, files)
+        self.store.append(spectra_out if len(spectra_out) > 1 else spectra_out[0], table)
+        return skipped
+
+    def _create(self, batch):
+        kwargs = dict(self.create_kwargs)
+        kwargs.setdefault("ivar", batch.ivar is not None)
+        kwargs.setdefault("flux_unit", batch.flux_unit)
+        template = QTable() if self.labels is None else QTable(self.labels[:0])
+        if "filename" not in template.colnames:
+            template["filename"] = np.array([], dtype=str)
+        self.store = self.cls.create(
+            self.path,
+            batch.spectral_axis,
+            labels=template,
+            overwrite=self.overwrite,
+            **kwargs,
+        )
+
+    def _labels_for(self, rows, counts, files):
+        repeat = np.repeat(np.asarray(rows, dtype=int), counts)
+        table = QTable() if self.labels is None else QTable(self.labels[repeat])
+        if "filename" not in table.colnames:
+            table["filename"] = np.array([files[i].name for i in repeat], dtype=str)
+        return table
+
+    def finish(self):
+        if self.store is None:
+            raise ValueError(f"files: none of the files could be read; no store written at {self.path}")
+        return self.store
+
+    def abort(self):
+        if self.store is not None:
+            self.store._abort()
+
+
+def _is_fitted(estimator):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except TypeError:
+        return True
+    return True
