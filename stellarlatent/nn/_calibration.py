@@ -53,7 +53,9 @@ class TemperatureScaler(nn.Module):
 
     def _check_logits(self, logits):
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            shape = (
+                tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            )
             raise ValueError(f"logits must be a tensor of shape (batch, n_bins), got {shape}")
         if self.n_temperatures not in (1, logits.shape[1]):
             raise ValueError(
@@ -87,7 +89,7 @@ class TemperatureScaler(nn.Module):
         """
         self._check_logits(logits)
         max_iter = check_int(max_iter, "max_iter")
-        logits = logits.detach().to(self.log_temperature.dtype)
+        logits = logits.detach().to(self.log_temperature)
         target = torch.as_tensor(target, device=logits.device)
         if target.shape != logits.shape[:1] or target.is_floating_point():
             raise ValueError(

@@ -120,7 +120,9 @@ def vae_loss(
     valid = torch.isfinite(x2)
     if mask is not None:
         if mask.shape != x.shape:
-            raise ValueError(f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}"
+            )
         valid = valid & ~mask.reshape(n, -1).to(torch.bool)
     diff = torch.where(valid, x_hat2 - torch.where(valid, x2, 0.0), 0.0)
     if reconstruction == "l1":
@@ -131,7 +133,9 @@ def vae_loss(
         if ivar is None:
             raise ValueError('ivar is required when reconstruction="chi2"')
         if ivar.shape != x.shape:
-            raise ValueError(f"ivar must have the shape of x {tuple(x.shape)}, got {tuple(ivar.shape)}")
+            raise ValueError(
+                f"ivar must have the shape of x {tuple(x.shape)}, got {tuple(ivar.shape)}"
+            )
         ivar2 = ivar.reshape(n, -1)
         valid = valid & torch.isfinite(ivar2) & (ivar2 > 0)
         err = torch.where(valid, diff.square() * torch.where(valid, ivar2, 0.0), 0.0)
@@ -215,7 +219,9 @@ def class_balance_weights(counts, beta=0.999, method="effective_number"):
         raise ValueError("beta must be < 1")
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if counts.ndim != 1 or counts.numel() == 0:
-        raise ValueError(f"counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}")
+        raise ValueError(
+            f"counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}"
+        )
     if not torch.isfinite(counts).all() or (counts < 0).any():
         raise ValueError("counts must be finite and non-negative")
     seen = counts > 0
@@ -363,7 +369,9 @@ class FocalCostLoss(nn.Module):
         n = logits.shape[0]
         target = torch.as_tensor(target, device=logits.device)
         if target.shape != (n,) or target.is_floating_point():
-            raise ValueError(f"target must be integers of shape ({n},), got {tuple(target.shape)} {target.dtype}")
+            raise ValueError(
+                f"target must be integers of shape ({n},), got {tuple(target.shape)} {target.dtype}"
+            )
         valid = target != self.ignore_index
         if mask is not None:
             mask = torch.as_tensor(mask, device=logits.device)
@@ -474,7 +482,9 @@ def triplet_loss(
     positive_threshold = check_float(positive_threshold, "positive_threshold", minimum=0.0)
     if negative_threshold is None:
         negative_threshold = positive_threshold
-    negative_threshold = check_float(negative_threshold, "negative_threshold", minimum=positive_threshold)
+    negative_threshold = check_float(
+        negative_threshold, "negative_threshold", minimum=positive_threshold
+    )
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must have shape (batch, dim), got {tuple(embeddings.shape)}")
     n = embeddings.shape[0]

@@ -176,7 +176,9 @@ class ResNet1D(nn.Module):
             n_blocks = len(self.blocks)
         n_blocks = check_int(n_blocks, "n_blocks", minimum=0)
         if n_blocks > len(self.blocks):
-            raise ValueError(f"n_blocks must be <= {len(self.blocks)} (the number of blocks), got {n_blocks}")
+            raise ValueError(
+                f"n_blocks must be <= {len(self.blocks)} (the number of blocks), got {n_blocks}"
+            )
         for i, block in enumerate(self.blocks):
             block.requires_grad_(i >= n_blocks)
         self.n_frozen = n_blocks
@@ -243,9 +245,10 @@ class DeepREMAPNet(nn.Module):
     Notes
     -----
     Shapes: ``x`` is ``(B, n_pixels)`` or ``(B, in_channels, n_pixels)``;
-    ``mask`` (bool, True = bad pixel) is ``(B, n_pixels)``. Masked and
-    non-finite flux is replaced by zero; with ``in_channels=2`` and a 2-D
-    ``x`` the mask becomes the second channel (all zeros if ``mask`` is None).
+    ``mask`` (bool, True = bad pixel) is ``(B, n_pixels)``. A 2-D ``x`` gets
+    its masked and non-finite pixels replaced by zero and, with
+    ``in_channels=2``, the mask as second channel (all zeros if ``mask`` is
+    None); a 3-D ``x`` is used as it is.
 
     Examples
     --------
@@ -308,7 +311,8 @@ class DeepREMAPNet(nn.Module):
             items = list(label_bins.items())
         elif isinstance(label_bins, (str, bytes)) or not hasattr(label_bins, "__iter__"):
             raise TypeError(
-                f"label_bins must be a dict {{label: n_bins}} or a sequence of int, got {label_bins!r}"
+                "label_bins must be a dict {label: n_bins} or a sequence of int, "
+                f"got {label_bins!r}"
             )
         else:
             items = [(str(i), n) for i, n in enumerate(label_bins)]
@@ -317,7 +321,9 @@ class DeepREMAPNet(nn.Module):
         checked = {}
         for name, n_bins in items:
             if not isinstance(name, str) or not name or "." in name:
-                raise ValueError(f"label_bins keys must be non-empty strings without '.', got {name!r}")
+                raise ValueError(
+                    f"label_bins keys must be non-empty strings without '.', got {name!r}"
+                )
             checked[name] = check_int(n_bins, f"label_bins[{name!r}]", minimum=2)
         return checked
 

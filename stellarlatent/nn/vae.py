@@ -13,6 +13,7 @@ of the strides: `ConvVAE.padded_length` (see `ConvVAE.required_length`).
 """
 
 import math
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -21,18 +22,23 @@ from ._utils import check_float, check_int, check_int_sequence
 
 __all__ = ["ConvVAE", "SEDAGHAT2021", "vae_layer_plan"]
 
-#: Architecture of Sedaghat et al. (2021): keyword arguments of `ConvVAE`.
-SEDAGHAT2021 = {
-    "n_pixels": 327_680,
-    "latent_dim": 128,
-    "channels": (16, 16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128, 256, 512, 512),
-    "kernel_sizes": (7, 5, 5) + (3,) * 12,
-    "strides": (2,) * 14 + (1,),
-    "negative_slope": 0.1,
-    "variational": True,
-}
+#: Architecture of Sedaghat et al. (2021): keyword arguments of `ConvVAE` (read-only).
+SEDAGHAT2021 = MappingProxyType(
+    {
+        "n_pixels": 327_680,
+        "latent_dim": 128,
+        "channels": (16, 16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128, 256, 512, 512),
+        "kernel_sizes": (7, 5, 5) + (3,) * 12,
+        "strides": (2,) * 14 + (1,),
+        "negative_slope": 0.1,
+        "variational": True,
+    }
+)
 
-_FIRST_KERNELS = (7, 5, 5)
+
+def _default_kernels(n_layers):
+    """Kernel sizes 7, 5, 5, then 3, as in Sedaghat et al. (2021)."""
+    return ((7, 5, 5) + (3,) * n_layers)[:n_layers]
 
 
 def vae_layer_plan(
@@ -92,7 +98,7 @@ def vae_layer_plan(
         min(base_channels * 2 ** (i // channel_growth_every), max_channels)
         for i in range(n_layers)
     )
-    kernel_sizes = tuple(_FIRST_KERNELS[i] if i < len(_FIRST_KERNELS) else 3 for i in range(n_layers))
+    kernel_sizes = _default_kernels(n_layers)
     strides = (2,) * n_down + (1,)
     return {"channels": channels, "kernel_sizes": kernel_sizes, "strides": strides}
 
@@ -222,9 +228,7 @@ class ConvVAE(nn.Module):
         channels = check_int_sequence(channels, "channels")
         n_layers = len(channels)
         if kernel_sizes is None:
-            kernel_sizes = tuple(
-                _FIRST_KERNELS[i] if i < len(_FIRST_KERNELS) else 3 for i in range(n_layers)
-            )
+            kernel_sizes = _default_kernels(n_layers)
         if strides is None:
             strides = (2,) * (n_layers - 1) + (1,)
         kernel_sizes = check_int_sequence(kernel_sizes, "kernel_sizes")

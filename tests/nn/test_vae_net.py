@@ -140,7 +140,7 @@ def test_reparameterize_statistics():
 def test_overfits_a_constant_spectrum(variational):
     vae = ConvVAE(60, variational=variational, **TINY)
     x = torch.full((8, 60), 1.5)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-2)
     losses = []
     for _ in range(40):
         x_hat, mu, logvar, _ = vae(x)
@@ -149,7 +149,7 @@ def test_overfits_a_constant_spectrum(variational):
         total.backward()
         optimizer.step()
         losses.append(recon.item())
-    assert losses[-1] < 0.3 * losses[0]
+    assert losses[-1] < 0.25 * losses[0]
 
 
 def test_sedaghat2021_layers_and_shapes():
