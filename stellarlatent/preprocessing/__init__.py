@@ -5,7 +5,29 @@ learns what there is to learn), ``transform`` returns a batch
 `~specutils.Spectrum` whose flux is 2-D with the spectral axis last.
 """
 
+from .airvac import air_to_vacuum, vacuum_to_air
+from .broaden import Broadener, gaussian_broaden, rotational_broaden, rotational_profile
+from .doppler import DopplerShift, doppler_factor
 from .grid import SpectralGrid
+from .mask import Masker
+from .noise import NoiseAugmenter
+from .normalize import ContinuumNormalizer
+from .pad import Padder
 from .resample import Resampler
 
-__all__ = ["SpectralGrid", "Resampler"]
+__all__ = [
+    "SpectralGrid",
+    "Resampler",
+    "ContinuumNormalizer",
+    "DopplerShift",
+    "doppler_factor",
+    "Broadener",
+    "gaussian_broaden",
+    "rotational_broaden",
+    "rotational_profile",
+    "Masker",
+    "Padder",
+    "NoiseAugmenter",
+    "air_to_vacuum",
+    "vacuum_to_air",
+]

@@ -1,0 +1,124 @@
+"""Gaussian noise augmentation to a target signal-to-noise ratio."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._base import SpectrumTransformer
+from .normalize import nanmedian_rows
+
+__all__ = ["NoiseAugmenter"]
+
+_MODELS = ("photon", "constant")
+
+
+def draw_values(value, n, rng, name, positive=True):
+    """Return ``n`` values: a scalar repeated, or uniform draws from a (low, high) range.
+
+    ``value`` may also be an array of length ``n`` (one value per spectrum).
+    """
+    if isinstance(value, numbers.Real):
+        values = np.full(n, float(value))
+    else:
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be a number, a (low, high) range or one value per "
+                f"spectrum, got {value!r}"
+            ) from None
+        if isinstance(value, tuple) and array.shape == (2,):
+            low, high = array
+            if not low <= high:
+                raise ValueError(f"{name} range must have low <= high, got {value!r}")
+            values = rng.uniform(low, high, size=n)
+        elif array.shape == (n,):
+            values = array
+        else:
+            raise ValueError(
+                f"{name} must be a number, a (low, high) tuple or an array of one value "
+                f"per spectrum ({n}), got shape {array.shape}"
+            )
+    if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
+        raise ValueError(f"{name} must be finite{' and positive' if positive else ''}")
+    return values
+
+
+class NoiseAugmenter(SpectrumTransformer):
+    """Add Gaussian noise so that spectra reach a target signal-to-noise ratio.
+
+    The added variance is the target variance minus the variance the spectra
+    already have (from their inverse variance), so noisy inputs are not
+    degraded twice; inputs already noisier than the target are left as they
+    are. The inverse variance is updated to the total.
+
+    Parameters
+    ----------
+    snr : float, (low, high) tuple or array of shape (n_spectra,)
+        Target S/N per pixel at the median flux of each spectrum; a tuple is
+        a range from which one S/N per spectrum is drawn uniformly.
+    noise_model : {"photon", "constant"}, default "photon"
+        ``"photon"``: the noise standard deviation grows as the square root
+        of the flux (photon-limited), so S/N per pixel equals ``snr`` where
+        the flux equals the median and is lower in absorption lines;
+        ``"constant"``: one standard deviation, median flux / ``snr``, for
+        every pixel.
+    random_state : int, `~numpy.random.RandomState` or None
+        Seed of the noise and of the drawn S/N. An int gives the same noise
+        at every call.
+
+    Notes
+    -----
+    The S/N of each spectrum is stored in ``meta["snr"]`` of the output.
+    Masked pixels stay masked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from specutils import Spectrum
+    >>> from stellarlatent.preprocessing import NoiseAugmenter
+    >>> flat = Spectrum(flux=np.ones((2, 20000)) * u.one,
+    ...                 spectral_axis=np.linspace(5000, 6000, 20000) * u.AA)
+    >>> noisy = NoiseAugmenter(snr=50, random_state=0).transform(flat)
+    >>> np.round(1 / noisy.flux.value.std(axis=1), -1)
+    array([50., 50.])
+    >>> noisy.uncertainty.array[0, 0]
+    np.float64(2500.0)
+    """
+
+    def __init__(self, snr=100.0, noise_model="photon", random_state=None):
+        self.snr = snr
+        self.noise_model = noise_model
+        self.random_state = random_state
+
+    def _transform_batch(self, batch):
+        if self.noise_model not in _MODELS:
+            raise ValueError(f"noise_model must be one of {_MODELS}, got {self.noise_model!r}")
+        rng = check_random_state(self.random_state)
+        snr = draw_values(self.snr, batch.n_spectra, rng, "snr")
+        flux = np.where(batch.mask, np.nan, batch.flux)
+        level = nanmedian_rows(np.abs(flux))
+        if not np.all(np.isfinite(level) & (level > 0)):
+            bad = int(np.flatnonzero(~(np.isfinite(level) & (level > 0)))[0])
+            raise ValueError(
+                f"spectra[{bad}] has no unmasked pixel with non-zero flux; cannot set its S/N"
+            )
+        sigma = level / snr[:, np.newaxis]
+        if self.noise_model == "photon":
+            sigma = sigma * np.sqrt(np.clip(np.nan_to_num(flux) / level, 0.0, None))
+        target_var = sigma**2
+        if batch.ivar is None:
+            added_var = target_var
+        else:
+            with np.errstate(divide="ignore"):
+                present_var = np.where(batch.ivar > 0, 1.0 / batch.ivar, 0.0)
+            added_var = np.clip(target_var - present_var, 0.0, None)
+            target_var = np.maximum(target_var, present_var)
+        noise = rng.standard_normal(batch.flux.shape) * np.sqrt(added_var)
+        with np.errstate(divide="ignore"):
+            ivar = np.where(batch.mask | (target_var <= 0), 0.0, 1.0 / target_var)
+        mask = batch.mask | (ivar <= 0)
+        meta = dict(batch.meta, snr=snr)
+        return batch.replace(flux=batch.flux + noise, ivar=ivar, mask=mask, meta=meta)

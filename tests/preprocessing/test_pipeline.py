@@ -1,0 +1,128 @@
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import InverseVariance
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from specutils import Spectrum
+
+from stellarlatent.preprocessing import (
+    Broadener,
+    ContinuumNormalizer,
+    DopplerShift,
+    Masker,
+    NoiseAugmenter,
+    Padder,
+    Resampler,
+    SpectralGrid,
+    air_to_vacuum,
+    doppler_factor,
+)
+
+TRANSFORMERS = [
+    ContinuumNormalizer(method="spline", knot_spacing=200 * u.AA),
+    DopplerShift(rv=12 * u.km / u.s),
+    Broadener(resolution=3000, vsini=10 * u.km / u.s),
+    Masker(regions=[(5303.6 * u.AA, 5338.0 * u.AA)]),
+    Padder(multiple_of=256),
+    NoiseAugmenter(snr=(30, 60), random_state=0),
+]
+
+
+def toy_batch(n_spectra=3):
+    wave = np.geomspace(5000, 5600, 1500)
+    flux = 2 - np.exp(-0.5 * ((wave - 5300) / 1.0) ** 2)
+    flux = np.tile(flux, (n_spectra, 1)) * np.arange(1, n_spectra + 1)[:, None]
+    return Spectrum(flux=flux * u.Jy, spectral_axis=wave * u.AA,
+                    uncertainty=InverseVariance(np.full(flux.shape, 1e4) / u.Jy**2),
+                    spectral_axis_index=1)
+
+
+@pytest.mark.parametrize("transformer", TRANSFORMERS, ids=lambda t: type(t).__name__)
+def test_clone_fit_and_transform(transformer):
+    copy = clone(transformer)
+    assert copy.get_params() == transformer.get_params()
+    spectrum = toy_batch()
+    assert copy.fit(spectrum) is copy
+    out = copy.fit_transform(spectrum)
+    assert isinstance(out, Spectrum) and out.flux.shape[0] == 3
+    assert out.spectral_axis_index == 1 and out.mask.shape == out.flux.shape
+    # parameters are stored untouched: no validation or derived state in __init__
+    assert vars(type(transformer)(**transformer.get_params())) == transformer.get_params()
+
+
+def test_full_pipeline_on_a_common_grid():
+    grid = SpectralGrid.log_uniform(5050 * u.AA, 5550 * u.AA, 1000)
+    pipeline = make_pipeline(
+        DopplerShift(inject=True, rv_range=(-200, 200) * u.km / u.s, random_state=1),
+        Resampler(grid),
+        Broadener(resolution=2000),
+        Masker(regions=[(5303.6 * u.AA, 5338.0 * u.AA)]),
+        ContinuumNormalizer(exclude=[(5303.6 * u.AA, 5338.0 * u.AA)]),
+        NoiseAugmenter(snr=100, random_state=2),
+        Padder(multiple_of=512),
+    )
+    out = pipeline.fit_transform(toy_batch())
+    assert out.flux.shape == (3, 1024)
+    assert out.mask[:, 1000:].all()
+    rv = pipeline[0].rv_applied_.to_value(u.km / u.s)
+    assert rv.shape == (3,) and np.unique(rv).size == 3
+    # the line moved to 5300 * doppler factor in each spectrum
+    wave = out.spectral_axis.value[:1000]
+    flux = out.flux.value[:, :1000]
+    mask = out.mask[:, :1000]
+    n_checked = 0
+    for row, v in enumerate(rv):
+        expected = 5300 * float(doppler_factor(v * u.km / u.s))
+        if 5300 <= expected <= 5342:  # line centre inside the masked CCD gap
+            continue
+        centre = wave[np.argmin(np.where(mask[row], np.inf, flux[row]))]
+        assert centre == pytest.approx(expected, abs=1.0)
+        n_checked += 1
+    assert n_checked >= 1
+
+
+def read_miles(path):
+    header = fits.getheader(path)
+    flux = fits.getdata(path).astype(float)
+    wave = header["CRVAL1"] + header["CDELT1"] * (
+        np.arange(header["NAXIS1"]) + 1 - header["CRPIX1"]
+    )
+    return Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA, mask=flux <= 0)
+
+
+def test_pipeline_on_real_miles_spectra(miles_dir):
+    files = sorted(miles_dir.glob("MILES_res2.50_star_m*V.fits"))[:8]
+    spectra = [read_miles(f) for f in files]
+    # MILES is in air: go to vacuum wavelengths, inject velocities, resample onto a
+    # log-uniform grid, normalise, degrade, pad to a multiple of 2**k
+    vacuum = [
+        Spectrum(flux=s.flux, spectral_axis=air_to_vacuum(s.spectral_axis), mask=s.mask)
+        for s in spectra
+    ]
+    grid = SpectralGrid.log_uniform(3700 * u.AA, 7200 * u.AA, 3000)
+    pipeline = make_pipeline(
+        DopplerShift(inject=True, random_state=0),
+        Resampler(grid),
+        ContinuumNormalizer(method="polynomial", degree=5),
+        Broadener(fwhm=5 * u.AA, input_fwhm=2.5 * u.AA),
+        NoiseAugmenter(snr=(50, 100), random_state=0),
+        Padder(multiple_of=2**10),
+    )
+    out = pipeline.fit_transform(vacuum)
+    assert out.flux.shape == (8, 3072)
+    good = ~out.mask[:, :3000]
+    assert good.mean() > 0.99
+    flux = out.flux.value[:, :3000]
+    # normalised: the upper envelope of each spectrum is close to one
+    top = np.array([np.quantile(f[g], 0.95) for f, g in zip(flux, good)])
+    assert np.all((top > 0.9) & (top < 1.3))
+    # H-alpha (vacuum 6564.6 A) stays a local minimum, shifted by the injected RV
+    rv = pipeline[0].rv_applied_
+    wave = out.spectral_axis.value[:3000]
+    for row in range(8):
+        centre = 6564.61 * float(doppler_factor(rv[row]))
+        near = np.abs(wave - centre) < 3
+        around = (np.abs(wave - centre) > 15) & (np.abs(wave - centre) < 30)
+        assert flux[row, near].min() < np.median(flux[row, around])
