@@ -1,0 +1,421 @@
+"""What SpectralVAE and DeepREMAP share: devices, seeds, the training loop,
+checkpoints and safe persistence."""
+
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .. import __version__
+from .._logging import log
+from ._data import as_source
+
+__all__ = ["TorchEstimator", "TrainingDivergedError", "resolve_device"]
+
+_FORMAT = "stellarlatent-model"
+_FORMAT_VERSION = 1
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite; the last good weights were kept."""
+
+
+def resolve_device(device):
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a `torch.device` into a device.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'cpu'")
+    return resolved
+
+
+def _check_positive_int(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class TorchEstimator(BaseEstimator):
+    """Base class of the PyTorch estimators of stellarlatent.
+
+    Subclasses build their network in ``_build_module(source)``, compute a
+    training loss in ``_training_step(batch, indices)`` (a dict whose
+    ``"loss"`` entry is a scalar tensor; other entries are floats recorded in
+    ``history_``), and evaluate held-out spectra in
+    ``_evaluate(source, indices)``.
+    """
+
+    # -- parameters ------------------------------------------------------------------
+
+    def _check_training_params(self):
+        _check_positive_int(self.max_epochs, "max_epochs")
+        _check_positive_int(self.batch_size, "batch_size")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (0 <= self.validation_fraction < 1):
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+            )
+        _check_positive_int(self.n_iter_no_change, "n_iter_no_change", allow_none=True)
+        resolve_device(self.device)
+
+    def _rng(self):
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        elif isinstance(seed, np.random.RandomState):
+            seed = int(seed.randint(2**31 - 1))
+        elif not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"random_state must be None or an integer, got {seed!r}")
+        return int(seed)
+
+    # -- data ------------------------------------------------------------------------
+
+    @staticmethod
+    def _source(X, name="X"):
+        return as_source(X, name)
+
+    def _split(self, n, seed):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n)
+        n_val = int(round(n * self.validation_fraction))
+        if n_val == 0 or n - n_val < 1:
+            return np.sort(order), np.array([], dtype=int)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _to_device(self, batch):
+        return {k: (None if v is None else v.to(self.device_, non_blocking=True)) for k, v in batch.items()}
+
+    def _iter_minibatches(self, n, generator, weights=None, shuffle=True):
+        if weights is not None:
+            order = torch.multinomial(weights, n, replacement=True, generator=generator)
+        elif shuffle:
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            yield order[start : start + self.batch_size].numpy()
+
+    # -- training loop ---------------------------------------------------------------
+
+    def _fingerprint(self, source):
+        params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "device", "max_epochs")}
+        return json.dumps(
+            _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
+                       "n_pixels": source.n_pixels}),
+            sort_keys=True,
+            default=str,
+        )
+
+    def _run_training(self, source, train_idx, val_idx, *, sample_weight=None, checkpoint_dir=None,
+                      seed=0):
+        """Train ``self.module_`` with the subclass hooks; fills ``history_``."""
+        module = self.module_
+        optimizer = self.optimizer_
+        generator = torch.Generator().manual_seed(seed)
+        weights = None
+        if sample_weight is not None:
+            weights = torch.as_tensor(np.asarray(sample_weight, dtype=float)[train_idx], dtype=torch.double)
+            if weights.sum() <= 0:
+                raise ValueError("sample_weight must have a positive sum over the training spectra")
+
+        state = {"epoch": 0, "iteration": 0, "best_loss": math.inf, "best_state": None, "bad_epochs": 0}
+        self.history_ = []
+        checkpoint = None
+        fingerprint = self._fingerprint(source)
+        if checkpoint_dir is not None:
+            checkpoint = Path(checkpoint_dir) / "checkpoint.pt"
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            if checkpoint.exists():
+                self._resume(checkpoint, fingerprint, generator, state)
+
+        self.n_iter_ = state["iteration"]
+        epochs = range(state["epoch"], self.max_epochs)
+        progress = _progress(epochs, self.verbose, type(self).__name__)
+        last_good = copy.deepcopy(module.state_dict())
+        stopped_early = False
+        for epoch in progress:
+            started = time.perf_counter()
+            module.train()
+            totals, count = {}, 0
+            for batch_number, idx in enumerate(
+                self._iter_minibatches(len(train_idx), generator, weights)
+            ):
+                indices = train_idx[idx]
+                batch = self._to_device(source.batch(indices))
+                out = self._training_step(batch, indices)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    module.load_state_dict(last_good)
+                    raise TrainingDivergedError(
+                        f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
+                        f"{batch_number + 1}; the weights of the last complete epoch were kept. "
+                        "Lower lr, check the input for extreme values, or normalise the flux."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self._after_step()
+                state["iteration"] += 1
+                self.n_iter_ = state["iteration"]
+                n_batch = len(indices)
+                count += n_batch
+                for key, value in out.items():
+                    value = value.detach() if torch.is_tensor(value) else value
+                    totals[key] = totals.get(key, 0.0) + float(value) * n_batch
+            record = {"epoch": epoch + 1}
+            record.update({f"train_{k}": v / max(count, 1) for k, v in totals.items()})
+            record.update(self._after_epoch(epoch))
+            if len(val_idx):
+                record.update({f"val_{k}": v for k, v in self._evaluate(source, val_idx).items()})
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["time"] = time.perf_counter() - started
+            self.history_.append(record)
+            last_good = copy.deepcopy(module.state_dict())
+            monitored = record.get("val_loss", record.get("train_loss"))
+            if monitored is not None and monitored < state["best_loss"] - 1e-12:
+                state["best_loss"] = monitored
+                state["best_state"] = copy.deepcopy(module.state_dict())
+                state["bad_epochs"] = 0
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            if hasattr(progress, "set_postfix"):
+                progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                      if k in ("train_loss", "val_loss")})
+            log.debug("%s epoch %d: %s", type(self).__name__, epoch + 1, record)
+            if (self.n_iter_no_change is not None and len(val_idx)
+                    and state["bad_epochs"] >= self.n_iter_no_change):
+                stopped_early = True
+            if checkpoint is not None:
+                self._save_checkpoint(checkpoint, fingerprint, generator, state)
+            if stopped_early:
+                log.info("%s: early stop after epoch %d (no improvement in %d epochs)",
+                         type(self).__name__, epoch + 1, self.n_iter_no_change)
+                break
+        if hasattr(progress, "close"):
+            progress.close()
+        if self._restore_best() and state["best_state"] is not None and len(val_idx):
+            module.load_state_dict(state["best_state"])
+        self._finish_training(source, train_idx)
+        module.eval()
+
+    # Hooks with defaults ------------------------------------------------------------
+
+    def _after_step(self):
+        """Called after every optimiser step."""
+
+    def _after_epoch(self, epoch):
+        """Called at the end of every epoch; returns extra history entries."""
+        return {}
+
+    def _restore_best(self):
+        return self.n_iter_no_change is not None
+
+    def _finish_training(self, source, train_idx):
+        """Called once training ends."""
+
+    def _extra_state(self):
+        """Tensors and plain values to checkpoint besides the module and optimiser."""
+        return {}
+
+    def _load_extra_state(self, extra):
+        pass
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def _save_checkpoint(self, path, fingerprint, generator, state):
+        payload = {
+            "fingerprint": fingerprint,
+            "module": self.module_.state_dict(),
+            "optimizer": self.optimizer_.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": {k: v for k, v in state.items() if k != "best_state"},
+            "best_state": state["best_state"],
+            "history": json.dumps(self.history_),
+            "extra": self._extra_state(),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    def _resume(self, path, fingerprint, generator, state):
+        try:
+            payload = torch.load(path, map_location=self.device_, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise ValueError(
+                f"checkpoint {path} cannot be read ({exc}); delete it to start afresh"
+            ) from exc
+        if payload.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"checkpoint {path} was written for other data or hyperparameters; "
+                "use another checkpoint_dir or delete the file"
+            )
+        self.module_.load_state_dict(payload["module"])
+        self.optimizer_.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        state.update(payload["state"])
+        state["best_state"] = payload["best_state"]
+        self.history_ = json.loads(payload["history"])
+        self._load_extra_state(payload["extra"])
+        log.info("%s: resumed from %s after epoch %d", type(self).__name__, path, state["epoch"])
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _metadata(self):
+        """JSON-serialisable fitted state besides the weights (subclasses extend)."""
+        axis = getattr(self, "spectral_axis_", None)
+        return {
+            "params": _jsonable({k: v for k, v in self.get_params().items() if k != "device"}),
+            "n_features_in": int(self.n_features_in_),
+            "spectral_axis": None if axis is None else {
+                "values": axis.value.tolist(), "unit": axis.unit.to_string()},
+            "history": self.history_,
+            "n_iter": int(getattr(self, "n_iter_", 0)),
+        }
+
+    def _tensors(self):
+        """Tensors to save besides the module weights (subclasses extend)."""
+        return {}
+
+    def save(self, path):
+        """Save the fitted estimator to one file.
+
+        The file holds the weights and plain values only (package version,
+        hyperparameters, spectral grid, training history, as JSON), so
+        `load` reads it with ``torch.load(..., weights_only=True)`` and never
+        unpickles arbitrary objects.
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            Where to write (conventionally ``*.pt``).
+        """
+        check_is_fitted(self)
+        payload = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "estimator": type(self).__name__,
+            "version": __version__,
+            "metadata": json.dumps(self._metadata(), default=str),
+            "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
+            "tensors": {k: v.detach().cpu() for k, v in self._tensors().items()},
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """Load an estimator written by `save`.
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+        device : str or `torch.device`, optional
+            Where to put the network.
+
+        Raises
+        ------
+        ValueError
+            If the file is not a readable stellarlatent model of this class.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file at {path}")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
+            raise ValueError(f"{path} is not a readable stellarlatent model file ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a stellarlatent model file")
+        if payload.get("format_version", 0) > _FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was written by a newer stellarlatent ({payload.get('version')}); "
+                "upgrade the package to read it"
+            )
+        if payload.get("estimator") != cls.__name__:
+            raise ValueError(
+                f"{path} holds a {payload.get('estimator')}, not a {cls.__name__}; "
+                f"use {payload.get('estimator')}.load"
+            )
+        try:
+            metadata = json.loads(payload["metadata"])
+            params = metadata["params"]
+            estimator = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+            estimator.set_params(device=device)
+            estimator.device_ = resolve_device(device)
+            estimator._restore(metadata, payload["tensors"])
+            estimator.module_.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"{path} is incompatible with this version of {cls.__name__}: {exc}") from exc
+        estimator.module_.to(estimator.device_).eval()
+        return estimator
+
+    def _restore_common(self, metadata):
+        self.n_features_in_ = metadata["n_features_in"]
+        axis = metadata.get("spectral_axis")
+        self.spectral_axis_ = None if axis is None else np.asarray(axis["values"]) * u.Unit(axis["unit"])
+        self.history_ = metadata["history"]
+        self.n_iter_ = metadata.get("n_iter", 0)
+
+    def _restore(self, metadata, tensors):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _progress(iterable, verbose, name):
+    if not verbose:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=name, unit="epoch", leave=False)

@@ -1,0 +1,94 @@
+"""Where estimators get spectra from: arrays, Spectrum batches or a SpectralStore."""
+
+import numpy as np
+import torch
+
+from .._batch import as_flux_array
+
+__all__ = ["SpectraSource", "as_source"]
+
+
+class SpectraSource:
+    """Spectra held in memory, served in batches of torch tensors.
+
+    Parameters
+    ----------
+    flux : ndarray, shape (n, n_pixels), float32
+        Masked pixels already set to zero.
+    mask : ndarray of bool
+        True marks a bad pixel.
+    ivar : ndarray or None
+        Inverse variance (zero at masked pixels).
+    spectral_axis : `~astropy.units.Quantity` or None
+    """
+
+    def __init__(self, flux, mask, ivar=None, spectral_axis=None):
+        self.flux = torch.from_numpy(np.ascontiguousarray(flux, dtype=np.float32))
+        self.mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
+        self.ivar = None if ivar is None else torch.from_numpy(np.ascontiguousarray(ivar, dtype=np.float32))
+        self.spectral_axis = spectral_axis
+
+    def __len__(self):
+        return self.flux.shape[0]
+
+    @property
+    def n_pixels(self):
+        return self.flux.shape[1]
+
+    def batch(self, indices):
+        """Tensors ``flux``, ``mask`` (bool) and ``ivar`` (or None) of some spectra."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        ivar = None if self.ivar is None else self.ivar[idx]
+        return {"flux": self.flux[idx], "mask": self.mask[idx], "ivar": ivar}
+
+
+class StoreSource:
+    """Spectra streamed from a `~stellarlatent.datasets.SpectralStore`, batch by batch."""
+
+    def __init__(self, store):
+        self.store = store
+        self.spectral_axis = store.spectral_axis
+        self._n = len(store)
+        self._n_pixels = store.n_pixels
+        self._dataset = store.to_torch_dataset()
+        self.has_ivar = store.has_ivar
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def n_pixels(self):
+        return self._n_pixels
+
+    def batch(self, indices):
+        order = np.argsort(np.asarray(indices))
+        items = self._dataset.__getitems__(np.asarray(indices)[order].tolist())
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        flux = torch.stack([items[i][0] for i in inverse])
+        mask = torch.stack([items[i][1] for i in inverse]) > 0
+        ivar = torch.stack([items[i][2] for i in inverse]) if self.has_ivar else None
+        return {"flux": flux, "mask": mask, "ivar": ivar}
+
+
+def _is_store(X):
+    try:
+        from ..datasets import SpectralStore
+    except ImportError:  # pragma: no cover - datasets always importable in a full install
+        return False
+    return isinstance(X, SpectralStore)
+
+
+def as_source(X, name="X"):
+    """Wrap arrays, a batch Spectrum, a list of Spectrum or a SpectralStore.
+
+    Returns
+    -------
+    `SpectraSource` or `StoreSource`
+    """
+    if _is_store(X):
+        if len(X) == 0:
+            raise ValueError(f"{name} is an empty SpectralStore")
+        return StoreSource(X)
+    flux, mask, ivar, axis = as_flux_array(X, name)
+    return SpectraSource(flux, mask, ivar, axis)

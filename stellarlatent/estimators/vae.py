@@ -1,0 +1,452 @@
+"""SpectralVAE: the convolutional beta-VAE of Sedaghat et al. (2021) as an estimator."""
+
+import astropy.units as u
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._batch import SpectraBatch, from_batch
+from ..nn import ConvVAE, linear_warmup, vae_loss
+from ._base import TorchEstimator, _check_positive_int, resolve_device
+
+__all__ = ["SpectralVAE"]
+
+_PRESETS = {
+    # Sedaghat, Romaniello, Carrick & Pineau (2021), from the paper's public code:
+    # HARPS spectra padded to 327,680 px, 15 conv layers, 128 latents, L1 loss,
+    # KL weight ramped 0 -> 0.3 between iterations 5k and 20k, Adam lr 1e-4, batch 32.
+    "sedaghat2021": {
+        "latent_dim": 128,
+        "beta": 0.3,
+        "beta_warmup": (5000, 20000),
+        "variational": True,
+        "reconstruction": "l1",
+        "channels": (16, 16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128, 256, 512, 512),
+        "kernel_sizes": (7, 5, 5) + (3,) * 12,
+        "strides": (2,) * 14 + (1,),
+        "lr": 1e-4,
+        "batch_size": 32,
+    },
+}
+
+
+class SpectralVAE(TransformerMixin, TorchEstimator):
+    """Convolutional beta-VAE (or autoencoder) that compresses spectra to a few latents.
+
+    The encoder is a stack of 1-D convolutions (stride 2, leaky ReLU) whose
+    depth and channels follow the input length (see
+    `stellarlatent.nn.vae_layer_plan`); the decoder mirrors it. Spectra are
+    zero-padded, with the padding masked, to the length the strides need.
+    After `fit`, `transform` gives the latent means; the diagnostics of
+    `stellarlatent.diagnostics` then tell which latents are informative and
+    what they track (Sedaghat et al. 2021).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Number of latent variables.
+    beta : float
+        Weight of the KL divergence (averaged over batch and latents) in the
+        loss; 0 with ``variational=True`` is an unregularised VAE.
+    variational : bool
+        True for a (beta-)VAE with the reparametrisation trick; False for a
+        deterministic autoencoder (no KL term).
+    reconstruction : {"l1", "mse", "chi2"}
+        Per-pixel error: absolute (the paper's), squared, or squared and
+        weighted by the inverse variance. Masked pixels never count.
+    beta_warmup : tuple of two ints or None
+        Iterations ``(start, stop)`` between which the KL weight ramps
+        linearly from 0 to ``beta``; None uses ``beta`` from the start.
+    channels, kernel_sizes, strides : tuple of int or None
+        An explicit encoder plan; None derives it from the input length.
+    max_epochs : int
+        Number of passes over the training spectra.
+    batch_size : int
+        Spectra per optimiser step.
+    lr : float
+        Learning rate of Adam.
+    weight_decay : float
+        L2 weight decay of Adam.
+    validation_fraction : float
+        Fraction of the spectra held out to monitor the loss (0 for none).
+    n_iter_no_change : int or None
+        Stop when the validation loss has not improved for this many epochs,
+        and keep the best weights; None trains for ``max_epochs``.
+    device : str or `torch.device`
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+    random_state : int or None
+        Seed of the weights, the split, the batches and the sampling. The same
+        seed gives the same result on CPU.
+    verbose : int
+        0 for silence, 1 for a progress bar.
+
+    Attributes
+    ----------
+    module_ : `stellarlatent.nn.ConvVAE`
+        The trained network.
+    n_features_in_ : int
+        Pixels per training spectrum.
+    spectral_axis_ : `~astropy.units.Quantity` or None
+        The grid of the training spectra, when they were Spectrum objects.
+    history_ : list of dict
+        Per-epoch losses (``train_loss``, ``train_reconstruction``,
+        ``train_kl``, ``beta``, ``val_...``), learning rate and time.
+    n_iter_ : int
+        Optimiser steps taken.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(0, 1, 256)
+    >>> depth = rng.uniform(0.1, 0.9, 64)
+    >>> X = 1 - depth[:, None] * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+    >>> vae = SpectralVAE(latent_dim=2, beta=0.01, max_epochs=3, verbose=0, random_state=0)
+    >>> Z = vae.fit(X).transform(X)
+    >>> Z.shape
+    (64, 2)
+    >>> len(vae.history_)
+    3
+    """
+
+    def __init__(
+        self,
+        latent_dim=8,
+        beta=1.0,
+        variational=True,
+        *,
+        reconstruction="l1",
+        beta_warmup=None,
+        channels=None,
+        kernel_sizes=None,
+        strides=None,
+        max_epochs=50,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=0.0,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        device="auto",
+        random_state=None,
+        verbose=1,
+    ):
+        self.latent_dim = latent_dim
+        self.beta = beta
+        self.variational = variational
+        self.reconstruction = reconstruction
+        self.beta_warmup = beta_warmup
+        self.channels = channels
+        self.kernel_sizes = kernel_sizes
+        self.strides = strides
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Build an estimator with a published configuration.
+
+        Parameters
+        ----------
+        name : {"sedaghat2021"}
+            ``"sedaghat2021"``: the network of Sedaghat et al. (2021) for
+            HARPS spectra padded to 327,680 pixels (15 convolutions, a 512 x 20
+            bottleneck, 128 latents), L1 reconstruction, KL weight ramped from
+            0 to 0.3 between iterations 5,000 and 20,000, Adam with lr 1e-4
+            and batches of 32.
+        **overrides
+            Parameters that replace the preset's.
+
+        Examples
+        --------
+        >>> vae = SpectralVAE.from_preset("sedaghat2021", max_epochs=1)
+        >>> vae.latent_dim, vae.beta, vae.beta_warmup
+        (128, 0.3, (5000, 20000))
+        """
+        if name not in _PRESETS:
+            raise ValueError(f"name must be one of {sorted(_PRESETS)}, got {name!r}")
+        params = dict(_PRESETS[name])
+        params.update(overrides)
+        return cls(**params)
+
+    # -- network ---------------------------------------------------------------------
+
+    def _check_params(self):
+        _check_positive_int(self.latent_dim, "latent_dim")
+        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
+            raise ValueError(f"beta must be a non-negative number, got {self.beta!r}")
+        if self.reconstruction not in ("l1", "mse", "chi2"):
+            raise ValueError(
+                f"reconstruction must be 'l1', 'mse' or 'chi2', got {self.reconstruction!r}"
+            )
+        if self.beta_warmup is not None:
+            try:
+                start, stop = self.beta_warmup
+                ok = 0 <= start < stop
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(
+                    "beta_warmup must be None or two iterations (start, stop) with "
+                    f"0 <= start < stop, got {self.beta_warmup!r}"
+                )
+        self._check_training_params()
+
+    def build_module(self, n_pixels):
+        """The untrained network for spectra of ``n_pixels`` pixels.
+
+        Build it under ``torch.device("meta")`` to inspect the layers of a
+        large network without allocating memory.
+
+        Examples
+        --------
+        >>> import torch
+        >>> with torch.device("meta"):
+        ...     net = SpectralVAE.from_preset("sedaghat2021").build_module(312_501)
+        >>> net.padded_length, net.bottleneck_shape
+        (327680, (512, 20))
+        """
+        return ConvVAE(
+            n_pixels,
+            latent_dim=self.latent_dim,
+            channels=self.channels,
+            kernel_sizes=self.kernel_sizes,
+            strides=self.strides,
+            variational=self.variational,
+        )
+
+    def _current_beta(self):
+        if self.beta_warmup is None:
+            return float(self.beta)
+        start, stop = self.beta_warmup
+        return float(linear_warmup(self.n_iter_, start, stop, self.beta))
+
+    # -- fitting ---------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None, *, checkpoint_dir=None):
+        """Train the network on spectra.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch, list of Spectrum on one grid, or `~stellarlatent.datasets.SpectralStore`
+            Training spectra, already on one grid and normalised (see
+            `stellarlatent.preprocessing`). A store is streamed batch by
+            batch.
+        y : None
+            Ignored (unsupervised).
+        sample_weight : array-like of shape (n_spectra,), optional
+            Relative sampling weights, for example 1 / (number of spectra of
+            the same star) as in Sedaghat et al. (2021): batches are drawn
+            with replacement in proportion to them.
+        checkpoint_dir : str or `pathlib.Path`, optional
+            Write a checkpoint there after every epoch, and resume from it if
+            one from the same data and hyperparameters is found, to the same
+            result as an uninterrupted run.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        source = self._source(X)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=float)
+            if sample_weight.shape != (len(source),):
+                raise ValueError(
+                    f"sample_weight must have shape ({len(source)},), got {sample_weight.shape}"
+                )
+            if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+                raise ValueError("sample_weight must be finite and non-negative")
+        seed = self._rng()
+        torch.manual_seed(seed)
+        self.device_ = resolve_device(self.device)
+        self.n_features_in_ = source.n_pixels
+        self.spectral_axis_ = source.spectral_axis
+        self.module_ = self.build_module(source.n_pixels).to(self.device_)
+        self.optimizer_ = torch.optim.Adam(
+            self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        self.n_iter_ = 0
+        train_idx, val_idx = self._split(len(source), seed)
+        self._run_training(
+            source, train_idx, val_idx, sample_weight=sample_weight,
+            checkpoint_dir=checkpoint_dir, seed=seed,
+        )
+        return self
+
+    def _loss(self, batch, beta, sample=True):
+        x_hat, mu, logvar, _ = self.module_(batch["flux"], sample=sample)
+        ivar = batch["ivar"]
+        if self.reconstruction == "chi2" and ivar is None:
+            ivar = (~batch["mask"]).to(batch["flux"].dtype)
+        return vae_loss(
+            x_hat, batch["flux"], mu, logvar, mask=batch["mask"], ivar=ivar,
+            reconstruction=self.reconstruction, beta=beta,
+        )
+
+    def _training_step(self, batch, indices):
+        beta = self._current_beta()
+        total, recon, kl = self._loss(batch, beta)
+        return {"loss": total, "reconstruction": recon.detach(), "kl": kl.detach(), "beta": beta}
+
+    def _evaluate(self, source, indices):
+        sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        beta = self._current_beta()
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, len(indices), self.batch_size):
+                idx = indices[start : start + self.batch_size]
+                batch = self._to_device(source.batch(idx))
+                total, recon, kl = self._loss(batch, beta, sample=False)
+                for key, value in zip(sums, (total, recon, kl)):
+                    sums[key] += float(value) * len(idx)
+        return {k: v / len(indices) for k, v in sums.items()}
+
+    # -- using the model -------------------------------------------------------------
+
+    def _check_X(self, X, name="X"):
+        source = self._source(X, name)
+        if source.n_pixels != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {source.n_pixels} pixels but the model was trained on "
+                f"{self.n_features_in_}; resample it onto the training grid first"
+            )
+        return source
+
+    def _map_batches(self, source, function):
+        self.module_.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(source), self.batch_size):
+                idx = np.arange(start, min(start + self.batch_size, len(source)))
+                out.append(function(self._to_device(source.batch(idx))))
+        return out
+
+    def transform(self, X):
+        """Latent means of spectra.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+            Spectra on the training grid.
+
+        Returns
+        -------
+        Z : ndarray, shape (n_spectra, latent_dim)
+        """
+        check_is_fitted(self)
+        source = self._check_X(X)
+        parts = self._map_batches(source, lambda b: self.module_.encode(b["flux"])[0].cpu())
+        return torch.cat(parts).numpy().astype(np.float64)
+
+    def _as_spectrum(self, flux):
+        flux = np.asarray(flux, dtype=float)
+        axis = self.spectral_axis_
+        if axis is None:
+            axis = np.arange(self.n_features_in_) * u.pix
+        return from_batch(SpectraBatch(flux=flux, spectral_axis=axis))
+
+    def _decode(self, Z):
+        Z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self.device_)
+        self.module_.eval()
+        with torch.no_grad():
+            flux = self.module_.decode(Z)[:, : self.n_features_in_]
+        return flux.cpu().numpy()
+
+    def inverse_transform(self, Z):
+        """Decode latent vectors into spectra on the training grid.
+
+        Parameters
+        ----------
+        Z : array-like, shape (n_spectra, latent_dim)
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch with the training spectral axis (pixel indices when the
+            model was trained on plain arrays).
+        """
+        check_is_fitted(self)
+        Z = np.asarray(Z, dtype=float)
+        if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
+            raise ValueError(f"Z must have shape (n, {self.latent_dim}), got {Z.shape}")
+        return self._as_spectrum(self._decode(Z))
+
+    def reconstruct(self, X):
+        """Encode and decode spectra (through the latent means).
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+        """
+        return self.inverse_transform(self.transform(X))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw spectra from the prior: decode ``z ~ N(0, 1)``.
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch of ``n_samples`` spectra.
+        """
+        check_is_fitted(self)
+        n_samples = _check_positive_int(n_samples, "n_samples")
+        Z = np.random.default_rng(random_state).standard_normal((n_samples, self.latent_dim))
+        return self.inverse_transform(Z)
+
+    def traverse(self, x, dim, values):
+        """Decode one spectrum's latent vector with one latent set to each of ``values``.
+
+        This shows what a latent node does to a spectrum (Sedaghat et al.
+        2021, their latent traversals).
+
+        Parameters
+        ----------
+        x : array-like (n_pixels,) or (1, n_pixels), or a single `~specutils.Spectrum`
+            The spectrum whose latent vector is the starting point.
+        dim : int
+            The latent to vary.
+        values : array-like
+            Values given to latent ``dim``.
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch of ``len(values)`` spectra.
+        """
+        check_is_fitted(self)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 0 <= dim < self.latent_dim:
+            raise ValueError(f"dim must be an integer in [0, {self.latent_dim}), got {dim!r}")
+        if not hasattr(x, "spectral_axis"):
+            x = np.asarray(x, dtype=float)
+            if x.ndim == 1:
+                x = x[np.newaxis]
+        z = self.transform(x)
+        if z.shape[0] != 1:
+            raise ValueError(f"x must be a single spectrum, got {z.shape[0]}")
+        values = np.atleast_1d(np.asarray(values, dtype=float))
+        Z = np.repeat(z, values.size, axis=0)
+        Z[:, dim] = values
+        return self.inverse_transform(Z)
+
+    def score(self, X, y=None):
+        """Negative mean loss (reconstruction + beta * KL) on ``X``: higher is better.
+
+        The latent means are decoded, so the score is deterministic.
+        """
+        check_is_fitted(self)
+        source = self._check_X(X)
+        return -self._evaluate(source, np.arange(len(source)))["loss"]
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _restore(self, metadata, tensors):
+        self._restore_common(metadata)
+        self.module_ = self.build_module(self.n_features_in_)

@@ -1,0 +1,277 @@
+import math
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from astropy.nddata import InverseVariance
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from specutils import Spectrum
+
+from stellarlatent.estimators import SpectralVAE, TrainingDivergedError
+from stellarlatent.preprocessing import Resampler, SpectralGrid
+
+
+def line_spectra(n=96, n_pixels=128, seed=0):
+    """Spectra with one absorption line whose depth and centre are known."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, n_pixels)
+    depth = rng.uniform(0.1, 0.9, n)
+    center = rng.uniform(0.35, 0.65, n)
+    flux = 1 - depth[:, None] * np.exp(-0.5 * ((x - center[:, None]) / 0.04) ** 2)
+    return flux, depth, center
+
+
+def small_vae(**kwargs):
+    params = dict(latent_dim=3, beta=0.01, max_epochs=3, batch_size=16, verbose=0, random_state=1)
+    params.update(kwargs)
+    return SpectralVAE(**params)
+
+
+def test_fit_transform_inverse_and_history():
+    X, _, _ = line_spectra()
+    vae = small_vae().fit(X)
+    Z = vae.transform(X)
+    assert Z.shape == (96, 3) and np.all(np.isfinite(Z))
+    assert [h["epoch"] for h in vae.history_] == [1, 2, 3]
+    assert {"train_loss", "train_reconstruction", "train_kl", "val_loss"} <= set(vae.history_[0])
+    rec = vae.inverse_transform(Z[:5])
+    assert isinstance(rec, Spectrum) and rec.flux.shape == (5, 128)
+    assert rec.spectral_axis.unit == u.pix
+    assert vae.score(X) < 0
+
+
+def test_training_reduces_the_loss_and_learns_the_line_depth():
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, 128)
+    depth = rng.uniform(0.1, 0.9, 96)
+    X = 1 - depth[:, None] * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+    vae = small_vae(latent_dim=2, max_epochs=12, lr=3e-3, validation_fraction=0.0).fit(X)
+    losses = [h["train_loss"] for h in vae.history_]
+    assert losses[-1] < 0.2 * losses[0]
+    Z = vae.transform(X)
+    from scipy.stats import spearmanr
+
+    best = max(abs(spearmanr(Z[:, d], depth)[0]) for d in range(2))
+    assert best > 0.95
+
+
+def test_same_seed_same_result():
+    X, _, _ = line_spectra()
+    a = small_vae().fit(X).transform(X)
+    b = small_vae().fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    c = small_vae(random_state=2).fit(X).transform(X)
+    assert not np.array_equal(a, c)
+
+
+def test_fit_from_spectrum_keeps_grid_and_masks():
+    X, _, _ = line_spectra(n=32)
+    wave = np.linspace(5000, 5100, 128) * u.AA
+    mask = np.zeros(X.shape, bool)
+    mask[:, :10] = True
+    X_bad = X.copy()
+    X_bad[:, :10] = 1e6  # masked garbage must not matter
+    spec = Spectrum(flux=X_bad * u.one, spectral_axis=wave, mask=mask,
+                    uncertainty=InverseVariance(np.full(X.shape, 100.0)), spectral_axis_index=1)
+    vae = small_vae(reconstruction="chi2", max_epochs=2).fit(spec)
+    assert u.allclose(vae.spectral_axis_, wave)
+    assert np.isfinite(vae.history_[-1]["train_loss"]) and vae.history_[-1]["train_loss"] < 1e4
+    out = vae.inverse_transform(vae.transform(spec))
+    assert u.allclose(out.spectral_axis, wave)
+
+
+def test_sample_weight_drives_the_sampler(monkeypatch):
+    X, _, _ = line_spectra(n=40)
+    seen = []
+    original = SpectralVAE._training_step
+
+    def spy(self, batch, indices):
+        seen.extend(indices.tolist())
+        return original(self, batch, indices)
+
+    monkeypatch.setattr(SpectralVAE, "_training_step", spy)
+    weights = np.zeros(40)
+    weights[:5] = 1.0
+    small_vae(validation_fraction=0.0, max_epochs=2).fit(X, sample_weight=weights)
+    assert set(seen) <= set(range(5))
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        small_vae().fit(X, sample_weight=np.ones(3))
+
+
+def test_beta_warmup_ramps_in_iterations():
+    X, _, _ = line_spectra(n=64)
+    vae = small_vae(beta=0.5, beta_warmup=(2, 10), validation_fraction=0.0, max_epochs=4).fit(X)
+    betas = [h["train_beta"] for h in vae.history_]
+    assert betas[0] < betas[-1] <= 0.5
+    assert betas == sorted(betas)
+
+
+def test_deterministic_autoencoder_has_no_kl():
+    X, _, _ = line_spectra(n=48)
+    vae = small_vae(variational=False).fit(X)
+    assert all(h["train_kl"] == 0 for h in vae.history_)
+    np.testing.assert_array_equal(vae.transform(X), vae.transform(X))
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch):
+    X, _, _ = line_spectra(n=64)
+    full = small_vae(max_epochs=4).fit(X)
+
+    original = SpectralVAE._after_epoch
+
+    def interrupt(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(SpectralVAE, "_after_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        small_vae(max_epochs=4).fit(X, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(SpectralVAE, "_after_epoch", original)
+    resumed = small_vae(max_epochs=4).fit(X, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    np.testing.assert_allclose(resumed.transform(X), full.transform(X), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="other data or hyperparameters"):
+        small_vae(max_epochs=4, latent_dim=4).fit(X, checkpoint_dir=tmp_path)
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_weights(monkeypatch):
+    X, _, _ = line_spectra(n=64)
+    vae = small_vae(max_epochs=5, validation_fraction=0.0)
+    original = SpectralVAE._training_step
+    snapshot = {}
+
+    def poisoned(self, batch, indices):
+        out = original(self, batch, indices)
+        if self.n_iter_ == 8:  # first step of epoch 3 (4 batches per epoch)
+            snapshot.update({k: v.clone() for k, v in self.module_.state_dict().items()})
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(SpectralVAE, "_training_step", poisoned)
+    with pytest.raises(TrainingDivergedError, match="epoch 3"):
+        vae.fit(X)
+    for key, value in vae.module_.state_dict().items():
+        torch.testing.assert_close(value, snapshot[key])
+    assert np.all(np.isfinite(vae.transform(X)))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    X, _, _ = line_spectra(n=48)
+    wave = np.linspace(5000, 5100, 128) * u.AA
+    spec = Spectrum(flux=X * u.one, spectral_axis=wave, spectral_axis_index=1)
+    vae = small_vae().fit(spec)
+    path = vae.save(tmp_path / "vae.pt")
+    again = SpectralVAE.load(path, device="cpu")
+    np.testing.assert_array_equal(again.transform(X), vae.transform(X))
+    assert again.get_params()["latent_dim"] == 3
+    assert again.history_ == vae.history_
+    assert u.allclose(again.spectral_axis_, wave)
+
+
+def test_load_refuses_bad_files(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable stellarlatent model"):
+        SpectralVAE.load(corrupt)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="not a stellarlatent model"):
+        SpectralVAE.load(other)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "stellarlatent-model", "x": Evil()}, evil)
+    with pytest.raises(ValueError, match="not a readable"):
+        SpectralVAE.load(evil)
+    with pytest.raises(FileNotFoundError):
+        SpectralVAE.load(tmp_path / "missing.pt")
+
+
+def test_traverse_and_sample():
+    X, _, _ = line_spectra(n=48)
+    vae = small_vae().fit(X)
+    out = vae.traverse(X[0], 1, np.linspace(-2, 2, 5))
+    assert out.flux.shape == (5, 128)
+    assert not np.allclose(out.flux.value[0], out.flux.value[-1])
+    assert vae.sample(4, random_state=0).flux.shape == (4, 128)
+    with pytest.raises(ValueError, match="dim must be an integer"):
+        vae.traverse(X[0], 3, [0.0])
+
+
+def test_sedaghat2021_preset_layers_and_parameter_count():
+    vae = SpectralVAE.from_preset("sedaghat2021")
+    with torch.device("meta"):
+        net = vae.build_module(312_501)
+    convs = [m for m in net.encoder if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) == 15
+    assert [c.out_channels for c in convs] == [16, 16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128,
+                                               256, 512, 512]
+    assert [c.kernel_size[0] for c in convs] == [7, 5, 5] + [3] * 12
+    assert [c.stride[0] for c in convs] == [2] * 14 + [1]
+    assert net.padded_length == 327_680 and net.bottleneck_shape == (512, 20)
+    length = 327_680
+    for conv in convs:
+        length = math.floor((length + 2 * (conv.kernel_size[0] // 2) - conv.kernel_size[0]) / conv.stride[0]) + 1
+    assert length == 20
+    # parameters computed from the published plan, layer by layer
+    chans = [1] + [c.out_channels for c in convs]
+    kernels = [c.kernel_size[0] for c in convs]
+    conv_params = sum(chans[i] * chans[i + 1] * kernels[i] + chans[i + 1] for i in range(15))
+    deconv_params = sum(chans[i + 1] * chans[i] * kernels[i] + chans[i] for i in range(15))
+    flat = 512 * 20
+    linear = 2 * (flat * 128 + 128) + (128 * flat + flat)
+    assert sum(p.numel() for p in net.parameters()) == conv_params + deconv_params + linear
+
+
+def test_clone_pipeline_and_params():
+    vae = small_vae(latent_dim=2)
+    assert clone(vae).get_params() == vae.get_params()
+    rng = np.random.default_rng(0)
+    wave = np.linspace(5000, 5200, 300) * u.AA
+    spectra = [Spectrum(flux=(1 + 0.01 * rng.standard_normal(300)) * u.one, spectral_axis=wave + i * u.AA)
+               for i in range(20)]
+    pipe = make_pipeline(Resampler(SpectralGrid.log_uniform(5030 * u.AA, 5190 * u.AA, 128)), vae)
+    Z = pipe.fit(spectra).transform(spectra)
+    assert Z.shape == (20, 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"latent_dim": 0}, "latent_dim"),
+        ({"beta": -1}, "beta"),
+        ({"reconstruction": "huber"}, "reconstruction"),
+        ({"beta_warmup": (10, 5)}, "beta_warmup"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"lr": 0}, "lr"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_parameters_are_named(params, match):
+    X, _, _ = line_spectra(n=8)
+    with pytest.raises(ValueError, match=match):
+        small_vae(**params).fit(X)
+
+
+def test_wrong_input_is_named():
+    X, _, _ = line_spectra(n=16)
+    vae = small_vae(max_epochs=1).fit(X)
+    with pytest.raises(ValueError, match="pixels but the model was trained on 128"):
+        vae.transform(X[:, :100])
+    with pytest.raises(ValueError, match="2-D"):
+        vae.fit(X[0])
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_shapes():
+    X, _, _ = line_spectra(n=32)
+    vae = small_vae(device="cuda").fit(X)
+    assert vae.device_.type == "cuda"
+    assert vae.transform(X).shape == (32, 3)
