@@ -43,14 +43,19 @@ def _column_values(column, name):
     return values, unit
 
 
+def _dtype_kind(column):
+    data = getattr(column, "unmasked", column)
+    return np.asarray(getattr(data, "value", data)).dtype.kind
+
+
 def label_columns(labels, n_samples=None, names=None, name="labels"):
     """Return label columns as ``{label_name: (values, unit)}``.
 
     Parameters
     ----------
     labels : `~astropy.table.Table`, dict, or array-like
-        A table (its numeric columns are used; other columns are skipped
-        unless asked for in ``names``), a dict of 1-D arrays or Quantities,
+        A table (its floating-point columns are used, so identifiers, flags
+        and text are skipped unless asked for in ``names``), a dict of 1-D arrays or Quantities,
         or a 1-D array (one label) or 2-D array of shape
         (n_samples, n_labels).
     n_samples : int, optional
@@ -83,12 +88,10 @@ def label_columns(labels, n_samples=None, names=None, name="labels"):
                 raise ValueError(
                     f"{name} has no column '{key}'; available: {', '.join(labels.colnames)}"
                 )
-            try:
-                columns[key] = _column_values(labels[key], f"{name}['{key}']")
-            except TypeError:
-                if names is not None:
-                    raise
-                log.debug("skipping non-numeric column '%s' of %s", key, name)
+            if names is None and _dtype_kind(labels[key]) != "f":
+                log.debug("skipping column '%s' of %s (not floating point)", key, name)
+                continue
+            columns[key] = _column_values(labels[key], f"{name}['{key}']")
     elif isinstance(labels, dict):
         wanted = list(labels) if names is None else names
         for key in wanted:

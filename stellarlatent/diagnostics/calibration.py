@@ -115,7 +115,8 @@ def _true_bins(y_true, n_bins, bin_edges, n_samples, name="y_true"):
         outside = valid & ((values < edges[0]) | (values > edges[-1]))
         if outside.any():
             log.debug("%d true values lie outside bin_edges; using the edge bins", outside.sum())
-        bins[valid] = np.clip(np.searchsorted(edges, values[valid], side="right") - 1, 0, n_bins - 1)
+        index = np.searchsorted(edges, values[valid], side="right") - 1
+        bins[valid] = np.clip(index, 0, n_bins - 1)
     return bins, valid
 
 
@@ -155,8 +156,8 @@ def reliability_curve(proba, y_true, bin_edges=None, n_bins=10):
     >>> conf, acc, counts = reliability_curve(proba, [0, 1, 1, np.nan], n_bins=5)
     >>> counts.tolist()
     [0, 0, 0, 1, 2]
-    >>> acc[-1]  # doctest: +FLOAT_CMP
-    np.float64(0.5)
+    >>> float(acc[-1])  # one of the two samples near confidence 0.9 is right
+    0.5
     """
     proba = _check_proba(proba)
     n_bins = int(n_bins)

@@ -243,7 +243,7 @@ def mutual_information(
     Z : array-like of shape (n_samples, latent_dim)
         Latent vectors.
     labels : `~astropy.table.Table`, dict, or array-like
-        The labels: a table (numeric columns are used), a dict of 1-D arrays,
+        The labels: a table (floating-point columns are used), a dict of 1-D arrays,
         or a 1-D or 2-D array named by ``names``. NaN and masked entries are
         dropped label by label; samples with a non-finite latent are dropped.
     method : {"histogram", "ksg"}

@@ -175,7 +175,9 @@ class LatentTraversalDisplay:
             elif batch.spectral_axis.shape != axis.shape or not np.allclose(
                 batch.spectral_axis.to_value(axis.unit, u.spectral()), axis.value
             ):
-                raise ValueError(f"{name} returned a different spectral axis from dimension {dims[0]}")
+                raise ValueError(
+                    f"{name} returned a different spectral axis from dimension {dims[0]}"
+                )
             traversals[d] = np.where(batch.mask, np.nan, batch.flux)
             values_by_dim[d] = sweep
         return cls(

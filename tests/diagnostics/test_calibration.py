@@ -2,7 +2,6 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.table import QTable, Table
-from scipy.stats import norm
 
 from stellarlatent.diagnostics import (
     expected_calibration_error,

@@ -331,3 +331,15 @@ def test_quantity_labels_keep_units(latent_data):
     np.testing.assert_allclose(
         other.mutual_information["teff"], report.mutual_information["teff"], rtol=1e-8
     )
+
+
+def test_tables_use_float_columns_unless_named(latent_data):
+    _, Z, labels = latent_data
+    table = labels.copy()
+    table["miles_id"] = np.arange(len(table))
+    table["flagged"] = np.zeros(len(table), dtype=bool)
+    assert mutual_information(Z, table).colnames == ["dim", "teff", "logg", "feh"]
+    named = mutual_information(Z, table, names=["miles_id", "teff"])
+    assert named.colnames == ["dim", "miles_id", "teff"]
+    with pytest.raises(TypeError, match=r"labels\['name'\] must hold numbers"):
+        mutual_information(Z, table, names=["name"])
