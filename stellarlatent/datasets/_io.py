@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 
 from .._batch import to_batch
 
-__all__ = ["files_from", "stack_spectra"]
+__all__ = ["files_from", "stack_spectra", "same_grid"]
 
 
 def files_from(source, pattern, name="source"):
@@ -36,3 +37,14 @@ def stack_spectra(spectra, name="spectra"):
     """`~stellarlatent._batch.to_batch`, quiet about zero inverse variances of masked pixels."""
     with np.errstate(divide="ignore"):
         return to_batch(spectra, name)
+
+
+def same_grid(a, b, rtol=1e-10):
+    """Whether two spectral axes are equal to ``rtol`` (in any spectral units)."""
+    if a.shape != b.shape:
+        return False
+    try:
+        other = b.to_value(a.unit, equivalencies=u.spectral())
+    except u.UnitsError:
+        return False
+    return bool(np.allclose(other, a.value, rtol=rtol, atol=0))

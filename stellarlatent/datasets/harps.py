@@ -233,7 +233,10 @@ def _meta_table(spectra, files):
             dtype=float,
         )
         quantity = u.Quantity(values, unit or u.one)
-        table[key] = Masked(quantity, mask=~present) if unit else MaskedColumn(values, mask=~present)
+        if unit is None:
+            table[key] = MaskedColumn(values, mask=~present)
+        else:
+            table[key] = Masked(quantity, mask=~present)
     return table
 
 

@@ -19,6 +19,7 @@ from astropy.utils.masked import Masked
 
 from .._batch import SpectraBatch, from_batch, to_batch
 from .._logging import log
+from ._io import same_grid
 from ._paths import find_data_dir
 
 __all__ = ["read_miles", "read_miles_table", "write_miles", "MILES_FLAGGED"]
@@ -40,13 +41,16 @@ def _columns_from_header(line, path):
     starts = []
     for token in _HEADER_TOKENS:
         position = line.find(token)
-        if position < 0:
+        if position < 0 and token != "Refs":
             raise ValueError(
                 f"{path}: header line has no column '{token}'; expected the MILES "
                 f"parameter table layout ({', '.join(_HEADER_TOKENS)})"
             )
         starts.append(position)
-    if starts != sorted(starts):
+    if starts[-1] < 0:
+        starts[-1] = None
+    known = [s for s in starts if s is not None]
+    if known != sorted(known):
         raise ValueError(f"{path}: header columns are out of order: {line!r}")
     return list(zip(starts, starts[1:] + [None]))
 
@@ -70,7 +74,7 @@ def _parse_id(text, path, lineno):
 
 
 def read_miles_table(path):
-    """Read the MILES parameter table (all stars, with or without spectra).
+    r"""Read the MILES parameter table (all stars, with or without spectra).
 
     Parameters
     ----------
@@ -95,12 +99,22 @@ def read_miles_table(path):
 
     Examples
     --------
-    >>> from stellarlatent.datasets import find_data_dir, read_miles_table
-    >>> miles = find_data_dir("miles")
-    >>> if miles is not None:  # doctest: +SKIP
-    ...     table = read_miles_table(miles)
-    ...     print(len(table))
-    985
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from stellarlatent.datasets import read_miles_table
+    >>> path = Path(tempfile.mkdtemp()) / "paramsMILES_v9.1.txt"
+    >>> _ = path.write_text(
+    ...     "Name                  MILES   CaT   SpT            Teff   log g   [Fe/H]  Refs\n"
+    ...     "                      s????\n"
+    ...     " - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n"
+    ...     "HD017378               0102   208   A5Ia            8587   1.35      --    31\n"
+    ...     "HD044691A              022.         A3m             7950   3.95     0.35   333\n")
+    >>> print(read_miles_table(path)["miles_id", "name", "sptype", "teff", "logg", "feh"])
+    miles_id    name   sptype  teff  logg feh 
+                                K    dex  dex 
+    -------- --------- ------ ------ ---- ----
+         102  HD017378   A5Ia 8587.0 1.35  ———
+         221 HD044691A    A3m 7950.0 3.95 0.35
     """
     path = Path(path)
     if path.is_dir():
@@ -199,7 +213,9 @@ def _select_files(directory, pattern, ids, exclude_flagged):
         found = {i for i in file_ids if i in wanted}
         if wanted - found:
             log.warning(
-                "ids: no spectrum file for MILES numbers %s in %s", sorted(wanted - found), directory
+                "ids: no spectrum file for MILES numbers %s in %s",
+                sorted(wanted - found),
+                directory,
             )
         keep = [i in wanted for i in file_ids]
         files = [f for f, k in zip(files, keep) if k]
@@ -239,8 +255,10 @@ def _labels_for(file_ids, files, params, directory):
         column = params[key][take]
         column_mask = missing | np.ma.getmaskarray(column)
         table[key] = MaskedColumn(np.asarray(np.ma.filled(column, ""), dtype=str), mask=column_mask)
-    cluster = np.zeros(n, bool) if params is None else np.asarray(params["cluster"])[take] & ~missing
-    table["cluster"] = cluster
+    if params is None:
+        table["cluster"] = np.zeros(n, bool)
+    else:
+        table["cluster"] = np.asarray(params["cluster"])[take] & ~missing
     for key, unit in _LABEL_UNITS.items():
         if params is None:
             table[key] = Masked(np.full(n, np.nan) * unit, mask=np.ones(n, bool))
@@ -366,9 +384,7 @@ def read_miles(
             continue
         if axis is None:
             axis, header0 = wave, header
-        elif wave.shape != axis.shape or not np.allclose(
-            wave.to_value(axis.unit), axis.value, rtol=0, atol=1e-6 * abs(axis.value[1] - axis.value[0])
-        ):
+        elif not same_grid(axis, wave, rtol=1e-9):
             log.warning("%s skipped: its wavelength grid differs from %s", path.name, kept[0].name)
             continue
         flux.append(values)
@@ -377,7 +393,8 @@ def read_miles(
     if not flux:
         raise ValueError(f"directory: no MILES spectrum in {directory} could be read")
     if len(kept) < len(files):
-        log.warning("read %d of %d MILES files; %d skipped", len(kept), len(files), len(files) - len(kept))
+        skipped = len(files) - len(kept)
+        log.warning("read %d of %d MILES files; %d skipped", len(kept), len(files), skipped)
 
     flux = np.vstack(flux)
     mask = (flux == 0) | ~np.isfinite(flux)
@@ -430,7 +447,8 @@ def write_miles(directory, spectra, labels, *, overwrite=False):
         raise ValueError("labels: a 'miles_id' column is required")
     if len(labels) != batch.n_spectra:
         raise ValueError(
-            f"labels: {len(labels)} rows for {batch.n_spectra} spectra; expected one row per spectrum"
+            f"labels: {len(labels)} rows for {batch.n_spectra} spectra; "
+            "expected one row per spectrum"
         )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

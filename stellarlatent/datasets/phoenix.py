@@ -53,7 +53,9 @@ def _value(value, unit, name):
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or a Quantity, got {type(value).__name__}") from None
+        raise TypeError(
+            f"{name} must be a number or a Quantity, got {type(value).__name__}"
+        ) from None
 
 
 def _on_steps(value, values):
@@ -125,8 +127,8 @@ def phoenix_url(teff, logg, feh, alpha=0.0):
     >>> from stellarlatent.datasets import phoenix_url
     >>> phoenix_url(5800, 4.5, 0.0).split("HiResFITS/")[1]
     'PHOENIX-ACES-AGSS-COND-2011/Z-0.0/lte05800-4.50-0.0.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits'
-    >>> phoenix_url(4000, 1.0, -1.0, alpha=0.4).split("HiResFITS/")[1]
-    'PHOENIX-ACES-AGSS-COND-2011/Z-1.0.Alpha=+0.40/lte04000-1.00-1.0.Alpha=+0.40.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits'
+    >>> phoenix_url(4000, 1.0, -1.0, alpha=0.4).split("/")[-2:]
+    ['Z-1.0.Alpha=+0.40', 'lte04000-1.00-1.0.Alpha=+0.40.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits']
     """
     teff, logg, feh, alpha = _check_grid_point(teff, logg, feh, alpha)
     z = _signed(feh, 1)

@@ -28,14 +28,15 @@ from specutils import Spectrum
 from .. import __version__
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
-from ._io import files_from, stack_spectra
+from ._build import Builder
+from ._io import files_from, same_grid, stack_spectra
+from ._labels import h5_dtype, label_specs, label_values
 
 __all__ = ["SpectralStore"]
 
 _FORMAT = "stellarlatent.SpectralStore"
 _VERSION = 1
 _CHUNK_BYTES = 1 << 20
-_KINDS = ("float", "int", "bool", "str")
 
 
 def _axis_of(grid, name):
@@ -45,106 +46,6 @@ def _axis_of(grid, name):
         grid = grid.spectral_axis
     axis, _ = check_spectral_axis(grid, name)
     return u.Quantity(axis)
-
-
-def _same_grid(a, b, rtol=1e-10):
-    if a.shape != b.shape:
-        return False
-    try:
-        other = b.to_value(a.unit, equivalencies=u.spectral())
-    except u.UnitsError:
-        return False
-    return bool(np.allclose(other, a.value, rtol=rtol, atol=0))
-
-
-def _column_spec(column, name):
-    """(kind, unit) of a label column: a Table column, a unit, or a type."""
-    if isinstance(column, (u.UnitBase, str)) and not isinstance(column, type):
-        try:
-            return "float", u.Unit(column)
-        except ValueError:
-            raise ValueError(f"labels[{name!r}]: {column!r} is not a unit") from None
-    if isinstance(column, type) or isinstance(column, np.dtype):
-        dtype = np.dtype(column)
-        unit = None
-    elif isinstance(column, u.Quantity):
-        return "float", column.unit
-    else:
-        dtype = np.asarray(column).dtype
-        unit = getattr(column, "unit", None)
-    if dtype.kind == "f":
-        return "float", (u.Unit(unit) if unit is not None else None)
-    if dtype.kind in "iu":
-        return "int", None
-    if dtype.kind == "b":
-        return "bool", None
-    if dtype.kind in "USO":
-        return "str", None
-    raise TypeError(
-        f"labels[{name!r}]: column of dtype {dtype} cannot be stored; expected float "
-        "(with or without a unit), int, bool or str"
-    )
-
-
-def _label_specs(labels):
-    if labels is None:
-        return {}
-    if isinstance(labels, Table):
-        return {name: _column_spec(labels[name], name) for name in labels.colnames}
-    if isinstance(labels, dict):
-        return {str(name): _column_spec(spec, name) for name, spec in labels.items()}
-    if isinstance(labels, str):
-        raise TypeError("labels must be a sequence of names, a dict or a Table, got a str")
-    return {str(name): ("float", None) for name in labels}
-
-
-def _h5_dtype(kind):
-    return {
-        "float": np.float64,
-        "int": np.int64,
-        "bool": np.bool_,
-        "str": h5py.string_dtype("utf-8"),
-    }[kind]
-
-
-def _label_values(column, kind, unit, name):
-    """Values and mask of one label column, converted for storage."""
-    mask = np.zeros(len(column), dtype=bool)
-    if isinstance(column, Masked) or np.ma.isMaskedArray(column):
-        mask = np.array(np.ma.getmaskarray(column) if np.ma.isMaskedArray(column) else column.mask)
-    if isinstance(column, Masked):
-        column = column.unmasked
-    if kind == "float":
-        if isinstance(column, u.Quantity) or getattr(column, "unit", None) is not None:
-            quantity = u.Quantity(column)
-            target = unit if unit is not None else u.one
-            try:
-                values = quantity.to_value(target)
-            except u.UnitsError:
-                raise u.UnitsError(
-                    f"labels[{name!r}] is in '{quantity.unit}', not convertible to the "
-                    f"store's '{target}'"
-                ) from None
-        else:
-            if unit is not None and unit != u.one:
-                raise u.UnitsError(
-                    f"labels[{name!r}] has no unit; the store expects '{unit}'"
-                )
-            values = np.asarray(np.ma.getdata(column), dtype=float)
-        values = np.asarray(values, dtype=float)
-        mask |= ~np.isfinite(values)
-        return np.where(mask, np.nan, values), mask
-    data = np.ma.getdata(column)
-    if kind == "str":
-        values = np.array(["" if m else str(v) for v, m in zip(data, mask)], dtype=object)
-        return values, mask
-    try:
-        values = np.asarray(data).astype(_h5_dtype(kind), casting="same_kind")
-    except TypeError:
-        raise TypeError(
-            f"labels[{name!r}] of dtype {np.asarray(data).dtype} cannot be stored as {kind}"
-        ) from None
-    return np.where(mask, 0, values).astype(_h5_dtype(kind)), mask
 
 
 def _sorted_reader(indices):
@@ -168,8 +69,9 @@ class SpectralStore:
         The HDF5 file.
     mode : {"r", "a"}
         Read-only, or read and append.
-    expected_grid : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`, optional
-        Refuse a store written on another spectral grid.
+    expected_grid : `~astropy.units.Quantity` or `~stellarlatent.preprocessing.SpectralGrid`
+        Refuse a store written on another spectral grid (a
+        `~specutils.Spectrum` gives its own).
     required_labels : sequence of str, optional
         Refuse a store that lacks one of these label columns.
 
@@ -262,8 +164,9 @@ class SpectralStore:
         ----------
         path : str or path-like
             The HDF5 file to write.
-        spectral_axis : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`
-            The grid shared by every spectrum of the store.
+        spectral_axis : `~astropy.units.Quantity` or `~stellarlatent.preprocessing.SpectralGrid`
+            The grid shared by every spectrum of the store (a
+            `~specutils.Spectrum` gives its own).
         labels : sequence of str, dict or `~astropy.table.Table`, optional
             The label columns: names (float, dimensionless), a dict from name
             to a unit (float column) or to a type (``str``, ``int``, ``bool``,
@@ -294,7 +197,7 @@ class SpectralStore:
             raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
         axis = _axis_of(spectral_axis, "spectral_axis")
         flux_unit = u.one if flux_unit is None else u.Unit(flux_unit)
-        specs = _label_specs(labels)
+        specs = label_specs(labels)
         n_pixels = axis.size
         if chunk_spectra is None:
             chunk_spectra = max(1, min(1024, _CHUNK_BYTES // (4 * n_pixels)))
@@ -334,7 +237,7 @@ class SpectralStore:
         masks = f.create_group("label_masks")
         group.attrs["columns"] = json.dumps(list(specs))
         for name, (kind, unit) in specs.items():
-            ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=_h5_dtype(kind))
+            ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=h5_dtype(kind))
             ds.attrs["kind"] = kind
             ds.attrs["unit"] = "" if unit is None else unit.to_string()
             ds.attrs["has_unit"] = unit is not None
@@ -428,7 +331,7 @@ class SpectralStore:
         if Path(path).exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
 
-        builder = _Builder(cls, path, preprocess, labels, overwrite, create_kwargs)
+        builder = Builder(cls, path, preprocess, labels, overwrite, create_kwargs)
         skipped = 0
         try:
             with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
@@ -439,7 +342,9 @@ class SpectralStore:
                         try:
                             spectrum = reader(str(files[i]))
                         except Exception as exc:  # a bad file is skipped, never fatal
-                            log.warning("%s skipped: %s: %s", files[i].name, type(exc).__name__, exc)
+                            log.warning(
+                                "%s skipped: %s: %s", files[i].name, type(exc).__name__, exc
+                            )
                             skipped += 1
                             continue
                         read.append(spectrum)
@@ -590,11 +495,12 @@ class SpectralStore:
 
         Parameters
         ----------
-        expected : `~astropy.units.Quantity`, `~stellarlatent.preprocessing.SpectralGrid` or `~specutils.Spectrum`
-            The grid the caller works on (compared to 1e-10 relative).
+        expected : `~astropy.units.Quantity` or `~stellarlatent.preprocessing.SpectralGrid`
+            The grid the caller works on (a `~specutils.Spectrum` gives its
+            own), compared to 1e-10 relative.
         """
         axis = _axis_of(expected, "expected_grid")
-        if not _same_grid(self.spectral_axis, axis):
+        if not same_grid(self.spectral_axis, axis):
             mine = self.spectral_axis
             raise ValueError(
                 f"{self.path} was written on another grid ({mine.size} pixels, "
@@ -685,9 +591,11 @@ class SpectralStore:
                 flux=flux, spectral_axis=axis, ivar=ivar, mask=mask, flux_unit=self.flux_unit
             )
         if mask is not None or ivar is not None:
-            raise ValueError("mask and ivar are only accepted with a flux array; a Spectrum has its own")
+            raise ValueError(
+                "mask and ivar are only accepted with a flux array; a Spectrum has its own"
+            )
         batch = stack_spectra(spectra, "spectra")
-        if not _same_grid(axis, batch.spectral_axis):
+        if not same_grid(axis, batch.spectral_axis):
             raise ValueError(
                 f"spectra are on another grid ({batch.n_pixels} pixels from "
                 f"{batch.spectral_axis[0]:.6g}) than the store ({axis.size} pixels from "
@@ -716,7 +624,7 @@ class SpectralStore:
             for name in names:
                 kind = f["labels"][name].attrs["kind"]
                 fill = np.array([""] * n_new, dtype=object) if kind == "str" else np.zeros(
-                    n_new, dtype=_h5_dtype(kind)
+                    n_new, dtype=h5_dtype(kind)
                 )
                 if kind == "float":
                     fill[:] = np.nan
@@ -731,12 +639,12 @@ class SpectralStore:
             raise ValueError(f"labels lacks the store's columns {missing}")
         extra = [name for name in labels.colnames if name not in names]
         if extra:
-            log.warning("labels columns %s are not in the store and were not written", extra)
+            log.info("labels columns %s are not in the store and were not written", extra)
         out = {}
         for name in names:
             attrs = f["labels"][name].attrs
             unit = u.Unit(attrs["unit"]) if attrs.get("has_unit", False) else None
-            out[name] = _label_values(labels[name], attrs["kind"], unit, name)
+            out[name] = label_values(labels[name], attrs["kind"], unit, name)
         return out
 
     # -- reading ----------------------------------------------------------------------
@@ -753,7 +661,9 @@ class SpectralStore:
                 raise IndexError(f"boolean indices must have shape ({n},), got {idx.shape}")
             return np.flatnonzero(idx)
         if idx.dtype.kind not in "iu":
-            raise IndexError(f"indices must be integers, a slice or a boolean mask, got {idx.dtype}")
+            raise IndexError(
+                f"indices must be integers, a slice or a boolean mask, got {idx.dtype}"
+            )
         idx = idx.astype(np.int64).ravel()
         bad = (idx < -n) | (idx >= n)
         if bad.any():
@@ -913,7 +823,9 @@ class SpectralStore:
             labels = [labels] if isinstance(labels, str) else list(labels)
             missing = [name for name in labels if name not in self.label_names]
             if missing:
-                raise ValueError(f"labels {missing} are not columns of the store ({self.label_names})")
+                raise ValueError(
+                    f"labels {missing} are not columns of the store ({self.label_names})"
+                )
             columns = []
             for name in labels:
                 ds = self._file["labels"][name]
@@ -961,129 +873,3 @@ class SpectralStore:
         else:
             self.close()
         return False
-
-
-class _Builder:
-    """Turns batches of read spectra into appends for `SpectralStore.from_files`."""
-
-    def __init__(self, cls, path, preprocess, labels, overwrite, create_kwargs):
-        self.cls, self.path, self.preprocess = cls, path, preprocess
-        self.labels, self.overwrite, self.create_kwargs = labels, overwrite, dict(create_kwargs)
-        self.store = None
-        self.fitted = preprocess is None or _is_fitted(preprocess)
-
-    def _transform(self, spectra, names):
-        """Preprocess a batch; on failure, one by one, skipping the spectra that fail."""
-        if self.preprocess is None:
-            return spectra, list(range(len(spectra)))
-        if not self.fitted:
-            with np.errstate(divide="ignore"):
-                self.preprocess.fit(spectra)
-            self.fitted = True
-        try:
-            with np.errstate(divide="ignore"):
-                return [self.preprocess.transform(spectra)], list(range(len(spectra)))
-        except Exception as exc:
-            log.debug("batch preprocessing failed (%s); retrying file by file", exc)
-        out, kept = [], []
-        for k, spectrum in enumerate(spectra):
-            try:
-                with np.errstate(divide="ignore"):
-                    out.append(self.preprocess.transform(spectrum))
-            except Exception as exc:
-                log.warning("%s skipped: preprocessing failed: %s: %s", names[k], type(exc).__name__, exc)
-                continue
-            kept.append(k)
-        return out, kept
-
-    def add(self, spectra, rows, files):
-        """Append what can be appended; return the number of files skipped."""
-        if not spectra:
-            return 0
-        names = [files[i].name for i in rows]
-        transformed, kept = self._transform(spectra, names)
-        skipped = len(spectra) - len(kept)
-        if not transformed:
-            return skipped
-        batches, counts, keep_rows = [], [], []
-        if self.preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
-            batch = stack_spectra(transformed[0], "spectra")
-            per_file = batch.n_spectra // len(spectra)
-            if per_file * len(spectra) != batch.n_spectra:
-                raise ValueError(
-                    f"preprocess returned {batch.n_spectra} spectra for {len(spectra)} files"
-                )
-            batches, counts, keep_rows = [batch], [per_file] * len(spectra), list(rows)
-        else:
-            for k, spectrum in zip(kept, transformed):
-                try:
-                    batch = stack_spectra(spectrum, "spectra")
-                except (TypeError, ValueError) as exc:
-                    log.warning("%s skipped: %s", names[k], exc)
-                    skipped += 1
-                    continue
-                if self.store is not None and not _same_grid(self.store.spectral_axis, batch.spectral_axis):
-                    log.warning(
-                        "%s skipped: its grid differs from the store's (give preprocess="
-                        "Resampler(grid=...) to put every file on one grid)",
-                        names[k],
-                    )
-                    skipped += 1
-                    continue
-                if self.store is None:
-                    self._create(batch)
-                batches.append(batch)
-                counts.append(batch.n_spectra)
-                keep_rows.append(rows[k])
-        if not batches:
-            return skipped
-        if self.store is None:
-            self._create(batches[0])
-        spectra_out = [from_batch(b) for b in batches]
-        table = self._labels_for(keep_rows, counts, files)
-        self.store.append(spectra_out if len(spectra_out) > 1 else spectra_out[0], table)
-        return skipped
-
-    def _create(self, batch):
-        kwargs = dict(self.create_kwargs)
-        kwargs.setdefault("ivar", batch.ivar is not None)
-        kwargs.setdefault("flux_unit", batch.flux_unit)
-        template = QTable() if self.labels is None else QTable(self.labels[:0])
-        if "filename" not in template.colnames:
-            template["filename"] = np.array([], dtype=str)
-        self.store = self.cls.create(
-            self.path,
-            batch.spectral_axis,
-            labels=template,
-            overwrite=self.overwrite,
-            **kwargs,
-        )
-
-    def _labels_for(self, rows, counts, files):
-        repeat = np.repeat(np.asarray(rows, dtype=int), counts)
-        table = QTable() if self.labels is None else QTable(self.labels[repeat])
-        if "filename" not in table.colnames:
-            table["filename"] = np.array([files[i].name for i in repeat], dtype=str)
-        return table
-
-    def finish(self):
-        if self.store is None:
-            raise ValueError(f"files: none of the files could be read; no store written at {self.path}")
-        return self.store
-
-    def abort(self):
-        if self.store is not None:
-            self.store._abort()
-
-
-def _is_fitted(estimator):
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    except TypeError:
-        return True
-    return True
