@@ -7,7 +7,7 @@ import numpy as np
 
 from .._batch import to_batch
 
-__all__ = ["files_from", "stack_spectra", "same_grid"]
+__all__ = ["files_from", "stack_spectra", "same_grid", "read_rows"]
 
 
 def files_from(source, pattern, name="source"):
@@ -48,3 +48,21 @@ def same_grid(a, b, rtol=1e-10):
     except u.UnitsError:
         return False
     return bool(np.allclose(other, a.value, rtol=rtol, atol=0))
+
+
+def read_rows(dataset, rows):
+    """Rows of an HDF5 dataset in the given order, read run by run of consecutive rows.
+
+    One slice per run of consecutive indices is much faster than h5py's fancy
+    indexing for the scattered rows of a shuffled training batch.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return dataset[:0]
+    unique, inverse = np.unique(rows, return_inverse=True)
+    breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [unique.size]])
+    parts = [dataset[int(unique[a]) : int(unique[b - 1]) + 1] for a, b in zip(starts, stops)]
+    data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return data if np.array_equal(unique, rows) else data[inverse]

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ._io import read_rows
+
 __all__ = ["StoreDataset"]
 
 
@@ -44,18 +46,12 @@ class StoreDataset(Dataset):
         if positions.size and (positions.min() < -len(self) or positions.max() >= len(self)):
             raise IndexError(f"index out of range for a dataset of {len(self)} spectra")
         rows = self.indices[positions]
-        unique, inverse = np.unique(rows, return_inverse=True)
-        if unique.size and unique[-1] - unique[0] + 1 == unique.size:
-            where = slice(int(unique[0]), int(unique[-1]) + 1)
-        else:
-            where = unique
         f = self._h5()
-        flux = f["flux"][where][inverse]
-        mask = f["mask"][where][inverse]
-        bad = mask | ~np.isfinite(flux)
+        flux = read_rows(f["flux"], rows)
+        bad = read_rows(f["mask"], rows).astype(bool) | ~np.isfinite(flux)
         flux = np.where(bad, 0.0, flux).astype(np.float32)
         if self.has_ivar:
-            ivar = np.where(bad, 0.0, f["ivar"][where][inverse]).astype(np.float32)
+            ivar = np.where(bad, 0.0, read_rows(f["ivar"], rows)).astype(np.float32)
         else:
             ivar = (~bad).astype(np.float32)
         mask = bad.astype(np.float32)

@@ -6,7 +6,7 @@ Layout of a store (format version 1)::
     /spectral_axis    (n_pixels,) float64, attrs: unit
     /flux             (n_spectra, n_pixels) float32, chunked by spectrum
     /ivar             (n_spectra, n_pixels) float32 (only when has_ivar)
-    /mask             (n_spectra, n_pixels) bool, True = bad pixel
+    /mask             (n_spectra, n_pixels) uint8, 1 = bad pixel
     /labels/<name>    (n_spectra,) one dataset per label, attrs: unit, kind
     /label_masks/<name>  (n_spectra,) bool, True = missing label
 
@@ -29,14 +29,14 @@ from .. import __version__
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
 from ._build import Builder
-from ._io import files_from, same_grid, stack_spectra
+from ._io import files_from, read_rows, same_grid, stack_spectra
 from ._labels import h5_dtype, label_specs, label_values
 
 __all__ = ["SpectralStore"]
 
 _FORMAT = "stellarlatent.SpectralStore"
 _VERSION = 1
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 18
 
 
 def _axis_of(grid, name):
@@ -46,14 +46,6 @@ def _axis_of(grid, name):
         grid = grid.spectral_axis
     axis, _ = check_spectral_axis(grid, name)
     return u.Quantity(axis)
-
-
-def _sorted_reader(indices):
-    """Increasing unique indices (or a slice when contiguous) and the order to restore."""
-    unique, inverse = np.unique(indices, return_inverse=True)
-    if unique.size and unique[-1] - unique[0] + 1 == unique.size:
-        return slice(int(unique[0]), int(unique[-1]) + 1), inverse
-    return unique, inverse
 
 
 class SpectralStore:
@@ -84,7 +76,7 @@ class SpectralStore:
 
     Notes
     -----
-    Flux and inverse variance are stored as float32, the mask as bool, each
+    Flux and inverse variance are stored as float32, the mask as uint8, each
     chunked by whole spectra so that reading a spectrum touches one chunk. A
     store being built is written to a temporary file beside ``path`` that is
     renamed to ``path`` only by a successful `close`, and its ``complete``
@@ -180,7 +172,8 @@ class SpectralStore:
         overwrite : bool, optional
             Replace an existing file at ``path`` (only when the build finishes).
         chunk_spectra : int, optional
-            Spectra per HDF5 chunk (default: about 1 MiB of flux per chunk).
+            Spectra per HDF5 chunk (default: about 256 KiB of flux per chunk,
+            at least one spectrum).
         compression : str, optional
             HDF5 compression filter (``"gzip"`` or ``"lzf"``), none by default.
         meta : dict, optional
@@ -232,7 +225,7 @@ class SpectralStore:
         f.create_dataset("flux", dtype=np.float32, **options)
         if ivar:
             f.create_dataset("ivar", dtype=np.float32, **options)
-        f.create_dataset("mask", dtype=np.bool_, **options)
+        f.create_dataset("mask", dtype=np.uint8, **options)
         group = f.create_group("labels")
         masks = f.create_group("label_masks")
         group.attrs["columns"] = json.dumps(list(specs))
@@ -312,6 +305,11 @@ class SpectralStore:
         another grid, is skipped; the reason is logged (``stellarlatent``
         logger, level WARNING) and the number skipped is logged at the end. An
         interrupted build leaves no file at ``path``.
+
+        Without a format, ``Spectrum.read`` tries every loader registered with
+        specutils on each file; naming the format, for example
+        ``reader=functools.partial(Spectrum.read, format="HARPS-ADP")``, reads
+        several times faster (MILES files: 4 instead of 17 ms per file).
         """
         from tqdm.auto import tqdm
 
@@ -550,7 +548,7 @@ class SpectralStore:
         for name in names:
             f[name].resize(stop, axis=0)
         f["flux"][start:stop] = batch.flux.astype(np.float32)
-        f["mask"][start:stop] = batch.mask
+        f["mask"][start:stop] = batch.mask.astype(np.uint8)
         if self.has_ivar:
             f["ivar"][start:stop] = np.where(batch.mask, 0.0, batch.ivar).astype(np.float32)
         for name, (values, missing) in columns.items():
@@ -670,14 +668,6 @@ class SpectralStore:
             raise IndexError(f"index {int(idx[bad][0])} is out of range for a store of {n} spectra")
         return np.where(idx < 0, idx + n, idx)
 
-    def _read_rows(self, rows, names):
-        where, inverse = _sorted_reader(rows)
-        out = []
-        for name in names:
-            data = self._file[name][where] if rows.size else np.empty((0, self.n_pixels))
-            out.append(data[inverse] if rows.size else data)
-        return out
-
     def read_arrays(self, indices=None):
         """Flux, mask and inverse variance of some spectra as float32/bool arrays.
 
@@ -690,7 +680,7 @@ class SpectralStore:
         self._require_open()
         rows = self._indices(indices)
         names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
-        arrays = self._read_rows(rows, names)
+        arrays = [read_rows(self._file[name], rows) for name in names]
         return arrays[0], arrays[1].astype(bool), (arrays[2] if self.has_ivar else None)
 
     def read(self, indices=None):
@@ -764,7 +754,8 @@ class SpectralStore:
             if rows.size == len(self) and np.array_equal(rows, np.arange(len(self))):
                 values, missing = ds[()], self._file["label_masks"][name][()]
             else:
-                values, missing = self._read_label_rows(ds, self._file["label_masks"][name], rows)
+                values = read_rows(ds, rows)
+                missing = read_rows(self._file["label_masks"][name], rows)
             values = np.asarray(values)
             missing = np.asarray(missing, dtype=bool)
             if kind == "str":
@@ -777,13 +768,6 @@ class SpectralStore:
             else:
                 table[name] = values
         return table
-
-    @staticmethod
-    def _read_label_rows(ds, mask_ds, rows):
-        if rows.size == 0:
-            return ds[:0], mask_ds[:0]
-        where, inverse = _sorted_reader(rows)
-        return np.asarray(ds[where])[inverse], np.asarray(mask_ds[where])[inverse]
 
     @property
     def labels(self):
@@ -832,7 +816,7 @@ class SpectralStore:
                 if ds.attrs["kind"] not in ("float", "int", "bool"):
                     raise ValueError(f"label {name!r} is not numeric")
                 values = ds[()].astype(np.float32)
-                values[self._file["label_masks"][name][()]] = np.nan
+                values[self._file["label_masks"][name][()].astype(bool)] = np.nan
                 columns.append(values)
             label_values = np.stack(columns, axis=1)
         return StoreDataset(self.path, rows, self.has_ivar, label_values)

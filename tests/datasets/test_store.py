@@ -98,6 +98,9 @@ def test_indexing(store_path):
         picked = store[[4, 1, 1]]
         assert np.allclose(picked.flux.value, flux[[4, 1, 1]].astype(np.float32))
         assert picked.meta["labels"]["star_id"].tolist() == [4, 1, 1]
+        runs = store.read([3, 0, 1, 2, 4, 0])
+        assert np.allclose(runs.flux.value, flux[[3, 0, 1, 2, 4, 0]].astype(np.float32))
+        assert np.array_equal(runs.mask, mask[[3, 0, 1, 2, 4, 0]])
         assert store[-1].meta["labels"]["star_id"][0] == 4
         assert store[1:3].flux.shape == (2, N_PIX)
         assert store.read(np.arange(5) > 2).flux.shape == (2, N_PIX)
