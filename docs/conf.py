@@ -30,3 +30,13 @@ plot_include_source = True
 plot_html_show_source_link = False
 plot_formats = [("png", 100)]
 plot_rcparams = {"figure.autolayout": True}
+
+# scikit-learn generates these on every estimator; their docstrings point into
+# scikit-learn's own documentation and say nothing specific to stellarlatent.
+autodoc_default_options = {
+    "exclude-members": ",".join(
+        f"set_{what}_request"
+        for what in ("fit", "transform", "inverse_transform", "score", "predict", "partial_fit")
+    )
+    + ",set_output,get_metadata_routing",
+}
