@@ -112,6 +112,7 @@ def _meta(header):
     dtype=Spectrum,
     extensions=["fits"],
     priority=10,
+    force=True,
 )
 def read_harps_adp(file_obj, **kwargs):
     """Read one HARPS 1-D archive (ADP) spectrum.

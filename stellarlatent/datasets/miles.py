@@ -286,7 +286,8 @@ def read_miles(
         Folder with the MILES FITS files and the parameter table. By default
         the ``miles`` folder of `find_data_dir`.
     ids : int or sequence of int, optional
-        MILES numbers of the stars to read (default: every file present).
+        MILES numbers of the stars to read (default: every file present);
+        they are returned in file order, that is by increasing number.
     pattern : str, optional
         Glob pattern of the spectrum files inside ``directory``.
     exclude_flagged : bool, optional
