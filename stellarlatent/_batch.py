@@ -141,7 +141,9 @@ def _ivar_from(uncertainty, shape, name):
     if isinstance(uncertainty, InverseVariance):
         ivar = np.asarray(uncertainty.array, dtype=float)
     else:
-        ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+        # zero uncertainties give infinite inverse variance; such pixels are masked below
+        with np.errstate(divide="ignore"):
+            ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
     if ivar.shape != shape:
         raise ValueError(
             f"{name}: uncertainty has shape {ivar.shape} but flux has shape {shape}; "
