@@ -143,10 +143,17 @@ def convolve_rows(x, kernels):
     return out
 
 
-def _normalised_apply(apply, flux, ivar, mask):
-    """Convolve masked data: ``K(w f) / K(w)``, propagating variance with ``K**2``."""
+def _normalised_apply(apply, flux, ivar, mask, shared):
+    """Convolve masked data: ``K(w f) / K(w)``, propagating variance with ``K**2``.
+
+    ``shared`` tells that every row has the same kernel, so that the
+    normalisation of an unmasked row is computed once.
+    """
     weight = (~mask).astype(float)
-    full = apply(np.ones_like(weight), squared=False)
+    if shared:
+        full = apply(np.ones((1, flux.shape[1])), squared=False)
+    else:
+        full = apply(np.ones_like(weight), squared=False)
     den = apply(weight, squared=False) if mask.any() else full
     num = apply(np.where(mask, 0.0, flux), squared=False)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -162,21 +169,23 @@ def _normalised_apply(apply, flux, ivar, mask):
     return out, new_ivar, new_mask
 
 
-def _apply(wave, flux, ivar, mask, pixel_kernels, matrix):
-    """Normalised convolution with pixel kernels (log-uniform grid) or a sparse matrix."""
+def _apply(flux, ivar, mask, pixel_kernels, matrix):
+    """Normalised convolution with pixel kernels (uniform grid) or a sparse matrix."""
     if pixel_kernels is not None:
         squared_kernels = pixel_kernels**2
 
         def apply(x, squared):
             return convolve_rows(x, squared_kernels if squared else pixel_kernels)
 
+        shared = pixel_kernels.shape[0] == 1
     else:
         squared_matrix = matrix.power(2)
 
         def apply(x, squared):
             return ((squared_matrix if squared else matrix) @ x.T).T
 
-    return _normalised_apply(apply, flux, ivar, mask)
+        shared = True
+    return _normalised_apply(apply, flux, ivar, mask, shared)
 
 
 def _log_step(wave):
@@ -223,26 +232,31 @@ def _broaden(wave, flux, ivar, mask, sigma=None, vsini=None, epsilon=0.6):
         flux, ivar, mask = flux.copy(), None if ivar is None else ivar.copy(), mask.copy()
         for rows, kernels, matrix in groups:
             f, iv, m = _apply(
-                wave, flux[rows], None if ivar is None else ivar[rows], mask[rows],
-                kernels, matrix,
+                flux[rows], None if ivar is None else ivar[rows], mask[rows], kernels, matrix
             )
             flux[rows], mask[rows] = f, m
             if ivar is not None:
                 ivar[rows] = iv
     if sigma is not None and np.any(np.asarray(sigma) > 0):
         sigma = np.broadcast_to(np.asarray(sigma, dtype=float), wave.shape)
+        sigma_aa = sigma * wave / _C_KMS
         if step is not None and np.ptp(sigma) <= 1e-9 * sigma[0]:
             s = float(sigma[0])
+            kernels = _pixel_kernel(step, _GAUSS_HALF_WIDTH * s, lambda x: _gaussian_cdf(x, s))
+            flux, ivar, mask = _apply(flux, ivar, mask, kernels[np.newaxis, :], None)
+        elif grid_kind(wave) == "linear" and np.ptp(sigma_aa) <= 1e-9 * sigma_aa[0]:
+            s = float(sigma_aa[0])
+            step_aa = (wave[-1] - wave[0]) / (wave.size - 1)
             kernels = _pixel_kernel(
-                step, _GAUSS_HALF_WIDTH * s, lambda x: _gaussian_cdf(x, s)
-            )[np.newaxis, :]
-            flux, ivar, mask = _apply(wave, flux, ivar, mask, kernels, None)
+                step_aa, _GAUSS_HALF_WIDTH * s, lambda x: _gaussian_cdf(x, s)
+            )
+            flux, ivar, mask = _apply(flux, ivar, mask, kernels[np.newaxis, :], None)
         else:
             safe = np.maximum(sigma, 1e-12)
             matrix = _kernel_matrix(
                 wave, _GAUSS_HALF_WIDTH * safe, lambda x, pix: _gaussian_cdf(x, safe[pix])
             )
-            flux, ivar, mask = _apply(wave, flux, ivar, mask, None, matrix)
+            flux, ivar, mask = _apply(flux, ivar, mask, None, matrix)
     return flux, ivar, mask
 
 
@@ -440,10 +454,11 @@ class Broadener(SpectrumTransformer):
     Kernels are integrated over each pixel (exact for any kernel width,
     including kernels narrower than a pixel) and work in velocity offsets,
     ``c ln(lambda / lambda_i)``, so any strictly monotonic grid works in any
-    spectral unit. On a log-uniform grid a kernel of constant velocity width
-    is one array of pixel weights (direct or FFT convolution); on other grids,
-    or when the kernel width varies along the grid, a sparse matrix holds one
-    kernel per output pixel (a variable kernel; no internal resampling).
+    spectral unit. On a log-uniform grid a kernel of constant velocity width,
+    and on a linear grid a Gaussian of constant width in wavelength, is one
+    array of pixel weights (direct or FFT convolution); on other grids, or when
+    the kernel width varies along the grid, a sparse matrix holds one kernel
+    per output pixel (a variable kernel; no internal resampling).
     Integrating over pixels adds the pixel's own variance, ``step**2 / 12``,
     to the line width.
 
