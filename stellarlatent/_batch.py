@@ -353,19 +353,17 @@ def as_flux_array(X, name="X", dtype=np.float32):
     else:
         if isinstance(X, u.Quantity):
             X = X.value
-        try:
-            flux = np.asarray(X, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"{name} must be a 2-D array of flux or a specutils.Spectrum, "
-                f"got {type(X).__name__}"
-            ) from exc
-        if flux.ndim != 2:
+        from sklearn.utils.validation import check_array
+
+        if hasattr(X, "ndim") and X.ndim == 1 or (isinstance(X, (list, tuple)) and np.ndim(X) == 1):
             raise ValueError(
-                f"{name} must be 2-D (n_spectra, n_pixels), got an array of shape {flux.shape}"
+                f"{name} must be 2-D (n_spectra, n_pixels), got a 1-D array of length {len(X)}. "
+                "Reshape your data with X.reshape(1, -1) if it is a single spectrum"
             )
-        if flux.shape[0] == 0 or flux.shape[1] == 0:
-            raise ValueError(f"{name} is empty (shape {flux.shape})")
+
+        # scikit-learn's own validation: its messages for sparse, complex, object,
+        # 1-D and empty input are what scikit-learn users expect
+        flux = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan", input_name=name)
         mask, ivar, axis = ~np.isfinite(flux), None, None
     mask = mask | ~np.isfinite(flux)
     all_bad = mask.all(axis=1)

@@ -157,7 +157,10 @@ class TorchEstimator(BaseEstimator):
         if sample_weight is not None:
             weights = torch.as_tensor(np.asarray(sample_weight, dtype=float)[train_idx], dtype=torch.double)
             if weights.sum() <= 0:
-                raise ValueError("sample_weight must have a positive sum over the training spectra")
+                raise ValueError(
+                    "sample_weight must not be all zero over the training spectra; "
+                    "give some spectra a positive weight"
+                )
 
         state = {"epoch": 0, "iteration": 0, "best_loss": math.inf, "best_state": None, "bad_epochs": 0}
         self.history_ = []

@@ -315,8 +315,9 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         source = self._source(X, name)
         if source.n_pixels != self.n_features_in_:
             raise ValueError(
-                f"{name} has {source.n_pixels} pixels but the model was trained on "
-                f"{self.n_features_in_}; resample it onto the training grid first"
+                f"{name} has {source.n_pixels} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (the pixels of its training grid); "
+                "resample the spectra onto the training grid first"
             )
         return source
 

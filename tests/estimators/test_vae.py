@@ -263,9 +263,9 @@ def test_bad_parameters_are_named(params, match):
 def test_wrong_input_is_named():
     X, _, _ = line_spectra(n=16)
     vae = small_vae(max_epochs=1).fit(X)
-    with pytest.raises(ValueError, match="pixels but the model was trained on 128"):
+    with pytest.raises(ValueError, match="has 100 features, but SpectralVAE is expecting 128"):
         vae.transform(X[:, :100])
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="must be 2-D .n_spectra, n_pixels.*Reshape your data"):
         vae.fit(X[0])
 
 
@@ -275,3 +275,26 @@ def test_cuda_training_matches_shapes():
     vae = small_vae(device="cuda").fit(X)
     assert vae.device_.type == "cuda"
     assert vae.transform(X).shape == (32, 3)
+
+
+# scikit-learn's estimator checks. One documented exception: sample weights
+# drive a weighted random sampler (batches drawn with replacement in
+# proportion to the weights, as Sedaghat et al. weight spectra by star), so
+# fitting with integer weights is equivalent in expectation, not exactly, to
+# fitting with repeated rows.
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+_EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "sample weights drive a random weighted sampler, not a weighted loss"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [SpectralVAE(latent_dim=2, max_epochs=2, batch_size=8, verbose=0, random_state=0,
+                 validation_fraction=0.0)],
+    expected_failed_checks=lambda estimator: _EXPECTED_FAILED,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
