@@ -1,0 +1,1126 @@
+"""DeepREMAP: stellar labels with calibrated uncertainties (Gilda 2025, arXiv:2510.09362)."""
+
+import hashlib
+import json
+import math
+import numbers
+
+import astropy.units as u
+import numpy as np
+import torch
+from astropy.table import QTable
+from sklearn.utils.validation import check_is_fitted
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import SWALR, AveragedModel
+
+from .._logging import log
+from ..nn import (
+    DeepREMAPNet,
+    FocalCostLoss,
+    TemperatureScaler,
+    class_balance_weights,
+    triplet_loss,
+)
+from ._base import TorchEstimator, TrainingDivergedError, _check_positive_int, _jsonable, resolve_device
+from ._binning import binned_summaries, digitize, make_edges, read_labels
+from ._data import _is_store
+
+__all__ = ["DeepREMAP"]
+
+_DEFAULT_N_BINS = 50
+# Reference spectra queried to set the novelty threshold: enough for a 99th
+# percentile, few enough to stay fast for millions of training spectra.
+_NOVELTY_SAMPLE = 2000
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _per_label(value, labels, name, default):
+    """Expand a scalar-or-dict parameter to one value per label."""
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in labels]
+        if unknown:
+            raise ValueError(
+                f"{name} names labels {unknown} that are not in labels {list(labels)}"
+            )
+        return {label: value.get(label, default) for label in labels}
+    return {label: value for label in labels}
+
+
+class DeepREMAP(TorchEstimator):
+    """Stellar labels as probabilities over bins, from a residual 1-D CNN (deep-REMAP).
+
+    Each label (Teff, log g, [Fe/H], or any other the user names) is binned
+    over its training range plus a margin and predicted as a classification
+    over the bins (Gilda 2025). The network (`stellarlatent.nn.DeepREMAPNet`)
+    is a residual 1-D CNN of identity blocks and stride-2 projection blocks
+    whose channels double as the length halves, with global pooling, an
+    embedding head and one classification head per label; it reads the flux
+    and the bad-pixel mask as two input channels, so masked and NaN pixels
+    are harmless. The loss, per label, is a class-balanced focal loss plus a
+    distance-aware cost (`stellarlatent.nn.FocalCostLoss`); a triplet loss on
+    the embedding (`stellarlatent.nn.triplet_loss`, positives mined online by
+    standardised label distance) makes similar stars neighbours, which
+    `kneighbors` and the out-of-range flag use. AdamW is driven by a cosine
+    schedule (with warm restarts if ``restart_period`` is set) and stochastic
+    weight averaging over the final epochs. `calibrate` fits one temperature
+    per label on held-out spectra; `fine_tune` adapts a network trained on
+    synthetic spectra to a few observed ones (transfer learning).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Names of the labels to predict. ``"teff"`` is in K, ``"logg"``,
+        ``"feh"``, ``"mh"`` and ``"alpha"`` in dex, ``"rv"`` and ``"vsini"``
+        in km/s; other labels keep the unit they are given with (or none).
+    n_bins : int or dict
+        Number of bins (at least 3) of every label, or ``{label: n_bins}``
+        (labels not in the dict get 50).
+    bin_width : dict, optional
+        ``{label: width}`` overriding ``n_bins``: a Quantity (``50 * u.K``),
+        a string (``"50 K"``) or a number in the label's unit. With
+        ``log_teff`` the width of ``"teff"`` is in dex of Teff (e.g. 0.005).
+    margin : float or dict
+        Fraction of each label's training range added below its minimum and
+        above its maximum before binning; at least one bin, so that the first
+        and last bins hold no training star.
+    log_teff : bool
+        Bin Teff uniformly in log10(Teff). Predictions are in K either way.
+    gamma : float
+        Focusing parameter of the focal loss (0 is cross-entropy).
+    class_balance : bool
+        Weight each bin by its effective number of training samples
+        (`stellarlatent.nn.class_balance_weights`), so rare labels count.
+    cost_weight : float
+        Weight of the expected distance cost (``|i - k| / (n_bins - 1)``).
+    triplet_weight : float
+        Weight of the triplet loss on the embedding; 0 disables it.
+    triplet_margin : float
+        Margin of the triplet loss (embeddings are L2-normalised).
+    positive_threshold : float
+        Two spectra are positives when the RMS difference of their
+        standardised labels is below this (and negatives otherwise).
+    base_channels, n_stages, blocks_per_stage, kernel_size : int
+        Backbone layout (see `stellarlatent.nn.ResNet1D`).
+    embedding_dim : int
+        Size of the embedding.
+    dropout : float
+        Dropout before the embedding and the heads.
+    standardize : bool
+        Standardise each spectrum (zero mean, unit standard deviation over its
+        good pixels) before the network sees it. False feeds the flux as
+        given: normalise it with `stellarlatent.preprocessing` first.
+    max_epochs : int
+        Passes over the training spectra.
+    batch_size : int
+        Spectra per optimiser step.
+    lr : float
+        Initial learning rate of AdamW.
+    weight_decay : float
+        Decoupled weight decay of AdamW.
+    restart_period : int or None
+        Epochs of the first cycle of `~torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`;
+        None anneals once (`~torch.optim.lr_scheduler.CosineAnnealingLR`)
+        from ``lr`` to ``swa_lr`` until SWA starts. Both are stepped once per
+        epoch and floor at ``swa_lr``.
+    swa_start : float, int or None
+        When stochastic weight averaging starts: a fraction in [0, 1) of the
+        epochs, or an epoch number (averaging after every later epoch);
+        None disables SWA. The weights are averaged after each epoch from
+        then on (`torch.optim.swa_utils.AveragedModel`, with
+        `~torch.optim.swa_utils.SWALR` holding the learning rate at
+        ``swa_lr``), and the batch-norm statistics of the average are
+        recomputed on the training spectra at the end.
+    swa_lr : float or None
+        Learning rate during SWA and floor of the cosine schedule; default
+        ``lr / 10``.
+    edge_probability : float
+        A label is flagged out of range when its first or last bin (in the
+        margin, where no training star lies) holds more probability.
+    novelty_quantile : float
+        A spectrum is flagged out of range (every label) when its embedding is
+        farther from its nearest training spectrum than this quantile of the
+        training spectra's distances to their nearest other training
+        spectrum. Distances are measured between the unnormalised
+        embeddings (the embedding layer's output before the L2
+        normalisation), whose length grows for unfamiliar inputs.
+    validation_fraction : float
+        Fraction of the spectra held out to monitor the loss.
+    n_iter_no_change : int or None
+        Early stopping on the validation loss (best weights kept unless SWA
+        has started).
+    device : str or `torch.device`
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+    random_state : int or None
+        Seed of the weights, the split and the batches; the same seed gives
+        the same result on CPU.
+    verbose : int
+        0 for silence, 1 for a progress bar.
+
+    Attributes
+    ----------
+    module_ : `stellarlatent.nn.DeepREMAPNet`
+        The trained network (the SWA average when SWA ran), in eval mode.
+    bin_edges_ : dict
+        ``{label: ndarray (n_bins + 1,)}`` in ``label_units_[label]``.
+    label_units_ : dict
+        ``{label: astropy unit}`` (``dimensionless_unscaled`` for none).
+    temperatures_ : dict
+        ``{label: float}`` set by `calibrate` (1 before).
+    reference_embeddings_ : ndarray, shape (n_reference, embedding_dim)
+        L2-normalised embeddings of the spectra of the last `fit` (or
+        `fine_tune`), in their order, searched by `kneighbors`.
+    reference_labels_ : `~astropy.table.QTable`
+        Their labels (NaN where unknown).
+    novelty_threshold_ : float
+        Embedding distance above which a spectrum is flagged out of range.
+    n_features_in_ : int
+    spectral_axis_ : `~astropy.units.Quantity` or None
+    history_ : list of dict
+        Per-epoch ``train_loss``, ``train_focal``, ``train_focal_<label>``,
+        ``train_triplet``, ``swa_n``, ``val_...``, ``lr`` and ``time``.
+    fine_tune_history_ : list of dict
+        The same for the last `fine_tune` (empty before).
+    n_iter_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(0, 1, 128)
+    >>> teff = rng.uniform(4000, 7000, 96)
+    >>> X = 1 - (teff[:, None] / 8000) * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+    >>> remap = DeepREMAP(["teff"], n_bins=12, base_channels=4, n_stages=2,
+    ...                   max_epochs=2, verbose=0, random_state=0)
+    >>> table = remap.fit(X, {"teff": teff}).predict(X[:3])
+    >>> table.colnames
+    ['teff', 'teff_err', 'teff_p16', 'teff_p84', 'teff_out_of_range', 'embedding_distance']
+    >>> table["teff"].unit
+    Unit("K")
+    >>> proba, edges = remap.predict_proba(X[:3])["teff"]
+    >>> proba.shape, edges.shape
+    ((3, 12), (13,))
+    """
+
+    def __init__(
+        self,
+        labels=("teff", "logg", "feh"),
+        *,
+        n_bins=_DEFAULT_N_BINS,
+        bin_width=None,
+        margin=0.05,
+        log_teff=False,
+        gamma=2.0,
+        class_balance=True,
+        cost_weight=0.5,
+        triplet_weight=0.1,
+        triplet_margin=0.2,
+        positive_threshold=0.3,
+        base_channels=16,
+        n_stages=4,
+        blocks_per_stage=2,
+        kernel_size=7,
+        embedding_dim=64,
+        dropout=0.1,
+        standardize=False,
+        max_epochs=40,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=1e-4,
+        restart_period=None,
+        swa_start=0.75,
+        swa_lr=None,
+        edge_probability=0.25,
+        novelty_quantile=0.99,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        device="auto",
+        random_state=None,
+        verbose=1,
+    ):
+        self.labels = labels
+        self.n_bins = n_bins
+        self.bin_width = bin_width
+        self.margin = margin
+        self.log_teff = log_teff
+        self.gamma = gamma
+        self.class_balance = class_balance
+        self.cost_weight = cost_weight
+        self.triplet_weight = triplet_weight
+        self.triplet_margin = triplet_margin
+        self.positive_threshold = positive_threshold
+        self.base_channels = base_channels
+        self.n_stages = n_stages
+        self.blocks_per_stage = blocks_per_stage
+        self.kernel_size = kernel_size
+        self.embedding_dim = embedding_dim
+        self.dropout = dropout
+        self.standardize = standardize
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.restart_period = restart_period
+        self.swa_start = swa_start
+        self.swa_lr = swa_lr
+        self.edge_probability = edge_probability
+        self.novelty_quantile = novelty_quantile
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- parameters ------------------------------------------------------------------
+
+    def _label_names(self):
+        labels = self.labels
+        if isinstance(labels, str) or not hasattr(labels, "__iter__"):
+            raise TypeError(
+                f"labels must be a sequence of label names such as ('teff',), got {labels!r}"
+            )
+        labels = tuple(labels)
+        if not labels:
+            raise ValueError("labels must name at least one label")
+        for label in labels:
+            if not isinstance(label, str) or not label or "." in label:
+                raise ValueError(
+                    f"labels must be non-empty strings without '.', got {label!r}"
+                )
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels has duplicated names: {list(labels)}")
+        return labels
+
+    def _check_number(self, name, minimum=None, maximum=None, lower_open=False, upper_open=False):
+        value = getattr(self, name)
+        ok = _is_real(value) and math.isfinite(value)
+        if ok and minimum is not None:
+            ok = value > minimum if lower_open else value >= minimum
+        if ok and maximum is not None:
+            ok = value < maximum if upper_open else value <= maximum
+        if not ok:
+            low = "(" if lower_open else "["
+            high = ")" if upper_open else "]"
+            bounds = f"{low}{minimum if minimum is not None else '-inf'}, " \
+                     f"{maximum if maximum is not None else 'inf'}{high}"
+            raise ValueError(f"{name} must be a number in {bounds}, got {value!r}")
+
+    def _check_params(self):
+        labels = self._label_names()
+        for label, n in _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS).items():
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 3:
+                raise ValueError(f"n_bins must be an integer >= 3 (or a dict of them), got {n!r} "
+                                 f"for '{label}'")
+        if self.bin_width is not None:
+            if not isinstance(self.bin_width, dict):
+                raise TypeError(
+                    f"bin_width must be None or a dict {{label: width}}, got {self.bin_width!r}"
+                )
+            _per_label(self.bin_width, labels, "bin_width", None)
+        for label, m in _per_label(self.margin, labels, "margin", 0.05).items():
+            if not (_is_real(m) and 0 <= m < math.inf):
+                raise ValueError(f"margin must be a non-negative number (or a dict), got {m!r} "
+                                 f"for '{label}'")
+        if not isinstance(self.log_teff, (bool, np.bool_)):
+            raise TypeError(f"log_teff must be True or False, got {self.log_teff!r}")
+        self._check_number("gamma", 0)
+        self._check_number("cost_weight", 0)
+        self._check_number("triplet_weight", 0)
+        self._check_number("triplet_margin", 0)
+        self._check_number("positive_threshold", 0, lower_open=True)
+        self._check_number("dropout", 0, 1, upper_open=True)
+        self._check_number("weight_decay", 0)
+        self._check_number("edge_probability", 0, 1, lower_open=True)
+        self._check_number("novelty_quantile", 0, 1, lower_open=True)
+        for name in ("base_channels", "n_stages", "blocks_per_stage", "embedding_dim"):
+            _check_positive_int(getattr(self, name), name)
+        _check_positive_int(self.kernel_size, "kernel_size")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        _check_positive_int(self.restart_period, "restart_period", allow_none=True)
+        start = self.swa_start
+        if start is not None:
+            if isinstance(start, numbers.Integral) and not isinstance(start, bool):
+                if start < 0:
+                    raise ValueError(f"swa_start must be >= 0, got {start}")
+            elif not (_is_real(start) and 0 <= start < 1):
+                raise ValueError(
+                    "swa_start must be None, a fraction in [0, 1) of the epochs or an epoch "
+                    f"number, got {start!r}"
+                )
+        if self.swa_lr is not None:
+            self._check_number("swa_lr", 0, lower_open=True)
+        self._check_training_params()
+        return labels
+
+    def _width(self, label, unit):
+        """The bin width of ``label`` as a float in the binning space, or None."""
+        if self.bin_width is None or label not in self.bin_width:
+            return None
+        width = self.bin_width[label]
+        name = f"bin_width['{label}']"
+        if isinstance(width, str):
+            try:
+                width = u.Quantity(width)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must be a number or a Quantity, got {width!r}") from exc
+        log_space = label == "teff" and self.log_teff
+        if isinstance(width, u.Quantity):
+            if log_space:
+                if width.unit not in (u.dex, u.dimensionless_unscaled):
+                    raise u.UnitsError(
+                        f"{name} is in '{width.unit}', but with log_teff=True the width is in "
+                        "dex of Teff (e.g. 0.005)"
+                    )
+                width = width.value
+            else:
+                try:
+                    width = width.to_value(unit)
+                except u.UnitConversionError as exc:
+                    raise u.UnitsError(
+                        f"{name} is in '{width.unit}', which cannot be converted to '{unit}'"
+                    ) from exc
+        if not (_is_real(width) and 0 < width < math.inf):
+            raise ValueError(f"{name} must be a positive number, got {width!r}")
+        return float(width)
+
+    # -- labels ----------------------------------------------------------------------
+
+    def _read_y(self, X, y, n, labels, units=None, name="y"):
+        if y is None:
+            if _is_store(X):
+                missing = [label for label in labels if label not in X.label_names]
+                if missing:
+                    raise ValueError(
+                        f"y is None and the SpectralStore has no label columns {missing} "
+                        f"(it has {X.label_names}); pass y"
+                    )
+                y = X.labels
+            else:
+                raise ValueError(
+                    "y is required: a Table, dict or 2-D array of labels "
+                    f"{list(labels)} (only a SpectralStore carries its own labels)"
+                )
+        return read_labels(y, labels, n, units=units, name=name)
+
+    def _binning_space(self, values):
+        values = np.array(values, dtype=float)
+        if self.log_teff and "teff" in self._labels:
+            j = self._labels.index("teff")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values[:, j] = np.where(values[:, j] > 0, np.log10(values[:, j]), np.nan)
+        return values
+
+    def _scaled(self, values):
+        """Labels standardised with the training location and scale (for the triplet loss)."""
+        return ((self._binning_space(values) - self._label_loc) / self._label_scale).astype(
+            np.float32
+        )
+
+    def _set_targets(self, values, clip):
+        targets = np.empty(values.shape, dtype=np.int64)
+        for j, label in enumerate(self._labels):
+            targets[:, j], n_outside = digitize(values[:, j], self.bin_edges_[label], clip=clip)
+            if n_outside:
+                edges = self.bin_edges_[label]
+                log.warning(
+                    "%d values of '%s' lie outside the bins [%g, %g] %s; they count in the edge "
+                    "bins", n_outside, label, edges[0], edges[-1], self.label_units_[label],
+                )
+        self._targets = targets
+        self._scaled_labels = self._scaled(values)
+        self._reference_values = values
+
+    # -- network and optimisation ----------------------------------------------------
+
+    def _build_module(self, n_pixels, label_bins):
+        return DeepREMAPNet(
+            n_pixels,
+            label_bins,
+            in_channels=2,
+            base_channels=self.base_channels,
+            n_stages=self.n_stages,
+            blocks_per_stage=self.blocks_per_stage,
+            kernel_size=self.kernel_size,
+            embedding_dim=self.embedding_dim,
+            dropout=self.dropout,
+        )
+
+    def _swa_epoch(self, n_epochs):
+        start = self.swa_start
+        if start is None:
+            return None
+        if isinstance(start, numbers.Integral):
+            if start >= n_epochs:
+                log.info("DeepREMAP: swa_start=%d >= %d epochs; no weight averaging", start, n_epochs)
+                return None
+            return int(start)
+        return min(int(math.floor(start * n_epochs)), n_epochs - 1)
+
+    def _setup_training(self, train_idx, n_epochs, lr):
+        device = self.device_
+        self._losses = {}
+        for j, label in enumerate(self._labels):
+            n_bins = len(self.bin_edges_[label]) - 1
+            weights = None
+            if self.class_balance:
+                known = self._targets[train_idx, j]
+                counts = np.bincount(known[known >= 0], minlength=n_bins)
+                weights = class_balance_weights(counts)
+            self._losses[label] = FocalCostLoss(
+                n_bins, gamma=self.gamma, class_weights=weights, cost_weight=self.cost_weight
+            ).to(device)
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        self.optimizer_ = torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
+        self._swa_lr = lr / 10 if self.swa_lr is None else float(self.swa_lr)
+        self._swa_start_epoch = self._swa_epoch(n_epochs)
+        n_anneal = n_epochs if self._swa_start_epoch is None else self._swa_start_epoch
+        if self.restart_period is None:
+            self._scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer_, T_max=max(1, n_anneal), eta_min=self._swa_lr
+            )
+        else:
+            self._scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+                self.optimizer_, T_0=int(self.restart_period), eta_min=self._swa_lr
+            )
+        self._swa_model = None if self._swa_start_epoch is None else AveragedModel(self.module_)
+        self._swa_scheduler = None
+
+    def _new_swa_scheduler(self):
+        return SWALR(self.optimizer_, swa_lr=self._swa_lr, anneal_epochs=1)
+
+    def _clear_training_state(self):
+        for name in ("optimizer_", "_scheduler", "_swa_model", "_swa_scheduler", "_losses",
+                     "_targets", "_scaled_labels"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    # -- training hooks --------------------------------------------------------------
+
+    def _inputs(self, batch):
+        flux, mask = batch["flux"], batch["mask"]
+        if self.standardize:
+            good = (~mask).to(flux.dtype)
+            n = good.sum(dim=1, keepdim=True).clamp_min(1.0)
+            mean = (flux * good).sum(dim=1, keepdim=True) / n
+            var = ((flux - mean).square() * good).sum(dim=1, keepdim=True) / n
+            flux = (flux - mean) / var.sqrt().clamp_min(1e-6)
+        return flux, mask
+
+    def _losses_of(self, batch, indices):
+        out = self.module_(*self._inputs(batch))
+        targets = torch.from_numpy(self._targets[indices]).to(self.device_)
+        focal = {
+            label: self._losses[label](out.logits[label], targets[:, j])
+            for j, label in enumerate(self._labels)
+        }
+        if self.triplet_weight > 0:
+            labels = torch.from_numpy(self._scaled_labels[indices]).to(self.device_)
+            triplet = triplet_loss(
+                out.embedding, labels, margin=self.triplet_margin,
+                positive_threshold=self.positive_threshold,
+            )
+        else:
+            triplet = out.embedding.sum() * 0.0
+        total_focal = sum(focal.values())
+        return total_focal + self.triplet_weight * triplet, total_focal, focal, triplet
+
+    def _training_step(self, batch, indices):
+        loss, total_focal, focal, triplet = self._losses_of(batch, indices)
+        record = {"loss": loss, "focal": total_focal.detach(), "triplet": triplet.detach()}
+        record.update({f"focal_{label}": value.detach() for label, value in focal.items()})
+        return record
+
+    def _evaluate(self, source, indices):
+        sums = {}
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, len(indices), self.batch_size):
+                idx = indices[start : start + self.batch_size]
+                batch = self._to_device(source.batch(idx))
+                loss, total_focal, focal, triplet = self._losses_of(batch, idx)
+                values = {"loss": loss, "focal": total_focal, "triplet": triplet}
+                values.update({f"focal_{label}": v for label, v in focal.items()})
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
+        return {k: v / len(indices) for k, v in sums.items()}
+
+    def _after_epoch(self, epoch):
+        if self._swa_start_epoch is not None and epoch >= self._swa_start_epoch:
+            self._swa_model.update_parameters(self.module_)
+            if self._swa_scheduler is None:
+                self._swa_scheduler = self._new_swa_scheduler()
+            self._swa_scheduler.step()
+        else:
+            self._scheduler.step()
+        n_averaged = 0 if self._swa_model is None else int(self._swa_model.n_averaged)
+        return {"swa_n": n_averaged}
+
+    def _swa_ran(self):
+        swa = getattr(self, "_swa_model", None)
+        return swa is not None and int(swa.n_averaged) > 0
+
+    def _restore_best(self):
+        return self.n_iter_no_change is not None and not self._swa_ran()
+
+    def _finish_training(self, source, train_idx):
+        if self._swa_ran():
+            network = self._swa_model.module
+            self._update_batchnorm(network, source, train_idx)
+            self.module_ = network
+        self.module_.eval()
+        self._set_reference(source)
+        self._clear_training_state()
+
+    def _update_batchnorm(self, network, source, indices):
+        """Recompute the batch-norm statistics of ``network`` on the training spectra.
+
+        The same as `torch.optim.swa_utils.update_bn`, for inputs of flux and
+        mask; batch-norm layers of frozen blocks (which stay in evaluation
+        mode) keep their statistics.
+        """
+        network.train()
+        layers = [m for m in network.modules() if isinstance(m, _BatchNorm) and m.training]
+        momenta = {}
+        for layer in layers:
+            layer.reset_running_stats()
+            momenta[layer] = layer.momentum
+            layer.momentum = None
+        if layers:
+            with torch.no_grad():
+                for start in range(0, len(indices), self.batch_size):
+                    batch = self._to_device(source.batch(indices[start : start + self.batch_size]))
+                    network(*self._inputs(batch))
+        for layer, momentum in momenta.items():
+            layer.momentum = momentum
+        network.eval()
+
+    def _extra_state(self):
+        extra = {"scheduler": self._scheduler.state_dict()}
+        if self._swa_model is not None:
+            extra["swa_model"] = self._swa_model.state_dict()
+        if self._swa_scheduler is not None:
+            extra["swa_scheduler"] = self._swa_scheduler.state_dict()
+        return extra
+
+    def _load_extra_state(self, extra):
+        self._scheduler.load_state_dict(extra["scheduler"])
+        if "swa_model" in extra and self._swa_model is not None:
+            self._swa_model.load_state_dict(extra["swa_model"])
+        if "swa_scheduler" in extra:
+            self._swa_scheduler = self._new_swa_scheduler()
+            self._swa_scheduler.load_state_dict(extra["swa_scheduler"])
+
+    def _encoded_params(self):
+        params = self.get_params()
+        if isinstance(params.get("bin_width"), dict):
+            params["bin_width"] = {
+                k: (v.to_string() if isinstance(v, u.Quantity) else v)
+                for k, v in params["bin_width"].items()
+            }
+        return params
+
+    def _fingerprint(self, source):
+        params = {k: v for k, v in self._encoded_params().items()
+                  if k not in ("verbose", "device", "max_epochs")}
+        digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
+        for label in self._labels:
+            digest.update(np.asarray(self.bin_edges_[label], dtype=float).tobytes())
+        return json.dumps(
+            _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
+                       "n_pixels": source.n_pixels, "stage": self._stage,
+                       "labels": digest.hexdigest()}),
+            sort_keys=True,
+            default=str,
+        )
+
+    # -- fitting ---------------------------------------------------------------------
+
+    def _check_sample_weight(self, sample_weight, n):
+        if sample_weight is None:
+            return None
+        sample_weight = np.asarray(sample_weight, dtype=float)
+        if sample_weight.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError("sample_weight must be finite and non-negative")
+        return sample_weight
+
+    def fit(self, X, y=None, sample_weight=None, *, checkpoint_dir=None):
+        """Bin the labels and train the network.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch, list of Spectrum on one grid, or `~stellarlatent.datasets.SpectralStore`
+            Training spectra on one grid (see `stellarlatent.preprocessing`);
+            masked and NaN pixels are allowed. A store is streamed.
+        y : `~astropy.table.Table`, `~astropy.table.QTable`, dict or array-like, optional
+            The labels named in ``labels``, one row per spectrum: table
+            columns or dict entries by name (Quantities are converted, e.g.
+            Teff to K), or a 2-D array whose columns follow ``labels``.
+            NaN or masked values leave that label (only) out of the loss.
+            None reads them from the label columns of a SpectralStore ``X``.
+        sample_weight : array-like of shape (n_spectra,), optional
+            Relative sampling weights of the spectra (batches are drawn with
+            replacement in proportion).
+        checkpoint_dir : str or `pathlib.Path`, optional
+            Write a checkpoint after every epoch and resume from one written
+            for the same data and hyperparameters (to the same result).
+
+        Returns
+        -------
+        self
+        """
+        labels = self._check_params()
+        source = self._source(X)
+        n = len(source)
+        values, units = self._read_y(X, y, n, labels)
+        sample_weight = self._check_sample_weight(sample_weight, n)
+        self._labels = labels
+        self.label_units_ = units
+        n_bins = _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS)
+        margins = _per_label(self.margin, labels, "margin", 0.05)
+        self.bin_edges_ = {
+            label: make_edges(
+                values[:, j], n_bins=int(n_bins[label]), width=self._width(label, units[label]),
+                margin=float(margins[label]), log=(label == "teff" and bool(self.log_teff)),
+                name=label,
+            )
+            for j, label in enumerate(labels)
+        }
+        space = self._binning_space(values)
+        self._label_loc = np.nanmean(space, axis=0)
+        self._label_scale = np.nanstd(space, axis=0)
+        self._set_targets(values, clip=False)
+        self.temperatures_ = {label: 1.0 for label in labels}
+        self.fine_tune_history_ = []
+
+        seed = self._rng()
+        torch.manual_seed(seed)
+        self.device_ = resolve_device(self.device)
+        self.n_features_in_ = source.n_pixels
+        self.spectral_axis_ = source.spectral_axis
+        label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
+        self.module_ = self._build_module(source.n_pixels, label_bins).to(self.device_)
+        self.n_iter_ = 0
+        train_idx, val_idx = self._split(n, seed)
+        self._stage = "fit"
+        self._setup_training(train_idx, self.max_epochs, self.lr)
+        self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed)
+        return self
+
+    def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed):
+        try:
+            self._run_training(
+                source, train_idx, val_idx, sample_weight=sample_weight,
+                checkpoint_dir=checkpoint_dir, seed=seed,
+            )
+        except TrainingDivergedError:
+            # the last good weights were kept: leave a usable model behind
+            self.module_.eval()
+            self._set_reference(source)
+            self._clear_training_state()
+            raise
+
+    def fine_tune(self, X, y=None, sample_weight=None, *, freeze=None, max_epochs=None, lr=None,
+                  checkpoint_dir=None):
+        """Continue training the fitted network on a few (observed) spectra.
+
+        This is the transfer-learning step of deep-REMAP: a network trained on
+        synthetic spectra is adapted to observed ones. The bins stay those of
+        `fit`; labels outside them count in the edge bins (with a warning).
+        The class-balancing weights are recomputed from the new spectra, the
+        schedule (cosine, then SWA from ``swa_start``) restarts over the
+        fine-tuning epochs, the calibration is reset (call `calibrate`
+        again), and the new spectra become the reference set of
+        `kneighbors` and of the out-of-range flag.
+
+        Parameters
+        ----------
+        X, y, sample_weight, checkpoint_dir
+            As in `fit`.
+        freeze : None, "backbone" or int
+            Keep the whole convolutional backbone (``"backbone"``) or its first
+            ``freeze`` units (stem first, see
+            `stellarlatent.nn.DeepREMAPNet.blocks`) fixed, batch-norm
+            statistics included; None trains everything.
+        max_epochs : int, optional
+            Default: the estimator's ``max_epochs``.
+        lr : float, optional
+            Initial learning rate; default ``lr / 10``.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        labels = self._check_params()
+        if tuple(labels) != tuple(self.bin_edges_):
+            raise ValueError(
+                f"labels {list(labels)} differ from those the model was fitted with "
+                f"{list(self.bin_edges_)}"
+            )
+        n_epochs = self.max_epochs if max_epochs is None else _check_positive_int(
+            max_epochs, "max_epochs")
+        if lr is None:
+            lr = self.lr / 10
+        elif not (_is_real(lr) and 0 < lr < math.inf):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        n_blocks = len(self.module_.blocks)
+        if freeze is None:
+            n_frozen = 0
+        elif isinstance(freeze, str):
+            if freeze != "backbone":
+                raise ValueError(f"freeze must be None, 'backbone' or an integer, got {freeze!r}")
+            n_frozen = n_blocks
+        elif isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool) \
+                and 0 <= freeze <= n_blocks:
+            n_frozen = int(freeze)
+        else:
+            raise ValueError(
+                f"freeze must be None, 'backbone' or an integer in [0, {n_blocks}], got {freeze!r}"
+            )
+        source = self._check_X(X)
+        n = len(source)
+        values, _ = self._read_y(X, y, n, labels, units=self.label_units_)
+        sample_weight = self._check_sample_weight(sample_weight, n)
+        self._labels = labels
+        self._set_targets(values, clip=True)
+
+        seed = self._rng()
+        torch.manual_seed(seed)
+        self.device_ = resolve_device(self.device)
+        self.module_.to(self.device_)
+        self.module_.freeze(n_frozen)
+        train_idx, val_idx = self._split(n, seed)
+        fit_history = list(self.history_)
+        self._stage = "fine_tune"
+        self._setup_training(train_idx, n_epochs, float(lr))
+        saved_max_epochs = self.max_epochs
+        self.max_epochs = n_epochs  # the base loop reads it; restored below
+        try:
+            self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed)
+        finally:
+            self.max_epochs = saved_max_epochs
+            self.module_.unfreeze()
+            self.fine_tune_history_ = self.history_
+            self.history_ = fit_history
+            self._stage = "fit"
+        self.temperatures_ = {label: 1.0 for label in labels}
+        return self
+
+    # -- reference set ---------------------------------------------------------------
+
+    def _set_reference(self, source):
+        """Embed every spectrum of ``source`` as the reference set; set the novelty threshold.
+
+        The threshold is a quantile of the distances from reference spectra
+        to their nearest other reference spectrum, in the unnormalised
+        embedding.
+        """
+        self._reference_raw = self._forward_all(source)[2].astype(np.float32)
+        self.reference_labels_ = self._reference_table()
+        n = self._reference_raw.shape[0]
+        if n < 2:
+            self.novelty_threshold_ = math.inf
+            return
+        rows = np.random.default_rng(0).choice(n, size=min(n, _NOVELTY_SAMPLE), replace=False)
+        distances = self._nearest(self._reference_raw[np.sort(rows)], 2, self._reference_raw)[0]
+        self.novelty_threshold_ = float(np.quantile(distances[:, 1], self.novelty_quantile))
+
+    @property
+    def reference_embeddings_(self):
+        """L2-normalised embeddings of the reference spectra, shape (n_reference, embedding_dim)."""
+        raw = self._reference_raw
+        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+
+    def _reference_table(self):
+        table = QTable()
+        for j, label in enumerate(self._labels):
+            unit = self.label_units_[label]
+            values = self._reference_values[:, j]
+            table[label] = values if unit == u.dimensionless_unscaled else values * unit
+        return table
+
+    def _nearest(self, queries, k, reference):
+        """Distances and indices of the ``k`` rows of ``reference`` nearest each query."""
+        # float64 on CPU: the distance of a spectrum to itself comes out as 0
+        dtype = torch.float32 if self.device_.type == "cuda" else torch.float64
+        reference = torch.as_tensor(np.asarray(reference), device=self.device_).to(dtype)
+        queries = torch.as_tensor(np.asarray(queries), device=self.device_).to(dtype)
+        chunk = max(1, 2**24 // max(1, reference.shape[0]))
+        distances, indices = [], []
+        ref_sq = reference.square().sum(dim=1)
+        for start in range(0, queries.shape[0], chunk):
+            q = queries[start : start + chunk]
+            sq = q.square().sum(dim=1)[:, None] + ref_sq[None, :] - 2.0 * q @ reference.T
+            d, i = torch.topk(sq.clamp_min(0.0), k, dim=1, largest=False)
+            distances.append(d.sqrt().cpu())
+            indices.append(i.cpu())
+        return torch.cat(distances).double().numpy(), torch.cat(indices).numpy()
+
+    # -- using the model -------------------------------------------------------------
+
+    def _check_X(self, X, name="X"):
+        source = self._source(X, name)
+        if source.n_pixels != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {source.n_pixels} pixels but the model was trained on "
+                f"{self.n_features_in_}; resample it onto the training grid first"
+            )
+        return source
+
+    def _forward_all(self, source):
+        """Logits ``{label: (n, n_bins)}``, embeddings and unnormalised embeddings (float64)."""
+        network = self.module_
+        network.eval()
+        logits = {label: [] for label in self.bin_edges_}
+        embeddings, raw = [], []
+        # the embedding layer's output before the L2 normalisation of the forward pass
+        hook = network.embedding.register_forward_hook(
+            lambda module, args, output: raw.append(output.double().cpu())
+        )
+        try:
+            with torch.no_grad():
+                for start in range(0, len(source), self.batch_size):
+                    idx = np.arange(start, min(start + self.batch_size, len(source)))
+                    out = network(*self._inputs(self._to_device(source.batch(idx))))
+                    for label in logits:
+                        logits[label].append(out.logits[label].double().cpu())
+                    embeddings.append(out.embedding.double().cpu())
+        finally:
+            hook.remove()
+        return ({label: torch.cat(v).numpy() for label, v in logits.items()},
+                torch.cat(embeddings).numpy(), torch.cat(raw).numpy())
+
+    def _probabilities(self, logits):
+        proba = {}
+        for label, values in logits.items():
+            scaled = torch.from_numpy(values) / self.temperatures_[label]
+            proba[label] = torch.softmax(scaled, dim=1).numpy()
+        return proba
+
+    def _edges(self, label):
+        edges = np.asarray(self.bin_edges_[label], dtype=float)
+        unit = self.label_units_[label]
+        return edges if unit == u.dimensionless_unscaled else edges * unit
+
+    def predict_proba(self, X):
+        """Probability of each label bin.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+            Spectra on the training grid.
+
+        Returns
+        -------
+        dict
+            ``{label: (proba, bin_edges)}``: ``proba`` an ndarray of shape
+            (n_spectra, n_bins) whose rows sum to one (temperature-scaled
+            after `calibrate`), ``bin_edges`` of shape (n_bins + 1,), a
+            Quantity in the label's unit (a plain ndarray for a
+            dimensionless label). The form `stellarlatent.diagnostics`
+            expects.
+        """
+        check_is_fitted(self)
+        logits = self._forward_all(self._check_X(X))[0]
+        return {label: (p, self._edges(label)) for label, p in self._probabilities(logits).items()}
+
+    def predict(self, X):
+        """Labels with uncertainties and an out-of-range flag.
+
+        The binned distribution is taken to be uniform inside each bin (in
+        the label's unit, also when Teff is binned in log space).
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+            Spectra on the training grid.
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+            One row per spectrum. For each label ``L``: ``L`` (posterior
+            mean), ``L_err`` (posterior standard deviation), ``L_p16`` and
+            ``L_p84`` (percentiles of the binned distribution, linear inside
+            a bin), in K for Teff, dex for log g and [Fe/H] (Quantity
+            columns; plain columns for dimensionless labels), and
+            ``L_out_of_range`` (bool): more than ``edge_probability`` in the
+            first or last bin, or an embedding farther from every training
+            spectrum than ``novelty_threshold_``. Last,
+            ``embedding_distance``: the distance to the nearest training
+            spectrum in the unnormalised embedding (see
+            ``novelty_quantile``).
+        """
+        check_is_fitted(self)
+        logits, _, raw = self._forward_all(self._check_X(X))
+        distance = self._nearest(raw, 1, self._reference_raw)[0][:, 0]
+        novel = distance > self.novelty_threshold_
+        table = QTable()
+        for label, proba in self._probabilities(logits).items():
+            edges = self.bin_edges_[label]
+            unit = self.label_units_[label]
+            scale = 1 if unit == u.dimensionless_unscaled else unit
+            mean, std, p16, p84 = binned_summaries(proba, edges)
+            table[label] = mean * scale
+            table[f"{label}_err"] = std * scale
+            table[f"{label}_p16"] = p16 * scale
+            table[f"{label}_p84"] = p84 * scale
+            piled = (proba[:, 0] > self.edge_probability) | (proba[:, -1] > self.edge_probability)
+            table[f"{label}_out_of_range"] = piled | novel
+        table["embedding_distance"] = distance
+        return table
+
+    def embed(self, X):
+        """Embedding vectors (L2-normalised) of spectra.
+
+        Returns
+        -------
+        ndarray, shape (n_spectra, embedding_dim)
+        """
+        check_is_fitted(self)
+        return self._forward_all(self._check_X(X))[1]
+
+    def kneighbors(self, X, n_neighbors=5):
+        """The training spectra closest to each spectrum in the embedding.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+        n_neighbors : int
+
+        Returns
+        -------
+        distances : ndarray, shape (n_spectra, n_neighbors)
+            Euclidean distances between embeddings, increasing along a row.
+        indices : ndarray of int, shape (n_spectra, n_neighbors)
+            Rows of the spectra given to the last `fit` (or `fine_tune`).
+        labels : `~astropy.table.QTable`
+            One row per spectrum; each label column has shape
+            (n_spectra, n_neighbors) and holds the neighbours' labels (NaN
+            where unknown), in the label's unit.
+        """
+        check_is_fitted(self)
+        n_reference = self._reference_raw.shape[0]
+        if (isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral)
+                or not 1 <= n_neighbors <= n_reference):
+            raise ValueError(
+                f"n_neighbors must be an integer in [1, {n_reference}] (the training spectra), "
+                f"got {n_neighbors!r}"
+            )
+        distances, indices = self._nearest(self.embed(X), int(n_neighbors),
+                                           self.reference_embeddings_)
+        table = QTable()
+        for label in self.reference_labels_.colnames:
+            table[label] = self.reference_labels_[label][indices]
+        return distances, indices, table
+
+    def calibrate(self, X, y=None):
+        """Fit one temperature per label on held-out spectra (temperature scaling).
+
+        Each label's logits are divided by the temperature that minimises the
+        negative log-likelihood of the true bins (Guo et al. 2017); values
+        outside the bins count in the edge bins. The most probable bin, hence
+        the point estimate's ranking, does not change; the probabilities
+        become calibrated. `predict` and `predict_proba` apply them.
+
+        Parameters
+        ----------
+        X : spectra, as in `predict`
+            Spectra not used in training.
+        y : `~astropy.table.Table`, dict or array-like, optional
+            Their labels, as in `fit`.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        labels = tuple(self.bin_edges_)
+        source = self._check_X(X)
+        values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
+        logits = self._forward_all(source)[0]
+        temperatures = {}
+        for j, label in enumerate(labels):
+            bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
+            if not np.any(bins >= 0):
+                log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
+                temperatures[label] = 1.0
+                continue
+            scaler = TemperatureScaler().fit(torch.from_numpy(logits[label]), torch.from_numpy(bins))
+            temperatures[label] = float(scaler.temperature[0])
+        self.temperatures_ = temperatures
+        return self
+
+    def score(self, X, y=None):
+        """Negative mean negative log-likelihood of the true bins: higher is better.
+
+        For each label, the mean over the spectra whose value is known of
+        ``log p(true bin)`` (values outside the bins count in the edge bins,
+        probabilities floored at 1e-12), then the mean over labels.
+        """
+        check_is_fitted(self)
+        labels = tuple(self.bin_edges_)
+        source = self._check_X(X)
+        values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
+        logits = self._forward_all(source)[0]
+        proba = self._probabilities(logits)
+        means = []
+        for j, label in enumerate(labels):
+            bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
+            known = bins >= 0
+            if known.any():
+                p = proba[label][np.flatnonzero(known), bins[known]]
+                means.append(np.mean(np.log(np.clip(p, 1e-12, None))))
+        if not means:
+            raise ValueError("y has no known label value to score against")
+        return float(np.mean(means))
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _metadata(self):
+        saved = self.bin_width
+        self.bin_width = self._encoded_params()["bin_width"]
+        try:
+            metadata = super()._metadata()
+        finally:
+            self.bin_width = saved
+        threshold = self.novelty_threshold_
+        metadata["remap"] = {
+            "labels": list(self.bin_edges_),
+            "bin_edges": {k: np.asarray(v, dtype=float).tolist() for k, v in self.bin_edges_.items()},
+            "label_units": {k: v.to_string() for k, v in self.label_units_.items()},
+            "temperatures": dict(self.temperatures_),
+            "label_loc": np.asarray(self._label_loc, dtype=float).tolist(),
+            "label_scale": np.asarray(self._label_scale, dtype=float).tolist(),
+            "novelty_threshold": None if not math.isfinite(threshold) else threshold,
+            "fine_tune_history": self.fine_tune_history_,
+        }
+        return metadata
+
+    def _tensors(self):
+        return {
+            "reference_embeddings": torch.from_numpy(np.ascontiguousarray(self._reference_raw)),
+            "reference_values": torch.from_numpy(np.ascontiguousarray(self._reference_values)),
+        }
+
+    def _restore(self, metadata, tensors):
+        self._restore_common(metadata)
+        remap = metadata["remap"]
+        self._labels = tuple(remap["labels"])
+        self.bin_edges_ = {k: np.asarray(v, dtype=float) for k, v in remap["bin_edges"].items()}
+        self.label_units_ = {k: u.Unit(v) for k, v in remap["label_units"].items()}
+        self.temperatures_ = {k: float(v) for k, v in remap["temperatures"].items()}
+        self._label_loc = np.asarray(remap["label_loc"], dtype=float)
+        self._label_scale = np.asarray(remap["label_scale"], dtype=float)
+        threshold = remap["novelty_threshold"]
+        self.novelty_threshold_ = math.inf if threshold is None else float(threshold)
+        self.fine_tune_history_ = remap["fine_tune_history"]
+        self._reference_raw = tensors["reference_embeddings"].numpy()
+        self._reference_values = tensors["reference_values"].numpy()
+        self.reference_labels_ = self._reference_table()
+        label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
+        self.module_ = self._build_module(self.n_features_in_, label_bins)
