@@ -7,6 +7,7 @@
 """
 
 from ._base import TrainingDivergedError, resolve_device
+from .remap import DeepREMAP
 from .vae import SpectralVAE
 
-__all__ = ["SpectralVAE", "TrainingDivergedError", "resolve_device"]
+__all__ = ["DeepREMAP", "SpectralVAE", "TrainingDivergedError", "resolve_device"]
