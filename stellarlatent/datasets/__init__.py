@@ -12,6 +12,7 @@ from .phoenix import (
     read_phoenix_grid,
 )
 from .store import SpectralStore
+from .synthetic import make_synthetic_spectra
 
 __all__ = [
     "find_data_dir",
@@ -29,4 +30,5 @@ __all__ = [
     "phoenix_wave_url",
     "PHOENIX_FLUX_UNIT",
     "SpectralStore",
+    "make_synthetic_spectra",
 ]
