@@ -21,7 +21,13 @@ from ..nn import (
     class_balance_weights,
     triplet_loss,
 )
-from ._base import TorchEstimator, TrainingDivergedError, _check_positive_int, _jsonable, resolve_device
+from ._base import (
+    TorchEstimator,
+    TrainingDivergedError,
+    _check_positive_int,
+    _jsonable,
+    resolve_device,
+)
 from ._binning import binned_summaries, digitize, make_edges, read_labels
 from ._data import _is_store
 
@@ -301,11 +307,13 @@ class DeepREMAP(TorchEstimator):
         if ok and maximum is not None:
             ok = value < maximum if upper_open else value <= maximum
         if not ok:
-            low = "(" if lower_open else "["
-            high = ")" if upper_open else "]"
-            bounds = f"{low}{minimum if minimum is not None else '-inf'}, " \
-                     f"{maximum if maximum is not None else 'inf'}{high}"
-            raise ValueError(f"{name} must be a number in {bounds}, got {value!r}")
+            low = "(" if lower_open or minimum is None else "["
+            high = ")" if upper_open or maximum is None else "]"
+            lower = "-inf" if minimum is None else minimum
+            upper = "inf" if maximum is None else maximum
+            raise ValueError(
+                f"{name} must be a number in {low}{lower}, {upper}{high}, got {value!r}"
+            )
 
     def _check_params(self):
         labels = self._label_names()
@@ -323,8 +331,9 @@ class DeepREMAP(TorchEstimator):
             if not (_is_real(m) and 0 <= m < math.inf):
                 raise ValueError(f"margin must be a non-negative number (or a dict), got {m!r} "
                                  f"for '{label}'")
-        if not isinstance(self.log_teff, (bool, np.bool_)):
-            raise TypeError(f"log_teff must be True or False, got {self.log_teff!r}")
+        for name in ("log_teff", "class_balance", "standardize"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         self._check_number("gamma", 0)
         self._check_number("cost_weight", 0)
         self._check_number("triplet_weight", 0)
@@ -407,7 +416,7 @@ class DeepREMAP(TorchEstimator):
 
     def _binning_space(self, values):
         values = np.array(values, dtype=float)
-        if self.log_teff and "teff" in self._labels:
+        if self._log_teff and "teff" in self._labels:
             j = self._labels.index("teff")
             with np.errstate(invalid="ignore", divide="ignore"):
                 values[:, j] = np.where(values[:, j] > 0, np.log10(values[:, j]), np.nan)
@@ -431,7 +440,7 @@ class DeepREMAP(TorchEstimator):
                 )
         self._targets = targets
         self._scaled_labels = self._scaled(values)
-        self._reference_values = values
+        self._training_values = values
 
     # -- network and optimisation ----------------------------------------------------
 
@@ -454,7 +463,8 @@ class DeepREMAP(TorchEstimator):
             return None
         if isinstance(start, numbers.Integral):
             if start >= n_epochs:
-                log.info("DeepREMAP: swa_start=%d >= %d epochs; no weight averaging", start, n_epochs)
+                log.info("DeepREMAP: swa_start=%d >= %d epochs; no weight averaging",
+                         start, n_epochs)
                 return None
             return int(start)
         return min(int(math.floor(start * n_epochs)), n_epochs - 1)
@@ -493,7 +503,7 @@ class DeepREMAP(TorchEstimator):
 
     def _clear_training_state(self):
         for name in ("optimizer_", "_scheduler", "_swa_model", "_swa_scheduler", "_losses",
-                     "_targets", "_scaled_labels"):
+                     "_targets", "_scaled_labels", "_training_values"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -679,6 +689,7 @@ class DeepREMAP(TorchEstimator):
         values, units = self._read_y(X, y, n, labels)
         sample_weight = self._check_sample_weight(sample_weight, n)
         self._labels = labels
+        self._log_teff = bool(self.log_teff)
         self.label_units_ = units
         n_bins = _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS)
         margins = _per_label(self.margin, labels, "margin", 0.05)
@@ -775,8 +786,8 @@ class DeepREMAP(TorchEstimator):
             if freeze != "backbone":
                 raise ValueError(f"freeze must be None, 'backbone' or an integer, got {freeze!r}")
             n_frozen = n_blocks
-        elif isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool) \
-                and 0 <= freeze <= n_blocks:
+        elif (isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool)
+              and 0 <= freeze <= n_blocks):
             n_frozen = int(freeze)
         else:
             raise ValueError(
@@ -795,7 +806,7 @@ class DeepREMAP(TorchEstimator):
         self.module_.to(self.device_)
         self.module_.freeze(n_frozen)
         train_idx, val_idx = self._split(n, seed)
-        fit_history = list(self.history_)
+        fit_history = self.history_
         self._stage = "fine_tune"
         self._setup_training(train_idx, n_epochs, float(lr))
         saved_max_epochs = self.max_epochs
@@ -805,7 +816,8 @@ class DeepREMAP(TorchEstimator):
         finally:
             self.max_epochs = saved_max_epochs
             self.module_.unfreeze()
-            self.fine_tune_history_ = self.history_
+            if self.history_ is not fit_history:  # the base loop started a new one
+                self.fine_tune_history_ = self.history_
             self.history_ = fit_history
             self._stage = "fit"
         self.temperatures_ = {label: 1.0 for label in labels}
@@ -821,6 +833,7 @@ class DeepREMAP(TorchEstimator):
         embedding.
         """
         self._reference_raw = self._forward_all(source)[2].astype(np.float32)
+        self._reference_values = self._training_values
         self.reference_labels_ = self._reference_table()
         n = self._reference_raw.shape[0]
         if n < 2:
@@ -1050,7 +1063,9 @@ class DeepREMAP(TorchEstimator):
                 log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
                 temperatures[label] = 1.0
                 continue
-            scaler = TemperatureScaler().fit(torch.from_numpy(logits[label]), torch.from_numpy(bins))
+            scaler = TemperatureScaler().fit(
+                torch.from_numpy(logits[label]), torch.from_numpy(bins)
+            )
             temperatures[label] = float(scaler.temperature[0])
         self.temperatures_ = temperatures
         return self
@@ -1091,11 +1106,14 @@ class DeepREMAP(TorchEstimator):
         threshold = self.novelty_threshold_
         metadata["remap"] = {
             "labels": list(self.bin_edges_),
-            "bin_edges": {k: np.asarray(v, dtype=float).tolist() for k, v in self.bin_edges_.items()},
+            "bin_edges": {
+                k: np.asarray(v, dtype=float).tolist() for k, v in self.bin_edges_.items()
+            },
             "label_units": {k: v.to_string() for k, v in self.label_units_.items()},
             "temperatures": dict(self.temperatures_),
             "label_loc": np.asarray(self._label_loc, dtype=float).tolist(),
             "label_scale": np.asarray(self._label_scale, dtype=float).tolist(),
+            "log_teff": self._log_teff,
             "novelty_threshold": None if not math.isfinite(threshold) else threshold,
             "fine_tune_history": self.fine_tune_history_,
         }
@@ -1116,6 +1134,7 @@ class DeepREMAP(TorchEstimator):
         self.temperatures_ = {k: float(v) for k, v in remap["temperatures"].items()}
         self._label_loc = np.asarray(remap["label_loc"], dtype=float)
         self._label_scale = np.asarray(remap["label_scale"], dtype=float)
+        self._log_teff = bool(remap["log_teff"])
         threshold = remap["novelty_threshold"]
         self.novelty_threshold_ = math.inf if threshold is None else float(threshold)
         self.fine_tune_history_ = remap["fine_tune_history"]

@@ -232,6 +232,55 @@ def test_calibrate_softens_an_over_confident_model(fitted):
     np.testing.assert_array_equal(proba_after.argmax(axis=1), proba_before.argmax(axis=1))
 
 
+def test_outputs_feed_the_calibration_diagnostics(fitted):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stellarlatent.diagnostics import (
+        CalibrationDisplay,
+        expected_calibration_error,
+        interval_coverage,
+        negative_log_likelihood,
+    )
+
+    remap, _, _, X_test, y_test = fitted
+    proba = remap.predict_proba(X_test)
+    coverage = interval_coverage(proba, y_test)
+    assert list(coverage["label"]) == ["teff", "logg", "feh"]
+    assert np.all((coverage["coverage_68"] > 0.2) & (coverage["coverage_95"] <= 1))
+    table_coverage = interval_coverage(remap.predict(X_test), y_test)
+    assert np.all(np.isfinite(table_coverage["coverage_68"]))
+    nll = negative_log_likelihood(proba, y_test)
+    np.testing.assert_allclose(-np.mean(nll["nll"]), remap.score(X_test, y_test), rtol=1e-6)
+    y_kk = QTable({"teff": y_test["teff"].to(u.kK)})  # converted through the edges' unit
+    p, edges = proba["teff"]
+    assert expected_calibration_error(p, y_kk["teff"], edges) == pytest.approx(
+        expected_calibration_error(p, y_test["teff"].value, edges.value))
+    display = CalibrationDisplay.from_estimator(remap, X_test, y_test).plot()
+    assert display.panels_[0] == "reliability"
+    plt.close("all")
+
+
+def test_learns_teff_from_synthetic_spectra():
+    datasets = pytest.importorskip("stellarlatent.datasets")
+    if not hasattr(datasets, "make_synthetic_spectra"):
+        pytest.skip("stellarlatent.datasets.make_synthetic_spectra is not available")
+    from stellarlatent.preprocessing import SpectralGrid
+
+    grid = SpectralGrid.log_uniform(4800 * u.AA, 5600 * u.AA, 128)
+    spectra, labels = datasets.make_synthetic_spectra(
+        200, grid, teff=(4000, 7000), rv=0 * u.km / u.s, vsini=(0, 5) * u.km / u.s, snr=100.0,
+        random_state=0,
+    )
+    train, test = np.arange(150), np.arange(150, 200)
+    remap = small_remap(labels=("teff", "feh"), base_channels=8, n_stages=3, max_epochs=12)
+    table = remap.fit(spectra[train], labels[train]).predict(spectra[test])
+    assert spearmanr(table["teff"].value, labels["teff"][test].value)[0] > 0.85
+    assert u.allclose(remap.spectral_axis_, grid.spectral_axis)
+
+
 def test_fine_tune_with_frozen_backbone_changes_only_the_heads(fitted, caplog):
     remap, X, y, _, _ = fitted
     model = clone(remap).set_params(max_epochs=2).fit(X, y)
@@ -287,7 +336,8 @@ def test_save_and_load_round_trip(tmp_path):
     again = DeepREMAP.load(path, device="cpu")
     for key in remap.predict(X).colnames:
         np.testing.assert_array_equal(again.predict(X)[key], remap.predict(X)[key])
-    np.testing.assert_array_equal(again.predict_proba(X)["feh"][0], remap.predict_proba(X)["feh"][0])
+    np.testing.assert_array_equal(again.predict_proba(X)["feh"][0],
+                                  remap.predict_proba(X)["feh"][0])
     np.testing.assert_array_equal(again.kneighbors(X[:3])[1], remap.kneighbors(X[:3])[1])
     assert again.temperatures_ == remap.temperatures_
     assert again.label_units_ == remap.label_units_
