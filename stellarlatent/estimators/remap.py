@@ -191,15 +191,24 @@ class DeepREMAP(TorchEstimator):
         The same for the last `fine_tune` (empty before).
     n_iter_ : int
 
+    Notes
+    -----
+    The training loss is ``sum over labels of FocalCostLoss + triplet_weight
+    * triplet_loss``; a label that is NaN or masked for a star leaves only
+    that label of that star out. Predictions are summaries of the binned
+    distribution, taken to be uniform inside each bin: Teff in K (also when
+    binned in log space), log g and [Fe/H] in dex. `score` is the negative
+    mean negative log-likelihood of the true bins.
+
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> x = np.linspace(0, 1, 128)
-    >>> teff = rng.uniform(4000, 7000, 96)
+    >>> x = np.linspace(0, 1, 64)
+    >>> teff = rng.uniform(4000, 7000, 48)
     >>> X = 1 - (teff[:, None] / 8000) * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
     >>> remap = DeepREMAP(["teff"], n_bins=12, base_channels=4, n_stages=2,
-    ...                   max_epochs=2, verbose=0, random_state=0)
+    ...                   blocks_per_stage=1, max_epochs=2, verbose=0, random_state=0)
     >>> table = remap.fit(X, {"teff": teff}).predict(X[:3])
     >>> table.colnames
     ['teff', 'teff_err', 'teff_p16', 'teff_p84', 'teff_out_of_range', 'embedding_distance']
@@ -760,7 +769,8 @@ class DeepREMAP(TorchEstimator):
         max_epochs : int, optional
             Default: the estimator's ``max_epochs``.
         lr : float, optional
-            Initial learning rate; default ``lr / 10``.
+            Initial learning rate; default ``lr / 10``. Without ``swa_lr``
+            the SWA learning rate is a tenth of it.
 
         Returns
         -------
@@ -832,7 +842,8 @@ class DeepREMAP(TorchEstimator):
         to their nearest other reference spectrum, in the unnormalised
         embedding.
         """
-        self._reference_raw = self._forward_all(source)[2].astype(np.float32)
+        self._reference_raw = np.concatenate(
+            [raw for _, _, raw in self._outputs(source)]).astype(np.float32)
         self._reference_values = self._training_values
         self.reference_labels_ = self._reference_table()
         n = self._reference_raw.shape[0]
@@ -885,28 +896,34 @@ class DeepREMAP(TorchEstimator):
             )
         return source
 
-    def _forward_all(self, source):
-        """Logits ``{label: (n, n_bins)}``, embeddings and unnormalised embeddings (float64)."""
+    def _outputs(self, source):
+        """Yield ``(logits, embedding, raw embedding)`` of each batch as float64 arrays.
+
+        ``logits`` is ``{label: (b, n_bins)}``; the raw embedding is the
+        embedding layer's output before the L2 normalisation of the forward
+        pass (caught with a forward hook).
+        """
         network = self.module_
         network.eval()
-        logits = {label: [] for label in self.bin_edges_}
-        embeddings, raw = [], []
-        # the embedding layer's output before the L2 normalisation of the forward pass
+        raw = []
         hook = network.embedding.register_forward_hook(
-            lambda module, args, output: raw.append(output.double().cpu())
+            lambda module, args, output: raw.append(output)
         )
         try:
             with torch.no_grad():
                 for start in range(0, len(source), self.batch_size):
                     idx = np.arange(start, min(start + self.batch_size, len(source)))
+                    raw.clear()
                     out = network(*self._inputs(self._to_device(source.batch(idx))))
-                    for label in logits:
-                        logits[label].append(out.logits[label].double().cpu())
-                    embeddings.append(out.embedding.double().cpu())
+                    logits = {k: v.double().cpu().numpy() for k, v in out.logits.items()}
+                    yield (logits, out.embedding.double().cpu().numpy(),
+                           raw[0].double().cpu().numpy())
         finally:
             hook.remove()
-        return ({label: torch.cat(v).numpy() for label, v in logits.items()},
-                torch.cat(embeddings).numpy(), torch.cat(raw).numpy())
+
+    def _logits(self, source):
+        parts = [logits for logits, _, _ in self._outputs(source)]
+        return {label: np.concatenate([p[label] for p in parts]) for label in self.bin_edges_}
 
     def _probabilities(self, logits):
         proba = {}
@@ -939,7 +956,7 @@ class DeepREMAP(TorchEstimator):
             expects.
         """
         check_is_fitted(self)
-        logits = self._forward_all(self._check_X(X))[0]
+        logits = self._logits(self._check_X(X))
         return {label: (p, self._edges(label)) for label, p in self._probabilities(logits).items()}
 
     def predict(self, X):
@@ -969,22 +986,23 @@ class DeepREMAP(TorchEstimator):
             ``novelty_quantile``).
         """
         check_is_fitted(self)
-        logits, _, raw = self._forward_all(self._check_X(X))
-        distance = self._nearest(raw, 1, self._reference_raw)[0][:, 0]
-        novel = distance > self.novelty_threshold_
+        columns, units = {}, {}
+        for logits, _, raw in self._outputs(self._check_X(X)):
+            distance = self._nearest(raw, 1, self._reference_raw)[0][:, 0]
+            novel = distance > self.novelty_threshold_
+            for label, proba in self._probabilities(logits).items():
+                unit = self.label_units_[label]
+                unit = None if unit == u.dimensionless_unscaled else unit
+                piled = np.maximum(proba[:, 0], proba[:, -1]) > self.edge_probability
+                values = (*binned_summaries(proba, self.bin_edges_[label]), piled | novel)
+                for suffix, value in zip(("", "_err", "_p16", "_p84", "_out_of_range"), values):
+                    columns.setdefault(label + suffix, []).append(value)
+                    units[label + suffix] = None if suffix == "_out_of_range" else unit
+            columns.setdefault("embedding_distance", []).append(distance)
         table = QTable()
-        for label, proba in self._probabilities(logits).items():
-            edges = self.bin_edges_[label]
-            unit = self.label_units_[label]
-            scale = 1 if unit == u.dimensionless_unscaled else unit
-            mean, std, p16, p84 = binned_summaries(proba, edges)
-            table[label] = mean * scale
-            table[f"{label}_err"] = std * scale
-            table[f"{label}_p16"] = p16 * scale
-            table[f"{label}_p84"] = p84 * scale
-            piled = (proba[:, 0] > self.edge_probability) | (proba[:, -1] > self.edge_probability)
-            table[f"{label}_out_of_range"] = piled | novel
-        table["embedding_distance"] = distance
+        for name, parts in columns.items():
+            values = np.concatenate(parts)
+            table[name] = values if units.get(name) is None else values * units[name]
         return table
 
     def embed(self, X):
@@ -995,7 +1013,7 @@ class DeepREMAP(TorchEstimator):
         ndarray, shape (n_spectra, embedding_dim)
         """
         check_is_fitted(self)
-        return self._forward_all(self._check_X(X))[1]
+        return np.concatenate([embedding for _, embedding, _ in self._outputs(self._check_X(X))])
 
     def kneighbors(self, X, n_neighbors=5):
         """The training spectra closest to each spectrum in the embedding.
@@ -1055,7 +1073,7 @@ class DeepREMAP(TorchEstimator):
         labels = tuple(self.bin_edges_)
         source = self._check_X(X)
         values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
-        logits = self._forward_all(source)[0]
+        logits = self._logits(source)
         temperatures = {}
         for j, label in enumerate(labels):
             bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
@@ -1081,7 +1099,7 @@ class DeepREMAP(TorchEstimator):
         labels = tuple(self.bin_edges_)
         source = self._check_X(X)
         values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
-        logits = self._forward_all(source)[0]
+        logits = self._logits(source)
         proba = self._probabilities(logits)
         means = []
         for j, label in enumerate(labels):
