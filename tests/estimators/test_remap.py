@@ -61,7 +61,7 @@ def small_remap(**kwargs):
 def fitted():
     """A model that has learnt the line depths, and held-out spectra."""
     X, y = line_spectra()
-    remap = small_remap(base_channels=8, n_stages=3, max_epochs=20, validation_fraction=0.2)
+    remap = small_remap(base_channels=8, n_stages=3, max_epochs=30, validation_fraction=0.2)
     remap.fit(X, y)
     X_test, y_test = line_spectra(100, seed=1)
     return remap, X, y, X_test, y_test
