@@ -45,7 +45,14 @@ def load(directory=None, *, ids=None):
     return spectra, table
 
 
-def prepare(spectra, table, grid, copies, seed):
+def normalizer(kind):
+    if kind == "median":
+        return ContinuumNormalizer(method="median")
+    # divide by a running upper quantile: keeps the lines, flattens the continuum
+    return ContinuumNormalizer(method="running_quantile", window=10000 * u.km / u.s, quantile=0.9)
+
+
+def prepare(spectra, table, grid, copies, seed, normalize="median"):
     """Inject radial velocities, resample and normalise; return flux batch and labels."""
     n = spectra.flux.shape[0]
     rows = np.tile(np.arange(n), copies)
@@ -58,7 +65,7 @@ def prepare(spectra, table, grid, copies, seed):
     shifted = shift.fit_transform(repeated)
     rv = shift.rv_applied_.to_value(u.km / u.s)
     batch = Resampler(grid).fit_transform(shifted)
-    batch = ContinuumNormalizer(method="median").fit_transform(batch)
+    batch = normalizer(normalize).fit_transform(batch)
 
     def column(name):
         values = table[name]
@@ -100,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--normalize", choices=("median", "continuum"), default="median",
+                        help="divide by the median (the paper) or a running-quantile continuum")
     parser.add_argument("--latent-dims", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args(argv)
 
@@ -126,8 +135,8 @@ def main(argv=None):
         (train_spec, train_table), (test_spec, test_table) = take(train_rows), take(test_rows)
 
     grid = SpectralGrid.log_uniform(3650 * u.AA, 7300 * u.AA, args.n_pixels)
-    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed)
-    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1)
+    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed, args.normalize)
+    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1, args.normalize)
     print(f"training spectra: {X_train.flux.shape[0]} ({len(train_table)} stars x {args.copies} "
           f"Doppler-shifted copies); test stars: {X_test.flux.shape[0]}; grid: {grid}")
 

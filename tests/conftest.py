@@ -26,6 +26,14 @@ def miles_dir():
     return _require_data("miles")
 
 
+def pytest_configure(config):
+    import torch
+
+    # The tests train tiny networks: one thread avoids oversubscribing small CI
+    # machines, where thread synchronisation costs more than the work itself.
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -64,6 +64,8 @@ def _jsonable(value):
         return int(value)
     if isinstance(value, (np.floating,)):
         return float(value)
+    if isinstance(value, u.Quantity):
+        return value.to_string()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, tuple):
