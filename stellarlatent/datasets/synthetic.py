@@ -46,10 +46,11 @@ _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 #: forms lines, on the Rosseland scale of the grey Eddington atmosphere.
 _TAU_CONTINUUM = 2.0 / 3.0
 _TAU_LINES = 0.3
+_TAU_HYDROGEN = 1.2
 #: Scale of the weak-line equivalent widths, tuned so that the Sun gets
 #: realistic strengths (Fe I 5250 A about 60 mA, Mg b about 1 A).
-_C_METALS = 0.16
-_C_HYDROGEN = 0.025
+_C_METALS = 0.35
+_C_HYDROGEN = 0.03
 #: Half width at half maximum (A) of the Stark profile of H-beta at an
 #: electron density of 1e14 cm^-3, scaled as (n_u**2 - n_l**2) lambda**2 Ne**(2/3).
 _STARK_HBETA = 0.5
@@ -57,14 +58,14 @@ _LOG_GAMMA6_DEFAULT = -7.6
 #: Calibration of the molecular bands: a reference star and the optical
 #: depth of the molecule's strongest band head in it.
 _BAND_REFERENCE = {
-    "TiO": ((3500.0, 4.7, 0.0), 2.5),
-    "CH": ((5000.0, 4.5, 0.0), 0.6),
+    "TiO": ((3500.0, 4.7, 0.0), 8.0),
+    "CH": ((5000.0, 4.5, 0.0), 1.5),
     "CN": ((4500.0, 2.0, 0.0), 0.6),
     "MgH": ((4000.0, 4.7, 0.0), 0.4),
 }
 #: Unresolved weak metal lines (a smooth "haze" rising to the blue), as the
 #: optical depth at 4000 A of the Sun.
-_HAZE_SUN_4000 = 0.3
+_HAZE_SUN_4000 = 0.15
 #: The haze saturates: unresolved lines never blanket more than this fraction.
 _HAZE_MAX_COVER = 0.7
 
@@ -265,7 +266,7 @@ def _matching_strength(W, S, sigma, gamma):
     """Strength S' whose curve of growth with width ``sigma`` gives ``W`` (bisection)."""
     lo = np.log(np.maximum(W, 1e-300))
     hi = np.log(np.maximum(S, 1e-300))
-    for _ in range(14):
+    for _ in range(11):
         mid = 0.5 * (lo + hi)
         high = _equivalent_width(np.exp(mid), sigma, gamma) > W
         hi = np.where(high, mid, hi)
@@ -339,7 +340,7 @@ def _haze_strength(layer, wave):
     """Optical depth of unresolved weak metal lines (a smooth function of wavelength)."""
     fe_neutral = layer.level_fraction("Fe", 0, 2.5)[:, None]
     fe_ion = layer.level_fraction("Fe", 1, 3.0)[:, None] * 0.05
-    blue = np.exp(-(wave - 4000.0) / 500.0)
+    blue = np.exp(-(wave - 4000.0) / 250.0)
     return (fe_neutral + fe_ion) * wave**2 * blue / layer.kappa(wave)
 
 
@@ -383,23 +384,36 @@ class _Model:
         line_layer = _Layer(teff, logg, abund, _TAU_LINES)
         rest = self.wave[None, :] / factor[:, None]
         # Balmer lines are so sensitive to temperature that their deeper, hotter
-        # layers dominate: they are formed in the continuum layer
-        tau = self._lines(line_layer, cont_layer, teff, logg, factor)
+        # layers dominate: they get a layer of their own
+        hydrogen_layer = _Layer(teff, logg, abund, _TAU_HYDROGEN)
+        tau = self._lines(line_layer, hydrogen_layer, teff, logg, factor)
         tau += self._bands(line_layer, rest)
         haze = -np.expm1(-self._haze(line_layer, rest) / _HAZE_MAX_COVER) * _HAZE_MAX_COVER
-        continuum = self._continuum(cont_layer, teff, rest)
-        return continuum * (1.0 - haze) * np.exp(-tau)
+        continuum, residual = self._continuum(cont_layer, teff, rest)
+        return continuum * (1.0 - haze) * (residual + (1.0 - residual) * np.exp(-tau))
 
     def _continuum(self, layer, teff, rest):
-        coarse = np.geomspace(rest.min() * 0.999, rest.max() * 1.001, 600)
+        """Continuum flux and the residual flux of saturated lines, per pixel.
+
+        The continuum is the Planck function at the temperature where the
+        continuum optical depth is 2/3 (Eddington-Barbier); a saturated line
+        still shows the Planck function at the boundary temperature of the
+        grey atmosphere, 2**-0.25 Teff. Both are smooth but for the hydrogen
+        edges, so they are computed on a coarse grid that resolves the edges
+        and interpolated (in logarithm).
+        """
+        coarse = np.geomspace(rest.min() * 0.999, rest.max() * 1.001, 800)
         edges = 911.267 * np.arange(2, 5) ** 2
         coarse = np.sort(np.concatenate([coarse, edges - 1e-3, edges + 1e-3]))
-        kappa = layer.kappa(coarse)
-        ratio = layer.rosseland_mean()[:, None] / kappa
-        t_coarse = teff[:, None] * (0.5 * (ratio + 1.0)) ** 0.25
-        temp = np.stack([np.interp(r, coarse, t) for r, t in zip(rest, t_coarse)])
-        x = _HC_K / (rest * temp)
-        return (5000.0 / rest) ** 5 / np.expm1(x)
+        ratio = layer.rosseland_mean()[:, None] / layer.kappa(coarse)
+        temp = teff[:, None] * (0.5 * (ratio + 1.0)) ** 0.25
+        x_cont = _HC_K / (coarse * temp)
+        x_top = _HC_K / (coarse * teff[:, None] * 0.5**0.25)
+        log_flux = 5.0 * np.log(5000.0 / coarse) - np.log(np.expm1(x_cont))
+        log_residual = np.log(np.expm1(x_cont)) - np.log(np.expm1(x_top))
+        flux = np.stack([np.interp(r, coarse, f) for r, f in zip(rest, log_flux)])
+        residual = np.stack([np.interp(r, coarse, f) for r, f in zip(rest, log_residual)])
+        return np.exp(flux), np.exp(np.minimum(residual, 0.0))
 
     def _deposit(self, tau, centre, profile, half_width):
         """Add ``profile(dx)`` around ``centre`` (A, per star) within ``half_width`` pixels.
@@ -413,7 +427,7 @@ class _Model:
         first, last = max(first, 0), min(last, tau.shape[1])
         if first >= last:
             return
-        dx = self.wave_padded[None, first:last] - centre[:, None]
+        dx = (self.wave_padded[None, first:last] - centre[:, None]).astype(np.float32)
         tau[:, first:last] += profile(dx)
 
     def _lines(self, layer, hydrogen_layer, teff, logg, factor):
@@ -423,16 +437,16 @@ class _Model:
         self.wave_padded = self.wave[0] * np.exp(
             step * np.arange(-self.pad, self.wave.size + self.pad)
         )
-        tau = np.zeros((n, self.wave.size + 2 * self.pad))
+        tau = np.zeros((n, self.wave.size + 2 * self.pad), dtype=np.float32)
         T = layer.T
         xi = np.clip(1.0 + 0.35 * (4.5 - logg), 0.8, 3.0)  # microturbulence, km/s
         pressure = layer.n_H * (T / 1e4) ** 0.3
-        for line, wave0 in zip(self.lines, self.line_wave):
+        depth_factor = layer.source_gradient(self.line_wave) / layer.kappa(self.line_wave)
+        for k, (line, wave0) in enumerate(zip(self.lines, self.line_wave)):
             j = _EL.index(line["element"])
             pop = layer.level_fraction(line["element"], line["stage"], line["chi"])
-            kappa = layer.kappa(np.array([wave0]))[:, 0]
-            S = (_C_METALS * layer.source_gradient(np.array([wave0]))[:, 0] * _LINE_CONST
-                 * wave0**2 * 10.0 ** line["loggf"] * pop / kappa)
+            S = (_C_METALS * depth_factor[:, k] * _LINE_CONST
+                 * wave0**2 * 10.0 ** line["loggf"] * pop)
             if np.all(S < 1e-5):
                 continue
             v_dopp = np.sqrt(2 * _K_B * T / (_MASS[j] * _AMU) / 1e10 + xi**2)
@@ -452,33 +466,36 @@ class _Model:
             half = int(np.ceil(reach / (wave0 * step))) + 1
             self._deposit(
                 tau, wave0 * factor,
-                lambda dx: S_dep[:, None] * _pseudo_voigt(dx, sigma_dep[:, None], gamma[:, None]),
+                lambda dx: S_dep[:, None].astype(np.float32) * _pseudo_voigt(
+                    dx, sigma_dep[:, None].astype(np.float32), gamma[:, None].astype(np.float32)
+                ),
                 min(half, self.pad - 2),
             )
         self._hydrogen(tau, hydrogen_layer, factor)
-        return tau[:, self.pad : self.pad + self.wave.size]
+        return tau[:, self.pad : self.pad + self.wave.size].astype(float)
 
     def _hydrogen(self, tau, layer, factor):
         T = layer.T
         step = self.log_step
-        for line, wave0 in zip(self.hydrogen, self.h_wave):
+        depth_factor = layer.source_gradient(self.h_wave) / layer.kappa(self.h_wave)
+        for k, (line, wave0) in enumerate(zip(self.hydrogen, self.h_wave)):
             nl, nu = line["lower"], line["upper"]
             chi = 13.598 * (1.0 - 1.0 / nl**2)
             pop = layer.fH0 * 10.0 ** (-layer.theta * chi) / 2.0
-            kappa = layer.kappa(np.array([wave0]))[:, 0]
-            S = (_C_HYDROGEN * layer.source_gradient(np.array([wave0]))[:, 0] * _LINE_CONST
-                 * wave0**2 * 10.0 ** line["loggf"] * pop / kappa)
+            S = (_C_HYDROGEN * depth_factor[:, k] * _LINE_CONST
+                 * wave0**2 * 10.0 ** line["loggf"] * pop)
             stark = (_STARK_HBETA / 12.0 * (nu**2 - nl**2) * (wave0 / 4861.35) ** 2
                      * (layer.n_e / 1e14) ** (2.0 / 3.0))
-            resonance = 10.0**-6.7 * layer.n_H * wave0**2 / (4 * np.pi * _C_AA)
+            resonance = 10.0**-6.3 * layer.n_H * wave0**2 / (4 * np.pi * _C_AA)
             sigma = wave0 * np.sqrt(2 * _K_B * T / (1.008 * _AMU) / 1e10) / _C_KMS / np.sqrt(2)
             sigma = np.maximum(sigma, 0.7 * wave0 * step)
             width = np.hypot(stark + resonance, sigma)
-            reach = np.max(np.minimum(width * (S / (2.6424 * width * 1e-3)) ** 0.4, 300.0))
+            reach = np.max(np.minimum(width * (S / (2.6424 * width * 3e-3)) ** 0.4, 200.0))
             half = int(np.ceil(reach / (wave0 * step))) + 1
             self._deposit(
                 tau, wave0 * factor,
-                lambda dx: S[:, None] * _holtsmark_like(dx, width[:, None]),
+                lambda dx: S[:, None].astype(np.float32)
+                * _holtsmark_like(dx, width[:, None].astype(np.float32)),
                 min(half, self.pad - 2),
             )
 
@@ -741,8 +758,11 @@ def make_synthetic_spectra(
     log.info("synthesising %d spectra on %d internal pixels", n, wave.size)
 
     flux = np.empty((n, wave_out.size))
+    # stars of similar radial velocity share a chunk: their lines then fall on
+    # nearly the same internal pixels, which keeps the line windows short
+    order = np.argsort(rv, kind="stable")
     for start in range(0, n, batch_size):
-        part = slice(start, min(start + batch_size, n))
+        part = order[start : start + batch_size]
         raw = model.spectra(teff[part], logg[part], feh[part], alpha[part], factor[part])
         raw = rotational_broaden(wave * u.AA, raw, vsini[part] * u.km / u.s, epsilon=epsilon)
         lsf_wave = wave
