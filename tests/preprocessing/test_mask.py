@@ -45,7 +45,8 @@ def test_pairs_and_nonpositive_flux():
 
 def test_frequency_axis():
     wave = np.linspace(5000, 6000, 101) * u.AA
-    spectrum = Spectrum(flux=np.ones(101) * u.Jy, spectral_axis=wave.to(u.THz, equivalencies=u.spectral())[::-1])
+    frequency = wave.to(u.THz, equivalencies=u.spectral())[::-1]
+    spectrum = Spectrum(flux=np.ones(101) * u.Jy, spectral_axis=frequency)
     out = Masker(regions=[(5500 * u.AA, 5600 * u.AA)]).transform(spectrum)
     assert out.mask.sum() == 11
 
