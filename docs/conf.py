@@ -23,6 +23,7 @@ if os.environ.get("STELLARLATENT_DOCS_INTERSPHINX") != "1":
 exclude_patterns += ["_build", "**.ipynb_checkpoints"]
 html_title = f"stellarlatent {version}"
 html_static_path = ["_static"]
+templates_path = ["_templates"]
 automodapi_toctreedirnm = "api"
 automodsumm_inherited_members = False
 numpydoc_show_class_members = False
@@ -30,13 +31,3 @@ plot_include_source = True
 plot_html_show_source_link = False
 plot_formats = [("png", 100)]
 plot_rcparams = {"figure.autolayout": True}
-
-# scikit-learn generates these on every estimator; their docstrings point into
-# scikit-learn's own documentation and say nothing specific to stellarlatent.
-autodoc_default_options = {
-    "exclude-members": ",".join(
-        f"set_{what}_request"
-        for what in ("fit", "transform", "inverse_transform", "score", "predict", "partial_fit")
-    )
-    + ",set_output,get_metadata_routing",
-}

@@ -1,6 +1,7 @@
 """Shared behaviour of the Spectrum-in, Spectrum-out transformers."""
 
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import from_batch, iter_batches, to_batch
@@ -18,6 +19,10 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     to learn counts as fitted from the start, so ``transform`` works without
     ``fit``; subclasses that learn override ``__sklearn_is_fitted__``.
     """
+
+    # ``spectra`` is the data, not metadata to route
+    __metadata_request__fit = {"spectra": metadata_routing.UNUSED}
+    __metadata_request__transform = {"spectra": metadata_routing.UNUSED}
 
     def fit(self, spectra, y=None):
         """Validate ``spectra``; nothing is learned.
