@@ -109,8 +109,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--normalize", choices=("median", "continuum"), default="median",
                         help="divide by the median (the paper) or a running-quantile continuum")
+    parser.add_argument("--reconstruction", choices=("l1", "mse"), default="l1")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--latent-dims", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     if args.train or args.test:
         if not (args.train and args.test):
@@ -145,6 +151,7 @@ def main(argv=None):
         start = time.perf_counter()
         vae = SpectralVAE(
             latent_dim=latent_dim, beta=args.beta, max_epochs=args.epochs,
+            reconstruction=args.reconstruction,
             batch_size=args.batch_size, lr=args.lr, validation_fraction=0.1,
             random_state=args.seed, verbose=0, device="auto",
         ).fit(X_train)

@@ -310,9 +310,9 @@ def from_batch(batch):
     """Build a batch `~specutils.Spectrum` (spectral axis last) from a `SpectraBatch`."""
     uncertainty = None
     if batch.ivar is not None:
-        uncertainty = InverseVariance(batch.ivar, unit=batch.flux_unit**-2)
+        uncertainty = InverseVariance(batch.ivar, unit=batch.flux_unit**-2, copy=False)
     return Spectrum(
-        flux=batch.flux * batch.flux_unit,
+        flux=u.Quantity(batch.flux, batch.flux_unit, copy=False),
         spectral_axis=batch.spectral_axis,
         uncertainty=uncertainty,
         mask=batch.mask,

@@ -294,6 +294,8 @@ class Resampler(SpectrumTransformer):
 
     @staticmethod
     def _stack(members, unit, has_ivar):
+        if len(members) == 1 and members[0].flux_unit == unit:
+            return members[0] if has_ivar else members[0].replace(ivar=None)
         flux, ivar = [], []
         for b in members:
             try:
