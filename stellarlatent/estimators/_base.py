@@ -117,6 +117,28 @@ class TorchEstimator(BaseEstimator):
     def _source(X, name="X"):
         return as_source(X, name)
 
+    @staticmethod
+    def _check_sample_weight(sample_weight, n):
+        if sample_weight is None:
+            return None
+        sample_weight = np.asarray(sample_weight, dtype=float)
+        if sample_weight.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError("sample_weight must be finite and non-negative")
+        return sample_weight
+
+    def _check_X(self, X, name="X"):
+        """The data source of ``X``, checked against the training grid's length."""
+        source = self._source(X, name)
+        if source.n_pixels != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {source.n_pixels} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (the pixels of its training grid); "
+                "resample the spectra onto the training grid first"
+            )
+        return source
+
     def _split(self, n, seed):
         rng = np.random.default_rng(seed)
         order = rng.permutation(n)

@@ -657,16 +657,6 @@ class DeepREMAP(TorchEstimator):
 
     # -- fitting ---------------------------------------------------------------------
 
-    def _check_sample_weight(self, sample_weight, n):
-        if sample_weight is None:
-            return None
-        sample_weight = np.asarray(sample_weight, dtype=float)
-        if sample_weight.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
-        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
-            raise ValueError("sample_weight must be finite and non-negative")
-        return sample_weight
-
     def fit(self, X, y=None, sample_weight=None, *, checkpoint_dir=None):
         """Bin the labels and train the network.
 
@@ -886,15 +876,6 @@ class DeepREMAP(TorchEstimator):
         return torch.cat(distances).double().numpy(), torch.cat(indices).numpy()
 
     # -- using the model -------------------------------------------------------------
-
-    def _check_X(self, X, name="X"):
-        source = self._source(X, name)
-        if source.n_pixels != self.n_features_in_:
-            raise ValueError(
-                f"{name} has {source.n_pixels} pixels but the model was trained on "
-                f"{self.n_features_in_}; resample it onto the training grid first"
-            )
-        return source
 
     def _outputs(self, source):
         """Yield ``(logits, embedding, raw embedding)`` of each batch as float64 arrays.

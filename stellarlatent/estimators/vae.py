@@ -256,14 +256,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         """
         self._check_params()
         source = self._source(X)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=float)
-            if sample_weight.shape != (len(source),):
-                raise ValueError(
-                    f"sample_weight must have shape ({len(source)},), got {sample_weight.shape}"
-                )
-            if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
-                raise ValueError("sample_weight must be finite and non-negative")
+        sample_weight = self._check_sample_weight(sample_weight, len(source))
         seed = self._rng()
         torch.manual_seed(seed)
         self.device_ = resolve_device(self.device)
@@ -310,16 +303,6 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         return {k: v / len(indices) for k, v in sums.items()}
 
     # -- using the model -------------------------------------------------------------
-
-    def _check_X(self, X, name="X"):
-        source = self._source(X, name)
-        if source.n_pixels != self.n_features_in_:
-            raise ValueError(
-                f"{name} has {source.n_pixels} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input (the pixels of its training grid); "
-                "resample the spectra onto the training grid first"
-            )
-        return source
 
     def _map_batches(self, source, function):
         self.module_.eval()

@@ -485,7 +485,7 @@ def test_errors_name_the_argument():
     with pytest.raises(u.UnitsError, match="y\\['teff'\\]"):
         small_remap().fit(X, y_bad)
     remap = small_remap(max_epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="pixels but the model was trained on 128"):
+    with pytest.raises(ValueError, match="has 100 features, but DeepREMAP is expecting 128"):
         remap.predict(X[:, :100])
 
 
