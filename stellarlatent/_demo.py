@@ -6,7 +6,7 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.table import QTable, Table
+from astropy.table import QTable
 
 from ._logging import log
 from ._report import HTMLReport
@@ -63,20 +63,13 @@ def _preprocess(spectra, n_pixels):
     return pipeline.fit_transform(spectra)
 
 
-def _label_values(labels, name):
-    column = labels[name]
-    values = getattr(column, "value", column)
-    return np.ma.filled(np.ma.asarray(values, dtype=float), np.nan)
-
-
 def run_demo(args):
     """Generate or read spectra, train both models, diagnose them, write the report."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from .diagnostics import CalibrationDisplay, DisentanglementReport, interval_coverage
+    from ._commands.sections import remap_section, vae_label_table, vae_section
     from .estimators import DeepREMAP, SpectralVAE
 
     started = time.perf_counter()
@@ -116,43 +109,9 @@ def run_demo(args):
                       batch_size=64, lr=2e-3, random_state=args.seed, device=args.device,
                       verbose=verbose).fit(rows(train))
     vae.save(out / "models" / "spectral_vae.pt")
-    label_table = Table({name: _label_values(labels, name)[test] for name in labels.colnames
-                         if name in ("teff", "logg", "feh", "rv", "vsini")})
-    label_table["log_teff"] = np.log10(label_table["teff"])
-    disentanglement = DisentanglementReport.from_estimator(vae, rows(test), label_table)
+    disentanglement = vae_section(report, vae, rows(test), vae_label_table(labels[test]), out,
+                                  heading="1. What the SpectralVAE learned without labels")
     summary = disentanglement.summary
-    summary.write(out / "disentanglement.ecsv", overwrite=True)
-
-    report.heading("1. What the SpectralVAE learned without labels")
-    report.paragraph(
-        f"A convolutional beta-VAE with {settings['latent_dim']} latents (beta = 0.003) was "
-        "trained on the spectra alone. A latent is informative when its median absolute "
-        "deviation over the test spectra exceeds 0.02 (Sedaghat et al. 2021). The table gives, "
-        "for each informative latent, the label it shares most information with, that mutual "
-        "information (nats; nmi normalised to [0, 1]) and the Spearman correlation."
-    )
-    report.table(summary, caption="Informative latents and what they track (test spectra)")
-    fig, ax = plt.subplots(figsize=(6, 3))
-    disentanglement.plot_mad(ax=ax)
-    report.figure(fig, "latent_mad", "Median absolute deviation of each latent; the dashed line "
-                  "is the 0.02 threshold above which a latent counts as informative.")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    disentanglement.plot_mutual_information(ax=ax, normalize="nmi")
-    report.figure(fig, "mutual_information", "Normalised mutual information between each latent "
-                  "(rows) and each label (columns): bright cells show which parameter a latent tracks.")
-    plt.close(fig)
-    if len(disentanglement.informative) >= 2:
-        fig = disentanglement.plot_pairwise("log_teff")
-        report.figure(fig, "pairwise_latents", "Informative latents against each other, "
-                      "coloured by log Teff: smooth colour gradients show a latent that follows Teff.")
-        plt.close(fig)
-    if len(disentanglement.informative):
-        fig = disentanglement.plot_traversals(rows(test[:1]), vae=vae, scale="mad").figure_
-        report.figure(fig, "latent_traversals", "Latent traversals: one test spectrum decoded "
-                      "with one informative latent moved by a few MADs at a time; this shows what "
-                      "each node does to a spectrum.")
-        plt.close(fig)
 
     # -- stellar parameters -----------------------------------------------------------
     y = QTable({name: labels[name][fit_rows] for name in LABELS})
@@ -161,35 +120,9 @@ def run_demo(args):
     remap.calibrate(rows(calibration), QTable({name: labels[name][calibration] for name in LABELS}))
     remap.save(out / "models" / "deep_remap.pt")
     truth = QTable({name: labels[name][test] for name in LABELS})
-    predictions = remap.predict(rows(test))
-    predictions.write(out / "predictions.ecsv", overwrite=True)
-    coverage = interval_coverage(predictions, truth, levels=(0.68, 0.95))
-    coverage.write(out / "coverage.ecsv", overwrite=True)
-    accuracy = Table(names=("label", "robust_scatter", "bias"), dtype=(str, float, float))
-    for name in LABELS:
-        residual = (u.Quantity(predictions[name]).value - _label_values(truth, name))
-        residual = residual[np.isfinite(residual)]
-        accuracy.add_row((name, 1.4826 * np.median(np.abs(residual - np.median(residual))),
-                          np.median(residual)))
-    accuracy.write(out / "accuracy.ecsv", overwrite=True)
-
-    report.heading("2. Stellar parameters with calibrated uncertainties (DeepREMAP)")
-    report.paragraph(
-        "A residual 1-D CNN predicts Teff, log g and [Fe/H] as probabilities over label bins "
-        "(focal loss with a distance-aware cost matrix, triplet embedding loss, cosine "
-        "annealing with stochastic weight averaging), then temperature scaling calibrates "
-        "the probabilities on held-out spectra (Gilda 2025). Robust scatter is 1.4826 times "
-        "the median absolute residual; coverage is the fraction of test stars whose true "
-        "value lies inside the 68% and 95% credible intervals (ideally 0.68 and 0.95)."
-    )
-    report.table(accuracy, caption="Accuracy on the test spectra")
-    report.table(coverage, caption="Interval coverage on the test spectra")
-    display = CalibrationDisplay.from_estimator(remap, rows(test), truth)
-    display.plot()
-    report.figure(display.figure_, "calibration", "Per label: reliability diagram (confidence "
-                  "against accuracy of the most probable bin), coverage of central credible "
-                  "intervals against their nominal level, and residuals against the truth.")
-    plt.close(display.figure_)
+    _, accuracy, coverage = remap_section(
+        report, remap, rows(test), truth, out,
+        heading="2. Stellar parameters with calibrated uncertainties (DeepREMAP)")
 
     report.heading("Files")
     for name in ("disentanglement.ecsv", "predictions.ecsv", "accuracy.ecsv", "coverage.ecsv",

@@ -2,6 +2,11 @@
 
 Exit codes: 0 on success, 1 when the work failed, 2 for a usage error. User
 errors print one line that says what to fix; ``--debug`` shows the traceback.
+
+Subcommands: ``prepare`` (files -> SpectralStore), ``fit-vae``, ``fit-remap``,
+``diagnose`` (HTML report), ``predict`` (ECSV table), ``demo`` and ``info``.
+A model saved by ``fit-vae`` or ``fit-remap`` carries the preprocessing of
+its training spectra, so ``predict`` and ``diagnose`` put raw files through it.
 """
 
 import argparse
@@ -21,11 +26,48 @@ EXAMPLES = {
     "info": """examples:
   stellarlatent info
 """,
+    "prepare": """examples:
+  stellarlatent prepare harps/ --grid 3800 6800 16384 --out harps.h5
+  stellarlatent prepare ../shared/data/miles --format MILES --grid 3600 7400 4096 \\
+      --labels labels.ecsv --out miles.h5
+  stellarlatent prepare lte*.fits --phoenix-wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits \\
+      --grid 4000 7000 8192 --grid-kind linear --normalize running_quantile --out phoenix.h5
+""",
+    "fit-vae": """examples:
+  stellarlatent fit-vae harps.h5 --out vae.pt
+  stellarlatent fit-vae harps.h5 --latent-dim 16 --beta 0.01 --epochs 100 --out vae.pt
+  stellarlatent fit-vae spectra/ --grid 3800 6800 4096 --out vae.pt   # from raw files
+""",
+    "fit-remap": """examples:
+  stellarlatent fit-remap miles.h5 --out remap.pt               # labels teff logg feh of the store
+  stellarlatent fit-remap miles.h5 --labels teff logg --epochs 60 --out remap.pt
+  stellarlatent fit-remap spectra/ --grid 3800 6800 4096 --labels labels.ecsv --out remap.pt
+""",
+    "diagnose": """examples:
+  stellarlatent diagnose vae.pt miles.h5 --out vae-report        # labels from the store
+  stellarlatent diagnose remap.pt test/ --labels test_labels.ecsv --out remap-report
+""",
+    "predict": """examples:
+  stellarlatent predict remap.pt new_spectra/ --out labels.ecsv
+  stellarlatent predict vae.pt a.fits b.fits --out latents.ecsv
+  stellarlatent predict remap.pt test.h5 --out labels.ecsv       # a store is used as it is
+""",
 }
 
+PREPROCESSING_NOTE = (
+    "Raw files are resampled flux-conservingly onto the grid (Angstrom; log-uniform by "
+    "default) and divided by a continuum estimate; without --grid, the grid is learned "
+    "from the first files. Unreadable files are reported and skipped."
+)
+MODEL_INPUT_NOTE = (
+    "DATA is a store built by 'prepare' (used as it is) or files and folders, which go "
+    "through the preprocessing recorded in the model (resampling onto its grid and its "
+    "normalisation). Unreadable files are reported and skipped; when none can be read the "
+    "exit code is 1."
+)
 
-class UserError(Exception):
-    """A problem the user can fix; reported in one line, exit code 1."""
+
+from ._commands import UserError  # noqa: E402 - re-exported for the subcommands
 
 
 def _common(parser):
@@ -63,11 +105,164 @@ def build_parser():
     _common(demo)
     demo.set_defaults(func=_demo)
 
+    _add_prepare(sub)
+    _add_fit_vae(sub)
+    _add_fit_remap(sub)
+    _add_diagnose(sub)
+    _add_predict(sub)
+
     info = sub.add_parser("info", help="versions and the compute device found",
                           epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(info)
     info.set_defaults(func=_info)
     return parser
+
+
+def _parser(sub, name, help, description):
+    return sub.add_parser(name, help=help, description=description, epilog=EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _reading(parser):
+    parser.add_argument("--format", default="auto",
+                        help="file format: auto (detected), HARPS-ADP, MILES, PHOENIX or any "
+                             "format specutils reads (default: %(default)s)")
+    parser.add_argument("--phoenix-wave", metavar="FILE",
+                        help="the PHOENIX wavelength file (WAVE_PHOENIX-ACES-AGSS-COND-2011.fits), "
+                             "needed to read PHOENIX spectra")
+
+
+def _grid(parser, required=False):
+    parser.add_argument("--grid", nargs=3, type=float, metavar=("START", "STOP", "N"),
+                        required=required,
+                        help="output grid: first and last pixel in Angstrom, number of pixels")
+    parser.add_argument("--grid-kind", choices=("log", "linear"), default="log",
+                        help="log-uniform (constant velocity step) or linear grid "
+                             "(default: %(default)s)")
+    parser.add_argument("--normalize", choices=("median", "running_quantile", "polynomial", "none"),
+                        default="median", help="continuum normalisation (default: %(default)s)")
+
+
+def _training(parser, epochs, batch_size, lr):
+    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="spectra per optimiser step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="spectra held out to monitor the loss (default: %(default)s)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="checkpoint after every epoch and resume from a checkpoint there")
+    parser.add_argument("--out", required=True, help="the model file to write (*.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _add_prepare(sub):
+    p = _parser(sub, "prepare", "read, resample and normalise spectrum files into a store",
+                "Read spectrum files (HARPS ADP 1-D, PHOENIX HiRes, MILES, anything specutils "
+                "reads), resample them onto one grid, normalise them and write a SpectralStore "
+                "(HDF5) for training. " + PREPROCESSING_NOTE + " The store records the "
+                "preprocessing, and models trained on it carry it on.")
+    p.add_argument("files", nargs="+", metavar="FILES", help="spectrum files or folders of FITS files")
+    _grid(p)
+    p.add_argument("--resample", choices=("flux_conserving", "linear", "spline"),
+                   default="flux_conserving", help="resampling method (default: %(default)s)")
+    p.add_argument("--pad-multiple-of", type=int, metavar="N",
+                   help="pad (masked) to a multiple of N pixels")
+    _reading(p)
+    p.add_argument("--labels", metavar="TABLE",
+                   help="a table of labels (ECSV, FITS, CSV...) with a 'filename' column, or "
+                        "one row per file in order; stored with the spectra")
+    p.add_argument("--batch-size", type=int, default=64, help="files processed at a time (default: %(default)s)")
+    p.add_argument("--out", required=True, help="the store to write (*.h5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _common(p)
+    p.set_defaults(func=_run("prepare", "run_prepare"))
+
+
+def _add_fit_vae(sub):
+    p = _parser(sub, "fit-vae", "train a SpectralVAE on a store or on files",
+                "Train a convolutional beta-VAE (Sedaghat et al. 2021) on the spectra of a store "
+                "built by 'prepare' (streamed from disk) or on files, read and preprocessed with "
+                "the options of 'prepare'. " + PREPROCESSING_NOTE)
+    p.add_argument("data", nargs="+", metavar="STORE_OR_FILES", help="a store (*.h5) or spectrum files/folders")
+    p.add_argument("--latent-dim", type=int, default=8, help="number of latents (default: %(default)s)")
+    p.add_argument("--beta", type=float, default=0.003, help="weight of the KL term (default: %(default)s)")
+    p.add_argument("--autoencoder", action="store_true", help="a deterministic autoencoder (no KL term)")
+    _training(p, epochs=30, batch_size=64, lr=2e-3)
+    _grid(p)
+    _reading(p)
+    _common(p)
+    p.set_defaults(func=_run("fit", "run_fit_vae"))
+
+
+def _add_fit_remap(sub):
+    p = _parser(sub, "fit-remap", "train a DeepREMAP that predicts stellar labels",
+                "Train a DeepREMAP (Gilda 2025) on labelled spectra and calibrate it by "
+                "temperature scaling on a held-out fraction. The labels are store columns "
+                "(teff logg feh by default) or a table file. A calibrated fit reads the store's "
+                "spectra into memory; --calibration-fraction 0 streams them. " + PREPROCESSING_NOTE)
+    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
+    p.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="label columns of the store to predict, or a table file (one row per "
+                        "file, or a 'filename' column) followed by optional column names "
+                        "(default: teff logg feh)")
+    p.add_argument("--n-bins", type=int, default=50, help="bins per label (default: %(default)s)")
+    p.add_argument("--calibration-fraction", type=float, default=0.2,
+                   help="spectra held out to calibrate the probabilities (default: %(default)s)")
+    _training(p, epochs=25, batch_size=32, lr=1e-3)
+    _grid(p)
+    _reading(p)
+    _common(p)
+    p.set_defaults(func=_run("fit", "run_fit_remap"))
+
+
+def _add_diagnose(sub):
+    p = _parser(sub, "diagnose", "write a report on a saved model and labelled spectra",
+                "Write a report folder: index.html (self-contained, figures embedded), the "
+                "figures as PNG and the tables as ECSV. For a SpectralVAE: informative latents, "
+                "their mutual information with the labels, traversals. For a DeepREMAP: "
+                "accuracy, interval coverage and reliability against the true labels. "
+                + MODEL_INPUT_NOTE)
+    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap")
+    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
+    p.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="label columns of the store, or a table file followed by optional "
+                        "column names (default: the model's labels, or every known label)")
+    _reading(p)
+    p.add_argument("--out", required=True, help="the report folder")
+    _common(p)
+    p.set_defaults(func=_run("diagnose", "run_diagnose"))
+
+
+def _add_predict(sub):
+    p = _parser(sub, "predict", "labels (DeepREMAP) or latents (SpectralVAE) of spectra",
+                "Predict labels with uncertainties (a DeepREMAP model) or latents (a SpectralVAE "
+                "model) and write a table with a 'filename' column. " + MODEL_INPUT_NOTE)
+    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap")
+    p.add_argument("data", nargs="+", metavar="FILES", help="spectrum files/folders, or a store (*.h5)")
+    _reading(p)
+    p.add_argument("--out", required=True, help="the table to write (*.ecsv, *.fits, *.csv...)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _common(p)
+    p.set_defaults(func=_run("predict", "run_predict"))
+
+
+def _run(module, function):
+    def run(args):
+        import importlib
+
+        _seed(args.seed)
+        return getattr(importlib.import_module(f"._commands.{module}", __package__), function)(args)
+
+    return run
+
+
+def _seed(seed):
+    import numpy as np
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _version():

@@ -65,3 +65,245 @@ def test_demo_writes_report_that_references_only_existing_files(tmp_path, capsys
 
     SpectralVAE.load(out / "models" / "spectral_vae.pt")
     DeepREMAP.load(out / "models" / "deep_remap.pt")
+
+
+# -- the subcommands on small synthetic data -------------------------------------------------
+
+import json  # noqa: E402
+
+import astropy.units as u  # noqa: E402
+import numpy as np  # noqa: E402
+from astropy.io import fits  # noqa: E402
+from astropy.table import QTable, Table  # noqa: E402
+
+SUBCOMMANDS = ("prepare", "fit-vae", "fit-remap", "diagnose", "predict", "demo", "info")
+TINY_VAE = ["--latent-dim", "3", "--epochs", "1", "--batch-size", "16"]
+TINY_REMAP = ["--epochs", "2", "--batch-size", "16", "--n-bins", "8"]
+
+
+def _write_adp(path, wave, flux, err):
+    header = fits.Header()
+    header["ORIGIN"] = "ESO"
+    header["INSTRUME"] = "HARPS"
+    header["OBJECT"] = "synthetic"
+    header["MJD-OBS"] = 55000.0
+    n = wave.size
+    table = fits.BinTableHDU.from_columns([
+        fits.Column("WAVE", f"{n}D", unit="angstrom", array=[wave]),
+        fits.Column("FLUX", f"{n}E", unit="adu", array=[flux]),
+        fits.Column("ERR", f"{n}E", unit="adu", array=[err]),
+    ])
+    table.header["EXTNAME"] = "SPECTRUM"
+    fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(path)
+
+
+@pytest.fixture(scope="module")
+def spectra_dir(tmp_path_factory):
+    """HARPS-ADP files of synthetic spectra (raw flux scale), a label table and a bad file."""
+    from stellarlatent.datasets import make_synthetic_spectra
+    from stellarlatent.preprocessing import SpectralGrid
+
+    folder = tmp_path_factory.mktemp("harps")
+    grid = SpectralGrid.linear(4500 * u.AA, 6000 * u.AA, 600)
+    spectra, labels = make_synthetic_spectra(48, grid, teff=(4500.0, 7000.0), random_state=1)
+    wave = spectra.spectral_axis.to_value(u.AA)
+    ivar = spectra.uncertainty.array
+    names = []
+    for i in range(spectra.flux.shape[0]):
+        scale = 1000.0 * (1 + i)
+        flux = np.where(spectra.mask[i], np.nan, spectra.flux.value[i]) * scale
+        with np.errstate(divide="ignore"):
+            err = np.where(ivar[i] > 0, 1 / np.sqrt(ivar[i]), np.inf) * scale
+        name = f"ADP.synthetic.{i:03d}.fits"
+        _write_adp(folder / name, wave, flux, err)
+        names.append(name)
+    table = QTable({"filename": names, "teff": labels["teff"], "logg": labels["logg"],
+                    "feh": labels["feh"]})
+    table.write(folder.parent / "harps_labels.ecsv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(spectra_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "train.h5"
+    code = main(["prepare", str(spectra_dir), "--grid", "4600", "5900", "256",
+                 "--labels", str(spectra_dir.parent / "harps_labels.ecsv"),
+                 "--out", str(path), "--quiet"])
+    assert code == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    vae, remap = folder / "vae.pt", folder / "remap.pt"
+    assert main(["fit-vae", str(store), "--out", str(vae), "--device", "cpu", "--quiet",
+                 *TINY_VAE]) == 0
+    assert main(["fit-remap", str(store), "--out", str(remap), "--device", "cpu", "--quiet",
+                 *TINY_REMAP]) == 0
+    return vae, remap
+
+
+def test_every_new_subcommand_has_help_with_examples(capsys):
+    for command in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as excinfo:
+            main([command, "--help"])
+        assert excinfo.value.code == 0
+        assert "examples:" in capsys.readouterr().out, command
+
+
+def test_prepare_writes_a_store_with_labels_and_preprocessing(store):
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.preprocessing import SpectralGrid
+
+    with SpectralStore(store) as s:
+        assert len(s) == 48 and s.n_pixels == 256
+        assert {"teff", "logg", "feh", "filename"} <= set(s.label_names)
+        spec = s.meta["preprocessing"]
+        assert [step["class"] for step in spec["steps"]] == ["Resampler", "ContinuumNormalizer"]
+        expected = SpectralGrid.log_uniform(4600 * u.AA, 5900 * u.AA, 256).spectral_axis
+        assert np.allclose(s.spectral_axis.to_value(u.AA), expected.value, rtol=1e-12)
+        flux = s.read().flux.value
+        assert np.nanmedian(flux, axis=1) == pytest.approx(1.0, abs=0.05)  # normalised
+        label = s.labels[s.labels["filename"] == "ADP.synthetic.005.fits"]["teff"]
+        assert len(label) == 1 and np.isfinite(label.value[0])
+
+
+def test_prepare_reports_and_skips_bad_files(spectra_dir, tmp_path, capsys):
+    bad = tmp_path / "broken.fits"
+    bad.write_bytes(b"this is not a FITS file")
+    files = sorted(spectra_dir.glob("*.fits"))[:4]
+    out = tmp_path / "small.h5"
+    code = main(["prepare", *map(str, files), str(bad), str(tmp_path / "missing.fits"),
+                 "--grid", "4600", "5900", "128", "--out", str(out), "--quiet"])
+    assert code == 0 and out.is_file()
+    captured = capsys.readouterr()
+    assert "4 spectra" in captured.out and "2 skipped" in captured.out
+    assert "broken.fits" in captured.out and "missing.fits" in captured.out
+
+
+def test_prepare_with_nothing_readable_exits_1(tmp_path, capsys):
+    bad = tmp_path / "broken.fits"
+    bad.write_bytes(b"not FITS")
+    code = main(["prepare", str(bad), "--grid", "4600", "5900", "64",
+                 "--out", str(tmp_path / "x.h5"), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no input could be read" in err[-1] and "broken.fits" in err[-1]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_fitted_models_carry_the_preprocessing(models, store):
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import DeepREMAP, SpectralVAE
+
+    vae, remap = SpectralVAE.load(models[0]), DeepREMAP.load(models[1])
+    with SpectralStore(store) as s:
+        spec = s.meta["preprocessing"]
+    assert vae.preprocessing_ == spec and remap.preprocessing_ == spec
+    assert json.dumps(vae.preprocessing_)  # plain JSON
+    assert remap.labels == ("teff", "logg", "feh")
+    assert any(t != 1.0 for t in remap.temperatures_.values())  # calibrated
+
+
+def test_predict_applies_the_models_preprocessing_to_files_on_another_grid(
+        models, spectra_dir, tmp_path, capsys):
+    """A model trained on a log grid of 256 pixels reads raw MILES-layout files on a
+    linear grid of another length, and raw HARPS files, to the same predictions."""
+    from specutils import Spectrum
+
+    from stellarlatent.datasets import write_miles
+    from stellarlatent.preprocessing import Resampler, SpectralGrid
+
+    files = sorted(spectra_dir.glob("*.fits"))[:6]
+    raw = [Spectrum.read(f, format="HARPS-ADP") for f in files]
+    other = Resampler(SpectralGrid.linear(4550 * u.AA, 5950 * u.AA, 900)).fit_transform(raw)
+    miles = tmp_path / "miles"
+    write_miles(miles, other, Table({"miles_id": np.arange(1, 7)}))
+    bad = miles / "MILES_res2.50_star_m0099V.fits"
+    bad.write_bytes(b"broken")
+
+    out_a, out_b = tmp_path / "a.ecsv", tmp_path / "b.ecsv"
+    assert main(["predict", str(models[1]), *map(str, files), "--out", str(out_a),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert main(["predict", str(models[1]), str(miles), "--format", "MILES", "--out", str(out_b),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert "m0099V.fits" in capsys.readouterr().out
+    a, b = QTable.read(out_a), QTable.read(out_b)
+    assert a.colnames[0] == "filename" and list(a["filename"]) == [f.name for f in files]
+    assert len(b) == 6 and "teff" in b.colnames and b["teff"].unit == u.K
+    # the same stars on two grids: close predictions (resampling differs only slightly)
+    assert np.allclose(a["teff"].value, b["teff"].value, rtol=0.05)
+
+    latents = tmp_path / "z.ecsv"
+    assert main(["predict", str(models[0]), str(miles), "--out", str(latents),
+                 "--device", "cpu", "--quiet"]) == 0
+    z = QTable.read(latents)
+    assert z.colnames == ["filename", "z0", "z1", "z2"] and len(z) == 6
+
+
+def test_predict_with_nothing_readable_exits_1(models, tmp_path, capsys):
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"broken")
+    code = main(["predict", str(models[1]), str(bad), "--out", str(tmp_path / "p.ecsv"), "--quiet"])
+    assert code == 1
+    assert "no input could be read" in capsys.readouterr().err
+    assert not (tmp_path / "p.ecsv").exists()
+
+
+def test_predict_on_a_store(models, store, tmp_path):
+    out = tmp_path / "p.ecsv"
+    assert main(["predict", str(models[1]), str(store), "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    table = QTable.read(out)
+    assert len(table) == 48 and table["filename"][0].startswith("ADP.synthetic")
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_diagnose_writes_a_self_contained_report(models, store, spectra_dir, tmp_path, which):
+    out = tmp_path / "report"
+    files = sorted(spectra_dir.glob("*.fits"))[:20]
+    labels = str(spectra_dir.parent / "harps_labels.ecsv")
+    assert main(["diagnose", str(models[which]), *map(str, files), "--labels", labels,
+                 "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    html = (out / "index.html").read_text()
+    assert "data:image/png;base64," in html
+    expected = ["disentanglement.ecsv", "latent_mad.png"] if which == 0 else [
+        "predictions.ecsv", "accuracy.ecsv", "coverage.ecsv", "calibration.png"]
+    for name in expected:
+        assert (out / name).is_file(), name
+    for ref in re.findall(r'(?:href|src)="([^"#]+)"', html):
+        if not ref.startswith(("data:", "http")):
+            assert (out / ref).is_file(), ref
+    # labels from the store's own columns
+    out2 = tmp_path / "report2"
+    assert main(["diagnose", str(models[which]), str(store), "--out", str(out2), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert (out2 / "index.html").is_file()
+
+
+def test_fit_from_raw_files_with_a_label_table(spectra_dir, tmp_path, capsys):
+    from stellarlatent.estimators import DeepREMAP
+
+    out = tmp_path / "remap.pt"
+    labels = str(spectra_dir.parent / "harps_labels.ecsv")
+    assert main(["fit-remap", str(spectra_dir), "--grid", "4600", "5900", "128",
+                 "--labels", labels, "teff", "--out", str(out), "--quiet", "--device", "cpu",
+                 *TINY_REMAP]) == 0
+    remap = DeepREMAP.load(out)
+    assert remap.labels == ("teff",) and remap.n_features_in_ == 128
+    assert remap.preprocessing_["steps"][0]["class"] == "Resampler"
+    assert "fit-remap" in capsys.readouterr().out
+
+
+def test_model_errors_are_one_line(models, store, tmp_path, capsys):
+    assert main(["fit-remap", str(store), "--labels", "nope", "--out", str(tmp_path / "m.pt"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
+    assert main(["predict", str(tmp_path / "missing.pt"), str(store),
+                 "--out", str(tmp_path / "p.ecsv"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MODEL" in err[0]
+    assert main(["fit-vae", str(store), "--out", str(models[0]), "--quiet"]) == 1  # exists
+    assert "--overwrite" in capsys.readouterr().err

@@ -341,6 +341,7 @@ class TorchEstimator(BaseEstimator):
                 "values": axis.value.tolist(), "unit": axis.unit.to_string()},
             "history": self.history_,
             "n_iter": int(getattr(self, "n_iter_", 0)),
+            "preprocessing": getattr(self, "preprocessing_", None),
         }
 
     def _tensors(self):
@@ -355,12 +356,28 @@ class TorchEstimator(BaseEstimator):
         `load` reads it with ``torch.load(..., weights_only=True)`` and never
         unpickles arbitrary objects.
 
+        The preprocessing the training spectra went through is kept too when
+        the estimator has a ``preprocessing_`` attribute: a JSON-serialisable
+        description of the pipeline (set by ``stellarlatent fit-vae`` and
+        ``fit-remap`` from the store's ``meta["preprocessing"]``), which
+        ``stellarlatent predict`` applies to raw files. `load` restores it
+        (None when the file has none).
+
         Parameters
         ----------
         path : str or `pathlib.Path`
             Where to write (conventionally ``*.pt``).
+
+        Raises
+        ------
+        TypeError
+            If ``preprocessing_`` cannot be written as JSON.
         """
         check_is_fitted(self)
+        try:
+            json.dumps(getattr(self, "preprocessing_", None))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"preprocessing_ must be JSON-serialisable: {exc}") from None
         payload = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -429,6 +446,7 @@ class TorchEstimator(BaseEstimator):
         self.spectral_axis_ = None if axis is None else np.asarray(axis["values"]) * u.Unit(axis["unit"])
         self.history_ = metadata["history"]
         self.n_iter_ = metadata.get("n_iter", 0)
+        self.preprocessing_ = metadata.get("preprocessing")
 
     def _restore(self, metadata, tensors):  # pragma: no cover - abstract
         raise NotImplementedError

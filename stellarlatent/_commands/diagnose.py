@@ -1,0 +1,72 @@
+"""``stellarlatent diagnose``: a report folder on a saved model and labelled spectra."""
+
+import time
+from pathlib import Path
+
+from .._report import HTMLReport
+from .inputs import Skips, UserError
+from .models import load_model, model_data, parse_labels
+from .sections import VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section
+
+__all__ = ["run_diagnose"]
+
+
+def run_diagnose(args):
+    """Write the report; return the exit code."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..estimators import DeepREMAP
+
+    started = time.perf_counter()
+    out = Path(args.out)
+    model = load_model(args.model, args.device)
+    model.set_params(verbose=0)
+    skips = Skips()
+    X, names, source, n_inputs = model_data(model, args, skips)
+    store = X if hasattr(X, "label_names") else None
+    try:
+        spectra = store.read() if store is not None else X
+    finally:
+        if store is not None:
+            store.close()
+    is_remap = isinstance(model, DeepREMAP)
+    default = tuple(model.bin_edges_) if is_remap else VAE_LABELS
+    table, labels = parse_labels(args.labels, names, source, default=default)
+    out.mkdir(parents=True, exist_ok=True)
+    report = HTMLReport(f"stellarlatent diagnose: {Path(args.model).name}")
+    report.paragraph(
+        f"{spectra.flux.shape[0]} spectra of {args.data[0] if len(args.data) == 1 else f'{n_inputs} files'}"
+        f" ({spectra.flux.shape[1]} pixels), labels {', '.join(labels) or 'none'}."
+        + (f" {len(skips)} input files could not be read and were skipped." if len(skips) else "")
+    )
+    files = []
+    if is_remap:
+        missing = [name for name in model.bin_edges_ if name not in table.colnames]
+        if missing:
+            raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but the "
+                            f"labels lack {missing}")
+        truth = remap_truth(table, tuple(model.bin_edges_))
+        _, accuracy, coverage = remap_section(
+            report, model, spectra, truth, out, heading="Stellar parameters (DeepREMAP)")
+        files += ["predictions.ecsv", "accuracy.ecsv", "coverage.ecsv"]
+        lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g}, "
+                 f"68%/95% coverage {cov['coverage_68']:.2f} / {cov['coverage_95']:.2f}"
+                 for row, cov in zip(accuracy, coverage)]
+    else:
+        disentanglement = vae_section(report, model, spectra, vae_label_table(table, labels), out,
+                                      heading="What the SpectralVAE learned")
+        files.append("disentanglement.ecsv")
+        lines = [f"  {len(disentanglement.informative)} informative latents of {model.latent_dim}"]
+        lines += [f"    latent {row['dim']}: tracks {row['best_label']} "
+                  f"(Spearman {row['spearman']:+.2f})" for row in disentanglement.summary]
+    report.heading("Files")
+    for name in files:
+        report.link(name, name)
+    page = report.write(out)
+    print(f"stellarlatent diagnose: {spectra.flux.shape[0]} spectra, "
+          f"{time.perf_counter() - started:.0f} s; report: {page}")
+    print("\n".join(lines))
+    for line in skips.summary():
+        print(line)
+    return 0
