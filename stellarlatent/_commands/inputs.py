@@ -280,12 +280,23 @@ def open_store(path):
 
 
 def read_label_table(path):
-    """Read a label table (ECSV, FITS, CSV, VOTable... anything astropy reads)."""
+    """Read a label table (ECSV, FITS, CSV, VOTable... anything astropy reads).
+
+    The MILES parameter table (``paramsMILES*.txt``) is read with
+    `~stellarlatent.datasets.read_miles_table` and given a ``filename`` column
+    in the names of the MILES spectrum files.
+    """
     from astropy.table import QTable
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--labels: no table file at {path}")
+    if path.name.lower().startswith("paramsmiles"):
+        from ..datasets import read_miles_table
+
+        table = read_miles_table(path)
+        table["filename"] = [f"MILES_res2.50_star_m{int(i):04d}V.fits" for i in table["miles_id"]]
+        return table
     try:
         if path.suffix.lower() == ".csv":
             return QTable.read(path, format="ascii.csv")
