@@ -45,14 +45,14 @@ def load(directory=None, *, ids=None):
     return spectra, table
 
 
-def normalizer(kind):
+def normalizer(kind, window=10000):
     if kind == "median":
         return ContinuumNormalizer(method="median")
     # divide by a running upper quantile: keeps the lines, flattens the continuum
-    return ContinuumNormalizer(method="running_quantile", window=10000 * u.km / u.s, quantile=0.9)
+    return ContinuumNormalizer(method="running_quantile", window=window * u.km / u.s, quantile=0.9)
 
 
-def prepare(spectra, table, grid, copies, seed, normalize="median"):
+def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000):
     """Inject radial velocities, resample and normalise; return flux batch and labels."""
     n = spectra.flux.shape[0]
     rows = np.tile(np.arange(n), copies)
@@ -65,7 +65,7 @@ def prepare(spectra, table, grid, copies, seed, normalize="median"):
     shifted = shift.fit_transform(repeated)
     rv = shift.rv_applied_.to_value(u.km / u.s)
     batch = Resampler(grid).fit_transform(shifted)
-    batch = normalizer(normalize).fit_transform(batch)
+    batch = normalizer(normalize, window).fit_transform(batch)
 
     def column(name):
         values = table[name]
@@ -109,8 +109,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--normalize", choices=("median", "continuum"), default="median",
                         help="divide by the median (the paper) or a running-quantile continuum")
+    parser.add_argument("--window", type=float, default=10000,
+                        help="running-quantile window in km/s for --normalize continuum")
     parser.add_argument("--reconstruction", choices=("l1", "mse"), default="l1")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--channels", type=int, nargs="+", default=None,
+                        help="encoder channels, one per layer (default: derived from the length)")
     parser.add_argument("--latent-dims", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args(argv)
     if args.threads:
@@ -141,8 +145,10 @@ def main(argv=None):
         (train_spec, train_table), (test_spec, test_table) = take(train_rows), take(test_rows)
 
     grid = SpectralGrid.log_uniform(3650 * u.AA, 7300 * u.AA, args.n_pixels)
-    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed, args.normalize)
-    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1, args.normalize)
+    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed, args.normalize,
+                            args.window)
+    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1, args.normalize,
+                                      args.window)
     print(f"training spectra: {X_train.flux.shape[0]} ({len(train_table)} stars x {args.copies} "
           f"Doppler-shifted copies); test stars: {X_test.flux.shape[0]}; grid: {grid}")
 
@@ -152,6 +158,7 @@ def main(argv=None):
         vae = SpectralVAE(
             latent_dim=latent_dim, beta=args.beta, max_epochs=args.epochs,
             reconstruction=args.reconstruction,
+            channels=None if args.channels is None else tuple(args.channels),
             batch_size=args.batch_size, lr=args.lr, validation_fraction=0.1,
             random_state=args.seed, verbose=0, device="auto",
         ).fit(X_train)

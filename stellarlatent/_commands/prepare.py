@@ -29,7 +29,6 @@ def run_prepare(args):
     if args.labels:
         labels = labels_for_files(read_label_table(args.labels), [f.name for f in files])
 
-    _fit_on_first_files(pipeline, files[:args.batch_size], reader)
     meta = {"preprocessing": None, "created_by": "stellarlatent prepare"}
     with skips.capture():
         try:
@@ -52,24 +51,6 @@ def run_prepare(args):
     for line in skips.summary():
         print(line)
     return 0
-
-
-def _fit_on_first_files(pipeline, files, reader):
-    """Fit the pipeline (a Resampler without --grid learns its grid) on the first files.
-
-    Files that cannot be read are left for the build to report.
-    """
-    import numpy as np
-
-    spectra = []
-    for path in files:
-        try:
-            spectra.append(reader(path))
-        except Exception:  # noqa: BLE001, S112 - reported by the build
-            continue
-    if spectra:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pipeline.fit(spectra)
 
 
 def _record_preprocessing(path, spec):

@@ -130,8 +130,12 @@ class Builder:
 
 def _is_fitted(estimator):
     from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
+    if isinstance(estimator, Pipeline):
+        # a pipeline counts as fitted by its last step only; every step must be
+        return all(_is_fitted(step) for _, step in estimator.steps if step not in (None, "passthrough"))
     try:
         check_is_fitted(estimator)
     except NotFittedError:

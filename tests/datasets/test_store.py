@@ -362,3 +362,27 @@ def test_from_files_without_preprocessing_skips_other_grids(tmp_path, caplog):
     with pytest.raises(ValueError, match="none of the files"):
         SpectralStore.from_files(bad, tmp_path / "none.h5", progress=False)
     assert not (tmp_path / "none.h5").exists()
+
+
+def test_from_files_fits_every_step_of_an_unfitted_pipeline(tmp_path):
+    """A Resampler learning its grid in front of a normaliser must be fitted, not skipped."""
+    import astropy.units as u
+    import numpy as np
+    from sklearn.pipeline import make_pipeline
+    from specutils import Spectrum
+
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.preprocessing import ContinuumNormalizer, Resampler
+
+    files = []
+    for i in range(3):
+        wave = np.linspace(5000, 5100, 200) + i
+        spec = Spectrum(flux=np.linspace(1, 2, 200) * u.Jy, spectral_axis=wave * u.AA)
+        path = tmp_path / f"s{i}.fits"
+        spec.write(path, format="tabular-fits")
+        files.append(path)
+    pipeline = make_pipeline(Resampler(), ContinuumNormalizer(method="median"))
+    with SpectralStore.from_files(files, tmp_path / "store.h5", preprocess=pipeline,
+                                  reader=lambda p: Spectrum.read(p, format="tabular-fits"),
+                                  progress=False) as store:
+        assert len(store) == 3
