@@ -21,7 +21,7 @@ def _settings(args):
         return {"n_spectra": min(args.n_spectra, 240), "n_pixels": 512, "vae_epochs": 4,
                 "remap_epochs": 4, "latent_dim": 6}
     return {"n_spectra": args.n_spectra, "n_pixels": 1024, "vae_epochs": 30,
-            "remap_epochs": 25, "latent_dim": 8}
+            "remap_epochs": 60, "latent_dim": 8}
 
 
 def _load(args, settings):
@@ -116,6 +116,7 @@ def run_demo(args):
     # -- stellar parameters -----------------------------------------------------------
     y = QTable({name: labels[name][fit_rows] for name in LABELS})
     remap = DeepREMAP(labels=LABELS, max_epochs=settings["remap_epochs"], random_state=args.seed,
+                      base_channels=8, n_stages=3,
                       device=args.device, verbose=verbose).fit(rows(fit_rows), y)
     remap.calibrate(rows(calibration), QTable({name: labels[name][calibration] for name in LABELS}))
     remap.save(out / "models" / "deep_remap.pt")

@@ -75,6 +75,9 @@ def _common(parser):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 'demo' uses 1, "
+                             "fastest for its small networks, above all on a busy machine)")
 
 
 def build_parser():
@@ -303,6 +306,13 @@ def main(argv=None):
     level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
     logging.getLogger("stellarlatent").setLevel(level)
+    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
+    if threads is not None:
+        if threads < 1:
+            parser.error(f"--threads must be a positive integer, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         return args.func(args)
     except KeyboardInterrupt:
