@@ -1,6 +1,7 @@
 """What SpectralVAE and DeepREMAP share: devices, seeds, the training loop,
 checkpoints and safe persistence."""
 
+import contextlib
 import copy
 import json
 import math
@@ -16,10 +17,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
 from .._logging import log
+from . import _distributed
 from ._data import as_source
 
 __all__ = ["TorchEstimator", "TrainingDivergedError", "resolve_device"]
 
+_PRECISIONS = {"float32", "bf16-mixed"}
 _FORMAT = "stellarlatent-model"
 _FORMAT_VERSION = 1
 
@@ -39,7 +42,9 @@ def resolve_device(device):
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", _distributed.local_rank() % torch.cuda.device_count())
     if not isinstance(device, str):
         raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}")
     try:
@@ -99,6 +104,17 @@ class TorchEstimator(BaseEstimator):
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
             )
         _check_positive_int(self.n_iter_no_change, "n_iter_no_change", allow_none=True)
+        num_workers = getattr(self, "num_workers", 0)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) \
+                or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        precision = getattr(self, "precision", "float32")
+        if precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}"
+            )
+        if not isinstance(getattr(self, "compile", False), bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
         resolve_device(self.device)
 
     def _rng(self):
@@ -160,10 +176,58 @@ class TorchEstimator(BaseEstimator):
         for start in range(0, n, self.batch_size):
             yield order[start : start + self.batch_size].numpy()
 
+    def _loader(self, source, index_batches):
+        """Iterate ``(indices, batch on the device)`` over lists of spectrum indices.
+
+        A `torch.utils.data.DataLoader` reads the batches: in ``num_workers``
+        background processes when asked (with prefetching), into pinned
+        memory when the network lives on a GPU, so that reading the next
+        batch overlaps the computation on this one.
+        """
+        index_batches = [np.asarray(b, dtype=np.int64) for b in index_batches]
+        num_workers = int(getattr(self, "num_workers", 0))
+        pin = self.device_.type == "cuda"
+        if num_workers == 0 and not pin:
+            for idx in index_batches:
+                yield idx, self._to_device(source.batch(idx))
+            return
+        loader = torch.utils.data.DataLoader(
+            _BatchReader(source), batch_size=None, sampler=index_batches,
+            num_workers=num_workers, pin_memory=pin, collate_fn=_as_is,
+            prefetch_factor=4 if num_workers else None,
+            persistent_workers=False,
+            # Its own generator, so that worker seeding leaves the global RNG
+            # (the VAE's sampling noise) as it would be without workers.
+            generator=torch.Generator().manual_seed(0),
+        )
+        for idx, batch in loader:
+            yield idx, self._to_device(batch)
+
+    def _batches(self, source, indices=None):
+        """``(indices, device batch)`` over ``indices`` (default all) in order, in batch_size chunks."""
+        if indices is None:
+            indices = np.arange(len(source))
+        indices = np.asarray(indices)
+        chunks = [indices[start : start + self.batch_size]
+                  for start in range(0, len(indices), self.batch_size)]
+        return self._loader(source, chunks)
+
+    def _autocast(self):
+        """The autocast context of ``precision`` (a no-op for float32)."""
+        if getattr(self, "precision", "float32") == "bf16-mixed":
+            return torch.autocast(self.device_.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _training_network(self):
+        """The network the training step calls: wrapped for DDP and compiled when asked."""
+        wrapped = getattr(self, "_wrapped_module", None)
+        return self.module_ if wrapped is None else wrapped
+
     # -- training loop ---------------------------------------------------------------
 
     def _fingerprint(self, source):
-        params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "device", "max_epochs")}
+        ignored = ("verbose", "device", "max_epochs", "num_workers")
+        params = {k: v for k, v in self.get_params().items() if k not in ignored}
         return json.dumps(
             _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
                        "n_pixels": source.n_pixels}),
@@ -173,9 +237,20 @@ class TorchEstimator(BaseEstimator):
 
     def _run_training(self, source, train_idx, val_idx, *, sample_weight=None, checkpoint_dir=None,
                       seed=0):
-        """Train ``self.module_`` with the subclass hooks; fills ``history_``."""
+        """Train ``self.module_`` with the subclass hooks; fills ``history_``.
+
+        Under `torch.distributed` (for example launched by ``torchrun``) every
+        process draws the same global batches from the same seeded generator
+        and takes its share of each (a distributed sampler over the training
+        spectra); `~torch.nn.parallel.DistributedDataParallel` averages the
+        gradients, and every loss is rescaled by the share's size so that the
+        step equals the one of a single process on the whole batch. Only rank
+        0 shows progress and writes checkpoints.
+        """
         module = self.module_
         optimizer = self.optimizer_
+        world = _distributed.world_size()
+        rank = _distributed.rank()
         generator = torch.Generator().manual_seed(seed)
         weights = None
         if sample_weight is not None:
@@ -192,76 +267,110 @@ class TorchEstimator(BaseEstimator):
         fingerprint = self._fingerprint(source)
         if checkpoint_dir is not None:
             checkpoint = Path(checkpoint_dir) / "checkpoint.pt"
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            if rank == 0:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            _distributed.barrier()
             if checkpoint.exists():
                 self._resume(checkpoint, fingerprint, generator, state)
 
+        network = module
+        if world > 1:
+            if self.device_.type == "cuda":
+                network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+            network = torch.nn.parallel.DistributedDataParallel(
+                network, device_ids=[self.device_.index] if self.device_.type == "cuda" else None,
+            )
+        if self.compile:
+            network = torch.compile(network)
+        self._wrapped_module = None if network is module else network
+
         self.n_iter_ = state["iteration"]
         epochs = range(state["epoch"], self.max_epochs)
-        progress = _progress(epochs, self.verbose, type(self).__name__)
+        progress = _progress(epochs, self.verbose if rank == 0 else 0, type(self).__name__)
         last_good = copy.deepcopy(module.state_dict())
         stopped_early = False
-        for epoch in progress:
-            started = time.perf_counter()
-            module.train()
-            totals, count = {}, 0
-            for batch_number, idx in enumerate(
-                self._iter_minibatches(len(train_idx), generator, weights)
-            ):
-                indices = train_idx[idx]
-                batch = self._to_device(source.batch(indices))
-                out = self._training_step(batch, indices)
-                loss = out["loss"]
-                if not torch.isfinite(loss):
-                    module.load_state_dict(last_good)
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
-                        f"{batch_number + 1}; the weights of the last complete epoch were kept. "
-                        "Lower lr, check the input for extreme values, or normalise the flux."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                self._after_step()
-                state["iteration"] += 1
-                self.n_iter_ = state["iteration"]
-                n_batch = len(indices)
-                count += n_batch
-                for key, value in out.items():
-                    value = value.detach() if torch.is_tensor(value) else value
-                    totals[key] = totals.get(key, 0.0) + float(value) * n_batch
-            record = {"epoch": epoch + 1}
-            record.update({f"train_{k}": v / max(count, 1) for k, v in totals.items()})
-            record.update(self._after_epoch(epoch))
-            if len(val_idx):
-                record.update({f"val_{k}": v for k, v in self._evaluate(source, val_idx).items()})
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["time"] = time.perf_counter() - started
-            self.history_.append(record)
-            last_good = copy.deepcopy(module.state_dict())
-            monitored = record.get("val_loss", record.get("train_loss"))
-            if monitored is not None and monitored < state["best_loss"] - 1e-12:
-                state["best_loss"] = monitored
-                state["best_state"] = copy.deepcopy(module.state_dict())
-                state["bad_epochs"] = 0
-            else:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch + 1
-            if hasattr(progress, "set_postfix"):
-                progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                                      if k in ("train_loss", "val_loss")})
-            log.debug("%s epoch %d: %s", type(self).__name__, epoch + 1, record)
-            if (self.n_iter_no_change is not None and len(val_idx)
-                    and state["bad_epochs"] >= self.n_iter_no_change):
-                stopped_early = True
-            if checkpoint is not None:
-                self._save_checkpoint(checkpoint, fingerprint, generator, state)
-            if stopped_early:
-                log.info("%s: early stop after epoch %d (no improvement in %d epochs)",
-                         type(self).__name__, epoch + 1, self.n_iter_no_change)
-                break
-        if hasattr(progress, "close"):
-            progress.close()
+        try:
+            for epoch in progress:
+                started = time.perf_counter()
+                module.train()
+                totals, count = {}, 0
+                global_batches = [train_idx[idx] for idx in
+                                  self._iter_minibatches(len(train_idx), generator, weights)]
+                if world > 1:
+                    # A share must hold a spectrum on every rank: a last batch
+                    # smaller than the number of processes is left out.
+                    global_batches = [b for b in global_batches if len(b) >= world]
+                shares = [batch[rank::world] for batch in global_batches]
+                for batch_number, (indices, batch) in enumerate(self._loader(source, shares)):
+                    with self._autocast():
+                        out = self._training_step(batch, indices)
+                    loss = out["loss"]
+                    finite = bool(torch.isfinite(loss.detach()))
+                    if world > 1:
+                        finite = _distributed.all_true(finite, self.device_)
+                    if not finite:
+                        module.load_state_dict(last_good)
+                        raise TrainingDivergedError(
+                            f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
+                            f"{batch_number + 1}; the weights of the last complete epoch were kept. "
+                            "Lower lr, check the input for extreme values, or normalise the flux."
+                        )
+                    if world > 1:
+                        loss = loss * (len(indices) * world / len(global_batches[batch_number]))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    self._after_step()
+                    state["iteration"] += 1
+                    self.n_iter_ = state["iteration"]
+                    n_batch = len(indices)
+                    count += n_batch
+                    for key, value in out.items():
+                        value = value.detach() if torch.is_tensor(value) else value
+                        totals[key] = totals.get(key, 0.0) + float(value) * n_batch
+                if world > 1:
+                    totals, count = _distributed.sum_totals(totals, count, self.device_)
+                    _distributed.average_buffers(module)
+                record = {"epoch": epoch + 1}
+                record.update({f"train_{k}": v / max(count, 1) for k, v in totals.items()})
+                record.update(self._after_epoch(epoch))
+                if len(val_idx):
+                    with self._autocast():
+                        evaluated = self._evaluate(source, val_idx)
+                    record.update({f"val_{k}": v for k, v in evaluated.items()})
+                record["lr"] = optimizer.param_groups[0]["lr"]
+                record["time"] = time.perf_counter() - started
+                self.history_.append(record)
+                last_good = copy.deepcopy(module.state_dict())
+                monitored = record.get("val_loss", record.get("train_loss"))
+                if monitored is not None and monitored < state["best_loss"] - 1e-12:
+                    state["best_loss"] = monitored
+                    state["best_state"] = copy.deepcopy(module.state_dict())
+                    state["bad_epochs"] = 0
+                else:
+                    state["bad_epochs"] += 1
+                state["epoch"] = epoch + 1
+                if hasattr(progress, "set_postfix"):
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                          if k in ("train_loss", "val_loss")})
+                if rank == 0:
+                    log.debug("%s epoch %d: %s", type(self).__name__, epoch + 1, record)
+                if (self.n_iter_no_change is not None and len(val_idx)
+                        and state["bad_epochs"] >= self.n_iter_no_change):
+                    stopped_early = True
+                if checkpoint is not None:
+                    if rank == 0:
+                        self._save_checkpoint(checkpoint, fingerprint, generator, state)
+                    _distributed.barrier()
+                if stopped_early:
+                    if rank == 0:
+                        log.info("%s: early stop after epoch %d (no improvement in %d epochs)",
+                                 type(self).__name__, epoch + 1, self.n_iter_no_change)
+                    break
+        finally:
+            self._wrapped_module = None
+            if hasattr(progress, "close"):
+                progress.close()
         if self._restore_best() and state["best_state"] is not None and len(val_idx):
             module.load_state_dict(state["best_state"])
         self._finish_training(source, train_idx)
@@ -464,3 +573,25 @@ def _progress(iterable, verbose, name):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=name, unit="epoch", leave=False)
+
+
+class _BatchReader(torch.utils.data.Dataset):
+    """A map-style dataset whose items are whole batches, keyed by arrays of indices.
+
+    It lets a `~torch.utils.data.DataLoader` read the training loop's own
+    batches (drawn in the main process from the seeded generator) in worker
+    processes.
+    """
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, indices):
+        return indices, self.source.batch(indices)
+
+
+def _as_is(item):
+    return item
