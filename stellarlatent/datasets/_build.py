@@ -1,4 +1,13 @@
-"""The batch-by-batch builder behind `SpectralStore.from_files`."""
+"""The batch-by-batch builder behind `SpectralStore.from_files`, serial or with dask.
+
+Each batch of files becomes a `Chunk` (read, preprocessed and stacked by
+`read_chunk`) in this process or in dask workers; `Builder` writes the chunks
+in the order of the files, so every scheduler writes the same store.
+"""
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from astropy.table import QTable
@@ -7,11 +16,142 @@ from .._batch import from_batch
 from .._logging import log
 from ._io import same_grid, stack_spectra
 
-__all__ = ["Builder"]
+__all__ = ["Builder", "Chunk", "read_chunk", "build"]
+
+
+class Chunk(NamedTuple):
+    """What one batch of files gave: spectra ready to append, skips and log events.
+
+    Made by `read_chunk`, in the caller's process or in a dask worker (it is
+    picklable and holds no open file), and consumed by `Builder.add` in the
+    process that writes the store.
+    """
+
+    #: preprocessed spectra: ``[(positions, SpectraBatch)]`` with one entry
+    #: for the whole batch, or ``[(position, SpectraBatch or error message)]``,
+    #: one per file, when the files went through one by one
+    parts: list
+    #: whether ``parts`` holds the whole batch in one entry
+    whole: bool
+    #: files read, out of those given
+    n_read: int
+    #: ``(level, message, args)`` to log, in order
+    events: list
+
+
+def read_chunk(paths, reader, preprocess, fit=False):
+    """Read and preprocess a batch of files, skipping (and noting) the bad ones.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        The files of the batch.
+    reader : callable or None
+        ``reader(path) -> Spectrum``; `specutils.Spectrum.read` when None.
+    preprocess : transformer or None
+        Fitted, unless ``fit`` is true.
+    fit : bool, optional
+        Fit ``preprocess`` (in place) on the spectra read before transforming them.
+
+    Returns
+    -------
+    Chunk
+    """
+    if reader is None:
+        from specutils import Spectrum
+
+        reader = Spectrum.read
+    events, spectra, positions = [], [], []
+    for k, path in enumerate(paths):
+        try:
+            spectrum = reader(str(path))
+        except Exception as exc:  # a bad file is skipped, never fatal
+            events.append((logging.WARNING, "%s skipped: %s: %s",
+                           (Path(path).name, type(exc).__name__, str(exc))))
+            continue
+        spectra.append(spectrum)
+        positions.append(k)
+    if not spectra:
+        return Chunk([], False, 0, events)
+    names = [Path(paths[k]).name for k in positions]
+    transformed, kept = _transform(preprocess, spectra, names, fit, events)
+    kept = [positions[k] for k in kept]
+    if preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
+        return Chunk([(kept, stack_spectra(transformed[0], "spectra"))], True, len(spectra), events)
+    parts = []
+    for position, spectrum in zip(kept, transformed):
+        try:
+            parts.append((position, stack_spectra(spectrum, "spectra")))
+        except (TypeError, ValueError) as exc:
+            parts.append((position, str(exc)))
+    return Chunk(parts, False, len(spectra), events)
+
+
+def _transform(preprocess, spectra, names, fit, events):
+    """Preprocess a batch; on failure, one by one, skipping the spectra that fail."""
+    if preprocess is None:
+        return spectra, list(range(len(spectra)))
+    if fit:
+        with np.errstate(divide="ignore"):
+            preprocess.fit(spectra)
+    try:
+        with np.errstate(divide="ignore"):
+            return [preprocess.transform(spectra)], list(range(len(spectra)))
+    except Exception as exc:
+        events.append((logging.DEBUG, "batch preprocessing failed (%s); retrying file by file",
+                       (str(exc),)))
+    out, kept = [], []
+    for k, spectrum in enumerate(spectra):
+        try:
+            with np.errstate(divide="ignore"):
+                out.append(preprocess.transform(spectrum))
+        except Exception as exc:
+            events.append((logging.WARNING, "%s skipped: preprocessing failed: %s: %s",
+                           (names[k], type(exc).__name__, str(exc))))
+            continue
+        kept.append(k)
+    return out, kept
+
+
+def build(cls, files, path, *, reader, preprocess, labels, batch_size, progress, overwrite,
+          create_kwargs, runner):
+    """Write the store at ``path`` from ``files``, reading them with ``runner``.
+
+    An unfitted ``preprocess`` is fitted here on the first batch with a
+    readable file; the other batches go to the runner, whose chunks are
+    appended in the order of ``files``. Returns the number of files skipped.
+    """
+    from tqdm.auto import tqdm
+
+    batches = [files[start:start + batch_size] for start in range(0, len(files), batch_size)]
+    starts = range(0, len(files), batch_size)
+    builder = Builder(cls, path, preprocess, labels, overwrite, create_kwargs)
+    skipped, done = 0, 0
+    try:
+        with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar, \
+                runner:
+            while done < len(batches) and not builder.fitted:
+                chunk = read_chunk(batches[done], reader, preprocess, fit=True)
+                skipped += _add(builder, chunk, starts[done], len(batches[done]), files, bar)
+                done += 1
+            chunks = runner.map(batches[done:], reader, preprocess)
+            for start, batch, chunk in zip(starts[done:], batches[done:], chunks):
+                skipped += _add(builder, chunk, start, len(batch), files, bar)
+            store = builder.finish()
+    except BaseException:
+        builder.abort()
+        raise
+    return store, skipped
+
+
+def _add(builder, chunk, start, n_files, files, bar):
+    skipped = builder.add(chunk, list(range(start, start + n_files)), files)
+    bar.update(n_files)
+    return skipped
 
 
 class Builder:
-    """Turns batches of read spectra into appends for `SpectralStore.from_files`."""
+    """Appends the `Chunk` of each batch of files to a new store, in order."""
 
     def __init__(self, cls, path, preprocess, labels, overwrite, create_kwargs):
         self.cls, self.path, self.preprocess = cls, path, preprocess
@@ -19,56 +159,32 @@ class Builder:
         self.store = None
         self.fitted = preprocess is None or _is_fitted(preprocess)
 
-    def _transform(self, spectra, names):
-        """Preprocess a batch; on failure, one by one, skipping the spectra that fail."""
-        if self.preprocess is None:
-            return spectra, list(range(len(spectra)))
-        if not self.fitted:
-            with np.errstate(divide="ignore"):
-                self.preprocess.fit(spectra)
-            self.fitted = True
-        try:
-            with np.errstate(divide="ignore"):
-                return [self.preprocess.transform(spectra)], list(range(len(spectra)))
-        except Exception as exc:
-            log.debug("batch preprocessing failed (%s); retrying file by file", exc)
-        out, kept = [], []
-        for k, spectrum in enumerate(spectra):
-            try:
-                with np.errstate(divide="ignore"):
-                    out.append(self.preprocess.transform(spectrum))
-            except Exception as exc:
-                log.warning(
-                    "%s skipped: preprocessing failed: %s: %s", names[k], type(exc).__name__, exc
-                )
-                continue
-            kept.append(k)
-        return out, kept
+    def add(self, chunk, rows, files):
+        """Log the chunk's events, append what can be appended; return the files skipped.
 
-    def add(self, spectra, rows, files):
-        """Append what can be appended; return the number of files skipped."""
-        if not spectra:
-            return 0
-        names = [files[i].name for i in rows]
-        transformed, kept = self._transform(spectra, names)
-        skipped = len(spectra) - len(kept)
-        if not transformed:
-            return skipped
+        ``rows`` are the indices in ``files`` of the files the chunk was made from.
+        """
+        for level, message, args in chunk.events:
+            log.log(level, message, *args)
+        if chunk.n_read:
+            self.fitted = True
+        skipped = len(rows) - chunk.n_read
         batches, counts, keep_rows = [], [], []
-        if self.preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
-            batch = stack_spectra(transformed[0], "spectra")
-            per_file = batch.n_spectra // len(spectra)
-            if per_file * len(spectra) != batch.n_spectra:
+        if chunk.whole:
+            (positions, batch), = chunk.parts
+            per_file = batch.n_spectra // len(positions)
+            if per_file * len(positions) != batch.n_spectra:
                 raise ValueError(
-                    f"preprocess returned {batch.n_spectra} spectra for {len(spectra)} files"
+                    f"preprocess returned {batch.n_spectra} spectra for {len(positions)} files"
                 )
-            batches, counts, keep_rows = [batch], [per_file] * len(spectra), list(rows)
+            batches, counts = [batch], [per_file] * len(positions)
+            keep_rows = [rows[k] for k in positions]
         else:
-            for k, spectrum in zip(kept, transformed):
-                try:
-                    batch = stack_spectra(spectrum, "spectra")
-                except (TypeError, ValueError) as exc:
-                    log.warning("%s skipped: %s", names[k], exc)
+            skipped += chunk.n_read - len(chunk.parts)
+            for position, batch in chunk.parts:
+                name = files[rows[position]].name
+                if isinstance(batch, str):
+                    log.warning("%s skipped: %s", name, batch)
                     skipped += 1
                     continue
                 axis = batch.spectral_axis
@@ -76,7 +192,7 @@ class Builder:
                     log.warning(
                         "%s skipped: its grid differs from the store's (give preprocess="
                         "Resampler(grid=...) to put every file on one grid)",
-                        names[k],
+                        name,
                     )
                     skipped += 1
                     continue
@@ -84,7 +200,7 @@ class Builder:
                     self._create(batch)
                 batches.append(batch)
                 counts.append(batch.n_spectra)
-                keep_rows.append(rows[k])
+                keep_rows.append(rows[position])
         if not batches:
             return skipped
         if self.store is None:

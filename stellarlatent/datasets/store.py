@@ -28,11 +28,13 @@ from specutils import Spectrum
 from .. import __version__
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
-from ._build import Builder
+from ._build import build
 from ._io import files_from, read_rows, same_grid, stack_spectra
+from ._parallel import make_runner
 from ._labels import h5_dtype, label_specs, label_values
 
 __all__ = ["SpectralStore"]
+__doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
 
 _FORMAT = "stellarlatent.SpectralStore"
 _VERSION = 1
@@ -251,9 +253,11 @@ class SpectralStore:
         batch_size=64,
         progress=True,
         overwrite=False,
+        scheduler=None,
+        n_workers=None,
         **create_kwargs,
     ):
-        """Build a store from spectrum files, batch by batch.
+        """Build a store from spectrum files, batch by batch, serially or with dask.
 
         Parameters
         ----------
@@ -283,6 +287,18 @@ class SpectralStore:
             Show a tqdm progress bar.
         overwrite : bool, optional
             Replace an existing store at ``path``.
+        scheduler : str or ``distributed.Client``, optional
+            Where the files are read and preprocessed: None or ``"serial"``
+            (this process, without dask; the default), a dask scheduler,
+            ``"threads"``, ``"processes"`` or ``"synchronous"`` (one task at a
+            time, for debugging), the address of a ``dask.distributed``
+            scheduler (``"tcp://10.0.0.5:8786"``) or a
+            ``dask.distributed.Client``. Needs ``pip install
+            'stellarlatent[dask]'``. Every scheduler writes the same store.
+        n_workers : int, optional
+            Threads or processes of the ``"threads"`` and ``"processes"``
+            schedulers (default: the number of CPU cores). On a cluster, the
+            batches kept in flight are twice this (default: twice its threads).
         **create_kwargs
             Passed to `create` (``ivar``, ``flux_unit``, ``compression``,
             ``chunk_spectra``, ``meta``). ``ivar`` defaults to whether the
@@ -296,8 +312,11 @@ class SpectralStore:
         Raises
         ------
         ValueError
-            If no file could be read, or ``labels`` does not have one row per
-            file.
+            If no file could be read, ``labels`` does not have one row per
+            file, or ``scheduler`` or ``n_workers`` is not one of the above.
+        ImportError
+            If ``scheduler`` needs dask (or ``distributed``) and it is not
+            installed.
 
         Notes
         -----
@@ -310,9 +329,51 @@ class SpectralStore:
         specutils on each file; naming the format, for example
         ``reader=functools.partial(Spectrum.read, format="HARPS-ADP")``, reads
         several times faster (MILES files: 4 instead of 17 ms per file).
-        """
-        from tqdm.auto import tqdm
 
+        With a dask ``scheduler``, each batch of ``batch_size`` files is read
+        and preprocessed as one dask task, while this process appends the
+        finished batches to the store in the order of ``files``: the store is
+        the same as the serial one, and at most about ``2 * n_workers``
+        batches are in memory at once, however many files there are. An
+        unfitted ``preprocess`` is first fitted here on the first batch. The
+        ``"processes"`` scheduler and a cluster pickle ``reader`` and
+        ``preprocess`` to their workers, and a cluster must see the files at
+        the same paths.
+
+        Examples
+        --------
+        Write a few spectra as MILES files, then build a store from them,
+        serially and with two threads:
+
+        >>> import functools, tempfile
+        >>> from pathlib import Path
+        >>> import astropy.units as u
+        >>> from specutils import Spectrum
+        >>> from stellarlatent.datasets import SpectralStore, make_synthetic_spectra, write_miles
+        >>> from stellarlatent.preprocessing import SpectralGrid
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> grid = SpectralGrid.linear(4800 * u.AA, 5200 * u.AA, 200)
+        >>> spectra, labels = make_synthetic_spectra(6, grid, random_state=0)
+        >>> labels["miles_id"] = range(1, 7)
+        >>> write_miles(folder, spectra, labels)
+        >>> read = functools.partial(Spectrum.read, format="wcs1d-fits")
+        >>> serial = SpectralStore.from_files(folder, folder / "serial.h5", reader=read,
+        ...                                   progress=False)
+        >>> threads = SpectralStore.from_files(folder, folder / "threads.h5", reader=read,
+        ...                                    progress=False, batch_size=2,
+        ...                                    scheduler="threads", n_workers=2)
+        >>> len(threads), threads.n_pixels
+        (6, 200)
+        >>> bool((serial.read().flux == threads.read().flux).all())
+        True
+        >>> serial.close(); threads.close()
+
+        On a ``dask.distributed`` cluster (started with ``dask scheduler``
+        and ``dask worker tcp://10.0.0.5:8786`` on each machine)::
+
+            SpectralStore.from_files(files, "store.h5", preprocess=pipeline,
+                                     scheduler="tcp://10.0.0.5:8786")
+        """
         files = files_from(files, pattern, name="files")
         if labels is not None:
             if not isinstance(labels, Table):
@@ -324,35 +385,14 @@ class SpectralStore:
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        if reader is None:
-            reader = Spectrum.read
         if Path(path).exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
-
-        builder = Builder(cls, path, preprocess, labels, overwrite, create_kwargs)
-        skipped = 0
-        try:
-            with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
-                for start in range(0, len(files), batch_size):
-                    chunk = list(range(start, min(start + batch_size, len(files))))
-                    read, rows = [], []
-                    for i in chunk:
-                        try:
-                            spectrum = reader(str(files[i]))
-                        except Exception as exc:  # a bad file is skipped, never fatal
-                            log.warning(
-                                "%s skipped: %s: %s", files[i].name, type(exc).__name__, exc
-                            )
-                            skipped += 1
-                            continue
-                        read.append(spectrum)
-                        rows.append(i)
-                    skipped += builder.add(read, rows, files)
-                    bar.update(len(chunk))
-            store = builder.finish()
-        except BaseException:
-            builder.abort()
-            raise
+        runner = make_runner(scheduler, n_workers)
+        store, skipped = build(
+            cls, files, path, reader=reader, preprocess=preprocess, labels=labels,
+            batch_size=batch_size, progress=progress, overwrite=overwrite,
+            create_kwargs=create_kwargs, runner=runner,
+        )
         if skipped:
             log.warning("%d of %d files skipped while building %s", skipped, len(files), path)
         store.close()
