@@ -32,11 +32,16 @@ EXAMPLES = {
       --labels labels.ecsv --out miles.h5
   stellarlatent prepare lte*.fits --phoenix-wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits \\
       --grid 4000 7000 8192 --grid-kind linear --normalize running_quantile --out phoenix.h5
+  stellarlatent prepare harps/ --grid 3800 6800 16384 --scheduler processes --workers 2 \\
+      --out harps.h5                      # read and preprocess on 2 processes with dask
+  stellarlatent prepare /shared/harps/ --grid 3800 6800 16384 \\
+      --dask-address tcp://10.0.0.5:8786 --out harps.h5   # on a dask.distributed cluster
 """,
     "fit-vae": """examples:
   stellarlatent fit-vae harps.h5 --out vae.pt
   stellarlatent fit-vae harps.h5 --latent-dim 16 --beta 0.01 --epochs 100 --out vae.pt
   stellarlatent fit-vae spectra/ --grid 3800 6800 4096 --out vae.pt   # from raw files
+  torchrun --nproc_per_node 4 -m stellarlatent.cli fit-vae harps.h5 --out vae.pt  # 4 GPUs
 """,
     "fit-remap": """examples:
   stellarlatent fit-remap miles.h5 --out remap.pt               # labels teff logg feh of the store
@@ -68,6 +73,9 @@ MODEL_INPUT_NOTE = (
 
 
 from ._commands import UserError  # noqa: E402 - re-exported for the subcommands
+
+#: --scheduler of ``prepare`` (the names of stellarlatent.datasets._parallel.SCHEDULERS)
+SCHEDULERS = ("serial", "synchronous", "threads", "processes")
 
 
 def _common(parser):
@@ -155,6 +163,13 @@ def _training(parser, epochs, batch_size, lr):
                         help="spectra held out to monitor the loss (default: %(default)s)")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="checkpoint after every epoch and resume from a checkpoint there")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="background processes reading batches (default: %(default)s)")
+    parser.add_argument("--precision", choices=("float32", "bf16-mixed"), default="float32",
+                        help="bf16-mixed: bfloat16 autocast, faster on recent GPUs "
+                             "(default: %(default)s)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the network with torch.compile (long GPU runs)")
     parser.add_argument("--out", required=True, help="the model file to write (*.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
@@ -176,6 +191,22 @@ def _add_prepare(sub):
                    help="a table of labels (ECSV, FITS, CSV...) with a 'filename' column, or "
                         "one row per file in order; stored with the spectra")
     p.add_argument("--batch-size", type=int, default=64, help="files processed at a time (default: %(default)s)")
+    parallel = p.add_argument_group(
+        "parallel preparation (needs: pip install 'stellarlatent[dask]')",
+        "Read and preprocess batches of files with dask while this process writes the\n"
+        "store in the order of the files: every scheduler writes the same store.")
+    where = parallel.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", choices=SCHEDULERS, default=None,
+                       help="serial (this process, no dask; the default), synchronous (dask, one "
+                            "batch at a time), threads or processes (dask on this machine)")
+    where.add_argument("--dask-address", metavar="ADDRESS",
+                       help="the address of a running dask.distributed scheduler, e.g. "
+                            "tcp://10.0.0.5:8786 (started with 'dask scheduler' and "
+                            "'dask worker ADDRESS'); the workers must see the files at the "
+                            "same paths")
+    parallel.add_argument("--workers", type=int, metavar="N",
+                          help="threads or processes for --scheduler threads/processes "
+                               "(default: the number of CPU cores)")
     p.add_argument("--out", required=True, help="the store to write (*.h5)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _common(p)

@@ -307,3 +307,16 @@ def test_model_errors_are_one_line(models, store, tmp_path, capsys):
     assert len(err) == 1 and "MODEL" in err[0]
     assert main(["fit-vae", str(store), "--out", str(models[0]), "--quiet"]) == 1  # exists
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_fit_with_workers_and_bf16_autocast(store, tmp_path, capsys):
+    from stellarlatent.estimators import SpectralVAE
+
+    out = tmp_path / "vae_fast.pt"
+    assert main(["fit-vae", str(store), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--workers", "1", "--precision", "bf16-mixed", *TINY_VAE]) == 0
+    vae = SpectralVAE.load(out)
+    assert (vae.num_workers, vae.precision) == (1, "bf16-mixed")
+    assert main(["fit-vae", str(store), "--out", str(tmp_path / "x.pt"), "--quiet",
+                 "--workers", "-2", *TINY_VAE]) == 1
+    assert "--workers must be 0 or more" in capsys.readouterr().err

@@ -20,6 +20,21 @@ def _check_out(args):
     return out
 
 
+def _speed_options(args):
+    """Estimator keywords of --workers, --precision and --compile."""
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    return {"num_workers": args.workers, "precision": args.precision, "compile": args.compile}
+
+
+def _start_distributed():
+    """Join torchrun's process group when launched by it; True on the process that reports."""
+    from ..estimators._distributed import init_from_environment, rank
+
+    init_from_environment()
+    return rank() == 0
+
+
 def _losses(model):
     last = model.history_[-1] if model.history_ else {}
     parts = [f"{k} {last[k]:.4g}" for k in ("train_loss", "val_loss") if k in last]
@@ -31,6 +46,7 @@ def run_fit_vae(args):
     from ..estimators import SpectralVAE
 
     started = time.perf_counter()
+    reporting = _start_distributed()
     out = _check_out(args)
     skips = Skips()
     X, _, _, spec, store = training_data(args, skips)
@@ -39,7 +55,7 @@ def run_fit_vae(args):
         latent_dim=args.latent_dim, beta=args.beta, variational=not args.autoencoder,
         max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         validation_fraction=args.validation_fraction, device=args.device,
-        random_state=args.seed, verbose=0 if args.quiet else 1,
+        random_state=args.seed, verbose=0 if args.quiet else 1, **_speed_options(args),
     )
     try:
         vae.fit(X, checkpoint_dir=args.checkpoint_dir)
@@ -48,6 +64,8 @@ def run_fit_vae(args):
             store.close()
     vae.preprocessing_ = spec
     vae.save(out)
+    if not reporting:
+        return 0
     n = vae.n_features_in_
     print(f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
           f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
@@ -65,6 +83,7 @@ def run_fit_remap(args):
     from ..estimators import DeepREMAP
 
     started = time.perf_counter()
+    reporting = _start_distributed()
     out = _check_out(args)
     if not 0 <= args.calibration_fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {args.calibration_fraction}")
@@ -83,6 +102,7 @@ def run_fit_remap(args):
             labels=tuple(labels), n_bins=args.n_bins, max_epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, validation_fraction=args.validation_fraction,
             device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
+            **_speed_options(args),
         )
         if n_cal >= 2 and n - n_cal >= 2:
             order = rng.permutation(n)
@@ -99,6 +119,8 @@ def run_fit_remap(args):
             store.close()
     remap.preprocessing_ = spec
     remap.save(out)
+    if not reporting:
+        return 0
     print(f"stellarlatent fit-remap: {', '.join(labels)} from {n} spectra in "
           f"{time.perf_counter() - started:.0f} s ({_losses(remap)}{calibrated}); model: {out}")
     for line in skips.summary():

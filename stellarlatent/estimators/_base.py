@@ -53,6 +53,8 @@ def resolve_device(device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'cpu'")
+    if resolved.type == "cuda" and resolved.index is None and _distributed.is_distributed():
+        resolved = torch.device("cuda", _distributed.local_rank() % torch.cuda.device_count())
     return resolved
 
 
@@ -472,6 +474,9 @@ class TorchEstimator(BaseEstimator):
         ``stellarlatent predict`` applies to raw files. `load` restores it
         (None when the file has none).
 
+        Under `torch.distributed` only rank 0 writes; the other processes
+        return at once, so every process may call ``save``.
+
         Parameters
         ----------
         path : str or `pathlib.Path`
@@ -483,6 +488,8 @@ class TorchEstimator(BaseEstimator):
             If ``preprocessing_`` cannot be written as JSON.
         """
         check_is_fitted(self)
+        if _distributed.rank() != 0:
+            return Path(path)
         try:
             json.dumps(getattr(self, "preprocessing_", None))
         except (TypeError, ValueError) as exc:
