@@ -21,9 +21,6 @@ if os.environ.get("STELLARLATENT_DOCS_INTERSPHINX") != "1":
     extensions.remove("sphinx_astropy.ext.intersphinx_toggle")
 
 exclude_patterns += ["_build", "**.ipynb_checkpoints"]
-# The tutorial "Stellar parameters with uncertainties" is unfinished (it waits for
-# the numbers of benchmarks/bench_parameters.py): left out until it joins the toctree.
-exclude_patterns += ["parameters.rst"]
 html_title = f"stellarlatent {version}"
 html_static_path = ["_static"]
 templates_path = ["_templates"]
