@@ -130,6 +130,8 @@ def build(cls, files, path, *, reader, preprocess, labels, batch_size, progress,
     try:
         with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar, \
                 runner:
+            if len(batches) > 1:
+                runner.start()
             while done < len(batches) and not builder.fitted:
                 chunk = read_chunk(batches[done], reader, preprocess, fit=True)
                 skipped += _add(builder, chunk, starts[done], len(batches[done]), files, bar)

@@ -111,8 +111,12 @@ class _Runner:
     def submit(self, paths, reader, preprocess):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def start(self):
+        """Start the workers (they may start while this process fits the preprocessing)."""
+
     def prepare(self, reader, preprocess):
         """Called once before the first `submit` with the (fitted) preprocessing."""
+        self.start()
         return reader, preprocess
 
     def map(self, batches, reader, preprocess):
@@ -169,16 +173,24 @@ class LocalDaskRunner(_Runner):
             "" if kind == "synchronous" else f", {self.n_workers} workers")
         self._pool = self._driver = None
 
-    def prepare(self, reader, preprocess):
+    def start(self):
+        if self._pool is not None or self.kind == "synchronous":
+            return
         if self.kind == "threads":
             self._pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="stellarlatent-dask")
-        elif self.kind == "processes":
+        else:
             from dask.multiprocessing import get_context
 
             self._pool = ProcessPoolExecutor(self.n_workers, mp_context=get_context())
-        if self.kind != "synchronous":
-            # threads here wait on dask's pool, one per batch in flight
-            self._driver = ThreadPoolExecutor(self.window, thread_name_prefix="stellarlatent-driver")
+            # a new process imports astropy, specutils and scikit-learn (seconds):
+            # start every worker now, from the main thread
+            for _ in range(self.n_workers):
+                self._pool.submit(_warm_up)
+        # threads here wait on dask's pool, one per batch in flight
+        self._driver = ThreadPoolExecutor(self.window, thread_name_prefix="stellarlatent-driver")
+
+    def prepare(self, reader, preprocess):
+        self.start()
         # threads share the preprocessing object: each thread transforms with its own copy
         self._token = uuid.uuid4().hex if self.kind == "threads" else None
         return reader, preprocess
@@ -228,7 +240,7 @@ class DistributedRunner(_Runner):
         where = address if client is None else getattr(client.scheduler, "address", "client")
         self.description = f"dask.distributed cluster at {where}"
 
-    def prepare(self, reader, preprocess):
+    def start(self):
         if self.client is None:
             try:
                 self.client = self._Client(self.address, set_as_default=False)
@@ -238,6 +250,9 @@ class DistributedRunner(_Runner):
                     f"({exc})"
                 ) from None
             self._own = True
+
+    def prepare(self, reader, preprocess):
+        self.start()
         threads = sum(self.client.nthreads().values())
         self.window = 2 * (self.n_workers or max(threads, 1))
         if preprocess is not None:
@@ -257,6 +272,10 @@ class DistributedRunner(_Runner):
 
 
 _local = threading.local()
+
+
+def _warm_up():
+    """Nothing: the import of this module, in a new worker process, is the work."""
 
 
 def chunk_task(paths, reader, preprocess, token=None):
