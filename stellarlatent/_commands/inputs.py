@@ -6,6 +6,7 @@ command reports how many were skipped and why.
 
 import logging
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -114,22 +115,28 @@ def make_reader(fmt="auto", phoenix_wave=None):
 
     from astropy.io.registry import IORegistryError
 
+    def read_file(path):
+        try:
+            if key == "phoenix" or (key == "auto" and wave is not None
+                                    and _PHOENIX_NAME.match(path.name)):
+                return datasets.read_phoenix(path, wave)
+            if fmt is None:
+                return Spectrum.read(path)
+            return Spectrum.read(path, format=fmt)
+        except IORegistryError as exc:
+            raise ValueError(
+                f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. HARPS-ADP, MILES)"
+            ) from None
+
     def read(path):
         path = Path(path)
+        if threading.current_thread() is not threading.main_thread():
+            # catch_warnings is process-wide, not thread-safe: threads leave the
+            # warnings to the filters of the caller (see prepare)
+            return read_file(path)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                if key == "phoenix" or (key == "auto" and wave is not None
-                                        and _PHOENIX_NAME.match(path.name)):
-                    spectrum = datasets.read_phoenix(path, wave)
-                elif fmt is None:
-                    spectrum = Spectrum.read(path)
-                else:
-                    spectrum = Spectrum.read(path, format=fmt)
-            except IORegistryError as exc:
-                raise ValueError(
-                    f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. HARPS-ADP, MILES)"
-                ) from None
+            spectrum = read_file(path)
         for warning in caught:
             log.debug("%s: %s", path.name, warning.message)
         return spectrum

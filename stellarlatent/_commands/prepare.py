@@ -1,8 +1,11 @@
 """``stellarlatent prepare``: files -> resampled, normalised SpectralStore."""
 
+import contextlib
 import time
+import warnings
 from pathlib import Path
 
+from .._logging import log
 from .._preprocessing_spec import describe
 from .inputs import (Skips, UserError, expand_paths, labels_for_files, make_pipeline,
                      make_reader, read_label_table)
@@ -29,28 +32,57 @@ def run_prepare(args):
     if args.labels:
         labels = labels_for_files(read_label_table(args.labels), [f.name for f in files])
 
+    scheduler, workers = _scheduler(args)
     meta = {"preprocessing": None, "created_by": "stellarlatent prepare"}
-    with skips.capture():
+    # reader threads cannot catch their warnings themselves (catch_warnings is
+    # process-wide, see make_reader): with threads they are kept here, for --debug
+    threads = scheduler == "threads"
+    with skips.capture(), (warnings.catch_warnings(record=True) if threads
+                           else contextlib.nullcontext([])) as caught:
+        if threads:
+            warnings.simplefilter("always")
         try:
             store = SpectralStore.from_files(
                 files, out, reader=reader, preprocess=pipeline, labels=labels,
                 batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
-                meta=meta,
+                scheduler=scheduler, n_workers=workers, meta=meta,
             )
         except ValueError as exc:
             if "none of the files could be read" in str(exc):
                 raise UserError(_nothing_read(skips)) from None
             raise
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        log.debug("while reading: %s", message)
     n, n_pixels, axis = len(store), store.n_pixels, store.spectral_axis
     store.close()
     # written after the build: from_files takes meta before it has seen a file
     _record_preprocessing(out, describe(pipeline))
+    on = "" if scheduler == "serial" else f" with dask ({_where(scheduler, workers)})"
     print(f"stellarlatent prepare: {n} spectra x {n_pixels} pixels "
           f"({axis[0]:.6g} to {axis[-1]:.6g}) written to {out} from {len(files)} files "
-          f"in {time.perf_counter() - started:.0f} s; {len(skips)} skipped")
+          f"in {time.perf_counter() - started:.0f} s{on}; {len(skips)} skipped")
     for line in skips.summary():
         print(line)
     return 0
+
+
+def _scheduler(args):
+    """``scheduler`` and ``n_workers`` of `SpectralStore.from_files` for the options."""
+    scheduler = args.dask_address or args.scheduler or "serial"
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UserError(f"--workers must be a positive integer, got {args.workers}")
+        if scheduler in ("serial", "synchronous"):
+            raise UserError("--workers needs --scheduler threads or processes (or --dask-address)")
+    return scheduler, args.workers
+
+
+def _where(scheduler, workers):
+    if scheduler in ("threads", "processes"):
+        return f"{scheduler}, {workers or 'one per CPU core'} workers"
+    return scheduler
 
 
 def _record_preprocessing(path, spec):
