@@ -21,6 +21,8 @@ __all__ = [
     "make_edges",
     "digitize",
     "binned_summaries",
+    "binned_cdf",
+    "coverage_temperature",
 ]
 
 #: Units of the labels deep-REMAP knows; plain numbers are taken to be in them.
@@ -330,3 +332,98 @@ def _quantile(proba, edges, level):
     p = proba[rows, k]
     fraction = np.clip(np.divide(level - below, p, out=np.zeros(n), where=p > 0), 0.0, 1.0)
     return edges[k] + fraction * (edges[k + 1] - edges[k])
+
+
+def binned_cdf(proba, edges, values):
+    """Cumulative probability of each binned distribution at a value (its PIT).
+
+    The density is uniform inside each bin, as in `binned_summaries`; values
+    below the first edge get 0 and values above the last edge 1.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n, n_bins)
+    edges : ndarray, shape (n_bins + 1,)
+    values : ndarray, shape (n,)
+        Finite values.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> binned_cdf(np.array([[0.5, 0.5], [0.5, 0.5]]), [0.0, 1.0, 2.0], [0.5, 2.5]).tolist()
+    [0.25, 1.0]
+    """
+    proba = np.asarray(proba, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    values = np.asarray(values, dtype=float)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    cdf = np.concatenate([np.zeros((proba.shape[0], 1)), np.cumsum(proba, axis=1)], axis=1)
+    k = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, proba.shape[1] - 1)
+    rows = np.arange(proba.shape[0])
+    fraction = np.clip((values - edges[k]) / (edges[k + 1] - edges[k]), 0.0, 1.0)
+    return cdf[rows, k] + fraction * proba[rows, k]
+
+
+def _softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    proba = np.exp(shifted)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def coverage_temperature(logits, edges, values, level=0.6827, bounds=(0.05, 20.0), n_grid=241):
+    """Temperature at which central credible intervals of ``level`` hold that fraction of values.
+
+    For each temperature ``T`` of a log-uniform grid, the distributions
+    ``softmax(logits / T)`` (uniform inside each bin) give every value its
+    cumulative probability ``F``; the value lies inside the central interval
+    of level ``q`` when ``|2 F - 1| <= q``. The returned temperature makes the
+    ``level`` quantile of ``|2 F - 1|`` closest to ``level``, i.e. the central
+    ``level`` intervals hold a fraction ``level`` of the values (on a tie, the
+    temperature closest to 1 in log).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n, n_bins)
+    edges : ndarray, shape (n_bins + 1,)
+    values : ndarray, shape (n,)
+        True values (NaN ignored; values outside the edges count as
+        outside every interval short of 100 %).
+    level : float
+        Credible level in (0, 1).
+    bounds : (float, float)
+        Smallest and largest temperature searched.
+    n_grid : int
+        Temperatures tried.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.arange(40) + 0.5
+    >>> truth = rng.uniform(15, 25, 2000)
+    >>> values = truth + rng.normal(0, 2.0, 2000)  # the errors are 2 bins
+    >>> logits = -0.5 * ((centres - truth[:, None]) / 1.0) ** 2  # the model says 1 bin
+    >>> round(coverage_temperature(logits, np.arange(41.0), values), 1)  # (2 / 1)**2
+    4.0
+    """
+    logits = np.asarray(logits, dtype=float)
+    values = np.asarray(values, dtype=float)
+    known = np.isfinite(values)
+    logits, values = logits[known], values[known]
+    if values.size == 0:
+        raise ValueError("values must hold at least one finite value to fit a temperature")
+    temperatures = np.exp(np.linspace(np.log(bounds[0]), np.log(bounds[1]), int(n_grid)))
+    gaps = np.empty(temperatures.size)
+    for i, temperature in enumerate(temperatures):
+        pit = binned_cdf(_softmax(logits / temperature), edges, values)
+        gaps[i] = abs(np.quantile(np.abs(2.0 * pit - 1.0), level) - level)
+    best = np.flatnonzero(gaps <= gaps.min() + 1e-12)
+    return float(temperatures[best[np.argmin(np.abs(np.log(temperatures[best])))]])
