@@ -834,14 +834,17 @@ class SpectralStore:
             of shape ``(n_labels,)`` with NaN for missing labels). ``mask`` is
             1.0 at bad pixels; ``flux`` and ``ivar`` are 0 there. A store
             without inverse variances gives unit weights (``ivar = 1 - mask``).
-            Each worker process opens the file on first use, so the dataset
-            works with ``DataLoader(num_workers > 0)``; batches from a
-            ``DataLoader`` are read with one HDF5 read each.
+            Each process opens the file on first use (the dataset pickles
+            without it), so the dataset works with ``DataLoader(num_workers >
+            0)`` under any start method; a ``DataLoader`` batch is read with
+            one HDF5 read per run of consecutive rows, and no flux is cached,
+            so memory does not grow with the store. Label values, when asked
+            for, are held in memory (one float32 per spectrum and label).
         """
         from ._torch import StoreDataset
 
         self._require_open()
-        rows = self._indices(indices)
+        rows = None if indices is None else self._indices(indices)
         label_values = None
         if labels is not None:
             labels = [labels] if isinstance(labels, str) else list(labels)
@@ -859,7 +862,7 @@ class SpectralStore:
                 values[self._file["label_masks"][name][()].astype(bool)] = np.nan
                 columns.append(values)
             label_values = np.stack(columns, axis=1)
-        return StoreDataset(self.path, rows, self.has_ivar, label_values)
+        return StoreDataset(self.path, rows, self.has_ivar, label_values, n_rows=len(self))
 
     # -- closing ----------------------------------------------------------------------
 

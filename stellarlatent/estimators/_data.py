@@ -43,15 +43,22 @@ class SpectraSource:
 
 
 class StoreSource:
-    """Spectra streamed from a `~stellarlatent.datasets.SpectralStore`, batch by batch."""
+    """Spectra streamed from a `~stellarlatent.datasets.SpectralStore`, batch by batch.
+
+    Only the rows of each batch are read (one HDF5 read per run of
+    consecutive rows) and nothing is cached, so memory does not grow with the
+    store. The source keeps the store's path, not its open file: it pickles,
+    and each process (a `~torch.utils.data.DataLoader` worker, forked or
+    spawned) opens the file for itself on its first batch.
+    """
 
     def __init__(self, store):
-        self.store = store
+        self.path = str(store.path)
         self.spectral_axis = store.spectral_axis
         self._n = len(store)
         self._n_pixels = store.n_pixels
-        self._dataset = store.to_torch_dataset()
         self.has_ivar = store.has_ivar
+        self._dataset = store.to_torch_dataset()
 
     def __len__(self):
         return self._n
@@ -61,14 +68,17 @@ class StoreSource:
         return self._n_pixels
 
     def batch(self, indices):
-        order = np.argsort(np.asarray(indices))
-        items = self._dataset.__getitems__(np.asarray(indices)[order].tolist())
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        flux = torch.stack([items[i][0] for i in inverse])
-        mask = torch.stack([items[i][1] for i in inverse]) > 0
-        ivar = torch.stack([items[i][2] for i in inverse]) if self.has_ivar else None
-        return {"flux": flux, "mask": mask, "ivar": ivar}
+        """Tensors ``flux``, ``mask`` (bool) and ``ivar`` (or None) of some spectra, in order."""
+        flux, bad, ivar = self._dataset.read_batch(np.asarray(indices, dtype=np.int64))
+        return {
+            "flux": torch.from_numpy(flux),
+            "mask": torch.from_numpy(bad),
+            "ivar": torch.from_numpy(ivar) if self.has_ivar else None,
+        }
+
+    def close(self):
+        """Close this process's handle on the file (it reopens on the next batch)."""
+        self._dataset.close()
 
 
 def _is_store(X):

@@ -386,3 +386,27 @@ def test_from_files_fits_every_step_of_an_unfitted_pipeline(tmp_path):
                                   reader=lambda p: Spectrum.read(p, format="tabular-fits"),
                                   progress=False) as store:
         assert len(store) == 3
+
+
+def test_torch_dataset_pickles_without_its_file_and_reopens(store_path):
+    import pickle
+
+    pytest.importorskip("torch")
+    path, flux, ivar, mask, labels = store_path
+    with SpectralStore(path) as store:
+        everything = store.to_torch_dataset()
+        subset = store.to_torch_dataset(indices=[4, 1])
+    assert everything.indices is None and len(everything) == 5  # no index array for all rows
+    first = everything[-1][0].numpy()  # opens the file in this process
+    clone = pickle.loads(pickle.dumps(everything))
+    assert clone._file is None and everything._file is not None
+    assert np.array_equal(clone[4][0].numpy(), first)
+    assert np.array_equal(pickle.loads(pickle.dumps(subset))[0][0].numpy(), first)
+    x, bad, w = subset.read_batch([1, 0, 1])
+    assert x.shape == (3, N_PIX) and bad.dtype == bool
+    assert np.array_equal(bad, mask[[1, 4, 1]])
+    assert np.allclose(w, np.where(mask, 0, ivar)[[1, 4, 1]])
+    with pytest.raises(IndexError):
+        subset[2]
+    for dataset in (everything, clone, subset):
+        dataset.close()
