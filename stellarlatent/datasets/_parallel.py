@@ -44,7 +44,8 @@ def make_runner(scheduler=None, n_workers=None):
     """
     if n_workers is not None:
         try:
-            ok = not isinstance(n_workers, bool) and float(n_workers).is_integer() and n_workers >= 1
+            ok = (not isinstance(n_workers, bool) and float(n_workers).is_integer()
+                  and n_workers >= 1)
         except (TypeError, ValueError):
             ok = False
         if not ok:

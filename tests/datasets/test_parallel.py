@@ -68,7 +68,8 @@ def _pipeline():
 
 
 def _labels(files):
-    return QTable({"index": np.arange(len(files)), "teff": (4000.0 + 10 * np.arange(len(files))) * u.K})
+    n = len(files)
+    return QTable({"index": np.arange(n), "teff": (4000.0 + 10 * np.arange(n)) * u.K})
 
 
 def _contents(path):
