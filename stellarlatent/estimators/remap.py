@@ -39,6 +39,8 @@ from ._data import _is_store
 
 __all__ = ["DeepREMAP"]
 
+# Entries of each distance buffer of the nearest-neighbour search (16 MiB of float64).
+_DISTANCE_BLOCK = 2**21
 _DEFAULT_N_BINS = 50
 # Reference spectra queried to set the novelty threshold: enough for a 99th
 # percentile, few enough to stay fast for millions of training spectra.
@@ -887,13 +889,20 @@ class DeepREMAP(TorchEstimator):
         dtype = torch.float32 if self.device_.type == "cuda" else torch.float64
         reference = torch.as_tensor(np.asarray(reference), device=self.device_).to(dtype)
         queries = torch.as_tensor(np.asarray(queries), device=self.device_).to(dtype)
-        chunk = max(1, 2**24 // max(1, reference.shape[0]))
-        distances, indices = [], []
+        n_ref = reference.shape[0]
+        chunk = max(1, min(queries.shape[0], _DISTANCE_BLOCK // max(1, n_ref)))
         ref_sq = reference.square().sum(dim=1)
+        # Two buffers reused for every block: fresh ones per block fragment the
+        # heap, and the memory then grows with the number of queries.
+        block = torch.empty((2, chunk, n_ref), dtype=dtype, device=self.device_)
+        distances, indices = [], []
         for start in range(0, queries.shape[0], chunk):
             q = queries[start : start + chunk]
-            sq = q.square().sum(dim=1)[:, None] + ref_sq[None, :] - 2.0 * q @ reference.T
-            d, i = torch.topk(sq.clamp_min(0.0), k, dim=1, largest=False)
+            total, sq = block[0, : q.shape[0]], block[1, : q.shape[0]]
+            torch.add(q.square().sum(dim=1)[:, None], ref_sq[None, :], out=total)
+            torch.mm(q, reference.T, out=sq)
+            torch.sub(total, sq, alpha=2.0, out=sq).clamp_min_(0.0)
+            d, i = torch.topk(sq, k, dim=1, largest=False)
             distances.append(d.sqrt().cpu())
             indices.append(i.cpu())
         return torch.cat(distances).double().numpy(), torch.cat(indices).numpy()
@@ -989,19 +998,25 @@ class DeepREMAP(TorchEstimator):
             ``novelty_quantile``).
         """
         check_is_fitted(self)
-        columns, units = {}, {}
+        columns, units, piled, raws = {}, {}, {}, []
         for logits, _, raw in self._outputs(self._check_X(X)):
-            distance = self._nearest(raw, 1, self._reference_raw)[0][:, 0]
-            novel = distance > self.novelty_threshold_
+            raws.append(raw.astype(np.float32))
             for label, proba in self._probabilities(logits).items():
                 unit = self.label_units_[label]
                 unit = None if unit == u.dimensionless_unscaled else unit
-                piled = np.maximum(proba[:, 0], proba[:, -1]) > self.edge_probability
-                values = (*binned_summaries(proba, self.bin_edges_[label]), piled | novel)
-                for suffix, value in zip(("", "_err", "_p16", "_p84", "_out_of_range"), values):
+                piled.setdefault(label, []).append(
+                    np.maximum(proba[:, 0], proba[:, -1]) > self.edge_probability)
+                for suffix, value in zip(("", "_err", "_p16", "_p84"),
+                                         binned_summaries(proba, self.bin_edges_[label])):
                     columns.setdefault(label + suffix, []).append(value)
-                    units[label + suffix] = None if suffix == "_out_of_range" else unit
-            columns.setdefault("embedding_distance", []).append(distance)
+                    units[label + suffix] = unit
+                columns.setdefault(label + "_out_of_range", [])
+        # One search for every spectrum: its distance buffers are allocated once.
+        distance = self._nearest(np.concatenate(raws), 1, self._reference_raw)[0][:, 0]
+        novel = distance > self.novelty_threshold_
+        for label, parts in piled.items():
+            columns[label + "_out_of_range"] = [np.concatenate(parts) | novel]
+        columns["embedding_distance"] = [distance]
         table = QTable()
         for name, parts in columns.items():
             values = np.concatenate(parts)
