@@ -103,7 +103,10 @@ def spectra_dir(tmp_path_factory):
     from stellarlatent.datasets import make_synthetic_spectra
     from stellarlatent.preprocessing import SpectralGrid
 
-    folder = tmp_path_factory.mktemp("harps")
+    # The label table sits beside the folder, in a parent of its own: other
+    # modules reuse this fixture, each with its own copy.
+    folder = tmp_path_factory.mktemp("harps") / "files"
+    folder.mkdir()
     grid = SpectralGrid.linear(4500 * u.AA, 6000 * u.AA, 600)
     spectra, labels = make_synthetic_spectra(48, grid, teff=(4500.0, 7000.0), random_state=1)
     wave = spectra.spectral_axis.to_value(u.AA)
