@@ -60,14 +60,43 @@ def load(directory=None, *, ids=None):
     return spectra, table
 
 
-def normalizer(kind, window=10000):
+def normalizer(kind, window=10000, degree=1, store_continuum=False):
     if kind == "median":
         return ContinuumNormalizer(method="median")
+    if kind == "polynomial":
+        return ContinuumNormalizer(method="polynomial", degree=degree)
     # divide by a running upper quantile: keeps the lines, flattens the continuum
-    return ContinuumNormalizer(method="running_quantile", window=window * u.km / u.s, quantile=0.9)
+    return ContinuumNormalizer(method="running_quantile", window=window * u.km / u.s, quantile=0.9,
+                               store_continuum=store_continuum)
 
 
-def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000):
+def normalise(batch, kind, window=10000, degree=1, continuum_weight=0.0):
+    """Normalise a resampled batch.
+
+    ``kind="blend"`` divides by the running-quantile continuum and multiplies
+    back its shape relative to the median, raised to ``continuum_weight``:
+    ``(f / c) * (c / median(f)) ** w``. With w = 0 this is ``continuum``, with
+    w = 1 it is ``median``; in between the lines keep their full depth and the
+    continuum shape is kept, but compressed (in log flux, scaled by w).
+    """
+    if kind != "blend":
+        return normalizer(kind, window, degree).fit_transform(batch)
+    from specutils import Spectrum
+
+    out = normalizer("continuum", window, store_continuum=True).fit_transform(batch)
+    continuum = out.meta["continuum"].to_value(batch.flux.unit)
+    valid = ~out.mask & np.isfinite(batch.flux.value)
+    median = np.nanmedian(np.where(valid, batch.flux.value, np.nan), axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape = continuum / median
+        flux = out.flux.value * np.clip(shape, 1e-3, None) ** continuum_weight
+    mask = out.mask | ~np.isfinite(flux)
+    return Spectrum(flux=np.where(mask, 0.0, flux) * u.dimensionless_unscaled,
+                    spectral_axis=out.spectral_axis, mask=mask, spectral_axis_index=1)
+
+
+def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000, degree=1,
+            continuum_weight=0.0):
     """Inject radial velocities, resample and normalise; return flux batch and labels."""
     n = spectra.flux.shape[0]
     rows = np.tile(np.arange(n), copies)
@@ -80,7 +109,7 @@ def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000
     shifted = shift.fit_transform(repeated)
     rv = shift.rv_applied_.to_value(u.km / u.s)
     batch = Resampler(grid).fit_transform(shifted)
-    batch = normalizer(normalize, window).fit_transform(batch)
+    batch = normalise(batch, normalize, window, degree, continuum_weight)
 
     def column(name):
         values = table[name]
@@ -122,8 +151,15 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--normalize", choices=("median", "continuum"), default="continuum",
-                        help="divide by the median (the paper) or a running-quantile continuum")
+    parser.add_argument("--normalize", choices=("median", "continuum", "polynomial", "blend"),
+                        default="continuum",
+                        help="divide by the median (the paper), a running-quantile continuum, "
+                             "a clipped Legendre polynomial (--degree), or blend the first two "
+                             "(--continuum-weight)")
+    parser.add_argument("--degree", type=int, default=1,
+                        help="polynomial degree for --normalize polynomial")
+    parser.add_argument("--continuum-weight", type=float, default=0.3,
+                        help="for --normalize blend: exponent w of (f/c) * (c/median)**w")
     parser.add_argument("--window", type=float, default=10000,
                         help="running-quantile window in km/s for --normalize continuum")
     parser.add_argument("--reconstruction", choices=("l1", "mse"), default="l1")
@@ -161,10 +197,10 @@ def main(argv=None):
         (train_spec, train_table), (test_spec, test_table) = take(train_rows), take(test_rows)
 
     grid = SpectralGrid.log_uniform(3650 * u.AA, 7300 * u.AA, args.n_pixels)
-    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed, args.normalize,
-                            args.window)
-    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1, args.normalize,
-                                      args.window)
+    norm = dict(normalize=args.normalize, window=args.window, degree=args.degree,
+                continuum_weight=args.continuum_weight)
+    X_train, _, _ = prepare(train_spec, train_table, grid, args.copies, args.seed, **norm)
+    X_test, test_labels, _ = prepare(test_spec, test_table, grid, 1, args.seed + 1, **norm)
     print(f"training spectra: {X_train.flux.shape[0]} ({len(train_table)} stars x {args.copies} "
           f"Doppler-shifted copies); test stars: {X_test.flux.shape[0]}; grid: {grid}")
 
