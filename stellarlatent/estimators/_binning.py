@@ -14,6 +14,8 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
+from ..diagnostics.calibration import _binned_cdf
+
 __all__ = [
     "DEFAULT_UNITS",
     "label_unit",
@@ -357,15 +359,10 @@ def binned_cdf(proba, edges, values):
     >>> binned_cdf(np.array([[0.5, 0.5], [0.5, 0.5]]), [0.0, 1.0, 2.0], [0.5, 2.5]).tolist()
     [0.25, 1.0]
     """
-    proba = np.asarray(proba, dtype=float)
-    edges = np.asarray(edges, dtype=float)
-    values = np.asarray(values, dtype=float)
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    cdf = np.concatenate([np.zeros((proba.shape[0], 1)), np.cumsum(proba, axis=1)], axis=1)
-    k = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, proba.shape[1] - 1)
-    rows = np.arange(proba.shape[0])
-    fraction = np.clip((values - edges[k]) / (edges[k + 1] - edges[k]), 0.0, 1.0)
-    return cdf[rows, k] + fraction * proba[rows, k]
+    # One implementation with the interval coverage of the diagnostics, so that
+    # calibrate(method="coverage") fits exactly what interval_coverage measures.
+    return _binned_cdf(np.asarray(proba, dtype=float), np.asarray(edges, dtype=float),
+                       np.asarray(values, dtype=float))
 
 
 def _softmax(logits):
