@@ -107,7 +107,7 @@ def run_fit_remap(args):
         if n_cal >= 2 and n - n_cal >= 2:
             order = rng.permutation(n)
             calibration, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
-            read = store.read if store is not None else (lambda rows: subset(X, rows))
+            read = store.subset if store is not None else (lambda rows: subset(X, rows))
             remap.fit(read(train), y[train], checkpoint_dir=args.checkpoint_dir)
             remap.calibrate(read(calibration), y[calibration])
             calibrated = f"; calibrated on {n_cal} held-out spectra"

@@ -11,7 +11,7 @@ from .phoenix import (
     read_phoenix,
     read_phoenix_grid,
 )
-from .store import SpectralStore
+from .store import SpectralStore, StoreSubset
 from .synthetic import make_synthetic_spectra
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "phoenix_wave_url",
     "PHOENIX_FLUX_UNIT",
     "SpectralStore",
+    "StoreSubset",
     "make_synthetic_spectra",
 ]

@@ -33,7 +33,7 @@ from ._io import files_from, read_rows, same_grid, stack_spectra
 from ._parallel import make_runner
 from ._labels import h5_dtype, label_specs, label_values
 
-__all__ = ["SpectralStore"]
+__all__ = ["SpectralStore", "StoreSubset"]
 __doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
 
 _FORMAT = "stellarlatent.SpectralStore"
@@ -816,6 +816,43 @@ class SpectralStore:
             self._labels = self.read_labels()
         return self._labels
 
+    def subset(self, indices):
+        """Some spectra of the store, as a view that estimators stream from.
+
+        Nothing is read: ``fit``, ``transform``, ``predict`` and ``calibrate``
+        of the estimators accept the view as they accept the store, and read
+        its spectra batch by batch. Use it to split a store larger than
+        memory into training, calibration and test sets.
+
+        Parameters
+        ----------
+        indices : array-like of int or bool
+            Rows of the store (a boolean mask of length ``len(store)`` is
+            turned into rows).
+
+        Returns
+        -------
+        `StoreSubset`
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> import astropy.units as u
+        >>> from astropy.table import Table
+        >>> from stellarlatent.datasets import SpectralStore
+        >>> path = Path(tempfile.mkdtemp()) / "s.h5"
+        >>> with SpectralStore.create(path, np.arange(5.0) * u.AA, labels=["teff"],
+        ...                           ivar=False) as store:
+        ...     _ = store.append(np.ones((10, 5)), Table({"teff": np.arange(10.0)}))
+        >>> with SpectralStore(path) as store:
+        ...     train = store.subset(np.arange(10) % 5 != 0)
+        ...     print(len(train), train.labels["teff"].tolist())
+        8 [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0]
+        """
+        return StoreSubset(self, indices)
+
     def to_torch_dataset(self, indices=None, *, labels=None):
         """A `torch.utils.data.Dataset` that reads spectra from the file lazily.
 
@@ -900,3 +937,80 @@ class SpectralStore:
         else:
             self.close()
         return False
+
+
+class StoreSubset:
+    """Some rows of a `SpectralStore`, read lazily (see `SpectralStore.subset`).
+
+    It has the store's grid, pixels and label names, its own length and
+    labels, and it streams into the estimators like the store itself. It
+    reads through the store, which must stay open while it is used.
+
+    Parameters
+    ----------
+    store : `SpectralStore`
+    indices : array-like of int or bool
+    """
+
+    def __init__(self, store, indices):
+        n = len(store)
+        rows = np.asarray(indices)
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise ValueError(
+                    f"indices: a boolean mask must have the store's length {n}, got {rows.shape}")
+            rows = np.flatnonzero(rows)
+        if rows.ndim != 1 or not (rows.size == 0 or np.issubdtype(rows.dtype, np.integer)):
+            raise ValueError("indices must be a 1-D array of integer rows or a boolean mask")
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            raise IndexError(f"indices: rows must lie in [0, {n}), got {rows.min()}..{rows.max()}")
+        self.store = store
+        self.indices = np.asarray(rows % n if n else rows, dtype=np.int64)
+        self._labels = None
+
+    def __len__(self):
+        return int(self.indices.size)
+
+    def __repr__(self):
+        return f"<StoreSubset of {len(self)} spectra of {self.store!r}>"
+
+    @property
+    def path(self):
+        return self.store.path
+
+    @property
+    def spectral_axis(self):
+        return self.store.spectral_axis
+
+    @property
+    def n_pixels(self):
+        return self.store.n_pixels
+
+    @property
+    def has_ivar(self):
+        return self.store.has_ivar
+
+    @property
+    def label_names(self):
+        return self.store.label_names
+
+    @property
+    def meta(self):
+        return self.store.meta
+
+    @property
+    def labels(self):
+        """Label columns of the subset's spectra (`~astropy.table.QTable`)."""
+        if self._labels is None:
+            self._labels = self.store.read_labels(self.indices)
+        return self._labels
+
+    def read(self, indices=None):
+        """The subset's spectra (or some of them) as one batch `~specutils.Spectrum`."""
+        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
+        return self.store.read(rows)
+
+    def to_torch_dataset(self, indices=None, *, labels=None):
+        """The store's lazy torch dataset over the subset's rows."""
+        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
+        return self.store.to_torch_dataset(rows, labels=labels)

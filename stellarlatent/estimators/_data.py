@@ -83,10 +83,10 @@ class StoreSource:
 
 def _is_store(X):
     try:
-        from ..datasets import SpectralStore
+        from ..datasets.store import SpectralStore, StoreSubset
     except ImportError:  # pragma: no cover - datasets always importable in a full install
         return False
-    return isinstance(X, SpectralStore)
+    return isinstance(X, (SpectralStore, StoreSubset))
 
 
 def as_source(X, name="X"):
@@ -98,7 +98,7 @@ def as_source(X, name="X"):
     """
     if _is_store(X):
         if len(X) == 0:
-            raise ValueError(f"{name} is an empty SpectralStore")
+            raise ValueError(f"{name} is an empty SpectralStore (or subset of one)")
         return StoreSource(X)
     flux, mask, ivar, axis = as_flux_array(X, name)
     return SpectraSource(flux, mask, ivar, axis)

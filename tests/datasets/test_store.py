@@ -410,3 +410,29 @@ def test_torch_dataset_pickles_without_its_file_and_reopens(store_path):
         subset[2]
     for dataset in (everything, clone, subset):
         dataset.close()
+
+
+def test_subset_is_a_lazy_view_with_its_own_labels(store_path):
+    path, flux, _, _, labels = store_path
+    with SpectralStore(path) as store:
+        view = store.subset([4, 0, 2])
+        assert len(view) == 3 and view.n_pixels == N_PIX
+        assert view.label_names == store.label_names
+        np.testing.assert_array_equal(view.labels["logg"].value, labels["logg"].value[[4, 0, 2]])
+        np.testing.assert_allclose(view.read().flux.value, flux[[4, 0, 2]])
+        by_mask = store.subset(np.array([True, False, True, False, False]))
+        np.testing.assert_array_equal(by_mask.indices, [0, 2])
+        assert len(store.subset([-1])) == 1 and store.subset([-1]).indices[0] == 4
+        assert len(view.to_torch_dataset()) == 3
+        assert "3 spectra" in repr(view)
+
+
+@pytest.mark.parametrize(("indices", "error", "message"), [
+    (np.array([True, False]), ValueError, "boolean mask must have the store's length 5"),
+    ([[0, 1]], ValueError, "1-D array of integer rows"),
+    ([0.5], ValueError, "1-D array of integer rows"),
+    ([5], IndexError, r"rows must lie in \[0, 5\)"),
+])
+def test_subset_refuses_bad_indices(store_path, indices, error, message):
+    with SpectralStore(store_path[0]) as store, pytest.raises(error, match=message):
+        store.subset(indices)

@@ -174,3 +174,18 @@ def test_training_from_a_store_in_worker_processes_matches_one_process(store_pat
                                       alone.predict(store)["teff"].value)
         assert [r["train_loss"] for r in workers.history_] == [
             r["train_loss"] for r in alone.history_]
+
+
+def test_a_subset_of_a_store_trains_and_calibrates_like_those_rows_in_memory(store_path, row_reads):
+    train, calibration = np.arange(0, N, 2), np.arange(1, N, 2)
+    with SpectralStore(store_path) as store:
+        streamed = _remap().fit(store.subset(train))
+        streamed.calibrate(store.subset(calibration))  # labels from the store's rows
+        largest = max(rows for _, rows in row_reads)
+        in_memory = _remap().fit(store.read(train), store.labels[train])
+        in_memory.calibrate(store.read(calibration), store.labels[calibration])
+        X = store.subset(calibration)
+        np.testing.assert_allclose(streamed.predict(X)["teff"].value,
+                                   in_memory.predict(X)["teff"].value, rtol=1e-6)
+    assert largest <= 8
+    assert streamed.temperatures_ == pytest.approx(in_memory.temperatures_, rel=1e-6)
