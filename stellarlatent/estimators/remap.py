@@ -102,13 +102,21 @@ class DeepREMAP(TorchEstimator):
         and last bins hold no training star.
     log_teff : bool
         Bin Teff uniformly in log10(Teff). Predictions are in K either way.
-    gamma : float
-        Focusing parameter of the focal loss (0 is cross-entropy).
+    gamma : float or dict
+        Focusing parameter of the focal loss (0 is cross-entropy), or
+        ``{label: gamma}`` (labels not in the dict get 2).
     class_balance : bool
         Weight each bin by its effective number of training samples
         (`stellarlatent.nn.class_balance_weights`), so rare labels count.
     cost_weight : float
         Weight of the expected distance cost (``|i - k| / (n_bins - 1)``).
+    label_smoothing : float or dict
+        Standard deviation, in bins, of the Gaussian soft target that
+        replaces the one-hot true bin (`stellarlatent.nn.FocalCostLoss`),
+        or ``{label: sigma}`` (labels not in the dict get 0). About the label
+        uncertainty divided by the bin width: training labels of observed
+        stars carry errors, and a soft target keeps the network from fitting
+        them. 0 keeps one-hot targets.
     triplet_weight : float
         Weight of the triplet loss on the embedding; 0 disables it.
     triplet_margin : float
@@ -118,6 +126,12 @@ class DeepREMAP(TorchEstimator):
         standardised labels is below this (and negatives otherwise).
     base_channels, n_stages, blocks_per_stage, kernel_size : int
         Backbone layout (see `stellarlatent.nn.ResNet1D`).
+    contrast_window : int or None
+        Odd width in pixels of the running mean that the network subtracts
+        from the flux to read, as one more input channel, the lines without
+        the continuum (`stellarlatent.nn.DeepREMAPNet`); about ten
+        resolution elements suits stellar absorption lines. None reads the
+        flux and mask only.
     embedding_dim : int
         Size of the embedding.
     dropout : float
@@ -250,6 +264,7 @@ class DeepREMAP(TorchEstimator):
         gamma=2.0,
         class_balance=True,
         cost_weight=0.5,
+        label_smoothing=0.0,
         triplet_weight=0.1,
         triplet_margin=0.2,
         positive_threshold=0.3,
@@ -257,6 +272,7 @@ class DeepREMAP(TorchEstimator):
         n_stages=4,
         blocks_per_stage=2,
         kernel_size=7,
+        contrast_window=None,
         embedding_dim=64,
         dropout=0.1,
         standardize=False,
@@ -286,6 +302,7 @@ class DeepREMAP(TorchEstimator):
         self.gamma = gamma
         self.class_balance = class_balance
         self.cost_weight = cost_weight
+        self.label_smoothing = label_smoothing
         self.triplet_weight = triplet_weight
         self.triplet_margin = triplet_margin
         self.positive_threshold = positive_threshold
@@ -293,6 +310,7 @@ class DeepREMAP(TorchEstimator):
         self.n_stages = n_stages
         self.blocks_per_stage = blocks_per_stage
         self.kernel_size = kernel_size
+        self.contrast_window = contrast_window
         self.embedding_dim = embedding_dim
         self.dropout = dropout
         self.standardize = standardize
@@ -369,7 +387,15 @@ class DeepREMAP(TorchEstimator):
         for name in ("log_teff", "class_balance", "standardize"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        self._check_number("gamma", 0)
+        for label, sigma in _per_label(self.label_smoothing, labels, "label_smoothing",
+                                       0.0).items():
+            if not (_is_real(sigma) and 0 <= sigma < math.inf):
+                raise ValueError(f"label_smoothing must be a non-negative number (or a dict), "
+                                 f"got {sigma!r} for '{label}'")
+        for label, gamma in _per_label(self.gamma, labels, "gamma", 2.0).items():
+            if not (_is_real(gamma) and 0 <= gamma < math.inf):
+                raise ValueError(f"gamma must be a non-negative number (or a dict), got {gamma!r} "
+                                 f"for '{label}'")
         self._check_number("cost_weight", 0)
         self._check_number("triplet_weight", 0)
         self._check_number("triplet_margin", 0)
@@ -383,6 +409,12 @@ class DeepREMAP(TorchEstimator):
         _check_positive_int(self.kernel_size, "kernel_size")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        window = self.contrast_window
+        if window is not None:
+            _check_positive_int(window, "contrast_window")
+            if window < 3 or window % 2 == 0:
+                raise ValueError(f"contrast_window must be None or an odd integer >= 3, "
+                                 f"got {window}")
         _check_positive_int(self.restart_period, "restart_period", allow_none=True)
         start = self.swa_start
         if start is not None:
@@ -484,6 +516,7 @@ class DeepREMAP(TorchEstimator):
             n_pixels,
             label_bins,
             in_channels=2,
+            contrast_window=self.contrast_window,
             base_channels=self.base_channels,
             n_stages=self.n_stages,
             blocks_per_stage=self.blocks_per_stage,
@@ -507,6 +540,8 @@ class DeepREMAP(TorchEstimator):
     def _setup_training(self, train_idx, n_epochs, lr):
         device = self.device_
         self._losses = {}
+        smoothing = _per_label(self.label_smoothing, self._labels, "label_smoothing", 0.0)
+        gammas = _per_label(self.gamma, self._labels, "gamma", 2.0)
         for j, label in enumerate(self._labels):
             n_bins = len(self.bin_edges_[label]) - 1
             weights = None
@@ -515,7 +550,8 @@ class DeepREMAP(TorchEstimator):
                 counts = np.bincount(known[known >= 0], minlength=n_bins)
                 weights = class_balance_weights(counts)
             self._losses[label] = FocalCostLoss(
-                n_bins, gamma=self.gamma, class_weights=weights, cost_weight=self.cost_weight
+                n_bins, gamma=float(gammas[label]), class_weights=weights,
+                cost_weight=self.cost_weight, label_smoothing=float(smoothing[label]),
             ).to(device)
         params = [p for p in self.module_.parameters() if p.requires_grad]
         self.optimizer_ = torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)

@@ -277,6 +277,18 @@ class FocalCostLoss(nn.Module):
     bins; the second penalises probability far from the true bin more than
     probability in a neighbouring bin.
 
+    With ``label_smoothing`` (a standard deviation ``sigma`` in bins) the
+    one-hot target becomes a discretised Gaussian around the true bin,
+    ``q[k] ~ exp(-(k - t)**2 / (2 sigma**2))`` (renormalised inside the
+    bins), and both terms are averaged over it::
+
+        -sum_k q[k] w[k] (1 - p[k])**gamma log p[k]  +  cost_weight * sum_k p[k] (q @ C)[k]
+
+    Labels are measurements with errors: a target as wide as the label
+    uncertainty stops the network from learning the noise of a few hundred
+    training labels, and spreads its probabilities the way the truth is
+    spread.
+
     Parameters
     ----------
     n_bins : int
@@ -293,6 +305,9 @@ class FocalCostLoss(nn.Module):
         Exponent of the distance cost.
     cost_weight : float, optional
         Weight of the cost term.
+    label_smoothing : float, optional
+        Standard deviation, in bins, of the Gaussian soft target; 0 (the
+        default) keeps the one-hot target.
     ignore_index : int, optional
         Target value that marks a missing label.
 
@@ -305,6 +320,12 @@ class FocalCostLoss(nn.Module):
     >>> bool(torch.isclose(loss(logits, target),
     ...                    torch.nn.functional.cross_entropy(logits[:1], target[:1])))
     True
+
+    A soft target one bin wide puts most of its weight on the true bin:
+
+    >>> soft = FocalCostLoss(5, label_smoothing=1.0)
+    >>> soft.soft_targets(torch.tensor([2]))
+    tensor([[0.0545, 0.2442, 0.4026, 0.2442, 0.0545]])
     """
 
     def __init__(
@@ -315,12 +336,14 @@ class FocalCostLoss(nn.Module):
         cost_matrix="distance",
         cost_power=1.0,
         cost_weight=1.0,
+        label_smoothing=0.0,
         ignore_index=-1,
     ):
         super().__init__()
         self.n_bins = check_int(n_bins, "n_bins")
         self.gamma = check_float(gamma, "gamma", minimum=0.0)
         self.cost_weight = check_float(cost_weight, "cost_weight", minimum=0.0)
+        self.label_smoothing = check_float(label_smoothing, "label_smoothing", minimum=0.0)
         self.ignore_index = int(ignore_index)
         if class_weights is None:
             class_weights = torch.ones(self.n_bins)
@@ -387,16 +410,36 @@ class FocalCostLoss(nn.Module):
         safe_target = torch.where(valid, target, 0).long()
 
         log_p = F.log_softmax(logits, dim=1)
-        log_pt = log_p.gather(1, safe_target[:, None]).squeeze(1)
-        focal = -self.class_weights[safe_target] * (1.0 - log_pt.exp()) ** self.gamma * log_pt
-        if self.cost_matrix is not None and self.cost_weight > 0:
-            cost = (log_p.exp() * self.cost_matrix[safe_target]).sum(dim=1)
-            focal = focal + self.cost_weight * cost
+        if self.label_smoothing > 0:
+            q = self.soft_targets(safe_target).to(log_p.dtype)
+            focal = -(q * self.class_weights * (1.0 - log_p.exp()) ** self.gamma * log_p).sum(1)
+            cost_rows = None if self.cost_matrix is None else q @ self.cost_matrix
+        else:
+            log_pt = log_p.gather(1, safe_target[:, None]).squeeze(1)
+            focal = -self.class_weights[safe_target] * (1.0 - log_pt.exp()) ** self.gamma * log_pt
+            cost_rows = None if self.cost_matrix is None else self.cost_matrix[safe_target]
+        if cost_rows is not None and self.cost_weight > 0:
+            focal = focal + self.cost_weight * (log_p.exp() * cost_rows).sum(dim=1)
         return _batch_mean(torch.where(valid, focal, 0.0), weight)
+
+    def soft_targets(self, target):
+        """Target distributions ``(B, n_bins)`` of bin indices ``target`` ``(B,)``.
+
+        One-hot with ``label_smoothing=0``, else the renormalised discretised
+        Gaussian of that standard deviation (in bins) around each target bin.
+        """
+        target = torch.as_tensor(target, device=self.class_weights.device).long()
+        bins = torch.arange(self.n_bins, device=target.device)
+        if self.label_smoothing == 0:
+            return (bins[None, :] == target[:, None]).to(self.class_weights.dtype)
+        offset = (bins[None, :] - target[:, None]).to(self.class_weights.dtype)
+        q = torch.exp(-0.5 * (offset / self.label_smoothing).square())
+        return q / q.sum(dim=1, keepdim=True)
 
     def extra_repr(self):
         return (
             f"n_bins={self.n_bins}, gamma={self.gamma}, cost_weight={self.cost_weight}, "
+            f"label_smoothing={self.label_smoothing}, "
             f"cost={'none' if self.cost_matrix is None else 'matrix'}"
         )
 

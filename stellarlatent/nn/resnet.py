@@ -224,6 +224,13 @@ class DeepREMAPNet(nn.Module):
         sequence names its labels ``"0"``, ``"1"``, ...
     in_channels : {1, 2}, optional
         2 feeds the bad-pixel mask to the network as a second channel.
+    contrast_window : int or None, optional
+        Odd width in pixels of a running mean of the flux. When set, the
+        network also reads the flux minus that running mean (the lines and
+        other small-scale features, without the continuum), standardised per
+        spectrum over its good pixels, as one more input channel: line depths
+        then weigh as much as the continuum shape, whatever the flux
+        normalisation. None (the default) reads the flux (and mask) only.
     base_channels, n_stages, blocks_per_stage, kernel_size, stem_stride : int, optional
         Backbone layout, see `ResNet1D`.
     embedding_dim : int, optional
@@ -248,7 +255,10 @@ class DeepREMAPNet(nn.Module):
     ``mask`` (bool, True = bad pixel) is ``(B, n_pixels)``. A 2-D ``x`` gets
     its masked and non-finite pixels replaced by zero and, with
     ``in_channels=2``, the mask as second channel (all zeros if ``mask`` is
-    None); a 3-D ``x`` is used as it is.
+    None), then the contrast channel if ``contrast_window`` is set; a 3-D
+    ``x`` (``in_channels`` channels) gets only the contrast channel added,
+    computed from its first channel with every pixel good unless
+    ``in_channels=2``, whose second channel is then the mask.
 
     Examples
     --------
@@ -262,6 +272,9 @@ class DeepREMAPNet(nn.Module):
     >>> _ = net.freeze()  # the backbone; the heads stay trainable
     >>> any(p.requires_grad for p in net.backbone_parameters())
     False
+    >>> lines = DeepREMAPNet(200, [10], in_channels=2, contrast_window=33, base_channels=4)
+    >>> lines.backbone.in_channels  # flux, mask and contrast
+    3
     """
 
     def __init__(
@@ -270,6 +283,7 @@ class DeepREMAPNet(nn.Module):
         label_bins,
         *,
         in_channels=1,
+        contrast_window=None,
         base_channels=16,
         n_stages=4,
         blocks_per_stage=2,
@@ -285,13 +299,18 @@ class DeepREMAPNet(nn.Module):
         self.label_bins = self._check_label_bins(label_bins)
         self.label_names = tuple(self.label_bins)
         self.in_channels = check_choice(in_channels, "in_channels", (1, 2))
+        if contrast_window is not None:
+            contrast_window = check_int(contrast_window, "contrast_window", minimum=3)
+            if contrast_window % 2 == 0:
+                raise ValueError(f"contrast_window must be odd, got {contrast_window}")
+        self.contrast_window = contrast_window
         self.embedding_dim = check_int(embedding_dim, "embedding_dim")
         self.normalize_embedding = bool(normalize_embedding)
         self.head_input = check_choice(head_input, "head_input", ("features", "embedding"))
         dropout = check_float(dropout, "dropout", minimum=0.0, maximum=1.0)
 
         self.backbone = ResNet1D(
-            in_channels=in_channels,
+            in_channels=in_channels + (contrast_window is not None),
             base_channels=base_channels,
             n_stages=n_stages,
             blocks_per_stage=blocks_per_stage,
@@ -383,7 +402,22 @@ class DeepREMAPNet(nn.Module):
             )
         if self.n_pixels is not None and length != self.n_pixels:
             raise ValueError(f"x must have {self.n_pixels} pixels (n_pixels), got {length}")
+        if self.contrast_window is not None:
+            x = torch.cat([x, self._contrast(x)], dim=1)
         return x
+
+    def _contrast(self, x):
+        """The first channel minus its running mean over good pixels, standardised."""
+        flux = x[:, :1]
+        good = 1.0 - x[:, 1:2] if self.in_channels == 2 else torch.ones_like(flux)
+        window = self.contrast_window
+        kernel = torch.full((1, 1, window), 1.0 / window, dtype=x.dtype, device=x.device)
+        local_sum = F.conv1d(flux * good, kernel, padding=window // 2)
+        local_n = F.conv1d(good, kernel, padding=window // 2)
+        contrast = (flux - local_sum / local_n.clamp_min(1e-3)) * good
+        n_good = good.sum(dim=-1, keepdim=True).clamp_min(1.0)
+        rms = (contrast.square().sum(dim=-1, keepdim=True) / n_good).sqrt()
+        return contrast / rms.clamp_min(1e-6)
 
     def forward(self, x, mask=None):
         """Logits per label and the embedding.

@@ -353,6 +353,34 @@ def test_save_and_load_round_trip(tmp_path):
         SpectralVAE.load(path)
 
 
+def test_contrast_channel_and_soft_targets_train_save_and_load(tmp_path, monkeypatch):
+    X, y = line_spectra(64)
+    seen = {}
+    from stellarlatent.nn import FocalCostLoss
+
+    original = FocalCostLoss.__init__
+
+    def spy(self, n_bins, **kwargs):
+        original(self, n_bins, **kwargs)
+        seen.setdefault(len(seen), (self.label_smoothing, self.gamma))
+
+    monkeypatch.setattr(FocalCostLoss, "__init__", spy)
+    remap = small_remap(contrast_window=15, label_smoothing={"teff": 1.5}, gamma={"feh": 0.0},
+                        max_epochs=2)
+    remap.fit(X, y)
+    # one loss per label, in label order; labels left out of a dict get the default
+    assert list(seen.values()) == [(1.5, 2.0), (0.0, 2.0), (0.0, 0.0)]
+    assert remap.module_.backbone.in_channels == 3
+    assert remap.module_.contrast_window == 15
+    again = DeepREMAP.load(remap.save(tmp_path / "lines.pt"), device="cpu")
+    assert again.module_.contrast_window == 15
+    np.testing.assert_array_equal(again.predict_proba(X)["teff"][0],
+                                  remap.predict_proba(X)["teff"][0])
+    # the channel changes what the network computes
+    plain = small_remap(label_smoothing={"teff": 1.5}, max_epochs=2).fit(X, y)
+    assert not np.allclose(plain.predict_proba(X)["teff"][0], remap.predict_proba(X)["teff"][0])
+
+
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch):
     X, y = line_spectra(64)
     params = dict(max_epochs=5, swa_start=2, restart_period=2)
@@ -500,9 +528,14 @@ def test_errors_name_the_argument():
         ({"bin_width": {"teff": 5 * u.dex}}, u.UnitsError, "bin_width"),
         ({"bin_width": {"teff": -5}}, ValueError, "bin_width"),
         ({"gamma": -1}, ValueError, "gamma"),
+        ({"gamma": {"vsini": 1.0}}, ValueError, "gamma"),
         ({"swa_start": 1.5}, ValueError, "swa_start"),
         ({"edge_probability": 0}, ValueError, "edge_probability"),
         ({"kernel_size": 4}, ValueError, "kernel_size"),
+        ({"contrast_window": 4}, ValueError, "contrast_window"),
+        ({"contrast_window": 1}, ValueError, "contrast_window"),
+        ({"label_smoothing": -1.0}, ValueError, "label_smoothing"),
+        ({"label_smoothing": {"vsini": 1.0}}, ValueError, "label_smoothing"),
         ({"max_epochs": 0}, ValueError, "max_epochs"),
         ({"device": "tpu"}, ValueError, "device"),
     ],

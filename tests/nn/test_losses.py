@@ -255,6 +255,47 @@ def test_focal_invalid_inputs():
         FocalCostLoss(4, cost_matrix="linear")
 
 
+def test_label_smoothing_soft_targets():
+    loss = FocalCostLoss(7, label_smoothing=1.5)
+    q = loss.soft_targets(torch.tensor([0, 3, 6]))
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(3))
+    assert q.argmax(dim=1).tolist() == [0, 3, 6]
+    # symmetric around an inner bin, truncated and renormalised at the edges
+    torch.testing.assert_close(q[1], q[1].flip(0))
+    assert q[0, 0] > q[1, 3]
+    one_hot = FocalCostLoss(7).soft_targets(torch.tensor([2]))
+    assert one_hot.tolist() == [[0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]]
+
+
+def test_label_smoothing_averages_both_terms_over_the_soft_target():
+    logits = torch.randn(8, 6, dtype=torch.float64)
+    target = torch.randint(0, 6, (8,))
+    weights = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    loss = FocalCostLoss(6, gamma=2.0, class_weights=weights, cost_weight=0.7,
+                         label_smoothing=1.2).double()
+    q = loss.soft_targets(target)
+    p = torch.softmax(logits, dim=1)
+    focal = -(q * weights * (1 - p) ** 2 * p.log()).sum(dim=1)
+    cost = (p * (q @ distance_cost_matrix(6).double())).sum(dim=1)
+    torch.testing.assert_close(loss(logits, target), (focal + 0.7 * cost).mean())
+    # a very narrow soft target is the one-hot loss
+    narrow = FocalCostLoss(6, class_weights=weights, label_smoothing=1e-3).double()
+    one_hot = FocalCostLoss(6, class_weights=weights).double()
+    torch.testing.assert_close(narrow(logits, target), one_hot(logits, target))
+
+
+def test_label_smoothing_keeps_missing_targets_out():
+    logits = torch.randn(4, 5, requires_grad=True)
+    target = torch.tensor([1, -1, 4, -1])
+    loss_fn = FocalCostLoss(5, label_smoothing=1.0)
+    loss = loss_fn(logits, target)
+    torch.testing.assert_close(loss, loss_fn(logits[[0, 2]], target[[0, 2]]))
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert (grad[[1, 3]] == 0).all()
+    with pytest.raises(ValueError, match="label_smoothing"):
+        FocalCostLoss(5, label_smoothing=-1.0)
+
+
 def test_focal_buffers_follow_the_module():
     loss = FocalCostLoss(4, class_weights=[1.0, 2.0, 3.0, 4.0]).double()
     assert loss.class_weights.dtype == loss.cost_matrix.dtype == torch.float64

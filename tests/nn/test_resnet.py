@@ -97,6 +97,38 @@ def test_mask_channel_and_zero_filled_masked_pixels():
     assert not torch.allclose(out.embedding, net2(torch.where(mask, 0.0, x)).embedding)
 
 
+def test_contrast_channel_reads_the_lines_without_the_continuum():
+    n = 200
+    x = torch.linspace(0, 1, n)
+    lines = 1 - 0.5 * torch.exp(-0.5 * ((x - 0.5) / 0.01) ** 2)
+    continuum = 2 + 3 * x
+    flux = (continuum * lines)[None].repeat(2, 1)
+    mask = torch.zeros(2, n, dtype=torch.bool)
+    mask[1, 150:170] = True
+    net = DeepREMAPNet(n, BINS, in_channels=2, contrast_window=21, **TINY).eval()
+    assert net.backbone.in_channels == 3
+    contrast = net._prepare_input(flux, mask)[:, 2]
+    # standardised, zero on masked pixels, deepest at the line, flat far from it
+    for row in range(2):
+        rms = contrast[row][~mask[row]].square().mean().sqrt()
+        torch.testing.assert_close(rms, torch.tensor(1.0))
+    assert (contrast[1, 150:170] == 0).all()
+    assert contrast[0].argmin() == 100
+    assert contrast[0, 20:60].abs().max() < 0.1 * contrast[0].abs().max()
+    # offset and scale of the flux do not change it; the masked pixels do not leak
+    again = net._prepare_input(10 * flux + 3, mask)[:, 2]
+    torch.testing.assert_close(again, contrast, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(contrast[1, :100], contrast[0, :100] * contrast[1, :100].norm()
+                               / contrast[0, :100].norm())
+    # a 3-D input gets the channel too
+    stacked = torch.stack([torch.where(mask, 0.0, flux), mask.float()], dim=1)
+    torch.testing.assert_close(net(stacked).embedding, net(flux, mask).embedding)
+    with pytest.raises(ValueError, match="contrast_window must be odd"):
+        DeepREMAPNet(n, BINS, contrast_window=20)
+    with pytest.raises(ValueError, match="contrast_window"):
+        DeepREMAPNet(n, BINS, contrast_window=1)
+
+
 def test_embedding_normalisation_and_head_input():
     net = DeepREMAPNet(50, [3, 4], head_input="embedding", **TINY)
     out = net(torch.randn(5, 50))
