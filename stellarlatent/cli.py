@@ -47,6 +47,7 @@ EXAMPLES = {
   stellarlatent fit-remap miles.h5 --out remap.pt               # labels teff logg feh of the store
   stellarlatent fit-remap miles.h5 --labels teff logg --epochs 60 --out remap.pt
   stellarlatent fit-remap spectra/ --grid 3800 6800 4096 --labels labels.ecsv --out remap.pt
+  stellarlatent fit-remap miles.h5 --contrast-window 33 --label-smoothing 1 --out remap.pt
 """,
     "diagnose": """examples:
   stellarlatent diagnose vae.pt miles.h5 --out vae-report        # labels from the store
@@ -241,6 +242,12 @@ def _add_fit_remap(sub):
                         "file, or a 'filename' column) followed by optional column names "
                         "(default: teff logg feh)")
     p.add_argument("--n-bins", type=int, default=50, help="bins per label (default: %(default)s)")
+    p.add_argument("--contrast-window", type=int, default=None, metavar="N",
+                   help="also feed the network the flux minus its running mean over N pixels "
+                        "(odd; the lines without the continuum; default: off)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian soft targets SIGMA bins wide, for labels with errors "
+                        "(default: %(default)s, one-hot)")
     p.add_argument("--calibration-fraction", type=float, default=0.2,
                    help="spectra held out to calibrate the probabilities (default: %(default)s)")
     _training(p, epochs=25, batch_size=32, lr=1e-3)

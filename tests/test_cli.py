@@ -143,7 +143,7 @@ def models(store, tmp_path_factory):
     assert main(["fit-vae", str(store), "--out", str(vae), "--device", "cpu", "--quiet",
                  *TINY_VAE]) == 0
     assert main(["fit-remap", str(store), "--out", str(remap), "--device", "cpu", "--quiet",
-                 *TINY_REMAP]) == 0
+                 *TINY_REMAP, "--contrast-window", "15", "--label-smoothing", "1.0"]) == 0
     return vae, remap
 
 
@@ -206,6 +206,8 @@ def test_fitted_models_carry_the_preprocessing(models, store):
     assert vae.preprocessing_ == spec and remap.preprocessing_ == spec
     assert json.dumps(vae.preprocessing_)  # plain JSON
     assert remap.labels == ("teff", "logg", "feh")
+    assert remap.contrast_window == 15 and remap.label_smoothing == 1.0
+    assert remap.module_.backbone.in_channels == 3
     assert any(t != 1.0 for t in remap.temperatures_.values())  # calibrated
 
 
@@ -304,6 +306,10 @@ def test_model_errors_are_one_line(models, store, tmp_path, capsys):
                  "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]
+    assert main(["fit-remap", str(store), "--contrast-window", "4", "--out",
+                 str(tmp_path / "m.pt"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "contrast_window" in err[0]
     assert main(["predict", str(tmp_path / "missing.pt"), str(store),
                  "--out", str(tmp_path / "p.ecsv"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

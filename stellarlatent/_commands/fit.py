@@ -99,7 +99,8 @@ def run_fit_remap(args):
         rng = np.random.default_rng(args.seed)
         n_cal = int(round(args.calibration_fraction * n))
         remap = DeepREMAP(
-            labels=tuple(labels), n_bins=args.n_bins, max_epochs=args.epochs,
+            labels=tuple(labels), n_bins=args.n_bins, contrast_window=args.contrast_window,
+            label_smoothing=args.label_smoothing, max_epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, validation_fraction=args.validation_fraction,
             device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
             **_speed_options(args),
