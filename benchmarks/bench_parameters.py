@@ -253,7 +253,7 @@ REMAP_PARAMS = {
 }
 #: Width of the running mean of the contrast channel: 33 pixels of the
 #: 2048-pixel grid (about 55 Angstrom, 22 resolution elements, at 5000 Angstrom),
-#: the same span in pixels of other grids.
+#: scaled with the number of pixels on other grids over the same range.
 CONTRAST_WINDOW = 33
 FINE_TUNE_LR = 3e-3
 #: How `DeepREMAP.calibrate` fits the temperatures (see its docstring): the
