@@ -42,6 +42,8 @@ __all__ = ["DeepREMAP"]
 # Entries of each distance buffer of the nearest-neighbour search (16 MiB of float64).
 _DISTANCE_BLOCK = 2**21
 _DEFAULT_N_BINS = 50
+# What a label left out of a per-label dict gets.
+_PER_LABEL_DEFAULTS = {"margin": 0.05, "gamma": 2.0, "label_smoothing": 0.0}
 # Reference spectra queried to set the novelty threshold: enough for a 99th
 # percentile, few enough to stay fast for millions of training spectra.
 _NOVELTY_SAMPLE = 2000
@@ -381,22 +383,11 @@ class DeepREMAP(TorchEstimator):
                     f"bin_width must be None or a dict {{label: width}}, got {self.bin_width!r}"
                 )
             _per_label(self.bin_width, labels, "bin_width", None)
-        for label, m in _per_label(self.margin, labels, "margin", 0.05).items():
-            if not (_is_real(m) and 0 <= m < math.inf):
-                raise ValueError(f"margin must be a non-negative number (or a dict), got {m!r} "
-                                 f"for '{label}'")
+        for name in _PER_LABEL_DEFAULTS:
+            self._per_label_number(name, labels)
         for name in ("log_teff", "class_balance", "standardize"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for label, sigma in _per_label(self.label_smoothing, labels, "label_smoothing",
-                                       0.0).items():
-            if not (_is_real(sigma) and 0 <= sigma < math.inf):
-                raise ValueError("label_smoothing must be a non-negative number (or a dict), "
-                                 f"got {sigma!r} for '{label}'")
-        for label, gamma in _per_label(self.gamma, labels, "gamma", 2.0).items():
-            if not (_is_real(gamma) and 0 <= gamma < math.inf):
-                raise ValueError(f"gamma must be a non-negative number (or a dict), got {gamma!r} "
-                                 f"for '{label}'")
         self._check_number("cost_weight", 0)
         self._check_number("triplet_weight", 0)
         self._check_number("triplet_margin", 0)
@@ -431,6 +422,15 @@ class DeepREMAP(TorchEstimator):
             self._check_number("swa_lr", 0, lower_open=True)
         self._check_training_params()
         return labels
+
+    def _per_label_number(self, name, labels):
+        """``{label: float}`` of the non-negative scalar-or-dict parameter ``name``."""
+        values = _per_label(getattr(self, name), labels, name, _PER_LABEL_DEFAULTS[name])
+        for label, value in values.items():
+            if not (_is_real(value) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be a non-negative number (or a dict), got "
+                                 f"{value!r} for '{label}'")
+        return {label: float(value) for label, value in values.items()}
 
     def _width(self, label, unit):
         """The bin width of ``label`` as a float in the binning space, or None."""
@@ -541,8 +541,8 @@ class DeepREMAP(TorchEstimator):
     def _setup_training(self, train_idx, n_epochs, lr):
         device = self.device_
         self._losses = {}
-        smoothing = _per_label(self.label_smoothing, self._labels, "label_smoothing", 0.0)
-        gammas = _per_label(self.gamma, self._labels, "gamma", 2.0)
+        smoothing = self._per_label_number("label_smoothing", self._labels)
+        gammas = self._per_label_number("gamma", self._labels)
         for j, label in enumerate(self._labels):
             n_bins = len(self.bin_edges_[label]) - 1
             weights = None
@@ -551,8 +551,8 @@ class DeepREMAP(TorchEstimator):
                 counts = np.bincount(known[known >= 0], minlength=n_bins)
                 weights = class_balance_weights(counts)
             self._losses[label] = FocalCostLoss(
-                n_bins, gamma=float(gammas[label]), class_weights=weights,
-                cost_weight=self.cost_weight, label_smoothing=float(smoothing[label]),
+                n_bins, gamma=gammas[label], class_weights=weights,
+                cost_weight=self.cost_weight, label_smoothing=smoothing[label],
             ).to(device)
         params = [p for p in self.module_.parameters() if p.requires_grad]
         self.optimizer_ = torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
@@ -753,7 +753,7 @@ class DeepREMAP(TorchEstimator):
         self._log_teff = bool(self.log_teff)
         self.label_units_ = units
         n_bins = _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS)
-        margins = _per_label(self.margin, labels, "margin", 0.05)
+        margins = self._per_label_number("margin", labels)
         self.bin_edges_ = {
             label: make_edges(
                 values[:, j], n_bins=int(n_bins[label]), width=self._width(label, units[label]),
