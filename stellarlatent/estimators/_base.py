@@ -66,6 +66,12 @@ def _check_positive_int(value, name, allow_none=False):
     return int(value)
 
 
+def _is_number(value):
+    """A real number that is not a bool (True is an int to Python, not a learning rate)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+
+
 def _jsonable(value):
     if isinstance(value, (np.integer,)):
         return int(value)
@@ -99,11 +105,11 @@ class TorchEstimator(BaseEstimator):
     def _check_training_params(self):
         _check_positive_int(self.max_epochs, "max_epochs")
         _check_positive_int(self.batch_size, "batch_size")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+        if not (_is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (0 <= self.validation_fraction < 1):
+        if not (_is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1):
             raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+                f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}"
             )
         _check_positive_int(self.n_iter_no_change, "n_iter_no_change", allow_none=True)
         num_workers = getattr(self, "num_workers", 0)
@@ -147,7 +153,12 @@ class TorchEstimator(BaseEstimator):
         return sample_weight
 
     def _check_X(self, X, name="X"):
-        """The data source of ``X``, checked against the training grid's length."""
+        """The data source of ``X``, checked against the training grid.
+
+        The length must match; when both the input and the training spectra
+        carry a spectral axis, the axes must be the same (to a thousandth of
+        a pixel) and so must their air/vacuum convention where both say.
+        """
         source = self._source(X, name)
         if source.n_pixels != self.n_features_in_:
             raise ValueError(
@@ -155,7 +166,36 @@ class TorchEstimator(BaseEstimator):
                 f"{self.n_features_in_} features as input (the pixels of its training grid); "
                 "resample the spectra onto the training grid first"
             )
+        self._check_grid(source, name)
         return source
+
+    def _record_grid(self, source):
+        """Remember the spectral axis and its air/vacuum convention of the training spectra."""
+        self.n_features_in_ = source.n_pixels
+        self.spectral_axis_ = source.spectral_axis
+        self.wavelength_medium_ = getattr(source, "wavelength_medium", None)
+
+    def _check_grid(self, source, name):
+        trained = getattr(self, "spectral_axis_", None)
+        given = source.spectral_axis
+        if trained is not None and given is not None:
+            mismatch = _grid_mismatch(given, trained)
+            if mismatch is not None:
+                raise ValueError(
+                    f"{name} is on the spectral grid {_describe_grid(given)}, but "
+                    f"{type(self).__name__} was trained on {_describe_grid(trained)} "
+                    f"({mismatch}); resample the spectra onto the model's spectral_axis_ first, "
+                    "for example with stellarlatent.preprocessing.Resampler"
+                    "(SpectralGrid(model.spectral_axis_))"
+                )
+        trained_medium = getattr(self, "wavelength_medium_", None)
+        given_medium = getattr(source, "wavelength_medium", None)
+        if trained_medium and given_medium and trained_medium != given_medium:
+            raise ValueError(
+                f"{name} has {given_medium} wavelengths, but {type(self).__name__} was trained on "
+                f"{trained_medium} wavelengths; convert them first with "
+                f"stellarlatent.preprocessing.{given_medium}_to_{trained_medium} and resample"
+            )
 
     def _split(self, n, seed):
         rng = np.random.default_rng(seed)
@@ -227,12 +267,31 @@ class TorchEstimator(BaseEstimator):
 
     # -- training loop ---------------------------------------------------------------
 
+    #: Parameters that do not change the result of training, left out of checkpoint fingerprints.
+    _fingerprint_ignored = ("verbose", "device", "max_epochs", "num_workers")
+
+    def _encoded_params(self):
+        """``get_params()`` with values JSON can hold (subclasses convert theirs)."""
+        return self.get_params()
+
+    def _fingerprint_extra(self):
+        """What else besides parameters and spectra a checkpoint must match (subclasses extend)."""
+        return {}
+
     def _fingerprint(self, source):
-        ignored = ("verbose", "device", "max_epochs", "num_workers")
-        params = {k: v for k, v in self.get_params().items() if k not in ignored}
+        """A string that changes when the parameters, the spectra or the targets change.
+
+        It covers the parameters that matter (all but `_fingerprint_ignored`),
+        the spectra themselves (a hash of the flux, mask and inverse
+        variance, see ``source.digest``) and `_fingerprint_extra`, so a
+        checkpoint is never resumed on other data of the same shape.
+        """
+        params = {k: v for k, v in self._encoded_params().items()
+                  if k not in self._fingerprint_ignored}
         return json.dumps(
             _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
-                       "n_pixels": source.n_pixels}),
+                       "n_pixels": source.n_pixels, "data": source.digest(),
+                       **self._fingerprint_extra()}),
             sort_keys=True,
             default=str,
         )
@@ -450,6 +509,7 @@ class TorchEstimator(BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "spectral_axis": None if axis is None else {
                 "values": axis.value.tolist(), "unit": axis.unit.to_string()},
+            "wavelength_medium": getattr(self, "wavelength_medium_", None),
             "history": self.history_,
             "n_iter": int(getattr(self, "n_iter_", 0)),
             "preprocessing": getattr(self, "preprocessing_", None),
@@ -503,10 +563,15 @@ class TorchEstimator(BaseEstimator):
             "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
             "tensors": {k: v.detach().cpu() for k, v in self._tensors().items()},
         }
-        path = Path(path)
+        path = _writable_path(path)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            # torch reports a failed write as a RuntimeError from its zip writer
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"could not write the model to {path}: {exc}") from exc
         return path
 
     @classmethod
@@ -551,8 +616,12 @@ class TorchEstimator(BaseEstimator):
             estimator.device_ = resolve_device(device)
             estimator._restore(metadata, payload["tensors"])
             estimator.module_.load_state_dict(payload["state_dict"])
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise ValueError(f"{path} is incompatible with this version of {cls.__name__}: {exc}") from exc
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # json.JSONDecodeError is a ValueError: a corrupt metadata block lands here too
+            raise ValueError(
+                f"{path} is not a readable {cls.__name__} model (damaged, or incompatible with "
+                f"this version of stellarlatent): {exc}"
+            ) from exc
         estimator.module_.to(estimator.device_).eval()
         return estimator
 
@@ -560,6 +629,7 @@ class TorchEstimator(BaseEstimator):
         self.n_features_in_ = metadata["n_features_in"]
         axis = metadata.get("spectral_axis")
         self.spectral_axis_ = None if axis is None else np.asarray(axis["values"]) * u.Unit(axis["unit"])
+        self.wavelength_medium_ = metadata.get("wavelength_medium")
         self.history_ = metadata["history"]
         self.n_iter_ = metadata.get("n_iter", 0)
         self.preprocessing_ = metadata.get("preprocessing")
@@ -572,6 +642,41 @@ class TorchEstimator(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _writable_path(path):
+    """``path`` as a Path, refused early when it names a folder or sits in a missing one."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; expected a file name such as {path / 'model.pt'}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot save to {path}: the folder {path.parent} does not exist; create it first"
+        )
+    return path
+
+
+def _grid_mismatch(given, trained):
+    """None when two spectral axes agree to 1e-3 pixel; otherwise what differs, in words."""
+    try:
+        values = given.to_value(trained.unit, equivalencies=u.spectral())
+    except u.UnitConversionError:
+        return f"'{given.unit}' is not a spectral unit convertible to '{trained.unit}'"
+    reference = trained.value
+    if values.shape != reference.shape:
+        return f"{values.size} pixels against {reference.size}"
+    order = np.argsort(values) if values[0] > values[-1] else slice(None)
+    values = values[order]
+    tolerance = 1e-3 * np.min(np.abs(np.diff(reference)))
+    offset = np.abs(values - reference)
+    if np.all(offset <= tolerance):
+        return None
+    worst = int(np.argmax(offset))
+    return f"pixel {worst} is at {values[worst]:.6g} instead of {reference[worst]:.6g} {trained.unit}"
+
+
+def _describe_grid(axis):
+    return f"{axis[0].value:.6g}-{axis[-1].value:.6g} {axis.unit} ({axis.size} pixels)"
 
 
 def _progress(iterable, verbose, name):

@@ -192,7 +192,8 @@ def read_labels(y, labels, n_samples, units=None, name="y"):
     return out, found_units
 
 
-def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="label"):
+def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="label",
+               max_bins=10_000):
     """Bin edges covering the range of ``values`` plus a margin.
 
     Parameters
@@ -212,6 +213,8 @@ def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="la
         Bin uniformly in ``log10(values)``.
     name : str
         Label name, for error messages.
+    max_bins : int
+        Refuse a ``width`` that would make more bins than this.
 
     Returns
     -------
@@ -250,6 +253,11 @@ def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="la
     else:
         pad = max(margin * span, width)
         n = math.ceil((span + 2 * pad) / width - 1e-9)
+        if n > max_bins:
+            raise ValueError(
+                f"a bin width of {width:g} over the range of label '{name}' ({lo:g} to {hi:g}) "
+                f"makes {n} bins; expected at most {max_bins}: choose a wider bin_width"
+            )
         centre = 0.5 * (lo + hi)
         edges = centre + width * (np.arange(n + 1) - n / 2)
     return 10.0**edges if log else edges

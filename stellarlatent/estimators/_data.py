@@ -1,5 +1,7 @@
 """Where estimators get spectra from: arrays, Spectrum batches or a SpectralStore."""
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -20,13 +22,24 @@ class SpectraSource:
     ivar : ndarray or None
         Inverse variance (zero at masked pixels).
     spectral_axis : `~astropy.units.Quantity` or None
+    wavelength_medium : {"air", "vacuum"} or None
+        The convention of ``spectral_axis`` when the input said.
     """
 
-    def __init__(self, flux, mask, ivar=None, spectral_axis=None):
+    def __init__(self, flux, mask, ivar=None, spectral_axis=None, wavelength_medium=None):
         self.flux = torch.from_numpy(np.ascontiguousarray(flux, dtype=np.float32))
         self.mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
         self.ivar = None if ivar is None else torch.from_numpy(np.ascontiguousarray(ivar, dtype=np.float32))
         self.spectral_axis = spectral_axis
+        self.wavelength_medium = wavelength_medium
+
+    def digest(self):
+        """A SHA-256 of the flux, mask and inverse variance (for checkpoint fingerprints)."""
+        digest = hashlib.sha256()
+        for tensor in (self.flux, self.mask, self.ivar):
+            if tensor is not None:
+                digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()
 
     def __len__(self):
         return self.flux.shape[0]
@@ -55,6 +68,7 @@ class StoreSource:
     def __init__(self, store):
         self.path = str(store.path)
         self.spectral_axis = store.spectral_axis
+        self.wavelength_medium = _medium(store.meta)
         self._n = len(store)
         self._n_pixels = store.n_pixels
         self.has_ivar = store.has_ivar
@@ -75,6 +89,24 @@ class StoreSource:
             "mask": torch.from_numpy(bad),
             "ivar": torch.from_numpy(ivar) if self.has_ivar else None,
         }
+
+    def digest(self, max_rows=512):
+        """A SHA-256 of up to ``max_rows`` evenly spaced spectra (for checkpoint fingerprints).
+
+        Hashing every row would cost a full read of a store larger than
+        memory before training starts; evenly spaced rows tell one data set
+        from another just as well in practice.
+        """
+        rows = np.unique(np.linspace(0, self._n - 1, min(self._n, max_rows)).astype(np.int64))
+        digest = hashlib.sha256(f"{self._n}x{self._n_pixels}".encode())
+        # small reads: memory stays bounded whatever the spectrum length
+        for start in range(0, len(rows), 8):
+            batch = self.batch(rows[start:start + 8])
+            for tensor in (batch["flux"], batch["mask"], batch["ivar"]):
+                if tensor is not None:
+                    digest.update(tensor.numpy().tobytes())
+        self.close()
+        return digest.hexdigest()
 
     def close(self):
         """Close this process's handle on the file (it reopens on the next batch)."""
@@ -101,4 +133,19 @@ def as_source(X, name="X"):
             raise ValueError(f"{name} is an empty SpectralStore (or subset of one)")
         return StoreSource(X)
     flux, mask, ivar, axis = as_flux_array(X, name)
-    return SpectraSource(flux, mask, ivar, axis)
+    medium = None
+    if isinstance(X, (list, tuple)) and X:
+        media = {_medium(getattr(s, "meta", None)) for s in X}
+        medium = media.pop() if len(media) == 1 else None
+    else:
+        medium = _medium(getattr(X, "meta", None))
+    return SpectraSource(flux, mask, ivar, axis, medium)
+
+
+def _medium(meta):
+    """``meta["wavelength_medium"]`` as "air" or "vacuum", or None when unknown."""
+    try:
+        medium = (meta or {}).get("wavelength_medium")
+    except AttributeError:
+        return None
+    return medium if medium in ("air", "vacuum") else None

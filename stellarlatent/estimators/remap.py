@@ -1,7 +1,6 @@
 """DeepREMAP: stellar labels with calibrated uncertainties (Gilda 2025, arXiv:2510.09362)."""
 
 import hashlib
-import json
 import math
 import numbers
 
@@ -25,7 +24,6 @@ from ._base import (
     TorchEstimator,
     TrainingDivergedError,
     _check_positive_int,
-    _jsonable,
     resolve_device,
 )
 from ._binning import (
@@ -42,6 +40,11 @@ __all__ = ["DeepREMAP"]
 # Entries of each distance buffer of the nearest-neighbour search (16 MiB of float64).
 _DISTANCE_BLOCK = 2**21
 _DEFAULT_N_BINS = 50
+# weights, optimiser state and cost matrices of one network; more is a typo, not a model
+_MAX_NETWORK_BYTES = 16 * 2**30
+# a cost matrix of n_bins**2 entries; far beyond any label's resolution
+_MAX_BINS = 10_000
+
 # What a label left out of a per-label dict gets.
 _PER_LABEL_DEFAULTS = {"margin": 0.05, "gamma": 2.0, "label_smoothing": 0.0}
 # Reference spectra queried to set the novelty threshold: enough for a 99th
@@ -374,9 +377,9 @@ class DeepREMAP(TorchEstimator):
     def _check_params(self):
         labels = self._label_names()
         for label, n in _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS).items():
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 3:
-                raise ValueError(f"n_bins must be an integer >= 3 (or a dict of them), got {n!r} "
-                                 f"for '{label}'")
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 3 <= n <= _MAX_BINS:
+                raise ValueError(f"n_bins must be an integer in [3, {_MAX_BINS}] (or a dict of "
+                                 f"them), got {n!r} for '{label}'")
         if self.bin_width is not None:
             if not isinstance(self.bin_width, dict):
                 raise TypeError(
@@ -511,6 +514,34 @@ class DeepREMAP(TorchEstimator):
         self._training_values = values
 
     # -- network and optimisation ----------------------------------------------------
+
+    def _check_network_size(self, label_bins):
+        """Refuse a network whose weights, optimiser state and cost matrices cannot fit.
+
+        The count is exact for the convolutions and the heads up to biases and
+        batch norms; training holds about four copies (weights, gradients and
+        Adam's two moments).
+        """
+        k = self.kernel_size
+        in_channels = 2 + (self.contrast_window is not None)
+        n_params = k * in_channels * self.base_channels
+        channels = self.base_channels
+        for stage in range(self.n_stages):
+            out = self.base_channels * 2**stage
+            for _ in range(self.blocks_per_stage):
+                n_params += k * channels * out + k * out * out + channels * out
+                channels = out
+        n_params += channels * self.embedding_dim + channels * sum(label_bins.values())
+        n_cost = sum(n * n for n in label_bins.values())
+        needed = 4 * (4 * n_params + n_cost)
+        if needed > _MAX_NETWORK_BYTES:
+            raise ValueError(
+                f"this network would need about {needed / 2**30:.3g} GiB to train "
+                f"({n_params:.3g} weights from base_channels={self.base_channels}, "
+                f"n_stages={self.n_stages}, blocks_per_stage={self.blocks_per_stage}, and "
+                f"{n_cost:.3g} cost-matrix entries from n_bins={dict(label_bins)}); expected at "
+                f"most {_MAX_NETWORK_BYTES / 2**30:.0f} GiB: lower n_stages, base_channels or n_bins"
+            )
 
     def _build_module(self, n_pixels, label_bins):
         return DeepREMAPNet(
@@ -703,19 +734,11 @@ class DeepREMAP(TorchEstimator):
             }
         return params
 
-    def _fingerprint(self, source):
-        params = {k: v for k, v in self._encoded_params().items()
-                  if k not in ("verbose", "device", "max_epochs")}
+    def _fingerprint_extra(self):
         digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
         for label in self._labels:
             digest.update(np.asarray(self.bin_edges_[label], dtype=float).tobytes())
-        return json.dumps(
-            _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
-                       "n_pixels": source.n_pixels, "stage": self._stage,
-                       "labels": digest.hexdigest()}),
-            sort_keys=True,
-            default=str,
-        )
+        return {"stage": self._stage, "labels": digest.hexdigest()}
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -772,9 +795,9 @@ class DeepREMAP(TorchEstimator):
         seed = self._rng()
         torch.manual_seed(seed)
         self.device_ = resolve_device(self.device)
-        self.n_features_in_ = source.n_pixels
-        self.spectral_axis_ = source.spectral_axis
+        self._record_grid(source)
         label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
+        self._check_network_size(label_bins)
         self.module_ = self._build_module(source.n_pixels, label_bins).to(self.device_)
         self.n_iter_ = 0
         train_idx, val_idx = self._split(n, seed)
@@ -1240,4 +1263,14 @@ class DeepREMAP(TorchEstimator):
         self._reference_values = tensors["reference_values"].numpy()
         self.reference_labels_ = self._reference_table()
         label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
+        if tuple(self.bin_edges_) != self._labels or set(self.label_units_) != set(self._labels):
+            raise ValueError(f"the bins ({list(self.bin_edges_)}) and units "
+                             f"({list(self.label_units_)}) do not cover the labels {list(self._labels)}")
+        widths = self.bin_width or {}
+        for label, n in _per_label(self.n_bins, self._labels, "n_bins", _DEFAULT_N_BINS).items():
+            if label not in widths and int(n) != label_bins[label]:
+                raise ValueError(
+                    f"its parameters say n_bins={n} for '{label}' but its bin edges make "
+                    f"{label_bins[label]} bins"
+                )
         self.module_ = self._build_module(self.n_features_in_, label_bins)

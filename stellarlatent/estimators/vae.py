@@ -1,5 +1,7 @@
 """SpectralVAE: the convolutional beta-VAE of Sedaghat et al. (2021) as an estimator."""
 
+import math
+
 import astropy.units as u
 import numpy as np
 import torch
@@ -8,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._batch import SpectraBatch, from_batch
 from ..nn import ConvVAE, linear_warmup, vae_loss
-from ._base import TorchEstimator, _check_positive_int, resolve_device
+from ._base import TorchEstimator, _check_positive_int, _is_number, resolve_device
 
 __all__ = ["SpectralVAE"]
 
@@ -198,8 +200,22 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
 
     def _check_params(self):
         _check_positive_int(self.latent_dim, "latent_dim")
-        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
+        if not (_is_number(self.beta) and 0 <= self.beta < math.inf):
             raise ValueError(f"beta must be a non-negative number, got {self.beta!r}")
+        if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
+            raise ValueError(f"weight_decay must be a non-negative number, got {self.weight_decay!r}")
+        if not isinstance(self.variational, (bool, np.bool_)):
+            raise TypeError(f"variational must be True or False, got {self.variational!r}")
+        for name in ("channels", "kernel_sizes", "strides"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not all(
+                    _is_number(v) and float(v).is_integer() and v >= 1 for v in value) \
+                    or len(value) == 0:
+                raise ValueError(
+                    f"{name} must be None or a non-empty sequence of positive integers, got {value!r}"
+                )
         if self.reconstruction not in ("l1", "mse", "chi2"):
             raise ValueError(
                 f"reconstruction must be 'l1', 'mse' or 'chi2', got {self.reconstruction!r}"
@@ -278,8 +294,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         seed = self._rng()
         torch.manual_seed(seed)
         self.device_ = resolve_device(self.device)
-        self.n_features_in_ = source.n_pixels
-        self.spectral_axis_ = source.spectral_axis
+        self._record_grid(source)
         self.module_ = self.build_module(source.n_pixels).to(self.device_)
         self.optimizer_ = torch.optim.Adam(
             self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay

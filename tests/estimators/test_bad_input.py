@@ -1,0 +1,205 @@
+"""What the estimators refuse: other grids, other data behind a checkpoint, impossible
+sizes, damaged model files and parameters of the wrong kind."""
+
+import json
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from specutils import Spectrum
+
+from stellarlatent.datasets import SpectralStore
+from stellarlatent.estimators import DeepREMAP, SpectralVAE
+
+from .test_remap import line_spectra, small_remap
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _log_axis(start, stop, n):
+    return np.geomspace(start, stop, n) * u.AA
+
+
+def _spectra(flux, axis, medium=None):
+    meta = {} if medium is None else {"wavelength_medium": medium}
+    return Spectrum(flux=flux * u.one, spectral_axis=axis, spectral_axis_index=1, meta=meta)
+
+
+@pytest.fixture(scope="module")
+def fitted_on_grid():
+    flux, labels = line_spectra(n=48, n_pixels=128)
+    spectra = _spectra(flux, _log_axis(5000, 5500, 128), medium="air")
+    model = small_remap(max_epochs=1).fit(spectra, labels)
+    return model, flux, labels
+
+
+# -- another grid of the same length ------------------------------------------------------
+
+def test_remap_refuses_spectra_on_another_grid_of_the_same_length(fitted_on_grid):
+    model, flux, _ = fitted_on_grid
+    elsewhere = _spectra(flux, _log_axis(6000, 6500, 128))
+    with pytest.raises(ValueError, match=r"6000-6500 Angstrom \(128 pixels\).*5000-5500 Angstrom"):
+        model.predict(elsewhere)
+    for method in (model.predict_proba, model.embed):
+        with pytest.raises(ValueError, match="resample the spectra onto the model's spectral_axis_"):
+            method(elsewhere)
+
+
+def test_remap_accepts_its_own_grid_in_other_units(fitted_on_grid):
+    model, flux, _ = fitted_on_grid
+    in_nm = _spectra(flux, _log_axis(5000, 5500, 128).to(u.nm))
+    assert len(model.predict(in_nm)) == len(flux)
+    # plain arrays carry no axis: only their length can be checked
+    assert len(model.predict(flux)) == len(flux)
+
+
+def test_remap_refuses_vacuum_spectra_when_trained_on_air(fitted_on_grid):
+    model, flux, _ = fitted_on_grid
+    vacuum = _spectra(flux, _log_axis(5000, 5500, 128), medium="vacuum")
+    with pytest.raises(ValueError, match="vacuum wavelengths.*trained on air.*vacuum_to_air"):
+        model.predict(vacuum)
+
+
+def test_the_grid_convention_survives_save_and_load(fitted_on_grid, tmp_path):
+    model, flux, _ = fitted_on_grid
+    loaded = DeepREMAP.load(model.save(tmp_path / "m.pt"), device="cpu")
+    assert loaded.wavelength_medium_ == "air"
+    with pytest.raises(ValueError, match="trained on 5000-5500"):
+        loaded.predict(_spectra(flux, _log_axis(6000, 6500, 128)))
+
+
+def test_vae_transform_refuses_another_grid():
+    flux, _ = line_spectra(n=32, n_pixels=64)
+    vae = SpectralVAE(latent_dim=2, max_epochs=1, batch_size=16, validation_fraction=0.0,
+                      verbose=0, random_state=0)
+    vae.fit(_spectra(flux, _log_axis(5000, 5500, 64)))
+    with pytest.raises(ValueError, match="SpectralVAE was trained on 5000-5500"):
+        vae.transform(_spectra(flux, _log_axis(6000, 6500, 64)))
+
+
+def test_remap_refuses_a_store_on_another_grid(fitted_on_grid, tmp_path):
+    model, flux, labels = fitted_on_grid
+    axis = _log_axis(4000, 7000, 128)
+    with SpectralStore.create(tmp_path / "other.h5", axis, labels={"teff": u.K}, ivar=False) as store:
+        store.append(_spectra(flux, axis), labels[["teff"]])
+    with SpectralStore(tmp_path / "other.h5") as store, \
+            pytest.raises(ValueError, match="4000-7000 Angstrom"):
+        model.predict(store)
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+def test_a_checkpoint_of_other_flux_with_the_same_shape_is_not_resumed(tmp_path):
+    flux, labels = line_spectra(n=40, n_pixels=96)
+    small_remap(max_epochs=1).fit(flux, labels, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="written for other data"):
+        small_remap(max_epochs=2).fit(flux[::-1].copy(), labels, checkpoint_dir=tmp_path)
+    # the same data resumes
+    small_remap(max_epochs=2).fit(flux, labels, checkpoint_dir=tmp_path)
+
+
+def test_vae_checkpoint_of_other_flux_is_not_resumed(tmp_path):
+    flux, _ = line_spectra(n=24, n_pixels=64)
+    params = dict(latent_dim=2, batch_size=8, validation_fraction=0.0, verbose=0, random_state=0)
+    SpectralVAE(max_epochs=1, **params).fit(flux, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="written for other data"):
+        SpectralVAE(max_epochs=2, **params).fit(flux + 0.01, checkpoint_dir=tmp_path)
+
+
+def test_num_workers_does_not_invalidate_a_remap_checkpoint(tmp_path):
+    flux, labels = line_spectra(n=40, n_pixels=96)
+    small_remap(max_epochs=1).fit(flux, labels, checkpoint_dir=tmp_path)
+    model = small_remap(max_epochs=2, num_workers=1).fit(flux, labels, checkpoint_dir=tmp_path)
+    assert len(model.history_) == 2
+
+
+# -- impossible sizes ----------------------------------------------------------------------
+
+def test_a_network_too_large_to_train_is_refused_with_its_size():
+    flux, labels = line_spectra(n=20, n_pixels=128)
+    with pytest.raises(ValueError, match=r"would need about .* GiB.*n_stages=20"):
+        small_remap(n_stages=20).fit(flux, labels)
+
+
+@pytest.mark.parametrize("n_bins", [10_000_000, 2, True])
+def test_n_bins_out_of_range_is_refused(n_bins):
+    flux, labels = line_spectra(n=20, n_pixels=64)
+    with pytest.raises(ValueError, match=r"n_bins must be an integer in \[3, 10000\]"):
+        small_remap(n_bins=n_bins).fit(flux, labels)
+
+
+def test_a_bin_width_making_too_many_bins_is_refused():
+    flux, labels = line_spectra(n=20, n_pixels=64)
+    with pytest.raises(ValueError, match="makes .* bins; expected at most 10000"):
+        small_remap(bin_width={"teff": 1e-3}).fit(flux, labels)
+
+
+# -- model files ---------------------------------------------------------------------------
+
+def _rewrite_metadata(path, change):
+    payload = torch.load(path, weights_only=True)
+    payload["metadata"] = change(payload["metadata"])
+    torch.save(payload, path)
+
+
+def test_load_refuses_corrupt_metadata(fitted_on_grid, tmp_path):
+    path = fitted_on_grid[0].save(tmp_path / "m.pt")
+    _rewrite_metadata(path, lambda text: text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"m\.pt is not a readable DeepREMAP model"):
+        DeepREMAP.load(path)
+
+
+def test_load_refuses_n_bins_that_disagree_with_the_weights(fitted_on_grid, tmp_path):
+    path = fitted_on_grid[0].save(tmp_path / "m.pt")
+
+    def change(text):
+        metadata = json.loads(text)
+        metadata["params"]["n_bins"] = 30
+        return json.dumps(metadata)
+
+    _rewrite_metadata(path, change)
+    with pytest.raises(ValueError, match="n_bins=30 for 'teff' but its bin edges make 12 bins"):
+        DeepREMAP.load(path)
+
+
+def test_save_into_a_missing_folder_names_the_folder(fitted_on_grid, tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):
+        fitted_on_grid[0].save(tmp_path / "missing" / "m.pt")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        fitted_on_grid[0].save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- parameters of the wrong kind ----------------------------------------------------------
+
+@pytest.mark.parametrize("params, message", [
+    ({"lr": True}, "lr must be a positive number"),
+    ({"validation_fraction": None}, r"validation_fraction must be a number in \[0, 1\)"),
+])
+@pytest.mark.parametrize("estimator", ["remap", "vae"])
+def test_both_estimators_refuse_the_same_bad_training_parameters(estimator, params, message):
+    flux, labels = line_spectra(n=20, n_pixels=64)
+    with pytest.raises(ValueError, match=message):
+        if estimator == "remap":
+            small_remap(**params).fit(flux, labels)
+        else:
+            SpectralVAE(max_epochs=1, verbose=0, **params).fit(flux)
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"weight_decay": -1.0}, ValueError, "weight_decay must be a non-negative number"),
+    ({"variational": 1}, TypeError, "variational must be True or False"),
+    ({"channels": (8, "a")}, ValueError, "channels must be None or a non-empty sequence"),
+    ({"beta": float("inf")}, ValueError, "beta must be a non-negative number"),
+])
+def test_vae_checks_every_architecture_parameter(params, error, message):
+    flux, _ = line_spectra(n=20, n_pixels=64)
+    with pytest.raises(error, match=message):
+        SpectralVAE(max_epochs=1, verbose=0, **params).fit(flux)
