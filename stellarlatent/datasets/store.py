@@ -2,7 +2,7 @@
 
 Layout of a store (format version 1)::
 
-    /                 attrs: format, version, complete, flux_unit, has_ivar, meta
+    /                 attrs: format, version, complete, n_spectra, flux_unit, has_ivar, meta
     /spectral_axis    (n_pixels,) float64, attrs: unit
     /flux             (n_spectra, n_pixels) float32, chunked by spectrum
     /ivar             (n_spectra, n_pixels) float32 (only when has_ivar)
@@ -11,6 +11,11 @@ Layout of a store (format version 1)::
     /label_masks/<name>  (n_spectra,) bool, True = missing label
 
 The group ``labels`` lists its columns, in order, in its ``columns`` attribute.
+``n_spectra`` is the number of spectra the store holds: an append writes it
+last, once every row is on disk, so rows beyond it are the remains of an
+interrupted append, ignored on reading and removed by the next opening with
+``mode="a"`` (a store without it, written before it was recorded, holds every
+row of ``flux``). ``complete`` is false only in the temporary file of a build.
 """
 
 import io
@@ -39,6 +44,8 @@ __doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
 _FORMAT = "stellarlatent.SpectralStore"
 _VERSION = 1
 _CHUNK_BYTES = 1 << 18
+_COUNT = "n_spectra"
+_EXPECTED = "expected an HDF5 file written by SpectralStore.create or SpectralStore.from_files"
 
 
 def _axis_of(grid, name):
@@ -48,6 +55,20 @@ def _axis_of(grid, name):
         grid = grid.spectral_axis
     axis, _ = check_spectral_axis(grid, name)
     return u.Quantity(axis)
+
+
+def _fsync(path):
+    """Flush a file or a folder to disk, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # folders cannot be synced on some platforms (Windows)
+    finally:
+        os.close(fd)
 
 
 class SpectralStore:
@@ -72,9 +93,12 @@ class SpectralStore:
     Raises
     ------
     ValueError
-        If the file is not a complete, consistent store: truncated or corrupt,
-        written by an interrupted build, missing a dataset or a label column,
-        or on another grid than ``expected_grid``.
+        If the file is not a complete, consistent store: not HDF5, truncated
+        or corrupt, another HDF5 file, written by an interrupted build,
+        missing a dataset or a label column, or on another grid than
+        ``expected_grid``. The message names the file.
+    BlockingIOError
+        With ``mode="a"``, if another process has the file open for writing.
 
     Notes
     -----
@@ -82,8 +106,16 @@ class SpectralStore:
     chunked by whole spectra so that reading a spectrum touches one chunk. A
     store being built is written to a temporary file beside ``path`` that is
     renamed to ``path`` only by a successful `close`, and its ``complete``
-    attribute is set only then; appending to an existing store clears that
-    attribute while it writes. A store that is not complete is refused.
+    attribute is set only then; a store that is not complete is refused.
+
+    An append to an existing store is all or nothing: the number of spectra
+    is written last, once the new rows are on disk, so a process killed
+    while it appends leaves the store with the spectra it had before. The
+    rows it had begun are ignored (with a warning of the ``stellarlatent``
+    logger) and removed when the store is next opened with ``mode="a"``; an
+    append that fails with an exception removes them itself. Like any HDF5
+    file, a store can still be damaged by a crash while HDF5 writes its own
+    bookkeeping; such a file is refused with a `ValueError`.
 
     Examples
     --------
@@ -111,13 +143,25 @@ class SpectralStore:
         self._file = None
         if not self.path.is_file():
             raise FileNotFoundError(f"path: no store at {self.path}")
+        if self.path.stat().st_size == 0:
+            # HDF5 would open an empty file for writing as a new, empty HDF5 file
+            raise ValueError(f"{self.path} is not a SpectralStore: the file is empty; {_EXPECTED}")
         try:
-            self._file = h5py.File(self.path, mode)
+            # "r+", not h5py's "a", which would create a file that vanished meanwhile
+            self._file = h5py.File(self.path, "r" if mode == "r" else "r+")
+        except BlockingIOError as exc:
+            raise BlockingIOError(
+                exc.errno,
+                f"{self.path} is open for writing by another process (HDF5 file lock); "
+                "close it there before opening the store with mode='a'",
+            ) from exc
+        except (PermissionError, FileNotFoundError):
+            raise
         except OSError as exc:
             raise ValueError(
-                f"{self.path} is not a readable SpectralStore (truncated, corrupt or not "
-                f"HDF5): {exc}"
-            ) from None
+                f"{self.path} is not a readable SpectralStore: {_EXPECTED}, but HDF5 cannot "
+                "open it (truncated, corrupt or not HDF5)"
+            ) from exc
         try:
             self._validate()
             if expected_grid is not None:
@@ -127,6 +171,7 @@ class SpectralStore:
                 raise ValueError(
                     f"{self.path} lacks the label columns {missing}; it has {self.label_names}"
                 )
+            self._settle_uncommitted()
         except BaseException:
             self._file.close()
             raise
@@ -204,13 +249,28 @@ class SpectralStore:
         self = cls.__new__(cls)
         self.path = path
         self.mode = "w"
+        self._n = self._uncommitted = 0
         self._tmp_path = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self._file = h5py.File(self._tmp_path, "w")
+        try:
+            self._write_layout(axis, flux_unit, ivar, specs, chunk_spectra, compression, meta_text)
+        except BaseException:
+            # h5py checks the compression filter only here: leave no temporary file behind
+            self._file.close()
+            os.remove(self._tmp_path)
+            raise
+        self._reset_cache()
+        return self
+
+    def _write_layout(self, axis, flux_unit, ivar, specs, chunk_spectra, compression, meta_text):
+        """The empty datasets and attributes of a new store (see the module docstring)."""
         f = self._file
+        n_pixels = axis.size
         f.attrs.update(
             format=_FORMAT,
             version=_VERSION,
             complete=False,
+            **{_COUNT: 0},
             flux_unit=flux_unit.to_string(),
             has_ivar=bool(ivar),
             meta=meta_text,
@@ -237,8 +297,6 @@ class SpectralStore:
             ds.attrs["unit"] = "" if unit is None else unit.to_string()
             ds.attrs["has_unit"] = unit is not None
             masks.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.bool_)
-        self._reset_cache()
-        return self
 
     @classmethod
     def from_files(
@@ -405,9 +463,25 @@ class SpectralStore:
         self._labels = None
 
     def _validate(self):
+        try:
+            self._check_layout()
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            # h5py's own errors on a damaged file would not say which file or what was expected
+            raise ValueError(
+                f"{self.path} is not a readable SpectralStore: {_EXPECTED}, but part of it "
+                f"cannot be read (truncated or corrupt?): {type(exc).__name__}: {exc}"
+            ) from exc
+        self._reset_cache()
+
+    def _check_layout(self):
+        """Check the file against the layout of the module docstring; find its row count."""
         f, where = self._file, self.path
-        if f.attrs.get("format") != _FORMAT:
-            raise ValueError(f"{where} is not a SpectralStore (no '{_FORMAT}' format attribute)")
+        fmt = f.attrs.get("format")
+        if not isinstance(fmt, str) or fmt != _FORMAT:
+            raise ValueError(
+                f"{where} is not a SpectralStore: {_EXPECTED} (with a '{_FORMAT}' format "
+                "attribute)"
+            )
         if int(f.attrs.get("version", 0)) > _VERSION:
             raise ValueError(
                 f"{where} has store format version {f.attrs['version']}; this version of "
@@ -415,14 +489,20 @@ class SpectralStore:
             )
         if not bool(f.attrs.get("complete", False)):
             raise ValueError(
-                f"{where} is incomplete: its build or an append was interrupted; rebuild it"
+                f"{where} is incomplete: it is the temporary file of an interrupted build (or "
+                "of an append by an earlier stellarlatent); rebuild it"
             )
         required = ["spectral_axis", "flux", "mask", "labels", "label_masks"]
         if self.has_ivar:
             required.append("ivar")
         missing = [name for name in required if name not in f]
         if missing:
-            raise ValueError(f"{where} is missing the datasets {missing}")
+            raise ValueError(f"{where} is missing the datasets {missing}; {_EXPECTED}")
+        not_groups = [
+            name for name in ("labels", "label_masks") if not isinstance(f[name], h5py.Group)
+        ]
+        if not_groups:
+            raise ValueError(f"{where}: {not_groups} are not HDF5 groups; {_EXPECTED}")
         try:
             u.Unit(f.attrs["flux_unit"])
             u.Unit(f["spectral_axis"].attrs["unit"])
@@ -435,7 +515,7 @@ class SpectralStore:
                 f"{where}: flux has shape {flux.shape}, expected (n_spectra, {n_pixels})"
             )
         for name in ("mask", "ivar") if self.has_ivar else ("mask",):
-            if f[name].shape != flux.shape:
+            if f[name].shape[1:] != flux.shape[1:]:
                 raise ValueError(
                     f"{where}: {name} has shape {f[name].shape} but flux has {flux.shape}"
                 )
@@ -446,19 +526,65 @@ class SpectralStore:
         for name in columns:
             if name not in f["labels"] or name not in f["label_masks"]:
                 raise ValueError(f"{where} is missing the label column {name!r}")
-            for group in ("labels", "label_masks"):
-                if f[group][name].shape != (flux.shape[0],):
+            if "kind" not in f["labels"][name].attrs:
+                raise ValueError(f"{where}: label column {name!r} has no 'kind' attribute")
+        rows = {name: f[name].shape[0] for name in self._row_datasets()}
+        committed = f.attrs.get(_COUNT)
+        if committed is None:
+            # written before the count was recorded: every row is a spectrum
+            n = rows["flux"]
+        else:
+            n = int(committed)
+            if n < 0:
+                raise ValueError(f"{where}: its {_COUNT} attribute is negative ({n})")
+        for name, n_rows in rows.items():
+            if n_rows < n or (committed is None and n_rows != n):
+                if name.startswith("label"):
                     raise ValueError(
-                        f"{where}: label column {name!r} has {f[group][name].shape[0]} rows "
-                        f"for {flux.shape[0]} spectra"
+                        f"{where}: label column {name.split('/', 1)[1]!r} has {n_rows} rows "
+                        f"for {n} spectra"
                     )
-        if flux.shape[0]:
+                raise ValueError(f"{where}: {name} has {n_rows} rows for {n} spectra")
+        self._n = n
+        self._uncommitted = max(rows.values()) - n
+        if n:
             try:
-                flux[-1, :1]
-                f["mask"][-1, :1]
+                flux[n - 1, :1]
+                f["mask"][n - 1, :1]
             except (OSError, RuntimeError) as exc:
                 raise ValueError(f"{where}: data cannot be read (truncated?): {exc}") from None
-        self._reset_cache()
+
+    def _row_datasets(self):
+        """Paths of the datasets with one row per spectrum."""
+        names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
+        columns = json.loads(self._file["labels"].attrs["columns"])
+        labels = [f"{group}/{name}" for group in ("labels", "label_masks") for name in columns]
+        return names + labels
+
+    def _settle_uncommitted(self):
+        """Warn of the rows of an interrupted append, and remove them in mode "a"."""
+        extra = self._uncommitted
+        if not extra:
+            return
+        if self.mode == "r":
+            log.warning(
+                "%s: ignoring %d rows of an interrupted append; the store holds its %d "
+                "earlier spectra (open it with mode='a' to remove those rows)",
+                self.path, extra, self._n,
+            )
+            return
+        self._truncate(self._n)
+        self._sync()
+        log.warning(
+            "%s: removed %d rows of an interrupted append; the store holds its %d earlier spectra",
+            self.path, extra, self._n,
+        )
+
+    def _truncate(self, n):
+        for name in self._row_datasets():
+            if self._file[name].shape[0] > n:
+                self._file[name].resize(n, axis=0)
+        self._uncommitted = 0
 
     def _require_writable(self):
         if self._file is None or not self._file.id.valid:
@@ -518,7 +644,7 @@ class SpectralStore:
 
     def __len__(self):
         self._require_open()
-        return int(self._file["flux"].shape[0])
+        return self._n
 
     def __repr__(self):
         if self.closed:
@@ -568,6 +694,14 @@ class SpectralStore:
         -------
         slice
             Where the new spectra are in the store.
+
+        Notes
+        -----
+        All or nothing: the spectra become part of the store only once every
+        row is written, when the number of spectra is updated. If the append
+        fails, its rows are removed and the exception raised; if the process
+        is killed, they are ignored when the store is opened again (see
+        `SpectralStore`).
         """
         self._require_writable()
         batch = self._as_batch(spectra, mask, ivar)
@@ -578,29 +712,52 @@ class SpectralStore:
                 "spectra have no uncertainty but the store keeps inverse variances; "
                 "create the store with ivar=False or give uncertainties"
             )
-        f = self._file
-        start = len(self)
-        stop = start + n_new
-        if self.mode == "a":
-            f.attrs["complete"] = False
-            f.flush()
-        names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
-        for name in names:
-            f[name].resize(stop, axis=0)
-        f["flux"][start:stop] = batch.flux.astype(np.float32)
-        f["mask"][start:stop] = batch.mask.astype(np.uint8)
+        rows = {"flux": batch.flux.astype(np.float32), "mask": batch.mask.astype(np.uint8)}
         if self.has_ivar:
-            f["ivar"][start:stop] = np.where(batch.mask, 0.0, batch.ivar).astype(np.float32)
+            rows["ivar"] = np.where(batch.mask, 0.0, batch.ivar).astype(np.float32)
         for name, (values, missing) in columns.items():
-            f["labels"][name].resize(stop, axis=0)
-            f["labels"][name][start:stop] = values
-            f["label_masks"][name].resize(stop, axis=0)
-            f["label_masks"][name][start:stop] = missing
-        if self.mode == "a":
-            f.attrs["complete"] = True
-            f.flush()
+            rows[f"labels/{name}"] = values
+            rows[f"label_masks/{name}"] = missing
+        f = self._file
+        start = self._n
+        stop = start + n_new
         self._labels = None
+        try:
+            for name, values in rows.items():
+                f[name].resize(stop, axis=0)
+                f[name][start:stop] = values
+            # the rows must be on disk before the count that makes them part of the store
+            self._sync()
+            f.attrs[_COUNT] = stop
+            self._sync()
+        except BaseException:
+            self._roll_back(start)
+            raise
+        self._n = stop
         return slice(start, stop)
+
+    def _sync(self):
+        """Put what was written on disk (an existing store only; a build is discarded whole)."""
+        if self.mode != "a":
+            return
+        self._file.flush()
+        try:
+            os.fsync(self._file.id.get_vfd_handle())
+        except (OSError, ValueError, TypeError):
+            pass  # a driver without a file descriptor: the flush is all there is
+
+    def _roll_back(self, n):
+        """Undo a failed append: the store keeps its first ``n`` spectra."""
+        try:
+            self._file.attrs[_COUNT] = n
+            self._truncate(n)
+            self._sync()
+        except Exception as exc:
+            log.warning(
+                "%s: the rows of a failed append could not be removed (%s); they are ignored, "
+                "and removed when the store is next opened with mode='a'",
+                self.path, exc,
+            )
 
     def _as_batch(self, spectra, mask, ivar):
         axis = self.spectral_axis
@@ -792,7 +949,7 @@ class SpectralStore:
             if kind == "str":
                 ds = ds.asstr()
             if rows.size == len(self) and np.array_equal(rows, np.arange(len(self))):
-                values, missing = ds[()], self._file["label_masks"][name][()]
+                values, missing = ds[: self._n], self._file["label_masks"][name][: self._n]
             else:
                 values = read_rows(ds, rows)
                 missing = read_rows(self._file["label_masks"][name], rows)
@@ -895,8 +1052,8 @@ class SpectralStore:
                 ds = self._file["labels"][name]
                 if ds.attrs["kind"] not in ("float", "int", "bool"):
                     raise ValueError(f"label {name!r} is not numeric")
-                values = ds[()].astype(np.float32)
-                values[self._file["label_masks"][name][()].astype(bool)] = np.nan
+                values = ds[: self._n].astype(np.float32)
+                values[self._file["label_masks"][name][: self._n].astype(bool)] = np.nan
                 columns.append(values)
             label_values = np.stack(columns, axis=1)
         return StoreDataset(self.path, rows, self.has_ivar, label_values, n_rows=len(self))
@@ -912,7 +1069,10 @@ class SpectralStore:
             self._file.flush()
         self._file.close()
         if self._tmp_path is not None:
+            # on disk before the rename, so that a crash cannot leave a half-written file at path
+            _fsync(self._tmp_path)
             os.replace(self._tmp_path, self.path)
+            _fsync(self.path.parent)
             self._tmp_path = None
             self.mode = "r"
 
