@@ -7,7 +7,12 @@ module, so the rules live in one place:
   axis last: ``flux.shape == (n_spectra, n_pixels)``.
 * Masks follow astropy: ``True`` marks a bad pixel. Non-finite flux and pixels
   whose inverse variance is not positive and finite are masked on the way in.
-* Uncertainties travel as inverse variance.
+* Uncertainties travel as inverse variance. A pixel whose uncertainty is
+  negative (a negative standard deviation, variance or inverse variance) is
+  masked, as are zero and non-finite uncertainties: ``1 / sigma**2`` of a
+  negative sigma would be a valid-looking positive weight, so the sign is
+  checked before converting. An uncertainty class that astropy cannot convert
+  to an inverse variance is refused with a TypeError naming the spectrum.
 * Spectral axes are strictly monotonic; a decreasing axis (for example a
   frequency axis converted to wavelength) is flipped so that it increases.
 """
@@ -142,8 +147,20 @@ def _ivar_from(uncertainty, shape, name):
         ivar = np.asarray(uncertainty.array, dtype=float)
     else:
         # zero uncertainties give infinite inverse variance; such pixels are masked below
-        with np.errstate(divide="ignore"):
-            ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+        try:
+            with np.errstate(divide="ignore"):
+                ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name}.uncertainty is a {type(uncertainty).__name__}, which cannot be "
+                "converted to an inverse variance; expected a StdDevUncertainty, "
+                f"VarianceUncertainty or InverseVariance ({exc})"
+            ) from None
+        # a negative sigma squares to a positive inverse variance: flag it as invalid
+        with np.errstate(invalid="ignore"):
+            negative = np.asarray(uncertainty.array, dtype=float) < 0
+        if negative.shape == ivar.shape and negative.any():
+            ivar = np.where(negative, -1.0, ivar)
     if ivar.shape != shape:
         raise ValueError(
             f"{name}: uncertainty has shape {ivar.shape} but flux has shape {shape}; "

@@ -195,6 +195,36 @@ def _log_step(wave):
     return _C_KMS * (np.log(wave[-1]) - np.log(wave[0])) / (wave.size - 1)
 
 
+def _check_kernel_width(wave, sigma=None, vsini=None):
+    """Refuse kernels wider than the whole spectrum (and rotation at or above c).
+
+    Such a kernel flattens the spectrum to one value, and its arrays would
+    grow with its width (a resolution of 1e-6 would need hundreds of GB).
+    """
+    span = _C_KMS * np.log(wave[-1] / wave[0])
+    where = f"{wave[0]:.6g} to {wave[-1]:.6g} Angstrom, {span:.6g} km/s"
+    if vsini is not None and vsini.size and np.max(vsini) > 0:
+        widest = float(np.max(vsini))
+        if widest >= _C_KMS:
+            raise ValueError(
+                f"vsini must be smaller than the speed of light, got {widest:.6g} km/s"
+            )
+        if 2 * widest > span:
+            raise ValueError(
+                f"vsini: the rotational kernel (full width 2 vsini = {2 * widest:.6g} km/s) "
+                f"is wider than the spectra ({where}); expected a vsini of at most half "
+                "the spectral range"
+            )
+    if sigma is not None and np.any(np.asarray(sigma) > 0):
+        fwhm = float(np.max(sigma)) * _FWHM_PER_SIGMA
+        if fwhm > span:
+            raise ValueError(
+                f"resolution/fwhm: the Gaussian kernel (FWHM up to {fwhm:.6g} km/s) is wider "
+                f"than the spectra ({where}); expected a line-spread function narrower than "
+                "the spectral range (check the resolution or fwhm and its unit)"
+            )
+
+
 def _broaden(wave, flux, ivar, mask, sigma=None, vsini=None, epsilon=0.6):
     """Gaussian and rotational broadening of 2-D arrays on increasing wavelengths.
 
@@ -209,6 +239,7 @@ def _broaden(wave, flux, ivar, mask, sigma=None, vsini=None, epsilon=0.6):
     vsini : ndarray of shape (n_spectra,), optional
         Projected rotation velocity of each spectrum in km/s.
     """
+    _check_kernel_width(wave, sigma, vsini)
     step = _log_step(wave)
     if vsini is not None and np.any(vsini > 0):
         spin = np.flatnonzero(vsini > 0)
@@ -461,6 +492,11 @@ class Broadener(SpectrumTransformer):
     per output pixel (a variable kernel; no internal resampling).
     Integrating over pixels adds the pixel's own variance, ``step**2 / 12``,
     to the line width.
+
+    Kernels wider than the spectra (a Gaussian FWHM, or twice ``vsini``,
+    larger than their whole range in velocity) are refused: they would
+    flatten each spectrum to one value, and their arrays grow with their
+    width.
 
     Masked pixels do not spread: the convolution is normalised,
     ``K(w f) / K(w)`` with ``w`` zero at masked pixels, which also keeps a

@@ -45,7 +45,7 @@ def doppler_factor(rv):
     return np.sqrt((1.0 + beta) / (1.0 - beta))
 
 
-def _velocity(value, name):
+def _velocity(value, name, below_c=False):
     if not isinstance(value, u.Quantity):
         raise TypeError(
             f"{name} must be an astropy Quantity with velocity units, "
@@ -56,6 +56,12 @@ def _velocity(value, name):
     values = np.asarray(value.to_value(u.km / u.s), dtype=float)
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite")
+    if below_c and np.any(np.abs(values) >= _C_KMS):
+        worst = float(values.flat[np.argmax(np.abs(values))])
+        raise ValueError(
+            f"{name} must be smaller than the speed of light ({_C_KMS:.6g} km/s) in absolute "
+            f"value, got {worst:.6g} km/s (were the values meant in m/s?)"
+        )
     return values
 
 
@@ -85,7 +91,11 @@ class DopplerShift(SpectrumTransformer):
         Inject radial velocities (augmentation) instead of removing them.
     rv_range : (low, high) `~astropy.units.Quantity`, optional
         With ``inject=True`` and ``rv=None``: one velocity per spectrum is
-        drawn uniformly from this range; default ``(-300, 300) km/s``.
+        drawn uniformly from this range; default ``(-300, 300) km/s``. Both
+        bounds must be finite, ``low <= high``, and smaller than the speed of
+        light in absolute value (checked before drawing, so the answer does
+        not depend on ``random_state``). Giving both ``rv`` and ``rv_range``
+        is an error.
     random_state : int, `~numpy.random.RandomState` or None
         Seed of the drawn velocities; an int draws the same velocities at
         every call.
@@ -137,8 +147,13 @@ class DopplerShift(SpectrumTransformer):
 
     def _velocities(self, batches, spectra):
         n_total = sum(b.n_spectra for b in batches)
+        if self.rv is not None and self.rv_range is not None:
+            raise ValueError(
+                "give rv or rv_range, not both: rv_range draws the velocities that rv "
+                f"would give (got rv={self.rv!r}, rv_range={self.rv_range!r})"
+            )
         if self.rv is not None:
-            rv = _velocity(self.rv, "rv")
+            rv = _velocity(self.rv, "rv", below_c=True)
             if rv.ndim == 0:
                 return np.full(n_total, float(rv))
             if rv.shape != (n_total,):
@@ -150,7 +165,7 @@ class DopplerShift(SpectrumTransformer):
         if self.inject:
             rv_range = (-300, 300) * u.km / u.s if self.rv_range is None else self.rv_range
             try:
-                bounds = _velocity(u.Quantity(rv_range), "rv_range")
+                bounds = _velocity(u.Quantity(rv_range), "rv_range", below_c=True)
             except TypeError:
                 raise TypeError(
                     f"rv_range must be a (low, high) velocity Quantity, got {rv_range!r}"
@@ -167,8 +182,19 @@ class DopplerShift(SpectrumTransformer):
         items = [spectra] if isinstance(spectra, Spectrum) else list(spectra)
         return np.concatenate(
             [
-                np.full(b.n_spectra, float(_velocity(s.radial_velocity, "radial_velocity")))
-                for s, b in zip(items, batches)
+                np.full(
+                    b.n_spectra,
+                    float(
+                        _velocity(
+                            s.radial_velocity,
+                            "spectra.radial_velocity"
+                            if len(items) == 1
+                            else f"spectra[{i}].radial_velocity",
+                            below_c=True,
+                        )
+                    ),
+                )
+                for i, (s, b) in enumerate(zip(items, batches))
             ]
         )
 

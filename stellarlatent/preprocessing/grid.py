@@ -1,14 +1,63 @@
 """Spectral grids: the common axis every spectrum of a batch is put on."""
 
+import numbers
+
 import astropy.constants as const
 import astropy.units as u
 import numpy as np
 
 from .._batch import check_spectral_axis
 
-__all__ = ["SpectralGrid", "bin_edges"]
+__all__ = ["SpectralGrid", "bin_edges", "MAX_PIXELS", "check_n_pixels"]
 
 _C_KMS = const.c.to_value(u.km / u.s)
+
+MAX_PIXELS = 2**27
+"""Largest number of pixels of a grid that stellarlatent builds: 134,217,728.
+
+That is 85 times the 1.57 million pixels of a full PHOENIX HiRes spectrum,
+and 1 GiB for the axis alone in float64 (more again for each spectrum on it).
+Grids, padding and kernels that would need more are refused before anything
+is allocated. Such sizes come from a wrong unit or a typo (a velocity step in
+m/s given as km/s, a resolution of 1e-6), not from a real spectrograph.
+"""
+
+
+def _format_bytes(n_bytes):
+    """``n_bytes`` with an SI prefix, for example ``2.9 PB``."""
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n_bytes /= 1000
+        if n_bytes < 1000:
+            return f"{n_bytes:.2g} {unit}"
+    return f"{n_bytes / 1000:.2g} EB"
+
+
+def check_n_pixels(n, name, what="the grid"):
+    """Refuse a number of pixels above `MAX_PIXELS`, with the figure it would need.
+
+    Parameters
+    ----------
+    n : int or float
+        The number of pixels asked for (a float for counts too large for an
+        int, or infinite).
+    name : str
+        The argument the count comes from, used in the message.
+    what : str
+        What would have that many pixels, used in the message.
+
+    Returns
+    -------
+    int
+        ``n``, when it is at most `MAX_PIXELS`.
+    """
+    if not n <= MAX_PIXELS:
+        size = "an infinite number of" if not np.isfinite(n) else f"{float(n):.2g}"
+        memory = "" if not np.isfinite(n) else f" ({_format_bytes(8.0 * n)} in float64)"
+        raise ValueError(
+            f"{name}: {what} would need {size} pixels{memory}; expected at most "
+            f"{MAX_PIXELS:,} (2**27) pixels (stellarlatent.preprocessing.grid.MAX_PIXELS)"
+        )
+    return int(n)
 
 
 def bin_edges(centers):
@@ -64,6 +113,12 @@ class SpectralGrid:
         Pixel centres in any spectral unit; decreasing values are reversed.
     kind : {"custom", "log_uniform", "linear"}
         How the grid was built; informational.
+
+    Notes
+    -----
+    The constructors refuse grids of more than `MAX_PIXELS` (2**27) pixels
+    before allocating them, with the number of pixels and the memory they
+    would need.
 
     Examples
     --------
@@ -152,16 +207,31 @@ class SpectralGrid:
         start = _as_quantity(start, unit, "start")
         stop = _as_quantity(stop, unit, "stop")
         if not isinstance(step, u.Quantity) or not step.unit.is_equivalent(u.km / u.s):
-            raise u.UnitsError(f"step must be a velocity Quantity (for example 2 * u.km / u.s), got {step!r}")
-        if not start.unit.is_equivalent(u.AA):
-            raise u.UnitsError("start and stop must be wavelengths for a velocity-step grid")
+            raise u.UnitsError(
+                f"step must be a velocity Quantity (for example 2 * u.km / u.s), got {step!r}"
+            )
+        if step.ndim != 0:
+            raise ValueError(f"step must be a scalar velocity, got shape {step.shape}")
+        for name, value in (("start", start), ("stop", stop)):
+            if not value.unit.is_equivalent(u.AA):
+                raise u.UnitsError(
+                    f"{name} must be a wavelength for a velocity-step grid, got '{value.unit}'"
+                )
+            if np.ndim(value) != 0:
+                raise ValueError(f"{name} must be a scalar wavelength, got shape {value.shape}")
+        if not (np.isfinite(start.value) and start.value > 0):
+            raise ValueError(f"start must be positive and finite, got {start}")
+        if not np.isfinite(stop.value):
+            raise ValueError(f"stop must be finite, got {stop}")
         dlog = step.to_value(u.km / u.s) / _C_KMS
         if not dlog > 0:
             raise ValueError(f"step must be positive, got {step}")
-        ratio = np.log(stop.to_value(start.unit) / start.value)
+        ratio = np.log(stop.to_value(start.unit) / start.value) if stop.value > 0 else -1.0
         if not ratio > 0:
             raise ValueError(f"stop must be greater than start, got start={start}, stop={stop}")
-        n = int(np.floor(ratio / dlog * (1 + 1e-12))) + 1
+        with np.errstate(over="ignore"):
+            n = np.floor(ratio / dlog * (1 + 1e-12)) + 1
+        n = check_n_pixels(n, "step", f"a grid from {start} to {stop} in steps of {step}")
         if n < 2:
             raise ValueError(f"step {step} is larger than the range from {start} to {stop}")
         values = start.value * np.exp(dlog * np.arange(n))
@@ -171,13 +241,24 @@ class SpectralGrid:
     def _check_range(start, stop, n, unit):
         start = _as_quantity(start, unit, "start")
         stop = _as_quantity(stop, unit, "stop").to(start.unit, equivalencies=u.spectral())
-        if not (np.isscalar(n) or np.ndim(n) == 0) or int(n) != n or n < 2:
+        if (
+            isinstance(n, (bool, np.bool_))
+            or not isinstance(n, numbers.Real)
+            or not np.isfinite(n)
+            or n != np.floor(n)
+            or n < 2
+        ):
             raise ValueError(f"n must be an integer of at least 2, got {n!r}")
+        n = SpectralGrid._check_size(n, "n")
         if not (np.isfinite(start.value) and np.isfinite(stop.value)) or start.value <= 0:
             raise ValueError(f"start must be positive and finite, got {start}")
         if not stop.value > start.value:
             raise ValueError(f"stop must be greater than start, got start={start}, stop={stop}")
-        return start, stop, int(n)
+        return start, stop, n
+
+    @staticmethod
+    def _check_size(n, name):
+        return check_n_pixels(n, name)
 
     @property
     def unit(self):

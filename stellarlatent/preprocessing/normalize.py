@@ -102,8 +102,27 @@ def _polynomial_fitter(x, degree):
     return fit
 
 
+def _spline_intervals(x, spacing, name="knot_spacing"):
+    """Number of knot intervals over ``x``; refused when the knots outnumber the pixels.
+
+    A cubic B-spline with ``n`` intervals has ``n + 3`` coefficients; more
+    coefficients than pixels cannot be fitted, and their Gram matrices grow as
+    the square of their number.
+    """
+    with np.errstate(over="ignore"):
+        n_float = np.ptp(x) / spacing
+    n_max = max(1, x.size - 3)
+    if not n_float <= n_max + 0.5:
+        raise ValueError(
+            f"{name}: knots this close give {n_float:.3g} knot intervals over the grid of "
+            f"{x.size} pixels; expected at most {n_max} (one spline coefficient per pixel). "
+            "Give a larger knot_spacing"
+        )
+    return max(1, int(round(n_float)))
+
+
 def _spline_fitter(x, spacing):
-    n_intervals = max(1, int(round(np.ptp(x) / spacing)))
+    n_intervals = _spline_intervals(x, spacing)
     inner = np.linspace(x.min(), x.max(), n_intervals + 1)
     knots = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
     design = BSpline.design_matrix(np.clip(x, inner[0], inner[-1]), knots, 3).tocsr()
@@ -190,10 +209,11 @@ class ContinuumNormalizer(SpectrumTransformer):
     quantile : float, default 0.9
         Quantile of the running window.
     degree : int, default 3
-        Degree of the polynomial.
+        Degree of the polynomial; smaller than the number of pixels.
     knot_spacing : `~astropy.units.Quantity` or int, optional
         Distance between spline knots (wavelength, velocity or pixels);
-        default 10000 km/s.
+        default 10000 km/s. Spacings that put more spline coefficients than
+        pixels on the grid are refused.
     sigma_lower, sigma_upper : float, default 1.5 and 3.0
         Rejection thresholds of the polynomial and spline fits, in robust
         standard deviations (1.4826 times the median absolute deviation) of
@@ -292,6 +312,12 @@ class ContinuumNormalizer(SpectrumTransformer):
             return _running_quantile(batch.flux, valid, coord, width, self.quantile)
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         if self.method == "polynomial":
+            if self.degree >= batch.n_pixels:
+                raise ValueError(
+                    f"degree={self.degree} needs at least {self.degree + 1} pixels, the "
+                    f"spectra have {batch.n_pixels} pixels; expected a degree below the "
+                    "number of pixels"
+                )
             fit = _polynomial_fitter(wave, self.degree)
             n_min = self.degree + 1
         else:

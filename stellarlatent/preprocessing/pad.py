@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from ._base import SpectrumTransformer
+from .grid import check_n_pixels
 
 __all__ = ["Padder"]
 
@@ -67,8 +68,9 @@ class Padder(SpectrumTransformer):
     length : int, optional
         Length of the padded spectra; must not be shorter than the input.
     multiple_of : int, optional
-        Pad to the smallest multiple of this number that is at least the
-        input length. Give exactly one of ``length`` and ``multiple_of``.
+        Pad to the smallest multiple of this number (a positive integer) that
+        is at least the input length. Give exactly one of ``length`` and
+        ``multiple_of``.
     value : float, default 0.0
         Flux of the padded pixels.
     side : {"right", "left", "both"}, default "right"
@@ -80,6 +82,11 @@ class Padder(SpectrumTransformer):
     keep their constant ratio, linear grids their constant step, and other
     grids continue with the step of their end pixels. Padded pixels are masked
     and have zero inverse variance.
+
+    Padded lengths above `~stellarlatent.preprocessing.grid.MAX_PIXELS`
+    (2**27 pixels) are refused before anything is allocated, and so is
+    padding on the left that would extend the spectral axis to zero or
+    negative coordinates (a linear grid padded by more than its start).
 
     Examples
     --------
@@ -110,20 +117,24 @@ class Padder(SpectrumTransformer):
                 "give exactly one of length and multiple_of, got "
                 f"length={self.length!r} and multiple_of={self.multiple_of!r}"
             )
+        name = "length" if self.length is not None else "multiple_of"
+        value = getattr(self, name)
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, numbers.Integral)
+            or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.length is not None:
-            if not isinstance(self.length, numbers.Integral) or self.length < 1:
-                raise ValueError(f"length must be a positive integer, got {self.length!r}")
             if self.length < n_pixels:
                 raise ValueError(
                     f"length={self.length} is shorter than the spectra ({n_pixels} pixels); "
                     "Padder only adds pixels (trim with a Resampler first)"
                 )
-            return int(self.length)
-        if not isinstance(self.multiple_of, numbers.Integral) or self.multiple_of < 1:
-            raise ValueError(
-                f"multiple_of must be a positive integer, got {self.multiple_of!r}"
-            )
-        return int(-(-n_pixels // self.multiple_of) * self.multiple_of)
+            target = int(self.length)
+        else:
+            target = -(-n_pixels // int(self.multiple_of)) * int(self.multiple_of)
+        return check_n_pixels(target, name, f"spectra padded with {name}={value}")
 
     def _transform_batch(self, batch):
         if self.side not in _SIDES:
@@ -135,6 +146,12 @@ class Padder(SpectrumTransformer):
         n_right = n_pad - n_left
         widths = ((0, 0), (n_left, n_right))
         axis = extend_axis(batch.spectral_axis.value, n_left, n_right)
+        if not axis[0] > 0:
+            raise ValueError(
+                f"side={self.side!r}: padding {n_left} pixels on the left extends the "
+                f"spectral axis to {axis[0]:.6g} {batch.spectral_axis.unit}, which is not "
+                "positive; pad on the right (side='right') or pad fewer pixels"
+            )
         return batch.replace(
             flux=np.pad(batch.flux, widths, constant_values=float(self.value)),
             ivar=None if batch.ivar is None else np.pad(batch.ivar, widths),
