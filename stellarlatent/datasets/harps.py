@@ -124,6 +124,16 @@ def read_harps_adp(file_obj, **kwargs):
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ADP file.
 
+    Raises
+    ------
+    OSError
+        If the file is not a readable FITS file; the message names it.
+    ValueError
+        If the file is FITS but not a HARPS ADP spectrum (no one-row binary
+        table of ``WAVE`` and ``FLUX`` in extension 1, columns of different
+        lengths, wavelengths that are not strictly monotonic); the message
+        names the file and what was expected.
+
     Returns
     -------
     `~specutils.Spectrum`
@@ -159,32 +169,70 @@ def read_harps_adp(file_obj, **kwargs):
     >>> float(spectrum.uncertainty.array[0])
     0.01
     """
-    with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-        if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
-            raise ValueError("file_obj: expected a binary table of WAVE, FLUX, ERR in extension 1")
-        header = hdulist[0].header.copy()
-        table = hdulist[1]
-        names = {key: _column(table, key) for key in ("WAVE", "FLUX", "ERR")}
-        for key in ("WAVE", "FLUX"):
-            if names[key] is None:
-                raise ValueError(f"file_obj: extension 1 has no column {key}")
-        if len(table.data) != 1:
-            raise ValueError(f"file_obj: expected one row in extension 1, got {len(table.data)}")
-        row = table.data[0]
+    name = _describe(file_obj)
+    try:
+        with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
+            return _spectrum_from(hdulist, name)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except OSError as exc:
+        raise OSError(f"{name}: not a readable FITS file ({exc}); {_EXPECTED}") from None
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(
+            f"{name}: cannot be read as a HARPS ADP spectrum ({type(exc).__name__}: {exc}); "
+            f"{_EXPECTED}"
+        ) from exc
+
+
+_EXPECTED = (
+    "expected a HARPS 1-D archive (ADP) spectrum: a FITS file with a one-row binary table "
+    "of array columns WAVE, FLUX and ERR in extension 1"
+)
+
+
+def _describe(file_obj):
+    """How to name ``file_obj`` in messages: its path, or what it is."""
+    if isinstance(file_obj, (str, Path)):
+        return str(file_obj)
+    if isinstance(file_obj, fits.HDUList):
+        return str(file_obj.filename() or "the HDUList")
+    return str(getattr(file_obj, "name", None) or f"the {type(file_obj).__name__}")
+
+
+def _spectrum_from(hdulist, name):
+    if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
+        raise ValueError(f"{name}: extension 1 is not a binary table; {_EXPECTED}")
+    header = hdulist[0].header.copy()
+    table = hdulist[1]
+    names = {key: _column(table, key) for key in ("WAVE", "FLUX", "ERR")}
+    for key in ("WAVE", "FLUX"):
+        if names[key] is None:
+            raise ValueError(f"{name}: extension 1 has no column {key}; {_EXPECTED}")
+    if len(table.data) != 1:
+        raise ValueError(
+            f"{name}: extension 1 has {len(table.data)} rows; {_EXPECTED}"
+        )
+    row = table.data[0]
+    try:
         wave = np.asarray(row[names["WAVE"]], dtype=float).ravel()
         flux = np.asarray(row[names["FLUX"]], dtype=float).ravel()
         err = None
         if names["ERR"] is not None:
             err = np.asarray(row[names["ERR"]], dtype=float).ravel()
-        wave_unit = _unit(table, names["WAVE"], u.AA)
-        flux_unit = _unit(table, names["FLUX"], u.dimensionless_unscaled)
-        filename = getattr(hdulist, "filename", lambda: None)()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: WAVE, FLUX or ERR is not numeric ({exc}); {_EXPECTED}") from None
+    wave_unit = _unit(table, names["WAVE"], u.AA)
+    flux_unit = _unit(table, names["FLUX"], u.dimensionless_unscaled)
+    filename = hdulist.filename()
     if wave.shape != flux.shape or (err is not None and err.shape != flux.shape):
         raise ValueError(
-            f"file_obj: WAVE, FLUX and ERR differ in length "
-            f"({wave.size}, {flux.size}, {None if err is None else err.size})"
+            f"{name}: WAVE, FLUX and ERR differ in length "
+            f"({wave.size}, {flux.size}, {None if err is None else err.size}); {_EXPECTED}"
         )
-    axis, flipped = check_spectral_axis(wave * wave_unit, name="WAVE")
+    try:
+        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: WAVE")
+    except (ValueError, u.UnitsError) as exc:
+        raise type(exc)(f"{exc} (in a HARPS ADP spectrum)") from None
     if flipped:
         flux = flux[::-1]
         err = None if err is None else err[::-1]

@@ -8,6 +8,7 @@ on a linear grid of **air** wavelengths in Angstrom given by the header keywords
 log g and [Fe/H].
 """
 
+import numbers
 import re
 from pathlib import Path
 
@@ -176,25 +177,57 @@ def read_miles_table(path):
 
 
 def _wavelengths(header, n_pixels, path):
-    try:
-        start, step = float(header["CRVAL1"]), float(header["CDELT1"])
-    except KeyError as exc:
-        raise ValueError(f"{path}: no linear wavelength solution ({exc.args[0]} missing)") from None
-    reference = float(header.get("CRPIX1", 1.0))
+    name = Path(path).name
+    values = {}
+    for key, default in (("CRVAL1", None), ("CDELT1", None), ("CRPIX1", 1.0)):
+        raw = header.get(key, default)
+        if raw is None:
+            raise ValueError(f"{name}: no linear wavelength solution ({key} missing)")
+        try:
+            values[key] = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: header keyword {key} = {raw!r} is not a number") from None
+        if not np.isfinite(values[key]):
+            raise ValueError(f"{name}: header keyword {key} = {raw!r} is not finite")
+    start, step, reference = values["CRVAL1"], values["CDELT1"], values["CRPIX1"]
+    if not step > 0:
+        raise ValueError(
+            f"{name}: header keyword CDELT1 = {step:g}; expected a positive wavelength step "
+            "(MILES files are on increasing wavelengths)"
+        )
     unit = u.Unit(header.get("CUNIT1", "Angstrom"), parse_strict="silent")
     if not unit.is_equivalent(u.AA):
         unit = u.AA
     pixels = np.arange(1, n_pixels + 1, dtype=float)
-    return (start + (pixels - reference) * step) * unit
+    wave = start + (pixels - reference) * step
+    if not wave[0] > 0:
+        raise ValueError(
+            f"{name}: the wavelength solution (CRVAL1 = {start:g}, CDELT1 = {step:g}, "
+            f"CRPIX1 = {reference:g}) gives a first wavelength of {wave[0]:g} {unit}; "
+            "expected positive wavelengths"
+        )
+    return wave * unit
 
 
 def _read_one(path):
-    with fits.open(path, memmap=False) as hdul:
+    try:
+        hdul = fits.open(path, memmap=False)
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        raise OSError(
+            f"{Path(path).name}: not a readable FITS file ({exc}); expected a MILES spectrum "
+            "(a 1-D primary image with CRVAL1, CDELT1 and CRPIX1)"
+        ) from None
+    with hdul:
         header = hdul[0].header
         data = hdul[0].data
-        if data is None or data.ndim != 1:
+        if data is None or data.ndim != 1 or data.size < 2:
             shape = None if data is None else data.shape
-            raise ValueError(f"primary array has shape {shape}, expected a 1-D spectrum")
+            raise ValueError(
+                f"{Path(path).name}: primary array has shape {shape}, expected a 1-D spectrum "
+                "of at least two pixels"
+            )
         return np.asarray(data, dtype=float), _wavelengths(header, data.size, path), header
 
 
@@ -203,13 +236,41 @@ def _file_id(path):
     return int(match.group(1)) if match else None
 
 
+def _check_ids(ids):
+    """The set of MILES numbers in ``ids`` (an int or a sequence of ints)."""
+    expected = "expected a MILES number (a positive int) or a sequence of them"
+    if isinstance(ids, (str, bytes, dict, set, frozenset)) or isinstance(ids, (bool, np.bool_)):
+        raise TypeError(f"ids must be an int or a sequence of int, got {ids!r}; {expected}")
+    values = np.atleast_1d(np.asarray(ids, dtype=object))
+    if values.ndim != 1:
+        raise ValueError(f"ids must be one-dimensional, got shape {values.shape}; {expected}")
+    if values.size == 0:
+        raise ValueError(f"ids must be non-empty; {expected}")
+    wanted = set()
+    for value in values:
+        number = value.item() if isinstance(value, np.generic) else value
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, numbers.Real)
+            or not np.isfinite(number)
+            or number != int(number)
+        ):
+            raise TypeError(
+                f"ids must be an int or a sequence of int, got {number!r} in {ids!r}; {expected}"
+            )
+        if number < 1:
+            raise ValueError(f"ids must be positive MILES numbers, got {number!r}; {expected}")
+        wanted.add(int(number))
+    return wanted
+
+
 def _select_files(directory, pattern, ids, exclude_flagged):
+    wanted = None if ids is None else _check_ids(ids)
     files = sorted(directory.glob(pattern))
     if not files:
         raise FileNotFoundError(f"directory: no files matching '{pattern}' in {directory}")
     file_ids = [_file_id(f) for f in files]
     if ids is not None:
-        wanted = {int(i) for i in np.atleast_1d(ids)}
         found = {i for i in file_ids if i in wanted}
         if wanted - found:
             log.warning(
@@ -319,14 +380,27 @@ def read_miles(
     ------
     FileNotFoundError
         If the folder or any spectrum file in it cannot be found.
+    TypeError
+        If ``ids`` is not an int or a sequence of int.
     ValueError
-        If no file could be read, or ``ids`` selects no file.
+        If no file could be read (the message gives the first reasons, for
+        example a header keyword ``CDELT1 <= 0``), ``ids`` selects no file, or
+        no wavelength grid is shared by more than half of the readable files.
 
     Notes
     -----
     Files are sorted by name, hence by MILES number. A file that cannot be read
-    or whose wavelength grid differs from that of the first file is skipped
-    with a logged warning.
+    is skipped with a logged warning giving the reason, for example a
+    wavelength solution whose step ``CDELT1`` is not positive or whose
+    wavelengths are not all positive.
+
+    The spectra are returned on the wavelength grid shared by most of the
+    readable files, which must be more than half of them; each file on
+    another grid is skipped with a logged warning naming it and its grid
+    (whatever its place in the folder). When no grid has such a majority, a
+    ValueError lists the grids: select the files of one grid with ``ids`` or
+    ``pattern``, or read them with `~stellarlatent.datasets.SpectralStore`
+    and a `~stellarlatent.preprocessing.Resampler`.
 
     Examples
     --------
@@ -375,24 +449,27 @@ def read_miles(
     else:
         log.warning("no parameter table %s in %s; labels are masked", params_file, directory)
 
-    flux, kept, kept_ids = [], [], []
-    axis, header0 = None, None
+    read, reasons = [], []
     for path, file_id in zip(files, file_ids):
         try:
             values, wave, header = _read_one(path)
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("%s skipped: %s", path.name, exc)
+            reason = str(exc).removeprefix(f"{path.name}: ")
+            log.warning("%s skipped: %s", path.name, reason)
+            reasons.append(f"{path.name}: {reason}")
             continue
-        if axis is None:
-            axis, header0 = wave, header
-        elif not same_grid(axis, wave, rtol=1e-9):
-            log.warning("%s skipped: its wavelength grid differs from %s", path.name, kept[0].name)
-            continue
-        flux.append(values)
-        kept.append(path)
-        kept_ids.append(file_id)
-    if not flux:
-        raise ValueError(f"directory: no MILES spectrum in {directory} could be read")
+        read.append((path, file_id, values, wave, header))
+    if not read:
+        shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+        raise ValueError(
+            f"directory: none of the {len(files)} MILES files in {directory} could be read "
+            f"({shown})"
+        )
+    read = _majority_grid(read, directory)
+    flux = [item[2] for item in read]
+    kept = [item[0] for item in read]
+    kept_ids = [item[1] for item in read]
+    axis, header0 = read[0][3], read[0][4]
     if len(kept) < len(files):
         skipped = len(files) - len(kept)
         log.warning("read %d of %d MILES files; %d skipped", len(kept), len(files), skipped)
@@ -405,6 +482,53 @@ def read_miles(
     batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask, meta=meta)
     labels = _labels_for(kept_ids, kept, params, directory)
     return from_batch(batch), labels
+
+
+def _grid_text(wave):
+    step = (wave[-1] - wave[0]) / (wave.size - 1)
+    return f"{wave.size} pixels from {wave[0]:.6g} in steps of {step.value:.6g} {wave.unit}"
+
+
+def _majority_grid(read, directory):
+    """Keep the files on the grid shared by more than half of them; warn about each other one.
+
+    ``read`` holds ``(path, file_id, flux, wave, header)`` per readable file.
+    """
+    groups = []  # [wave, members]; in order of first appearance
+    for item in read:
+        for group in groups:
+            if same_grid(group[0], item[3], rtol=1e-9):
+                group[1].append(item)
+                break
+        else:
+            groups.append([item[3], [item]])
+    if len(groups) == 1:
+        return read
+    wave, members = max(groups, key=lambda group: len(group[1]))
+    if 2 * len(members) <= len(read):
+        listing = "; ".join(
+            f"{len(g[1])} on {_grid_text(g[0])} (first {g[1][0][0].name})" for g in groups
+        )
+        raise ValueError(
+            f"directory: no wavelength grid is shared by most of the {len(read)} MILES files "
+            f"in {directory} ({listing}); choose the files of one grid with ids= or pattern=, "
+            "or put them on one grid with stellarlatent.preprocessing.Resampler"
+        )
+    for other_wave, others in groups:
+        if other_wave is wave:
+            continue
+        for item in others:
+            log.warning(
+                "%s skipped: its wavelength grid (%s) differs from that of %d of the %d files "
+                "(%s)",
+                item[0].name,
+                _grid_text(other_wave),
+                len(members),
+                len(read),
+                _grid_text(wave),
+            )
+    chosen = {id(item) for item in members}
+    return [item for item in read if id(item) in chosen]
 
 
 def _format_label(value, fmt, width):

@@ -16,7 +16,7 @@ from astropy.table import QTable
 from specutils import Spectrum
 
 from .. import conf
-from .._batch import SpectraBatch, from_batch
+from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
 
 __all__ = [
@@ -158,17 +158,42 @@ def _base_url():
     return base if base.endswith("/") else base + "/"
 
 
+def _open_fits(path, name, what, memmap):
+    """`astropy.io.fits.open`, with errors that name the file and what it should be."""
+    try:
+        return fits.open(path, memmap=memmap)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except OSError as exc:
+        raise OSError(
+            f"{name}: {path} is not a readable FITS file ({exc}); expected {what}"
+        ) from None
+
+
+_WAVE_EXPECTED = f"the PHOENIX wavelength file {WAVE_FILE} (a 1-D primary array)"
+_FLUX_EXPECTED = f"a PHOENIX model spectrum {_FILE_PATTERN} (a 1-D primary array)"
+
+
 def _read_wave(wave_file):
     if isinstance(wave_file, u.Quantity):
-        return wave_file.to(u.AA, equivalencies=u.spectral())
-    with fits.open(wave_file, memmap=False) as hdul:
-        data = hdul[0].data
-        if data is None or data.ndim != 1:
-            raise ValueError(f"wave_file: {wave_file} has no 1-D primary array")
-        unit = u.Unit(hdul[0].header.get("UNIT", "Angstrom"), parse_strict="silent")
-        if not unit.is_equivalent(u.AA):
-            unit = u.AA
-        return (np.asarray(data, dtype=float) * unit).to(u.AA)
+        wave, where = wave_file.to(u.AA, equivalencies=u.spectral()), "wave_file"
+    else:
+        where = f"wave_file: {wave_file}"
+        with _open_fits(wave_file, "wave_file", _WAVE_EXPECTED, memmap=False) as hdul:
+            data = hdul[0].data
+            if data is None or data.ndim != 1:
+                raise ValueError(f"{where} has no 1-D primary array; expected {_WAVE_EXPECTED}")
+            unit = u.Unit(hdul[0].header.get("UNIT", "Angstrom"), parse_strict="silent")
+            if not unit.is_equivalent(u.AA):
+                unit = u.AA
+            wave = (np.asarray(data, dtype=float) * unit).to(u.AA)
+    _, flipped = check_spectral_axis(wave, name=where)
+    if flipped or not wave.value[0] > 0:
+        raise ValueError(
+            f"{where} does not hold increasing positive wavelengths (from {wave[0]:g} to "
+            f"{wave[-1]:g}); expected {_WAVE_EXPECTED}"
+        )
+    return wave
 
 
 def _range_slice(wave, wavelength_range):
@@ -204,10 +229,12 @@ def _labels_from(header, path):
 
 
 def _read_flux(flux_file, section):
-    with fits.open(flux_file, memmap=True) as hdul:
+    with _open_fits(flux_file, "flux_file", _FLUX_EXPECTED, memmap=True) as hdul:
         data = hdul[0].data
         if data is None or data.ndim != 1:
-            raise ValueError(f"flux_file: {flux_file} has no 1-D primary array")
+            raise ValueError(
+                f"flux_file: {flux_file} has no 1-D primary array; expected {_FLUX_EXPECTED}"
+            )
         return np.array(data[section], dtype=float), hdul[0].header.copy(), data.size
 
 
@@ -260,9 +287,10 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
     section = _range_slice(wave, wavelength_range)
     flux, header, n_flux = _read_flux(flux_file, section)
     if n_flux != wave.size:
+        wave_name = "the wave_file Quantity" if isinstance(wave_file, u.Quantity) else wave_file
         raise ValueError(
-            f"flux_file has {n_flux} pixels but wave_file has {wave.size}; "
-            "expected the wavelength file of the same PHOENIX release"
+            f"flux_file: {flux_file} has {n_flux} pixels but wave_file {wave_name} has "
+            f"{wave.size}; expected the wavelength file of the same PHOENIX release"
         )
     flux = (flux * (u.erg / (u.s * u.cm**3))).to(PHOENIX_FLUX_UNIT)
     labels = _labels_from(header, flux_file)
