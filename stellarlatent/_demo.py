@@ -16,11 +16,16 @@ __all__ = ["run_demo"]
 LABELS = ("teff", "logg", "feh")
 
 
+#: synthetic spectra of the demo unless --n-spectra says
+N_SPECTRA = 800
+
+
 def _settings(args):
+    n_spectra = N_SPECTRA if args.n_spectra is None else args.n_spectra
     if args.quick:
-        return {"n_spectra": min(args.n_spectra, 240), "n_pixels": 512, "vae_epochs": 4,
+        return {"n_spectra": min(n_spectra, 240), "n_pixels": 512, "vae_epochs": 4,
                 "remap_epochs": 4, "latent_dim": 6}
-    return {"n_spectra": args.n_spectra, "n_pixels": 1024, "vae_epochs": 30,
+    return {"n_spectra": n_spectra, "n_pixels": 1024, "vae_epochs": 30,
             "remap_epochs": 60, "latent_dim": 8}
 
 
@@ -52,15 +57,42 @@ def _load(args, settings):
 
 
 def _preprocess(spectra, n_pixels):
+    """The spectra resampled and normalised, and the description of that preprocessing.
+
+    The description is saved with the models (``preprocessing_``), so that
+    ``stellarlatent predict`` puts raw files through the same steps.
+    """
     from sklearn.pipeline import make_pipeline
 
+    from ._preprocessing_spec import describe
     from .preprocessing import ContinuumNormalizer, Resampler, SpectralGrid
 
     pipeline = make_pipeline(
         Resampler(SpectralGrid.log_uniform(3700 * u.AA, 7300 * u.AA, n_pixels)),
         ContinuumNormalizer(method="median"),
     )
-    return pipeline.fit_transform(spectra)
+    return pipeline.fit_transform(spectra), describe(pipeline)
+
+
+#: the fewest spectra the demo splits into training, calibration and test sets
+MIN_SPECTRA = 60
+
+
+def _check_args(args):
+    from ._commands import UserError
+    from ._commands.outputs import check_out_folder
+
+    if args.n_spectra is not None and args.n_spectra < MIN_SPECTRA:
+        raise UserError(f"--n-spectra must be at least {MIN_SPECTRA} (the demo holds out test "
+                        f"and calibration spectra), got {args.n_spectra}")
+    if args.miles is not None:
+        folder = Path(args.miles)
+        if not folder.is_dir():
+            raise UserError(f"--miles: {folder} is not a folder")
+        if args.n_spectra is not None:
+            raise UserError("--n-spectra sets the number of synthetic spectra; with --miles "
+                            "the demo uses every labelled MILES spectrum: leave it out")
+    return check_out_folder(args.out)
 
 
 def run_demo(args):
@@ -73,13 +105,13 @@ def run_demo(args):
     from .estimators import DeepREMAP, SpectralVAE
 
     started = time.perf_counter()
+    out = _check_args(args)
     settings = _settings(args)
-    out = Path(args.out)
-    (out / "models").mkdir(parents=True, exist_ok=True)
     verbose = 0 if args.quiet else 1
 
     spectra, labels, description = _load(args, settings)
-    batch = _preprocess(spectra, settings["n_pixels"])
+    batch, preprocessing = _preprocess(spectra, settings["n_pixels"])
+    (out / "models").mkdir(parents=True, exist_ok=True)
     n = batch.flux.shape[0]
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(n)
@@ -108,6 +140,7 @@ def run_demo(args):
     vae = SpectralVAE(latent_dim=settings["latent_dim"], beta=0.003, max_epochs=settings["vae_epochs"],
                       batch_size=64, lr=2e-3, random_state=args.seed, device=args.device,
                       verbose=verbose).fit(rows(train))
+    vae.preprocessing_ = preprocessing
     vae.save(out / "models" / "spectral_vae.pt")
     disentanglement = vae_section(report, vae, rows(test), vae_label_table(labels[test]), out,
                                   heading="1. What the SpectralVAE learned without labels")
@@ -119,6 +152,7 @@ def run_demo(args):
                       base_channels=8, n_stages=3,
                       device=args.device, verbose=verbose).fit(rows(fit_rows), y)
     remap.calibrate(rows(calibration), QTable({name: labels[name][calibration] for name in LABELS}))
+    remap.preprocessing_ = preprocessing
     remap.save(out / "models" / "deep_remap.pt")
     truth = QTable({name: labels[name][test] for name in LABELS})
     _, accuracy, coverage = remap_section(

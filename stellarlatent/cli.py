@@ -112,7 +112,8 @@ def build_parser():
     )
     demo.add_argument("--out", default="stellarlatent-demo", help="report folder (default: %(default)s)")
     demo.add_argument("--miles", metavar="DIR", help="use the MILES spectra in DIR instead of synthetic ones")
-    demo.add_argument("--n-spectra", type=int, default=800, help="synthetic spectra to generate (default: %(default)s)")
+    demo.add_argument("--n-spectra", type=int, default=None,
+                      help="synthetic spectra to generate (default: 800; not with --miles)")
     demo.add_argument("--quick", action="store_true", help="fewer spectra and epochs (for tests)")
     _common(demo)
     demo.set_defaults(func=_demo)
@@ -221,7 +222,8 @@ def _add_fit_vae(sub):
                 "the options of 'prepare'. " + PREPROCESSING_NOTE)
     p.add_argument("data", nargs="+", metavar="STORE_OR_FILES", help="a store (*.h5) or spectrum files/folders")
     p.add_argument("--latent-dim", type=int, default=8, help="number of latents (default: %(default)s)")
-    p.add_argument("--beta", type=float, default=0.003, help="weight of the KL term (default: %(default)s)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="weight of the KL term (default: 0.003; not with --autoencoder)")
     p.add_argument("--autoencoder", action="store_true", help="a deterministic autoencoder (no KL term)")
     _training(p, epochs=30, batch_size=64, lr=2e-3)
     _grid(p)
@@ -288,6 +290,19 @@ def _add_predict(sub):
     p.set_defaults(func=_run("predict", "run_predict"))
 
 
+def _common_options(args):
+    """Check --threads and --seed (one line, exit code 1, as any bad value); set the threads."""
+    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be a positive integer, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be an integer in [0, 2**32), got {args.seed}")
+
+
 def _run(module, function):
     def run(args):
         import importlib
@@ -344,23 +359,43 @@ def main(argv=None):
     level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
     logging.getLogger("stellarlatent").setLevel(level)
-    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
-    if threads is not None:
-        if threads < 1:
-            parser.error(f"--threads must be a positive integer, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        _common_options(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("stellarlatent: interrupted", file=sys.stderr)
         return 1
-    except (UserError, ValueError, TypeError, OSError, FloatingPointError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is one line (--debug: traceback)
         if args.debug:
             raise
-        print(f"stellarlatent {args.command}: error: {exc}", file=sys.stderr)
+        print(f"stellarlatent {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 1
+
+
+#: the exceptions whose message is addressed to the user as it is
+_PLAIN = (UserError, ValueError, TypeError, OSError, FloatingPointError, LookupError)
+
+
+def error_line(exc):
+    """The one line that reports ``exc``: its message, the first line of a long one.
+
+    Other than the errors of bad input (`UserError`, ValueError, OSError...),
+    the exception's type comes first; out-of-memory errors say what to lower.
+    """
+    import re
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(lines) > 1:
+        text = text.rstrip(":") + " (--debug shows the rest)"
+    memory = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+    if memory:
+        found = re.search(r"Tried to allocate [\d.]+ \w+", text)
+        return ("out of memory" + (f" ({found.group(0).lower()})" if found else "")
+                + ": lower --batch-size, or use fewer or shorter spectra")
+    if isinstance(exc, _PLAIN) and not type(exc).__module__.startswith("torch"):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _elapsed(start):

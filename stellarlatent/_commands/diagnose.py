@@ -5,7 +5,9 @@ from pathlib import Path
 
 from .._report import HTMLReport
 from .inputs import Skips, UserError
-from .models import load_model, model_data, parse_labels
+from .models import (MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels,
+                     store_input)
+from .outputs import check_out_folder
 from .sections import VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section
 
 __all__ = ["run_diagnose"]
@@ -19,9 +21,18 @@ def run_diagnose(args):
     from ..estimators import DeepREMAP
 
     started = time.perf_counter()
-    out = Path(args.out)
+    out = check_out_folder(args.out)
+    has_store = store_input(args, options=MODEL_RAW_OPTIONS) is not None
     model = load_model(args.model, args.device)
     model.set_params(verbose=0)
+    is_remap = isinstance(model, DeepREMAP)
+    # a label table is read (and raw files without one refused) before the spectra
+    table_file = early_labels(args.labels, has_store)
+    if is_remap and table_file is not None:
+        missing = [name for name in model.bin_edges_ if name not in table_file.colnames]
+        if missing:
+            raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but "
+                            f"{args.labels[0]} lacks {missing}")
     skips = Skips()
     X, names, source, n_inputs = model_data(model, args, skips)
     store = X if hasattr(X, "label_names") else None
@@ -30,10 +41,13 @@ def run_diagnose(args):
     finally:
         if store is not None:
             store.close()
-    is_remap = isinstance(model, DeepREMAP)
     default = tuple(model.bin_edges_) if is_remap else VAE_LABELS
-    table, labels = parse_labels(args.labels, names, source, default=default)
-    out.mkdir(parents=True, exist_ok=True)
+    table, labels = parse_labels(args.labels, names, source, default=default, table=table_file)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out: cannot make the report folder {out} "
+                        f"({exc.strerror or exc})") from None
     report = HTMLReport(f"stellarlatent diagnose: {Path(args.model).name}")
     report.paragraph(
         f"{spectra.flux.shape[0]} spectra of {args.data[0] if len(args.data) == 1 else f'{n_inputs} files'}"

@@ -16,12 +16,17 @@ import numpy as np
 from .._logging import log
 from . import UserError
 
-__all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline",
-           "read_spectra", "subset", "is_store", "open_store", "read_label_table", "labels_for_files"]
+__all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline", "check_grid",
+           "read_spectra", "subset", "is_store", "looks_like_store", "open_store",
+           "read_label_table", "labels_for_files"]
 
 FITS_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz")
 FORMAT_ALIASES = {"miles": "wcs1d-fits", "harps": "HARPS-ADP", "harps-adp": "HARPS-ADP"}
 _PHOENIX_NAME = re.compile(r"^lte.*PHOENIX.*\.fits$", re.IGNORECASE)
+#: the most pixels of a --grid: over ten times a HARPS 1-D spectrum; more is a typo
+MAX_GRID_PIXELS = 4_000_000
+#: extensions of an HDF5 store
+STORE_SUFFIXES = (".h5", ".hdf5")
 
 
 class Skips:
@@ -90,6 +95,10 @@ def expand_paths(paths, skips):
                 skips.add(path, "folder holds no FITS files")
             files.extend(found)
         elif path.is_file():
+            if is_store(path):
+                skips.add(path, "an HDF5 store, not a spectrum file (give a store on its own, "
+                          "not among files)")
+                continue
             files.append(path)
         else:
             skips.add(path, "FileNotFoundError: no such file or folder")
@@ -105,13 +114,23 @@ def make_reader(fmt="auto", phoenix_wave=None):
     key = (fmt or "auto").lower()
     wave = None
     if phoenix_wave is not None:
+        if key not in ("auto", "phoenix"):
+            raise UserError(f"--phoenix-wave applies to PHOENIX spectra, not to --format {fmt}: "
+                            "leave one out")
         wave_path = Path(phoenix_wave)
         if not wave_path.is_file():
             raise UserError(f"--phoenix-wave: no file at {wave_path}")
-        wave = datasets.phoenix._read_wave(wave_path)
+        try:
+            wave = datasets.phoenix._read_wave(wave_path)
+        except Exception as exc:  # noqa: BLE001 - a damaged FITS file fails in many ways
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"--phoenix-wave: could not read {wave_path} as the PHOENIX "
+                            f"wavelength file ({reason})") from None
     if key == "phoenix" and wave is None:
         raise UserError("--format PHOENIX needs --phoenix-wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
     fmt = None if key == "auto" else FORMAT_ALIASES.get(key, fmt)
+    if fmt is not None and key != "phoenix":
+        _check_format(fmt)
 
     from astropy.io.registry import IORegistryError
 
@@ -144,6 +163,18 @@ def make_reader(fmt="auto", phoenix_wave=None):
     return read
 
 
+def _check_format(fmt):
+    """Refuse a --format that no specutils reader has, before any file is read."""
+    from astropy.io import registry
+    from specutils import Spectrum
+
+    formats = {str(name) for name in registry.get_formats(Spectrum, "Read")["Format"]}
+    if fmt not in formats:
+        raise UserError(f"--format: no reader for {fmt!r}; give auto, HARPS-ADP, MILES, PHOENIX "
+                        "or a format of specutils (python -c 'import specutils; "
+                        "specutils.Spectrum.read.list_formats()' lists them)")
+
+
 def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_conserving",
                   pad_multiple_of=None):
     """The preprocessing of ``prepare``: Resampler, then a normaliser and a Padder."""
@@ -151,56 +182,50 @@ def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_c
 
     from ..preprocessing import ContinuumNormalizer, Padder, Resampler, SpectralGrid
 
+    if grid is None and grid_kind != "log":
+        raise UserError(f"--grid-kind {grid_kind} needs --grid START STOP N (without --grid "
+                        "the grid is learned from the first files)")
     if grid is not None:
-        start, stop, n = grid
+        start, stop, n = check_grid(grid)
         maker = SpectralGrid.log_uniform if grid_kind == "log" else SpectralGrid.linear
         try:
-            grid = maker(float(start) * u.AA, float(stop) * u.AA, int(n))
+            grid = maker(start * u.AA, stop * u.AA, n)
         except ValueError as exc:
             raise UserError(f"--grid: {exc}") from None
     steps = [Resampler(grid, method=method)]
     if normalize != "none":
         steps.append(ContinuumNormalizer(method=normalize))
-    if pad_multiple_of:
-        steps.append(Padder(multiple_of=int(pad_multiple_of)))
+    if pad_multiple_of is not None:
+        if isinstance(pad_multiple_of, bool) or int(pad_multiple_of) != pad_multiple_of \
+                or pad_multiple_of < 1:
+            raise UserError(f"--pad-multiple-of must be a positive integer, got {pad_multiple_of}")
+        if pad_multiple_of > 1:
+            steps.append(Padder(multiple_of=int(pad_multiple_of)))
     return sk_make_pipeline(*steps)
 
 
-def _is_fitted(pipeline):
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        for _, step in pipeline.steps:
-            check_is_fitted(step)
-    except NotFittedError:
-        return False
-    return True
-
-
-def _transform(pipeline, spectra, names, skips):
-    if pipeline is None:
-        return spectra, list(range(len(spectra)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if not _is_fitted(pipeline):
-            pipeline.fit(spectra)
-        try:
-            return [pipeline.transform(spectra)], list(range(len(spectra)))
-        except Exception as exc:  # noqa: BLE001 - retried file by file below
-            log.debug("batch preprocessing failed (%s); retrying file by file", exc)
-        out, kept = [], []
-        for k, spectrum in enumerate(spectra):
-            try:
-                out.append(pipeline.transform(spectrum))
-            except Exception as exc:  # noqa: BLE001 - a bad file is skipped
-                skips.add(names[k], f"preprocessing failed: {type(exc).__name__}: {exc}")
-                continue
-            kept.append(k)
-    return out, kept
+def check_grid(grid):
+    """``--grid START STOP N`` as ``(start, stop, n)``: finite, increasing, a whole N >= 2."""
+    start, stop, n = (float(v) for v in grid)
+    if not (np.isfinite(start) and np.isfinite(stop)) or not 0 < start < stop:
+        raise UserError(f"--grid: START and STOP must be wavelengths in Angstrom with "
+                        f"0 < START < STOP, got {start:g} {stop:g}")
+    if not np.isfinite(n) or n != int(n):
+        raise UserError(f"--grid: N (the number of pixels) must be an integer, got {n:g}")
+    if n < 2:
+        raise UserError(f"--grid: N (the number of pixels) must be at least 2, got {int(n)}")
+    if n > MAX_GRID_PIXELS:
+        raise UserError(f"--grid: N (the number of pixels) must be at most {MAX_GRID_PIXELS}, "
+                        f"got {int(n)}")
+    return start, stop, int(n)
 
 
 def read_spectra(files, reader, pipeline, skips, *, batch_size=64, progress=False):
     """Read and preprocess files into one batch Spectrum.
+
+    Files are read and checked one by one (`~stellarlatent.datasets._build.read_chunk`,
+    as ``prepare`` does): a file that cannot be read, holds no valid pixel or
+    fails its preprocessing is skipped, by name, and the others go on.
 
     Returns
     -------
@@ -212,33 +237,30 @@ def read_spectra(files, reader, pipeline, skips, *, batch_size=64, progress=Fals
     from tqdm.auto import tqdm
 
     from .._batch import from_batch
+    from ..datasets._build import _is_fitted, read_chunk
     from ..datasets._io import stack_spectra
 
     parts, names = [], []
     with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
         for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            spectra, chunk_names = [], []
-            for path in chunk:
-                try:
-                    spectra.append(reader(path))
-                except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
-                    skips.add(path.name, f"{type(exc).__name__}: {exc}")
-                    continue
-                chunk_names.append(path.name)
-            bar.update(len(chunk))
-            if not spectra:
-                continue
-            transformed, kept = _transform(pipeline, spectra, chunk_names, skips)
-            kept_names = [chunk_names[k] for k in kept]
-            if pipeline is not None and len(transformed) == 1 and len(kept) == len(spectra):
-                batch = stack_spectra(transformed[0], "spectra")
-                per_file = batch.n_spectra // len(kept)
-                candidates = [(batch, np.repeat(kept_names, per_file).tolist())]
+            chunk_files = files[start:start + batch_size]
+            fit = pipeline is not None and not _is_fitted(pipeline)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                chunk = read_chunk(chunk_files, reader, pipeline, fit=fit)
+            _replay(chunk.events, skips)
+            bar.update(len(chunk_files))
+            candidates = []
+            if chunk.whole:
+                (positions, batch), = chunk.parts
+                per_file = batch.n_spectra // len(positions)
+                batch_names = [chunk_files[k].name for k in positions]
+                candidates.append((batch, np.repeat(batch_names, per_file).tolist()))
             else:
-                candidates = []
-                for name, spectrum in zip(kept_names, transformed):
-                    batch = stack_spectra(spectrum, "spectra")
+                for position, batch in chunk.parts:
+                    name = chunk_files[position].name
+                    if isinstance(batch, str):
+                        skips.add(name, batch)
+                        continue
                     candidates.append((batch, [name] * batch.n_spectra))
             for batch, batch_names in candidates:
                 if parts and not _same_grid(parts[0], batch):
@@ -250,6 +272,15 @@ def read_spectra(files, reader, pipeline, skips, *, batch_size=64, progress=Fals
     if not parts:
         return None, []
     return from_batch(stack_spectra([from_batch(p) for p in parts], "spectra")), names
+
+
+def _replay(events, skips):
+    """Log a chunk's events; its "X skipped: reason" warnings go to ``skips``."""
+    for level, message, args in events:
+        if level >= logging.WARNING and message.startswith("%s skipped: "):
+            skips.add(args[0], message[len("%s skipped: "):] % tuple(args[1:]))
+        else:
+            log.log(level, message, *args)
 
 
 def _same_grid(a, b):
@@ -273,43 +304,90 @@ def is_store(path):
     path = Path(path)
     if not path.is_file():
         return False
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
 
 
-def open_store(path):
+def looks_like_store(path):
+    """Whether ``path`` is a file named like a store (``*.h5``) that is not HDF5."""
+    path = Path(path)
+    return path.suffix.lower() in STORE_SUFFIXES and path.is_file() and not is_store(path)
+
+
+def open_store(path, what="DATA"):
+    """Open a store named on the command line; a corrupt one is a one-line error."""
     from ..datasets import SpectralStore
 
+    path = Path(path)
+    if not is_store(path):
+        raise UserError(f"{what}: {path} is not an HDF5 file, so not a store written by "
+                        "'stellarlatent prepare' (corrupt, truncated or misnamed?)")
     try:
         return SpectralStore(path)
-    except (ValueError, OSError) as exc:
-        raise UserError(str(exc)) from None
+    except (ValueError, OSError, KeyError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if str(path) not in reason and path.name not in reason:
+            reason = f"{path}: {reason}"
+        raise UserError(f"{what}: {reason}") from None
 
 
-def read_label_table(path):
+LABEL_TABLE_KINDS = "an ECSV, FITS, CSV or VOTable table, or the MILES parameter file (paramsMILES*.txt)"
+
+
+def read_label_table(path, what="--labels"):
     """Read a label table (ECSV, FITS, CSV, VOTable... anything astropy reads).
 
     The MILES parameter table (``paramsMILES*.txt``) is read with
     `~stellarlatent.datasets.read_miles_table` and given a ``filename`` column
-    in the names of the MILES spectrum files.
+    in the names of the MILES spectrum files. A table that cannot be read is a
+    one-line `UserError` that names it.
     """
+    from astropy.io.registry import IORegistryError
     from astropy.table import QTable
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what}: {path} is a folder; give the label table file")
     if not path.is_file():
-        raise UserError(f"--labels: no table file at {path}")
+        raise UserError(f"{what}: no table file at {path}")
     if path.name.lower().startswith("paramsmiles"):
-        from ..datasets import read_miles_table
+        return _miles_table(path, what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.suffix.lower() == ".csv":
+                table = QTable.read(path, format="ascii.csv")
+            elif is_store(path):
+                raise UserError(f"{what}: {path} is a store (HDF5), not a label table; a store "
+                                "carries its labels: name its columns instead")
+            else:
+                table = QTable.read(path)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - astropy raises many types for unreadable tables
+        detail = "" if isinstance(exc, IORegistryError) else \
+            f" ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+        raise UserError(f"{what}: could not read the label table {path}: expected "
+                        f"{LABEL_TABLE_KINDS}{detail}") from None
+    if not len(table.colnames) or not len(table):
+        raise UserError(f"{what}: the label table {path} is empty")
+    return table
 
+
+def _miles_table(path, what):
+    from ..datasets import read_miles_table
+
+    try:
         table = read_miles_table(path)
         table["filename"] = [f"MILES_res2.50_star_m{int(i):04d}V.fits" for i in table["miles_id"]]
-        return table
-    try:
-        if path.suffix.lower() == ".csv":
-            return QTable.read(path, format="ascii.csv")
-        return QTable.read(path)
-    except Exception as exc:  # noqa: BLE001 - astropy raises many types for unreadable tables
-        raise UserError(f"--labels: cannot read {path} as a table ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{what}: could not read {path} as the MILES parameter file "
+                        f"({reason})") from None
+    return table
 
 
 def labels_for_files(table, names, what="--labels"):

@@ -4,11 +4,11 @@ from pathlib import Path
 
 from .._logging import log
 from .._preprocessing_spec import build
-from .inputs import (UserError, expand_paths, is_store, labels_for_files, make_pipeline,
-                     make_reader, open_store, read_label_table, read_spectra)
+from .inputs import (UserError, expand_paths, is_store, labels_for_files, looks_like_store,
+                     make_pipeline, make_reader, open_store, read_label_table, read_spectra)
 
-__all__ = ["load_model", "model_pipeline", "training_data", "model_data", "parse_labels",
-           "select_labels"]
+__all__ = ["load_model", "model_pipeline", "store_input", "training_data", "model_data",
+           "early_labels", "parse_labels", "select_labels"]
 
 DEFAULT_LABELS = ("teff", "logg", "feh")
 
@@ -20,32 +20,92 @@ def load_model(path, device="auto"):
     from ..estimators import DeepREMAP, SpectralVAE
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"MODEL: {path} is a folder; give a model file written by fit-vae or "
+                        "fit-remap")
     if not path.is_file():
         raise UserError(f"MODEL: no model file at {path}")
+    if is_store(path):
+        raise UserError(f"MODEL: {path} is a store (HDF5), not a model file; the model comes "
+                        "first: stellarlatent COMMAND MODEL DATA")
     try:
         kind = torch.load(path, map_location="cpu", weights_only=True).get("estimator")
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-        raise UserError(f"MODEL: {path} is not a readable stellarlatent model file ({exc})") from None
+        raise UserError(f"MODEL: {path} is not a readable stellarlatent model file "
+                        f"({_first_line(exc)})") from None
     classes = {"SpectralVAE": SpectralVAE, "DeepREMAP": DeepREMAP}
     if kind not in classes:
         raise UserError(f"MODEL: {path} is not a SpectralVAE or DeepREMAP model file")
-    return classes[kind].load(path, device=device)
+    try:
+        return classes[kind].load(path, device=device)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        message = _first_line(exc)
+        raise UserError(f"MODEL: {message if str(path.name) in message else f'{path}: {message}'}"
+                        ) from None
+
+
+def _first_line(exc, limit=300):
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def model_pipeline(model):
-    """The preprocessing that turns raw files into the model's input, or None."""
+    """The preprocessing that turns raw files into the model's input, or None.
+
+    Always a `~sklearn.pipeline.Pipeline` (of one step for a model that
+    records only its grid), so that the readers treat every model alike.
+    """
+    from sklearn.pipeline import make_pipeline as sk_make_pipeline
+
     from ..preprocessing import Resampler
 
     spec = getattr(model, "preprocessing_", None)
     if spec is not None:
-        return build(spec)
+        try:
+            return build(spec)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UserError(f"MODEL: its recorded preprocessing cannot be rebuilt "
+                            f"({_first_line(exc)})") from None
     axis = getattr(model, "spectral_axis_", None)
     if axis is not None:
         log.warning("the model carries no preprocessing: files are resampled onto its grid "
                     "but not normalised (retrain it from a store built by 'stellarlatent "
                     "prepare' to record the preprocessing)")
-        return Resampler(axis)
+        return sk_make_pipeline(Resampler(axis))
     return None
+
+
+#: options of the raw-file reading and preprocessing: (attribute, default, flag)
+RAW_FILE_OPTIONS = (("grid", None, "--grid"), ("grid_kind", "log", "--grid-kind"),
+                    ("normalize", "median", "--normalize"), ("format", "auto", "--format"),
+                    ("phoenix_wave", None, "--phoenix-wave"))
+
+
+def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
+    """The store named by ``args.data``, or None when the data are files.
+
+    Refuses a misnamed or corrupt ``*.h5``, a store among files, and the
+    options of raw files given with a store (they would be ignored).
+    """
+    paths = list(args.data)
+    for path in paths:
+        if looks_like_store(path):
+            raise UserError(f"{what}: {path} is not an HDF5 file, so not a store written by "
+                            "'stellarlatent prepare' (corrupt, truncated or misnamed?)")
+    stores = [path for path in paths if is_store(path)]
+    if not stores:
+        return None
+    if len(paths) > 1:
+        raise UserError(f"{what}: {stores[0]} is a store; give one store on its own, or "
+                        "spectrum files and folders")
+    given = [flag for attr, default, flag in options if getattr(args, attr, default) != default]
+    if given:
+        what_it_is = ("already on its grid and normalised" if "--grid" in given or
+                      "--normalize" in given or "--grid-kind" in given else "already read")
+        raise UserError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to raw files; "
+                        f"{stores[0]} is a store, {what_it_is}: leave "
+                        f"{'them' if len(given) > 1 else 'it'} out, or give the raw files")
+    return stores[0]
 
 
 def _read_files(paths, reader, pipeline, skips, quiet):
@@ -67,8 +127,9 @@ def training_data(args, skips):
     """
     from .._preprocessing_spec import describe
 
-    if len(args.data) == 1 and is_store(args.data[0]):
-        store = open_store(args.data[0])
+    path = store_input(args)
+    if path is not None:
+        store = open_store(path)
         spec = store.meta.get("preprocessing")
         names = _store_names(store)
         return store, names, store.labels, spec, store
@@ -78,14 +139,19 @@ def training_data(args, skips):
     return batch, names, None, describe(pipeline), None
 
 
+MODEL_RAW_OPTIONS = tuple(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave"))
+
+
 def model_data(model, args, skips):
     """Spectra for a fitted model: a store as it is, raw files through its preprocessing.
 
     Returns ``(X, names, labels_source, n_files)``.
     """
-    if len(args.data) == 1 and is_store(args.data[0]):
-        store = open_store(args.data[0])
+    path = store_input(args, options=MODEL_RAW_OPTIONS)
+    if path is not None:
+        store = open_store(path)
         if store.n_pixels != model.n_features_in_:
+            store.close()
             raise UserError(
                 f"DATA: the store has {store.n_pixels} pixels per spectrum but the model expects "
                 f"{model.n_features_in_}; build it with the model's grid or give raw files")
@@ -101,16 +167,48 @@ def _store_names(store):
     return [f"{store.path.name}[{i}]" for i in range(len(store))]
 
 
-def parse_labels(values, names, labels_source, default=None):
+_TABLE_SUFFIXES = (".ecsv", ".csv", ".fits", ".fit", ".vot", ".xml", ".txt", ".dat")
+
+
+def label_table_arg(values):
+    """Whether ``--labels`` names a table file (its first value), rather than columns."""
+    values = list(values or [])
+    return bool(values) and (Path(values[0]).is_file() or
+                             Path(values[0]).suffix.lower() in _TABLE_SUFFIXES)
+
+
+def early_labels(values, has_store):
+    """Check ``--labels`` before the spectra are read; return the table it names, or None.
+
+    A table file is read now (a bad one fails before any file is read), and
+    raw files without a table are refused now.
+    """
+    if label_table_arg(values):
+        values = list(values)
+        table = read_label_table(values[0])
+        missing = [name for name in values[1:] if name not in table.colnames]
+        if missing:
+            raise UserError(f"--labels: no column {missing[0]!r} in {values[0]}; its columns are "
+                            f"{table.colnames}")
+        return table
+    if not has_store:
+        raise UserError("--labels: give a table file (ECSV, FITS, CSV...) with one row per "
+                        "file or a 'filename' column; only a store carries its own labels")
+    return None
+
+
+def parse_labels(values, names, labels_source, default=None, table=None):
     """The label table and the label names asked for with ``--labels``.
 
     ``--labels`` is either names of store columns, or a table file followed by
     optional column names. Returns ``(table, names)``; ``table`` has one row per spectrum.
+    ``table`` is the table file already read by `early_labels`, if any.
     """
     values = list(values or [])
-    if values and (Path(values[0]).is_file() or Path(values[0]).suffix.lower() in
-                   (".ecsv", ".csv", ".fits", ".fit", ".vot", ".xml", ".txt", ".dat")):
-        table = labels_for_files(read_label_table(values[0]), names)
+    if label_table_arg(values):
+        if table is None:
+            table = read_label_table(values[0])
+        table = labels_for_files(table, names)
         wanted = values[1:]
     else:
         if labels_source is None:

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import QTable
 
-from .inputs import Skips, UserError
-from .models import load_model, model_data
+from .inputs import Skips
+from .models import MODEL_RAW_OPTIONS, load_model, model_data, store_input
+from .outputs import check_table_out, write_table
 
 __all__ = ["run_predict"]
 
@@ -17,9 +18,9 @@ def run_predict(args):
     from ..estimators import DeepREMAP
 
     started = time.perf_counter()
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"--out: {out} exists; pass --overwrite to replace it")
+    # checked before the work: the extension names a format astropy writes, the folder takes files
+    out, fmt = check_table_out(args.out, overwrite=args.overwrite)
+    store_input(args, options=MODEL_RAW_OPTIONS)  # a corrupt *.h5, or a store among files, fails now
     model = load_model(args.model, args.device)
     model.set_params(verbose=0)
     skips = Skips()
@@ -35,7 +36,7 @@ def run_predict(args):
             X.close()
     result.add_column(np.array(names, dtype=str), name="filename", index=0)
     result.meta["model"] = Path(args.model).name
-    result.write(out, overwrite=True)
+    write_table(result, out, fmt)
     kind = "labels" if isinstance(model, DeepREMAP) else "latents"
     print(f"stellarlatent predict: {kind} of {len(result)} spectra from {n_inputs} inputs "
           f"written to {out} in {time.perf_counter() - started:.0f} s; {len(skips)} skipped")

@@ -3,12 +3,12 @@
 import contextlib
 import time
 import warnings
-from pathlib import Path
 
 from .._logging import log
 from .._preprocessing_spec import describe
 from .inputs import (Skips, UserError, expand_paths, labels_for_files, make_pipeline,
                      make_reader, read_label_table)
+from .outputs import STORE_SUFFIXES, check_out_file
 
 __all__ = ["run_prepare"]
 
@@ -18,21 +18,24 @@ def run_prepare(args):
     from ..datasets import SpectralStore
 
     started = time.perf_counter()
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"--out: {out} exists; pass --overwrite to replace it")
+    # every option and --out are checked before the first file is read
+    out = check_out_file(args.out, suffixes=STORE_SUFFIXES, kind="store (HDF5)",
+                         overwrite=args.overwrite)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize, args.resample,
+                             args.pad_multiple_of)
+    scheduler, workers = _scheduler(args)
+    reader = make_reader(args.format, args.phoenix_wave)
+    table = read_label_table(args.labels) if args.labels else None
     skips = Skips()
     files = expand_paths(args.files, skips)
     if not files:
         raise UserError(_nothing_read(skips))
-    reader = make_reader(args.format, args.phoenix_wave)
-    pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize, args.resample,
-                             args.pad_multiple_of)
     labels = None
-    if args.labels:
-        labels = labels_for_files(read_label_table(args.labels), [f.name for f in files])
+    if table is not None:
+        labels = labels_for_files(table, [f.name for f in files])
 
-    scheduler, workers = _scheduler(args)
     meta = {"preprocessing": None, "created_by": "stellarlatent prepare"}
     # reader threads cannot catch their warnings themselves (catch_warnings is
     # process-wide, see make_reader): with threads they are kept here, for --debug
@@ -53,6 +56,10 @@ def run_prepare(args):
             raise
         except ImportError as exc:
             raise UserError(str(exc)) from None
+        except OSError as exc:
+            # the store is written under a hidden temporary name: name --out instead
+            raise UserError(f"--out: could not write {out} "
+                            f"({exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     for message in dict.fromkeys(str(w.message) for w in caught):
         log.debug("while reading: %s", message)
     n, n_pixels, axis = len(store), store.n_pixels, store.spectral_axis

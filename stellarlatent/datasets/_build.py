@@ -6,6 +6,7 @@ in the order of the files, so every scheduler writes the same store.
 """
 
 import logging
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,7 +17,7 @@ from .._batch import from_batch
 from .._logging import log
 from ._io import same_grid, stack_spectra
 
-__all__ = ["Builder", "Chunk", "read_chunk", "build"]
+__all__ = ["Builder", "Chunk", "read_chunk", "build", "check_spectrum"]
 
 
 class Chunk(NamedTuple):
@@ -69,6 +70,13 @@ def read_chunk(paths, reader, preprocess, fit=False):
             events.append((logging.WARNING, "%s skipped: %s: %s",
                            (Path(path).name, type(exc).__name__, str(exc))))
             continue
+        try:
+            check_spectrum(spectrum)
+        except (TypeError, ValueError) as exc:
+            # checked here, where the file is known: in a batch, one file without
+            # a valid pixel would stop the batch and name only its index
+            events.append((logging.WARNING, "%s skipped: %s", (Path(path).name, str(exc))))
+            continue
         spectra.append(spectrum)
         positions.append(k)
     if not spectra:
@@ -87,27 +95,85 @@ def read_chunk(paths, reader, preprocess, fit=False):
     return Chunk(parts, False, len(spectra), events)
 
 
+def check_spectrum(spectrum):
+    """Raise a ValueError (or TypeError) if a spectrum read from a file cannot be preprocessed.
+
+    The message describes the spectrum without an index: the caller names the file.
+    """
+    try:
+        stack_spectra(spectrum, "spectrum")
+    except ValueError as exc:
+        raise ValueError(file_reason(str(exc))) from None
+
+
+_NO_VALID_PIXEL = re.compile(
+    r"^\S+ has (\d+) spectra with no valid pixel \(all NaN or masked; first at row \d+\); "
+    r"expected at least one valid pixel")
+
+
+def file_reason(message):
+    """A batch's error message reworded for one file: no batch index, no row number."""
+    match = _NO_VALID_PIXEL.match(message)
+    if match is None:
+        return message
+    where = "" if match.group(1) == "1" else f" (in {match.group(1)} of its spectra)"
+    return f"no valid pixel: every flux value is NaN, masked or of zero weight{where}"
+
+
+def _fit(preprocess, spectra, names, events):
+    """Fit on the batch; when that fails, leave out (and note) the spectra that fail alone.
+
+    Returns the indices of the spectra kept.
+    """
+    from sklearn.base import clone
+
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            preprocess.fit(spectra)
+        return list(range(len(spectra)))
+    except Exception as exc:
+        events.append((logging.DEBUG, "fitting the preprocessing on the batch failed (%s); "
+                       "trying file by file", (str(exc),)))
+    kept = []
+    for k, spectrum in enumerate(spectra):
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                clone(preprocess).fit([spectrum])
+        except Exception as exc:
+            events.append((logging.WARNING, "%s skipped: preprocessing failed: %s: %s",
+                           (names[k], type(exc).__name__, file_reason(str(exc)))))
+            continue
+        kept.append(k)
+    if kept:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            preprocess.fit([spectra[k] for k in kept])
+    return kept
+
+
 def _transform(preprocess, spectra, names, fit, events):
     """Preprocess a batch; on failure, one by one, skipping the spectra that fail."""
     if preprocess is None:
         return spectra, list(range(len(spectra)))
+    candidates = list(range(len(spectra)))
     if fit:
-        with np.errstate(divide="ignore"):
-            preprocess.fit(spectra)
-    try:
-        with np.errstate(divide="ignore"):
-            return [preprocess.transform(spectra)], list(range(len(spectra)))
-    except Exception as exc:
-        events.append((logging.DEBUG, "batch preprocessing failed (%s); retrying file by file",
-                       (str(exc),)))
-    out, kept = [], []
-    for k, spectrum in enumerate(spectra):
+        candidates = _fit(preprocess, spectra, names, events)
+        if not candidates:
+            return [], []
+    if len(candidates) == len(spectra):
         try:
             with np.errstate(divide="ignore"):
-                out.append(preprocess.transform(spectrum))
+                return [preprocess.transform(spectra)], candidates
+        except Exception as exc:
+            events.append((logging.DEBUG, "batch preprocessing failed (%s); retrying file by file",
+                           (str(exc),)))
+    out, kept = [], []
+    for k in candidates:
+        try:
+            with np.errstate(divide="ignore"):
+                out.append(preprocess.transform(spectra[k]))
         except Exception as exc:
             events.append((logging.WARNING, "%s skipped: preprocessing failed: %s: %s",
-                           (names[k], type(exc).__name__, str(exc))))
+                           (names[k], type(exc).__name__, file_reason(str(exc)))))
             continue
         kept.append(k)
     return out, kept
@@ -168,7 +234,8 @@ class Builder:
         """
         for level, message, args in chunk.events:
             log.log(level, message, *args)
-        if chunk.n_read:
+        if chunk.parts:
+            # a batch whose every file failed leaves the preprocessing to the next one
             self.fitted = True
         skipped = len(rows) - chunk.n_read
         batches, counts, keep_rows = [], [], []
