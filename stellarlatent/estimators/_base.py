@@ -20,7 +20,7 @@ from .._logging import log
 from . import _distributed
 from ._data import as_source
 
-__all__ = ["TorchEstimator", "TrainingDivergedError", "resolve_device"]
+__all__ = ["EarlyStopping", "TorchEstimator", "TrainingDivergedError", "resolve_device"]
 
 _PRECISIONS = {"float32", "bf16-mixed"}
 _FORMAT = "stellarlatent-model"
@@ -28,7 +28,71 @@ _FORMAT_VERSION = 1
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite; the last good weights were kept."""
+    """The training loss became NaN or infinite.
+
+    The network is reset to the weights of the last complete epoch before
+    this is raised; the estimator is fitted only if that epoch exists.
+    """
+
+
+class EarlyStopping:
+    """Track the best monitored loss and say when it stopped improving.
+
+    Parameters
+    ----------
+    patience : int or None
+        Epochs without improvement after which `should_stop` becomes True;
+        None never stops (the best weights are still tracked).
+    min_delta : float, optional
+        An epoch improves only when its loss is below the best by more than
+        this (0: any decrease counts).
+    monitor_only : bool, optional
+        Never stop (for example when the loss is the training loss, which
+        is not a sign of over-fitting).
+
+    Examples
+    --------
+    >>> stopping = EarlyStopping(patience=2, min_delta=0.01)
+    >>> [stopping.update(loss) for loss in (1.0, 0.995, 0.98)]
+    [True, False, True]
+    >>> stopping.update(0.975), stopping.update(0.99), stopping.should_stop
+    (False, False, True)
+    """
+
+    def __init__(self, patience, min_delta=0.0, monitor_only=False):
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.monitor_only = bool(monitor_only)
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.best_state = None
+
+    def update(self, loss):
+        """Record one epoch's loss; return whether it is a new best."""
+        if loss is not None and loss < self.best - self.min_delta:
+            self.best = float(loss)
+            self.bad_epochs = 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self):
+        return (self.patience is not None and not self.monitor_only
+                and self.bad_epochs >= self.patience)
+
+
+class _TrainingRun:
+    """The state of one training run that checkpoints carry: position, RNG, history, best."""
+
+    def __init__(self, history, generator, stopping):
+        self.history = history
+        self.generator = generator
+        self.stopping = stopping
+        self.epoch = 0
+        self.iteration = 0
+        self.fingerprint = None
+        self.last_good = None
 
 
 def resolve_device(device):
@@ -93,11 +157,18 @@ def _jsonable(value):
 class TorchEstimator(BaseEstimator):
     """Base class of the PyTorch estimators of stellarlatent.
 
-    Subclasses build their network in ``_build_module(source)``, compute a
-    training loss in ``_training_step(batch, indices)`` (a dict whose
-    ``"loss"`` entry is a scalar tensor; other entries are floats recorded in
-    ``history_``), and evaluate held-out spectra in
-    ``_evaluate(source, indices)``.
+    A subclass's ``fit`` checks its parameters, wraps the data with
+    `_source`, records the grid with `_record_grid`, builds ``module_``
+    and ``optimizer_`` (each estimator knows what its network needs) and
+    calls `_run_training`. The loop calls back:
+
+    * ``_training_step(batch, indices)``: a dict whose ``"loss"`` entry is a
+      scalar tensor; other entries are floats recorded in the history;
+    * ``_evaluate(source, indices)``: the held-out losses, as a dict;
+    * `_after_step`, `_after_epoch`, `_restore_best`, `_finish_training`,
+      `_extra_state` / `_load_extra_state` (defaults do nothing);
+    * `_fingerprint_extra`: what a checkpoint must match besides the
+      parameters (minus `_fingerprint_ignored`) and the spectra.
     """
 
     # -- parameters ------------------------------------------------------------------
@@ -296,9 +367,15 @@ class TorchEstimator(BaseEstimator):
             default=str,
         )
 
-    def _run_training(self, source, train_idx, val_idx, *, sample_weight=None, checkpoint_dir=None,
-                      seed=0):
-        """Train ``self.module_`` with the subclass hooks; fills ``history_``.
+    def _run_training(self, source, train_idx, val_idx, *, n_epochs, history, sample_weight=None,
+                      checkpoint_dir=None, seed=0):
+        """Train ``self.module_`` for ``n_epochs`` with the subclass hooks.
+
+        One epoch is three steps: `_train_epoch` (the optimiser steps over
+        the training spectra), `_validate_epoch` (the held-out loss) and
+        `_end_epoch` (history, best weights, checkpoint, and whether to stop
+        early). Each epoch's record is appended to ``history`` (a list the
+        caller owns, so that `~DeepREMAP.fine_tune` keeps its own).
 
         Under `torch.distributed` (for example launched by ``torchrun``) every
         process draws the same global batches from the same seeded generator
@@ -309,9 +386,6 @@ class TorchEstimator(BaseEstimator):
         0 shows progress and writes checkpoints.
         """
         module = self.module_
-        optimizer = self.optimizer_
-        world = _distributed.world_size()
-        rank = _distributed.rank()
         generator = torch.Generator().manual_seed(seed)
         weights = None
         if sample_weight is not None:
@@ -321,21 +395,46 @@ class TorchEstimator(BaseEstimator):
                     "sample_weight must not be all zero over the training spectra; "
                     "give some spectra a positive weight"
                 )
+        run = _TrainingRun(
+            history=history, generator=generator,
+            stopping=EarlyStopping(self.n_iter_no_change, monitor_only=not len(val_idx)),
+        )
+        history.clear()
+        checkpoint = self._open_checkpoint(checkpoint_dir, source, run)
+        self._wrapped_module = self._wrap_for_training(module)
+        self.n_iter_ = run.iteration
+        rank = _distributed.rank()
+        progress = _progress(range(run.epoch, n_epochs), self.verbose if rank == 0 else 0,
+                             type(self).__name__)
+        run.last_good = copy.deepcopy(module.state_dict())
+        try:
+            for epoch in progress:
+                started = time.perf_counter()
+                record = {"epoch": epoch + 1}
+                record.update(self._train_epoch(source, train_idx, epoch, run, weights))
+                record.update(self._after_epoch(epoch))
+                record.update(self._validate_epoch(source, val_idx))
+                record["lr"] = self.optimizer_.param_groups[0]["lr"]
+                record["time"] = time.perf_counter() - started
+                if hasattr(progress, "set_postfix"):
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                          if k in ("train_loss", "val_loss")})
+                if self._end_epoch(record, run, checkpoint):
+                    break
+        finally:
+            self._wrapped_module = None
+            if hasattr(progress, "close"):
+                progress.close()
+        if self._restore_best() and run.stopping.best_state is not None and len(val_idx):
+            module.load_state_dict(run.stopping.best_state)
+        self._finish_training(source, train_idx)
+        module.eval()
+        return history
 
-        state = {"epoch": 0, "iteration": 0, "best_loss": math.inf, "best_state": None, "bad_epochs": 0}
-        self.history_ = []
-        checkpoint = None
-        fingerprint = self._fingerprint(source)
-        if checkpoint_dir is not None:
-            checkpoint = Path(checkpoint_dir) / "checkpoint.pt"
-            if rank == 0:
-                checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            _distributed.barrier()
-            if checkpoint.exists():
-                self._resume(checkpoint, fingerprint, generator, state)
-
+    def _wrap_for_training(self, module):
+        """The network the training steps call: DDP-wrapped and compiled when asked, else None."""
         network = module
-        if world > 1:
+        if _distributed.world_size() > 1:
             if self.device_.type == "cuda":
                 network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
             network = torch.nn.parallel.DistributedDataParallel(
@@ -343,99 +442,101 @@ class TorchEstimator(BaseEstimator):
             )
         if self.compile:
             network = torch.compile(network)
-        self._wrapped_module = None if network is module else network
+        return None if network is module else network
 
-        self.n_iter_ = state["iteration"]
-        epochs = range(state["epoch"], self.max_epochs)
-        progress = _progress(epochs, self.verbose if rank == 0 else 0, type(self).__name__)
-        last_good = copy.deepcopy(module.state_dict())
-        stopped_early = False
-        try:
-            for epoch in progress:
-                started = time.perf_counter()
-                module.train()
-                totals, count = {}, 0
-                global_batches = [train_idx[idx] for idx in
-                                  self._iter_minibatches(len(train_idx), generator, weights)]
-                if world > 1:
-                    # A share must hold a spectrum on every rank: a last batch
-                    # smaller than the number of processes is left out.
-                    global_batches = [b for b in global_batches if len(b) >= world]
-                shares = [batch[rank::world] for batch in global_batches]
-                for batch_number, (indices, batch) in enumerate(self._loader(source, shares)):
-                    with self._autocast():
-                        out = self._training_step(batch, indices)
-                    loss = out["loss"]
-                    finite = bool(torch.isfinite(loss.detach()))
-                    if world > 1:
-                        finite = _distributed.all_true(finite, self.device_)
-                    if not finite:
-                        module.load_state_dict(last_good)
-                        raise TrainingDivergedError(
-                            f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
-                            f"{batch_number + 1}; the weights of the last complete epoch were kept. "
-                            "Lower lr, check the input for extreme values, or normalise the flux."
-                        )
-                    if world > 1:
-                        loss = loss * (len(indices) * world / len(global_batches[batch_number]))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    self._after_step()
-                    state["iteration"] += 1
-                    self.n_iter_ = state["iteration"]
-                    n_batch = len(indices)
-                    count += n_batch
-                    for key, value in out.items():
-                        value = value.detach() if torch.is_tensor(value) else value
-                        totals[key] = totals.get(key, 0.0) + float(value) * n_batch
-                if world > 1:
-                    totals, count = _distributed.sum_totals(totals, count, self.device_)
-                    _distributed.average_buffers(module)
-                record = {"epoch": epoch + 1}
-                record.update({f"train_{k}": v / max(count, 1) for k, v in totals.items()})
-                record.update(self._after_epoch(epoch))
-                if len(val_idx):
-                    with self._autocast():
-                        evaluated = self._evaluate(source, val_idx)
-                    record.update({f"val_{k}": v for k, v in evaluated.items()})
-                record["lr"] = optimizer.param_groups[0]["lr"]
-                record["time"] = time.perf_counter() - started
-                self.history_.append(record)
-                last_good = copy.deepcopy(module.state_dict())
-                monitored = record.get("val_loss", record.get("train_loss"))
-                if monitored is not None and monitored < state["best_loss"] - 1e-12:
-                    state["best_loss"] = monitored
-                    state["best_state"] = copy.deepcopy(module.state_dict())
-                    state["bad_epochs"] = 0
-                else:
-                    state["bad_epochs"] += 1
-                state["epoch"] = epoch + 1
-                if hasattr(progress, "set_postfix"):
-                    progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                                          if k in ("train_loss", "val_loss")})
-                if rank == 0:
-                    log.debug("%s epoch %d: %s", type(self).__name__, epoch + 1, record)
-                if (self.n_iter_no_change is not None and len(val_idx)
-                        and state["bad_epochs"] >= self.n_iter_no_change):
-                    stopped_early = True
-                if checkpoint is not None:
-                    if rank == 0:
-                        self._save_checkpoint(checkpoint, fingerprint, generator, state)
-                    _distributed.barrier()
-                if stopped_early:
-                    if rank == 0:
-                        log.info("%s: early stop after epoch %d (no improvement in %d epochs)",
-                                 type(self).__name__, epoch + 1, self.n_iter_no_change)
-                    break
-        finally:
-            self._wrapped_module = None
-            if hasattr(progress, "close"):
-                progress.close()
-        if self._restore_best() and state["best_state"] is not None and len(val_idx):
-            module.load_state_dict(state["best_state"])
-        self._finish_training(source, train_idx)
-        module.eval()
+    def _open_checkpoint(self, checkpoint_dir, source, run):
+        """The checkpoint file (resumed into ``run`` when one exists), or None."""
+        if checkpoint_dir is None:
+            return None
+        checkpoint_dir = Path(checkpoint_dir)
+        if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+            raise NotADirectoryError(
+                f"checkpoint_dir {checkpoint_dir} is a file; expected a folder (or a new path)"
+            )
+        run.fingerprint = self._fingerprint(source)
+        checkpoint = checkpoint_dir / "checkpoint.pt"
+        if _distributed.rank() == 0:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        _distributed.barrier()
+        if checkpoint.exists():
+            self._resume(checkpoint, run)
+        return checkpoint
+
+    def _train_epoch(self, source, train_idx, epoch, run, weights):
+        """One pass of optimiser steps; the mean of each training-step output, as ``train_*``."""
+        module, optimizer = self.module_, self.optimizer_
+        world, rank = _distributed.world_size(), _distributed.rank()
+        module.train()
+        totals, count = {}, 0
+        global_batches = [train_idx[idx] for idx in
+                          self._iter_minibatches(len(train_idx), run.generator, weights)]
+        if world > 1:
+            # A share must hold a spectrum on every rank: a last batch
+            # smaller than the number of processes is left out.
+            global_batches = [b for b in global_batches if len(b) >= world]
+        shares = [batch[rank::world] for batch in global_batches]
+        for batch_number, (indices, batch) in enumerate(self._loader(source, shares)):
+            with self._autocast():
+                out = self._training_step(batch, indices)
+            loss = out["loss"]
+            finite = bool(torch.isfinite(loss.detach()))
+            if world > 1:
+                finite = _distributed.all_true(finite, self.device_)
+            if not finite:
+                module.load_state_dict(run.last_good)
+                raise TrainingDivergedError(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
+                    f"{batch_number + 1}; the network was reset to the weights of the last "
+                    "complete epoch. Lower lr, check the input for extreme values, or "
+                    "normalise the flux."
+                )
+            if world > 1:
+                loss = loss * (len(indices) * world / len(global_batches[batch_number]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self._after_step()
+            run.iteration += 1
+            self.n_iter_ = run.iteration
+            n_batch = len(indices)
+            count += n_batch
+            for key, value in out.items():
+                value = value.detach() if torch.is_tensor(value) else value
+                totals[key] = totals.get(key, 0.0) + float(value) * n_batch
+        if world > 1:
+            totals, count = _distributed.sum_totals(totals, count, self.device_)
+            _distributed.average_buffers(module)
+        return {f"train_{k}": v / max(count, 1) for k, v in totals.items()}
+
+    def _validate_epoch(self, source, val_idx):
+        """The held-out losses, as ``val_*`` (nothing without validation spectra)."""
+        if not len(val_idx):
+            return {}
+        with self._autocast():
+            evaluated = self._evaluate(source, val_idx)
+        return {f"val_{k}": v for k, v in evaluated.items()}
+
+    def _end_epoch(self, record, run, checkpoint):
+        """Record the epoch, keep the best weights, checkpoint; True when training should stop."""
+        rank = _distributed.rank()
+        run.history.append(record)
+        run.last_good = copy.deepcopy(self.module_.state_dict())
+        monitored = record.get("val_loss", record.get("train_loss"))
+        if run.stopping.update(monitored):
+            run.stopping.best_state = copy.deepcopy(self.module_.state_dict())
+        run.epoch = record["epoch"]
+        if rank == 0:
+            log.debug("%s epoch %d: %s", type(self).__name__, run.epoch, record)
+        if checkpoint is not None:
+            if rank == 0:
+                self._save_checkpoint(checkpoint, run)
+            _distributed.barrier()
+        if run.stopping.should_stop:
+            if rank == 0:
+                log.info("%s: early stop after epoch %d (no improvement in %d epochs)",
+                         type(self).__name__, run.epoch, run.stopping.patience)
+            return True
+        return False
 
     # Hooks with defaults ------------------------------------------------------------
 
@@ -461,43 +562,46 @@ class TorchEstimator(BaseEstimator):
 
     # -- checkpoints -----------------------------------------------------------------
 
-    def _save_checkpoint(self, path, fingerprint, generator, state):
+    def _save_checkpoint(self, path, run):
         payload = {
-            "fingerprint": fingerprint,
+            "fingerprint": run.fingerprint,
             "module": self.module_.state_dict(),
             "optimizer": self.optimizer_.state_dict(),
-            "generator": generator.get_state(),
+            "generator": run.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "state": {k: v for k, v in state.items() if k != "best_state"},
-            "best_state": state["best_state"],
-            "history": json.dumps(self.history_),
+            "state": {"epoch": run.epoch, "iteration": run.iteration,
+                      "best_loss": run.stopping.best, "bad_epochs": run.stopping.bad_epochs},
+            "best_state": run.stopping.best_state,
+            "history": json.dumps(run.history),
             "extra": self._extra_state(),
         }
         tmp = path.with_suffix(".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, path)
 
-    def _resume(self, path, fingerprint, generator, state):
+    def _resume(self, path, run):
         try:
             payload = torch.load(path, map_location=self.device_, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
             raise ValueError(
                 f"checkpoint {path} cannot be read ({exc}); delete it to start afresh"
             ) from exc
-        if payload.get("fingerprint") != fingerprint:
+        if payload.get("fingerprint") != run.fingerprint:
             raise ValueError(
                 f"checkpoint {path} was written for other data or hyperparameters; "
                 "use another checkpoint_dir or delete the file"
             )
         self.module_.load_state_dict(payload["module"])
         self.optimizer_.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
+        run.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
-        state.update(payload["state"])
-        state["best_state"] = payload["best_state"]
-        self.history_ = json.loads(payload["history"])
+        state = payload["state"]
+        run.epoch, run.iteration = int(state["epoch"]), int(state["iteration"])
+        run.stopping.best, run.stopping.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
+        run.stopping.best_state = payload["best_state"]
+        run.history[:] = json.loads(payload["history"])
         self._load_extra_state(payload["extra"])
-        log.info("%s: resumed from %s after epoch %d", type(self).__name__, path, state["epoch"])
+        log.info("%s: resumed from %s after epoch %d", type(self).__name__, path, run.epoch)
 
     # -- persistence -----------------------------------------------------------------
 

@@ -803,14 +803,17 @@ class DeepREMAP(TorchEstimator):
         train_idx, val_idx = self._split(n, seed)
         self._stage = "fit"
         self._setup_training(train_idx, self.max_epochs, self.lr)
-        self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed)
+        self.history_ = []
+        self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed,
+                    self.max_epochs, self.history_)
         return self
 
-    def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed):
+    def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed, n_epochs,
+               history):
         try:
             self._run_training(
-                source, train_idx, val_idx, sample_weight=sample_weight,
-                checkpoint_dir=checkpoint_dir, seed=seed,
+                source, train_idx, val_idx, n_epochs=n_epochs, history=history,
+                sample_weight=sample_weight, checkpoint_dir=checkpoint_dir, seed=seed,
             )
         except TrainingDivergedError:
             # the last good weights were kept: leave a usable model behind
@@ -891,19 +894,15 @@ class DeepREMAP(TorchEstimator):
         self.module_.to(self.device_)
         self.module_.freeze(n_frozen)
         train_idx, val_idx = self._split(n, seed)
-        fit_history = self.history_
         self._stage = "fine_tune"
         self._setup_training(train_idx, n_epochs, float(lr))
-        saved_max_epochs = self.max_epochs
-        self.max_epochs = n_epochs  # the base loop reads it; restored below
+        history = []
         try:
-            self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed)
+            self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed,
+                        n_epochs, history)
         finally:
-            self.max_epochs = saved_max_epochs
             self.module_.unfreeze()
-            if self.history_ is not fit_history:  # the base loop started a new one
-                self.fine_tune_history_ = self.history_
-            self.history_ = fit_history
+            self.fine_tune_history_ = history
             self._stage = "fit"
         self.temperatures_ = {label: 1.0 for label in labels}
         return self

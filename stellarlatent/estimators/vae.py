@@ -301,9 +301,10 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         )
         self.n_iter_ = 0
         train_idx, val_idx = self._split(len(source), seed)
+        self.history_ = []
         self._run_training(
-            source, train_idx, val_idx, sample_weight=sample_weight,
-            checkpoint_dir=checkpoint_dir, seed=seed,
+            source, train_idx, val_idx, n_epochs=self.max_epochs, history=self.history_,
+            sample_weight=sample_weight, checkpoint_dir=checkpoint_dir, seed=seed,
         )
         return self
 
