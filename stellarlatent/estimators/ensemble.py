@@ -1,0 +1,497 @@
+"""DeepREMAPEnsemble: several DeepREMAP networks, each pre-trained and trained with its own seed."""
+
+import copy
+import json
+import math
+import numbers
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import torch
+from astropy.table import QTable
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .. import __version__
+from .._logging import log
+from .._params import Interval, Predicate, validate_params
+from ._base import _writable_path, resolve_device
+from ._binning import binned_summaries, coverage_temperature, digitize
+from .remap import DeepREMAP
+
+__all__ = ["DeepREMAPEnsemble"]
+
+_FORMAT = "stellarlatent-ensemble"
+_FORMAT_VERSION = 1
+#: Seeds of the members are spread by a prime, so that member m of one
+#: ensemble never shares a seed with member m + 1 of an ensemble seeded one higher.
+_SEED_STEP = 7919
+
+
+class DeepREMAPEnsemble(BaseEstimator):
+    """Several DeepREMAP networks whose log-probabilities are averaged.
+
+    Each member is a clone of ``estimator`` with its own ``random_state``,
+    so members differ in their initial weights, their batches and, after
+    `pretrain`, their own pre-training. Their log-probabilities are averaged
+    per label (a product of experts, whose width follows the members'
+    agreement), and `calibrate` fits one temperature per label to the
+    combined distribution. Gilda (2025) recommends pre-training on synthetic
+    spectra and fine-tuning on observed ones: call `pretrain` on synthetic
+    spectra (`~stellarlatent.datasets.make_synthetic_spectra` on the grid of
+    the observed spectra, or a PHOENIX grid), then `fit` on the observed
+    spectra, which fine-tunes each pre-trained member.
+
+    Parameters
+    ----------
+    estimator : `DeepREMAP`, default=None
+        The settings of every member (``DeepREMAP.from_preset("miles")`` when
+        None, the recommended recipe); its ``random_state`` is replaced by
+        each member's seed.
+    n_members : int, default=5
+        Number of networks.
+    fine_tune_epochs : int, default=None
+        Epochs of `fit` after `pretrain` (``estimator.max_epochs`` when None).
+    fine_tune_lr : float, default=None
+        Initial learning rate of `fit` after `pretrain` (``estimator.lr``
+        when None).
+    n_jobs : int, default=None
+        Members trained at once, in separate processes (each with one torch
+        thread); None or 1 trains them one after another in this process.
+    random_state : int, default=None
+        Seed of member 0; member m gets ``random_state + 7919 * m``.
+
+    Attributes
+    ----------
+    members_ : list of `DeepREMAP`
+        The fitted networks.
+    pretrained_members_ : list of `DeepREMAP`
+        The networks after `pretrain`, before `fit` (absent without it).
+    temperatures_ : dict
+        ``{label: temperature}`` of the combined distributions (1 before
+        `calibrate`).
+    bin_edges_, label_units_, spectral_axis_, n_features_in_
+        Those of the members (they share their bins: the bins are set by
+        `pretrain`, or by `fit` without it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(0, 1, 64)
+    >>> teff = rng.uniform(4000, 7000, 60)
+    >>> flux = 1 - 0.5 * (teff[:, None] - 3000) / 4000 * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+    >>> member = DeepREMAP(labels=("teff",), n_bins=10, base_channels=4, n_stages=2,
+    ...                    embedding_dim=8, max_epochs=2, verbose=0)
+    >>> ensemble = DeepREMAPEnsemble(member, n_members=2, random_state=0)
+    >>> ensemble = ensemble.fit(flux, Table({"teff": teff}))
+    >>> table = ensemble.predict(flux[:3])
+    >>> table.colnames[:4]
+    ['teff', 'teff_err', 'teff_p16', 'teff_p84']
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, Predicate(lambda v: isinstance(v, DeepREMAP), "a DeepREMAP estimator")],
+        "n_members": [Interval(numbers.Integral, 1, 100, closed="both")],
+        "fine_tune_epochs": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "fine_tune_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "n_jobs": [None, Interval(numbers.Integral, -1, None, closed="left")],
+        "random_state": [None, Interval(numbers.Integral, 0, 2**32 - 1, closed="both")],
+    }
+
+    def __init__(self, estimator=None, n_members=5, *, fine_tune_epochs=None, fine_tune_lr=None,
+                 n_jobs=None, random_state=None):
+        self.estimator = estimator
+        self.n_members = n_members
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- parameters ------------------------------------------------------------------
+
+    def _template(self):
+        validate_params(self)
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs must be None, -1 or a positive integer, got 0")
+        if self.estimator is not None:
+            return self.estimator
+        preset = getattr(DeepREMAP, "from_preset", None)
+        return preset("miles") if preset is not None else DeepREMAP()
+
+    def _seeds(self):
+        base = self.random_state
+        if base is None:
+            base = int(np.random.SeedSequence().generate_state(1)[0]) % (2**31)
+        return [int(base) + _SEED_STEP * m for m in range(self.n_members)]
+
+    # -- training --------------------------------------------------------------------
+
+    def pretrain(self, X, y=None, sample_weight=None):
+        """Train every member from scratch, typically on synthetic spectra.
+
+        The bins of the labels are set here, from the range of ``y``: give
+        the synthetic spectra a range that covers the stars to be labelled.
+        `fit` then fine-tunes a copy of each pre-trained member, so `fit`
+        may be called again (on other observed spectra) from the same
+        pre-training.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in `DeepREMAP.fit`.
+
+        Returns
+        -------
+        self
+        """
+        template = self._template()
+        jobs = [(clone(template).set_params(random_state=seed), "fit", {})
+                for seed in self._seeds()]
+        self.pretrained_members_ = self._run(jobs, X, y, sample_weight)
+        self._adopt(self.pretrained_members_)
+        log.info("DeepREMAPEnsemble: pre-trained %d members", len(self.pretrained_members_))
+        return self
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every member: fine-tune the pre-trained ones, or train from scratch.
+
+        After `pretrain`, each member is a copy of its pre-trained network,
+        fine-tuned for ``fine_tune_epochs`` at ``fine_tune_lr`` (see
+        `DeepREMAP.fine_tune`); without it each member is fitted from
+        scratch. The temperatures are reset to 1: call `calibrate` on
+        held-out spectra.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in `DeepREMAP.fit`.
+
+        Returns
+        -------
+        self
+        """
+        template = self._template()
+        seeds = self._seeds()
+        pretrained = getattr(self, "pretrained_members_", None)
+        if pretrained is None:
+            jobs = [(clone(template).set_params(random_state=seed), "fit", {}) for seed in seeds]
+        else:
+            if len(pretrained) != self.n_members:
+                raise ValueError(
+                    f"n_members={self.n_members} but {len(pretrained)} members were pre-trained; "
+                    "call pretrain again"
+                )
+            lr = template.lr if self.fine_tune_lr is None else self.fine_tune_lr
+            epochs = template.max_epochs if self.fine_tune_epochs is None else self.fine_tune_epochs
+            jobs = []
+            for seed, member in zip(seeds, pretrained):
+                member = copy.deepcopy(member).set_params(random_state=seed + 1)
+                jobs.append((member, "fine_tune", {"max_epochs": epochs, "lr": lr}))
+        self._adopt(self._run(jobs, X, y, sample_weight))
+        return self
+
+    def fine_tune(self, X, y=None, sample_weight=None, **kwargs):
+        """Fine-tune every fitted member further (see `DeepREMAP.fine_tune` for ``kwargs``).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        jobs = [(member, "fine_tune", kwargs) for member in self.members_]
+        self._adopt(self._run(jobs, X, y, sample_weight))
+        return self
+
+    def _run(self, jobs, X, y, sample_weight):
+        n_jobs = self.n_jobs
+        if n_jobs in (None, 1) or len(jobs) == 1:
+            return [_train_member(member, method, X, y, sample_weight, kwargs, None)
+                    for member, method, kwargs in jobs]
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs)(
+            delayed(_train_member)(member, method, X, y, sample_weight, kwargs, 1)
+            for member, method, kwargs in jobs
+        )
+
+    def _adopt(self, members):
+        first = members[0]
+        for m, member in enumerate(members[1:], start=1):
+            for label, edges in first.bin_edges_.items():
+                if not np.array_equal(edges, member.bin_edges_[label]):
+                    raise ValueError(f"member {m} has other bins for '{label}' than member 0")
+        self.members_ = list(members)
+        self.temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
+        self._copy_member_state()
+
+    def _copy_member_state(self):
+        first = self.members_[0]
+        self.bin_edges_ = first.bin_edges_
+        self.label_units_ = first.label_units_
+        self.spectral_axis_ = first.spectral_axis_
+        self.wavelength_medium_ = getattr(first, "wavelength_medium_", None)
+        self.n_features_in_ = first.n_features_in_
+        self.preprocessing_ = getattr(first, "preprocessing_", None)
+
+    # -- prediction ------------------------------------------------------------------
+
+    def _log_proba(self, X):
+        """``{label: mean over members of log p}`` (the members' own temperatures applied)."""
+        total = {}
+        for member in self.members_:
+            for label, (proba, _) in member.predict_proba(X).items():
+                logp = np.log(np.clip(proba, 1e-300, None))
+                total[label] = total.get(label, 0.0) + logp
+        return {label: value / len(self.members_) for label, value in total.items()}
+
+    def _proba(self, log_proba):
+        out = {}
+        for label, logp in log_proba.items():
+            scaled = logp / self.temperatures_[label]
+            proba = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            out[label] = proba / proba.sum(axis=1, keepdims=True)
+        return out
+
+    def _edges(self, label):
+        edges = np.asarray(self.bin_edges_[label], dtype=float)
+        unit = self.label_units_[label]
+        return edges if unit == u.dimensionless_unscaled else edges * unit
+
+    def predict_proba(self, X):
+        """Probability of each label bin, combined over the members and calibrated.
+
+        Returns
+        -------
+        dict
+            ``{label: (proba, bin_edges)}`` as from `DeepREMAP.predict_proba`.
+        """
+        check_is_fitted(self)
+        proba = self._proba(self._log_proba(X))
+        return {label: (p, self._edges(label)) for label, p in proba.items()}
+
+    def predict(self, X):
+        """Labels with uncertainties and an out-of-range flag, as `DeepREMAP.predict`.
+
+        The columns are those of `DeepREMAP.predict`, from the combined
+        distributions. ``L_out_of_range`` is set when the combined
+        distribution puts more than the members' ``edge_probability`` in an
+        edge bin, or when more than half of the members find the spectrum
+        farther from their training spectra than their novelty threshold;
+        ``embedding_distance`` is the median over the members of their
+        distances to the nearest training spectrum.
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+        """
+        check_is_fitted(self)
+        proba = self._proba(self._log_proba(X))
+        tables = [member.predict(X) for member in self.members_]
+        labels = list(self.bin_edges_)
+        novel = np.mean([
+            table["embedding_distance"] > member.novelty_threshold_
+            for member, table in zip(self.members_, tables)
+        ], axis=0) > 0.5
+        edge_probability = self.members_[0].edge_probability
+        table = QTable()
+        for label in labels:
+            unit = self.label_units_[label]
+            unit = None if unit == u.dimensionless_unscaled else unit
+            for suffix, value in zip(("", "_err", "_p16", "_p84"),
+                                     binned_summaries(proba[label], self.bin_edges_[label])):
+                table[label + suffix] = value if unit is None else value * unit
+            p = proba[label]
+            table[label + "_out_of_range"] = (np.maximum(p[:, 0], p[:, -1]) > edge_probability) | novel
+        table["embedding_distance"] = np.median(
+            [np.asarray(t["embedding_distance"]) for t in tables], axis=0)
+        return table
+
+    def embed(self, X):
+        """The members' embeddings side by side, scaled to unit length.
+
+        Returns
+        -------
+        ndarray, shape (n_spectra, n_members * embedding_dim)
+        """
+        check_is_fitted(self)
+        return np.hstack([member.embed(X) for member in self.members_]) / math.sqrt(
+            len(self.members_))
+
+    def _reference_embeddings(self):
+        return np.hstack([m.reference_embeddings_ for m in self.members_]) / math.sqrt(
+            len(self.members_))
+
+    def kneighbors(self, X, n_neighbors=5):
+        """The training spectra closest to each spectrum in the combined embedding.
+
+        Returns
+        -------
+        distances, indices, labels
+            As from `DeepREMAP.kneighbors`, in the space of `embed`.
+        """
+        check_is_fitted(self)
+        reference = self._reference_embeddings()
+        n_reference = reference.shape[0]
+        if (isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral)
+                or not 1 <= n_neighbors <= n_reference):
+            raise ValueError(
+                f"n_neighbors must be an integer in [1, {n_reference}] (the training spectra), "
+                f"got {n_neighbors!r}"
+            )
+        from sklearn.neighbors import NearestNeighbors
+
+        search = NearestNeighbors(n_neighbors=int(n_neighbors)).fit(reference)
+        distances, indices = search.kneighbors(self.embed(X))
+        reference_labels = self.members_[0].reference_labels_
+        table = QTable()
+        for label in reference_labels.colnames:
+            table[label] = reference_labels[label][indices]
+        return distances, indices, table
+
+    def calibrate(self, X, y=None, *, method="coverage", level=0.6827):
+        """Fit one temperature per label to the combined distributions of held-out spectra.
+
+        Parameters
+        ----------
+        X, y
+            Spectra not used in training, and their labels.
+        method : {"coverage", "nll"}, default="coverage"
+            Fit the central ``level`` credible intervals to hold that
+            fraction of the true values, or minimise the negative
+            log-likelihood of the true bins (see `DeepREMAP.calibrate`).
+        level : float, default=0.6827
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        if method not in ("nll", "coverage"):
+            raise ValueError(f"method must be 'nll' or 'coverage', got {method!r}")
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+            raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
+        first = self.members_[0]
+        labels = tuple(self.bin_edges_)
+        source = first._check_X(X)
+        values, _ = first._read_y(X, y, len(source), labels, units=self.label_units_)
+        log_proba = self._log_proba(X)
+        temperatures = {}
+        for j, label in enumerate(labels):
+            bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
+            if not np.any(bins >= 0):
+                log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
+                temperatures[label] = 1.0
+            elif method == "coverage":
+                temperatures[label] = coverage_temperature(
+                    log_proba[label], self.bin_edges_[label], values[:, j], level=float(level))
+            else:
+                from ..nn import TemperatureScaler
+
+                scaler = TemperatureScaler().fit(torch.from_numpy(log_proba[label]),
+                                                 torch.from_numpy(bins))
+                temperatures[label] = float(scaler.temperature[0])
+        self.temperatures_ = temperatures
+        return self
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self, path):
+        """Save the ensemble to one file (read back with ``torch.load(weights_only=True)``).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+
+        Returns
+        -------
+        `pathlib.Path`
+        """
+        check_is_fitted(self)
+        path = _writable_path(path)
+        members = [_member_bytes(member) for member in self.members_]
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "estimator"}
+        payload = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "version": __version__,
+            "metadata": json.dumps({"params": params, "temperatures": self.temperatures_}),
+            "members": members,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            torch.save(payload, tmp)
+            tmp.replace(path)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"could not write the ensemble to {path}: {exc}") from exc
+        return path
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """Load an ensemble written by `save`.
+
+        Raises
+        ------
+        ValueError
+            If the file is not a readable DeepREMAPEnsemble.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file at {path}")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
+            raise ValueError(f"{path} is not a readable stellarlatent model file ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a DeepREMAPEnsemble file")
+        if payload.get("format_version", 0) > _FORMAT_VERSION:
+            raise ValueError(f"{path} was written by a newer stellarlatent "
+                             f"({payload.get('version')}); upgrade the package to read it")
+        try:
+            metadata = json.loads(payload["metadata"])
+            members = [_member_from_bytes(blob, device) for blob in payload["members"]]
+            ensemble = cls(**metadata["params"])
+            if not members:
+                raise ValueError("it holds no member")
+            ensemble._adopt(members)
+            ensemble.temperatures_ = {k: float(v) for k, v in metadata["temperatures"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable DeepREMAPEnsemble: {exc}") from exc
+        resolve_device(device)
+        return ensemble
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _train_member(member, method, X, y, sample_weight, kwargs, threads):
+    if threads is not None:
+        torch.set_num_threads(threads)
+    getattr(member, method)(X, y, sample_weight=sample_weight, **kwargs)
+    return member
+
+
+def _member_bytes(member):
+    """A member's saved file, as a uint8 tensor (what ``weights_only`` loading accepts)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        file = member.save(Path(folder) / "member.pt")
+        return torch.frombuffer(bytearray(file.read_bytes()), dtype=torch.uint8)
+
+
+def _member_from_bytes(blob, device):
+    import tempfile
+
+    if not torch.is_tensor(blob) or blob.dtype != torch.uint8:
+        raise ValueError("a member is not a saved DeepREMAP")
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "member.pt"
+        file.write_bytes(blob.numpy().tobytes())
+        return DeepREMAP.load(file, device=device)

@@ -1,0 +1,149 @@
+"""DeepREMAPEnsemble: members with their own seeds and pre-training, combined log-probabilities."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from stellarlatent._params import all_constraints
+from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
+
+from .test_remap import line_spectra, small_remap
+
+
+@pytest.fixture(scope="module")
+def data():
+    flux, labels = line_spectra(n=96, n_pixels=96, seed=3)
+    return flux, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    flux, labels = data
+    return DeepREMAPEnsemble(small_remap(max_epochs=2), n_members=3, random_state=0).fit(
+        flux[:64], labels[:64])
+
+
+def test_members_get_their_own_seeds_and_differ(fitted):
+    seeds = [m.random_state for m in fitted.members_]
+    assert len(set(seeds)) == 3
+    weights = [next(iter(m.module_.state_dict().values())) for m in fitted.members_]
+    assert not np.allclose(weights[0].numpy(), weights[1].numpy())
+
+
+def test_predict_has_the_columns_of_deep_remap(fitted, data):
+    flux, _ = data
+    table = fitted.predict(flux[64:])
+    assert table.colnames == fitted.members_[0].predict(flux[64:]).colnames
+    assert table["teff"].unit == "K"
+    assert np.all(table["teff_p16"] <= table["teff_p84"])
+
+
+def test_the_combined_distribution_is_the_normalised_geometric_mean(fitted, data):
+    flux, _ = data
+    combined = fitted.predict_proba(flux[64:70])["logg"][0]
+    logs = np.mean([np.log(m.predict_proba(flux[64:70])["logg"][0]) for m in fitted.members_],
+                   axis=0)
+    expected = np.exp(logs) / np.exp(logs).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(combined, expected, rtol=1e-6)
+
+
+def test_one_member_is_that_network(data):
+    flux, labels = data
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=1, random_state=5)
+    ensemble.fit(flux[:64], labels[:64])
+    alone = small_remap(max_epochs=1, random_state=5).fit(flux[:64], labels[:64])
+    np.testing.assert_allclose(ensemble.predict_proba(flux[64:])["teff"][0],
+                               alone.predict_proba(flux[64:])["teff"][0], rtol=1e-5, atol=1e-9)
+
+
+def test_pretrain_then_fit_fine_tunes_copies_of_the_pretrained_members(data):
+    flux, labels = data
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2, fine_tune_epochs=2,
+                                 fine_tune_lr=1e-3, random_state=0)
+    ensemble.pretrain(flux[::-1][:64].copy(), labels[::-1][:64])
+    before = [m.predict_proba(flux[64:])["teff"][0] for m in ensemble.pretrained_members_]
+    ensemble.fit(flux[:64], labels[:64])
+    after = [m.predict_proba(flux[64:])["teff"][0] for m in ensemble.pretrained_members_]
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a, b)  # the pre-trained networks are kept as they were
+    for member in ensemble.members_:
+        assert len(member.fine_tune_history_) == 2
+        assert member.bin_edges_["teff"] is not None
+    first = ensemble.predict(flux[64:])["teff"]
+    np.testing.assert_allclose(ensemble.fit(flux[:64], labels[:64]).predict(flux[64:])["teff"],
+                               first)
+
+
+def test_calibrate_by_coverage_reaches_the_level(fitted, data):
+    flux, labels = data
+    ensemble = clone(fitted)
+    ensemble.members_ = fitted.members_
+    ensemble._adopt(fitted.members_)
+    ensemble.calibrate(flux[64:], labels[64:], method="coverage")
+    table = ensemble.predict(flux[64:])
+    inside = (table["teff_p16"] <= labels["teff"][64:]) & (labels["teff"][64:] <= table["teff_p84"])
+    assert 0.55 <= np.mean(inside) <= 0.8
+    assert ensemble.temperatures_["teff"] != 1.0
+    ensemble.calibrate(flux[64:], labels[64:], method="nll")
+    assert all(t > 0 for t in ensemble.temperatures_.values())
+
+
+def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
+    flux, _ = data
+    fitted.temperatures_ = {k: 0.8 for k in fitted.temperatures_}
+    loaded = DeepREMAPEnsemble.load(fitted.save(tmp_path / "ensemble.pt"), device="cpu")
+    assert loaded.temperatures_ == fitted.temperatures_
+    assert loaded.n_members == 3
+    np.testing.assert_allclose(loaded.predict(flux[64:])["feh"], fitted.predict(flux[64:])["feh"])
+    fitted.temperatures_ = {k: 1.0 for k in fitted.temperatures_}
+
+
+def test_load_refuses_other_files(fitted, tmp_path):
+    path = fitted.members_[0].save(tmp_path / "member.pt")
+    with pytest.raises(ValueError, match="not a DeepREMAPEnsemble file"):
+        DeepREMAPEnsemble.load(path)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable stellarlatent model file"):
+        DeepREMAPEnsemble.load(tmp_path / "junk.pt")
+
+
+def test_embed_and_kneighbors(fitted, data):
+    flux, _ = data
+    embedding = fitted.embed(flux[64:])
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    distances, indices, table = fitted.kneighbors(flux[:3], n_neighbors=4)
+    assert distances.shape == indices.shape == (3, 4)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    np.testing.assert_allclose(distances[:, 0], 0.0, atol=1e-5)  # each training star finds itself
+    assert table["teff"].shape == (3, 4)
+    with pytest.raises(ValueError, match="n_neighbors must be an integer"):
+        fitted.kneighbors(flux[:3], n_neighbors=0)
+
+
+def test_members_trained_in_parallel_processes_equal_those_trained_here(data):
+    flux, labels = data
+    params = dict(n_members=2, random_state=1)
+    here = DeepREMAPEnsemble(small_remap(max_epochs=1), **params).fit(flux[:48], labels[:48])
+    there = DeepREMAPEnsemble(small_remap(max_epochs=1), n_jobs=2, **params).fit(
+        flux[:48], labels[:48])
+    np.testing.assert_allclose(there.predict(flux[48:])["teff"], here.predict(flux[48:])["teff"],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"n_members": 0}, r"n_members must be an integer in \[1, 100\]"),
+    ({"estimator": "remap"}, "estimator must be None or a DeepREMAP estimator"),
+    ({"fine_tune_lr": -1.0}, "fine_tune_lr must be None or a number"),
+    ({"n_jobs": 0}, "n_jobs must be None, -1 or a positive integer"),
+])
+def test_bad_parameters_are_refused(params, message, data):
+    flux, labels = data
+    with pytest.raises(ValueError, match=message):
+        DeepREMAPEnsemble(**params).fit(flux, labels)
+
+
+def test_every_parameter_is_constrained_and_clone_works(fitted):
+    assert set(fitted.get_params(deep=False)) <= set(all_constraints(DeepREMAPEnsemble))
+    copy = clone(fitted)
+    assert isinstance(copy.estimator, DeepREMAP)
+    assert not hasattr(copy, "members_")
