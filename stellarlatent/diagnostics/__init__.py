@@ -1,7 +1,8 @@
 """Numbers and figures that tell what a model learned and how far to trust it.
 
 Disentanglement (Sedaghat et al. 2021): `latent_mad`,
-`informative_dimensions`, `mutual_information`, `latent_correlation`, the
+`informative_dimensions`, `mutual_information`, `latent_correlation`,
+`latent_dependence` (are the latents independent of each other?), the
 `DisentanglementReport` that gathers them, and `LatentTraversalDisplay`.
 
 Calibration (deep-REMAP, Gilda 2025): `expected_calibration_error`,
@@ -20,6 +21,7 @@ from .calibration import (
     reliability_curve,
 )
 from .calibration_display import CalibrationDisplay
+from .dependence import LatentDependence, latent_dependence
 from .disentanglement import (
     informative_dimensions,
     latent_correlation,
@@ -34,6 +36,8 @@ __all__ = [
     "informative_dimensions",
     "mutual_information",
     "latent_correlation",
+    "latent_dependence",
+    "LatentDependence",
     "DisentanglementReport",
     "BestDimension",
     "LatentTraversalDisplay",

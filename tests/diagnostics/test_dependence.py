@@ -1,0 +1,74 @@
+"""latent_dependence on latents whose dependence is known by construction."""
+
+import numpy as np
+import pytest
+
+from stellarlatent.diagnostics import latent_dependence
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_independent_latents_are_judged_independent(rng):
+    Z = rng.normal(size=(3000, 4)) * [1.0, 0.5, 2.0, 0.3]
+    result = latent_dependence(Z)
+    assert list(result.dims) == [0, 1, 2, 3]
+    assert result.max_pair_abs_rho < 0.1
+    off = ~np.eye(4, dtype=bool)
+    assert np.all(result.nmi[off] < 0.05)
+    assert result.total_correlation < 0.02
+    assert result.entangled_pairs() == []
+
+
+def test_a_nonlinear_function_of_another_latent_is_entangled(rng):
+    a = rng.uniform(-1, 1, 3000)
+    # not monotonic: invisible to a rank correlation, plain to the mutual information
+    Z = np.column_stack([a, a**2 + 0.02 * rng.normal(size=3000), rng.normal(size=3000)])
+    result = latent_dependence(Z)
+    assert result.abs_spearman[0, 1] < 0.1
+    assert result.nmi[0, 1] > 0.5
+    pairs = result.entangled_pairs()
+    assert [(p[0], p[1]) for p in pairs] == [(0, 1)]
+    assert "latents 0 and 1 share" in result.verdict()[1]
+    assert result.verdict()[0].startswith("entangled")
+
+
+def test_a_monotonic_dependence_shows_in_rank_correlation_and_total_correlation(rng):
+    a = rng.normal(size=2000)
+    Z = np.column_stack([a, np.exp(a) + 0.01 * rng.normal(size=2000), rng.normal(size=2000)])
+    result = latent_dependence(Z)
+    assert result.abs_spearman[0, 1] > 0.95
+    assert result.max_pair_abs_rho == pytest.approx(result.abs_spearman[0, 1])
+    assert result.total_correlation > 1.0
+
+
+def test_only_informative_latents_are_compared_and_the_unused_are_named(rng):
+    a = rng.normal(size=1000)
+    Z = np.column_stack([a, np.full(1000, 0.001), rng.normal(size=1000), 1e-3 * rng.normal(size=1000)])
+    result = latent_dependence(Z)
+    assert list(result.dims) == [0, 2]
+    assert result.disentangled
+    verdict = result.verdict()
+    assert verdict[0].startswith("disentangled")
+    assert "latents 1, 3 are unused" in verdict[-1]
+
+
+def test_nothing_pruned_and_collapse_are_said(rng):
+    every = latent_dependence(rng.normal(size=(500, 8)))
+    assert every.verdict()[0] == "not pruned: every latent is informative"
+    assert "nothing was pruned; raise beta" in every.verdict()[-1]
+    assert not every.disentangled
+    collapsed = latent_dependence(1e-4 * rng.normal(size=(500, 4)))
+    assert collapsed.verdict()[0] == "collapsed: no latent is informative"
+    assert not collapsed.disentangled
+
+
+def test_explicit_dims_and_bad_arguments(rng):
+    Z = rng.normal(size=(200, 3))
+    assert list(latent_dependence(Z, dims=[2, 0]).dims) == [2, 0]
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 2"):
+        latent_dependence(Z, n_bins=1)
+    with pytest.raises(ValueError, match="rho_threshold must be a non-negative number"):
+        latent_dependence(Z, rho_threshold=-1)
