@@ -8,6 +8,7 @@ from astropy.table import Table
 from .._logging import log
 from ._labels import label_columns
 from ._plotting import axes_grid, axis_label, import_pyplot, single_axes
+from .dependence import latent_dependence
 from .disentanglement import (
     PAPER_BINS,
     _check_latents,
@@ -230,8 +231,73 @@ class DisentanglementReport:
         return (
             f"<{type(self).__name__}: {self.informative.size} of {self.mad.size} latent "
             f"dimensions informative (MAD > {self.threshold:g}); labels: "
-            f"{', '.join(self.label_names)}>"
+            f"{', '.join(self.label_names)}; {self.dependence.verdict()[0]}>"
         )
+
+    @property
+    def dependence(self):
+        """`~stellarlatent.diagnostics.LatentDependence` of the informative latents."""
+        if getattr(self, "_dependence", None) is None:
+            self._dependence = latent_dependence(self.latents, threshold=self.threshold)
+        return self._dependence
+
+    @property
+    def dependence_table(self):
+        """One row per pair of informative latents, most dependent first.
+
+        Columns: ``dim_a``, ``dim_b``, ``abs_spearman``, ``nmi`` (see
+        `~stellarlatent.diagnostics.latent_dependence`) and ``entangled``.
+        """
+        dep = self.dependence
+        rows = []
+        for i in range(len(dep.dims)):
+            for j in range(i + 1, len(dep.dims)):
+                rho, nmi = dep.abs_spearman[i, j], dep.nmi[i, j]
+                rows.append((int(dep.dims[i]), int(dep.dims[j]), float(rho), float(nmi),
+                             bool(rho > dep.rho_threshold or nmi > dep.nmi_threshold)))
+        rows.sort(key=lambda r: max(r[2], r[3]), reverse=True)
+        table = Table(rows=rows if rows else None,
+                      names=["dim_a", "dim_b", "abs_spearman", "nmi", "entangled"],
+                      dtype=[int, int, float, float, bool])
+        table.meta["total_correlation"] = dep.total_correlation
+        return table
+
+    @property
+    def verdict(self):
+        """Is the latent space disentangled? A list of sentences, the summary first.
+
+        It flags pairs of informative latents that depend on each other
+        (the thin curves of the pairwise panels of Sedaghat et al. 2021,
+        Fig. 5), latent spaces where nothing was pruned or everything
+        collapsed, and labels whose best latent is the same.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> teff = rng.uniform(4000, 7000, 1000)
+        >>> Z = rng.normal(0, 0.005, (1000, 6))
+        >>> Z[:, 1] = (teff - 5500) / 1000 + rng.normal(0, 0.05, 1000)
+        >>> Z[:, 4] = np.tanh(Z[:, 1]) + rng.normal(0, 0.02, 1000)  # the same factor again
+        >>> report = DisentanglementReport.from_latents(Z, {"teff": teff})
+        >>> report.verdict[:2]  # doctest: +ELLIPSIS
+        ['entangled: 1 pair of informative latents depend on each other', 'latents 1 and 4 share ...']
+        """
+        sentences = list(self.dependence.verdict())
+        best = {}
+        for label in self.label_names:
+            try:
+                dim = self.best_dimension(label).dim
+            except ValueError:
+                continue
+            best.setdefault(dim, []).append(label)
+        for dim, labels in best.items():
+            if len(labels) > 1:
+                sentences.append(
+                    f"{' and '.join(labels)} are carried best by the same latent {dim}: "
+                    "they are not separated"
+                )
+        return sentences
 
     @property
     def label_names(self):

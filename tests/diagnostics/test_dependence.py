@@ -72,3 +72,34 @@ def test_explicit_dims_and_bad_arguments(rng):
         latent_dependence(Z, n_bins=1)
     with pytest.raises(ValueError, match="rho_threshold must be a non-negative number"):
         latent_dependence(Z, rho_threshold=-1)
+
+
+def test_the_report_flags_entangled_pairs_and_labels_sharing_a_latent(rng):
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    teff = rng.uniform(4000, 7000, 1500)
+    rv = rng.uniform(-300, 300, 1500)
+    Z = rng.normal(0, 0.005, (1500, 6))
+    Z[:, 1] = (teff - 5500) / 1000 + 0.1 * rv / 300 + rng.normal(0, 0.02, 1500)
+    Z[:, 3] = np.tanh(Z[:, 1]) + rng.normal(0, 0.02, 1500)
+    report = DisentanglementReport.from_latents(Z, {"teff": teff, "rv": 0.2 * teff + rv})
+    table = report.dependence_table
+    assert (table["dim_a"][0], table["dim_b"][0]) == (1, 3)
+    assert table["entangled"][0]
+    assert table.meta["total_correlation"] > 1
+    verdict = report.verdict
+    assert verdict[0].startswith("entangled")
+    assert any("are carried best by the same latent" in s for s in verdict)
+    assert "entangled" in repr(report)
+
+
+def test_the_report_of_independent_factors_says_disentangled(rng):
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    teff, rv = rng.uniform(4000, 7000, 1500), rng.uniform(-300, 300, 1500)
+    Z = rng.normal(0, 0.005, (1500, 5))
+    Z[:, 0] = (teff - 5500) / 1000
+    Z[:, 2] = rv / 300
+    report = DisentanglementReport.from_latents(Z, {"teff": teff, "rv": rv})
+    assert report.verdict[0].startswith("disentangled")
+    assert not any(report.dependence_table["entangled"])
