@@ -2,7 +2,8 @@
 
 Disentanglement (Sedaghat et al. 2021): `latent_mad`,
 `informative_dimensions`, `mutual_information`, `latent_correlation`,
-`latent_dependence` (are the latents independent of each other?), the
+`latent_dependence` (are the latents independent of each other?),
+`beta_sweep` and `BetaSweepDisplay` (the paper's beta study), the
 `DisentanglementReport` that gathers them, and `LatentTraversalDisplay`.
 
 Calibration (deep-REMAP, Gilda 2025): `expected_calibration_error`,
@@ -14,6 +15,7 @@ figures are ``*Display`` classes with ``from_estimator``, ``from_predictions``
 and ``plot``. matplotlib is imported only when a figure is drawn.
 """
 
+from .beta_sweep import BetaSweep, BetaSweepDisplay, beta_sweep
 from .calibration import (
     expected_calibration_error,
     interval_coverage,
@@ -38,6 +40,9 @@ __all__ = [
     "latent_correlation",
     "latent_dependence",
     "LatentDependence",
+    "beta_sweep",
+    "BetaSweep",
+    "BetaSweepDisplay",
     "DisentanglementReport",
     "BestDimension",
     "LatentTraversalDisplay",

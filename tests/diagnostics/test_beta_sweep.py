@@ -1,0 +1,87 @@
+"""beta_sweep and BetaSweepDisplay: the paper's beta study."""
+
+import numpy as np
+import pytest
+import torch
+from astropy.table import Table
+
+from stellarlatent.diagnostics import BetaSweep, BetaSweepDisplay, beta_sweep
+from stellarlatent.diagnostics.beta_sweep import _choose
+from stellarlatent.estimators import SpectralVAE
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _two_factor_spectra(n=160, n_pixels=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, n_pixels)
+    depth = rng.uniform(0.1, 0.8, (n, 1))
+    width = rng.uniform(0.02, 0.06, (n, 1))
+    line = depth * np.exp(-0.5 * ((x - 0.3) / 0.03) ** 2)
+    line += 0.5 * np.exp(-0.5 * ((x - 0.7) / width) ** 2)
+    return 1 - line + 0.005 * rng.normal(size=(n, n_pixels))
+
+
+def test_a_larger_beta_prunes_more_latents():
+    X = _two_factor_spectra()
+    vae = SpectralVAE(max_epochs=30, batch_size=32, lr=3e-3, verbose=0, random_state=0,
+                      validation_fraction=0.0)
+    sweep = beta_sweep(vae, X, betas=[0.0, 0.3], latent_dims=(3, 6), keep_estimators=True)
+    counts = sweep.counts()
+    assert set(counts) == {3, 6}
+    assert counts[6][0] > counts[6][1]  # beta = 0 keeps more latents than beta = 0.3
+    assert len(sweep.estimators) == 4
+    assert all(est.latent_dim in (3, 6) for est in sweep.estimators)
+    assert sweep.table["mad"].shape == (4, 6)
+    assert np.all(np.isnan(sweep.table["mad"][sweep.table["latent_dim"] == 3][:, 3:]))
+
+
+def test_the_chosen_beta_is_the_smallest_where_the_sizes_agree_and_prune():
+    table = Table({"beta": [0.0, 0.0, 0.1, 0.1, 1.0, 1.0, 3.0, 3.0],
+                   "latent_dim": [8, 32] * 4,
+                   "n_informative": [8, 32, 6, 12, 6, 7, 0, 0]})
+    assert _choose(table, [8, 32]) == (1.0, True)
+    no_agreement = table[:4]
+    assert _choose(no_agreement, [8, 32]) == (0.1, False)
+
+
+def test_parallel_sweep_equals_the_sequential_one():
+    X = _two_factor_spectra(n=64)
+    vae = SpectralVAE(max_epochs=2, batch_size=32, verbose=0, random_state=0,
+                      validation_fraction=0.0)
+    here = beta_sweep(vae, X, betas=[0.0, 0.1], latent_dims=(2, 3))
+    there = beta_sweep(vae, X, betas=[0.0, 0.1], latent_dims=(2, 3), n_jobs=2)
+    np.testing.assert_allclose(np.asarray(there.table["mad"]), np.asarray(here.table["mad"]),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"betas": []}, "betas must be a non-empty sequence"),
+    ({"betas": [-1.0]}, "betas must be a non-empty sequence"),
+    ({"betas": [0.1], "latent_dims": (0,)}, "latent_dims must be positive integers"),
+    ({"betas": [0.1], "n_jobs": 0}, "n_jobs must be None, -1 or a positive integer"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        beta_sweep(SpectralVAE(), np.ones((4, 16)), **kwargs)
+
+
+def test_display_draws_one_panel_per_size():
+    pytest.importorskip("matplotlib")
+    table = Table({"beta": [0.0, 0.0, 1.0, 1.0], "latent_dim": [2, 4, 2, 4],
+                   "n_informative": [2, 4, 1, 1],
+                   "mad": np.array([[0.5, 0.3, np.nan, np.nan], [0.5, 0.4, 0.3, 0.2],
+                                    [0.4, 0.01, np.nan, np.nan], [0.4, 0.01, 0.0, 0.0]])})
+    display = BetaSweepDisplay.from_sweep(BetaSweep(table, 0.02, 1.0, True, [None] * 4)).plot()
+    assert len(display.axes_) == 2
+    assert len(display.axes_[1].lines) == 4 + 2  # four latents, the threshold and the choice
+    assert "4 latents: informative 4, 1" in display.axes_[1].get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(display.figure_)
