@@ -17,7 +17,14 @@ Constraints are:
 * ``"boolean"`` (``True``/``False``, numpy bools included);
 * ``None`` (the value None);
 * a `Predicate`: a function with a description, for structured values;
+* a `Converted` value: a function that converts or checks the value and
+  raises its own, specific error (a TypeError for a plain number where a
+  Quantity is needed, a UnitsError for the wrong units);
 * a type, for ``isinstance``.
+
+A value that satisfies none of its constraints raises `InvalidParameterError`,
+which is both a ValueError and a TypeError (as scikit-learn's), so callers may
+catch either.
 
 Examples
 --------
@@ -32,7 +39,11 @@ Examples
 >>> validate_params(Model(n=True))
 Traceback (most recent call last):
 ...
-ValueError: n must be an integer in [1, inf), got True
+stellarlatent._params.InvalidParameterError: n must be a positive integer, got True
+>>> validate_params(Model(lr=0))
+Traceback (most recent call last):
+...
+stellarlatent._params.InvalidParameterError: lr must be a positive number, got 0
 """
 
 import math
@@ -40,11 +51,32 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Interval", "Options", "Predicate", "all_constraints", "validate_params"]
+__all__ = [
+    "Converted",
+    "Interval",
+    "InvalidParameterError",
+    "Options",
+    "Predicate",
+    "all_constraints",
+    "validate_params",
+]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter satisfies none of its declared constraints.
+
+    Both a ValueError and a TypeError: a value of the wrong kind (a bool for
+    a learning rate) and one out of range are caught alike.
+    """
 
 
 def _is_bool(value):
     return isinstance(value, (bool, np.bool_))
+
+
+def is_number(value):
+    """A real number that is not a bool (NaN and infinity included)."""
+    return isinstance(value, numbers.Real) and not _is_bool(value)
 
 
 class Interval:
@@ -83,12 +115,20 @@ class Interval:
         return True
 
     def __str__(self):
+        noun = "integer" if self.kind is numbers.Integral else "number"
+        if self.right is None and self.left is not None:
+            # the usual half-lines in words, as the hand-written checks said them
+            closed_left = self.closed in ("both", "left")
+            if self.left == 0 and closed_left:
+                return f"a non-negative {noun}"
+            if (self.left == 0 and not closed_left) or (
+                    self.kind is numbers.Integral and self.left == 1 and closed_left):
+                return f"a positive {noun}"
         low = "[" if self.closed in ("both", "left") and self.left is not None else "("
         high = "]" if self.closed in ("both", "right") and self.right is not None else ")"
         left = "-inf" if self.left is None else f"{self.left:g}"
         right = "inf" if self.right is None else f"{self.right:g}"
-        noun = "an integer" if self.kind is numbers.Integral else "a number"
-        return f"{noun} in {low}{left}, {right}{high}"
+        return f"{'an' if noun == 'integer' else 'a'} {noun} in {low}{left}, {right}{high}"
 
 
 class Options:
@@ -118,6 +158,39 @@ class Predicate:
 
     def __str__(self):
         return self.description
+
+
+class Converted(Predicate):
+    """A value that the function converting it accepts.
+
+    ``function(value)`` checks the value and raises its own, specific error
+    (a TypeError, a `~astropy.units.UnitsError` or a ValueError naming the
+    parameter) when it is not acceptable; what it returns is ignored.
+    `validate_params` calls it when no other constraint of the parameter is
+    satisfied, so that error reaches the user unchanged. Use it for
+    structured values (Quantities, region lists, ranges) whose checks already
+    say precisely what is wrong; checks that need the data (one value per
+    spectrum) stay where the data is.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(value, name)``: raises if ``value`` is not acceptable for
+        the parameter ``name``.
+    description : str
+        What is accepted, in words.
+    """
+
+    def check(self, value, name):
+        """Raise the converter's error if ``value`` is not acceptable for ``name``."""
+        self.function(value, name)
+
+    def is_satisfied_by(self, value):
+        try:
+            self.function(value, "value")
+        except Exception:  # noqa: BLE001 - converters raise UnitsError, TypeError...
+            return False
+        return True
 
 
 def _satisfies(constraint, value):
@@ -159,9 +232,10 @@ def validate_params(estimator, skip=()):
 
     Raises
     ------
-    ValueError
-        Naming the first parameter that satisfies none of its constraints,
-        what it must be and the value given.
+    InvalidParameterError
+        A ValueError and TypeError naming the first parameter that satisfies
+        none of its constraints, what it must be and the value given; or the
+        error of a `Converted` constraint's function.
     KeyError
         If a parameter has no declared constraint (a programming error).
     """
@@ -173,11 +247,18 @@ def validate_params(estimator, skip=()):
         if name not in constraints:
             raise KeyError(f"{type(estimator).__name__}.{name} has no declared constraint")
         allowed = constraints[name]
-        if not any(_satisfies(c, value) for c in allowed):
-            described = [_describe(c) for c in allowed]
-            expected = described[0] if len(described) == 1 else (
-                ", ".join(described[:-1]) + " or " + described[-1])
-            raise ValueError(f"{name} must be {expected}, got {value!r}")
+        plain = [c for c in allowed if not isinstance(c, Converted)]
+        if any(_satisfies(c, value) for c in plain):
+            continue
+        converted = [c for c in allowed if isinstance(c, Converted)]
+        if converted:
+            # the converter raises its specific error; it accepts the value otherwise
+            converted[0].check(value, name)
+            continue
+        described = [_describe(c) for c in allowed]
+        expected = described[0] if len(described) == 1 else (
+            ", ".join(described[:-1]) + " or " + described[-1])
+        raise InvalidParameterError(f"{name} must be {expected}, got {value!r}")
 
 
 def _takes_deep(estimator):

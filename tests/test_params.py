@@ -5,7 +5,17 @@ from numbers import Integral, Real
 import numpy as np
 import pytest
 
-from stellarlatent._params import Interval, Options, Predicate, all_constraints, validate_params
+import astropy.units as u
+
+from stellarlatent._params import (
+    Converted,
+    Interval,
+    InvalidParameterError,
+    Options,
+    Predicate,
+    all_constraints,
+    validate_params,
+)
 
 
 class _Base:
@@ -39,9 +49,9 @@ def test_constraints_merge_through_inheritance_with_overrides():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"n": True}, r"n must be an integer in \[1, inf\), got True"),
-    ({"n": 0}, "n must be an integer"),
-    ({"n": 2.0}, "n must be an integer"),
+    ({"n": True}, r"n must be a positive integer, got True"),
+    ({"n": 0}, "n must be a positive integer"),
+    ({"n": 2.0}, "n must be a positive integer"),
     ({"lr": 0}, r"lr must be a number in \(0, 1\]"),
     ({"lr": float("nan")}, "lr must be a number"),
     ({"lr": np.True_}, "lr must be a number"),
@@ -61,3 +71,47 @@ def test_numpy_numbers_are_numbers():
 def test_a_parameter_without_a_constraint_is_a_programming_error():
     with pytest.raises(KeyError, match="_Base.extra has no declared constraint"):
         validate_params(_Base(extra=1))
+
+
+def test_the_error_is_both_a_value_error_and_a_type_error():
+    with pytest.raises(TypeError, match="flag must be True or False"):
+        validate_params(_Child(flag="yes"))
+    assert issubclass(InvalidParameterError, ValueError)
+
+
+@pytest.mark.parametrize("interval, words", [
+    (Interval(Integral, 1, None, closed="left"), "a positive integer"),
+    (Interval(Integral, 0, None, closed="left"), "a non-negative integer"),
+    (Interval(Integral, 0, None, closed="neither"), "a positive integer"),
+    (Interval(Real, 0, None, closed="neither"), "a positive number"),
+    (Interval(Real, 0, None, closed="left"), "a non-negative number"),
+    (Interval(Real, 0, 1, closed="left"), "a number in [0, 1)"),
+    (Interval(Integral, 3, None, closed="left"), "an integer in [3, inf)"),
+    (Interval(Real, None, 2.5, closed="right"), "a number in (-inf, 2.5]"),
+])
+def test_intervals_are_described_in_words(interval, words):
+    assert str(interval) == words
+
+
+def _check_length(value, name):
+    if not isinstance(value, u.Quantity):
+        raise TypeError(f"{name} must be a Quantity, got {type(value).__name__}")
+    value.to(u.AA)
+
+
+class _Converting(_Base):
+    _parameter_constraints = {"width": [None, Converted(_check_length, "a length Quantity")]}
+
+    def __init__(self, **params):
+        super().__init__(**{"width": None, **params})
+
+
+def test_a_converted_parameter_raises_the_converters_own_error():
+    validate_params(_Converting(width=2 * u.AA))
+    with pytest.raises(TypeError, match="width must be a Quantity, got float"):
+        validate_params(_Converting(width=2.0))
+    with pytest.raises(u.UnitsError):
+        validate_params(_Converting(width=2 * u.s))
+    converted = all_constraints(_Converting)["width"][1]
+    assert converted.is_satisfied_by(1 * u.nm) and not converted.is_satisfied_by(1 * u.s)
+    assert str(converted) == "a length Quantity"
