@@ -43,7 +43,7 @@ stellarlatent._params.InvalidParameterError: n must be a positive integer, got T
 >>> validate_params(Model(lr=0))
 Traceback (most recent call last):
 ...
-stellarlatent._params.InvalidParameterError: lr must be a positive number, got 0
+stellarlatent._params.InvalidParameterError: lr must be a number in (0, inf), got 0
 """
 
 import math
@@ -89,17 +89,22 @@ class Interval:
         The bounds; None is unbounded.
     closed : {"both", "left", "right", "neither"}
         Which bounds belong to the interval.
+    description : str, default=None
+        What the interval is in words, for the error message; None states
+        the bounds (``"a number in (0, inf)"``), or says ``"a positive
+        integer"`` and ``"a non-negative integer"`` for those half-lines.
 
     Real intervals refuse NaN, and infinity unless an unbounded side allows
     it (never: an infinite learning rate or weight is always a mistake).
     """
 
-    def __init__(self, kind, left, right, *, closed):
+    def __init__(self, kind, left, right, *, closed, description=None):
         if kind not in (numbers.Integral, numbers.Real):
             raise TypeError("kind must be numbers.Integral or numbers.Real")
         if closed not in ("both", "left", "right", "neither"):
             raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
         self.kind, self.left, self.right, self.closed = kind, left, right, closed
+        self.description = description
 
     def is_satisfied_by(self, value):
         if _is_bool(value) or not isinstance(value, self.kind):
@@ -115,14 +120,15 @@ class Interval:
         return True
 
     def __str__(self):
+        if self.description is not None:
+            return self.description
         noun = "integer" if self.kind is numbers.Integral else "number"
-        if self.right is None and self.left is not None:
+        if self.kind is numbers.Integral and self.right is None and self.left is not None:
             # the usual half-lines in words, as the hand-written checks said them
             closed_left = self.closed in ("both", "left")
             if self.left == 0 and closed_left:
                 return f"a non-negative {noun}"
-            if (self.left == 0 and not closed_left) or (
-                    self.kind is numbers.Integral and self.left == 1 and closed_left):
+            if (self.left == 0 and not closed_left) or (self.left == 1 and closed_left):
                 return f"a positive {noun}"
         low = "[" if self.closed in ("both", "left") and self.left is not None else "("
         high = "]" if self.closed in ("both", "right") and self.right is not None else ")"
