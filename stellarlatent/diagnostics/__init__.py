@@ -4,7 +4,8 @@ Disentanglement (Sedaghat et al. 2021): `latent_mad`,
 `informative_dimensions`, `mutual_information`, `latent_correlation`,
 `latent_dependence` (are the latents independent of each other?),
 `beta_sweep` and `BetaSweepDisplay` (the paper's beta study), the
-`DisentanglementReport` that gathers them, and `LatentTraversalDisplay`.
+`DisentanglementReport` that gathers them, `LatentTraversalDisplay`, and
+`LatentExplorer` (an interactive page: latent sliders, scatter, neighbours).
 
 Calibration (deep-REMAP, Gilda 2025): `expected_calibration_error`,
 `reliability_curve`, `interval_coverage`, `negative_log_likelihood` and
@@ -30,6 +31,7 @@ from .disentanglement import (
     latent_mad,
     mutual_information,
 )
+from .explorer import LatentExplorer
 from .report import BestDimension, DisentanglementReport
 from .traversal import LatentTraversalDisplay
 
@@ -46,6 +48,7 @@ __all__ = [
     "DisentanglementReport",
     "BestDimension",
     "LatentTraversalDisplay",
+    "LatentExplorer",
     "expected_calibration_error",
     "reliability_curve",
     "interval_coverage",
