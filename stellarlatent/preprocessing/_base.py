@@ -1,12 +1,19 @@
 """Shared behaviour of the Spectrum-in, Spectrum-out transformers."""
 
+from numbers import Integral
+
+import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import from_batch, iter_batches, to_batch
+from .._params import Interval, validate_params
 
-__all__ = ["SpectrumTransformer"]
+__all__ = ["SpectrumTransformer", "RANDOM_STATE"]
+
+#: What `sklearn.utils.check_random_state` accepts: None, a seed or a RandomState.
+RANDOM_STATE = [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState]
 
 
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
@@ -18,7 +25,15 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     composes with `sklearn.pipeline.make_pipeline`. A transformer with nothing
     to learn counts as fitted from the start, so ``transform`` works without
     ``fit``; subclasses that learn override ``__sklearn_is_fitted__``.
+
+    Each subclass declares its parameters in ``_parameter_constraints`` (see
+    `stellarlatent._params`); `_check_params` checks them at the start of
+    ``fit`` and ``transform``, and subclasses extend it with the checks that
+    relate several parameters. Only checks that need the data (one value
+    per spectrum, a width against the grid) are made later.
     """
+
+    _parameter_constraints = {}
 
     # ``spectra`` is the data, not metadata to route
     __metadata_request__fit = {"spectra": metadata_routing.UNUSED}
@@ -37,8 +52,22 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         -------
         self
         """
+        self._check_params()
         iter_batches(spectra, "spectra")
         return self
+
+    def _check_params(self):
+        """Check every parameter against its declared constraints.
+
+        Subclasses extend it with the checks that relate several parameters.
+
+        Raises
+        ------
+        `~stellarlatent._params.InvalidParameterError`
+            A ValueError and TypeError naming the parameter, or the specific
+            error of a `~stellarlatent._params.Converted` constraint.
+        """
+        validate_params(self)
 
     def __sklearn_is_fitted__(self):
         return True
@@ -58,6 +87,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
             A batch: flux of shape ``(n_spectra, n_pixels)``.
         """
         check_is_fitted(self)
+        self._check_params()
         return from_batch(self._transform_batch(to_batch(spectra, "spectra")))
 
     def _transform_batch(self, batch):  # pragma: no cover - abstract

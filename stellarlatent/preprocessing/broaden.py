@@ -1,5 +1,7 @@
 """Instrumental (Gaussian) and rotational broadening on any spectral grid."""
 
+from numbers import Real
+
 import astropy.units as u
 import numpy as np
 from astropy.constants import c
@@ -7,6 +9,7 @@ from scipy import sparse
 from scipy.signal import fftconvolve
 from scipy.special import erf
 
+from .._params import Converted, Interval, is_number
 from ._base import SpectrumTransformer
 from .pad import grid_kind
 
@@ -62,7 +65,7 @@ def rotational_profile(velocity, vsini, epsilon=0.6):
 
 
 def _check_epsilon(epsilon):
-    if not (np.isscalar(epsilon) and 0.0 <= epsilon <= 1.0):
+    if not (is_number(epsilon) and 0.0 <= epsilon <= 1.0):
         raise ValueError(f"epsilon must be a number between 0 and 1, got {epsilon!r}")
 
 
@@ -75,6 +78,44 @@ def _velocity_value(value, name):
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite")
     return values
+
+
+def _check_resolution(value, name):
+    """A resolving power: a positive finite number (a Quantity belongs in the FWHM)."""
+    fwhm_name = name.replace("resolution", "fwhm")
+    if isinstance(value, u.Quantity):
+        raise TypeError(f"{name} must be a number (R); use {fwhm_name} for a Quantity")
+    if not is_number(value):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_fwhm(value, name):
+    """A FWHM: a non-negative finite scalar wavelength or velocity Quantity."""
+    if not isinstance(value, u.Quantity):
+        resolution_name = name.replace("fwhm", "resolution")
+        raise TypeError(
+            f"{name} must be a wavelength or velocity Quantity, got {value!r}; use "
+            f"{resolution_name} for a resolving power"
+        )
+    if not (value.unit.is_equivalent(u.km / u.s) or value.unit.is_equivalent(u.AA)):
+        raise u.UnitsError(f"{name} must have length or velocity units, got '{value.unit}'")
+    if value.ndim != 0 or not np.isfinite(value.value) or value.value < 0:
+        raise ValueError(f"{name} must be a non-negative scalar Quantity, got {value!r}")
+
+
+def _check_vsini(value, name):
+    """Rotation velocities: a velocity Quantity (scalar or 1-D), non-negative, below c."""
+    values = _velocity_value(value, name)
+    if values.ndim > 1 or np.any(values < 0):
+        raise ValueError(
+            f"{name} must be a non-negative scalar or one value per spectrum, got {value!r}"
+        )
+    if values.size and np.max(values) >= _C_KMS:
+        raise ValueError(
+            f"{name} must be smaller than the speed of light, got {np.max(values):.6g} km/s"
+        )
 
 
 def _gaussian_cdf(x, sigma):
@@ -461,23 +502,24 @@ class Broadener(SpectrumTransformer):
 
     Parameters
     ----------
-    resolution : float, optional
+    resolution : float, default=None
         Target resolving power ``R = lambda / FWHM``.
-    fwhm : `~astropy.units.Quantity`, optional
+    fwhm : `~astropy.units.Quantity`, default=None
         Target FWHM of the line-spread function, as a wavelength (constant in
         Angstrom, like MILES' 2.5 Angstrom) or a velocity (constant R).
-    vsini : `~astropy.units.Quantity`, optional
+    vsini : `~astropy.units.Quantity`, default=None
         Projected rotation velocity, a scalar or one value per spectrum:
         convolution with the rotational profile of Gray (2005) with linear
-        limb darkening ``epsilon``.
-    input_resolution : float, optional
+        limb darkening ``epsilon``. Give at least one of ``resolution``,
+        ``fwhm`` and ``vsini``, and at most one of ``resolution`` and ``fwhm``.
+    input_resolution : float, default=None
         Resolving power of the input spectra; the Gaussian kernel is then the
         quadrature difference, ``FWHM_kernel**2 = FWHM_target**2 -
         FWHM_input**2``. Without it (and without ``input_fwhm``) the input is
         taken as infinitely resolved.
-    input_fwhm : `~astropy.units.Quantity`, optional
+    input_fwhm : `~astropy.units.Quantity`, default=None
         FWHM of the input line-spread function (wavelength or velocity).
-    epsilon : float, default 0.6
+    epsilon : float, default=0.6
         Linear limb-darkening coefficient of the rotational profile.
 
     Notes
@@ -539,14 +581,30 @@ class Broadener(SpectrumTransformer):
         self.input_fwhm = input_fwhm
         self.epsilon = epsilon
 
-    def _transform_batch(self, batch):
+    _parameter_constraints = {
+        "resolution": [None, Converted(_check_resolution, "a positive number (R)")],
+        "fwhm": [None, Converted(_check_fwhm, "a wavelength or velocity Quantity")],
+        "vsini": [None, Converted(_check_vsini, "a non-negative velocity Quantity, a scalar "
+                                                "or one value per spectrum")],
+        "input_resolution": [None, Converted(_check_resolution, "a positive number (R)")],
+        "input_fwhm": [None, Converted(_check_fwhm, "a wavelength or velocity Quantity")],
+        "epsilon": [Interval(Real, 0, 1, closed="both")],
+    }
+
+    def _check_params(self):
+        super()._check_params()
         if self.resolution is None and self.fwhm is None and self.vsini is None:
             raise ValueError("give at least one of resolution, fwhm and vsini")
+        if self.resolution is not None and self.fwhm is not None:
+            raise ValueError("give resolution or fwhm, not both")
+        if self.input_resolution is not None and self.input_fwhm is not None:
+            raise ValueError("give input_resolution or input_fwhm, not both")
         if (self.input_resolution is not None or self.input_fwhm is not None) and (
             self.resolution is None and self.fwhm is None
         ):
             raise ValueError("input_resolution and input_fwhm need resolution or fwhm")
-        _check_epsilon(self.epsilon)
+
+    def _transform_batch(self, batch):
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         order = slice(None) if wave[-1] > wave[0] else slice(None, None, -1)
         wave = wave[order]
@@ -560,7 +618,7 @@ class Broadener(SpectrumTransformer):
             vsini = _velocity_value(self.vsini, "vsini")
             if vsini.ndim == 0:
                 vsini = np.full(batch.n_spectra, float(vsini))
-            if vsini.shape != (batch.n_spectra,) or np.any(vsini < 0):
+            if vsini.shape != (batch.n_spectra,):
                 raise ValueError(
                     f"vsini must be a non-negative scalar or one value per spectrum "
                     f"({batch.n_spectra}), got {self.vsini!r}"

@@ -9,7 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
 from .._batch import from_batch, iter_batches
-from ._base import SpectrumTransformer
+from .._params import Converted
+from ._base import RANDOM_STATE, SpectrumTransformer
 
 __all__ = ["DopplerShift", "doppler_factor"]
 
@@ -65,6 +66,24 @@ def _velocity(value, name, below_c=False):
     return values
 
 
+def _check_rv(value, name):
+    """A velocity Quantity, finite and slower than light (its length needs the data)."""
+    _velocity(value, name, below_c=True)
+
+
+def _rv_bounds(value, name):
+    """The (low, high) bounds in km/s of a velocity range, checked."""
+    try:
+        bounds = _velocity(u.Quantity(value), name, below_c=True)
+    except TypeError:
+        raise TypeError(f"{name} must be a (low, high) velocity Quantity, got {value!r}") from None
+    if bounds.shape != (2,) or not bounds[0] <= bounds[1]:
+        raise ValueError(
+            f"{name} must be a (low, high) velocity Quantity with low <= high, got {value!r}"
+        )
+    return bounds
+
+
 def _shift_axis(axis, factor):
     """Multiply wavelengths by ``factor`` (frequencies, energies, wavenumbers divide)."""
     if axis.unit.is_equivalent(u.AA):
@@ -81,22 +100,22 @@ class DopplerShift(SpectrumTransformer):
 
     Parameters
     ----------
-    rv : `~astropy.units.Quantity`, optional
+    rv : `~astropy.units.Quantity`, default=None
         Radial velocity: a scalar, or one value per spectrum. Without
         ``inject``, the spectra are shifted to the rest frame
         (wavelengths divided by the Doppler factor); ``None`` uses each
         input Spectrum's ``radial_velocity``. With ``inject``, the given
         velocities are applied (wavelengths multiplied by the factor).
-    inject : bool, default False
+    inject : bool, default=False
         Inject radial velocities (augmentation) instead of removing them.
-    rv_range : (low, high) `~astropy.units.Quantity`, optional
+    rv_range : (low, high) `~astropy.units.Quantity`, default=None
         With ``inject=True`` and ``rv=None``: one velocity per spectrum is
-        drawn uniformly from this range; default ``(-300, 300) km/s``. Both
+        drawn uniformly from this range; None is ``(-300, 300) km/s``. Both
         bounds must be finite, ``low <= high``, and smaller than the speed of
         light in absolute value (checked before drawing, so the answer does
         not depend on ``random_state``). Giving both ``rv`` and ``rv_range``
         is an error.
-    random_state : int, `~numpy.random.RandomState` or None
+    random_state : int, `~numpy.random.RandomState` or None, default=None
         Seed of the drawn velocities; an int draws the same velocities at
         every call.
 
@@ -139,19 +158,33 @@ class DopplerShift(SpectrumTransformer):
     <Quantity [-30.] km / s>
     """
 
+    _parameter_constraints = {
+        "rv": [None, Converted(_check_rv, "a velocity Quantity: a scalar or one value per "
+                                          "spectrum, slower than light")],
+        "inject": ["boolean"],
+        "rv_range": [None, Converted(_rv_bounds, "a (low, high) velocity Quantity with "
+                                                 "low <= high, slower than light")],
+        "random_state": RANDOM_STATE,
+    }
+
     def __init__(self, rv=None, inject=False, rv_range=None, random_state=None):
         self.rv = rv
         self.inject = inject
         self.rv_range = rv_range
         self.random_state = random_state
 
-    def _velocities(self, batches, spectra):
-        n_total = sum(b.n_spectra for b in batches)
+    def _check_params(self):
+        super()._check_params()
         if self.rv is not None and self.rv_range is not None:
             raise ValueError(
                 "give rv or rv_range, not both: rv_range draws the velocities that rv "
                 f"would give (got rv={self.rv!r}, rv_range={self.rv_range!r})"
             )
+        if self.rv_range is not None and not self.inject:
+            raise ValueError("rv_range is used only with inject=True")
+
+    def _velocities(self, batches, spectra):
+        n_total = sum(b.n_spectra for b in batches)
         if self.rv is not None:
             rv = _velocity(self.rv, "rv", below_c=True)
             if rv.ndim == 0:
@@ -164,21 +197,9 @@ class DopplerShift(SpectrumTransformer):
             return rv
         if self.inject:
             rv_range = (-300, 300) * u.km / u.s if self.rv_range is None else self.rv_range
-            try:
-                bounds = _velocity(u.Quantity(rv_range), "rv_range", below_c=True)
-            except TypeError:
-                raise TypeError(
-                    f"rv_range must be a (low, high) velocity Quantity, got {rv_range!r}"
-                ) from None
-            if bounds.shape != (2,) or not bounds[0] <= bounds[1]:
-                raise ValueError(
-                    f"rv_range must be a (low, high) velocity Quantity with low <= high, "
-                    f"got {rv_range!r}"
-                )
+            bounds = _rv_bounds(rv_range, "rv_range")
             rng = check_random_state(self.random_state)
             return rng.uniform(bounds[0], bounds[1], size=n_total)
-        if self.rv_range is not None:
-            raise ValueError("rv_range is used only with inject=True")
         items = [spectra] if isinstance(spectra, Spectrum) else list(spectra)
         return np.concatenate(
             [
@@ -213,6 +234,7 @@ class DopplerShift(SpectrumTransformer):
             1-D spectra (see Notes).
         """
         check_is_fitted(self)
+        self._check_params()
         batches = iter_batches(spectra, "spectra")
         velocities = self._velocities(batches, spectra)
         applied = velocities if self.inject else -velocities

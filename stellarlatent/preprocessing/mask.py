@@ -4,9 +4,13 @@ import astropy.units as u
 import numpy as np
 from specutils import SpectralRegion
 
+from .._params import Converted
 from ._base import SpectrumTransformer
 
 __all__ = ["Masker"]
+
+#: What `region_bounds` accepts, in words.
+REGIONS = "a SpectralRegion or a list of (low, high) Quantity pairs"
 
 
 def region_bounds(regions, name="regions"):
@@ -90,14 +94,14 @@ class Masker(SpectrumTransformer):
 
     Parameters
     ----------
-    regions : `~specutils.SpectralRegion` or list of (low, high) Quantity pairs, optional
+    regions : `~specutils.SpectralRegion` or list of (low, high) Quantity pairs, default=None
         Closed intervals to mask, in any spectral unit (converted to the unit
-        of each spectrum's axis).
-    mask_nonfinite : bool, default True
+        of each spectrum's axis); None masks no region.
+    mask_nonfinite : bool, default=True
         Mask pixels whose flux is NaN or infinite.
-    mask_nonpositive_uncertainty : bool, default True
+    mask_nonpositive_uncertainty : bool, default=True
         Mask pixels whose inverse variance is not positive and finite.
-    mask_nonpositive_flux : bool, default False
+    mask_nonpositive_flux : bool, default=False
         Also mask pixels whose flux is zero or negative (for example the
         zero-valued end pixels of some MILES spectra).
 
@@ -121,6 +125,13 @@ class Masker(SpectrumTransformer):
     array([[False,  True,  True,  True, False, False]])
     """
 
+    _parameter_constraints = {
+        "regions": [None, Converted(region_bounds, REGIONS)],
+        "mask_nonfinite": ["boolean"],
+        "mask_nonpositive_uncertainty": ["boolean"],
+        "mask_nonpositive_flux": ["boolean"],
+    }
+
     def __init__(
         self,
         regions=None,
@@ -134,7 +145,7 @@ class Masker(SpectrumTransformer):
         self.mask_nonpositive_flux = mask_nonpositive_flux
 
     def _transform_batch(self, batch):
-        bounds = region_bounds(self.regions)
+        bounds = region_bounds(self.regions, "regions")
         mask = batch.mask | region_mask(batch.spectral_axis, bounds)[np.newaxis, :]
         with np.errstate(invalid="ignore"):
             if self.mask_nonfinite:

@@ -5,7 +5,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._base import SpectrumTransformer
+from .._params import Converted, Options
+from ._base import RANDOM_STATE, SpectrumTransformer
 from .normalize import nanmedian_rows
 
 __all__ = ["NoiseAugmenter"]
@@ -13,10 +14,11 @@ __all__ = ["NoiseAugmenter"]
 _MODELS = ("photon", "constant")
 
 
-def draw_values(value, n, rng, name, positive=True):
-    """Return ``n`` values: a scalar repeated, or uniform draws from a (low, high) range.
+def check_values(value, name, positive=True):
+    """Check a number, a ``(low, high)`` tuple or a 1-D array of values.
 
-    ``value`` may also be an array of length ``n`` (one value per spectrum).
+    The checks that need no data: the length of an array (one value per
+    spectrum) is checked by `draw_values`.
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(
@@ -24,7 +26,7 @@ def draw_values(value, n, rng, name, positive=True):
             f"got the boolean {value!r}"
         )
     if isinstance(value, numbers.Real):
-        values = np.full(n, float(value))
+        array = np.asarray(float(value))
     else:
         try:
             array = np.asarray(value, dtype=float)
@@ -34,20 +36,34 @@ def draw_values(value, n, rng, name, positive=True):
                 f"spectrum, got {value!r}"
             ) from None
         if isinstance(value, tuple) and array.shape == (2,):
-            low, high = array
-            if not low <= high:
+            if not array[0] <= array[1]:
                 raise ValueError(f"{name} range must have low <= high, got {value!r}")
-            values = rng.uniform(low, high, size=n)
-        elif array.shape == (n,):
-            values = array
-        else:
+        elif array.ndim != 1 or np.asarray(value).dtype.kind == "b":
             raise ValueError(
                 f"{name} must be a number, a (low, high) tuple or an array of one value "
-                f"per spectrum ({n}), got shape {array.shape}"
+                f"per spectrum, got {value!r}"
             )
-    if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
+    if not np.all(np.isfinite(array)) or (positive and np.any(array <= 0)):
         raise ValueError(f"{name} must be finite{' and positive' if positive else ''}")
-    return values
+
+
+def draw_values(value, n, rng, name, positive=True):
+    """Return ``n`` values: a scalar repeated, or uniform draws from a (low, high) range.
+
+    ``value`` may also be an array of length ``n`` (one value per spectrum).
+    """
+    check_values(value, name, positive)
+    if isinstance(value, numbers.Real):
+        return np.full(n, float(value))
+    array = np.asarray(value, dtype=float)
+    if isinstance(value, tuple) and array.shape == (2,):
+        return rng.uniform(array[0], array[1], size=n)
+    if array.shape != (n,):
+        raise ValueError(
+            f"{name} must be a number, a (low, high) tuple or an array of one value "
+            f"per spectrum ({n}), got shape {array.shape}"
+        )
+    return array
 
 
 class NoiseAugmenter(SpectrumTransformer):
@@ -60,16 +76,16 @@ class NoiseAugmenter(SpectrumTransformer):
 
     Parameters
     ----------
-    snr : float, (low, high) tuple or array of shape (n_spectra,)
+    snr : float, (low, high) tuple or array of shape (n_spectra,), default=100.0
         Target S/N per pixel at the median flux of each spectrum; a tuple is
         a range from which one S/N per spectrum is drawn uniformly.
-    noise_model : {"photon", "constant"}, default "photon"
+    noise_model : {"photon", "constant"}, default="photon"
         ``"photon"``: the noise standard deviation grows as the square root
         of the flux (photon-limited), so S/N per pixel equals ``snr`` where
         the flux equals the median and is lower in absorption lines;
         ``"constant"``: one standard deviation, median flux / ``snr``, for
         every pixel.
-    random_state : int, `~numpy.random.RandomState` or None
+    random_state : int, `~numpy.random.RandomState` or None, default=None
         Seed of the noise and of the drawn S/N. An int gives the same noise
         at every call.
 
@@ -114,14 +130,19 @@ class NoiseAugmenter(SpectrumTransformer):
     np.float64(2500.0)
     """
 
+    _parameter_constraints = {
+        "snr": [Converted(check_values, "a positive number, a (low, high) range or one "
+                          "value per spectrum")],
+        "noise_model": [Options(*_MODELS)],
+        "random_state": RANDOM_STATE,
+    }
+
     def __init__(self, snr=100.0, noise_model="photon", random_state=None):
         self.snr = snr
         self.noise_model = noise_model
         self.random_state = random_state
 
     def _transform_batch(self, batch):
-        if self.noise_model not in _MODELS:
-            raise ValueError(f"noise_model must be one of {_MODELS}, got {self.noise_model!r}")
         rng = check_random_state(self.random_state)
         snr = draw_values(self.snr, batch.n_spectra, rng, "snr")
         flux = np.where(batch.mask, np.nan, batch.flux)

@@ -1,6 +1,6 @@
 """Continuum normalisation: median, running quantile, clipped polynomial or spline."""
 
-import numbers
+from numbers import Integral, Real
 
 import astropy.units as u
 import numpy as np
@@ -8,8 +8,9 @@ from astropy.constants import c
 from scipy.interpolate import BSpline
 
 from .._logging import log
+from .._params import Converted, Interval, Options
 from ._base import SpectrumTransformer
-from .mask import region_bounds, region_mask
+from .mask import REGIONS, region_bounds, region_mask
 
 __all__ = ["ContinuumNormalizer"]
 
@@ -27,34 +28,44 @@ _SPLINE_PENALTY = 1e-4
 _SIGMA_FLOOR = 1e-3
 
 
-def _coordinate(axis, scale, name):
-    """Increasing pixel coordinate in which ``scale`` is a constant width.
-
-    ``scale`` is a velocity Quantity (coordinate ``c ln lambda`` in km/s), a
-    length Quantity (wavelength in Angstrom) or an int (pixel index). Returns
-    the coordinate and the width in its units.
-    """
-    if isinstance(scale, numbers.Integral) and not isinstance(scale, bool):
+def _check_scale(scale, name):
+    """Check a width: a scalar wavelength or velocity Quantity, or a pixel count of at least 2."""
+    if isinstance(scale, Integral) and not isinstance(scale, (bool, np.bool_)):
         if scale < 2:
             raise ValueError(f"{name} as a pixel count must be at least 2, got {scale}")
-        return np.arange(axis.size, dtype=float), float(scale)
+        return
     if not isinstance(scale, u.Quantity) or scale.ndim != 0:
         raise TypeError(
             f"{name} must be a scalar Quantity (wavelength or velocity) or a number of "
             f"pixels, got {scale!r}"
         )
+    if not (scale.unit.is_equivalent(u.km / u.s) or scale.unit.is_equivalent(u.AA)):
+        raise u.UnitsError(f"{name} must have length or velocity units, got '{scale.unit}'")
+    if not (np.isfinite(scale.value) and scale.value > 0):
+        raise ValueError(f"{name} must be positive, got {scale!r}")
+
+
+def _coordinate(axis, scale, name):
+    """Increasing pixel coordinate in which ``scale`` is a constant width.
+
+    ``scale`` is a velocity Quantity (coordinate ``c ln lambda`` in km/s), a
+    length Quantity (wavelength in Angstrom) or an int (pixel index), checked
+    by `_check_scale`. Returns the coordinate and the width in its units.
+    """
+    _check_scale(scale, name)
+    if not isinstance(scale, u.Quantity):
+        return np.arange(axis.size, dtype=float), float(scale)
     wave = axis.to_value(u.AA, equivalencies=u.spectral())
     if scale.unit.is_equivalent(u.km / u.s):
         coord, width = _C_KMS * np.log(wave), scale.to_value(u.km / u.s)
-    elif scale.unit.is_equivalent(u.AA):
-        coord, width = wave, scale.to_value(u.AA)
     else:
-        raise u.UnitsError(f"{name} must have length or velocity units, got '{scale.unit}'")
-    if not (np.isfinite(width) and width > 0):
-        raise ValueError(f"{name} must be positive, got {scale!r}")
+        coord, width = wave, scale.to_value(u.AA)
     if coord[-1] < coord[0]:
         coord = -coord
     return coord, float(width)
+
+
+_SCALE = "a wavelength or velocity Quantity, or a number of pixels of at least 2"
 
 
 def nanmedian_rows(data):
@@ -187,7 +198,7 @@ class ContinuumNormalizer(SpectrumTransformer):
 
     Parameters
     ----------
-    method : {"median", "running_quantile", "polynomial", "spline"}, default "median"
+    method : {"median", "running_quantile", "polynomial", "spline"}, default="median"
         * ``"median"``: one number per spectrum, the median flux of its
           unmasked pixels outside ``exclude`` (as in Sedaghat et al. 2021,
           who excluded the HARPS CCD gap 5303.6-5338.0 Angstrom);
@@ -200,34 +211,34 @@ class ContinuumNormalizer(SpectrumTransformer):
           ``sigma_upper`` above it (absorption lines fall below);
         * ``"spline"``: the same clipping with a cubic B-spline whose knots
           are ``knot_spacing`` apart.
-    exclude : `~specutils.SpectralRegion` or list of (low, high) Quantity pairs, optional
+    exclude : `~specutils.SpectralRegion` or list of (low, high) Quantity pairs, default=None
         Regions ignored when estimating the continuum (they are still
         divided by it, and keep their mask).
-    window : `~astropy.units.Quantity` or int, optional
+    window : `~astropy.units.Quantity` or int, default=None
         Width of the running window: a wavelength, a velocity (a constant
-        resolving power) or a number of pixels; default 5000 km/s.
-    quantile : float, default 0.9
+        resolving power) or a number of pixels; None is 5000 km/s.
+    quantile : float, default=0.9
         Quantile of the running window.
-    degree : int, default 3
+    degree : int, default=3
         Degree of the polynomial; smaller than the number of pixels.
-    knot_spacing : `~astropy.units.Quantity` or int, optional
+    knot_spacing : `~astropy.units.Quantity` or int, default=None
         Distance between spline knots (wavelength, velocity or pixels);
-        default 10000 km/s. Spacings that put more spline coefficients than
+        None is 10000 km/s. Spacings that put more spline coefficients than
         pixels on the grid are refused.
-    sigma_lower, sigma_upper : float, default 1.5 and 3.0
+    sigma_lower, sigma_upper : float, default=1.5 and 3.0
         Rejection thresholds of the polynomial and spline fits, in robust
         standard deviations (1.4826 times the median absolute deviation) of
         the residuals about their median (at least 0.1% of the median flux,
         for noise-free spectra); a smaller lower threshold rejects absorption
         lines.
-    max_iter : int, default 10
+    max_iter : int, default=10
         Maximum number of rejection iterations.
-    invalid : {"raise", "mask"}, default "raise"
+    invalid : {"raise", "mask"}, default="raise"
         What to do with a spectrum whose continuum is nowhere positive (for
         example a median of zero or below): raise a ValueError, or mask the
         whole spectrum. Pixels where a fitted continuum is not positive are
         always masked.
-    store_continuum : bool, default False
+    store_continuum : bool, default=False
         Store the continuum in ``meta["continuum"]`` of the output, a
         Quantity in the input flux unit of shape (n_spectra, n_pixels).
 
@@ -258,6 +269,20 @@ class ContinuumNormalizer(SpectrumTransformer):
     1.0
     """
 
+    _parameter_constraints = {
+        "method": [Options(*_METHODS)],
+        "exclude": [None, Converted(region_bounds, REGIONS)],
+        "window": [None, Converted(_check_scale, _SCALE)],
+        "quantile": [Interval(Real, 0, 1, closed="both")],
+        "degree": [Interval(Integral, 0, None, closed="left")],
+        "knot_spacing": [None, Converted(_check_scale, _SCALE)],
+        "sigma_lower": [Interval(Real, 0, None, closed="neither")],
+        "sigma_upper": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "invalid": [Options("raise", "mask")],
+        "store_continuum": ["boolean"],
+    }
+
     def __init__(
         self,
         method="median",
@@ -284,22 +309,6 @@ class ContinuumNormalizer(SpectrumTransformer):
         self.max_iter = max_iter
         self.invalid = invalid
         self.store_continuum = store_continuum
-
-    def _check_params(self):
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
-        if self.invalid not in ("raise", "mask"):
-            raise ValueError(f"invalid must be 'raise' or 'mask', got {self.invalid!r}")
-        if not (isinstance(self.quantile, numbers.Real) and 0 <= self.quantile <= 1):
-            raise ValueError(f"quantile must be a number in [0, 1], got {self.quantile!r}")
-        if not (isinstance(self.degree, numbers.Integral) and self.degree >= 0):
-            raise ValueError(f"degree must be a non-negative integer, got {self.degree!r}")
-        for name in ("sigma_lower", "sigma_upper"):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 0):
-            raise ValueError(f"max_iter must be a non-negative integer, got {self.max_iter!r}")
 
     def _continuum(self, batch, valid):
         flux = np.where(valid, batch.flux, 0.0)
@@ -336,7 +345,6 @@ class ContinuumNormalizer(SpectrumTransformer):
         return continuum
 
     def _transform_batch(self, batch):
-        self._check_params()
         excluded = region_mask(batch.spectral_axis, region_bounds(self.exclude, "exclude"))
         valid = ~batch.mask & ~excluded[np.newaxis, :] & np.isfinite(batch.flux)
         with np.errstate(invalid="ignore"):

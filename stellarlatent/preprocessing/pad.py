@@ -1,9 +1,10 @@
 """Pad spectra to a fixed length, for networks that halve the length repeatedly."""
 
-import numbers
+from numbers import Integral
 
 import numpy as np
 
+from .._params import Interval, Options, Predicate, is_number
 from ._base import SpectrumTransformer
 from .grid import check_n_pixels
 
@@ -65,15 +66,15 @@ class Padder(SpectrumTransformer):
 
     Parameters
     ----------
-    length : int, optional
+    length : int, default=None
         Length of the padded spectra; must not be shorter than the input.
-    multiple_of : int, optional
+    multiple_of : int, default=None
         Pad to the smallest multiple of this number (a positive integer) that
         is at least the input length. Give exactly one of ``length`` and
         ``multiple_of``.
-    value : float, default 0.0
+    value : float, default=0.0
         Flux of the padded pixels.
-    side : {"right", "left", "both"}, default "right"
+    side : {"right", "left", "both"}, default="right"
         Where to add pixels; ``"both"`` puts the odd pixel on the right.
 
     Notes
@@ -105,26 +106,30 @@ class Padder(SpectrumTransformer):
     array([[False, False, False, False, False,  True,  True,  True]])
     """
 
+    _parameter_constraints = {
+        "length": [Interval(Integral, 1, None, closed="left"), None],
+        "multiple_of": [Interval(Integral, 1, None, closed="left"), None],
+        "value": [Predicate(is_number, "a real number")],
+        "side": [Options(*_SIDES)],
+    }
+
     def __init__(self, length=None, multiple_of=None, value=0.0, side="right"):
         self.length = length
         self.multiple_of = multiple_of
         self.value = value
         self.side = side
 
-    def _target_length(self, n_pixels):
+    def _check_params(self):
+        super()._check_params()
         if (self.length is None) == (self.multiple_of is None):
             raise ValueError(
                 "give exactly one of length and multiple_of, got "
                 f"length={self.length!r} and multiple_of={self.multiple_of!r}"
             )
+
+    def _target_length(self, n_pixels):
         name = "length" if self.length is not None else "multiple_of"
         value = getattr(self, name)
-        if (
-            isinstance(value, (bool, np.bool_))
-            or not isinstance(value, numbers.Integral)
-            or value < 1
-        ):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.length is not None:
             if self.length < n_pixels:
                 raise ValueError(
@@ -137,10 +142,6 @@ class Padder(SpectrumTransformer):
         return check_n_pixels(target, name, f"spectra padded with {name}={value}")
 
     def _transform_batch(self, batch):
-        if self.side not in _SIDES:
-            raise ValueError(f"side must be one of {_SIDES}, got {self.side!r}")
-        if not isinstance(self.value, numbers.Real):
-            raise TypeError(f"value must be a real number, got {type(self.value).__name__}")
         n_pad = self._target_length(batch.n_pixels) - batch.n_pixels
         n_left = {"right": 0, "left": n_pad, "both": n_pad // 2}[self.side]
         n_right = n_pad - n_left

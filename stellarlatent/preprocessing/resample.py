@@ -11,6 +11,7 @@ from scipy.interpolate import CubicSpline
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches
+from .._params import Converted, Options, Predicate, is_number
 from ._base import SpectrumTransformer
 from .grid import SpectralGrid, bin_edges
 
@@ -97,11 +98,11 @@ class Resampler(SpectrumTransformer):
 
     Parameters
     ----------
-    grid : `SpectralGrid`, `~astropy.units.Quantity` or None
+    grid : `SpectralGrid`, `~astropy.units.Quantity` or None, default=None
         The output grid. When ``None``, `fit` learns a log-uniform grid over
         the range that every input covers, with as many pixels as the
         best-sampled input has in that range.
-    method : {"flux_conserving", "linear", "spline"}
+    method : {"flux_conserving", "linear", "spline"}, default="flux_conserving"
         ``"flux_conserving"`` averages the input pixels over each output
         pixel, weighted by their overlap (pixel edges are midpoints between
         centres, as in specutils); the integral of the flux is conserved.
@@ -109,7 +110,7 @@ class Resampler(SpectrumTransformer):
         scipy's `~scipy.interpolate.CubicSpline`, with masked pixels first
         bridged linearly; its inverse variance is propagated with the linear
         weights).
-    extrapolation : "nan" or float
+    extrapolation : "nan" or float, default="nan"
         Flux given to output pixels that the input does not cover; those
         pixels are also masked. An output pixel counts as covered when its
         whole extent (flux-conserving) or its centre (interpolation) lies
@@ -147,26 +148,21 @@ class Resampler(SpectrumTransformer):
     <Quantity [2., 3.] Jy>
     """
 
+    _parameter_constraints = {
+        "grid": [None, Converted(SpectralGrid.coerce,
+                                 "a SpectralGrid or a Quantity of spectral coordinates")],
+        "method": [Options(*_METHODS)],
+        "extrapolation": [Options("nan"), Predicate(is_number, "a number")],
+    }
+
     def __init__(self, grid=None, method="flux_conserving", extrapolation="nan"):
         self.grid = grid
         self.method = method
         self.extrapolation = extrapolation
 
-    def _check_params(self):
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
-        if isinstance(self.extrapolation, str):
-            if self.extrapolation != "nan":
-                raise ValueError(
-                    f"extrapolation must be 'nan' or a number, got {self.extrapolation!r}"
-                )
-            return np.nan
-        try:
-            return float(self.extrapolation)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"extrapolation must be 'nan' or a number, got {self.extrapolation!r}"
-            ) from exc
+    def _fill(self):
+        """Flux of the output pixels that the input does not cover."""
+        return np.nan if isinstance(self.extrapolation, str) else float(self.extrapolation)
 
     def fit(self, spectra, y=None):
         """Set the output grid, learning one from ``spectra`` when ``grid`` is None.
@@ -259,7 +255,8 @@ class Resampler(SpectrumTransformer):
             variance when every input had an uncertainty, and the mask.
         """
         check_is_fitted(self)
-        fill = self._check_params()
+        self._check_params()
+        fill = self._fill()
         batches = iter_batches(spectra, "spectra")
         groups = OrderedDict()
         for index, batch in enumerate(batches):
