@@ -5,6 +5,7 @@ import contextlib
 import copy
 import json
 import math
+import numbers
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
 from .._logging import log
+from .._params import Converted, Interval, Options
 from . import _distributed
 from ._data import as_source
 
@@ -172,6 +174,26 @@ class TorchEstimator(BaseEstimator):
     """
 
     # -- parameters ------------------------------------------------------------------
+
+    #: The training parameters every estimator shares (see `stellarlatent._params`);
+    #: subclasses add theirs. The words match those of `_check_training_params`.
+    _parameter_constraints = {
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither", description="a positive number")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left",
+                                  description="a non-negative number")],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "n_iter_no_change": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [Converted(lambda value, name: resolve_device(value),
+                             "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device")],
+        "random_state": [None, Interval(numbers.Integral, 0, 2**32 - 1, closed="both"),
+                         np.random.RandomState],
+        "verbose": [Interval(numbers.Integral, 0, None, closed="left"), "boolean"],
+        "num_workers": [Interval(numbers.Integral, 0, None, closed="left")],
+        "precision": [Options(*sorted(_PRECISIONS))],
+        "compile": ["boolean"],
+    }
 
     def _check_training_params(self):
         _check_positive_int(self.max_epochs, "max_epochs")

@@ -1,6 +1,6 @@
 """SpectralVAE: the convolutional beta-VAE of Sedaghat et al. (2021) as an estimator."""
 
-import math
+import numbers
 
 import astropy.units as u
 import numpy as np
@@ -9,8 +9,9 @@ from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import SpectraBatch, from_batch
+from .._params import Interval, Options, Predicate, validate_params
 from ..nn import ConvVAE, linear_warmup, vae_loss
-from ._base import TorchEstimator, _check_positive_int, _is_number, resolve_device
+from ._base import TorchEstimator, _check_positive_int, resolve_device
 
 __all__ = ["SpectralVAE"]
 
@@ -33,6 +34,28 @@ _PRESETS = {
 }
 
 
+def _is_integer(value, low):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) \
+        and value >= low
+
+
+def _is_plan(value):
+    """A non-empty sequence of positive integers (channels, kernel sizes or strides)."""
+    return not isinstance(value, (str, bytes)) and len(value) > 0 and all(
+        _is_integer(v, 1) for v in value)
+
+
+def _is_warmup(value):
+    """Two iterations ``(start, stop)`` with ``0 <= start < stop``."""
+    if isinstance(value, (str, bytes)):
+        return False
+    start, stop = value
+    return _is_integer(start, 0) and _is_integer(stop, 0) and start < stop
+
+
+_PLAN = Predicate(_is_plan, "a non-empty sequence of positive integers")
+
+
 class SpectralVAE(TransformerMixin, TorchEstimator):
     """Convolutional beta-VAE (or autoencoder) that compresses spectra to a few latents.
 
@@ -46,54 +69,62 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
 
     Parameters
     ----------
-    latent_dim : int
+    latent_dim : int, default=8
         Number of latent variables.
-    beta : float
+    beta : float, default=1.0
         Weight of the KL divergence (averaged over batch and latents) in the
         loss; 0 with ``variational=True`` is an unregularised VAE.
-    variational : bool
+    variational : bool, default=True
         True for a (beta-)VAE with the reparametrisation trick; False for a
         deterministic autoencoder (no KL term).
-    reconstruction : {"l1", "mse", "chi2"}
+    reconstruction : {"l1", "mse", "chi2"}, default="l1"
         Per-pixel error: absolute (the paper's), squared, or squared and
         weighted by the inverse variance. Masked pixels never count.
-    beta_warmup : tuple of two ints or None
-        Iterations ``(start, stop)`` between which the KL weight ramps
-        linearly from 0 to ``beta``; None uses ``beta`` from the start.
-    channels, kernel_sizes, strides : tuple of int or None
-        An explicit encoder plan; None derives it from the input length.
-    max_epochs : int
+    beta_warmup : tuple of two ints, default=None
+        Iterations ``(start, stop)``, ``0 <= start < stop``, between which the
+        KL weight ramps linearly from 0 to ``beta``; None uses ``beta`` from
+        the start.
+    channels, kernel_sizes, strides : tuple of int, default=None
+        An explicit encoder plan (positive integers); None derives it from the
+        input length.
+    max_epochs : int, default=50
         Number of passes over the training spectra.
-    batch_size : int
+    batch_size : int, default=32
         Spectra per optimiser step.
-    lr : float
-        Learning rate of Adam.
-    weight_decay : float
-        L2 weight decay of Adam.
-    validation_fraction : float
-        Fraction of the spectra held out to monitor the loss (0 for none).
-    n_iter_no_change : int or None
+    lr : float, default=1e-3
+        Learning rate of Adam; positive.
+    weight_decay : float, default=0.0
+        L2 weight decay of Adam; non-negative.
+    validation_fraction : float, default=0.1
+        Fraction of the spectra held out to monitor the loss, in [0, 1) (0 for
+        none).
+    n_iter_no_change : int, default=None
         Stop when the validation loss has not improved for this many epochs,
         and keep the best weights; None trains for ``max_epochs``.
-    device : str or `torch.device`
+    device : str or `torch.device`, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
-    random_state : int or None
+    random_state : int, default=None
         Seed of the weights, the split, the batches and the sampling. The same
         seed gives the same result on CPU.
-    num_workers : int
+    verbose : int, default=1
+        0 for silence, 1 for a progress bar.
+    num_workers : int, default=0
         Background processes reading batches (a `torch.utils.data.DataLoader`
         with prefetching; batches go to pinned memory when the network is on
         a GPU). 0 reads in the training process, best for data in memory;
         a few workers keep a GPU fed from a `~stellarlatent.datasets.SpectralStore`.
-    precision : {"float32", "bf16-mixed"}
+    precision : {"float32", "bf16-mixed"}, default="float32"
         ``"bf16-mixed"`` runs the training forward passes under bfloat16
         autocast (weights and optimiser stay float32): about twice the
         throughput on recent GPUs, for a small loss of precision.
-    compile : bool
+    compile : bool, default=False
         Compile the training network with `torch.compile` (worth it for long
         GPU runs; the first epoch pays the compilation).
-    verbose : int
-        0 for silence, 1 for a progress bar.
+
+    Every parameter is declared in ``_parameter_constraints`` (with the
+    training parameters shared with `DeepREMAP`) and checked when `fit`
+    starts: a value of the wrong kind or range (``lr=True``,
+    ``validation_fraction=None``) raises a ValueError naming the parameter.
 
     Attributes
     ----------
@@ -123,6 +154,18 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     >>> len(vae.history_)
     3
     """
+
+    _parameter_constraints = {
+        "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, None, closed="left", description="a non-negative number")],
+        "variational": ["boolean"],
+        "reconstruction": [Options("l1", "mse", "chi2")],
+        "beta_warmup": [None, Predicate(_is_warmup, "two iterations (start, stop) with "
+                                                    "0 <= start < stop")],
+        "channels": [None, _PLAN],
+        "kernel_sizes": [None, _PLAN],
+        "strides": [None, _PLAN],
+    }
 
     def __init__(
         self,
@@ -199,39 +242,14 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     # -- network ---------------------------------------------------------------------
 
     def _check_params(self):
-        _check_positive_int(self.latent_dim, "latent_dim")
-        if not (_is_number(self.beta) and 0 <= self.beta < math.inf):
-            raise ValueError(f"beta must be a non-negative number, got {self.beta!r}")
-        if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
-            raise ValueError(f"weight_decay must be a non-negative number, got {self.weight_decay!r}")
-        if not isinstance(self.variational, (bool, np.bool_)):
-            raise TypeError(f"variational must be True or False, got {self.variational!r}")
-        for name in ("channels", "kernel_sizes", "strides"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not all(
-                    _is_number(v) and float(v).is_integer() and v >= 1 for v in value) \
-                    or len(value) == 0:
-                raise ValueError(
-                    f"{name} must be None or a non-empty sequence of positive integers, got {value!r}"
-                )
-        if self.reconstruction not in ("l1", "mse", "chi2"):
-            raise ValueError(
-                f"reconstruction must be 'l1', 'mse' or 'chi2', got {self.reconstruction!r}"
-            )
-        if self.beta_warmup is not None:
-            try:
-                start, stop = self.beta_warmup
-                ok = 0 <= start < stop
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ValueError(
-                    "beta_warmup must be None or two iterations (start, stop) with "
-                    f"0 <= start < stop, got {self.beta_warmup!r}"
-                )
-        self._check_training_params()
+        """Check every parameter against the declared constraints (those of the base too).
+
+        Raises
+        ------
+        `~stellarlatent._params.InvalidParameterError`
+            A ValueError and TypeError naming the parameter.
+        """
+        validate_params(self)
 
     def build_module(self, n_pixels):
         """The untrained network for spectra of ``n_pixels`` pixels.
