@@ -809,8 +809,8 @@ function select(i) {
 
 // ---- start ---------------------------------------------------------------------
 $("wunit").textContent = UNIT;
-$("wmin").addEventListener("change", function () { setZoom($("wmin").value, zoom[1]); });
-$("wmax").addEventListener("change", function () { setZoom(zoom[0], $("wmax").value); });
+$("wmin").addEventListener("change", function () { if ($("wmin").value !== "") setZoom($("wmin").value, zoom[1]); });
+$("wmax").addEventListener("change", function () { if ($("wmax").value !== "") setZoom(zoom[0], $("wmax").value); });
 $("zoom-reset").addEventListener("click", function () { setZoom(WFULL[0], WFULL[1]); });
 zoomable($("star")); zoomable($("decoded"));
 $("summary").textContent = N + " spectra, " + DIM + " latents, " + D.informative.length + " informative (MAD > " +
