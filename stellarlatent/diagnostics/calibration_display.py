@@ -180,24 +180,29 @@ class CalibrationDisplay:
             labels, truth_, predicted, error, units, reliability, ece, levels, coverage
         )
 
-    def plot(self, axes=None, *, ax=None):
+    def plot(self, *, ax=None, axes=None):
         """Draw one row of panels per label.
 
         Parameters
         ----------
-        axes : array of `~matplotlib.axes.Axes`, optional
+        ax : array of `~matplotlib.axes.Axes`, default=None
             ``n_labels * n_panels`` axes in row-major order; a new figure when
-            `None`. ``ax`` is an alias.
+            `None`.
+        axes : array of `~matplotlib.axes.Axes`, default=None
+            The former name of ``ax``; give one of them.
 
         Returns
         -------
         self
         """
+        if ax is not None and axes is not None:
+            raise TypeError("give ax or axes (its former name), not both")
+        name = "axes" if axes is not None else "ax"
         axes = ax if axes is None else axes
         panels = ["coverage", "residuals"]
         if any(r is not None for r in self.reliability.values()):
             panels.insert(0, "reliability")
-        fig, grid = axes_grid(axes, len(self.labels), len(panels), name="axes")
+        fig, grid = axes_grid(axes, len(self.labels), len(panels), name=name)
         for row, label in zip(grid, self.labels):
             for panel, kind in zip(row, panels):
                 getattr(self, f"_plot_{kind}")(panel, label)

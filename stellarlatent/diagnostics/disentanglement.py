@@ -32,7 +32,12 @@ _MIN_SAMPLES = 5
 _CHUNK_ELEMENTS = 2_000_000
 
 
-def _check_latents(Z, name="Z"):
+def check_latents(Z, name="Z"):
+    """Return ``Z`` as a 2-D float array of latents (n_samples, latent_dim), checked.
+
+    Shared by the diagnostics of this subpackage (not part of the public API:
+    it is not in ``__all__``).
+    """
     try:
         Z = np.asarray(Z, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -47,6 +52,10 @@ def _check_latents(Z, name="Z"):
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {Z.shape})")
     return Z
+
+
+#: The former name, still imported by `stellarlatent.diagnostics.dependence`.
+_check_latents = check_latents
 
 
 def _check_dims(dims, latent_dim, name="dims"):
@@ -89,7 +98,7 @@ def latent_mad(Z):
     >>> latent_mad(Z)  # doctest: +FLOAT_CMP
     array([1., 0.])
     """
-    Z = _check_latents(Z)
+    Z = check_latents(Z)
     return np.asarray(median_abs_deviation(Z, axis=0, scale=1.0, nan_policy="omit"), dtype=float)
 
 
@@ -312,7 +321,7 @@ def mutual_information(
     >>> np.round(mi["teff"], 2).tolist()  # latent 0 carries Teff
     [0.64, 0.13]
     """
-    Z = _check_latents(Z)
+    Z = check_latents(Z)
     if method not in ("histogram", "ksg"):
         raise ValueError(f"method must be 'histogram' or 'ksg', got {method!r}")
     if normalize not in _NORMALIZATIONS:
@@ -412,7 +421,7 @@ def latent_correlation(Z, labels, method="spearman", dims=None, names=None):
     >>> rho["logg"].round(3).tolist()
     [1.0, 0.657]
     """
-    Z = _check_latents(Z)
+    Z = check_latents(Z)
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     dims = _check_dims(dims, Z.shape[1])

@@ -11,7 +11,7 @@ from ._plotting import axes_grid, axis_label, import_pyplot, single_axes
 from .dependence import latent_dependence
 from .disentanglement import (
     PAPER_BINS,
-    _check_latents,
+    check_latents,
     informative_dimensions,
     latent_correlation,
     latent_mad,
@@ -155,7 +155,7 @@ class DisentanglementReport:
         -------
         `DisentanglementReport`
         """
-        Z = _check_latents(Z)
+        Z = check_latents(Z)
         columns = label_columns(labels, Z.shape[0], names=names)
         mad = latent_mad(Z)
         informative = informative_dimensions(Z, threshold)
@@ -390,8 +390,13 @@ class DisentanglementReport:
         i = int(np.nanargmax(scores))
         return BestDimension(int(dims[i]), float(self.correlation[label][i]), float(scores[i]))
 
-    def plot_mad(self, ax=None):
+    def plot_mad(self, *, ax=None):
         """Bar chart of the MAD of every dimension, with the threshold.
+
+        Parameters
+        ----------
+        ax : `~matplotlib.axes.Axes`, default=None
+            Where to draw; a new figure when None.
 
         Returns
         -------
@@ -411,18 +416,19 @@ class DisentanglementReport:
         ax.legend(loc="best", fontsize="small")
         return ax
 
-    def plot_mutual_information(self, ax=None, normalize="max", annotate=True, cmap="viridis"):
+    def plot_mutual_information(self, *, ax=None, normalize="max", annotate=True, cmap="viridis"):
         """Heat map of the mutual information, dimensions by labels.
 
         Parameters
         ----------
-        ax : `~matplotlib.axes.Axes`, optional
-        normalize : {"max", "nmi", None}
+        ax : `~matplotlib.axes.Axes`, default=None
+            Where to draw; a new figure when None.
+        normalize : {"max", "nmi", None}, default="max"
             ``"max"``: each row divided by its maximum (the paper's figures);
             ``"nmi"``: the normalised mutual information; `None`: nats.
-        annotate : bool
+        annotate : bool, default=True
             Write the value in each cell.
-        cmap : str
+        cmap : str, default="viridis"
             Colour map.
 
         Returns

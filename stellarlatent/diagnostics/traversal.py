@@ -5,7 +5,7 @@ import numpy as np
 
 from .._batch import check_spectral_axis, to_batch
 from ._plotting import axes_grid, axis_label
-from .disentanglement import _check_latents, informative_dimensions
+from .disentanglement import check_latents, informative_dimensions
 
 __all__ = ["LatentTraversalDisplay"]
 
@@ -125,7 +125,7 @@ class LatentTraversalDisplay:
         """
         steps = _check_values(values)
         latent_dim = int(vae.latent_dim)
-        Z = None if latents is None else _check_latents(latents, name="latents")
+        Z = None if latents is None else check_latents(latents, name="latents")
         if Z is not None and Z.shape[1] != latent_dim:
             raise ValueError(
                 f"latents has {Z.shape[1]} columns but vae.latent_dim is {latent_dim}"
@@ -256,21 +256,21 @@ class LatentTraversalDisplay:
             )
         return pixels
 
-    def plot(self, ax=None, kind="spectra", cmap="coolwarm", ncols=3, colorbar=True):
+    def plot(self, *, ax=None, kind="spectra", cmap="coolwarm", ncols=3, colorbar=True):
         """Draw one panel per latent dimension, spectra coloured by latent value.
 
         Parameters
         ----------
-        ax : `~matplotlib.axes.Axes` or array of Axes, optional
+        ax : `~matplotlib.axes.Axes` or array of Axes, default=None
             One Axes per dimension; a new figure when `None`.
-        kind : {"spectra", "difference"}
+        kind : {"spectra", "difference"}, default="spectra"
             Draw the decoded spectra, or their difference from the spectrum
             at the centre of the sweep (the value closest to the median).
-        cmap : str or `~matplotlib.colors.Colormap`
+        cmap : str or `~matplotlib.colors.Colormap`, default="coolwarm"
             Colour map of the sweep, from its lowest to its highest value.
-        ncols : int
+        ncols : int, default=3
             Panels per row of a new figure.
-        colorbar : bool
+        colorbar : bool, default=True
             Add a colour bar of the sweep.
 
         Returns

@@ -49,11 +49,32 @@ def test_calibration_display_without_proba_and_given_axes(fake_remap):
     assert display.reliability == {"logg": None}
     assert np.isnan(display.ece["logg"])
     fig, axes = plt.subplots(1, 2)
-    display.plot(axes)
+    display.plot(ax=axes)
     assert display.figure_ is fig
     assert display.panels_ == ["coverage", "residuals"]
     with pytest.raises(ValueError, match=r"axes must be None or 2 matplotlib Axes"):
         display.plot(axes=axes[:1])
+    with pytest.raises(ValueError, match=r"ax must be None or 2 matplotlib Axes"):
+        display.plot(ax=axes[:1])
+    with pytest.raises(TypeError, match="not both"):
+        display.plot(ax=axes, axes=axes)
+
+
+def test_display_plots_take_ax_by_keyword_only():
+    import inspect
+
+    from stellarlatent.diagnostics import (
+        BetaSweepDisplay,
+        CalibrationDisplay,
+        DisentanglementReport,
+        LatentTraversalDisplay,
+    )
+
+    methods = [BetaSweepDisplay.plot, CalibrationDisplay.plot, LatentTraversalDisplay.plot,
+               DisentanglementReport.plot_mad, DisentanglementReport.plot_mutual_information]
+    for method in methods:
+        ax = inspect.signature(method).parameters["ax"]
+        assert ax.kind is inspect.Parameter.KEYWORD_ONLY, method.__qualname__
 
 
 def test_calibration_display_errors_and_missing_truth(fake_remap):
