@@ -293,11 +293,11 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
             batch.
         y : None
             Ignored (unsupervised).
-        sample_weight : array-like of shape (n_spectra,), optional
+        sample_weight : array-like of shape (n_spectra,), default=None
             Relative sampling weights, for example 1 / (number of spectra of
             the same star) as in Sedaghat et al. (2021): batches are drawn
             with replacement in proportion to them.
-        checkpoint_dir : str or `pathlib.Path`, optional
+        checkpoint_dir : str or `pathlib.Path`, default=None
             Write a checkpoint there after every epoch, and resume from it if
             one from the same data and hyperparameters is found, to the same
             result as an uninterrupted run.

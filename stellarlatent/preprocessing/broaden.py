@@ -36,7 +36,7 @@ def rotational_profile(velocity, vsini, epsilon=0.6):
         Velocity offsets from the line centre.
     vsini : `~astropy.units.Quantity`
         Projected equatorial rotation velocity, positive scalar.
-    epsilon : float, default 0.6
+    epsilon : float, default=0.6
         Linear limb-darkening coefficient, between 0 and 1.
 
     Returns
@@ -275,9 +275,9 @@ def _broaden(wave, flux, ivar, mask, sigma=None, vsini=None, epsilon=0.6):
         Strictly increasing wavelengths (any length unit).
     flux, ivar, mask : ndarray, shape (n_spectra, n_pixels)
         ``ivar`` may be None.
-    sigma : float or ndarray of shape (n_pixels,), optional
+    sigma : float or ndarray of shape (n_pixels,), default=None
         Gaussian standard deviation in km/s (per pixel when it varies).
-    vsini : ndarray of shape (n_spectra,), optional
+    vsini : ndarray of shape (n_spectra,), default=None
         Projected rotation velocity of each spectrum in km/s.
     """
     _check_kernel_width(wave, sigma, vsini)
@@ -413,13 +413,13 @@ def gaussian_broaden(wavelength, flux, *, resolution=None, fwhm=None, mask=None)
     wavelength : `~astropy.units.Quantity`, shape (n_pixels,)
         Strictly increasing wavelengths; any grid.
     flux : array-like or `~astropy.units.Quantity`, shape (n_pixels,) or (n_spectra, n_pixels)
-    resolution : float, optional
+    resolution : float, default=None
         Resolving power ``R = lambda / FWHM`` of the kernel.
-    fwhm : `~astropy.units.Quantity`, optional
+    fwhm : `~astropy.units.Quantity`, default=None
         FWHM of the kernel, as a wavelength (constant in Angstrom) or a
         velocity (constant resolving power). Give exactly one of
         ``resolution`` and ``fwhm``.
-    mask : array of bool, optional
+    mask : array of bool, default=None
         ``True`` marks pixels to ignore; non-finite flux is always ignored.
 
     Returns
@@ -463,9 +463,9 @@ def rotational_broaden(wavelength, flux, vsini, *, epsilon=0.6, mask=None):
     vsini : `~astropy.units.Quantity`
         Projected rotation velocity: a scalar or one value per spectrum,
         non-negative.
-    epsilon : float, default 0.6
+    epsilon : float, default=0.6
         Linear limb-darkening coefficient.
-    mask : array of bool, optional
+    mask : array of bool, default=None
         ``True`` marks pixels to ignore; non-finite flux is always ignored.
 
     Returns

@@ -111,7 +111,7 @@ class SpectralGrid:
     ----------
     spectral_axis : `~astropy.units.Quantity`
         Pixel centres in any spectral unit; decreasing values are reversed.
-    kind : {"custom", "log_uniform", "linear"}
+    kind : {"custom", "log_uniform", "linear"}, default="custom"
         How the grid was built; informational.
 
     Notes
@@ -145,7 +145,7 @@ class SpectralGrid:
             First and last pixel centres (inclusive).
         n : int
             Number of pixels.
-        unit : `~astropy.units.UnitBase`, optional
+        unit : `~astropy.units.UnitBase`, default=None
             Unit of ``start`` and ``stop`` when they are plain numbers.
 
         Examples
@@ -168,7 +168,7 @@ class SpectralGrid:
             First and last pixel centres (inclusive).
         n : int
             Number of pixels.
-        unit : `~astropy.units.UnitBase`, optional
+        unit : `~astropy.units.UnitBase`, default=None
             Unit of ``start`` and ``stop`` when they are plain numbers.
 
         Examples
@@ -194,7 +194,7 @@ class SpectralGrid:
             Spectral range in a wavelength unit.
         step : `~astropy.units.Quantity`
             Velocity step per pixel, for example ``2 * u.km / u.s``.
-        unit : `~astropy.units.UnitBase`, optional
+        unit : `~astropy.units.UnitBase`, default=None
             Unit of ``start`` and ``stop`` when they are plain numbers.
 
         Examples

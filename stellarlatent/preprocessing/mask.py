@@ -20,7 +20,7 @@ def region_bounds(regions, name="regions"):
     ----------
     regions : `~specutils.SpectralRegion`, a ``(low, high)`` pair of Quantity, or a list of them
         ``None`` gives an empty list.
-    name : str
+    name : str, default="regions"
         Name of the argument, used in error messages.
 
     Returns
