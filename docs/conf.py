@@ -31,3 +31,15 @@ plot_include_source = True
 plot_html_show_source_link = False
 plot_formats = [("png", 100)]
 plot_rcparams = {"figure.autolayout": True}
+
+# The latent explorer page of docs/explorer.rst and its screenshot, made with a
+# headless chromium when one is installed; without one the page says so
+# (the "explorer_screenshot" tag selects the picture or the note).
+if os.environ.get("STELLARLATENT_DOCS_SCREENSHOT", "1") != "0":
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _explorer_screenshot import make_screenshot
+
+    if make_screenshot(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_static")):
+        tags.add("explorer_screenshot")  # noqa: F821 - Sphinx defines tags in conf.py

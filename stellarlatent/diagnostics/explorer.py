@@ -553,14 +553,14 @@ font-size:.9em;z-index:1}#zoom input{width:7em}
 <button id="zoom-reset" type="button">whole range</button>
 <span class="note">(or drag across a spectrum; double-click for the whole range)</span></div>
 <div class="row">
-<section id="scatter-panel"><h2>Latent space</h2>
+<section id="scatter-panel" style="width:500px"><h2>Latent space</h2>
 <div class="controls">x <select id="xdim"></select> y <select id="ydim"></select>
 colour <select id="colour"></select></div>
-<canvas id="scatter" width="540" height="460"></canvas>
+<canvas id="scatter" width="500" height="440"></canvas>
 <div id="colourbar" class="note"></div>
 <p class="note">Click a point to select that star.</p></section>
-<section id="star-panel"><h2 id="star-title"></h2>
-<canvas id="star" width="660" height="260"></canvas>
+<section id="star-panel" style="width:680px"><h2 id="star-title"></h2>
+<canvas id="star" width="680" height="250"></canvas>
 <p id="star-note" class="note"></p>
 <table id="star-labels"></table>
 <h3 id="neighbours-title"></h3><ol id="neighbours"></ol></section>
@@ -620,13 +620,16 @@ function decode(z) {
     else if (l.type === "tanh") { for (j = 0; j < n; j++) x[j] = Math.tanh(x[j]); }
     else if (l.type === "sigmoid") { for (j = 0; j < n; j++) x[j] = 1 / (1 + Math.exp(-x[j])); }
     else if (l.type === "conv_transpose") {
+      // y[co, i * st - pad + j] += x[ci, i] * w[ci, co, j], innermost loop over i
       var ci, co, t, k = l.k, st = l.stride, pad = l.padding, Ci = l["in"], Co = l.out;
       var Lo = (L - 1) * st - 2 * pad + k + l.output_padding, y = new Float64Array(Co * Lo), w = l.w;
       for (co = 0; co < Co; co++) { var b = l.b[co]; for (t = 0; t < Lo; t++) y[co * Lo + t] = b; }
-      for (ci = 0; ci < Ci; ci++) for (i = 0; i < L; i++) {
-        var v = x[ci * L + i]; if (v === 0) continue; var t0 = i * st - pad;
-        for (co = 0; co < Co; co++) { var wb = (ci * Co + co) * k, yb = co * Lo;
-          for (j = 0; j < k; j++) { t = t0 + j; if (t >= 0 && t < Lo) y[yb + t] += v * w[wb + j]; } } }
+      for (j = 0; j < k; j++) {
+        var off = j - pad, ilo = Math.max(0, Math.ceil(-off / st)), ihi = Math.min(L, Math.floor((Lo - 1 - off) / st) + 1);
+        for (ci = 0; ci < Ci; ci++) { var xb = ci * L;
+          for (co = 0; co < Co; co++) { var wv = w[(ci * Co + co) * k + j]; if (wv === 0) continue;
+            var yb = co * Lo + off;
+            for (i = ilo; i < ihi; i++) y[yb + i * st] += wv * x[xb + i]; } } }
       x = y; L = Lo; }
   });
   return x.slice(0, P);
@@ -710,12 +713,12 @@ function zoomable(canvas) {
 // ---- state ---------------------------------------------------------------------
 var sel = 0, base = zOf(0), current = zOf(0), decoded = null, baseRecon = null, pending = false;
 var XLABEL = UNIT === "pixel" ? "pixel" : "wavelength [" + UNIT + "]";
-function drawDecoded() { pending = false; decoded = decode(current);
+function drawDecoded(again) { pending = false; if (again !== false || !decoded) decoded = decode(current);
   drawSeries($("decoded"), [{y: baseRecon, colour: "#aaa", label: "reconstruction of " + nameOf(sel)},
     {y: decoded, colour: "#c0392b", width: 1.3, label: "decoded from the sliders"}], XLABEL); }
 function schedule() { if (!pending) { pending = true; requestAnimationFrame(function () { if (pending) drawDecoded(); }); } }
 var starSeries = [];
-function drawSpectra() { drawSeries($("star"), starSeries, XLABEL); if (decoded) drawDecoded();
+function drawSpectra() { drawSeries($("star"), starSeries, XLABEL); if (decoded) drawDecoded(false);
   thumbs.forEach(function (t) { drawThumb(t[0], t[1]); }); }
 
 // ---- sliders -------------------------------------------------------------------
@@ -735,7 +738,7 @@ $("reset").addEventListener("click", function () { current = base.slice(); syncS
 // ---- scatter -------------------------------------------------------------------
 function option(sel_, value, text) { var o = document.createElement("option"); o.value = value; o.textContent = text; sel_.appendChild(o); }
 ["xdim", "ydim"].forEach(function (id) { for (var d = 0; d < DIM; d++)
-  option($(id), d, "z" + d + (D.informative.indexOf(d) >= 0 ? " (informative)" : "") + " MAD " + fmt(D.mad[d])); });
+  option($(id), d, "z" + d + " (MAD " + (+D.mad[d].toPrecision(2)) + (D.informative.indexOf(d) >= 0 ? ", informative)" : ")")); });
 option($("colour"), "none", "none");
 LABELS.forEach(function (c, i) { option($("colour"), "label:" + i, c.name + (c.unit ? " [" + c.unit + "]" : "")); });
 for (var d0 = 0; d0 < DIM; d0++) option($("colour"), "latent:" + d0, "z" + d0);
@@ -746,29 +749,35 @@ var SX = new Float64Array(N), SY = new Float64Array(N), SXR, SYR;
 function column(key) { var out = new Float64Array(N), i;
   if (key.indexOf("label:") === 0) { var v = LABELS[+key.slice(6)].v; for (i = 0; i < N; i++) out[i] = v[i]; }
   else { var d = +key.slice(7); for (i = 0; i < N; i++) out[i] = Z[i * DIM + d]; } return out; }
-function drawScatter() {
-  var xd = +$("xdim").value, yd = +$("ydim").value, ck = $("colour").value, i;
-  for (i = 0; i < N; i++) { SX[i] = Z[i * DIM + xd]; SY[i] = Z[i * DIM + yd]; }
-  SXR = range(SX); SYR = range(SY);
-  var canvas = $("scatter"), ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
-  frame(ctx, W, H, SXR, SYR, "z" + xd, "z" + yd);
-  var C = null, clo = 0, chi = 1;
-  if (ck !== "none") { C = column(ck); var fin = Array.prototype.filter.call(C, isFinite).sort(function (a, b) { return a - b; });
-    if (fin.length) { clo = fin[Math.floor(0.01 * (fin.length - 1))]; chi = fin[Math.ceil(0.99 * (fin.length - 1))]; }
-    if (!(chi > clo)) chi = clo + 1; }
-  var rad = N > 3000 ? 1.5 : 2.5;
-  for (i = 0; i < N; i++) { ctx.fillStyle = C ? cmap((C[i] - clo) / (chi - clo)) : "#3465a4";
-    ctx.fillRect(sx(SX[i], SXR, W) - rad, sy(SY[i], SYR, H) - rad, 2 * rad, 2 * rad); }
+var POINTS = document.createElement("canvas"), CAPTION = "";
+function drawScatter(again) {
+  var canvas = $("scatter"), ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, i;
+  if (again !== false || !SXR) {
+    var xd = +$("xdim").value, yd = +$("ydim").value, ck = $("colour").value;
+    for (i = 0; i < N; i++) { SX[i] = Z[i * DIM + xd]; SY[i] = Z[i * DIM + yd]; }
+    SXR = range(SX); SYR = range(SY);
+    POINTS.width = W; POINTS.height = H; var pc = POINTS.getContext("2d");
+    frame(pc, W, H, SXR, SYR, "z" + xd, "z" + yd);
+    var C = null, clo = 0, chi = 1, NC = 64;
+    if (ck !== "none") { C = column(ck); var fin = Array.prototype.filter.call(C, isFinite).sort(function (a, b) { return a - b; });
+      if (fin.length) { clo = fin[Math.floor(0.01 * (fin.length - 1))]; chi = fin[Math.ceil(0.99 * (fin.length - 1))]; }
+      if (!(chi > clo)) chi = clo + 1; }
+    var rad = N > 3000 ? 1.5 : 2.5, bucket = new Int32Array(N);
+    for (i = 0; i < N; i++) bucket[i] = !C ? 0 : isFinite(C[i]) ? 1 + Math.round(Math.min(1, Math.max(0, (C[i] - clo) / (chi - clo))) * (NC - 1)) : -1;
+    for (var c = -1; c <= NC; c++) { pc.fillStyle = !C ? "#3465a4" : c < 0 ? cmap(NaN) : cmap((c - 1) / (NC - 1));
+      for (i = 0; i < N; i++) if (bucket[i] === c) pc.fillRect(sx(SX[i], SXR, W) - rad, sy(SY[i], SYR, H) - rad, 2 * rad, 2 * rad); }
+    CAPTION = (C ? "colour: " + $("colour").selectedOptions[0].textContent + " from " + fmt(clo) +
+      " (purple) to " + fmt(chi) + " (yellow); grey: missing. " : "") + "Ringed: the selected star (red), its neighbours (orange).";
+  }
+  ctx.clearRect(0, 0, W, H); ctx.drawImage(POINTS, 0, 0);
   ctx.lineWidth = 2;
   for (var k = 0; k < K; k++) { var j = NB[sel * K + k]; ctx.strokeStyle = "#ff8c00"; ctx.beginPath();
     ctx.arc(sx(SX[j], SXR, W), sy(SY[j], SYR, H), 5, 0, 2 * Math.PI); ctx.stroke(); }
   ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2.5; ctx.beginPath();
   ctx.arc(sx(SX[sel], SXR, W), sy(SY[sel], SYR, H), 7, 0, 2 * Math.PI); ctx.stroke();
-  $("colourbar").textContent = C ? "colour: " + $("colour").selectedOptions[0].textContent + " from " + fmt(clo) +
-    " (purple) to " + fmt(chi) + " (yellow); grey: missing. Ringed: the selected star (red), its neighbours (orange)." :
-    "Ringed: the selected star (red), its neighbours (orange).";
+  $("colourbar").textContent = CAPTION;
 }
-["xdim", "ydim", "colour"].forEach(function (id) { $(id).addEventListener("change", drawScatter); });
+["xdim", "ydim", "colour"].forEach(function (id) { $(id).addEventListener("change", function () { drawScatter(); }); });
 function pointPixel(i) { var c = $("scatter"); return [sx(SX[i], SXR, c.width), sy(SY[i], SYR, c.height)]; }
 $("scatter").addEventListener("click", function (ev) {
   var c = $("scatter"), x = canvasX(c, ev), y = canvasY(c, ev), best = -1, bd = 100;
@@ -805,7 +814,7 @@ function select(i) {
     txt.textContent = nameOf(j) + " \u2014 distance " + fmt(NBD[i * K + k]) + (lr.length ? "; " + lr.join(", ") : "");
     li.appendChild(cv); li.appendChild(txt); li.addEventListener("click", (function (jj) { return function () { select(jj); }; })(j));
     ol.appendChild(li); thumbs.push([cv, observed(j) || decode(zOf(j))]); }
-  drawScatter(); drawSpectra(); drawDecoded(); }
+  decoded = null; drawScatter(false); drawSpectra(); drawDecoded(); }
 
 // ---- start ---------------------------------------------------------------------
 $("wunit").textContent = UNIT;
