@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import numbers
+import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -18,12 +19,15 @@ from .._logging import log
 from .._params import Interval, Predicate, validate_params
 from ._base import _writable_path, resolve_device
 from ._binning import binned_summaries, coverage_temperature, digitize
+from ._data import SpectraSource
+from ._ridge import RidgeExpert
 from .remap import DeepREMAP
 
 __all__ = ["DeepREMAPEnsemble"]
 
 _FORMAT = "stellarlatent-ensemble"
-_FORMAT_VERSION = 1
+#: 2 added the ridge expert; files of version 1 (networks only) still load.
+_FORMAT_VERSION = 2
 #: Seeds of the members are spread by a prime, so that member m of one
 #: ensemble never shares a seed with member m + 1 of an ensemble seeded one higher.
 _SEED_STEP = 7919
@@ -43,6 +47,17 @@ class DeepREMAPEnsemble(BaseEstimator):
     the observed spectra, or a PHOENIX grid), then `fit` on the observed
     spectra, which fine-tunes each pre-trained member.
 
+    With ``ridge_expert`` (the default), `fit` also fits ridge regression of
+    each label on the same spectra (`RidgeExpert`: penalty by leave-one-out
+    cross-validation, a Student-t error law as wide as its leave-one-out
+    residuals) and multiplies its bin probabilities into the networks'. A
+    product of experts leans on whichever expert is sharper for each star,
+    so the ensemble keeps the precision of ridge regression where the
+    networks are weak (few training stars, labels with a nearly linear
+    spectral response) and the networks' where ridge is. `calibrate` then
+    fits two temperatures per label: one of the networks' combined
+    distribution, one of the product.
+
     Parameters
     ----------
     estimator : `DeepREMAP`, default=None
@@ -61,6 +76,9 @@ class DeepREMAPEnsemble(BaseEstimator):
         thread); None or 1 trains them one after another in this process.
     random_state : int, default=None
         Seed of member 0; member m gets ``random_state + 7919 * m``.
+    ridge_expert : bool, default=True
+        Multiply the probabilities of a ridge regression fitted by `fit`
+        into the networks' (see above). False: the networks alone.
 
     Attributes
     ----------
@@ -71,6 +89,12 @@ class DeepREMAPEnsemble(BaseEstimator):
     temperatures_ : dict
         ``{label: temperature}`` of the combined distributions (1 before
         `calibrate`).
+    network_temperatures_ : dict
+        ``{label: temperature}`` of the networks' averaged log-probabilities
+        before the ridge expert's are added (1 before `calibrate`).
+    ridge_ : `RidgeExpert` or None
+        The ridge expert fitted by `fit` (None with ``ridge_expert=False``
+        or before `fit`).
     bin_edges_, label_units_, spectral_axis_, n_features_in_
         Those of the members (they share their bins: the bins are set by
         `pretrain`, or by `fit` without it).
@@ -99,16 +123,18 @@ class DeepREMAPEnsemble(BaseEstimator):
         "fine_tune_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "n_jobs": [None, Interval(numbers.Integral, -1, None, closed="left")],
         "random_state": [None, Interval(numbers.Integral, 0, 2**32 - 1, closed="both")],
+        "ridge_expert": ["boolean"],
     }
 
     def __init__(self, estimator=None, n_members=5, *, fine_tune_epochs=None, fine_tune_lr=None,
-                 n_jobs=None, random_state=None):
+                 n_jobs=None, random_state=None, ridge_expert=True):
         self.estimator = estimator
         self.n_members = n_members
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_lr = fine_tune_lr
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.ridge_expert = ridge_expert
 
     # -- parameters ------------------------------------------------------------------
 
@@ -152,6 +178,7 @@ class DeepREMAPEnsemble(BaseEstimator):
                 for seed in self._seeds()]
         self.pretrained_members_ = self._run(jobs, X, y, sample_weight)
         self._adopt(self.pretrained_members_)
+        self.ridge_ = None
         log.info("DeepREMAPEnsemble: pre-trained %d members", len(self.pretrained_members_))
         return self
 
@@ -161,8 +188,9 @@ class DeepREMAPEnsemble(BaseEstimator):
         After `pretrain`, each member is a copy of its pre-trained network,
         fine-tuned for ``fine_tune_epochs`` at ``fine_tune_lr`` (see
         `DeepREMAP.fine_tune`); without it each member is fitted from
-        scratch. The temperatures are reset to 1: call `calibrate` on
-        held-out spectra.
+        scratch. With ``ridge_expert`` a ridge regression of each label is
+        fitted on the same spectra. The temperatures are reset to 1: call
+        `calibrate` on held-out spectra.
 
         Parameters
         ----------
@@ -191,10 +219,40 @@ class DeepREMAPEnsemble(BaseEstimator):
                 member = copy.deepcopy(member).set_params(random_state=seed + 1)
                 jobs.append((member, "fine_tune", {"max_epochs": epochs, "lr": lr}))
         self._adopt(self._run(jobs, X, y, sample_weight))
+        self.ridge_ = self._fit_ridge(X, y) if self.ridge_expert else None
         return self
+
+    def _flux(self, X):
+        """Flux as the ridge expert reads it: NaN at bad pixels, each spectrum over its median."""
+        source = self.members_[0]._check_X(X)
+        if isinstance(source, SpectraSource):
+            flux, mask = source.flux.numpy(), source.mask.numpy()
+        else:
+            batch = source.batch(np.arange(len(source)))
+            flux, mask = batch["flux"].numpy(), batch["mask"].numpy()
+        flux = np.where(mask, np.nan, flux.astype(float))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a spectrum with no good pixel
+            median = np.nanmedian(flux, axis=1, keepdims=True)
+        # spectra normalised already stay as they are; others are brought to the same level
+        scale = np.where(np.isfinite(median) & (median > 0), median, 1.0)
+        return flux / scale
+
+    def _fit_ridge(self, X, y):
+        first = self.members_[0]
+        labels = tuple(self.bin_edges_)
+        flux = self._flux(X)
+        values, _ = first._read_y(X, y, flux.shape[0], labels, units=self.label_units_)
+        ridge = RidgeExpert().fit(flux, first._binning_space(values))
+        log.info("DeepREMAPEnsemble: ridge expert with penalties %s", dict(
+            zip(labels, np.round(ridge.alpha_, 3).tolist())))
+        return ridge
 
     def fine_tune(self, X, y=None, sample_weight=None, **kwargs):
         """Fine-tune every fitted member further (see `DeepREMAP.fine_tune` for ``kwargs``).
+
+        The ridge expert (with ``ridge_expert``) is refitted on ``X`` and the
+        temperatures are reset to 1.
 
         Returns
         -------
@@ -203,6 +261,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         check_is_fitted(self)
         jobs = [(member, "fine_tune", kwargs) for member in self.members_]
         self._adopt(self._run(jobs, X, y, sample_weight))
+        self.ridge_ = self._fit_ridge(X, y) if self.ridge_expert else None
         return self
 
     def _run(self, jobs, X, y, sample_weight):
@@ -225,6 +284,7 @@ class DeepREMAPEnsemble(BaseEstimator):
                     raise ValueError(f"member {m} has other bins for '{label}' than member 0")
         self.members_ = list(members)
         self.temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
+        self.network_temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
         self._copy_member_state()
 
     def _copy_member_state(self):
@@ -246,6 +306,32 @@ class DeepREMAPEnsemble(BaseEstimator):
                 logp = np.log(np.clip(proba, 1e-300, None))
                 total[label] = total.get(label, 0.0) + logp
         return {label: value / len(self.members_) for label, value in total.items()}
+
+    def _ridge_log_mass(self, X):
+        """``{label: log bin mass}`` of the ridge expert, or None without one."""
+        ridge = getattr(self, "ridge_", None)
+        if ridge is None:
+            return None
+        first = self.members_[0]
+        flux = self._flux(X)
+        predicted = ridge.predict(flux)
+        out = {}
+        for j, label in enumerate(self.bin_edges_):
+            edges = np.asarray(self.bin_edges_[label], dtype=float)
+            if label == "teff" and first._log_teff:
+                edges = np.log10(edges)
+            out[label] = ridge.log_bin_mass(None, j, edges, predicted=predicted[:, j])
+        return out
+
+    def _joined(self, log_proba, ridge_mass):
+        """The networks' log-probabilities at their temperatures times the ridge expert's."""
+        if ridge_mass is None:
+            return log_proba
+        return {label: logp / self.network_temperatures_[label] + ridge_mass[label]
+                for label, logp in log_proba.items()}
+
+    def _combined_log_proba(self, X):
+        return self._joined(self._log_proba(X), self._ridge_log_mass(X))
 
     def _proba(self, log_proba):
         out = {}
@@ -269,7 +355,7 @@ class DeepREMAPEnsemble(BaseEstimator):
             ``{label: (proba, bin_edges)}`` as from `DeepREMAP.predict_proba`.
         """
         check_is_fitted(self)
-        proba = self._proba(self._log_proba(X))
+        proba = self._proba(self._combined_log_proba(X))
         return {label: (p, self._edges(label)) for label, p in proba.items()}
 
     def predict(self, X):
@@ -288,7 +374,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         `~astropy.table.QTable`
         """
         check_is_fitted(self)
-        proba = self._proba(self._log_proba(X))
+        proba = self._proba(self._combined_log_proba(X))
         tables = [member.predict(X) for member in self.members_]
         labels = list(self.bin_edges_)
         novel = np.mean([
@@ -352,7 +438,11 @@ class DeepREMAPEnsemble(BaseEstimator):
         return distances, indices, table
 
     def calibrate(self, X, y=None, *, method="coverage", level=0.6827):
-        """Fit one temperature per label to the combined distributions of held-out spectra.
+        """Fit the temperatures of each label to the distributions of held-out spectra.
+
+        First the temperature of the networks' averaged log-probabilities,
+        then (with a ridge expert) that of their product with the ridge
+        expert's probabilities, both to the same spectra.
 
         Parameters
         ----------
@@ -378,22 +468,14 @@ class DeepREMAPEnsemble(BaseEstimator):
         source = first._check_X(X)
         values, _ = first._read_y(X, y, len(source), labels, units=self.label_units_)
         log_proba = self._log_proba(X)
-        temperatures = {}
-        for j, label in enumerate(labels):
-            bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
-            if not np.any(bins >= 0):
-                log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
-                temperatures[label] = 1.0
-            elif method == "coverage":
-                temperatures[label] = coverage_temperature(
-                    log_proba[label], self.bin_edges_[label], values[:, j], level=float(level))
-            else:
-                from ..nn import TemperatureScaler
-
-                scaler = TemperatureScaler().fit(torch.from_numpy(log_proba[label]),
-                                                 torch.from_numpy(bins))
-                temperatures[label] = float(scaler.temperature[0])
-        self.temperatures_ = temperatures
+        self.network_temperatures_ = _temperatures(log_proba, labels, self.bin_edges_, values,
+                                                   method, float(level))
+        ridge_mass = self._ridge_log_mass(X)
+        if ridge_mass is None:
+            self.temperatures_ = dict(self.network_temperatures_)
+        else:
+            self.temperatures_ = _temperatures(self._joined(log_proba, ridge_mass), labels,
+                                               self.bin_edges_, values, method, float(level))
         return self
 
     # -- persistence -----------------------------------------------------------------
@@ -417,9 +499,12 @@ class DeepREMAPEnsemble(BaseEstimator):
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
             "version": __version__,
-            "metadata": json.dumps({"params": params, "temperatures": self.temperatures_}),
+            "metadata": json.dumps({"params": params, "temperatures": self.temperatures_,
+                                    "network_temperatures": self.network_temperatures_}),
             "members": members,
         }
+        if getattr(self, "ridge_", None) is not None:
+            payload["ridge"] = self.ridge_.state_dict()
         tmp = path.with_name(path.name + ".tmp")
         try:
             torch.save(payload, tmp)
@@ -453,11 +538,22 @@ class DeepREMAPEnsemble(BaseEstimator):
         try:
             metadata = json.loads(payload["metadata"])
             members = [_member_from_bytes(blob, device) for blob in payload["members"]]
-            ensemble = cls(**metadata["params"])
+            params = dict(metadata["params"])
+            # files of version 1 had no ridge expert
+            params.setdefault("ridge_expert", False)
+            ensemble = cls(**params)
             if not members:
                 raise ValueError("it holds no member")
             ensemble._adopt(members)
             ensemble.temperatures_ = {k: float(v) for k, v in metadata["temperatures"].items()}
+            ensemble.network_temperatures_ = {
+                k: float(v) for k, v in metadata.get(
+                    "network_temperatures", ensemble.temperatures_).items()}
+            ridge = payload.get("ridge")
+            ensemble.ridge_ = None if ridge is None else RidgeExpert.from_state_dict(ridge)
+            if ensemble.ridge_ is not None and ensemble.ridge_.coef_.shape != (
+                    len(ensemble.bin_edges_), ensemble.n_features_in_):
+                raise ValueError("its ridge expert does not match its labels and pixels")
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path} is not a readable DeepREMAPEnsemble: {exc}") from exc
         resolve_device(device)
@@ -468,6 +564,26 @@ class DeepREMAPEnsemble(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _temperatures(log_proba, labels, bin_edges, values, method, level):
+    """One temperature per label fitted to held-out values (coverage or likelihood)."""
+    temperatures = {}
+    for j, label in enumerate(labels):
+        bins, _ = digitize(values[:, j], bin_edges[label], clip=True)
+        if not np.any(bins >= 0):
+            log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
+            temperatures[label] = 1.0
+        elif method == "coverage":
+            temperatures[label] = coverage_temperature(
+                log_proba[label], bin_edges[label], values[:, j], level=level)
+        else:
+            from ..nn import TemperatureScaler
+
+            scaler = TemperatureScaler().fit(torch.from_numpy(log_proba[label]),
+                                             torch.from_numpy(bins))
+            temperatures[label] = float(scaler.temperature[0])
+    return temperatures
 
 
 def _train_member(member, method, X, y, sample_weight, kwargs, threads):

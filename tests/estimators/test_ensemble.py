@@ -38,18 +38,78 @@ def test_predict_has_the_columns_of_deep_remap(fitted, data):
     assert np.all(table["teff_p16"] <= table["teff_p84"])
 
 
-def test_the_combined_distribution_is_the_normalised_geometric_mean(fitted, data):
+def test_the_combined_distribution_is_the_normalised_product_of_the_experts(fitted, data):
     flux, _ = data
     combined = fitted.predict_proba(flux[64:70])["logg"][0]
+    logs = np.mean([np.log(m.predict_proba(flux[64:70])["logg"][0]) for m in fitted.members_],
+                   axis=0)
+    j = list(fitted.bin_edges_).index("logg")
+    # the ridge expert reads each spectrum divided by its median
+    level = flux[64:70] / np.median(flux[64:70], axis=1, keepdims=True)
+    logs = logs + fitted.ridge_.log_bin_mass(level, j, fitted.bin_edges_["logg"])
+    expected = np.exp(logs) / np.exp(logs).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(combined, expected, rtol=1e-4, atol=1e-10)  # float32 flux
+
+
+def test_without_the_ridge_expert_it_is_the_geometric_mean_of_the_networks(fitted, data):
+    flux, _ = data
+    networks = clone(fitted).set_params(ridge_expert=False)
+    networks._adopt(fitted.members_)
+    combined = networks.predict_proba(flux[64:70])["logg"][0]
     logs = np.mean([np.log(m.predict_proba(flux[64:70])["logg"][0]) for m in fitted.members_],
                    axis=0)
     expected = np.exp(logs) / np.exp(logs).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(combined, expected, rtol=1e-6)
 
 
+def test_the_ridge_expert_is_ridge_regression_with_loo_penalty(data):
+    from sklearn.linear_model import RidgeCV
+
+    from stellarlatent.estimators._ridge import ALPHAS, RidgeExpert
+
+    flux, labels = data
+    values = np.column_stack([np.log10(labels["teff"].value), labels["logg"].value,
+                              labels["feh"].value])
+    expert = RidgeExpert().fit(flux[:64], values[:64])
+    X = (flux[:64] - flux[:64].mean(axis=0)) / flux[:64].std(axis=0)
+    reference = RidgeCV(alphas=ALPHAS).fit(X, values[:64, 1])
+    assert expert.alpha_[1] == reference.alpha_
+    np.testing.assert_allclose(
+        expert.predict(flux[64:])[:, 1],
+        reference.predict((flux[64:] - flux[:64].mean(axis=0)) / flux[:64].std(axis=0)),
+        rtol=1e-6, atol=1e-8)
+    # masked pixels are filled with the training median of the pixel
+    holed = flux[64:].copy()
+    holed[:, 10] = np.nan
+    filled = flux[64:].copy()
+    filled[:, 10] = np.median(flux[:64, 10])
+    np.testing.assert_allclose(expert.predict(holed), expert.predict(filled))
+
+
+def test_the_ridge_expert_keeps_the_ensemble_from_doing_worse_than_ridge(data):
+    """Networks trained for one epoch know little; the product keeps ridge's precision."""
+    flux, labels = data
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2, random_state=0)
+    ensemble.fit(flux[:64], labels[:64]).calibrate(flux[64:80], labels[64:80],
+                                                  method="coverage")
+    networks = clone(ensemble).set_params(ridge_expert=False)
+    networks._adopt(ensemble.members_)
+    networks.calibrate(flux[64:80], labels[64:80], method="coverage")
+    ridge = ensemble.ridge_.predict(flux[80:] / np.median(flux[80:], axis=1, keepdims=True))[:, 1]
+    truth = np.asarray(labels["logg"][80:])
+
+    def scatter(predicted):
+        return 1.4826 * np.median(np.abs(np.asarray(predicted) - truth))
+
+    joined = scatter(ensemble.predict(flux[80:])["logg"])
+    assert joined < 0.5 * scatter(networks.predict(flux[80:])["logg"])
+    assert joined < 1.5 * scatter(ridge)
+
+
 def test_one_member_is_that_network(data):
     flux, labels = data
-    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=1, random_state=5)
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=1, random_state=5,
+                                 ridge_expert=False)
     ensemble.fit(flux[:64], labels[:64])
     alone = small_remap(max_epochs=1, random_state=5).fit(flux[:64], labels[:64])
     np.testing.assert_allclose(ensemble.predict_proba(flux[64:])["teff"][0],
@@ -95,7 +155,31 @@ def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     assert loaded.temperatures_ == fitted.temperatures_
     assert loaded.n_members == 3
     np.testing.assert_allclose(loaded.predict(flux[64:])["feh"], fitted.predict(flux[64:])["feh"])
+    np.testing.assert_array_equal(loaded.ridge_.coef_, fitted.ridge_.coef_)
     fitted.temperatures_ = {k: 1.0 for k in fitted.temperatures_}
+
+
+def test_an_ensemble_file_of_the_first_format_still_loads(fitted, data, tmp_path):
+    """Version 1 files had neither a ridge expert nor network temperatures."""
+    flux, _ = data
+    import json
+
+    import torch
+
+    path = fitted.save(tmp_path / "ensemble.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    payload.pop("ridge")
+    metadata = json.loads(payload["metadata"])
+    metadata["params"].pop("ridge_expert")
+    metadata.pop("network_temperatures")
+    payload["metadata"] = json.dumps(metadata)
+    torch.save(payload, tmp_path / "old.pt")
+    old = DeepREMAPEnsemble.load(tmp_path / "old.pt", device="cpu")
+    assert old.ridge_ is None and old.ridge_expert is False
+    networks = clone(fitted).set_params(ridge_expert=False)
+    networks._adopt(fitted.members_)
+    np.testing.assert_allclose(old.predict(flux[64:])["feh"], networks.predict(flux[64:])["feh"])
 
 
 def test_load_refuses_other_files(fitted, tmp_path):
