@@ -156,13 +156,22 @@ def _grid(parser, required=False):
                         default="median", help="continuum normalisation (default: %(default)s)")
 
 
-def _training(parser, epochs, batch_size, lr):
-    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
+def _training(parser, epochs, batch_size, lr, validation=0.1, recipe=None):
+    """The training options; ``recipe`` gives the help of defaults left to the recipe (None)."""
+    recipe = recipe or {}
+
+    def default(name):
+        return recipe.get(name, "%(default)s")
+
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help=f"training epochs (default: {default('epochs')})")
     parser.add_argument("--batch-size", type=int, default=batch_size,
-                        help="spectra per optimiser step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
-    parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="spectra held out to monitor the loss (default: %(default)s)")
+                        help=f"spectra per optimiser step (default: {default('batch_size')})")
+    parser.add_argument("--lr", type=float, default=lr,
+                        help=f"learning rate (default: {default('lr')})")
+    parser.add_argument("--validation-fraction", type=float, default=validation,
+                        help="spectra held out to monitor the loss (default: "
+                             f"{default('validation_fraction')})")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="checkpoint after every epoch and resume from a checkpoint there")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
@@ -232,27 +241,91 @@ def _add_fit_vae(sub):
     p.set_defaults(func=_run("fit", "run_fit_vae"))
 
 
+def _window_option(value):
+    """``--contrast-window``: auto, off or a number of pixels (checked by the estimator)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("off", "none", "0"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, off or an odd number of pixels, got {value!r}") from None
+
+
+def _recipe_options(p):
+    """The options of ``fit-remap`` that choose the recipe (defaults: the recommended one)."""
+    from ._commands import recipe as r
+
+    g = p.add_argument_group(
+        "the recipe (defaults: the recommended one)",
+        "An ensemble of --members DeepREMAP networks, each pre-trained on --pretrain spectra\n"
+        "with its own seed for --pretrain-epochs, fine-tuned on DATA for --epochs, their\n"
+        "log-probabilities averaged and calibrated on held-out stars. --members 1\n"
+        "--pretrain none trains one DeepREMAP from scratch.")
+    g.add_argument("--members", type=int, default=r.MEMBERS, metavar="N",
+                   help="networks in the ensemble; 1 writes a single DeepREMAP "
+                        "(default: %(default)s)")
+    g.add_argument("--pretrain", default="synthetic", metavar="SOURCE",
+                   help="pre-training spectra: 'synthetic' (made on the grid, wavelengths and "
+                        "resolution of DATA over its label ranges), a store (*.h5) on the same "
+                        "grid with the same labels, a folder of PHOENIX HiRes models or of "
+                        "MILES spectra, or 'none' (default: %(default)s)")
+    g.add_argument("--pretrain-epochs", type=int, default=r.PRETRAIN_EPOCHS, metavar="N",
+                   help="pre-training epochs of each network (default: %(default)s)")
+    g.add_argument("--n-synthetic", type=int, default=r.N_SYNTHETIC, metavar="N",
+                   help="synthetic spectra made for --pretrain synthetic (default: %(default)s)")
+    g.add_argument("--calibration-method", choices=("coverage", "nll"), default="coverage",
+                   help="coverage: the 68%% intervals hold 68%% of the held-out stars; nll: "
+                        "temperature scaling by likelihood (default: %(default)s)")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="networks trained at once in separate processes (one torch thread "
+                        "each; -1: one per CPU core); above 1 a store is read into memory "
+                        "(default: %(default)s)")
+    net = p.add_argument_group("network size (default: the recipe's)")
+    net.add_argument("--base-channels", type=int, default=None, metavar="N",
+                     help=f"channels of the first convolutional stage "
+                          f"(recipe: {r.RECIPE['base_channels']})")
+    net.add_argument("--n-stages", type=int, default=None, metavar="N",
+                     help=f"stride-2 stages of the residual CNN (recipe: {r.RECIPE['n_stages']})")
+    return r
+
+
 def _add_fit_remap(sub):
-    p = _parser(sub, "fit-remap", "train a DeepREMAP that predicts stellar labels",
-                "Train a DeepREMAP (Gilda 2025) on labelled spectra and calibrate it by "
-                "temperature scaling on a held-out fraction. The labels are store columns "
-                "(teff logg feh by default) or a table file. A calibrated fit reads the store's "
-                "spectra into memory; --calibration-fraction 0 streams them. " + PREPROCESSING_NOTE)
+    p = _parser(sub, "fit-remap", "train the recommended DeepREMAP ensemble on labelled spectra",
+                "Train the recommended recipe (Gilda 2025): an ensemble of DeepREMAP networks, "
+                "each pre-trained with its own seed on synthetic spectra made like DATA (its "
+                "grid, air or vacuum wavelengths and resolution, over its label ranges), then "
+                "fine-tuned on DATA; their log-probabilities are averaged and calibrated on a "
+                "held-out --calibration-fraction of the stars. The labels are store columns "
+                "(teff logg feh by default) or a table file. A store is streamed from disk "
+                "(read into memory with --jobs above 1). " + PREPROCESSING_NOTE)
     p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
     p.add_argument("--labels", nargs="+", metavar="LABEL",
                    help="label columns of the store to predict, or a table file (one row per "
                         "file, or a 'filename' column) followed by optional column names "
                         "(default: teff logg feh)")
-    p.add_argument("--n-bins", type=int, default=50, help="bins per label (default: %(default)s)")
-    p.add_argument("--contrast-window", type=int, default=None, metavar="N",
+    r = _recipe_options(p)
+    p.add_argument("--n-bins", type=int, default=None,
+                   help="bins per label (default: bins of a fixed width per known label, "
+                        "0.005 dex of Teff, 0.09 dex in log g, 0.065 dex in [Fe/H])")
+    p.add_argument("--contrast-window", type=_window_option, default="auto", metavar="N",
                    help="also feed the network the flux minus its running mean over N pixels "
-                        "(odd; the lines without the continuum; default: off)")
-    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="SIGMA",
-                   help="Gaussian soft targets SIGMA bins wide, for labels with errors "
-                        "(default: %(default)s, one-hot)")
+                        "(odd; the lines without the continuum); auto: about 55 Angstrom, "
+                        "33 pixels of a 2048-pixel MILES grid; off: none (default: auto)")
+    p.add_argument("--label-smoothing", type=float, default=None, metavar="SIGMA",
+                   help="Gaussian soft targets SIGMA bins wide, for labels with errors; 0 is "
+                        "one-hot (default: the recipe's, 1)")
     p.add_argument("--calibration-fraction", type=float, default=0.2,
-                   help="spectra held out to calibrate the probabilities (default: %(default)s)")
-    _training(p, epochs=25, batch_size=32, lr=1e-3)
+                   help="stars held out to calibrate the probabilities; 0: no calibration "
+                        "(default: %(default)s)")
+    _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
+        "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
+                  f"{r.EPOCHS_SCRATCH} from scratch",
+        "batch_size": "the recipe's, 32", "lr": "the recipe's, 0.003, also for fine-tuning",
+        "validation_fraction": "the recipe's, 0"})
     _grid(p)
     _reading(p)
     _common(p)

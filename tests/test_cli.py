@@ -78,7 +78,8 @@ from astropy.table import QTable, Table  # noqa: E402
 
 SUBCOMMANDS = ("prepare", "fit-vae", "fit-remap", "diagnose", "predict", "demo", "info")
 TINY_VAE = ["--latent-dim", "3", "--epochs", "1", "--batch-size", "16"]
-TINY_REMAP = ["--epochs", "2", "--batch-size", "16", "--n-bins", "8"]
+TINY_REMAP = ["--epochs", "2", "--batch-size", "16", "--n-bins", "8", "--members", "1",
+              "--pretrain", "none"]
 
 
 def _write_adp(path, wave, flux, err):
@@ -329,3 +330,40 @@ def test_fit_with_workers_and_bf16_autocast(store, tmp_path, capsys):
     assert main(["fit-vae", str(store), "--out", str(tmp_path / "x.pt"), "--quiet",
                  "--workers", "-2", *TINY_VAE]) == 1
     assert "--workers must be 0 or more" in capsys.readouterr().err
+
+
+def test_fit_remap_trains_the_recipe_ensemble_with_synthetic_pretraining(store, tmp_path,
+                                                                         capsys):
+    from stellarlatent.estimators import DeepREMAPEnsemble
+
+    out = tmp_path / "ensemble.pt"
+    assert main(["fit-remap", str(store), "--out", str(out), "--device", "cpu", "--members", "2",
+                 "--pretrain", "synthetic", "--n-synthetic", "48", "--pretrain-epochs", "1",
+                 "--epochs", "1", "--n-bins", "8", "--batch-size", "16"]) == 0
+    said = capsys.readouterr().out
+    assert "an ensemble of 2 DeepREMAP networks" in said and "48 synthetic spectra" in said
+    ensemble = DeepREMAPEnsemble.load(out)
+    assert len(ensemble.members_) == 2 and len(ensemble.pretrained_members_ if hasattr(
+        ensemble, "pretrained_members_") else ensemble.members_) == 2
+    assert ensemble.ridge_ is not None  # the ridge expert of the recipe
+    assert ensemble.preprocessing_["steps"][0]["class"] == "Resampler"
+    assert all(m.fine_tune_history_ for m in ensemble.members_)  # pre-trained, then fine-tuned
+    # the ensemble predicts from a file through the command
+    prediction = tmp_path / "p.ecsv"
+    assert main(["predict", str(out), str(store), "--out", str(prediction), "--quiet"]) == 0
+    table = QTable.read(prediction)
+    assert {"teff", "teff_err", "logg", "feh"} <= set(table.colnames)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--members", "0"], "--members must be at least 1"),
+    (["--pretrain-epochs", "0"], "--pretrain-epochs must be at least 1"),
+    (["--jobs", "0"], "--jobs must be a positive integer or -1"),
+    (["--pretrain", "no/such/place"], "--pretrain: no store or folder"),
+])
+def test_fit_remap_refuses_bad_recipe_options_before_reading(store, tmp_path, capsys, options,
+                                                            message):
+    assert main(["fit-remap", str(store), "--out", str(tmp_path / "m.pt"), "--quiet",
+                 *options]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -408,7 +408,8 @@ def test_divergence_after_an_epoch_writes_that_epochs_model(command, store, tmp_
     from stellarlatent.estimators import DeepREMAP, SpectralVAE
 
     out = tmp_path / "model.pt"
-    extra = ["--latent-dim", "3"] if command == "fit-vae" else ["--n-bins", "8",
+    extra = ["--latent-dim", "3"] if command == "fit-vae" else ["--n-bins", "8", "--members", "1",
+                                                                 "--pretrain", "none",
                                                                  "--calibration-fraction", "0"]
     assert main([command, str(store), "--out", str(out), "--lr", "1e12", "--epochs", "3",
                  "--batch-size", "64", *CPU, *extra]) == 1

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from .._report import HTMLReport
 from .inputs import Skips, UserError
-from .models import (MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels,
-                     store_input)
+from .models import (MODEL_RAW_OPTIONS, early_labels, is_remap, load_model, model_data,
+                     parse_labels, store_input)
 from .outputs import check_out_folder
 from .sections import VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section
 
@@ -18,17 +18,14 @@ def run_diagnose(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..estimators import DeepREMAP
-
     started = time.perf_counter()
     out = check_out_folder(args.out)
     has_store = store_input(args, options=MODEL_RAW_OPTIONS) is not None
     model = load_model(args.model, args.device)
-    model.set_params(verbose=0)
-    is_remap = isinstance(model, DeepREMAP)
+    remap = is_remap(model)
     # a label table is read (and raw files without one refused) before the spectra
     table_file = early_labels(args.labels, has_store)
-    if is_remap and table_file is not None:
+    if remap and table_file is not None:
         missing = [name for name in model.bin_edges_ if name not in table_file.colnames]
         if missing:
             raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but "
@@ -41,7 +38,7 @@ def run_diagnose(args):
     finally:
         if store is not None:
             store.close()
-    default = tuple(model.bin_edges_) if is_remap else VAE_LABELS
+    default = tuple(model.bin_edges_) if remap else VAE_LABELS
     table, labels = parse_labels(args.labels, names, source, default=default, table=table_file)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +52,7 @@ def run_diagnose(args):
         + (f" {len(skips)} input files could not be read and were skipped." if len(skips) else "")
     )
     files = []
-    if is_remap:
+    if remap:
         missing = [name for name in model.bin_edges_ if name not in table.colnames]
         if missing:
             raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but the "

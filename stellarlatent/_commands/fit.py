@@ -12,12 +12,14 @@ import re
 import time
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 
 from .inputs import Skips, UserError, subset
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
+from .recipe import EPOCHS_PRETRAINED, EPOCHS_SCRATCH, contrast_window, recipe_member
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
@@ -155,31 +157,103 @@ def _labels_error(exc):
     return UserError("--labels: " + re.sub(r"\by\[('[^']*')\]", r"the label \1", message))
 
 
-def run_fit_remap(args):
-    """Train (and calibrate) a DeepREMAP; return the exit code."""
-    import astropy.units as u
 
-    from ..estimators import DeepREMAP
+# -- fit-remap: the recommended recipe ------------------------------------------------
+
+OPTIONS.update({
+    "n_members": "--members", "n_jobs": "--jobs", "fine_tune_epochs": "--epochs",
+    "fine_tune_lr": "--lr", "base_channels": "--base-channels", "n_stages": "--n-stages",
+})
+
+
+def _values(y, labels):
+    """The labels as floats (NaN where missing), in the units of the synthetic generator."""
+    from .pretrain import SYNTHETIC_LABELS
+    from .sections import label_values
+
+    columns = []
+    for label in labels:
+        column = y[label]
+        unit = SYNTHETIC_LABELS.get(label, (None,))[0]
+        if isinstance(column, u.Quantity) and unit is not None:
+            try:
+                column = column.to(unit)
+            except u.UnitsError:
+                pass
+        columns.append(label_values({label: column}, label))
+    return np.column_stack(columns) if columns else np.empty((len(y), 0))
+
+
+def _history_losses(model):
+    member = model.members_[0] if hasattr(model, "members_") else model
+    history = getattr(member, "fine_tune_history_", None) or getattr(member, "history_", None)
+    last = history[-1] if history else {}
+    parts = [f"{k} {last[k]:.4g}" for k in ("train_loss", "val_loss") if k in last]
+    return ", ".join(parts)
+
+
+def _check_recipe(args, template, guess):
+    """The recipe's options and the estimator's checks, before anything is read."""
+    from ..estimators import DeepREMAPEnsemble
+    from .pretrain import check_source
+
+    if not 0 <= args.calibration_fraction < 1:
+        raise UserError(f"--calibration-fraction must be in [0, 1), got {args.calibration_fraction}")
+    for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
+                               ("--n-synthetic", args.n_synthetic, 2),
+                               ("--members", args.members, 1)):
+        if value < least:
+            raise UserError(f"{flag} must be at least {least}, got {value}")
+    if args.jobs == 0 or args.jobs < -1:
+        raise UserError(f"--jobs must be a positive integer or -1, got {args.jobs}")
+    if args.members > 1 and args.checkpoint_dir is not None:
+        raise UserError("--checkpoint-dir checkpoints one network: give --members 1, or leave "
+                        "it out")
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be a positive integer, got {args.epochs}")
+    check_source(args.pretrain)
+    n_bins = template.n_bins
+    _check_estimator(template, label_bins=None if isinstance(n_bins, (dict, str))
+                     else {label: n_bins for label in guess})
+    if args.members > 1:
+        try:
+            DeepREMAPEnsemble(template, n_members=args.members, n_jobs=args.jobs,
+                              random_state=args.seed)._template()
+        except (TypeError, ValueError) as exc:
+            raise UserError(option_message(str(exc))) from None
+
+
+def _member_template(args, labels, spectral_axis=None):
+    template = recipe_member(labels)
+    given = {"n_bins": args.n_bins, "label_smoothing": args.label_smoothing, "lr": args.lr,
+             "batch_size": args.batch_size, "validation_fraction": args.validation_fraction,
+             "base_channels": args.base_channels, "n_stages": args.n_stages}
+    template.set_params(**{k: v for k, v in given.items() if v is not None})
+    window = args.contrast_window
+    if window == "auto":
+        window = template.contrast_window if spectral_axis is None else contrast_window(
+            spectral_axis)
+        if spectral_axis is None and window is None:
+            window = 33  # checked as the recipe's; the grid sets it later
+    template.set_params(contrast_window=window, device=args.device, random_state=args.seed,
+                        verbose=0 if args.quiet else 1, **_speed_options(args))
+    return template
+
+
+def run_fit_remap(args):
+    """Train the recommended DeepREMAP ensemble (or one DeepREMAP); return the exit code."""
     from ..estimators._base import TrainingDivergedError
+    from .pretrain import pretraining_data
 
     started = time.perf_counter()
     reporting = _start_distributed()
     out = _check_out(args)
-    if not 0 <= args.calibration_fraction < 1:
-        raise UserError(f"--calibration-fraction must be in [0, 1), got {args.calibration_fraction}")
-    options = dict(
-        n_bins=args.n_bins, contrast_window=args.contrast_window,
-        label_smoothing=args.label_smoothing, max_epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, validation_fraction=args.validation_fraction,
-        device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
-        **_speed_options(args),
-    )
     guess = [v for v in (args.labels or []) if not Path(v).suffix] or list(DEFAULT_LABELS)
-    _check_estimator(DeepREMAP(labels=tuple(guess), **options),
-                     label_bins={label: args.n_bins for label in guess})
+    _check_recipe(args, _member_template(args, guess), guess)
     table_file = early_labels(args.labels, has_store=store_input(args) is not None)
     skips = Skips()
     X, names, source, spec, store = training_data(args, skips)
+    pretraining = None
     try:
         table, labels = parse_labels(args.labels, names, source, default=DEFAULT_LABELS,
                                      table=table_file)
@@ -188,42 +262,107 @@ def run_fit_remap(args):
                             f"name the columns to predict (the labels are {table.colnames})")
         y = select_labels(table, labels)
         n = _count(X)
-        rng = np.random.default_rng(args.seed)
-        n_cal = int(round(args.calibration_fraction * n))
-        remap = DeepREMAP(labels=tuple(labels), **options)
-        _check_estimator(remap)
-        calibrated = "; not calibrated"
+        axis = X.spectral_axis
+        meta = store.meta if store is not None else getattr(X, "meta", None)
+        template = _member_template(args, labels, axis)
+        _check_estimator(template)
+        in_memory = args.jobs != 1 and args.members > 1
         try:
-            if n_cal >= 2 and n - n_cal >= 2:
-                order = rng.permutation(n)
-                calibration, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
-                read = store.subset if store is not None else (lambda rows: subset(X, rows))
-                remap.fit(read(train), y[train], checkpoint_dir=args.checkpoint_dir)
-                try:
-                    remap.calibrate(read(calibration), y[calibration])
-                except Exception as exc:  # noqa: BLE001 - keep the trained model
-                    remap.preprocessing_ = spec
-                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    save_model(remap, out, "fit-remap", note=" (uncalibrated)")
-                    raise UserError(f"the calibration on {n_cal} held-out spectra failed "
-                                    f"({reason}); the uncalibrated model was written to {out}"
-                                    ) from None
-                calibrated = f"; calibrated on {n_cal} held-out spectra"
-            else:
-                remap.fit(X, y, checkpoint_dir=args.checkpoint_dir)
-        except TrainingDivergedError as exc:
-            raise _diverged(remap, exc, out, spec, "fit-remap") from None
+            pretraining = pretraining_data(
+                args.pretrain, n_synthetic=args.n_synthetic, labels=labels,
+                values=_values(y, labels), spectral_axis=axis, meta=meta, spec=spec,
+                seed=args.seed, in_memory=in_memory)
         except u.UnitsError as exc:
             raise _labels_error(exc) from None
+        epochs = args.epochs or (EPOCHS_SCRATCH if pretraining is None else EPOCHS_PRETRAINED)
+
+        rng = np.random.default_rng(args.seed)
+        n_cal = int(round(args.calibration_fraction * n))
+        calibrate = n_cal >= 2 and n - n_cal >= 2
+        if calibrate:
+            order = rng.permutation(n)
+            calibration, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
+        else:
+            calibration, train = None, np.arange(n)
+        if store is not None:
+            read = store.read if in_memory else store.subset
+        else:
+            read = (lambda rows: subset(X, rows))
+        whole = (store.read() if in_memory else X) if not calibrate else None
+        X_train = whole if whole is not None else read(train)
+        y_train = y if whole is not None else y[train]
+        try:
+            model = _train_recipe(args, template, pretraining, epochs, X_train, y_train)
+        except TrainingDivergedError as exc:
+            if args.members == 1:  # the template is the network
+                raise _diverged(template, exc, out, spec, "fit-remap") from None
+            head = str(exc).split("; the weights")[0].strip().rstrip(".")
+            raise UserError(f"{head}; no model was written: lower --lr, check the input for "
+                            "extreme values, or normalise the flux") from None
+        except u.UnitsError as exc:
+            raise _labels_error(exc) from None
+        _record_preprocessing(model, spec)
+        calibrated = "; not calibrated"
+        if calibrate:
+            try:
+                model.calibrate(read(calibration), y[calibration],
+                                method=args.calibration_method)
+            except Exception as exc:  # noqa: BLE001 - keep the trained model
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                save_model(model, out, "fit-remap", note=" (uncalibrated)")
+                raise UserError(f"the calibration on {n_cal} held-out spectra failed "
+                                f"({reason}); the uncalibrated model was written to {out}"
+                                ) from None
+            calibrated = f"; calibrated ({args.calibration_method}) on {n_cal} held-out spectra"
     finally:
+        if pretraining is not None:
+            pretraining.close()
         if store is not None:
             store.close()
-    remap.preprocessing_ = spec
-    save_model(remap, out, "fit-remap")
+    save_model(model, out, "fit-remap")
     if not reporting:
         return 0
-    print(f"stellarlatent fit-remap: {', '.join(labels)} from {n} spectra in "
-          f"{time.perf_counter() - started:.0f} s ({_losses(remap)}{calibrated}); model: {out}")
+    what = (f"an ensemble of {args.members} DeepREMAP networks" if args.members > 1
+            else "a DeepREMAP")
+    how = (f"pre-trained on {pretraining.description} for {args.pretrain_epochs} epochs, "
+           f"fine-tuned for {epochs} epochs" if pretraining is not None
+           else f"trained from scratch for {epochs} epochs")
+    print(f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
+          f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "
+          f"({_history_losses(model)}{calibrated}); model: {out}")
     for line in skips.summary():
         print(line)
     return 0
+
+
+def _record_preprocessing(model, spec):
+    """Give the model (and each member, which the ensemble file keeps) the preprocessing."""
+    for member in getattr(model, "members_", ()):
+        member.preprocessing_ = spec
+    model.preprocessing_ = spec
+
+
+def _train_recipe(args, template, pretraining, epochs, X, y):
+    """Pre-train (unless --pretrain none) and fit one network or an ensemble."""
+    from ..estimators import DeepREMAPEnsemble
+
+    if args.members == 1:
+        remap = template
+        if pretraining is None:
+            remap.set_params(max_epochs=epochs)
+            return remap.fit(X, y, checkpoint_dir=args.checkpoint_dir)
+        folder = None if args.checkpoint_dir is None else Path(args.checkpoint_dir)
+        remap.set_params(max_epochs=args.pretrain_epochs)
+        remap.fit(pretraining.X, pretraining.y,
+                  checkpoint_dir=None if folder is None else folder / "pretrain")
+        return remap.fine_tune(X, y, max_epochs=epochs, lr=remap.lr,
+                               checkpoint_dir=None if folder is None else folder / "fine_tune")
+    ensemble = DeepREMAPEnsemble(
+        template, n_members=args.members, fine_tune_epochs=epochs, n_jobs=args.jobs,
+        random_state=args.seed)
+    if pretraining is None:
+        template.set_params(max_epochs=epochs)
+    else:
+        template.set_params(max_epochs=args.pretrain_epochs)
+        ensemble.pretrain(pretraining.X, pretraining.y)
+    return ensemble.fit(X, y)

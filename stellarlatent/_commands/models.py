@@ -7,17 +7,22 @@ from .._preprocessing_spec import build
 from .inputs import (UserError, expand_paths, is_store, labels_for_files, looks_like_store,
                      make_pipeline, make_reader, open_store, read_label_table, read_spectra)
 
-__all__ = ["load_model", "model_pipeline", "store_input", "training_data", "model_data",
+__all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input", "training_data", "model_data",
            "early_labels", "parse_labels", "select_labels"]
 
 DEFAULT_LABELS = ("teff", "logg", "feh")
 
 
 def load_model(path, device="auto"):
-    """Load a SpectralVAE or DeepREMAP file, whichever it holds."""
+    """Load a SpectralVAE, DeepREMAP or DeepREMAPEnsemble file, whichever it holds.
+
+    Model files of every earlier version load: a DeepREMAP or SpectralVAE
+    file names its class (``payload["estimator"]``), an ensemble file its
+    format (``payload["format"] == "stellarlatent-ensemble"``).
+    """
     import torch
 
-    from ..estimators import DeepREMAP, SpectralVAE
+    from ..estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 
     path = Path(path)
     if path.is_dir():
@@ -29,19 +34,51 @@ def load_model(path, device="auto"):
         raise UserError(f"MODEL: {path} is a store (HDF5), not a model file; the model comes "
                         "first: stellarlatent COMMAND MODEL DATA")
     try:
-        kind = torch.load(path, map_location="cpu", weights_only=True).get("estimator")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        kind = payload.get("estimator") or ENSEMBLE_FORMATS.get(payload.get("format"))
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
         raise UserError(f"MODEL: {path} is not a readable stellarlatent model file "
                         f"({_first_line(exc)})") from None
-    classes = {"SpectralVAE": SpectralVAE, "DeepREMAP": DeepREMAP}
+    classes = {"SpectralVAE": SpectralVAE, "DeepREMAP": DeepREMAP,
+               "DeepREMAPEnsemble": DeepREMAPEnsemble}
     if kind not in classes:
-        raise UserError(f"MODEL: {path} is not a SpectralVAE or DeepREMAP model file")
+        raise UserError(f"MODEL: {path} is not a SpectralVAE, DeepREMAP or DeepREMAPEnsemble "
+                        "model file")
     try:
-        return classes[kind].load(path, device=device)
+        model = classes[kind].load(path, device=device)
     except (ValueError, KeyError, RuntimeError) as exc:
         message = _first_line(exc)
         raise UserError(f"MODEL: {message if str(path.name) in message else f'{path}: {message}'}"
                         ) from None
+    quiet(model)
+    return model
+
+
+#: the ``format`` of the files of models saved without an ``estimator`` entry
+ENSEMBLE_FORMATS = {"stellarlatent-ensemble": "DeepREMAPEnsemble"}
+
+
+def is_remap(model):
+    """Whether the model predicts labels (a DeepREMAP or an ensemble of them)."""
+    from ..estimators import DeepREMAP, DeepREMAPEnsemble
+
+    return isinstance(model, (DeepREMAP, DeepREMAPEnsemble))
+
+
+def quiet(model):
+    """No progress bars from the model (or from each member of an ensemble)."""
+    for member in getattr(model, "members_", None) or [model]:
+        if "verbose" in member.get_params(deep=False):
+            member.set_params(verbose=0)
+    return model
+
+
+def describe_model(model):
+    """A few words on a model: its class, members and labels."""
+    members = getattr(model, "members_", None)
+    if members is not None:
+        return f"an ensemble of {len(members)} DeepREMAP networks"
+    return f"a {type(model).__name__}"
 
 
 def _first_line(exc, limit=300):

@@ -7,7 +7,7 @@ import numpy as np
 from astropy.table import QTable
 
 from .inputs import Skips
-from .models import MODEL_RAW_OPTIONS, load_model, model_data, store_input
+from .models import MODEL_RAW_OPTIONS, is_remap, load_model, model_data, store_input
 from .outputs import check_table_out, write_table
 
 __all__ = ["run_predict"]
@@ -15,18 +15,15 @@ __all__ = ["run_predict"]
 
 def run_predict(args):
     """Write the table; return the exit code."""
-    from ..estimators import DeepREMAP
-
     started = time.perf_counter()
     # checked before the work: the extension names a format astropy writes, the folder takes files
     out, fmt = check_table_out(args.out, overwrite=args.overwrite)
     store_input(args, options=MODEL_RAW_OPTIONS)  # a corrupt *.h5, or a store among files, fails now
     model = load_model(args.model, args.device)
-    model.set_params(verbose=0)
     skips = Skips()
     X, names, _, n_inputs = model_data(model, args, skips)
     try:
-        if isinstance(model, DeepREMAP):
+        if is_remap(model):
             result = model.predict(X)
         else:
             Z = model.transform(X)
@@ -37,7 +34,7 @@ def run_predict(args):
     result.add_column(np.array(names, dtype=str), name="filename", index=0)
     result.meta["model"] = Path(args.model).name
     write_table(result, out, fmt)
-    kind = "labels" if isinstance(model, DeepREMAP) else "latents"
+    kind = "labels" if is_remap(model) else "latents"
     print(f"stellarlatent predict: {kind} of {len(result)} spectra from {n_inputs} inputs "
           f"written to {out} in {time.perf_counter() - started:.0f} s; {len(skips)} skipped")
     for line in skips.summary():

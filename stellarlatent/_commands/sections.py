@@ -128,10 +128,15 @@ def remap_section(report, remap, spectra, truth, out, *, heading):
     accuracy.write(out / "accuracy.ecsv", overwrite=True)
 
     calibrated = any(t != 1.0 for t in remap.temperatures_.values())
+    members = getattr(remap, "members_", None)
     report.heading(heading)
     report.paragraph(
-        f"A residual 1-D CNN predicts {', '.join(labels)} as probabilities over label bins "
-        "(focal loss with a distance-aware cost matrix, triplet embedding loss, cosine "
+        (f"An ensemble of {len(members)} residual 1-D CNNs, each trained with its own seed "
+         f"(and pre-trained with its own, when it was), predicts {', '.join(labels)} as "
+         "probabilities over label bins, the average of their log-probabilities "
+         if members is not None else
+         f"A residual 1-D CNN predicts {', '.join(labels)} as probabilities over label bins ")
+        + "(focal loss with a distance-aware cost matrix, triplet embedding loss, cosine "
         "annealing with stochastic weight averaging)"
         + (", then temperature scaling calibrated the probabilities on held-out spectra "
            if calibrated else "; its probabilities were not calibrated ")
@@ -141,7 +146,7 @@ def remap_section(report, remap, spectra, truth, out, *, heading):
     )
     report.table(accuracy, caption="Accuracy")
     report.table(coverage, caption="Interval coverage")
-    display = CalibrationDisplay.from_estimator(remap, spectra, truth)
+    display = CalibrationDisplay.from_estimator(remap, spectra, truth, labels=labels)
     display.plot()
     report.figure(display.figure_, "calibration", "Per label: reliability diagram (confidence "
                   "against accuracy of the most probable bin), coverage of central credible "

@@ -237,6 +237,7 @@ def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="la
     if log:
         if np.any(values <= 0):
             raise ValueError(f"label '{name}' must be positive to be binned in log space")
+        lowest, highest = float(values.min()), float(values.max())
         values = np.log10(values)
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
@@ -260,7 +261,12 @@ def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="la
             )
         centre = 0.5 * (lo + hi)
         edges = centre + width * (np.arange(n + 1) - n / 2)
-    return 10.0**edges if log else edges
+    if not log:
+        return edges
+    edges = 10.0**edges
+    # against the rounding of the round trip through log10
+    edges[1], edges[-2] = min(edges[1], 10.0**lo, lowest), max(edges[-2], 10.0**hi, highest)
+    return edges
 
 
 def digitize(values, edges, clip=False):

@@ -39,7 +39,19 @@ __all__ = ["DeepREMAP"]
 
 # Entries of each distance buffer of the nearest-neighbour search (16 MiB of float64).
 _DISTANCE_BLOCK = 2**21
-_DEFAULT_N_BINS = 50
+_DEFAULT_N_BINS = "auto"
+# What "auto" gives a label without a known resolution: bins over its range.
+_FALLBACK_N_BINS = 50
+# The bin widths of "auto" (in the binning space: Teff in dex with log_teff):
+# about the precision of good spectroscopic labels, so that the bins stay as
+# fine on 2800-36000 K as on 4000-7000 K.
+_AUTO_WIDTH = {"teff": 65.0, "log_teff": 0.005, "logg": 0.09, "feh": 0.065, "mh": 0.065,
+               "m_h": 0.065, "alpha": 0.03, "afe": 0.03, "alpha_fe": 0.03}
+# "auto" keeps every label between these numbers of bins.
+_AUTO_BINS = (20, 500)
+# contrast_window="auto": 33 pixels of the 2048-pixel log-uniform grid over
+# 3700-7300 Angstrom (about 55 Angstrom at 5000), as a velocity.
+_CONTRAST_KMS = 33 * 299792.458 * math.log(7300.0 / 3700.0) / 2047
 # weights, optimiser state and cost matrices of one network; more is a typo, not a model
 _MAX_NETWORK_BYTES = 16 * 2**30
 # a cost matrix of n_bins**2 entries; far beyond any label's resolution
@@ -94,9 +106,14 @@ class DeepREMAP(TorchEstimator):
         Names of the labels to predict. ``"teff"`` is in K, ``"logg"``,
         ``"feh"``, ``"mh"`` and ``"alpha"`` in dex, ``"rv"`` and ``"vsini"``
         in km/s; other labels keep the unit they are given with (or none).
-    n_bins : int or dict
+    n_bins : int, "auto" or dict, default="auto"
         Number of bins (at least 3) of every label, or ``{label: n_bins}``
-        (labels not in the dict get 50).
+        (labels not in the dict get "auto"). ``"auto"`` gives the known
+        labels bins of a fixed width, about the precision of good
+        spectroscopic labels, whatever their range: 0.005 dex of Teff with
+        ``log_teff`` (65 K without), 0.09 dex in log g, 0.065 dex in
+        [Fe/H] and [M/H], 0.03 dex in [alpha/Fe]; between 20 and 500 bins
+        over the range. Other labels get 50 bins over their range.
     bin_width : dict, optional
         ``{label: width}`` overriding ``n_bins``: a Quantity (``50 * u.K``),
         a string (``"50 K"``) or a number in the label's unit. With
@@ -105,8 +122,10 @@ class DeepREMAP(TorchEstimator):
         Fraction of each label's training range added below its minimum and
         above its maximum before binning; at least one bin, so that the first
         and last bins hold no training star.
-    log_teff : bool
-        Bin Teff uniformly in log10(Teff). Predictions are in K either way.
+    log_teff : bool, default=True
+        Bin Teff uniformly in log10(Teff), so the bins are as wide in
+        relative terms for an M dwarf as for a B star. Predictions are in K
+        either way.
     gamma : float or dict
         Focusing parameter of the focal loss (0 is cross-entropy), or
         ``{label: gamma}`` (labels not in the dict get 2).
@@ -131,13 +150,16 @@ class DeepREMAP(TorchEstimator):
         standardised labels is below this (and negatives otherwise).
     base_channels, n_stages, blocks_per_stage, kernel_size : int
         Backbone layout (see `stellarlatent.nn.ResNet1D`).
-    contrast_window : int or None
+    contrast_window : int, "auto" or None, default="auto"
         Odd width in pixels of the running mean that the network subtracts
         from the flux to read, as one more input channel, the lines without
         the continuum (`stellarlatent.nn.DeepREMAPNet`). On MILES spectra
         (2.5 Angstrom FWHM) about 55 Angstrom worked well: 33 pixels of a
-        2048-pixel log-uniform grid over 3700-7300 Angstrom. None reads the
-        flux and mask only.
+        2048-pixel log-uniform grid over 3700-7300 Angstrom. ``"auto"``
+        takes that velocity width on the training grid (from its spectral
+        axis, or 33/2048 of the spectrum without one), at least 3 pixels
+        and at most a quarter of the spectrum (`contrast_window_`). None
+        reads the flux and mask only.
     embedding_dim : int
         Size of the embedding.
     dropout : float
@@ -213,6 +235,9 @@ class DeepREMAP(TorchEstimator):
         ``{label: ndarray (n_bins + 1,)}`` in ``label_units_[label]``.
     label_units_ : dict
         ``{label: astropy unit}`` (``dimensionless_unscaled`` for none).
+    contrast_window_ : int or None
+        The contrast window in pixels (``contrast_window`` with ``"auto"``
+        resolved on the training grid).
     temperatures_ : dict
         ``{label: float}`` set by `calibrate` (1 before).
     reference_embeddings_ : ndarray, shape (n_reference, embedding_dim)
@@ -266,32 +291,32 @@ class DeepREMAP(TorchEstimator):
         n_bins=_DEFAULT_N_BINS,
         bin_width=None,
         margin=0.05,
-        log_teff=False,
+        log_teff=True,
         gamma=2.0,
-        class_balance=True,
+        class_balance=False,
         cost_weight=0.5,
-        label_smoothing=0.0,
+        label_smoothing=1.0,
         triplet_weight=0.1,
         triplet_margin=0.2,
         positive_threshold=0.3,
-        base_channels=16,
+        base_channels=8,
         n_stages=4,
-        blocks_per_stage=2,
+        blocks_per_stage=1,
         kernel_size=7,
-        contrast_window=None,
+        contrast_window="auto",
         embedding_dim=64,
         dropout=0.1,
-        standardize=False,
+        standardize=True,
         max_epochs=40,
         batch_size=32,
-        lr=1e-3,
+        lr=3e-3,
         weight_decay=1e-4,
         restart_period=None,
         swa_start=0.75,
         swa_lr=None,
         edge_probability=0.25,
         novelty_quantile=0.99,
-        validation_fraction=0.1,
+        validation_fraction=0.0,
         n_iter_no_change=None,
         device="auto",
         random_state=None,
@@ -377,9 +402,11 @@ class DeepREMAP(TorchEstimator):
     def _check_params(self):
         labels = self._label_names()
         for label, n in _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS).items():
+            if n == "auto":
+                continue
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 3 <= n <= _MAX_BINS:
-                raise ValueError(f"n_bins must be an integer in [3, {_MAX_BINS}] (or a dict of "
-                                 f"them), got {n!r} for '{label}'")
+                raise ValueError(f"n_bins must be 'auto' or an integer in [3, {_MAX_BINS}] (or a "
+                                 f"dict of them), got {n!r} for '{label}'")
         if self.bin_width is not None:
             if not isinstance(self.bin_width, dict):
                 raise TypeError(
@@ -405,10 +432,10 @@ class DeepREMAP(TorchEstimator):
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         window = self.contrast_window
-        if window is not None:
+        if window is not None and not (isinstance(window, str) and window == "auto"):
             _check_positive_int(window, "contrast_window")
             if window < 3 or window % 2 == 0:
-                raise ValueError("contrast_window must be None or an odd integer >= 3, "
+                raise ValueError("contrast_window must be None, 'auto' or an odd integer >= 3, "
                                  f"got {window}")
         _check_positive_int(self.restart_period, "restart_period", allow_none=True)
         start = self.swa_start
@@ -523,7 +550,7 @@ class DeepREMAP(TorchEstimator):
         Adam's two moments).
         """
         k = self.kernel_size
-        in_channels = 2 + (self.contrast_window is not None)
+        in_channels = 2 + (self.contrast_window is not None)  # "auto" is a window too
         n_params = k * in_channels * self.base_channels
         channels = self.base_channels
         for stage in range(self.n_stages):
@@ -548,7 +575,7 @@ class DeepREMAP(TorchEstimator):
             n_pixels,
             label_bins,
             in_channels=2,
-            contrast_window=self.contrast_window,
+            contrast_window=self._contrast_window(),
             base_channels=self.base_channels,
             n_stages=self.n_stages,
             blocks_per_stage=self.blocks_per_stage,
@@ -556,6 +583,45 @@ class DeepREMAP(TorchEstimator):
             embedding_dim=self.embedding_dim,
             dropout=self.dropout,
         )
+
+    def _contrast_window(self):
+        """The contrast window in pixels (``contrast_window_`` once fitted)."""
+        if hasattr(self, "contrast_window_"):
+            return self.contrast_window_
+        return None if self.contrast_window == "auto" else self.contrast_window
+
+    def _resolve_contrast_window(self, source):
+        window = self.contrast_window
+        if not (isinstance(window, str) and window == "auto"):
+            return window
+        n = source.n_pixels
+        axis = source.spectral_axis
+        step = None
+        if axis is not None and n >= 2:
+            wave = np.asarray(getattr(axis, "value", axis), dtype=float)
+            middle = max(1, n // 2)
+            if wave[middle] > 0 and wave[middle - 1] > 0:
+                step = 299792.458 * abs(math.log(wave[middle] / wave[middle - 1]))
+        window = round(_CONTRAST_KMS / step) if step else round(33 * n / 2048)
+        window = min(int(window), n // 4)
+        window = window if window % 2 else window - 1
+        return max(3, window)
+
+    def _auto_width(self, label, values):
+        """The bin width of ``n_bins="auto"``, in the binning space (None: 50 bins)."""
+        space = values
+        key = label
+        if label == "teff" and self.log_teff:
+            space = np.log10(values[values > 0])
+            key = "log_teff"
+        space = space[np.isfinite(space)]
+        if key not in _AUTO_WIDTH or space.size < 2:
+            return None
+        span = float(space.max() - space.min())
+        if span <= 0:
+            return None
+        low, high = _AUTO_BINS
+        return float(np.clip(_AUTO_WIDTH[key], span / high, span / low))
 
     def _swa_epoch(self, n_epochs):
         start = self.swa_start
@@ -777,14 +843,16 @@ class DeepREMAP(TorchEstimator):
         self.label_units_ = units
         n_bins = _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS)
         margins = self._per_label_number("margin", labels)
-        self.bin_edges_ = {
-            label: make_edges(
-                values[:, j], n_bins=int(n_bins[label]), width=self._width(label, units[label]),
-                margin=float(margins[label]), log=(label == "teff" and bool(self.log_teff)),
-                name=label,
+        self.bin_edges_ = {}
+        for j, label in enumerate(labels):
+            width, count = self._width(label, units[label]), n_bins[label]
+            if width is None and count == "auto":
+                width = self._auto_width(label, values[:, j])
+            self.bin_edges_[label] = make_edges(
+                values[:, j], n_bins=_FALLBACK_N_BINS if count == "auto" else int(count),
+                width=width, margin=float(margins[label]),
+                log=(label == "teff" and bool(self.log_teff)), name=label,
             )
-            for j, label in enumerate(labels)
-        }
         space = self._binning_space(values)
         self._label_loc = np.nanmean(space, axis=0)
         self._label_scale = np.nanstd(space, axis=0)
@@ -796,6 +864,7 @@ class DeepREMAP(TorchEstimator):
         torch.manual_seed(seed)
         self.device_ = resolve_device(self.device)
         self._record_grid(source)
+        self.contrast_window_ = self._resolve_contrast_window(source)
         label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
         self._check_network_size(label_bins)
         self.module_ = self._build_module(source.n_pixels, label_bins).to(self.device_)
@@ -1234,6 +1303,7 @@ class DeepREMAP(TorchEstimator):
             "label_loc": np.asarray(self._label_loc, dtype=float).tolist(),
             "label_scale": np.asarray(self._label_scale, dtype=float).tolist(),
             "log_teff": self._log_teff,
+            "contrast_window": self._contrast_window(),
             "novelty_threshold": None if not math.isfinite(threshold) else threshold,
             "fine_tune_history": self.fine_tune_history_,
         }
@@ -1255,6 +1325,9 @@ class DeepREMAP(TorchEstimator):
         self._label_loc = np.asarray(remap["label_loc"], dtype=float)
         self._label_scale = np.asarray(remap["label_scale"], dtype=float)
         self._log_teff = bool(remap["log_teff"])
+        # files before contrast_window="auto" had the window in their parameters
+        window = remap.get("contrast_window", self.contrast_window)
+        self.contrast_window_ = None if window is None else int(window)
         threshold = remap["novelty_threshold"]
         self.novelty_threshold_ = math.inf if threshold is None else float(threshold)
         self.fine_tune_history_ = remap["fine_tune_history"]
@@ -1267,7 +1340,7 @@ class DeepREMAP(TorchEstimator):
                              f"({list(self.label_units_)}) do not cover the labels {list(self._labels)}")
         widths = self.bin_width or {}
         for label, n in _per_label(self.n_bins, self._labels, "n_bins", _DEFAULT_N_BINS).items():
-            if label not in widths and int(n) != label_bins[label]:
+            if label not in widths and n != "auto" and int(n) != label_bins[label]:
                 raise ValueError(
                     f"its parameters say n_bins={n} for '{label}' but its bin edges make "
                     f"{label_bins[label]} bins"

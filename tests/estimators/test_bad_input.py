@@ -131,7 +131,7 @@ def test_a_network_too_large_to_train_is_refused_with_its_size():
 @pytest.mark.parametrize("n_bins", [10_000_000, 2, True])
 def test_n_bins_out_of_range_is_refused(n_bins):
     flux, labels = line_spectra(n=20, n_pixels=64)
-    with pytest.raises(ValueError, match=r"n_bins must be an integer in \[3, 10000\]"):
+    with pytest.raises(ValueError, match=r"n_bins must be 'auto' or an integer in \[3, 10000\]"):
         small_remap(n_bins=n_bins).fit(flux, labels)
 
 

@@ -51,8 +51,12 @@ def line_spectra(n=160, n_pixels=128, seed=0, noise=0.01):
 
 
 def small_remap(**kwargs):
+    """A small DeepREMAP with the settings these tests were written for (linear Teff bins,
+    one-hot targets, no contrast channel; the recommended defaults are tested apart)."""
     params = dict(n_bins=12, base_channels=4, n_stages=2, embedding_dim=16, max_epochs=3,
-                  batch_size=16, lr=1e-2, verbose=0, random_state=0)
+                  batch_size=16, lr=1e-2, verbose=0, random_state=0, log_teff=False,
+                  class_balance=True, label_smoothing=0.0, contrast_window=None,
+                  standardize=False, validation_fraction=0.1, blocks_per_stage=2)
     params.update(kwargs)
     return DeepREMAP(**params)
 
@@ -142,9 +146,28 @@ def test_bin_edges_cover_range_plus_margin_and_options():
         edges = remap.bin_edges_[label]
         assert edges[0] <= values.min() - margin * span + 1e-9
         assert edges[-1] >= values.max() + margin * span - 1e-9
-    # labels left out of the n_bins dict get the default 50 bins
-    assert len(remap.bin_edges_["teff"]) == 21 and len(remap.bin_edges_["logg"]) == 51
+    # labels left out of the n_bins dict get "auto": log g in bins of 0.09 dex
+    assert len(remap.bin_edges_["teff"]) == 21
+    np.testing.assert_allclose(np.diff(remap.bin_edges_["logg"]), 0.09)
     np.testing.assert_allclose(np.diff(remap.bin_edges_["feh"]), 0.25)
+
+
+def test_auto_bins_keep_their_width_over_any_range():
+    """Trained on 2800-36000 K, the Teff bins are as fine at 5800 K as on FGK stars alone."""
+    X, y = line_spectra(48)
+    fgk = small_remap(max_epochs=1, n_bins="auto", log_teff=True).fit(X, y)
+    wide = y.copy()
+    wide["teff"][:2] = [2800, 36000] * u.K
+    everything = small_remap(max_epochs=1, n_bins="auto", log_teff=True).fit(X, wide)
+    for model in (fgk, everything):
+        edges = np.log10(model.bin_edges_["teff"])
+        np.testing.assert_allclose(np.diff(edges), 0.005, rtol=1e-9)
+    assert len(everything.bin_edges_["teff"]) > 4 * len(fgk.bin_edges_["teff"])
+    # a narrow range still gets 20 bins; unknown labels get 50 over their range
+    narrow = y.copy()
+    narrow["feh"] = np.linspace(-0.1, 0.1, len(y)) * u.dex
+    model = small_remap(max_epochs=1, n_bins="auto").fit(X, narrow)
+    assert len(model.bin_edges_["feh"]) - 1 >= 20
 
     log_remap = small_remap(labels=["teff"], max_epochs=1, log_teff=True, n_bins=10).fit(X, y)
     edges = log_remap.bin_edges_["teff"]

@@ -1,0 +1,71 @@
+"""The recipe that ``stellarlatent fit-remap`` trains by default (light to import: cli.py reads it).
+
+An ensemble of `MEMBERS` DeepREMAP networks, each pre-trained with its own
+seed on `N_SYNTHETIC` synthetic spectra made like the training spectra for
+`PRETRAIN_EPOCHS` epochs, fine-tuned on the training spectra for
+`EPOCHS_PRETRAINED` epochs, their log-probabilities averaged and calibrated
+on held-out stars by coverage (Gilda 2025; the settings of
+``benchmarks/bench_parameters.py``).
+"""
+
+import math
+
+__all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
+           "EPOCHS_SCRATCH", "CONTRAST_KMS", "recipe_member", "contrast_window"]
+
+#: The network and training settings, used when DeepREMAP has no "miles" preset:
+#: a small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
+#: training stars on a CPU.
+RECIPE = {
+    "base_channels": 8, "n_stages": 4, "blocks_per_stage": 1, "kernel_size": 7,
+    "standardize": True, "class_balance": False, "label_smoothing": 1.0,
+    "lr": 3e-3, "batch_size": 32, "validation_fraction": 0.0,
+}
+#: --members, --pretrain-epochs, --n-synthetic
+MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 5, 30, 4000
+#: --epochs: of fine-tuning after pre-training, or of training from scratch
+EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
+#: Width of the contrast channel's running mean as a velocity (km/s): 33 pixels of
+#: the 2048-pixel log-uniform grid over 3700-7300 Angstrom, about 55 Angstrom at 5000.
+CONTRAST_KMS = 33 * 299792.458 * math.log(7300.0 / 3700.0) / 2047
+
+
+def recipe_member(labels):
+    """A DeepREMAP with the recommended settings (the "miles" preset when there is one)."""
+    from ..estimators import DeepREMAP
+
+    preset = getattr(DeepREMAP, "from_preset", None)
+    member = None
+    if preset is not None:
+        try:
+            member = preset("miles")
+        except (KeyError, ValueError):
+            member = None
+    if member is None:
+        member = DeepREMAP(**RECIPE)
+    return member.set_params(labels=tuple(labels))
+
+
+def contrast_window(spectral_axis):
+    """The recipe's contrast window on a grid, in pixels (odd).
+
+    33 pixels on the 2048-pixel log-uniform MILES grid of 3700-7300 Angstrom;
+    on other grids the same velocity width at the middle pixel, at least 3
+    pixels and at most a quarter of the spectrum.
+
+    >>> import numpy as np
+    >>> contrast_window(np.geomspace(3700, 7300, 2048))
+    33
+    >>> contrast_window(np.geomspace(4600, 5900, 256))
+    11
+    """
+    import numpy as np
+
+    axis = np.asarray(getattr(spectral_axis, "value", spectral_axis), dtype=float)
+    n = axis.size
+    middle = max(1, n // 2)
+    step = 299792.458 * abs(math.log(axis[middle] / axis[middle - 1]))
+    window = int(round(CONTRAST_KMS / step)) if step > 0 else 3
+    window = min(window, n // 4)
+    window = window if window % 2 else window - 1
+    return max(3, window)
