@@ -670,7 +670,7 @@ function cmap(t) { if (!isFinite(t)) return "rgb(190,190,190)"; t = Math.min(1, 
   return "rgb(" + [0, 1, 2].map(function (c) { return Math.round(a[c] + f * (b[c] - a[c])); }).join(",") + ")"; }
 
 // ---- wavelength zoom -----------------------------------------------------------
-var WFULL = range(WAVE); WFULL = [Math.min(WAVE[0], WAVE[P - 1]), Math.max(WAVE[0], WAVE[P - 1])];
+var WFULL = [Math.min(WAVE[0], WAVE[P - 1]), Math.max(WAVE[0], WAVE[P - 1])];
 if (!(WFULL[1] > WFULL[0])) WFULL = [WFULL[0] - 0.5, WFULL[1] + 0.5];
 var zoom = WFULL.slice();
 function setZoom(lo, hi) { lo = +lo; hi = +hi; if (!(isFinite(lo) && isFinite(hi))) return;
