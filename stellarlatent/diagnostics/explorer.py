@@ -694,6 +694,8 @@ function drawSeries(canvas, series, xlabel) {
   ctx.restore();
   var x = W - M.r - 6; ctx.textAlign = "right"; ctx.textBaseline = "top"; ctx.font = "12px sans-serif";
   series.slice().reverse().forEach(function (s, i) { if (!s.label) return;
+    var tw = ctx.measureText(s.label).width; ctx.fillStyle = "rgba(255,255,255,0.85)";
+    ctx.fillRect(x - tw - 3, M.t + 2 + 15 * i, tw + 6, 15);
     ctx.fillStyle = s.colour; ctx.fillText(s.label, x, M.t + 4 + 15 * i); });
   if (canvas.drag) { ctx.fillStyle = "rgba(60,110,220,0.15)";
     ctx.fillRect(Math.min(canvas.drag[0], canvas.drag[1]), M.t, Math.abs(canvas.drag[1] - canvas.drag[0]), H - M.t - M.b); }
