@@ -4,7 +4,8 @@ Exit codes: 0 on success, 1 when the work failed, 2 for a usage error. User
 errors print one line that says what to fix; ``--debug`` shows the traceback.
 
 Subcommands: ``prepare`` (files -> SpectralStore), ``fit-vae``, ``fit-remap``,
-``diagnose`` (HTML report), ``predict`` (ECSV table), ``demo`` and ``info``.
+``diagnose`` (HTML report), ``predict`` (ECSV table), ``explore`` (interactive
+latent explorer page), ``demo`` and ``info``.
 A model saved by ``fit-vae`` or ``fit-remap`` carries the preprocessing of
 its training spectra, so ``predict`` and ``diagnose`` put raw files through it.
 """
@@ -57,6 +58,11 @@ EXAMPLES = {
   stellarlatent predict remap.pt new_spectra/ --out labels.ecsv
   stellarlatent predict vae.pt a.fits b.fits --out latents.ecsv
   stellarlatent predict remap.pt test.h5 --out labels.ecsv       # a store is used as it is
+""",
+    "explore": """examples:
+  stellarlatent explore vae.pt harps.h5 --out explorer               # labels of the store
+  stellarlatent explore vae.pt spectra/ --labels labels.ecsv --remap remap.pt --out explorer
+  # then open explorer/explorer.html (one file, works offline)
 """,
 }
 
@@ -123,6 +129,7 @@ def build_parser():
     _add_fit_remap(sub)
     _add_diagnose(sub)
     _add_predict(sub)
+    _add_explore(sub)
 
     info = sub.add_parser("info", help="versions and the compute device found",
                           epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -361,6 +368,32 @@ def _add_predict(sub):
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _common(p)
     p.set_defaults(func=_run("predict", "run_predict"))
+
+
+def _add_explore(sub):
+    p = _parser(sub, "explore", "an interactive page to explore a SpectralVAE's latents",
+                "Write DIR/explorer.html, one self-contained page (opens offline): a slider per "
+                "informative latent redraws the decoded spectrum; a scatter of any two latents "
+                "coloured by any label selects a star, whose spectrum, reconstruction, labels "
+                "and most similar spectra (in the latents, or in the embedding of --remap) are "
+                "shown; spectra zoom on a wavelength range. " + MODEL_INPUT_NOTE)
+    p.add_argument("model", metavar="MODEL", help="a SpectralVAE file written by fit-vae")
+    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
+    p.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="label columns of the store, or a table file followed by optional "
+                        "column names (default: every label of the store; none for files)")
+    p.add_argument("--remap", metavar="MODEL2",
+                   help="a DeepREMAP (or ensemble) file: similar spectra are the nearest in its "
+                        "embedding rather than in the latents")
+    p.add_argument("--neighbors", type=int, default=5, metavar="K",
+                   help="similar spectra shown per star (default: %(default)s)")
+    p.add_argument("--max-spectra", type=int, default=500, metavar="N",
+                   help="observed spectra stored in the page; the others show their "
+                        "reconstruction (default: %(default)s)")
+    _reading(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder of explorer.html")
+    _common(p)
+    p.set_defaults(func=_run("explore", "run_explore"))
 
 
 def _common_options(args):
