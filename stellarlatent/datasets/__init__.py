@@ -1,7 +1,15 @@
 """Readers for stellar spectra, an out-of-core store and download helpers."""
 
 from ._paths import find_data_dir
-from .harps import identify_harps_adp, read_harps, read_harps_adp
+from ._io import UnknownUnitWarning
+from .harps import (
+    identify_harps_adp,
+    identify_harps_s1d,
+    read_harps,
+    read_harps_adp,
+    read_harps_s1d,
+)
+from .lamost import identify_lamost_lrs, identify_lamost_mrs, read_lamost_lrs, read_lamost_mrs
 from .miles import MILES_FLAGGED, read_miles, read_miles_table, write_miles
 from .phoenix import (
     PHOENIX_FLUX_UNIT,
@@ -23,6 +31,13 @@ __all__ = [
     "read_harps",
     "read_harps_adp",
     "identify_harps_adp",
+    "read_harps_s1d",
+    "identify_harps_s1d",
+    "read_lamost_lrs",
+    "identify_lamost_lrs",
+    "read_lamost_mrs",
+    "identify_lamost_mrs",
+    "UnknownUnitWarning",
     "read_phoenix",
     "read_phoenix_grid",
     "fetch_phoenix",

@@ -2,12 +2,74 @@
 
 from pathlib import Path
 
+import warnings
+
 import astropy.units as u
 import numpy as np
+from astropy.utils.exceptions import AstropyUserWarning
 
 from .._batch import to_batch
 
-__all__ = ["files_from", "stack_spectra", "same_grid", "read_rows"]
+__all__ = ["files_from", "stack_spectra", "same_grid", "read_rows", "UnknownUnitWarning",
+           "parse_unit", "describe_file"]
+
+
+class UnknownUnitWarning(AstropyUserWarning):
+    """A file states a unit that astropy cannot parse; the values are read without a unit.
+
+    The message names the file, the text of the unit and what was used instead
+    (`astropy.units.dimensionless_unscaled` for a flux).
+    """
+
+
+def parse_unit(text, default, name, what="flux"):
+    """The unit a file states, or ``default`` (with an `UnknownUnitWarning`) when unparseable.
+
+    Parameters
+    ----------
+    text : str or None
+        The unit as the file writes it (``BUNIT``, ``TUNITn``); empty or None
+        gives ``default`` without a warning.
+    default : `~astropy.units.UnitBase`
+        The unit to use when ``text`` is missing or cannot be parsed.
+    name : str
+        The file, for the warning.
+    what : str, optional
+        What the unit is of, for the warning.
+
+    Returns
+    -------
+    `~astropy.units.UnitBase`
+    """
+    text = "" if text is None else str(text).strip()
+    if not text:
+        return default
+    try:
+        unit = u.Unit(text, format="fits", parse_strict="silent")
+        if isinstance(unit, u.UnrecognizedUnit):
+            unit = u.Unit(text, parse_strict="silent")
+    except (ValueError, TypeError):
+        unit = None
+    if unit is None or isinstance(unit, u.UnrecognizedUnit):
+        warnings.warn(
+            f"{name}: the {what} unit {text!r} is not a unit astropy can parse; the {what} "
+            f"is read as {default.to_string() or 'dimensionless'}",
+            UnknownUnitWarning,
+            stacklevel=3,
+        )
+        return default
+    return unit
+
+
+def describe_file(file_obj):
+    """How to name ``file_obj`` in messages: its path, or what it is."""
+    from astropy.io import fits
+
+    if isinstance(file_obj, (str, Path)):
+        return str(file_obj)
+    if isinstance(file_obj, fits.HDUList):
+        return str(file_obj.filename() or "the HDUList")
+    return str(getattr(file_obj, "name", None) or f"the {type(file_obj).__name__}")
 
 
 def files_from(source, pattern, name="source"):

@@ -1,13 +1,16 @@
-"""Reader for HARPS 1-D spectra from the ESO archive (Phase 3 "ADP" files).
+"""Readers for HARPS-family 1-D spectra: ESO archive (Phase 3 "ADP") files and DRS ``s1d``.
 
-An ADP file holds the header values in its primary HDU (``OBJECT``,
-``DATE-OBS``, ``MJD-OBS``, ``SNR``, ``SPEC_RES``, ``HIERARCH ESO DRS BERV``)
-and the spectrum in its first extension: a binary table with one row whose
-array columns are ``WAVE`` (Angstrom), ``FLUX`` and ``ERR``.
+An ADP file (HARPS, HARPS-N, ESPRESSO) holds the header values in its primary
+HDU (``OBJECT``, ``DATE-OBS``, ``MJD-OBS``, ``SNR``, ``SPEC_RES``, the
+barycentric correction) and the spectrum in its first extension: a binary
+table with one row whose array columns are ``WAVE`` (Angstrom), ``FLUX`` and
+``ERR``. A DRS ``*_s1d_A.fits`` file holds the flux as its primary image on the
+linear grid of ``CRVAL1``, ``CDELT1`` and ``CRPIX1``.
 
-Importing this module registers the ``"HARPS-ADP"`` format with specutils, so
-that ``Spectrum.read(path, format="HARPS-ADP")`` works (and ``Spectrum.read``
-without a format recognises these files before the generic FITS loaders).
+Importing this module registers the ``"HARPS-ADP"`` and ``"HARPS-s1d"``
+formats with specutils, so that ``Spectrum.read(path, format="HARPS-ADP")``
+works (and ``Spectrum.read`` without a format recognises these files before
+the generic FITS loaders).
 """
 
 from pathlib import Path
@@ -24,19 +27,33 @@ from specutils.io.registers import data_loader
 
 from .._batch import check_spectral_axis, from_batch
 from .._logging import log
-from ._io import files_from, stack_spectra
+from ._io import describe_file, files_from, parse_unit, stack_spectra
 
-__all__ = ["read_harps", "read_harps_adp", "identify_harps_adp"]
+__all__ = ["read_harps", "read_harps_adp", "identify_harps_adp", "read_harps_s1d",
+           "identify_harps_s1d"]
 
 HARPS_ADP_FORMAT = "HARPS-ADP"
+HARPS_S1D_FORMAT = "HARPS-s1d"
+#: header keywords of each ``meta`` entry, the first present wins
 _META_KEYS = {
-    "object": "OBJECT",
-    "date_obs": "DATE-OBS",
-    "mjd": "MJD-OBS",
-    "snr": "SNR",
-    "resolution": "SPEC_RES",
-    "berv": "HIERARCH ESO DRS BERV",
+    "object": ("OBJECT",),
+    "instrument": ("INSTRUME",),
+    "date_obs": ("DATE-OBS",),
+    "mjd": ("MJD-OBS",),
+    "snr": ("SNR",),
+    "resolution": ("SPEC_RES",),
+    "berv": ("HIERARCH ESO DRS BERV", "HIERARCH TNG DRS BERV", "HIERARCH ESO QC BERV"),
 }
+#: the keywords that tell a header comes from a HARPS-family pipeline
+_BERV_KEYS = _META_KEYS["berv"]
+_INSTRUMENTS = ("HARPS", "HARPN", "ESPRESSO")
+#: what ``missing_err`` may be
+_MISSING_ERR = ("snr", "none")
+
+
+def _from_harps_family(header):
+    instrument = str(header.get("INSTRUME", "")).strip().upper()
+    return instrument.startswith(_INSTRUMENTS) or any(key in header for key in _BERV_KEYS)
 
 
 def _column(table_hdu, name):
@@ -45,12 +62,14 @@ def _column(table_hdu, name):
 
 
 def identify_harps_adp(origin, *args, **kwargs):
-    """Tell whether a file is a HARPS 1-D archive (ADP) spectrum.
+    """Tell whether a file is a HARPS, HARPS-N or ESPRESSO 1-D archive (ADP) spectrum.
 
     The file must have a binary table in its first extension with a single
     row and array columns ``WAVE`` and ``FLUX``, and a primary header from
-    HARPS (``INSTRUME`` starting with ``HARPS`` or the keyword
-    ``HIERARCH ESO DRS BERV``).
+    one of these instruments (``INSTRUME`` starting with ``HARPS``,
+    ``HARPN`` or ``ESPRESSO``, or a barycentric correction keyword such as
+    ``HIERARCH ESO DRS BERV``). Never raises: a file it cannot open is not
+    one.
 
     Parameters
     ----------
@@ -65,44 +84,81 @@ def identify_harps_adp(origin, *args, **kwargs):
     """
     if origin != "read":
         return False
-    with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-        if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
-            return False
-        primary = hdulist[0].header
-        harps = str(primary.get("INSTRUME", "")).upper().startswith("HARPS") or (
-            "HIERARCH ESO DRS BERV" in primary
-        )
-        table = hdulist[1]
-        return bool(
-            harps
-            and table.header.get("NAXIS2") == 1
-            and _column(table, "WAVE") is not None
-            and _column(table, "FLUX") is not None
-        )
+    try:
+        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
+            if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
+                return False
+            table = hdulist[1]
+            return bool(
+                _from_harps_family(hdulist[0].header)
+                and table.header.get("NAXIS2") == 1
+                and _column(table, "WAVE") is not None
+                and _column(table, "FLUX") is not None
+            )
+    except Exception:  # noqa: BLE001 - an identifier must never raise
+        return False
 
 
-def _unit(table_hdu, column, default):
-    text = table_hdu.columns[column].unit
-    if not text:
-        return default
-    unit = u.Unit(text, parse_strict="silent")
-    if isinstance(unit, u.UnrecognizedUnit):
-        log.debug("unknown unit %r of column %s; using %s", text, column, default)
-        return default
-    return unit
+def identify_harps_s1d(origin, *args, **kwargs):
+    """Tell whether a file is a HARPS-family DRS 1-D spectrum (``*_s1d_A.fits``).
+
+    The file must have a one-dimensional primary image on a linear grid
+    (``CRVAL1`` and ``CDELT1``) and a header from HARPS, HARPS-N or ESPRESSO
+    (see `identify_harps_adp`). Never raises.
+
+    Parameters
+    ----------
+    origin : str
+        ``"read"`` or ``"write"``.
+    *args
+        The file name, file object or `~astropy.io.fits.HDUList`.
+
+    Returns
+    -------
+    bool
+    """
+    if origin != "read":
+        return False
+    try:
+        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
+            header = hdulist[0].header
+            return bool(
+                header.get("NAXIS") == 1
+                and header.get("NAXIS1", 0) > 1
+                and "CRVAL1" in header
+                and ("CDELT1" in header or "CD1_1" in header)
+                and _from_harps_family(header)
+            )
+    except Exception:  # noqa: BLE001 - an identifier must never raise
+        return False
+
+
+def _unit(table_hdu, column, default, name, what):
+    return parse_unit(table_hdu.columns[column].unit, default, name, what)
+
+
+def _medium(header, wave_column):
+    """``"air"`` or ``"vacuum"``: HARPS and HARPS-N write air wavelengths; ESPRESSO's
+    ``WAVE`` is in vacuum and its ``WAVE_AIR`` in air."""
+    instrument = str(header.get("INSTRUME", "")).strip().upper()
+    if instrument.startswith("ESPRESSO") and wave_column.upper() != "WAVE_AIR":
+        return "vacuum"
+    return "air"
 
 
 def _meta(header):
     meta = {}
-    for key, card in _META_KEYS.items():
-        value = header.get(card)
-        if value is None:
-            continue
-        meta[key] = value
+    for key, cards in _META_KEYS.items():
+        for card in cards:
+            value = header.get(card)
+            if value is not None and not isinstance(value, fits.card.Undefined):
+                meta[key] = value
+                break
     if "berv" in meta:
         meta["berv"] = float(meta["berv"]) * (u.km / u.s)
-    if "object" in meta:
-        meta["object"] = str(meta["object"]).strip()
+    for key in ("object", "instrument"):
+        if key in meta:
+            meta[key] = str(meta[key]).strip()
     return meta
 
 
@@ -114,8 +170,8 @@ def _meta(header):
     priority=10,
     force=True,
 )
-def read_harps_adp(file_obj, **kwargs):
-    """Read one HARPS 1-D archive (ADP) spectrum.
+def read_harps_adp(file_obj, missing_err="snr", **kwargs):
+    """Read one HARPS, HARPS-N or ESPRESSO 1-D archive (ADP) spectrum.
 
     Registered with specutils as the format ``"HARPS-ADP"``.
 
@@ -123,28 +179,49 @@ def read_harps_adp(file_obj, **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ADP file.
+    missing_err : {"snr", "none"}, optional
+        What to do when the ``ERR`` column holds no uncertainty at all (every
+        value NaN or zero, as in the archive's older HARPS products, whose
+        ``ERR`` is "not available, filled with NaN"): ``"snr"`` (default)
+        estimates a constant error, the median flux divided by the header's
+        ``SNR`` (the archive's median signal-to-noise ratio); ``"none"``, or
+        a header without a positive ``SNR``, leaves ``uncertainty`` out.
+        Either way no pixel is masked for it.
+    **kwargs
+        Passed to `astropy.io.fits.open`.
 
     Raises
     ------
     OSError
         If the file is not a readable FITS file; the message names it.
     ValueError
-        If the file is FITS but not a HARPS ADP spectrum (no one-row binary
+        If the file is FITS but not an ADP spectrum (no one-row binary
         table of ``WAVE`` and ``FLUX`` in extension 1, columns of different
-        lengths, wavelengths that are not strictly monotonic); the message
-        names the file and what was expected.
+        lengths, wavelengths that are not strictly monotonic), or
+        ``missing_err`` is not one of its values; the message names the file
+        and what was expected.
+
+    Warns
+    -----
+    UnknownUnitWarning
+        If the ``FLUX`` column's unit is not one astropy can parse; the flux
+        is then read as dimensionless.
 
     Returns
     -------
     `~specutils.Spectrum`
         1-D flux (unit from the ``FLUX`` column, dimensionless when it has
-        none) on the wavelengths of the ``WAVE`` column, as stored (the HARPS
-        pipeline writes barycentric air wavelengths). ``uncertainty`` is the
-        `~astropy.nddata.InverseVariance` from ``ERR``; pixels whose ``ERR``
-        is zero or not finite, or whose flux is not finite, are masked.
-        ``meta`` holds ``object``, ``date_obs``, ``mjd``, ``snr``,
-        ``resolution``, ``berv`` (a Quantity in km/s), ``filename`` and the
-        primary ``header``.
+        none) on the wavelengths of the ``WAVE`` column (``WAVE_AIR`` when an
+        ESPRESSO file has one), as stored (barycentric). ``uncertainty`` is
+        the `~astropy.nddata.InverseVariance` from ``ERR``; pixels whose
+        ``ERR`` is zero or not finite, or whose flux is not finite, or whose
+        ``QUAL`` (ESPRESSO) is not zero, are masked. ``meta`` holds
+        ``object``, ``instrument``, ``date_obs``, ``mjd``, ``snr``,
+        ``resolution``, ``berv`` (a Quantity in km/s), ``wavelength_medium``
+        (``"air"`` for HARPS and HARPS-N and ESPRESSO's ``WAVE_AIR``,
+        ``"vacuum"`` for ESPRESSO's ``WAVE``), ``uncertainty_source``
+        (``"ERR"``, ``"SNR"`` or ``None``), ``filename`` and the primary
+        ``header``.
 
     Examples
     --------
@@ -166,13 +243,15 @@ def read_harps_adp(file_obj, **kwargs):
     >>> spectrum = Spectrum.read(path, format="HARPS-ADP")
     >>> spectrum.meta["object"], spectrum.meta["berv"]
     ('HD 10700', <Quantity 12.5 km / s>)
-    >>> float(spectrum.uncertainty.array[0])
-    0.01
+    >>> float(spectrum.uncertainty.array[0]), spectrum.meta["wavelength_medium"]
+    (0.01, 'air')
     """
-    name = _describe(file_obj)
+    name = describe_file(file_obj)
+    if missing_err not in _MISSING_ERR:
+        raise ValueError(f"missing_err must be one of {_MISSING_ERR}, got {missing_err!r}")
     try:
         with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-            return _spectrum_from(hdulist, name)
+            return _spectrum_from(hdulist, name, missing_err)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except OSError as exc:
@@ -190,21 +269,12 @@ _EXPECTED = (
 )
 
 
-def _describe(file_obj):
-    """How to name ``file_obj`` in messages: its path, or what it is."""
-    if isinstance(file_obj, (str, Path)):
-        return str(file_obj)
-    if isinstance(file_obj, fits.HDUList):
-        return str(file_obj.filename() or "the HDUList")
-    return str(getattr(file_obj, "name", None) or f"the {type(file_obj).__name__}")
-
-
-def _spectrum_from(hdulist, name):
+def _spectrum_from(hdulist, name, missing_err="snr"):
     if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
         raise ValueError(f"{name}: extension 1 is not a binary table; {_EXPECTED}")
     header = hdulist[0].header.copy()
     table = hdulist[1]
-    names = {key: _column(table, key) for key in ("WAVE", "FLUX", "ERR")}
+    names = {key: _column(table, key) for key in ("WAVE", "WAVE_AIR", "FLUX", "ERR", "QUAL")}
     for key in ("WAVE", "FLUX"):
         if names[key] is None:
             raise ValueError(f"{name}: extension 1 has no column {key}; {_EXPECTED}")
@@ -212,39 +282,53 @@ def _spectrum_from(hdulist, name):
         raise ValueError(
             f"{name}: extension 1 has {len(table.data)} rows; {_EXPECTED}"
         )
+    wave_name = names["WAVE_AIR"] or names["WAVE"]
     row = table.data[0]
     try:
-        wave = np.asarray(row[names["WAVE"]], dtype=float).ravel()
+        wave = np.asarray(row[wave_name], dtype=float).ravel()
         flux = np.asarray(row[names["FLUX"]], dtype=float).ravel()
         err = None
         if names["ERR"] is not None:
             err = np.asarray(row[names["ERR"]], dtype=float).ravel()
+        qual = None
+        if names["QUAL"] is not None:
+            qual = np.asarray(row[names["QUAL"]]).ravel()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: WAVE, FLUX or ERR is not numeric ({exc}); {_EXPECTED}") from None
-    wave_unit = _unit(table, names["WAVE"], u.AA)
-    flux_unit = _unit(table, names["FLUX"], u.dimensionless_unscaled)
-    filename = hdulist.filename()
-    if wave.shape != flux.shape or (err is not None and err.shape != flux.shape):
+    wave_unit = _unit(table, wave_name, u.AA, name, "wavelength")
+    flux_unit = _unit(table, names["FLUX"], u.dimensionless_unscaled, name, "flux")
+    if wave.shape != flux.shape or (err is not None and err.shape != flux.shape) or (
+            qual is not None and qual.shape != flux.shape):
         raise ValueError(
             f"{name}: WAVE, FLUX and ERR differ in length "
             f"({wave.size}, {flux.size}, {None if err is None else err.size}); {_EXPECTED}"
         )
     try:
-        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: WAVE")
+        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: {wave_name}")
     except (ValueError, u.UnitsError) as exc:
         raise type(exc)(f"{exc} (in a HARPS ADP spectrum)") from None
     if flipped:
         flux = flux[::-1]
         err = None if err is None else err[::-1]
+        qual = None if qual is None else qual[::-1]
     mask = ~np.isfinite(flux)
-    uncertainty = None
-    if err is not None:
-        good = np.isfinite(err) & (err > 0)
+    if qual is not None:
+        mask |= qual != 0
+    meta = _meta(header)
+    uncertainty, source = None, None
+    good = None if err is None else np.isfinite(err) & (err > 0)
+    if good is not None and good.any():
         mask |= ~good
         ivar = np.zeros_like(err)
         ivar[good] = 1.0 / err[good] ** 2
-        uncertainty = InverseVariance(ivar, unit=flux_unit**-2)
-    meta = _meta(header)
+        uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "ERR"
+    elif missing_err == "snr":
+        ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
+        if ivar is not None:
+            uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "SNR"
+    meta["wavelength_medium"] = _medium(header, wave_name)
+    meta["uncertainty_source"] = source
+    filename = hdulist.filename()
     if filename:
         meta["filename"] = Path(filename).name
     meta["header"] = header
@@ -255,6 +339,146 @@ def _spectrum_from(hdulist, name):
         mask=mask,
         meta=meta,
     )
+
+
+def _ivar_from_snr(flux, mask, snr):
+    """A constant inverse variance, ``(SNR / median flux)**2``, or None when it cannot be had."""
+    try:
+        snr = float(snr)
+    except (TypeError, ValueError):
+        return None
+    good = flux[~mask]
+    if not (np.isfinite(snr) and snr > 0) or not good.size:
+        return None
+    level = float(np.median(np.abs(good)))
+    if not level > 0:
+        return None
+    ivar = np.full(flux.shape, (snr / level) ** 2)
+    ivar[mask] = 0.0
+    return ivar
+
+
+_S1D_EXPECTED = (
+    "expected a HARPS DRS 1-D spectrum (*_s1d_A.fits): a FITS file with a 1-D primary image "
+    "on the linear grid of CRVAL1, CDELT1 and CRPIX1"
+)
+
+
+@data_loader(
+    HARPS_S1D_FORMAT,
+    identifier=identify_harps_s1d,
+    dtype=Spectrum,
+    extensions=["fits"],
+    priority=10,
+    force=True,
+)
+def read_harps_s1d(file_obj, **kwargs):
+    """Read one HARPS, HARPS-N or ESPRESSO DRS 1-D spectrum (``*_s1d_A.fits``).
+
+    Registered with specutils as the format ``"HARPS-s1d"``.
+
+    Parameters
+    ----------
+    file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
+        The ``s1d`` file.
+    **kwargs
+        Passed to `astropy.io.fits.open`.
+
+    Raises
+    ------
+    OSError
+        If the file is not a readable FITS file; the message names it.
+    ValueError
+        If it has no 1-D primary image or no linear grid (``CRVAL1``,
+        ``CDELT1``); the message names the file and what was expected.
+
+    Warns
+    -----
+    UnknownUnitWarning
+        If ``BUNIT`` is not a unit astropy can parse (the DRS writes
+        ``'Relative Flux'``); the flux is then read as dimensionless.
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        1-D flux (``BUNIT``, dimensionless when absent or unparseable) on the
+        wavelengths ``CRVAL1 + CDELT1 * (pixel + 1 - CRPIX1)`` in Angstrom
+        (``CUNIT1`` when given), air and barycentric as the DRS writes them.
+        No ``uncertainty`` (the DRS ``s1d`` has none); pixels whose flux is
+        not finite are masked. ``meta`` holds ``object``, ``instrument``,
+        ``date_obs``, ``mjd``, ``berv`` [km/s] and, when the header has them,
+        ``snr`` (``SNR``, else the DRS S/N of order 50,
+        ``HIERARCH ESO DRS SPE EXT SN50``) and ``rv`` [km/s] (the CCF radial
+        velocity, ``HIERARCH ESO DRS CCF RVC``), ``wavelength_medium="air"``,
+        ``filename`` and ``header``.
+
+    Examples
+    --------
+    >>> import os, tempfile, warnings
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from specutils import Spectrum
+    >>> import stellarlatent.datasets  # registers "HARPS-s1d"
+    >>> header = fits.Header({"INSTRUME": "HARPS", "OBJECT": "Gl581", "CRVAL1": 5000.0,
+    ...                       "CDELT1": 0.01, "CRPIX1": 1.0, "BUNIT": "Relative Flux"})
+    >>> path = os.path.join(tempfile.mkdtemp(), "HARPS.2010-01-01T00:00:00.000_s1d_A.fits")
+    >>> fits.PrimaryHDU(np.ones(100, np.float32), header=header).writeto(path)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # 'Relative Flux' is no astropy unit
+    ...     spectrum = Spectrum.read(path)
+    >>> spectrum.spectral_axis[[0, -1]], spectrum.flux.unit
+    (<SpectralAxis [5000.  , 5000.99] Angstrom>, Unit(dimensionless))
+    """
+    name = describe_file(file_obj)
+    try:
+        with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
+            return _s1d_from(hdulist, name)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except OSError as exc:
+        raise OSError(f"{name}: not a readable FITS file ({exc}); {_S1D_EXPECTED}") from None
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(
+            f"{name}: cannot be read as a HARPS s1d spectrum ({type(exc).__name__}: {exc}); "
+            f"{_S1D_EXPECTED}"
+        ) from exc
+
+
+def _s1d_from(hdulist, name):
+    hdu = hdulist[0]
+    header = hdu.header.copy()
+    if header.get("NAXIS") != 1 or hdu.data is None:
+        raise ValueError(f"{name}: the primary HDU holds no 1-D image; {_S1D_EXPECTED}")
+    try:
+        start = float(header["CRVAL1"])
+        step = float(header.get("CDELT1", header.get("CD1_1")))
+        ref = float(header.get("CRPIX1", 1.0))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{name}: no linear grid (CRVAL1, CDELT1); {_S1D_EXPECTED}") from None
+    flux = np.asarray(hdu.data, dtype=float)
+    wave = start + step * (np.arange(flux.size) + 1.0 - ref)
+    wave_unit = u.AA
+    if header.get("CUNIT1"):
+        wave_unit = parse_unit(header["CUNIT1"], u.AA, name, "wavelength")
+    flux_unit = parse_unit(header.get("BUNIT"), u.dimensionless_unscaled, name, "flux")
+    try:
+        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: the CRVAL1/CDELT1 grid")
+    except (ValueError, u.UnitsError) as exc:
+        raise type(exc)(f"{exc} (in a HARPS s1d spectrum)") from None
+    if flipped:
+        flux = flux[::-1]
+    meta = _meta(header)
+    if "snr" not in meta and "HIERARCH ESO DRS SPE EXT SN50" in header:
+        meta["snr"] = float(header["HIERARCH ESO DRS SPE EXT SN50"])
+    if "HIERARCH ESO DRS CCF RVC" in header:
+        meta["rv"] = float(header["HIERARCH ESO DRS CCF RVC"]) * (u.km / u.s)
+    meta["wavelength_medium"] = _medium(header, "WAVE_AIR")
+    meta["uncertainty_source"] = None
+    filename = hdulist.filename()
+    if filename:
+        meta["filename"] = Path(filename).name
+    meta["header"] = header
+    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=~np.isfinite(flux), meta=meta)
 
 
 def _meta_table(spectra, files):

@@ -461,3 +461,135 @@ def fetch_phoenix(teff, logg, feh, alpha=0.0, *, wavelength_range=None, cache=No
     spectrum.meta["filename"] = url.rsplit("/", 1)[1]
     spectrum.meta["url"] = url
     return spectrum
+
+
+PHOENIX_FORMAT = "PHOENIX"
+PHOENIX_WAVE_FORMAT = "PHOENIX-wave"
+
+
+def _file_name(args):
+    """The file name of what the registry passes an identifier or loader, or None."""
+    if not args:
+        return None
+    first = args[0]
+    if isinstance(first, (str, Path)):
+        return Path(first)
+    if isinstance(first, fits.HDUList):
+        return Path(first.filename()) if first.filename() else None
+    name = getattr(first, "name", None)
+    return Path(name) if isinstance(name, str) else None
+
+
+def identify_phoenix(origin, *args, **kwargs):
+    """Tell whether a file is a PHOENIX-ACES HiRes model spectrum.
+
+    Its name must be that of the library (``lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits``)
+    or its primary header must hold ``PHXTEFF``, over a 1-D primary array.
+    Never raises.
+
+    Parameters
+    ----------
+    origin : str
+        ``"read"`` or ``"write"``.
+    *args
+        The file name, file object or `~astropy.io.fits.HDUList`.
+
+    Returns
+    -------
+    bool
+    """
+    if origin != "read":
+        return False
+    try:
+        from specutils.io.parsing_utils import read_fileobj_or_hdulist
+
+        path = _file_name(args)
+        named = path is not None and _NAME.search(path.name) is not None
+        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
+            header = hdulist[0].header
+            return bool(header.get("NAXIS") == 1 and (named or "PHXTEFF" in header))
+    except Exception:  # noqa: BLE001 - an identifier must never raise
+        return False
+
+
+def identify_phoenix_wave(origin, *args, **kwargs):
+    """Tell whether a file is the PHOENIX wavelength file (by its name). Never raises.
+
+    Parameters
+    ----------
+    origin : str
+        ``"read"`` or ``"write"``.
+    *args
+        The file name, file object or `~astropy.io.fits.HDUList`.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        path = _file_name(args)
+        return origin == "read" and path is not None and path.name == WAVE_FILE
+    except Exception:  # noqa: BLE001 - an identifier must never raise
+        return False
+
+
+_WAVE_CACHE = {}
+
+
+def _wave_beside(flux_path, wave_file):
+    """The wavelengths for a flux file: of ``wave_file``, else of the file found beside it.
+
+    The last wavelength file read is kept (by path, size and modification
+    time), so that reading a folder of models reads it once.
+    """
+    if wave_file is None:
+        if flux_path is None:
+            raise ValueError("wave_file: give the PHOENIX wavelength file (the flux file has "
+                             "no name to look for it beside)")
+        wave_file = _find_wave_file(Path(flux_path).resolve().parent)
+    if isinstance(wave_file, u.Quantity):
+        return wave_file
+    path = Path(wave_file)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return _read_wave(wave_file)
+    if key not in _WAVE_CACHE:
+        _WAVE_CACHE.clear()
+        _WAVE_CACHE[key] = _read_wave(wave_file)
+    return _WAVE_CACHE[key]
+
+
+def _register():
+    from specutils.io.registers import data_loader
+
+    @data_loader(PHOENIX_FORMAT, identifier=identify_phoenix, dtype=Spectrum,
+                 extensions=["fits"], priority=10, force=True)
+    def phoenix_loader(file_obj, wave_file=None, wavelength_range=None, **kwargs):
+        """Read a PHOENIX-ACES HiRes model spectrum (`read_phoenix`).
+
+        ``wave_file`` defaults to ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits`` in
+        the model's folder or one of the three folders above it.
+        """
+        path = _file_name((file_obj,))
+        wave = _wave_beside(path, wave_file)
+        flux_file = file_obj if isinstance(file_obj, (str, Path)) else path
+        if flux_file is None:
+            raise ValueError("flux_file: the PHOENIX loader reads files by name; give a path")
+        return read_phoenix(flux_file, wave, wavelength_range=wavelength_range)
+
+    @data_loader(PHOENIX_WAVE_FORMAT, identifier=identify_phoenix_wave, dtype=Spectrum,
+                 extensions=["fits"], priority=20, force=True)
+    def phoenix_wave_loader(file_obj, **kwargs):
+        """Refuse the PHOENIX wavelength file: it holds wavelengths, not a spectrum."""
+        name = _file_name((file_obj,))
+        raise ValueError(
+            f"{name}: this is the PHOENIX wavelength file ({WAVE_FILE}), not a spectrum; "
+            "read the model files (lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits) beside it"
+        )
+
+    return phoenix_loader, phoenix_wave_loader
+
+
+_register()

@@ -1,0 +1,66 @@
+"""The package's own specutils formats, and identifying a file among them in one opening.
+
+``Spectrum.read(path)`` without a format asks every registered identifier,
+and each opens the file again: for a HARPS file with a header of 3,000 cards
+that costs more than reading it. `identify_format` opens the file once and
+asks only the package's identifiers, in the order of their priority.
+"""
+
+from pathlib import Path
+
+from astropy.io import fits
+
+__all__ = ["FORMATS", "identify_format"]
+
+
+def _identifiers():
+    from . import harps, lamost, phoenix
+
+    return (
+        (phoenix.PHOENIX_WAVE_FORMAT, phoenix.identify_phoenix_wave),
+        (harps.HARPS_ADP_FORMAT, harps.identify_harps_adp),
+        (harps.HARPS_S1D_FORMAT, harps.identify_harps_s1d),
+        (lamost.LAMOST_LRS_FORMAT, lamost.identify_lamost_lrs),
+        (lamost.LAMOST_MRS_FORMAT, lamost.identify_lamost_mrs),
+        (phoenix.PHOENIX_FORMAT, phoenix.identify_phoenix),
+    )
+
+
+#: the specutils formats the package registers, with what they read
+FORMATS = {
+    "HARPS-ADP": "HARPS, HARPS-N and ESPRESSO 1-D archive (ESO Phase 3 ADP) spectra",
+    "HARPS-s1d": "HARPS-family DRS 1-D spectra (*_s1d_A.fits)",
+    "LAMOST-LRS": "LAMOST low-resolution spectra (spec-*.fits)",
+    "LAMOST-MRS": "LAMOST medium-resolution spectra (med-*.fits)",
+    "PHOENIX": "PHOENIX-ACES HiRes model spectra, with the wavelength file beside them",
+}
+
+
+def identify_format(path):
+    """The package's format of a file, or None when it is none of them (or not FITS).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str or None
+        A format name of `FORMATS` (or ``"PHOENIX-wave"`` for the PHOENIX
+        wavelength file, which the registry refuses to read as a spectrum).
+    """
+    path = Path(path)
+    identifiers = _identifiers()
+    if identifiers[0][1]("read", str(path)):
+        return identifiers[0][0]
+    try:
+        hdulist = fits.open(path, memmap=True, lazy_load_hdus=True)
+    except Exception:  # noqa: BLE001 - not FITS: the registry's other formats may read it
+        return None
+    try:
+        for name, identifier in identifiers[1:]:
+            if identifier("read", hdulist):
+                return name
+    finally:
+        hdulist.close()
+    return None
