@@ -11,7 +11,6 @@ Run it on its own with ``python docs/_explorer_screenshot.py``.
 """
 
 import logging
-import os
 import shutil
 import subprocess
 import tempfile

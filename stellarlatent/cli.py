@@ -378,7 +378,8 @@ def _add_explore(sub):
                 "and most similar spectra (in the latents, or in the embedding of --remap) are "
                 "shown; spectra zoom on a wavelength range. " + MODEL_INPUT_NOTE)
     p.add_argument("model", metavar="MODEL", help="a SpectralVAE file written by fit-vae")
-    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
+    p.add_argument("data", nargs="+", metavar="DATA",
+                   help="a store (*.h5) or spectrum files/folders")
     p.add_argument("--labels", nargs="+", metavar="LABEL",
                    help="label columns of the store, or a table file followed by optional "
                         "column names (default: every label of the store; none for files)")

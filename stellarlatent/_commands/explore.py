@@ -4,7 +4,8 @@ import time
 from pathlib import Path
 
 from .inputs import Skips, UserError
-from .models import MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels, store_input
+from .models import (MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels,
+                     store_input)
 from .outputs import check_out_folder
 
 __all__ = ["run_explore"]

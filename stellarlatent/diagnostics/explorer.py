@@ -131,9 +131,10 @@ def decode_exported(spec, Z, n_pixels=None):
                 layer["in"], layer["out"], k)
             n_in = x.shape[-1]
             n_out = (n_in - 1) * s - 2 * p + k + layer["output_padding"]
-            full = np.zeros((x.shape[0], layer["out"], (n_in - 1) * s + k + layer["output_padding"]))
+            span = (n_in - 1) * s + 1
+            full = np.zeros((x.shape[0], layer["out"], span - 1 + k + layer["output_padding"]))
             for j in range(k):
-                full[:, :, j : j + (n_in - 1) * s + 1 : s] += np.einsum("bcl,co->bol", x, w[:, :, j])
+                full[:, :, j : j + span : s] += np.einsum("bcl,co->bol", x, w[:, :, j])
             x = full[:, :, p : p + n_out] + _unb64(layer["bias"], "<f4")[None, :, None]
     x = x.reshape(Z.shape[0], -1)
     return x if n_pixels is None else x[:, :n_pixels]
@@ -180,7 +181,8 @@ def _label_payload(labels, n):
     if not isinstance(labels, Table):
         raise TypeError(f"labels must be an astropy Table or QTable, got {type(labels).__name__}")
     if len(labels) != n:
-        raise ValueError(f"labels has {len(labels)} rows but X has {n} spectra (one row per spectrum)")
+        raise ValueError(f"labels has {len(labels)} rows but X has {n} spectra "
+                         "(one row per spectrum)")
     numeric, text = [], []
     for name in labels.colnames:
         column = labels[name]
@@ -336,7 +338,8 @@ class LatentExplorer:
         if (isinstance(max_spectra, bool) or not isinstance(max_spectra, numbers.Integral)
                 or max_spectra < 0):
             raise ValueError(f"max_spectra must be a non-negative integer, got {max_spectra!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold >= 0:
+        if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                or not threshold >= 0):
             raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
         if title is not None and not isinstance(title, str):
             raise TypeError(f"title must be a string, got {type(title).__name__}")
@@ -424,7 +427,8 @@ class LatentExplorer:
         return cls(payload)
 
     def __repr__(self):
-        space = "the latent space" if self.neighbor_space == "latent" else f"the {self.neighbor_space}"
+        space = ("the latent space" if self.neighbor_space == "latent"
+                 else f"the {self.neighbor_space}")
         return (f"<{type(self).__name__}: {self._payload['n']} spectra, sliders for latents "
                 f"{self.dims.tolist()}, {self.neighbors.shape[1]} neighbours in {space}>")
 

@@ -135,7 +135,8 @@ def test_page_for_10000_spectra_stays_small(fitted):
     vae, X, _ = fitted
     rng = np.random.default_rng(1)
     flux = X.flux.value
-    big = flux[rng.integers(0, flux.shape[0], 10_000)] + rng.normal(0, 0.01, (10_000, flux.shape[1]))
+    rows = rng.integers(0, flux.shape[0], 10_000)
+    big = flux[rows] + rng.normal(0, 0.01, (10_000, flux.shape[1]))
     labels = Table({"teff": rng.uniform(4000, 7000, 10_000) * u.K})
     explorer = LatentExplorer.from_estimator(vae, big, labels)
     page = explorer.to_html()

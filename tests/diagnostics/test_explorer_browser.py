@@ -98,7 +98,8 @@ def test_slider_redraws_the_spectrum_inverse_transform_gives(driver, page):
         drawn = np.array(driver.execute_script(js + "currentSpectrum()"))
         z = np.array(driver.execute_script(js + "currentLatent()"))
         low, high = driver.execute_script(
-            "var s = document.getElementById('slider-' + arguments[0]); return [+s.min, +s.max];", d)
+            "var s = document.getElementById('slider-' + arguments[0]);"
+            "return [+s.min, +s.max];", d)
         assert abs(z[d] - value) <= (high - low) / 1000  # the slider's step
         expected = vae.inverse_transform(z[np.newaxis]).flux.value[0]
         assert drawn.shape == expected.shape
@@ -125,8 +126,8 @@ def test_click_on_a_point_shows_its_neighbours(driver, page):
     assert gap[star] > 3
     size = canvas.size
     x, y = pixels[star]
-    ActionChains(driver).move_to_element_with_offset(
-        canvas, int(round(x - size["width"] / 2)), int(round(y - size["height"] / 2))).click().perform()
+    dx, dy = int(round(x - size["width"] / 2)), int(round(y - size["height"] / 2))
+    ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).click().perform()
     assert driver.execute_script("return window.explorer.selected()") == star
     expected = brute_force_neighbors(vae.transform(X)[:, explorer.dims], 4)[star]
     assert driver.execute_script("return window.explorer.neighbors()") == expected.tolist()
@@ -171,7 +172,8 @@ def test_first_draw_of_10000_spectra_is_fast(driver, page, tmp_path):
     vae, X, _, _ = page
     rng = np.random.default_rng(1)
     flux = X.flux.value
-    big = flux[rng.integers(0, flux.shape[0], 10_000)] + rng.normal(0, 0.01, (10_000, flux.shape[1]))
+    rows = rng.integers(0, flux.shape[0], 10_000)
+    big = flux[rows] + rng.normal(0, 0.01, (10_000, flux.shape[1]))
     labels = Table({"teff": rng.uniform(4000, 7000, 10_000) * u.K})
     path = LatentExplorer.from_estimator(vae, big, labels).save(tmp_path / "big.html")
     started = time.perf_counter()

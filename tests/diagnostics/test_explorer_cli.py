@@ -60,7 +60,7 @@ def test_explore_with_a_label_table_and_a_remap(files, tmp_path, capsys):
     remap = DeepREMAP.load(files / "remap.pt", device="cpu")
     expected = LatentExplorer.from_estimator(vae, X, remap=remap, max_spectra=0).neighbors
     start = page.index('"neighbors":')
-    assert f'"space":"DeepREMAP embedding"' in page[start:start + 200]
+    assert '"space":"DeepREMAP embedding"' in page[start:start + 200]
     import base64
     import json
 
