@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._logging import log
 from .disentanglement import _check_dims, informative_dimensions, latent_mad
 
 __all__ = ["LatentExplorer"]
@@ -34,6 +35,8 @@ _N_CHECK = 4
 #: rows of the distance matrix computed at once when finding neighbours
 _NEIGHBOR_CHUNK = 512
 _NAN_CODE = 65535
+#: bytes of observed flux (16 bits a pixel) the page holds at most
+_MAX_SPECTRA_BYTES = 8_000_000
 
 
 def _b64(array, dtype):
@@ -306,8 +309,9 @@ class LatentExplorer:
             ``filename`` or ``object`` text column of ``labels``, if any).
         max_spectra : int
             Observed spectra stored in the page (drawn at random beyond it,
-            quantised to 16 bits); reconstructions of every star are decoded
-            in the page.
+            quantised to 16 bits, and no more than 8 MB of them: 500 spectra
+            of 8,000 pixels, 12 of 327,680); reconstructions of every star
+            are decoded in the page.
         random_state : int or None
             Seed of the choice of the stored spectra.
         title : str, optional
@@ -395,8 +399,13 @@ class LatentExplorer:
         else:
             wave, unit = np.asarray(axis.value, dtype=float), axis.unit.to_string()
         rng = np.random.default_rng(random_state)
-        rows = (np.arange(n) if n <= max_spectra
-                else np.sort(rng.choice(n, size=int(max_spectra), replace=False)))
+        # long spectra: no more than _MAX_SPECTRA_BYTES of observed flux in the page
+        n_stored = min(int(max_spectra), max(1, _MAX_SPECTRA_BYTES // (2 * n_pixels)))
+        if n_stored < min(n, max_spectra):
+            log.info("LatentExplorer: %d observed spectra of %d pixels stored (not %d), to "
+                     "keep the page small", n_stored, n_pixels, min(n, max_spectra))
+        rows = (np.arange(n) if n <= n_stored
+                else np.sort(rng.choice(n, size=n_stored, replace=False)))
         codes, offsets, scales = _quantised_spectra(vae, X, rows)
         zrange = []
         for d in range(latent_dim):

@@ -120,6 +120,14 @@ def test_stored_spectra_are_the_observed_ones(fitted, explorer):
     np.testing.assert_array_equal(everything.stored, np.arange(30))
 
 
+def test_long_spectra_store_fewer_observed_spectra(fitted, monkeypatch):
+    from stellarlatent.diagnostics import explorer as module
+
+    vae, X, _ = fitted
+    monkeypatch.setattr(module, "_MAX_SPECTRA_BYTES", 10 * 2 * vae.n_features_in_)
+    assert LatentExplorer.from_estimator(vae, X, max_spectra=50).stored.size == 10
+
+
 def test_labels_reach_the_page(fitted):
     vae, X, labels = fitted
     table = Table(labels)
