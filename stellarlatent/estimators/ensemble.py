@@ -31,6 +31,8 @@ _FORMAT_VERSION = 2
 #: Seeds of the members are spread by a prime, so that member m of one
 #: ensemble never shares a seed with member m + 1 of an ensemble seeded one higher.
 _SEED_STEP = 7919
+#: Shares of the ridge expert in the product tried by `calibrate` (0.5: a plain product).
+_RIDGE_SHARES = np.linspace(0.0, 1.0, 11)
 
 
 class DeepREMAPEnsemble(BaseEstimator):
@@ -55,8 +57,10 @@ class DeepREMAPEnsemble(BaseEstimator):
     so the ensemble keeps the precision of ridge regression where the
     networks are weak (few training stars, labels with a nearly linear
     spectral response) and the networks' where ridge is. `calibrate` then
-    fits two temperatures per label: one of the networks' combined
-    distribution, one of the product.
+    fits, per label on the held-out spectra, the temperature of the
+    networks' combined distribution, the share of the ridge expert in the
+    product (the one whose posterior means have the smallest median
+    absolute error) and the temperature of the product.
 
     Parameters
     ----------
@@ -92,6 +96,11 @@ class DeepREMAPEnsemble(BaseEstimator):
     network_temperatures_ : dict
         ``{label: temperature}`` of the networks' averaged log-probabilities
         before the ridge expert's are added (1 before `calibrate`).
+    ridge_shares_ : dict
+        ``{label: share}`` of the ridge expert in the product, in [0, 1]:
+        the log-probabilities are ``2 (1 - share)`` times the networks' plus
+        ``2 share`` times the ridge expert's (0.5, a plain product, before
+        `calibrate`).
     ridge_ : `RidgeExpert` or None
         The ridge expert fitted by `fit` (None with ``ridge_expert=False``
         or before `fit`).
@@ -285,6 +294,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         self.members_ = list(members)
         self.temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
         self.network_temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
+        self.ridge_shares_ = dict.fromkeys(first.bin_edges_, 0.5)
         self._copy_member_state()
 
     def _copy_member_state(self):
@@ -323,11 +333,13 @@ class DeepREMAPEnsemble(BaseEstimator):
             out[label] = ridge.log_bin_mass(None, j, edges, predicted=predicted[:, j])
         return out
 
-    def _joined(self, log_proba, ridge_mass):
+    def _joined(self, log_proba, ridge_mass, shares=None):
         """The networks' log-probabilities at their temperatures times the ridge expert's."""
         if ridge_mass is None:
             return log_proba
-        return {label: logp / self.network_temperatures_[label] + ridge_mass[label]
+        shares = self.ridge_shares_ if shares is None else shares
+        return {label: _product(logp / self.network_temperatures_[label], ridge_mass[label],
+                                shares[label])
                 for label, logp in log_proba.items()}
 
     def _combined_log_proba(self, X):
@@ -440,9 +452,11 @@ class DeepREMAPEnsemble(BaseEstimator):
     def calibrate(self, X, y=None, *, method="coverage", level=0.6827):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
-        First the temperature of the networks' averaged log-probabilities,
-        then (with a ridge expert) that of their product with the ridge
-        expert's probabilities, both to the same spectra.
+        First the temperature of the networks' averaged log-probabilities;
+        then, with a ridge expert, for each share of it in the product (0,
+        0.1, ..., 1) the temperature of the product, keeping the share whose
+        posterior means have the smallest median absolute error on these
+        spectra (`ridge_shares_`).
 
         Parameters
         ----------
@@ -473,9 +487,30 @@ class DeepREMAPEnsemble(BaseEstimator):
         ridge_mass = self._ridge_log_mass(X)
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
-        else:
-            self.temperatures_ = _temperatures(self._joined(log_proba, ridge_mass), labels,
-                                               self.bin_edges_, values, method, float(level))
+            return self
+        shares, temperatures = {}, {}
+        for j, label in enumerate(labels):
+            networks = log_proba[label] / self.network_temperatures_[label]
+            edges = self.bin_edges_[label]
+            known = np.isfinite(values[:, j])
+            best = None
+            for share in _RIDGE_SHARES:
+                joined = _product(networks, ridge_mass[label], share)
+                temperature = _temperature(joined, edges, values[:, j], method, float(level),
+                                           label)
+                if not known.any():
+                    shares[label], temperatures[label] = 0.5, temperature
+                    break
+                mean = binned_summaries(_softmax(joined / temperature), edges)[0]
+                error = float(np.median(np.abs(mean[known] - values[known, j])))
+                # on a tie, the share nearest a plain product
+                key = (error, abs(share - 0.5))
+                if best is None or key < best[0]:
+                    best = (key, float(share), temperature)
+            else:
+                shares[label], temperatures[label] = best[1], best[2]
+        self.ridge_shares_ = shares
+        self.temperatures_ = temperatures
         return self
 
     # -- persistence -----------------------------------------------------------------
@@ -500,7 +535,8 @@ class DeepREMAPEnsemble(BaseEstimator):
             "format_version": _FORMAT_VERSION,
             "version": __version__,
             "metadata": json.dumps({"params": params, "temperatures": self.temperatures_,
-                                    "network_temperatures": self.network_temperatures_}),
+                                    "network_temperatures": self.network_temperatures_,
+                                    "ridge_shares": self.ridge_shares_}),
             "members": members,
         }
         if getattr(self, "ridge_", None) is not None:
@@ -549,6 +585,8 @@ class DeepREMAPEnsemble(BaseEstimator):
             ensemble.network_temperatures_ = {
                 k: float(v) for k, v in metadata.get(
                     "network_temperatures", ensemble.temperatures_).items()}
+            ensemble.ridge_shares_ = {k: float(v) for k, v in metadata.get(
+                "ridge_shares", ensemble.ridge_shares_).items()}
             ridge = payload.get("ridge")
             ensemble.ridge_ = None if ridge is None else RidgeExpert.from_state_dict(ridge)
             if ensemble.ridge_ is not None and ensemble.ridge_.coef_.shape != (
@@ -566,24 +604,35 @@ class DeepREMAPEnsemble(BaseEstimator):
         return tags
 
 
-def _temperatures(log_proba, labels, bin_edges, values, method, level):
-    """One temperature per label fitted to held-out values (coverage or likelihood)."""
-    temperatures = {}
-    for j, label in enumerate(labels):
-        bins, _ = digitize(values[:, j], bin_edges[label], clip=True)
-        if not np.any(bins >= 0):
-            log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
-            temperatures[label] = 1.0
-        elif method == "coverage":
-            temperatures[label] = coverage_temperature(
-                log_proba[label], bin_edges[label], values[:, j], level=level)
-        else:
-            from ..nn import TemperatureScaler
+def _product(networks, ridge, share):
+    """log-probabilities of the product with the ridge expert's ``share`` (0.5: plain)."""
+    return 2.0 * (1.0 - share) * networks + 2.0 * share * ridge
 
-            scaler = TemperatureScaler().fit(torch.from_numpy(log_proba[label]),
-                                             torch.from_numpy(bins))
-            temperatures[label] = float(scaler.temperature[0])
-    return temperatures
+
+def _softmax(logp):
+    proba = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def _temperature(logp, edges, values, method, level, label):
+    """The temperature of one label fitted to held-out values (coverage or likelihood)."""
+    bins, _ = digitize(values, edges, clip=True)
+    if not np.any(bins >= 0):
+        log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
+        return 1.0
+    if method == "coverage":
+        return coverage_temperature(logp, edges, values, level=level)
+    from ..nn import TemperatureScaler
+
+    scaler = TemperatureScaler().fit(torch.from_numpy(logp), torch.from_numpy(bins))
+    return float(scaler.temperature[0])
+
+
+def _temperatures(log_proba, labels, bin_edges, values, method, level):
+    """One temperature per label fitted to held-out values."""
+    return {label: _temperature(log_proba[label], bin_edges[label], values[:, j], method,
+                                level, label)
+            for j, label in enumerate(labels)}
 
 
 def _train_member(member, method, X, y, sample_weight, kwargs, threads):

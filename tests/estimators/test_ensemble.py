@@ -104,6 +104,9 @@ def test_the_ridge_expert_keeps_the_ensemble_from_doing_worse_than_ridge(data):
     joined = scatter(ensemble.predict(flux[80:])["logg"])
     assert joined < 0.5 * scatter(networks.predict(flux[80:])["logg"])
     assert joined < 1.5 * scatter(ridge)
+    # calibrate gave the ridge expert most of the weight where the networks know little
+    assert ensemble.ridge_shares_["logg"] >= 0.6
+    assert set(ensemble.ridge_shares_) == {"teff", "logg", "feh"}
 
 
 def test_one_member_is_that_network(data):
@@ -156,6 +159,7 @@ def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     assert loaded.n_members == 3
     np.testing.assert_allclose(loaded.predict(flux[64:])["feh"], fitted.predict(flux[64:])["feh"])
     np.testing.assert_array_equal(loaded.ridge_.coef_, fitted.ridge_.coef_)
+    assert loaded.ridge_shares_ == fitted.ridge_shares_
     fitted.temperatures_ = {k: 1.0 for k in fitted.temperatures_}
 
 
