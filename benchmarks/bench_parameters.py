@@ -86,7 +86,6 @@ DeepREMAP by label.
 """
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -95,6 +94,7 @@ import astropy.units as u
 import numpy as np
 import torch
 from scipy.optimize import least_squares
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
@@ -103,13 +103,11 @@ from sklearn.pipeline import make_pipeline
 
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.diagnostics import interval_coverage, reliability_curve
-from stellarlatent.estimators import DeepREMAP
-from stellarlatent.estimators._binning import binned_summaries, coverage_temperature
+from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
 from stellarlatent.preprocessing import ContinuumNormalizer, Resampler, SpectralGrid
 
 LABELS = ("teff", "logg", "feh")
 UNITS = {"teff": "K", "logg": "dex", "feh": "dex"}
-METHODS = ("DeepREMAP", "ridge", "pca-knn", "cannon")
 FGK = (4000.0, 7000.0)
 WAVE_RANGE = (3700.0, 7300.0)
 # Labels of the synthetic pre-training spectra: a little wider than the MILES
@@ -138,10 +136,10 @@ def load_fgk(directory):
     return spectra[rows], y[rows], np.asarray(table["miles_id"])[rows]
 
 
-def preprocess(spectra, n_pixels):
-    """Resample onto the log-uniform grid and divide by the median: float32 flux, NaN = bad."""
+def preprocess(spectra, n_pixels, normalisation="median"):
+    """Resample onto the log-uniform grid and normalise: float32 flux, NaN = bad."""
     grid = SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, n_pixels)
-    prepare = make_pipeline(Resampler(grid), ContinuumNormalizer(method="median"))
+    prepare = make_pipeline(Resampler(grid), ContinuumNormalizer(method=normalisation))
     batch = prepare.fit_transform(spectra)
     flux = np.asarray(batch.flux.value, dtype=np.float32)
     if batch.mask is not None:
@@ -170,12 +168,48 @@ def fill_bad(train, *others):
 # -- baselines -------------------------------------------------------------------------
 
 
-def ridge(X_train, y_train, X_test, seed):
+RIDGE_ALPHAS = np.logspace(-4, 4, 33)
+#: Normalisations ridge regression chooses among, by an inner cross-validation.
+NORMALISATIONS = ("median", "running_quantile", "spline")
+
+
+def _ridge_fit_predict(X_train, y_train, X_test, standardise=False):
     X_train, X_test = fill_bad(X_train, X_test)
     loc, scale = y_train.mean(axis=0), y_train.std(axis=0)
-    model = RidgeCV(alphas=np.logspace(-4, 3, 29), alpha_per_target=True)
-    model.fit(X_train, (y_train - loc) / scale)
-    return model.predict(X_test) * scale + loc
+    pixel_loc, pixel_scale = X_train.mean(axis=0), X_train.std(axis=0)
+    pixel_scale = np.where(pixel_scale > 0, pixel_scale, 1.0) if standardise else 1.0
+    model = RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True)
+    model.fit((X_train - pixel_loc) / pixel_scale, (y_train - loc) / scale)
+    return model.predict((X_test - pixel_loc) / pixel_scale) * scale + loc
+
+
+def ridge(X_train, y_train, X_test, seed, views=None, train=None, test=None):
+    """Ridge regression at its strongest: the penalty of each label by leave-one-out CV,
+    and for each label the normalisation (among `NORMALISATIONS`; ``views`` holds the
+    flux of every star under each) and whether the pixels are standardised, chosen by
+    a 5-fold CV inside the training stars."""
+    if views is None:
+        return _ridge_fit_predict(X_train, y_train, X_test)
+    label_scale = y_train.std(axis=0)
+    loss = {}
+    for name, flux in views.items():
+        for standardise in (False, True):
+            inner = np.full(y_train.shape, np.nan)
+            for fit_rows, check_rows in KFold(5, shuffle=True, random_state=seed).split(train):
+                inner[check_rows] = _ridge_fit_predict(
+                    flux[train[fit_rows]], y_train[fit_rows], flux[train[check_rows]],
+                    standardise)
+            loss[name, standardise] = (1.4826 * np.median(np.abs(inner - y_train), axis=0)
+                                       / label_scale)
+    predicted = np.empty((len(test), y_train.shape[1]))
+    chosen = []
+    for j in range(y_train.shape[1]):
+        best = min(loss, key=lambda key: loss[key][j])  # noqa: B023
+        chosen.append(f"{best[0]}{'+std' if best[1] else ''}")
+        predicted[:, j] = _ridge_fit_predict(views[best[0]][train], y_train,
+                                             views[best[0]][test], best[1])[:, j]
+    ridge.chosen = chosen
+    return predicted
 
 
 PCA_COMPONENTS = (5, 10, 20, 40)
@@ -238,118 +272,34 @@ BASELINES = {"ridge": ridge, "pca-knn": pca_knn, "cannon": cannon}
 
 # -- DeepREMAP -------------------------------------------------------------------------
 
-#: The recommended DeepREMAP settings for ~2000-pixel spectra and a few hundred
-#: to a few thousand training spectra on a CPU (see the module docstring).
-REMAP_PARAMS = {
-    "base_channels": 8,
-    "n_stages": 4,
-    "blocks_per_stage": 1,
-    "kernel_size": 7,
-    "standardize": True,
-    "class_balance": False,
-    "label_smoothing": 1.0,
-    "lr": 3e-3,
-    "batch_size": 32,
-    "validation_fraction": 0.0,
-}
-#: Width of the running mean of the contrast channel: 33 pixels of the
-#: 2048-pixel grid (about 55 Angstrom, 22 resolution elements, at 5000 Angstrom),
-#: scaled with the number of pixels on other grids over the same range.
-CONTRAST_WINDOW = 33
+#: Fine-tuning learning rate (the recipe's lr).
 FINE_TUNE_LR = 3e-3
-#: How `DeepREMAP.calibrate` fits the temperatures (see its docstring): the
-#: likelihood is dominated by the few stars far from their predicted bins and
-#: over-covers; the coverage fit gives intervals that hold what they claim.
+#: How the temperatures are fitted (see `DeepREMAP.calibrate`): the likelihood
+#: is dominated by the few stars far from their predicted bins and over-covers;
+#: the coverage fit gives intervals that hold what they claim.
 CALIBRATION = "coverage"
-#: Networks per fold, each pre-trained with its own seed, fine-tuned and combined.
+#: Networks per ensemble, each pre-trained with its own seed.
 N_MODELS = 5
-PRETRAIN_SEED_STEP = 7919
 
 
-def contrast_window(n_pixels):
-    """`CONTRAST_WINDOW` scaled to a grid of ``n_pixels`` (odd, at least 3)."""
-    return max(3, 2 * int(round((CONTRAST_WINDOW - 1) / 2 * n_pixels / 2048)) + 1)
+def new_ensemble(args, epochs, ridge_expert=True):
+    """The recommended ensemble: `DeepREMAP`'s defaults are the recipe."""
+    member = DeepREMAP(LABELS, max_epochs=epochs, device=args.device, verbose=0)
+    return DeepREMAPEnsemble(member, n_members=args.n_models, fine_tune_epochs=args.epochs,
+                             fine_tune_lr=FINE_TUNE_LR, n_jobs=args.jobs,
+                             random_state=args.seed, ridge_expert=ridge_expert)
 
 
-def new_remap(epochs, seed, device, n_pixels):
-    return DeepREMAP(LABELS, max_epochs=epochs, random_state=seed, device=device, verbose=0,
-                     contrast_window=contrast_window(n_pixels), **REMAP_PARAMS)
-
-
-def train_remap(X, y, pretrained, epochs, seed, device):
-    """Fine-tune a copy of the pre-trained network, or train one from scratch."""
-    if pretrained is None:
-        return new_remap(epochs, seed, device, X.shape[1]).fit(X, y)
-    model = copy.deepcopy(pretrained)
-    model.set_params(random_state=seed)
-    return model.fine_tune(X, y, max_epochs=epochs, lr=FINE_TUNE_LR)
-
-
-class RemapEnsemble:
-    """A few DeepREMAP networks, fine-tuned with different seeds, combined and calibrated.
-
-    The members' log-probabilities are averaged (a product of experts, whose
-    width follows the members' agreement) and one temperature per label is
-    fitted so that the central 68% credible intervals hold 68% of the
-    calibration stars (``DeepREMAP.calibrate(method="coverage")`` for an
-    ensemble). With one member this is exactly that single network.
-    """
-
-    def __init__(self, members):
-        self.members = members
-        self.temperatures = dict.fromkeys(LABELS, 1.0)
-
-    def _log_proba(self, X):
-        parts = [member.predict_proba(X) for member in self.members]
-        edges = {name: np.asarray(getattr(parts[0][name][1], "value", parts[0][name][1]))
-                 for name in LABELS}
-        logp = {name: np.mean([np.log(np.clip(part[name][0], 1e-300, None)) for part in parts],
-                              axis=0) for name in LABELS}
-        return logp, edges
-
-    def calibrate(self, X, y):
-        if len(self.members) == 1:
-            self.members[0].calibrate(X, y, method=CALIBRATION)
-            return self
-        logp, edges = self._log_proba(X)
-        self.temperatures = {name: coverage_temperature(logp[name], edges[name], y[:, j])
-                             for j, name in enumerate(LABELS)}
-        return self
-
-    def predict_proba(self, X):
-        """``{label: (proba, bin_edges)}`` as from `DeepREMAP.predict_proba`."""
-        if len(self.members) == 1:
-            return self.members[0].predict_proba(X)
-        logp, edges = self._log_proba(X)
-        out = {}
-        for name in LABELS:
-            scaled = logp[name] / self.temperatures[name]
-            proba = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-            out[name] = (proba / proba.sum(axis=1, keepdims=True), edges[name])
-        return out
-
-    def point_estimates(self, X):
-        """Posterior means, as the ``L`` columns of `DeepREMAP.predict`."""
-        if len(self.members) == 1:
-            return point_estimates(self.members[0], X)
-        proba = self.predict_proba(X)
-        return np.column_stack([binned_summaries(*proba[name])[0] for name in LABELS])
-
-    @property
-    def temperatures_(self):
-        if len(self.members) == 1:
-            return self.members[0].temperatures_
-        return self.temperatures
-
-
-def train_ensemble(X, y, pretrained, epochs, seed, device, n_models):
-    """``n_models`` networks, each fine-tuned from its own pre-trained network."""
-    bases = [None] * n_models if pretrained is None else pretrained
-    return RemapEnsemble([train_remap(X, y, base, epochs, seed + 1000 * m, device)
-                          for m, base in enumerate(bases[:n_models])])
+def networks_only(ensemble):
+    """The same fitted networks without the ridge expert (for the ablation row)."""
+    alone = clone(ensemble).set_params(ridge_expert=False)
+    alone._adopt(ensemble.members_)
+    alone.ridge_ = None
+    return alone
 
 
 def point_estimates(model, X):
+    """Posterior means of the labels, ndarray (n, 3)."""
     table = model.predict(X)
     return np.column_stack([np.asarray(table[name].value, dtype=float) for name in LABELS])
 
@@ -387,6 +337,7 @@ class CalibrationTally:
                 self.covered[name, level] += float(row[f"coverage_{level}"]) * int(row["n"])
         for j, name in enumerate(LABELS):
             p, edges = proba[name]
+            edges = np.asarray(getattr(edges, "value", edges), dtype=float)
             confidence, accuracy, counts = reliability_curve(p, y[:, j], edges, n_bins=self.n_bins)
             self.confidence[name] += np.nan_to_num(confidence) * counts
             self.accuracy[name] += np.nan_to_num(accuracy) * counts
@@ -407,6 +358,13 @@ def splits(args, n):
     """Yield (fold, train rows, test rows) of the cross-validation."""
     folds = KFold(args.folds, shuffle=True, random_state=args.seed).split(np.arange(n))
     yield from ((k, train, test) for k, (train, test) in enumerate(folds))
+
+
+def holdout_split(n, fraction, seed):
+    """Rows kept for development and rows held out (set aside before anything is tuned)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_out = int(round(fraction * n))
+    return np.sort(order[n_out:]), np.sort(order[:n_out])
 
 
 def calibration_split(n, fraction, seed):
@@ -432,6 +390,14 @@ def parse_args(argv):
     parser.add_argument("--train", help="folder of training spectra in the MILES layout")
     parser.add_argument("--test", help="folder of test spectra in the MILES layout")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument("--holdout-fraction", type=float, default=0.0,
+                        help="fraction of the stars set aside before anything else; the "
+                             "cross-validation runs on the others (default 0: none)")
+    parser.add_argument("--holdout-seed", type=int, default=12345,
+                        help="seed of the held-out draw")
+    parser.add_argument("--on-holdout", action="store_true",
+                        help="train on every star not held out and test once on the held-out "
+                             "ones (instead of the cross-validation)")
     parser.add_argument("--n-pixels", type=int, default=2048)
     parser.add_argument("--epochs", type=int, default=None,
                         help="DeepREMAP epochs on the MILES stars (fine-tuning; default 40, "
@@ -441,32 +407,76 @@ def parse_args(argv):
     parser.add_argument("--n-synthetic", type=int, default=4000,
                         help="synthetic spectra for the pre-training")
     parser.add_argument("--n-models", type=int, default=N_MODELS,
-                        help="DeepREMAP networks fine-tuned per fold and combined")
+                        help="DeepREMAP networks per ensemble")
     parser.add_argument("--n-small", type=int, default=100,
                         help="stars of the pre-training gain experiment")
     parser.add_argument("--calibration-fraction", type=float, default=0.15,
                         help="fraction of each training set held out to calibrate DeepREMAP")
     parser.add_argument("--skip-pretraining", action="store_true",
                         help="train DeepREMAP from scratch; no pre-training gain experiment")
+    parser.add_argument("--skip-gain", action="store_true",
+                        help="no pre-training gain experiment")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 folds, 1500 synthetic spectra, fewer epochs")
+                        help="smoke run: 2 folds, 1000 synthetic spectra, fewer epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of DeepREMAP")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="ensemble members trained at once, in separate processes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (one is fastest for this small network)")
     args = parser.parse_args(argv)
     if bool(args.train) != bool(args.test):
         parser.error("--train and --test go together")
+    if not 0 <= args.holdout_fraction < 1:
+        parser.error("--holdout-fraction must be in [0, 1)")
+    if args.on_holdout and not args.holdout_fraction:
+        parser.error("--on-holdout needs --holdout-fraction")
+    if args.train and args.holdout_fraction:
+        parser.error("--train/--test already hold the test stars out: no --holdout-fraction")
     if args.quick:
         args.folds = min(args.folds, 2)
-        args.n_synthetic = min(args.n_synthetic, 1500)
-        args.pretrain_epochs = min(args.pretrain_epochs, 8)
+        args.n_synthetic = min(args.n_synthetic, 1000)
+        args.pretrain_epochs = min(args.pretrain_epochs, 4)
         args.n_models = min(args.n_models, 2)
+        args.skip_gain = True
     if args.epochs is None:
         args.epochs = 150 if args.skip_pretraining else 40
         if args.quick:
-            args.epochs = 60 if args.skip_pretraining else 20
+            args.epochs = 40 if args.skip_pretraining else 12
     return args
+
+
+def load_all(args):
+    """Every star of the run: raw spectra, labels, the plan of (fold, train, test), words."""
+    if args.train:
+        train_spectra, y_train, _ = load_fgk(Path(args.train))
+        test_spectra, y_test, _ = load_fgk(Path(args.test))
+        spectra = [train_spectra, test_spectra]
+        y = np.concatenate([y_train, y_test])
+        n_train = len(y_train)
+        plan = [(0, np.arange(n_train), np.arange(n_train, len(y)))]
+        mode = (f"trained on {n_train} stars of {args.train}, tested on {len(y) - n_train} "
+                f"of {args.test}")
+        return spectra, y, plan, mode
+    folder = Path(args.miles) if args.miles else find_data_dir("miles")
+    if folder is None:
+        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
+    spectra, y, _ = load_fgk(folder)
+    where = f"stars of {folder}"
+    if args.holdout_fraction:
+        dev, held = holdout_split(len(y), args.holdout_fraction, args.holdout_seed)
+        if args.on_holdout:
+            plan = [(0, dev, held)]
+            mode = (f"trained on {len(dev)} {where}, tested once on the {len(held)} held out "
+                    f"(fraction {args.holdout_fraction:g}, seed {args.holdout_seed})")
+        else:
+            plan = [(k, dev[train], dev[test]) for k, train, test in splits(args, len(dev))]
+            mode = (f"{args.folds}-fold cross-validation on {len(dev)} {where}; "
+                    f"{len(held)} held out and not used (seed {args.holdout_seed})")
+    else:
+        plan = list(splits(args, len(y)))
+        mode = f"{args.folds}-fold cross-validation on {len(y)} {where}"
+    return [spectra], y, plan, mode
 
 
 def main(argv=None):
@@ -474,65 +484,56 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    if args.train:
-        train_spectra, y_train_all, _ = load_fgk(Path(args.train))
-        test_spectra, y_test_all, _ = load_fgk(Path(args.test))
-        X_train_all = preprocess(train_spectra, args.n_pixels)
-        X_test_all = preprocess(test_spectra, args.n_pixels)
-        X = np.concatenate([X_train_all, X_test_all])
-        y = np.concatenate([y_train_all, y_test_all])
-        n_train = len(y_train_all)
-        plan = [(0, np.arange(n_train), np.arange(n_train, len(y)))]
-        spectral_axis = train_spectra.spectral_axis
-        mode = (f"trained on {n_train} stars of {args.train}, tested on {len(y) - n_train} "
-                f"of {args.test}")
-    else:
-        folder = Path(args.miles) if args.miles else find_data_dir("miles")
-        if folder is None:
-            raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
-        spectra, y, _ = load_fgk(folder)
-        X = preprocess(spectra, args.n_pixels)
-        plan = list(splits(args, len(y)))
-        spectral_axis = spectra.spectral_axis
-        mode = f"{args.folds}-fold cross-validation on {len(y)} stars of {folder}"
+    parts, y, plan, mode = load_all(args)
+    views = {name: np.concatenate([preprocess(part, args.n_pixels, name) for part in parts])
+             for name in NORMALISATIONS}
+    X = views["median"]
+    spectral_axis = parts[0].spectral_axis
     print(f"MILES FGK stars: {mode}; grid {WAVE_RANGE[0]:g}-{WAVE_RANGE[1]:g} A, "
-          f"{args.n_pixels} log-uniform pixels, median-normalised; torch threads "
-          f"{torch.get_num_threads()}")
+          f"{args.n_pixels} log-uniform pixels, median-normalised (ridge also tries "
+          f"{', '.join(NORMALISATIONS[1:])}); torch threads {torch.get_num_threads()}")
 
-    pretrained = None
+    template = new_ensemble(args, args.pretrain_epochs if not args.skip_pretraining
+                            else args.epochs)
     if not args.skip_pretraining:
         start = time.perf_counter()
         X_syn, y_syn = synthetic_set(args.n_synthetic, spectral_axis, args.n_pixels, args.seed + 1)
         made = time.perf_counter() - start
-        # one pre-trained network per ensemble member: the members then differ in
+        # each member is pre-trained with its own seed: the members then differ in
         # their pre-training too, not only in the fine-tuning batches
-        pretrained = [new_remap(args.pretrain_epochs, args.seed + PRETRAIN_SEED_STEP * m,
-                                args.device, args.n_pixels).fit(X_syn, y_syn)
-                      for m in range(args.n_models)]
-        print(f"pre-trained {args.n_models} DeepREMAP networks (one per ensemble member) "
-              f"on {args.n_synthetic} synthetic spectra: {made:.0f} s to "
-              f"make them, {time.perf_counter() - start - made:.0f} s for "
-              f"{args.pretrain_epochs} epochs each")
+        template.pretrain(X_syn, y_syn)
+        print(f"pre-trained {args.n_models} DeepREMAP networks on {args.n_synthetic} synthetic "
+              f"spectra: {made:.0f} s to make them, {time.perf_counter() - start - made:.0f} s "
+              f"for {args.pretrain_epochs} epochs each", flush=True)
         del X_syn, y_syn
 
-    predicted = {name: np.full(y.shape, np.nan) for name in METHODS}
+    methods = ("DeepREMAP", "networks only", "ridge", "pca-knn", "cannon")
+    predicted = {name: np.full(y.shape, np.nan) for name in methods}
     tally = CalibrationTally()
-    timing = dict.fromkeys(METHODS, 0.0)
+    tally_networks = CalibrationTally()
+    timing = dict.fromkeys(methods, 0.0)
     tested = np.zeros(len(y), dtype=bool)
     for fold, train, test in plan:
         for name, method in BASELINES.items():
             start = time.perf_counter()
-            predicted[name][test] = method(X[train], y[train], X[test], args.seed)
+            if name == "ridge":
+                predicted[name][test] = ridge(None, y[train], None, args.seed, views=views,
+                                              train=train, test=test)
+            else:
+                predicted[name][test] = method(X[train], y[train], X[test], args.seed)
             timing[name] += time.perf_counter() - start
         start = time.perf_counter()
         fit_rows, cal_rows = calibration_split(len(train), args.calibration_fraction,
                                                args.seed + fold)
         fit_rows, cal_rows = train[fit_rows], train[cal_rows]
-        model = train_ensemble(X[fit_rows], y[fit_rows], pretrained, args.epochs,
-                               args.seed + fold, args.device, args.n_models)
-        model.calibrate(X[cal_rows], y[cal_rows])
-        predicted["DeepREMAP"][test] = model.point_estimates(X[test])
+        # fit fine-tunes copies of the pre-trained members (or trains from scratch)
+        model = template.fit(X[fit_rows], y[fit_rows])
+        model.calibrate(X[cal_rows], y[cal_rows], method=CALIBRATION)
+        alone = networks_only(model).calibrate(X[cal_rows], y[cal_rows], method=CALIBRATION)
+        predicted["DeepREMAP"][test] = point_estimates(model, X[test])
+        predicted["networks only"][test] = point_estimates(alone, X[test])
         tally.add(model, X[test], y[test])
+        tally_networks.add(alone, X[test], y[test])
         timing["DeepREMAP"] += time.perf_counter() - start
         tested[test] = True
         scatter, _ = robust_stats(predicted["DeepREMAP"][test], y[test])
@@ -540,37 +541,45 @@ def main(argv=None):
         print(f"fold {fold + 1}/{len(plan)}: {len(fit_rows)} + {len(cal_rows)} calibration "
               f"stars, {len(test)} test stars; DeepREMAP scatter "
               + ", ".join(f"{s:.3g}" for s in scatter)
-              + f"; temperatures {temperatures}; {time.perf_counter() - started:.0f} s so far",
-              flush=True)
+              + f"; temperatures {temperatures}; ridge normalisations "
+              + ", ".join(getattr(ridge, "chosen", []))
+              + f"; {time.perf_counter() - started:.0f} s so far", flush=True)
 
     scatter, bias = {}, {}
-    for name in METHODS:
-        s, b = robust_stats(predicted[name][tested], y[tested])
-        scatter[name] = dict(zip(LABELS, map(float, s)))
-        bias[name] = dict(zip(LABELS, map(float, b)))
+    for name in methods:
+        s_, b_ = robust_stats(predicted[name][tested], y[tested])
+        scatter[name] = dict(zip(LABELS, map(float, s_)))
+        bias[name] = dict(zip(LABELS, map(float, b_)))
     print_table("robust scatter (1.4826 x median |residual|):", scatter)
     print_table("bias (median residual):", bias)
+    print("DeepREMAP scatter / ridge scatter: " + ", ".join(
+        f"{n} {scatter['DeepREMAP'][n] / scatter['ridge'][n]:.3f}" for n in LABELS))
     print("time per method (all folds): "
           + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timing.items()))
     coverage68, coverage95, ece = tally.coverage(68), tally.coverage(95), tally.ece()
     print_table("DeepREMAP calibrated intervals and probabilities:",
                 {"cover. 68%": coverage68, "cover. 95%": coverage95, "ECE": ece},
                 digits=(3, 3, 3), units=False)
+    print_table("the networks alone (no ridge expert):",
+                {"cover. 68%": tally_networks.coverage(68),
+                 "cover. 95%": tally_networks.coverage(95), "ECE": tally_networks.ece()},
+                digits=(3, 3, 3), units=False)
 
-    if pretrained is not None:
-        gain_experiment(args, X, y, plan, pretrained[0])
-    print(f"total time {time.perf_counter() - started:.0f} s")
+    if not args.skip_pretraining and not args.skip_gain:
+        gain_experiment(args, X, y, plan, template)
+    seconds = time.perf_counter() - started
+    print(f"total time {seconds:.0f} s")
     print(json.dumps({"scatter": scatter, "bias": bias, "coverage68": coverage68,
-                      "coverage95": coverage95, "ece": ece}))
+                      "coverage95": coverage95, "ece": ece, "seconds": round(seconds, 1)}))
 
 
 def gain_experiment(args, X, y, plan, pretrained):
-    """Fine-tune the pre-trained network on a few stars, or train it from scratch on them.
+    """Fine-tune the pre-trained networks on a few stars, or train them from scratch on them.
 
     In cross-validation the stars are drawn from all of them and the others are
     the test set; with --train/--test they are drawn from the training stars.
-    Both networks get the same number of optimiser steps as a fine-tuning run
-    on a whole training fold.
+    Both get the same number of optimiser steps as a fine-tuning run on a whole
+    training fold; neither has the ridge expert (the gain is the networks').
     """
     train = plan[0][1] if len(plan) == 1 else np.arange(len(y))
     rng = np.random.default_rng(args.seed + 100)
@@ -579,9 +588,13 @@ def gain_experiment(args, X, y, plan, pretrained):
     n_fold = int(round(len(plan[0][1]) * (1 - args.calibration_fraction)))
     epochs = max(1, int(round(args.epochs * n_fold / len(small))))
     results = {}
-    for name, base in (("pre-trained + fine-tuned", pretrained), ("from scratch", None)):
+    fine_tuned = clone(pretrained).set_params(n_members=1, fine_tune_epochs=epochs,
+                                              ridge_expert=False)
+    fine_tuned.pretrained_members_ = pretrained.pretrained_members_[:1]
+    scratch = new_ensemble(args, epochs, ridge_expert=False).set_params(n_members=1)
+    for name, model in (("pre-trained + fine-tuned", fine_tuned), ("from scratch", scratch)):
         start = time.perf_counter()
-        model = train_remap(X[small], y[small], base, epochs, args.seed, args.device)
+        model.fit(X[small], y[small])
         scatter, _ = robust_stats(point_estimates(model, X[test]), y[test])
         results[name] = dict(zip(LABELS, scatter))
         print(f"  {name}: {epochs} epochs, {time.perf_counter() - start:.0f} s")
