@@ -62,9 +62,10 @@ def make_screenshot(static_dir, force=False):
     static_dir = Path(static_dir)
     static_dir.mkdir(parents=True, exist_ok=True)
     page, image = static_dir / "explorer.html", static_dir / "explorer.png"
+    import stellarlatent.diagnostics._explorer_page as page_source
     import stellarlatent.diagnostics.explorer as source
 
-    stamp = Path(source.__file__).stat().st_mtime
+    stamp = max(Path(m.__file__).stat().st_mtime for m in (source, page_source))
     fresh = all(p.is_file() and p.stat().st_mtime > stamp for p in (page, image))
     if fresh and not force:
         return True

@@ -129,6 +129,7 @@ def test_click_on_a_point_shows_its_neighbours(driver, page):
     dx, dy = int(round(x - size["width"] / 2)), int(round(y - size["height"] / 2))
     ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).click().perform()
     assert driver.execute_script("return window.explorer.selected()") == star
+    assert driver.find_element(By.ID, "hover").text.startswith(f"spectrum {star}: teff ")
     expected = brute_force_neighbors(vae.transform(X)[:, explorer.dims], 4)[star]
     assert driver.execute_script("return window.explorer.neighbors()") == expected.tolist()
     items = driver.find_elements(By.CSS_SELECTOR, "#neighbours li")
