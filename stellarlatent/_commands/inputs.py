@@ -21,7 +21,11 @@ __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline",
            "read_label_table", "labels_for_files"]
 
 FITS_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz")
-FORMAT_ALIASES = {"miles": "wcs1d-fits", "harps": "HARPS-ADP", "harps-adp": "HARPS-ADP"}
+FORMAT_ALIASES = {"miles": "wcs1d-fits", "harps": "HARPS-ADP", "harps-adp": "HARPS-ADP",
+                  "adp": "HARPS-ADP", "espresso": "HARPS-ADP", "harps-s1d": "HARPS-s1d",
+                  "s1d": "HARPS-s1d", "lamost-lrs": "LAMOST-LRS", "lamost-mrs": "LAMOST-MRS"}
+#: the formats named in messages
+FORMAT_NAMES = "HARPS-ADP, HARPS-s1d, LAMOST-LRS, LAMOST-MRS, MILES, PHOENIX"
 _PHOENIX_NAME = re.compile(r"^lte.*PHOENIX.*\.fits$", re.IGNORECASE)
 #: the most pixels of a --grid: over ten times a HARPS 1-D spectrum; more is a typo
 MAX_GRID_PIXELS = 4_000_000
@@ -109,7 +113,8 @@ def make_reader(fmt="auto", phoenix_wave=None):
     """``reader(path) -> Spectrum`` for a ``--format`` and ``--phoenix-wave``."""
     from specutils import Spectrum
 
-    from .. import datasets  # registers the HARPS-ADP loader
+    from .. import datasets  # registers the package's loaders (HARPS, LAMOST, PHOENIX)
+    from ..datasets._formats import identify_format
 
     key = (fmt or "auto").lower()
     wave = None
@@ -126,8 +131,6 @@ def make_reader(fmt="auto", phoenix_wave=None):
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"--phoenix-wave: could not read {wave_path} as the PHOENIX "
                             f"wavelength file ({reason})") from None
-    if key == "phoenix" and wave is None:
-        raise UserError("--format PHOENIX needs --phoenix-wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
     fmt = None if key == "auto" else FORMAT_ALIASES.get(key, fmt)
     if fmt is not None and key != "phoenix":
         _check_format(fmt)
@@ -136,15 +139,20 @@ def make_reader(fmt="auto", phoenix_wave=None):
 
     def read_file(path):
         try:
-            if key == "phoenix" or (key == "auto" and wave is not None
-                                    and _PHOENIX_NAME.match(path.name)):
+            if wave is not None and (key == "phoenix" or (key == "auto"
+                                                          and _PHOENIX_NAME.match(path.name))):
                 return datasets.read_phoenix(path, wave)
+            if key == "phoenix":
+                # the wavelength file is looked for beside the models
+                return Spectrum.read(path, format="PHOENIX")
             if fmt is None:
-                return Spectrum.read(path)
+                # one opening of the file for the package's formats, then specutils' own
+                found = identify_format(path)
+                return Spectrum.read(path, format=found) if found else Spectrum.read(path)
             return Spectrum.read(path, format=fmt)
         except IORegistryError as exc:
             raise ValueError(
-                f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. HARPS-ADP, MILES)"
+                f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
 
     def read(path):
@@ -157,9 +165,16 @@ def make_reader(fmt="auto", phoenix_wave=None):
             warnings.simplefilter("always")
             spectrum = read_file(path)
         for warning in caught:
+            if issubclass(warning.category, datasets.UnknownUnitWarning) and not said_units:
+                # said once: the flux is normalised anyway, but a user should know
+                said_units.append(True)
+                log.warning("%s (said once; the other files' units are logged with --debug)",
+                            warning.message)
+                continue
             log.debug("%s: %s", path.name, warning.message)
         return spectrum
 
+    said_units = []
     return read
 
 
@@ -170,7 +185,7 @@ def _check_format(fmt):
 
     formats = {str(name) for name in registry.get_formats(Spectrum, "Read")["Format"]}
     if fmt not in formats:
-        raise UserError(f"--format: no reader for {fmt!r}; give auto, HARPS-ADP, MILES, PHOENIX "
+        raise UserError(f"--format: no reader for {fmt!r}; give auto, {FORMAT_NAMES} "
                         "or a format of specutils (python -c 'import specutils; "
                         "specutils.Spectrum.read.list_formats()' lists them)")
 

@@ -38,6 +38,8 @@ class Chunk(NamedTuple):
     n_read: int
     #: ``(level, message, args)`` to log, in order
     events: list
+    #: ``meta["wavelength_medium"]`` of each spectrum read ("air", "vacuum" or None)
+    media: tuple = ()
 
 
 def read_chunk(paths, reader, preprocess, fit=False):
@@ -81,18 +83,25 @@ def read_chunk(paths, reader, preprocess, fit=False):
         positions.append(k)
     if not spectra:
         return Chunk([], False, 0, events)
+    media = tuple(_medium_of(s) for s in spectra)
     names = [Path(paths[k]).name for k in positions]
     transformed, kept = _transform(preprocess, spectra, names, fit, events)
     kept = [positions[k] for k in kept]
     if preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
-        return Chunk([(kept, stack_spectra(transformed[0], "spectra"))], True, len(spectra), events)
+        return Chunk([(kept, stack_spectra(transformed[0], "spectra"))], True, len(spectra), events,
+                     media)
     parts = []
     for position, spectrum in zip(kept, transformed):
         try:
             parts.append((position, stack_spectra(spectrum, "spectra")))
         except (TypeError, ValueError) as exc:
             parts.append((position, str(exc)))
-    return Chunk(parts, False, len(spectra), events)
+    return Chunk(parts, False, len(spectra), events, media)
+
+
+def _medium_of(spectrum):
+    medium = (getattr(spectrum, "meta", None) or {}).get("wavelength_medium")
+    return medium if medium in ("air", "vacuum") else None
 
 
 def check_spectrum(spectrum):
@@ -145,9 +154,25 @@ def _fit(preprocess, spectra, names, events):
             continue
         kept.append(k)
     if kept:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            preprocess.fit([spectra[k] for k in kept])
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                preprocess.fit([spectra[k] for k in kept])
+        except Exception as exc:
+            # each fits alone but not all together: files in flux units that do not
+            # convert to each other (adu, a relative flux); fit on those in the units
+            # of the first, the others are transformed one by one
+            events.append((logging.DEBUG, "fitting the preprocessing on the files that fit "
+                           "alone failed (%s); fitting on those in the flux unit of the first",
+                           (str(exc),)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                preprocess.fit([spectra[k] for k in _same_unit(spectra, kept)])
     return kept
+
+
+def _same_unit(spectra, indices):
+    """The indices of the spectra whose flux converts to the unit of the first one."""
+    first = spectra[indices[0]].flux.unit
+    return [k for k in indices if spectra[k].flux.unit.is_equivalent(first)]
 
 
 def _transform(preprocess, spectra, names, fit, events):
@@ -226,6 +251,7 @@ class Builder:
         self.labels, self.overwrite, self.create_kwargs = labels, overwrite, dict(create_kwargs)
         self.store = None
         self.fitted = preprocess is None or _is_fitted(preprocess)
+        self.media = set()
 
     def add(self, chunk, rows, files):
         """Log the chunk's events, append what can be appended; return the files skipped.
@@ -234,6 +260,7 @@ class Builder:
         """
         for level, message, args in chunk.events:
             log.log(level, message, *args)
+        self.media.update(chunk.media)
         if chunk.parts:
             # a batch whose every file failed leaves the preprocessing to the next one
             self.fitted = True
@@ -306,7 +333,28 @@ class Builder:
             raise ValueError(
                 f"files: none of the files could be read; no store written at {self.path}"
             )
+        self._record_medium()
         return self.store
+
+    def _record_medium(self):
+        """Keep the files' air/vacuum convention in the store's meta, when they all state one.
+
+        The estimators read ``meta["wavelength_medium"]`` of a store to refuse
+        spectra of the other convention; files of both are said in a warning.
+        """
+        import json
+
+        if {"air", "vacuum"} <= self.media:
+            log.warning(
+                "%s: the files mix air (HARPS, MILES) and vacuum (LAMOST, PHOENIX, SDSS) "
+                "wavelengths, about 1.5 A apart at 5000 A; convert one kind first "
+                "(stellarlatent.preprocessing.air_to_vacuum or vacuum_to_air)", self.path)
+            return
+        if len(self.media) != 1 or None in self.media:
+            return
+        meta = self.store.meta
+        meta.setdefault("wavelength_medium", next(iter(self.media)))
+        self.store._file.attrs["meta"] = json.dumps(meta)
 
     def abort(self):
         if self.store is not None:

@@ -372,7 +372,7 @@ _S1D_EXPECTED = (
     priority=10,
     force=True,
 )
-def read_harps_s1d(file_obj, **kwargs):
+def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
     """Read one HARPS, HARPS-N or ESPRESSO DRS 1-D spectrum (``*_s1d_A.fits``).
 
     Registered with specutils as the format ``"HARPS-s1d"``.
@@ -381,6 +381,13 @@ def read_harps_s1d(file_obj, **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ``s1d`` file.
+    missing_err : {"snr", "none"}, optional
+        The DRS ``s1d`` holds no uncertainty: ``"snr"`` (default) estimates
+        a constant error, the median flux divided by the header's
+        signal-to-noise ratio (``SNR``, else ``HIERARCH ESO DRS SPE EXT
+        SN50``, the S/N of order 50 near 5500 A), as `read_harps_adp` does
+        for an ADP file without ``ERR``; ``"none"``, or a header without
+        either, leaves ``uncertainty`` out.
     **kwargs
         Passed to `astropy.io.fits.open`.
 
@@ -404,13 +411,15 @@ def read_harps_s1d(file_obj, **kwargs):
         1-D flux (``BUNIT``, dimensionless when absent or unparseable) on the
         wavelengths ``CRVAL1 + CDELT1 * (pixel + 1 - CRPIX1)`` in Angstrom
         (``CUNIT1`` when given), air and barycentric as the DRS writes them.
-        No ``uncertainty`` (the DRS ``s1d`` has none); pixels whose flux is
+        ``uncertainty`` is the constant `~astropy.nddata.InverseVariance`
+        estimated from the S/N (see ``missing_err``); pixels whose flux is
         not finite are masked. ``meta`` holds ``object``, ``instrument``,
         ``date_obs``, ``mjd``, ``berv`` [km/s] and, when the header has them,
         ``snr`` (``SNR``, else the DRS S/N of order 50,
         ``HIERARCH ESO DRS SPE EXT SN50``) and ``rv`` [km/s] (the CCF radial
         velocity, ``HIERARCH ESO DRS CCF RVC``), ``wavelength_medium="air"``,
-        ``filename`` and ``header``.
+        ``uncertainty_source`` (``"SNR"`` or ``None``), ``filename`` and
+        ``header``.
 
     Examples
     --------
@@ -430,9 +439,11 @@ def read_harps_s1d(file_obj, **kwargs):
     (<SpectralAxis [5000.  , 5000.99] Angstrom>, Unit(dimensionless))
     """
     name = describe_file(file_obj)
+    if missing_err not in _MISSING_ERR:
+        raise ValueError(f"missing_err must be one of {_MISSING_ERR}, got {missing_err!r}")
     try:
         with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-            return _s1d_from(hdulist, name)
+            return _s1d_from(hdulist, name, missing_err)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except OSError as exc:
@@ -444,7 +455,7 @@ def read_harps_s1d(file_obj, **kwargs):
         ) from exc
 
 
-def _s1d_from(hdulist, name):
+def _s1d_from(hdulist, name, missing_err="snr"):
     hdu = hdulist[0]
     header = hdu.header.copy()
     if header.get("NAXIS") != 1 or hdu.data is None:
@@ -473,12 +484,19 @@ def _s1d_from(hdulist, name):
     if "HIERARCH ESO DRS CCF RVC" in header:
         meta["rv"] = float(header["HIERARCH ESO DRS CCF RVC"]) * (u.km / u.s)
     meta["wavelength_medium"] = _medium(header, "WAVE_AIR")
-    meta["uncertainty_source"] = None
+    mask = ~np.isfinite(flux)
+    uncertainty, source = None, None
+    if missing_err == "snr":
+        ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
+        if ivar is not None:
+            uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "SNR"
+    meta["uncertainty_source"] = source
     filename = hdulist.filename()
     if filename:
         meta["filename"] = Path(filename).name
     meta["header"] = header
-    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=~np.isfinite(flux), meta=meta)
+    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, uncertainty=uncertainty, mask=mask,
+                    meta=meta)
 
 
 def _meta_table(spectra, files):
