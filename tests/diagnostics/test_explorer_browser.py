@@ -182,3 +182,26 @@ def test_first_draw_of_10000_spectra_is_fast(driver, page, tmp_path):
     assert time.perf_counter() - started < 10
     assert driver.execute_script("return window.explorer.firstDrawMs") < 3000
     assert _errors(driver) == []
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_page_decodes_any_layer_plan(driver, tmp_path, variational):
+    """Odd lengths (padded, then cropped), stride-1 and stride-3 layers, an autoencoder."""
+    from stellarlatent.estimators import SpectralVAE
+
+    rng = np.random.default_rng(4)
+    X = 1 + 0.1 * rng.normal(size=(40, 101))
+    vae = SpectralVAE(latent_dim=3, beta=0.01, variational=variational, channels=(4, 8, 6),
+                      kernel_sizes=(7, 5, 3), strides=(3, 2, 1), max_epochs=1, verbose=0,
+                      random_state=0, device="cpu").fit(X)
+    assert vae.module_.padded_length == 102
+    path = LatentExplorer.from_estimator(vae, X, n_neighbors=2).save(tmp_path / "plan.html")
+    _open(driver, path)
+    Z = rng.normal(0, 3, (4, 3))
+    drawn = np.array(driver.execute_script(
+        "return arguments[0].map(function (z) { return window.explorer.decode(z); });",
+        Z.tolist()))
+    expected = vae.inverse_transform(Z).flux.value
+    assert drawn.shape == expected.shape == (4, 101)
+    assert np.max(np.abs(drawn - expected)) < 1e-3 * np.max(np.abs(expected))
+    assert _errors(driver) == []
