@@ -145,8 +145,9 @@ def _parser(sub, name, help, description):
 
 def _reading(parser):
     parser.add_argument("--format", default="auto",
-                        help="file format: auto (detected), HARPS-ADP, MILES, PHOENIX or any "
-                             "format specutils reads (default: %(default)s)")
+                        help="file format: auto (detected), HARPS-ADP, HARPS-s1d, LAMOST-LRS, "
+                             "LAMOST-MRS, MILES, PHOENIX or any format specutils reads "
+                             "(default: %(default)s)")
     parser.add_argument("--phoenix-wave", metavar="FILE",
                         help="the PHOENIX wavelength file (WAVE_PHOENIX-ACES-AGSS-COND-2011.fits), "
                              "needed to read PHOENIX spectra")
