@@ -19,14 +19,6 @@ from stellarlatent._params import _satisfies, all_constraints, validate_params
 #: Numbers that some valid value of any numeric parameter equals.
 _PROBES = (0, 1, 2, 3, 8, 100, 5000, 0.1, 0.5, 1.0, 100.0)
 
-#: Classes whose constructor parameters are not all declared yet, with the reason.
-#: The tests of those classes pass as soon as the table is complete.
-_PENDING = {
-    "DeepREMAP": "remap.py (owned by another change) declares only the shared training "
-                 "parameters, through TorchEstimator; its own still have hand-written checks",
-}
-
-
 def _public_classes(module):
     classes = []
     for name in module.__all__:
@@ -64,15 +56,11 @@ def test_the_public_classes_are_found():
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_every_parameter_has_a_declared_constraint(cls):
     missing = _undeclared(cls)
-    if missing and cls.__name__ in _PENDING:
-        pytest.xfail(f"{_PENDING[cls.__name__]}: {', '.join(missing)}")
     assert missing == [], f"{cls.__name__} declares no constraint for {missing}"
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_the_defaults_satisfy_the_declared_constraints(cls):
-    if _undeclared(cls):
-        pytest.xfail(_PENDING.get(cls.__name__, "undeclared parameters"))
     validate_params(cls())
 
 
@@ -95,18 +83,9 @@ def _fit(estimator):
 
 NUMERIC = [(cls, name) for cls in CLASSES for name in _numeric_params(cls)]
 
-#: Bools that a class still accepts for a number, with the reason (xfail, not strict).
-_PENDING_BOOLS = {
-    ("DeepREMAP", "random_state"): "DeepREMAP checks random_state by hand (TorchEstimator._rng "
-                                   "takes True for the seed 1); remap.py should validate_params",
-}
-
-
 def _numeric_cases():
     for cls, name in NUMERIC:
-        reason = _PENDING_BOOLS.get((cls.__name__, name))
-        marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-        yield pytest.param(cls, name, marks=marks, id=f"{cls.__name__}-{name}")
+        yield pytest.param(cls, name, id=f"{cls.__name__}-{name}")
 
 
 def test_there_are_numeric_parameters_to_try():

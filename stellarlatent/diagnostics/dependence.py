@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from .disentanglement import _check_dims, _check_latents, latent_mad
+from .disentanglement import _check_dims, check_latents, latent_mad
 
 __all__ = ["LatentDependence", "latent_dependence"]
 
@@ -197,7 +197,7 @@ def latent_dependence(Z, dims=None, threshold=0.02, n_bins=None, rho_threshold=0
     >>> independent.verdict()[0]
     'not pruned: every latent is informative'
     """
-    Z = _check_latents(Z)
+    Z = check_latents(Z)
     for name, value in (("threshold", threshold), ("rho_threshold", rho_threshold),
                         ("nmi_threshold", nmi_threshold)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:

@@ -54,10 +54,6 @@ def check_latents(Z, name="Z"):
     return Z
 
 
-#: The former name, still imported by `stellarlatent.diagnostics.dependence`.
-_check_latents = check_latents
-
-
 def _check_dims(dims, latent_dim, name="dims"):
     if dims is None:
         return np.arange(latent_dim)

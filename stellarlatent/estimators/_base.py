@@ -224,7 +224,8 @@ class TorchEstimator(BaseEstimator):
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         elif isinstance(seed, np.random.RandomState):
             seed = int(seed.randint(2**31 - 1))
-        elif not isinstance(seed, (int, np.integer)):
+        elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            # True is an int to Python, not a seed (the declared table refuses it too)
             raise ValueError(f"random_state must be None or an integer, got {seed!r}")
         return int(seed)
 

@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import SWALR, AveragedModel
 
 from .._logging import log
+from .._params import Converted, Interval, InvalidParameterError, Predicate, validate_params
 from ..nn import (
     DeepREMAPNet,
     FocalCostLoss,
@@ -65,7 +66,11 @@ _NOVELTY_SAMPLE = 2000
 
 
 def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _per_label(value, labels, name, default):
@@ -78,6 +83,67 @@ def _per_label(value, labels, name, default):
             )
         return {label: value.get(label, default) for label in labels}
     return {label: value for label in labels}
+
+
+def _label_names(labels, name="labels"):
+    """The label names as a tuple; raise naming ``name`` if they are not valid names."""
+    if isinstance(labels, str) or not hasattr(labels, "__iter__"):
+        raise TypeError(
+            f"{name} must be a sequence of label names such as ('teff',), got {labels!r}"
+        )
+    labels = tuple(labels)
+    if not labels:
+        raise ValueError(f"{name} must name at least one label")
+    for label in labels:
+        if not isinstance(label, str) or not label or "." in label:
+            raise ValueError(f"{name} must be non-empty strings without '.', got {label!r}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{name} has duplicated names: {list(labels)}")
+    return labels
+
+
+def _each_label(value):
+    """``(label, value)`` of a per-label dict, or ``(None, value)`` of a scalar."""
+    return value.items() if isinstance(value, dict) else [(None, value)]
+
+
+def _for(label):
+    return "" if label is None else f" for '{label}'"
+
+
+def _check_n_bins(value, name):
+    for label, n in _each_label(value):
+        if not (_is_auto(n) or (_is_int(n) and 3 <= n <= _MAX_BINS)):
+            raise InvalidParameterError(
+                f"{name} must be 'auto' or an integer in [3, {_MAX_BINS}] (or a dict of them), "
+                f"got {n!r}{_for(label)}")
+
+
+def _check_per_label_number(value, name):
+    for label, number in _each_label(value):
+        if not (_is_real(number) and 0 <= number < math.inf):
+            raise InvalidParameterError(
+                f"{name} must be a non-negative number (or a dict), got {number!r}{_for(label)}")
+
+
+def _check_bin_width(value, name):
+    if not isinstance(value, dict):
+        raise InvalidParameterError(f"{name} must be None or a dict {{label: width}}, "
+                                    f"got {value!r}")
+
+
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
+
+
+def _is_odd(value, low):
+    return _is_int(value) and value >= low and value % 2 == 1
+
+
+_NON_NEGATIVE = Interval(numbers.Real, 0, None, closed="left")
+_POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
+_PER_LABEL_NUMBER = Converted(_check_per_label_number, "a non-negative number or a dict of them")
+_PROBABILITY = Interval(numbers.Real, 0, 1, closed="right")
 
 
 class DeepREMAP(TorchEstimator):
@@ -265,6 +331,11 @@ class DeepREMAP(TorchEstimator):
     binned in log space), log g and [Fe/H] in dex. `score` is the negative
     mean negative log-likelihood of the true bins.
 
+    Every parameter is declared in ``_parameter_constraints`` (with the
+    training parameters shared with `SpectralVAE`) and checked when `fit` or
+    `fine_tune` starts: a value of the wrong kind or range (``n_bins=2``,
+    ``random_state=True``) raises a ValueError naming the parameter.
+
     Examples
     --------
     >>> import numpy as np
@@ -283,6 +354,40 @@ class DeepREMAP(TorchEstimator):
     >>> proba.shape, edges.shape
     ((3, 12), (13,))
     """
+
+    _parameter_constraints = {
+        "labels": [Converted(lambda value, name: _label_names(value, name),
+                             "a sequence of label names such as ('teff',)")],
+        "n_bins": [Converted(_check_n_bins, f"'auto', an integer in [3, {_MAX_BINS}] "
+                                            "or a dict {label: n_bins}")],
+        "bin_width": [None, Converted(_check_bin_width, "a dict {label: width}")],
+        "margin": [_PER_LABEL_NUMBER],
+        "log_teff": ["boolean"],
+        "gamma": [_PER_LABEL_NUMBER],
+        "class_balance": ["boolean"],
+        "cost_weight": [_NON_NEGATIVE],
+        "label_smoothing": [_PER_LABEL_NUMBER],
+        "triplet_weight": [_NON_NEGATIVE],
+        "triplet_margin": [_NON_NEGATIVE],
+        "positive_threshold": [Interval(numbers.Real, 0, None, closed="neither")],
+        "base_channels": [_POSITIVE_INT],
+        "n_stages": [_POSITIVE_INT],
+        "blocks_per_stage": [_POSITIVE_INT],
+        "kernel_size": [Predicate(lambda value: _is_odd(value, 1), "an odd positive integer")],
+        "contrast_window": [None, Predicate(_is_auto, "'auto'"),
+                            Predicate(lambda value: _is_odd(value, 3), "an odd integer >= 3")],
+        "embedding_dim": [_POSITIVE_INT],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "standardize": ["boolean"],
+        "restart_period": [None, _POSITIVE_INT],
+        "swa_start": [None, Interval(numbers.Real, 0, 1, closed="left",
+                                     description="a fraction in [0, 1) of the epochs"),
+                      Interval(numbers.Integral, 0, None, closed="left",
+                               description="an epoch number")],
+        "swa_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "edge_probability": [_PROBABILITY],
+        "novelty_quantile": [_PROBABILITY],
+    }
 
     def __init__(
         self,
@@ -365,101 +470,27 @@ class DeepREMAP(TorchEstimator):
 
     # -- parameters ------------------------------------------------------------------
 
-    def _label_names(self):
-        labels = self.labels
-        if isinstance(labels, str) or not hasattr(labels, "__iter__"):
-            raise TypeError(
-                f"labels must be a sequence of label names such as ('teff',), got {labels!r}"
-            )
-        labels = tuple(labels)
-        if not labels:
-            raise ValueError("labels must name at least one label")
-        for label in labels:
-            if not isinstance(label, str) or not label or "." in label:
-                raise ValueError(
-                    f"labels must be non-empty strings without '.', got {label!r}"
-                )
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"labels has duplicated names: {list(labels)}")
-        return labels
-
-    def _check_number(self, name, minimum=None, maximum=None, lower_open=False, upper_open=False):
-        value = getattr(self, name)
-        ok = _is_real(value) and math.isfinite(value)
-        if ok and minimum is not None:
-            ok = value > minimum if lower_open else value >= minimum
-        if ok and maximum is not None:
-            ok = value < maximum if upper_open else value <= maximum
-        if not ok:
-            low = "(" if lower_open or minimum is None else "["
-            high = ")" if upper_open or maximum is None else "]"
-            lower = "-inf" if minimum is None else minimum
-            upper = "inf" if maximum is None else maximum
-            raise ValueError(
-                f"{name} must be a number in {low}{lower}, {upper}{high}, got {value!r}"
-            )
-
     def _check_params(self):
-        labels = self._label_names()
-        for label, n in _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS).items():
-            if n == "auto":
-                continue
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 3 <= n <= _MAX_BINS:
-                raise ValueError(f"n_bins must be 'auto' or an integer in [3, {_MAX_BINS}] (or a "
-                                 f"dict of them), got {n!r} for '{label}'")
-        if self.bin_width is not None:
-            if not isinstance(self.bin_width, dict):
-                raise TypeError(
-                    f"bin_width must be None or a dict {{label: width}}, got {self.bin_width!r}"
-                )
-            _per_label(self.bin_width, labels, "bin_width", None)
-        for name in _PER_LABEL_DEFAULTS:
-            self._per_label_number(name, labels)
-        for name in ("log_teff", "class_balance", "standardize"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        self._check_number("cost_weight", 0)
-        self._check_number("triplet_weight", 0)
-        self._check_number("triplet_margin", 0)
-        self._check_number("positive_threshold", 0, lower_open=True)
-        self._check_number("dropout", 0, 1, upper_open=True)
-        self._check_number("weight_decay", 0)
-        self._check_number("edge_probability", 0, 1, lower_open=True)
-        self._check_number("novelty_quantile", 0, 1, lower_open=True)
-        for name in ("base_channels", "n_stages", "blocks_per_stage", "embedding_dim"):
-            _check_positive_int(getattr(self, name), name)
-        _check_positive_int(self.kernel_size, "kernel_size")
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        window = self.contrast_window
-        if window is not None and not (isinstance(window, str) and window == "auto"):
-            _check_positive_int(window, "contrast_window")
-            if window < 3 or window % 2 == 0:
-                raise ValueError("contrast_window must be None, 'auto' or an odd integer >= 3, "
-                                 f"got {window}")
-        _check_positive_int(self.restart_period, "restart_period", allow_none=True)
-        start = self.swa_start
-        if start is not None:
-            if isinstance(start, numbers.Integral) and not isinstance(start, bool):
-                if start < 0:
-                    raise ValueError(f"swa_start must be >= 0, got {start}")
-            elif not (_is_real(start) and 0 <= start < 1):
-                raise ValueError(
-                    "swa_start must be None, a fraction in [0, 1) of the epochs or an epoch "
-                    f"number, got {start!r}"
-                )
-        if self.swa_lr is not None:
-            self._check_number("swa_lr", 0, lower_open=True)
-        self._check_training_params()
+        """Check every parameter against the declared constraints (those of the base too).
+
+        Returns the label names; a per-label dict must name labels of ``labels``.
+
+        Raises
+        ------
+        `~stellarlatent._params.InvalidParameterError`
+            A ValueError and TypeError naming the parameter.
+        """
+        validate_params(self)
+        labels = tuple(self.labels)
+        for name in ("n_bins", "bin_width", *_PER_LABEL_DEFAULTS):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                _per_label(value, labels, name, None)
         return labels
 
     def _per_label_number(self, name, labels):
-        """``{label: float}`` of the non-negative scalar-or-dict parameter ``name``."""
+        """``{label: float}`` of the (checked) scalar-or-dict parameter ``name``."""
         values = _per_label(getattr(self, name), labels, name, _PER_LABEL_DEFAULTS[name])
-        for label, value in values.items():
-            if not (_is_real(value) and 0 <= value < math.inf):
-                raise ValueError(f"{name} must be a non-negative number (or a dict), got "
-                                 f"{value!r} for '{label}'")
         return {label: float(value) for label, value in values.items()}
 
     def _width(self, label, unit):
