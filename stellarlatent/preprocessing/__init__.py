@@ -13,6 +13,7 @@ from .mask import Masker
 from .noise import NoiseAugmenter
 from .normalize import ContinuumNormalizer
 from .pad import Padder
+from .radial_velocity import RadialVelocityEstimator
 from .resample import Resampler
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Resampler",
     "ContinuumNormalizer",
     "DopplerShift",
+    "RadialVelocityEstimator",
     "doppler_factor",
     "Broadener",
     "gaussian_broaden",
