@@ -35,11 +35,10 @@ from ._binning import (
     read_labels,
 )
 from ._data import _is_store
+from ._reference import ReferenceSet
 
 __all__ = ["DeepREMAP"]
 
-# Entries of each distance buffer of the nearest-neighbour search (16 MiB of float64).
-_DISTANCE_BLOCK = 2**21
 _DEFAULT_N_BINS = "auto"
 # What "auto" gives a label without a known resolution: bins over its range.
 _FALLBACK_N_BINS = 50
@@ -60,9 +59,6 @@ _MAX_BINS = 10_000
 
 # What a label left out of a per-label dict gets.
 _PER_LABEL_DEFAULTS = {"margin": 0.05, "gamma": 2.0, "label_smoothing": 0.0}
-# Reference spectra queried to set the novelty threshold: enough for a 99th
-# percentile, few enough to stay fast for millions of training spectra.
-_NOVELTY_SAMPLE = 2000
 
 
 def _is_real(value):
@@ -1014,57 +1010,22 @@ class DeepREMAP(TorchEstimator):
 
         The threshold is a quantile of the distances from reference spectra
         to their nearest other reference spectrum, in the unnormalised
-        embedding.
+        embedding (`ReferenceSet.threshold`).
         """
-        self._reference_raw = np.concatenate(
-            [raw for _, _, raw in self._outputs(source)]).astype(np.float32)
-        self._reference_values = self._training_values
-        self.reference_labels_ = self._reference_table()
-        n = self._reference_raw.shape[0]
-        if n < 2:
-            self.novelty_threshold_ = math.inf
-            return
-        rows = np.random.default_rng(0).choice(n, size=min(n, _NOVELTY_SAMPLE), replace=False)
-        distances = self._nearest(self._reference_raw[np.sort(rows)], 2, self._reference_raw)[0]
-        self.novelty_threshold_ = float(np.quantile(distances[:, 1], self.novelty_quantile))
+        raw = np.concatenate([raw for _, _, raw in self._outputs(source)])
+        self._adopt_reference(ReferenceSet(raw, self._training_values, self._labels,
+                                           self.label_units_))
+        self.novelty_threshold_ = self._reference.threshold(self.novelty_quantile,
+                                                            device=self.device_)
+
+    def _adopt_reference(self, reference):
+        self._reference = reference
+        self.reference_labels_ = reference.table
 
     @property
     def reference_embeddings_(self):
         """L2-normalised embeddings of the reference spectra, shape (n_reference, embedding_dim)."""
-        raw = self._reference_raw
-        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-
-    def _reference_table(self):
-        table = QTable()
-        for j, label in enumerate(self._labels):
-            unit = self.label_units_[label]
-            values = self._reference_values[:, j]
-            table[label] = values if unit == u.dimensionless_unscaled else values * unit
-        return table
-
-    def _nearest(self, queries, k, reference):
-        """Distances and indices of the ``k`` rows of ``reference`` nearest each query."""
-        # float64 on CPU: the distance of a spectrum to itself comes out as 0
-        dtype = torch.float32 if self.device_.type == "cuda" else torch.float64
-        reference = torch.as_tensor(np.asarray(reference), device=self.device_).to(dtype)
-        queries = torch.as_tensor(np.asarray(queries), device=self.device_).to(dtype)
-        n_ref = reference.shape[0]
-        chunk = max(1, min(queries.shape[0], _DISTANCE_BLOCK // max(1, n_ref)))
-        ref_sq = reference.square().sum(dim=1)
-        # Two buffers reused for every block: fresh ones per block fragment the
-        # heap, and the memory then grows with the number of queries.
-        block = torch.empty((2, chunk, n_ref), dtype=dtype, device=self.device_)
-        distances, indices = [], []
-        for start in range(0, queries.shape[0], chunk):
-            q = queries[start : start + chunk]
-            total, sq = block[0, : q.shape[0]], block[1, : q.shape[0]]
-            torch.add(q.square().sum(dim=1)[:, None], ref_sq[None, :], out=total)
-            torch.mm(q, reference.T, out=sq)
-            torch.sub(total, sq, alpha=2.0, out=sq).clamp_min_(0.0)
-            d, i = torch.topk(sq, k, dim=1, largest=False)
-            distances.append(d.sqrt().cpu())
-            indices.append(i.cpu())
-        return torch.cat(distances).double().numpy(), torch.cat(indices).numpy()
+        return self._reference.normalized_embeddings
 
     # -- using the model -------------------------------------------------------------
 
@@ -1171,7 +1132,7 @@ class DeepREMAP(TorchEstimator):
                     units[label + suffix] = unit
                 columns.setdefault(label + "_out_of_range", [])
         # One search for every spectrum: its distance buffers are allocated once.
-        distance = self._nearest(np.concatenate(raws), 1, self._reference_raw)[0][:, 0]
+        distance = self._reference.query(np.concatenate(raws), 1, device=self.device_)[0][:, 0]
         novel = distance > self.novelty_threshold_
         for label, parts in piled.items():
             columns[label + "_out_of_range"] = [np.concatenate(parts) | novel]
@@ -1212,15 +1173,10 @@ class DeepREMAP(TorchEstimator):
             where unknown), in the label's unit.
         """
         check_is_fitted(self)
-        n_reference = self._reference_raw.shape[0]
-        if (isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral)
-                or not 1 <= n_neighbors <= n_reference):
-            raise ValueError(
-                f"n_neighbors must be an integer in [1, {n_reference}] (the training spectra), "
-                f"got {n_neighbors!r}"
-            )
-        distances, indices = self._nearest(self.embed(X), int(n_neighbors),
-                                           self.reference_embeddings_)
+        reference = self._reference
+        n_neighbors = reference.check_k(n_neighbors)  # before the spectra are embedded
+        distances, indices = reference.query(self.embed(X), n_neighbors, normalized=True,
+                                             device=self.device_)
         table = QTable()
         for label in self.reference_labels_.colnames:
             table[label] = self.reference_labels_[label][indices]
@@ -1342,8 +1298,8 @@ class DeepREMAP(TorchEstimator):
 
     def _tensors(self):
         return {
-            "reference_embeddings": torch.from_numpy(np.ascontiguousarray(self._reference_raw)),
-            "reference_values": torch.from_numpy(np.ascontiguousarray(self._reference_values)),
+            "reference_embeddings": torch.from_numpy(self._reference.embeddings),
+            "reference_values": torch.from_numpy(np.ascontiguousarray(self._reference.values)),
         }
 
     def _restore(self, metadata, tensors):
@@ -1362,9 +1318,9 @@ class DeepREMAP(TorchEstimator):
         threshold = remap["novelty_threshold"]
         self.novelty_threshold_ = math.inf if threshold is None else float(threshold)
         self.fine_tune_history_ = remap["fine_tune_history"]
-        self._reference_raw = tensors["reference_embeddings"].numpy()
-        self._reference_values = tensors["reference_values"].numpy()
-        self.reference_labels_ = self._reference_table()
+        self._adopt_reference(ReferenceSet(tensors["reference_embeddings"].numpy(),
+                                           tensors["reference_values"].numpy(),
+                                           self._labels, self.label_units_))
         label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
         if tuple(self.bin_edges_) != self._labels or set(self.label_units_) != set(self._labels):
             raise ValueError(f"the bins ({list(self.bin_edges_)}) and units "
