@@ -10,7 +10,6 @@ import torch
 from astropy.table import QTable
 from sklearn.utils.validation import check_is_fitted
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.optim.swa_utils import SWALR, AveragedModel
 
 from .._logging import log
 from .._params import Converted, Interval, InvalidParameterError, Predicate, validate_params
@@ -36,6 +35,7 @@ from ._binning import (
 )
 from ._data import _is_store
 from ._reference import ReferenceSet
+from ._swa import CosineSWA
 
 __all__ = ["DeepREMAP"]
 
@@ -650,18 +650,6 @@ class DeepREMAP(TorchEstimator):
         low, high = _AUTO_BINS
         return float(np.clip(_AUTO_WIDTH[key], span / high, span / low))
 
-    def _swa_epoch(self, n_epochs):
-        start = self.swa_start
-        if start is None:
-            return None
-        if isinstance(start, numbers.Integral):
-            if start >= n_epochs:
-                log.info("DeepREMAP: swa_start=%d >= %d epochs; no weight averaging",
-                         start, n_epochs)
-                return None
-            return int(start)
-        return min(int(math.floor(start * n_epochs)), n_epochs - 1)
-
     def _setup_training(self, train_idx, n_epochs, lr):
         device = self.device_
         self._losses = {}
@@ -680,26 +668,15 @@ class DeepREMAP(TorchEstimator):
             ).to(device)
         params = [p for p in self.module_.parameters() if p.requires_grad]
         self.optimizer_ = torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
-        self._swa_lr = lr / 10 if self.swa_lr is None else float(self.swa_lr)
-        self._swa_start_epoch = self._swa_epoch(n_epochs)
-        n_anneal = n_epochs if self._swa_start_epoch is None else self._swa_start_epoch
-        if self.restart_period is None:
-            self._scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer_, T_max=max(1, n_anneal), eta_min=self._swa_lr
-            )
-        else:
-            self._scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-                self.optimizer_, T_0=int(self.restart_period), eta_min=self._swa_lr
-            )
-        self._swa_model = None if self._swa_start_epoch is None else AveragedModel(self.module_)
-        self._swa_scheduler = None
-
-    def _new_swa_scheduler(self):
-        return SWALR(self.optimizer_, swa_lr=self._swa_lr, anneal_epochs=1)
+        self._schedule = CosineSWA(
+            self.optimizer_, self.module_, n_epochs, swa_start=self.swa_start,
+            swa_lr=lr / 10 if self.swa_lr is None else self.swa_lr,
+            restart_period=self.restart_period,
+        )
 
     def _clear_training_state(self):
-        for name in ("optimizer_", "_scheduler", "_swa_model", "_swa_scheduler", "_losses",
-                     "_targets", "_scaled_labels", "_training_values"):
+        for name in ("optimizer_", "_schedule", "_losses", "_targets", "_scaled_labels",
+                     "_training_values"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -754,26 +731,19 @@ class DeepREMAP(TorchEstimator):
         return {k: v / len(indices) for k, v in sums.items()}
 
     def _after_epoch(self, epoch):
-        if self._swa_start_epoch is not None and epoch >= self._swa_start_epoch:
-            self._swa_model.update_parameters(self.module_)
-            if self._swa_scheduler is None:
-                self._swa_scheduler = self._new_swa_scheduler()
-            self._swa_scheduler.step()
-        else:
-            self._scheduler.step()
-        n_averaged = 0 if self._swa_model is None else int(self._swa_model.n_averaged)
-        return {"swa_n": n_averaged}
+        self._schedule.step(epoch, self.module_)
+        return {"swa_n": self._schedule.n_averaged}
 
     def _swa_ran(self):
-        swa = getattr(self, "_swa_model", None)
-        return swa is not None and int(swa.n_averaged) > 0
+        schedule = getattr(self, "_schedule", None)
+        return schedule is not None and schedule.n_averaged > 0
 
     def _restore_best(self):
         return self.n_iter_no_change is not None and not self._swa_ran()
 
     def _finish_training(self, source, train_idx):
         if self._swa_ran():
-            network = self._swa_model.module
+            network = self._schedule.averaged_module
             self._update_batchnorm(network, source, train_idx)
             self.module_ = network
         self.module_.eval()
@@ -803,20 +773,10 @@ class DeepREMAP(TorchEstimator):
         network.eval()
 
     def _extra_state(self):
-        extra = {"scheduler": self._scheduler.state_dict()}
-        if self._swa_model is not None:
-            extra["swa_model"] = self._swa_model.state_dict()
-        if self._swa_scheduler is not None:
-            extra["swa_scheduler"] = self._swa_scheduler.state_dict()
-        return extra
+        return self._schedule.state_dict()
 
     def _load_extra_state(self, extra):
-        self._scheduler.load_state_dict(extra["scheduler"])
-        if "swa_model" in extra and self._swa_model is not None:
-            self._swa_model.load_state_dict(extra["swa_model"])
-        if "swa_scheduler" in extra:
-            self._swa_scheduler = self._new_swa_scheduler()
-            self._swa_scheduler.load_state_dict(extra["swa_scheduler"])
+        self._schedule.load_state_dict(extra)
 
     def _encoded_params(self):
         params = self.get_params()
