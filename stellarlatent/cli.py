@@ -27,6 +27,10 @@ EXAMPLES = {
     "info": """examples:
   stellarlatent info
 """,
+    "models": """examples:
+  stellarlatent models                    # the bundled models
+  stellarlatent predict miles spectra/ --out labels.ecsv   # use one by its name
+""",
     "prepare": """examples:
   stellarlatent prepare harps/ --grid 3800 6800 16384 --out harps.h5
   stellarlatent prepare ../shared/data/miles --format MILES --grid 3600 7400 4096 \\
@@ -130,6 +134,16 @@ def build_parser():
     _add_diagnose(sub)
     _add_predict(sub)
     _add_explore(sub)
+
+    models = sub.add_parser("models", help="the trained models bundled with the package",
+                            description="List the trained models bundled with the package "
+                            "(name, training data, wavelength range, resolution, air/vacuum, "
+                            "label ranges, measured precision). Give a name instead of a model "
+                            "file to predict, diagnose or explore.",
+                            epilog=EXAMPLES["models"],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(models)
+    models.set_defaults(func=_models)
 
     info = sub.add_parser("info", help="versions and the compute device found",
                           epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,7 +376,8 @@ def _add_predict(sub):
     p = _parser(sub, "predict", "labels (DeepREMAP) or latents (SpectralVAE) of spectra",
                 "Predict labels with uncertainties (a DeepREMAP model) or latents (a SpectralVAE "
                 "model) and write a table with a 'filename' column. " + MODEL_INPUT_NOTE)
-    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap")
+    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap, "
+                   "or the name of a bundled model ('stellarlatent models' lists them)")
     p.add_argument("data", nargs="+", metavar="FILES", help="spectrum files/folders, or a store (*.h5)")
     _reading(p)
     p.add_argument("--out", required=True, help="the table to write (*.ecsv, *.fits, *.csv...)")
@@ -506,8 +521,19 @@ def error_line(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _elapsed(start):
-    return f"{time.perf_counter() - start:.0f} s"
+def _models(args):
+    from . import pretrained
+
+    table = pretrained.list_models()
+    if not len(table):
+        print("stellarlatent models: no bundled model is installed")
+        return 0
+    for row in table:
+        print(f"{row['name']}: {row['kind']}")
+        for column in table.colnames[2:]:
+            if row[column]:
+                print(f"    {column.replace('_', ' ')}: {row[column]}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

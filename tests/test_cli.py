@@ -76,8 +76,8 @@ import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from astropy.table import QTable, Table  # noqa: E402
 
-SUBCOMMANDS = ("prepare", "fit-vae", "fit-remap", "diagnose", "predict", "explore", "demo",
-               "info")
+SUBCOMMANDS = ("prepare", "fit-vae", "fit-remap", "diagnose", "predict", "explore", "models",
+               "demo", "info")
 TINY_VAE = ["--latent-dim", "3", "--epochs", "1", "--batch-size", "16"]
 TINY_REMAP = ["--epochs", "2", "--batch-size", "16", "--n-bins", "8", "--members", "1",
               "--pretrain", "none"]

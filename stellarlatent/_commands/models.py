@@ -25,6 +25,19 @@ def load_model(path, device="auto"):
     from ..estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 
     path = Path(path)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        from .. import pretrained
+
+        if str(path) in pretrained.list_models()["name"]:
+            try:
+                model = pretrained.load(str(path), device=device)
+            except ValueError as exc:
+                raise UserError(f"MODEL: {_first_line(exc)}") from None
+            quiet(model)
+            return model
+        names = ", ".join(pretrained.list_models()["name"]) or "none is installed"
+        raise UserError(f"MODEL: no model file at {path}, and no bundled model of that name "
+                        f"(bundled: {names})")
     if path.is_dir():
         raise UserError(f"MODEL: {path} is a folder; give a model file written by fit-vae or "
                         "fit-remap")
