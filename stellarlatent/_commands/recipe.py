@@ -8,19 +8,40 @@ on held-out stars by coverage (Gilda 2025; the settings of
 ``benchmarks/bench_parameters.py``).
 """
 
+import ast
 import math
+from pathlib import Path
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
            "EPOCHS_SCRATCH", "CONTRAST_KMS", "recipe_member", "contrast_window"]
 
-#: The network and training settings, used when DeepREMAP has no "miles" preset:
-#: a small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
+
+
+def _preset(name):
+    """``DeepREMAP.from_preset(name)``'s settings, read without importing torch.
+
+    The presets are literals in ``estimators/remap.py`` (``_PRESETS``); cli.py
+    builds its help from them, and importing the estimators (torch) would
+    slow every command down. Without the source file, the module is imported.
+    """
+    path = Path(__file__).resolve().parents[1] / "estimators" / "remap.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except OSError:
+        from ..estimators.remap import _PRESETS
+
+        return dict(_PRESETS[name])
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] \
+                == ["_PRESETS"]:
+            return dict(ast.literal_eval(node.value)[name])
+    raise LookupError(f"{path} defines no _PRESETS")  # pragma: no cover - a broken checkout
+
+
+#: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
+#: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
 #: training stars on a CPU.
-RECIPE = {
-    "base_channels": 8, "n_stages": 4, "blocks_per_stage": 1, "kernel_size": 7,
-    "standardize": True, "class_balance": False, "label_smoothing": 1.0,
-    "lr": 3e-3, "batch_size": 32, "validation_fraction": 0.0,
-}
+RECIPE = _preset("miles")
 #: --members, --pretrain-epochs, --n-synthetic
 MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 5, 30, 4000
 #: --epochs: of fine-tuning after pre-training, or of training from scratch
@@ -31,19 +52,10 @@ CONTRAST_KMS = 33 * 299792.458 * math.log(7300.0 / 3700.0) / 2047
 
 
 def recipe_member(labels):
-    """A DeepREMAP with the recommended settings (the "miles" preset when there is one)."""
+    """A DeepREMAP with the recommended settings (the "miles" preset) for ``labels``."""
     from ..estimators import DeepREMAP
 
-    preset = getattr(DeepREMAP, "from_preset", None)
-    member = None
-    if preset is not None:
-        try:
-            member = preset("miles")
-        except (KeyError, ValueError):
-            member = None
-    if member is None:
-        member = DeepREMAP(**RECIPE)
-    return member.set_params(labels=tuple(labels))
+    return DeepREMAP.from_preset("miles", labels=tuple(labels))
 
 
 def contrast_window(spectral_axis):

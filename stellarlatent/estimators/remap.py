@@ -57,6 +57,32 @@ _MAX_NETWORK_BYTES = 16 * 2**30
 # a cost matrix of n_bins**2 entries; far beyond any label's resolution
 _MAX_BINS = 10_000
 
+# Named settings of DeepREMAP.from_preset. Literals only: _commands/recipe.py
+# reads them from this file without importing torch (the command's help).
+_PRESETS = {
+    # The recommended recipe, which the constructor defaults are: a small residual CNN
+    # for ~2000-pixel spectra (MILES: 3700-7300 Angstrom at 2.5 Angstrom FWHM) and a few
+    # hundred to a few thousand training stars, on a CPU; the contrast channel 55
+    # Angstrom wide, "auto" bins of a fixed width per label, Gaussian soft targets one
+    # bin wide for the errors of observed labels, no held-out monitoring set.
+    "miles": {
+        "base_channels": 8,
+        "n_stages": 4,
+        "blocks_per_stage": 1,
+        "kernel_size": 7,
+        "standardize": True,
+        "class_balance": False,
+        "label_smoothing": 1.0,
+        "lr": 3e-3,
+        "batch_size": 32,
+        "validation_fraction": 0.0,
+        "contrast_window": "auto",
+        "n_bins": "auto",
+        "log_teff": True,
+        "max_epochs": 40,
+    },
+}
+
 # What a label left out of a per-label dict gets.
 _PER_LABEL_DEFAULTS = {"margin": 0.05, "gamma": 2.0, "label_smoothing": 0.0}
 
@@ -463,6 +489,37 @@ class DeepREMAP(TorchEstimator):
         self.num_workers = num_workers
         self.precision = precision
         self.compile = compile
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Build an estimator with a named configuration.
+
+        Parameters
+        ----------
+        name : {"miles"}
+            ``"miles"``: the recommended recipe, also the constructor's
+            defaults: a residual CNN of 4 stride-2 stages of one block from
+            8 channels (kernel 7) on standardised spectra with a contrast
+            channel about 55 Angstrom wide, ``"auto"`` bins (Teff binned in
+            log), Gaussian soft targets one bin wide, no class balancing,
+            AdamW at lr 3e-3 on batches of 32 for 40 epochs, no held-out
+            monitoring set. Written for MILES-like spectra (about 2000
+            pixels over 3700-7300 Angstrom) and a few hundred to a few
+            thousand training stars.
+        **overrides
+            Parameters that replace the preset's.
+
+        Examples
+        --------
+        >>> remap = DeepREMAP.from_preset("miles", labels=("teff", "logg"), max_epochs=5)
+        >>> remap.labels, remap.max_epochs, remap.base_channels, remap.contrast_window
+        (('teff', 'logg'), 5, 8, 'auto')
+        """
+        if not isinstance(name, str) or name not in _PRESETS:
+            raise ValueError(f"name must be one of {sorted(_PRESETS)}, got {name!r}")
+        params = dict(_PRESETS[name])
+        params.update(overrides)
+        return cls(**params)
 
     # -- parameters ------------------------------------------------------------------
 

@@ -666,3 +666,30 @@ def test_binned_cdf_agrees_with_the_diagnostics():
     edges = np.cumsum(rng.uniform(0.5, 2, 8))
     values = rng.uniform(edges[0] - 1, edges[-1] + 1, 50)
     np.testing.assert_allclose(binned_cdf(proba, edges, values), _binned_cdf(proba, edges, values))
+
+
+def test_the_miles_preset_is_the_defaults_and_takes_overrides():
+    from stellarlatent.estimators.remap import _PRESETS
+
+    assert DeepREMAP.from_preset("miles").get_params() == DeepREMAP().get_params()
+    assert set(_PRESETS["miles"]) >= {"base_channels", "n_stages", "contrast_window", "n_bins",
+                                      "label_smoothing", "lr", "batch_size", "max_epochs"}
+    remap = DeepREMAP.from_preset("miles", labels=("teff",), n_stages=2)
+    assert remap.labels == ("teff",) and remap.n_stages == 2 and remap.kernel_size == 7
+    with pytest.raises(ValueError, match=r"name must be one of \['miles'\], got 'nope'"):
+        DeepREMAP.from_preset("nope")
+
+
+def test_the_command_recipe_is_the_miles_preset_read_without_torch():
+    import subprocess
+    import sys
+
+    from stellarlatent._commands import recipe
+    from stellarlatent.estimators.remap import _PRESETS
+
+    assert recipe.RECIPE == _PRESETS["miles"]
+    assert recipe.recipe_member(["teff", "logg"]).get_params() == DeepREMAP.from_preset(
+        "miles", labels=("teff", "logg")).get_params()
+    code = ("import sys, stellarlatent.cli as cli; cli.build_parser(); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
