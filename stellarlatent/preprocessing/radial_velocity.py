@@ -5,6 +5,7 @@ from numbers import Integral
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
+from scipy.signal import fftconvolve
 from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
@@ -69,35 +70,6 @@ def _interp(x_new, x, y, valid):
     return np.where(good, flux, 0.0), good
 
 
-def _running_median(flux, good, half):
-    """Median of the valid pixels within ``half`` pixels of anchor pixels, interpolated.
-
-    Anchors are an eighth of a window apart; rows are (n, m) on a uniform grid.
-    """
-    n, m = flux.shape
-    stride = max(1, (2 * half + 1) // 8)
-    anchors = np.unique(np.r_[np.arange(0, m, stride), m - 1])
-    offsets = np.arange(-half, half + 1)
-    data = np.where(good, flux, np.nan)
-    padded = np.pad(data, ((0, 0), (half, half)), constant_values=np.nan)
-    values = np.full((n, anchors.size), np.nan)
-    for start in range(0, anchors.size, 512):
-        part = anchors[start : start + 512]
-        chunk = np.sort(padded[:, part[:, None] + half + offsets], axis=-1)  # NaN sort last
-        count = np.isfinite(chunk).sum(axis=-1)
-        lo = np.clip((count - 1) // 2, 0, None)[..., None]
-        hi = np.clip(count // 2, 0, 2 * half)[..., None]
-        median = 0.5 * (np.take_along_axis(chunk, lo, -1) + np.take_along_axis(chunk, hi, -1))
-        values[:, start : start + 512] = np.where(count > 0, median[..., 0], np.nan)
-    continuum = np.full((n, m), np.nan)
-    pix = np.arange(m)
-    for i in range(n):
-        ok = np.isfinite(values[i])
-        if ok.any():
-            continuum[i] = np.interp(pix, anchors[ok], values[i, ok])
-    return continuum
-
-
 def _window_pixels(window, lnw):
     """Half width, in pixels of the uniform ln(wavelength) grid ``lnw``, of a window."""
     _check_scale(window, "continuum_window")
@@ -112,9 +84,21 @@ def _window_pixels(window, lnw):
 
 
 def _high_pass(flux, good, lnw, window):
-    """Divide by a running median and subtract one: lines stay, the continuum goes."""
-    continuum = _running_median(flux, good, _window_pixels(window, lnw))
-    ok = good & np.isfinite(continuum) & (continuum > 0)
+    """Divide by a smoothed copy and subtract one: lines stay, the continuum goes.
+
+    The smoothing is a Gaussian of FWHM ``window`` normalised over the valid
+    pixels; a linear filter commutes with shifts, so the continuum of a
+    shifted spectrum is the shifted continuum (a running median is not, and
+    biases the velocities).
+    """
+    sigma = _window_pixels(window, lnw) / np.sqrt(2.0 * np.log(2.0))
+    half = int(np.ceil(3.0 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)[np.newaxis, :]
+    kernel /= kernel.sum()
+    norm = fftconvolve(good.astype(float), kernel, mode="same", axes=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        continuum = fftconvolve(np.where(good, flux, 0.0), kernel, mode="same", axes=-1) / norm
+    ok = good & (norm > 1e-3) & np.isfinite(continuum) & (continuum > 0)
     out = np.where(ok, flux / np.where(ok, continuum, 1.0) - 1.0, 0.0)
     return out, ok
 
