@@ -12,15 +12,9 @@ from specutils import Spectrum
 from stellarlatent.datasets import SpectralStore
 from stellarlatent.estimators import DeepREMAP, SpectralVAE
 
-from .test_remap import line_spectra, small_remap
+from ._helpers import line_spectra, small_remap
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _log_axis(start, stop, n):

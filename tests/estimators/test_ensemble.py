@@ -7,7 +7,7 @@ from sklearn.base import clone
 from stellarlatent._params import all_constraints
 from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
 
-from .test_remap import line_spectra, small_remap
+from ._helpers import line_spectra, small_remap
 
 
 @pytest.fixture(scope="module")

@@ -15,50 +15,10 @@ from specutils import Spectrum
 from stellarlatent.estimators import DeepREMAP, TrainingDivergedError
 from stellarlatent.estimators._binning import binned_summaries, digitize, make_edges
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks run fastest on one thread, and do not fight other processes.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from ._helpers import line_spectra, small_remap
 
 
-def line_spectra(n=160, n_pixels=128, seed=0, noise=0.01):
-    """Spectra whose lines encode the labels.
-
-    Teff sets the depth of a line, log g the width of another (pressure
-    broadening) and [Fe/H] the depth of a group of narrow lines.
-    """
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 1, n_pixels)
-    teff = rng.uniform(4000, 7000, n)
-    logg = rng.uniform(1, 5, n)
-    feh = rng.uniform(-2, 0.5, n)
-
-    def line(centre, sigma, depth):
-        return depth[:, None] * np.exp(-0.5 * ((x - centre) / sigma[:, None]) ** 2)
-
-    one = np.ones(n)
-    flux = 1 - line(0.2, 0.02 * one, 0.1 + 0.8 * (teff - 4000) / 3000)
-    flux -= line(0.5, 0.015 + 0.04 * (logg - 1) / 4, 0.5 * one)
-    for centre in (0.7, 0.75, 0.8, 0.85, 0.9):
-        flux -= line(centre, 0.004 * one, 0.1 + 0.6 * (feh + 2) / 2.5)
-    flux += noise * rng.standard_normal(flux.shape)
-    labels = QTable({"teff": teff * u.K, "logg": logg * u.dex, "feh": feh * u.dex})
-    return flux, labels
-
-
-def small_remap(**kwargs):
-    """A small DeepREMAP with the settings these tests were written for (linear Teff bins,
-    one-hot targets, no contrast channel; the recommended defaults are tested apart)."""
-    params = dict(n_bins=12, base_channels=4, n_stages=2, embedding_dim=16, max_epochs=3,
-                  batch_size=16, lr=1e-2, verbose=0, random_state=0, log_teff=False,
-                  class_balance=True, label_smoothing=0.0, contrast_window=None,
-                  standardize=False, validation_fraction=0.1, blocks_per_stage=2)
-    params.update(kwargs)
-    return DeepREMAP(**params)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

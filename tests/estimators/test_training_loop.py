@@ -4,7 +4,7 @@ import pytest
 
 from stellarlatent.estimators._base import EarlyStopping
 
-from .test_remap import line_spectra, small_remap
+from ._helpers import line_spectra, small_remap
 
 
 def test_early_stopping_counts_epochs_without_an_improvement_beyond_min_delta():

@@ -12,25 +12,11 @@ from specutils import Spectrum
 from stellarlatent.estimators import SpectralVAE, TrainingDivergedError
 from stellarlatent.preprocessing import Resampler, SpectralGrid
 
-
-def line_spectra(n=96, n_pixels=128, seed=0):
-    """Spectra with one absorption line whose depth and centre are known."""
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 1, n_pixels)
-    depth = rng.uniform(0.1, 0.9, n)
-    center = rng.uniform(0.35, 0.65, n)
-    flux = 1 - depth[:, None] * np.exp(-0.5 * ((x - center[:, None]) / 0.04) ** 2)
-    return flux, depth, center
-
-
-def small_vae(**kwargs):
-    params = dict(latent_dim=3, beta=0.01, max_epochs=3, batch_size=16, verbose=0, random_state=1)
-    params.update(kwargs)
-    return SpectralVAE(**params)
+from ._helpers import absorption_line_spectra, small_vae
 
 
 def test_fit_transform_inverse_and_history():
-    X, _, _ = line_spectra()
+    X, _, _ = absorption_line_spectra()
     vae = small_vae().fit(X)
     Z = vae.transform(X)
     assert Z.shape == (96, 3) and np.all(np.isfinite(Z))
@@ -58,7 +44,7 @@ def test_training_reduces_the_loss_and_learns_the_line_depth():
 
 
 def test_same_seed_same_result():
-    X, _, _ = line_spectra()
+    X, _, _ = absorption_line_spectra()
     a = small_vae().fit(X).transform(X)
     b = small_vae().fit(X).transform(X)
     np.testing.assert_array_equal(a, b)
@@ -67,7 +53,7 @@ def test_same_seed_same_result():
 
 
 def test_fit_from_spectrum_keeps_grid_and_masks():
-    X, _, _ = line_spectra(n=32)
+    X, _, _ = absorption_line_spectra(n=32)
     wave = np.linspace(5000, 5100, 128) * u.AA
     mask = np.zeros(X.shape, bool)
     mask[:, :10] = True
@@ -83,7 +69,7 @@ def test_fit_from_spectrum_keeps_grid_and_masks():
 
 
 def test_sample_weight_drives_the_sampler(monkeypatch):
-    X, _, _ = line_spectra(n=40)
+    X, _, _ = absorption_line_spectra(n=40)
     seen = []
     original = SpectralVAE._training_step
 
@@ -101,7 +87,7 @@ def test_sample_weight_drives_the_sampler(monkeypatch):
 
 
 def test_beta_warmup_ramps_in_iterations():
-    X, _, _ = line_spectra(n=64)
+    X, _, _ = absorption_line_spectra(n=64)
     vae = small_vae(beta=0.5, beta_warmup=(2, 10), validation_fraction=0.0, max_epochs=4).fit(X)
     betas = [h["train_beta"] for h in vae.history_]
     assert betas[0] < betas[-1] <= 0.5
@@ -109,14 +95,14 @@ def test_beta_warmup_ramps_in_iterations():
 
 
 def test_deterministic_autoencoder_has_no_kl():
-    X, _, _ = line_spectra(n=48)
+    X, _, _ = absorption_line_spectra(n=48)
     vae = small_vae(variational=False).fit(X)
     assert all(h["train_kl"] == 0 for h in vae.history_)
     np.testing.assert_array_equal(vae.transform(X), vae.transform(X))
 
 
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch):
-    X, _, _ = line_spectra(n=64)
+    X, _, _ = absorption_line_spectra(n=64)
     full = small_vae(max_epochs=4).fit(X)
 
     original = SpectralVAE._after_epoch
@@ -138,7 +124,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch)
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_weights(monkeypatch):
-    X, _, _ = line_spectra(n=64)
+    X, _, _ = absorption_line_spectra(n=64)
     vae = small_vae(max_epochs=5, validation_fraction=0.0)
     original = SpectralVAE._training_step
     snapshot = {}
@@ -159,7 +145,7 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_weights(monkeypatch
 
 
 def test_save_and_load_round_trip(tmp_path):
-    X, _, _ = line_spectra(n=48)
+    X, _, _ = absorption_line_spectra(n=48)
     wave = np.linspace(5000, 5100, 128) * u.AA
     spec = Spectrum(flux=X * u.one, spectral_axis=wave, spectral_axis_index=1)
     vae = small_vae().fit(spec)
@@ -194,7 +180,7 @@ def test_load_refuses_bad_files(tmp_path):
 
 
 def test_traverse_and_sample():
-    X, _, _ = line_spectra(n=48)
+    X, _, _ = absorption_line_spectra(n=48)
     vae = small_vae().fit(X)
     out = vae.traverse(X[0], 1, np.linspace(-2, 2, 5))
     assert out.flux.shape == (5, 128)
@@ -255,13 +241,13 @@ def test_clone_pipeline_and_params():
     ],
 )
 def test_bad_parameters_are_named(params, match):
-    X, _, _ = line_spectra(n=8)
+    X, _, _ = absorption_line_spectra(n=8)
     with pytest.raises(ValueError, match=match):
         small_vae(**params).fit(X)
 
 
 def test_wrong_input_is_named():
-    X, _, _ = line_spectra(n=16)
+    X, _, _ = absorption_line_spectra(n=16)
     vae = small_vae(max_epochs=1).fit(X)
     with pytest.raises(ValueError, match="has 100 features, but SpectralVAE is expecting 128"):
         vae.transform(X[:, :100])
@@ -271,7 +257,7 @@ def test_wrong_input_is_named():
 
 @pytest.mark.gpu
 def test_cuda_training_matches_shapes():
-    X, _, _ = line_spectra(n=32)
+    X, _, _ = absorption_line_spectra(n=32)
     vae = small_vae(device="cuda").fit(X)
     assert vae.device_.type == "cuda"
     assert vae.transform(X).shape == (32, 3)
