@@ -319,7 +319,11 @@ class RadialVelocityEstimator(SpectrumTransformer):
             flux[i], good[i] = _interp(at, x, y, valid)
             native = np.interp(at, 0.5 * (x[1:] + x[:-1]), dv)
             if good[i].any():
-                ratio[i] = np.mean(np.minimum(1.0, dv_grid / native[good[i]]))
+                # independent pixels per grid pixel, times the noise variance that
+                # linear interpolation leaves, (1 - f)**2 + f**2 at a fraction f
+                phase = np.interp(at[good[i]], x, np.arange(x.size)) % 1.0
+                kept = np.mean((1.0 - phase) ** 2 + phase**2)
+                ratio[i] = np.mean(np.minimum(1.0, dv_grid / native[good[i]])) * kept
         x, w = _high_pass(flux, good, lnw, self._window())
         x = np.where(w, x, 0.0)
         return x, w.astype(float), j0, ratio
