@@ -653,3 +653,16 @@ def test_the_command_recipe_is_the_miles_preset_read_without_torch():
     code = ("import sys, stellarlatent.cli as cli; cli.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_file_of_the_first_format_still_loads_and_predicts():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "deep_remap_v0.1.dev95.pt"
+    remap = DeepREMAP.load(path, device="cpu")
+    assert remap.reference_embeddings_.shape == (30, 4) and np.isfinite(remap.novelty_threshold_)
+    X = 1 + 0.01 * np.random.default_rng(0).standard_normal((3, remap.n_features_in_))
+    table = remap.predict(X)
+    assert np.all(np.isfinite(table["teff"].value)) and table["teff"].unit == u.K
+    distances, indices, labels = remap.kneighbors(X, n_neighbors=2)
+    assert distances.shape == indices.shape == (3, 2) and labels["logg"].shape == (3, 2)
