@@ -172,7 +172,10 @@ class RadialVelocityEstimator(SpectrumTransformer):
     continuum_window : `~astropy.units.Quantity` or int, default=None
         Width of the running median that removes the continuum: a velocity,
         a wavelength or a number of pixels of the common grid (at least 2);
-        None is 2500 km/s. It must be much wider than the lines.
+        None is 2500 km/s. It is the FWHM of the Gaussian by which the
+        spectra are smoothed (a linear filter, so that the continuum of a
+        shifted spectrum is the shifted continuum); it must be much wider
+        than the lines.
     remove : bool, default=True
         Whether `transform` shifts the spectra to their rest frame; with
         False it only records the velocities in ``meta``.
@@ -197,8 +200,13 @@ class RadialVelocityEstimator(SpectrumTransformer):
     342, 1291): ``sigma**2 = -[N C''(s) / C(s) * C(s)**2 / (1 - C(s)**2)]**-1``
     for a CCF ``C`` with peak ``s`` computed over ``N`` independent pixels;
     ``N`` counts the original pixels of the spectrum in the overlap with the
-    template (the common grid may oversample them). It assumes a template
-    that matches the spectrum and whose own noise is negligible.
+    template (the common grid may oversample them), times the fraction of
+    the noise variance that linear interpolation onto the grid leaves. It
+    assumes a template that matches the spectrum and whose own noise is
+    negligible. On synthetic spectra at S/N 50 it matches the scatter of the
+    velocities at R=50000 (1 km/s pixels) and is about 1.2 times too small at
+    R=2000 on the MILES grid, where a noise-free floor of about 0.15 km/s
+    (0.4% of a pixel) remains.
 
     Masked and non-finite pixels (and those next to them, after the
     interpolation onto the common grid) get zero weight: the CCF at each lag
