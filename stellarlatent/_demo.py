@@ -21,12 +21,20 @@ N_SPECTRA = 800
 
 
 def _settings(args):
+    """Sizes of the run: the default fits in about 3 minutes on 2 CPU cores.
+
+    ``n_synthetic``, ``pretrain_epochs`` and ``remap_epochs`` (of fine-tuning)
+    are those of the DeepREMAP ensemble (``n_members`` networks, each
+    pre-trained on synthetic spectra as ``stellarlatent fit-remap`` does).
+    """
     n_spectra = N_SPECTRA if args.n_spectra is None else args.n_spectra
     if args.quick:
         return {"n_spectra": min(n_spectra, 240), "n_pixels": 512, "vae_epochs": 4,
-                "remap_epochs": 4, "latent_dim": 6}
+                "remap_epochs": 3, "latent_dim": 6, "n_members": 2, "n_synthetic": 240,
+                "pretrain_epochs": 3}
     return {"n_spectra": n_spectra, "n_pixels": 1024, "vae_epochs": 30,
-            "remap_epochs": 60, "latent_dim": 8}
+            "remap_epochs": 12, "latent_dim": 8, "n_members": 2, "n_synthetic": 1200,
+            "pretrain_epochs": 12}
 
 
 def _load(args, settings):
@@ -95,6 +103,98 @@ def _check_args(args):
     return check_out_folder(args.out)
 
 
+def _ridge_baseline(train_flux, train_labels, test_flux, names):
+    """Ridge regression of each label on the same normalised flux; predictions as a QTable.
+
+    One `~sklearn.linear_model.RidgeCV` per label on standardised pixels
+    (penalty by efficient leave-one-out cross-validation; Teff in log10, as
+    DeepREMAP bins it). Its 68% interval is the prediction plus or minus
+    1.4826 times the median absolute leave-one-out residual.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    from ._commands.sections import label_values
+
+    train_flux = np.array(train_flux, dtype=float)
+    test_flux = np.array(test_flux, dtype=float)
+    with np.errstate(all="ignore"):
+        fill = np.nanmedian(train_flux, axis=0)
+    fill = np.where(np.isfinite(fill), fill, 1.0)
+    for flux in (train_flux, test_flux):
+        bad = ~np.isfinite(flux)
+        flux[bad] = np.broadcast_to(fill, flux.shape)[bad]
+    mean, scale = train_flux.mean(axis=0), train_flux.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    train_x, test_x = (train_flux - mean) / scale, (test_flux - mean) / scale
+    table = QTable()
+    for name in names:
+        values = label_values(train_labels, name)
+        log = name == "teff"
+        target = np.log10(values) if log else values
+        known = np.isfinite(target)
+        model = RidgeCV(alphas=RIDGE_ALPHAS, store_cv_results=True).fit(train_x[known],
+                                                                         target[known])
+        # squared leave-one-out errors at the chosen penalty
+        squared = model.cv_results_.reshape(known.sum(), -1)[
+            :, int(np.argmin(np.abs(RIDGE_ALPHAS - model.alpha_)))]
+        width = 1.4826 * np.median(np.sqrt(squared))
+        centre = model.predict(test_x)
+        low, high = centre - width, centre + width
+        if log:
+            centre, low, high = 10**centre, 10**low, 10**high
+        unit = getattr(train_labels[name], "unit", None)
+        unit = u.dimensionless_unscaled if unit is None else unit
+        table[name] = centre * unit
+        table[name + "_err"] = 0.5 * (high - low) * unit
+        table[name + "_p16"] = low * unit
+        table[name + "_p84"] = high * unit
+        table.meta[f"{name}_alpha"] = float(model.alpha_)
+    return table
+
+
+#: penalties searched by the ridge baseline's leave-one-out cross-validation
+RIDGE_ALPHAS = np.logspace(-3, 6, 28)
+
+
+def _pretraining(args, spectra, labels, fit_rows, preprocessing, n_synthetic):
+    """Synthetic spectra to pre-train on, made as ``stellarlatent fit-remap`` makes them.
+
+    On the raw grid of the demo's spectra, at their resolution, over label
+    ranges that cover the training labels (with radial velocity 0 and
+    S/N 30-300, as `~stellarlatent._commands.pretrain.synthetic_pretraining`
+    draws them), put through the demo's preprocessing.
+    """
+    from ._commands.pretrain import synthetic_pretraining
+    from ._commands.sections import label_values
+
+    values = np.column_stack([label_values(labels, name)[fit_rows] for name in LABELS])
+    return synthetic_pretraining(n_synthetic, LABELS, values, spectra.spectral_axis,
+                                 getattr(spectra, "meta", None), preprocessing,
+                                 args.seed + 1)
+
+
+def _train_remap(args, settings, pretraining, X, y, verbose):
+    """The recommended DeepREMAPEnsemble (with its ridge expert), pre-trained then fitted."""
+    from ._commands.recipe import contrast_window, recipe_member
+    from .estimators import DeepREMAPEnsemble
+
+    member = recipe_member(LABELS).set_params(
+        max_epochs=settings["pretrain_epochs"], contrast_window=contrast_window(X.spectral_axis),
+        device=args.device, random_state=args.seed, verbose=verbose)
+    ensemble = DeepREMAPEnsemble(member, n_members=settings["n_members"],
+                                 fine_tune_epochs=settings["remap_epochs"],
+                                 random_state=args.seed, ridge_expert=True)
+    ensemble.pretrain(pretraining.X, pretraining.y)
+    return ensemble.fit(X, y)
+
+
+def _record_preprocessing(model, spec):
+    """The preprocessing on the model and on each member (the ensemble file keeps theirs)."""
+    for member in getattr(model, "members_", ()):
+        member.preprocessing_ = spec
+    model.preprocessing_ = spec
+
+
 def run_demo(args):
     """Generate or read spectra, train both models, diagnose them, write the report."""
     import matplotlib
@@ -102,7 +202,8 @@ def run_demo(args):
     matplotlib.use("Agg")
 
     from ._commands.sections import remap_section, vae_label_table, vae_section
-    from .estimators import DeepREMAP, SpectralVAE
+    from .diagnostics import LatentExplorer
+    from .estimators import SpectralVAE
 
     started = time.perf_counter()
     out = _check_args(args)
@@ -118,7 +219,7 @@ def run_demo(args):
     n_test = max(n // 5, 10)
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     n_cal = max(len(train) // 5, 10)
-    calibration, fit_rows = train[:n_cal], train[n_cal:]
+    calibration, fit_rows = np.sort(train[:n_cal]), np.sort(train[n_cal:])
     log.info("%d spectra (%s), %d pixels; %d for training, %d for calibration, %d for testing",
              n, description, batch.flux.shape[1], len(fit_rows), len(calibration), len(test))
 
@@ -126,7 +227,10 @@ def run_demo(args):
         from specutils import Spectrum
 
         return Spectrum(flux=batch.flux[index], spectral_axis=batch.spectral_axis,
-                        mask=batch.mask[index], spectral_axis_index=1)
+                        mask=batch.mask[index], spectral_axis_index=1, meta=batch.meta)
+
+    def label_rows(index):
+        return QTable({name: labels[name][index] for name in LABELS})
 
     report = HTMLReport("stellarlatent demo report")
     report.paragraph(
@@ -137,8 +241,10 @@ def run_demo(args):
     )
 
     # -- unsupervised discovery -------------------------------------------------------
-    vae = SpectralVAE(latent_dim=settings["latent_dim"], beta=0.003, max_epochs=settings["vae_epochs"],
-                      batch_size=64, lr=2e-3, random_state=args.seed, device=args.device,
+    vae = SpectralVAE(latent_dim=settings["latent_dim"], beta=settings.get("beta", 0.003),
+                      max_epochs=settings["vae_epochs"],
+                      batch_size=settings.get("vae_batch_size", 64), lr=2e-3,
+                      random_state=args.seed, device=args.device,
                       verbose=verbose).fit(rows(train))
     vae.preprocessing_ = preprocessing
     vae.save(out / "models" / "spectral_vae.pt")
@@ -147,19 +253,38 @@ def run_demo(args):
     summary = disentanglement.summary
 
     # -- stellar parameters -----------------------------------------------------------
-    y = QTable({name: labels[name][fit_rows] for name in LABELS})
-    remap = DeepREMAP(labels=LABELS, max_epochs=settings["remap_epochs"], random_state=args.seed,
-                      base_channels=8, n_stages=3,
-                      device=args.device, verbose=verbose).fit(rows(fit_rows), y)
-    remap.calibrate(rows(calibration), QTable({name: labels[name][calibration] for name in LABELS}))
-    remap.preprocessing_ = preprocessing
+    pretraining = _pretraining(args, spectra, labels, fit_rows, preprocessing,
+                               settings.get("n_synthetic", 200))
+    remap = _train_remap(args, settings, pretraining, rows(fit_rows), label_rows(fit_rows),
+                         verbose)
+    remap.calibrate(rows(calibration), label_rows(calibration), method="coverage")
+    _record_preprocessing(remap, preprocessing)
     remap.save(out / "models" / "deep_remap.pt")
-    truth = QTable({name: labels[name][test] for name in LABELS})
+    flux = batch.flux.value
+    ridge = _ridge_baseline(np.where(batch.mask[train], np.nan, flux[train]), labels[train],
+                            np.where(batch.mask[test], np.nan, flux[test]), LABELS)
+    truth = label_rows(test)
     _, accuracy, coverage = remap_section(
-        report, remap, rows(test), truth, out,
-        heading="2. Stellar parameters with calibrated uncertainties (DeepREMAP)")
+        report, remap, rows(test), truth, out, baselines={"ridge": ridge},
+        heading="2. Stellar parameters with calibrated uncertainties (DeepREMAP)",
+        training=(f"Each network was pre-trained for {settings['pretrain_epochs']} epochs on "
+                  f"{pretraining.description}, then fine-tuned for {settings['remap_epochs']} "
+                  f"epochs on the {len(fit_rows)} training spectra. The ridge baseline is "
+                  "scikit-learn's RidgeCV (penalty by leave-one-out cross-validation) on the "
+                  f"same normalised flux of the {len(train)} training and calibration spectra "
+                  "(it does not see the synthetic pre-training spectra); its 68% interval is "
+                  "its prediction plus or minus 1.4826 times its median absolute "
+                  "leave-one-out residual."))
+
+    # -- the explorer page ------------------------------------------------------------
+    explorer = LatentExplorer.from_estimator(
+        vae, rows(test), labels=_explorer_labels(labels[test]), remap=remap,
+        title="stellarlatent demo: latent explorer")
+    explorer.save(out / "explorer.html")
 
     report.heading("Files")
+    report.link("explorer.html", "explorer.html: the latent explorer (scatter of any two "
+                "latents, sliders that decode a spectrum, a star's most similar spectra)")
     for name in ("disentanglement.ecsv", "predictions.ecsv", "accuracy.ecsv", "coverage.ecsv",
                  "models/spectral_vae.pt", "models/deep_remap.pt"):
         report.link(name, name)
@@ -167,14 +292,28 @@ def run_demo(args):
 
     lines = [f"stellarlatent demo: {n} spectra, {time.perf_counter() - started:.0f} s; report: {page}",
              f"  SpectralVAE: {len(disentanglement.informative)} informative latents of "
-             f"{settings['latent_dim']}"]
+             f"{settings['latent_dim']}; {disentanglement.verdict[0]}"]
     for row in summary:
         lines.append(f"    latent {row['dim']}: tracks {row['best_label']} "
                      f"(Spearman {row['spearman']:+.2f})")
-    lines.append("  DeepREMAP on test spectra (robust scatter, 68%/95% coverage):")
+    lines.append("  robust scatter on test spectra, DeepREMAP (68%/95% coverage) vs ridge:")
     for name, cov in zip(LABELS, coverage):
-        scatter = accuracy[accuracy["label"] == name]["robust_scatter"][0]
-        lines.append(f"    {name:5s} {scatter:8.3g}   {cov['coverage_68']:.2f} / {cov['coverage_95']:.2f}")
+        mine = accuracy[(accuracy["label"] == name) & (accuracy["method"] == "DeepREMAP")]
+        theirs = accuracy[(accuracy["label"] == name) & (accuracy["method"] == "ridge")]
+        lines.append(f"    {name:5s} {mine['robust_scatter'][0]:8.3g} "
+                     f"({cov['coverage_68']:.2f} / {cov['coverage_95']:.2f})   ridge "
+                     f"{theirs['robust_scatter'][0]:8.3g}")
+    lines.append(f"  latent explorer: {out / 'explorer.html'}")
     print("\n".join(lines))
     logging.getLogger("stellarlatent").debug("demo finished")
     return page
+
+
+def _explorer_labels(labels):
+    """The labels the explorer lists and colours by (plain numbers in their units)."""
+    from ._commands.sections import label_values
+
+    names = [name for name in (*LABELS, "rv", "vsini", "snr") if name in labels.colnames]
+    return QTable({name: label_values(labels, name) * (getattr(labels[name], "unit", None)
+                                                         or u.dimensionless_unscaled)
+                   for name in names})

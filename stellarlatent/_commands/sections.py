@@ -62,6 +62,12 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
         "information (nats; nmi normalised to [0, 1]) and the Spearman correlation."
     )
     report.table(summary, caption="Informative latents and what they track")
+    verdict = disentanglement.verdict
+    if verdict:
+        report.paragraph("Are the latents independent of one another? "
+                         "(stellarlatent.diagnostics.latent_dependence) " + verdict[0] + ".")
+        for sentence in verdict[1:]:
+            report.paragraph(sentence[:1].upper() + sentence[1:] + ".")
     fig, ax = plt.subplots(figsize=(6, 3))
     disentanglement.plot_mad(ax=ax)
     report.figure(fig, "latent_mad", "Median absolute deviation of each latent; the dashed line "
@@ -100,11 +106,40 @@ def _first(spectra):
                     spectral_axis_index=1)
 
 
-def remap_section(report, remap, spectra, truth, out, *, heading):
+def _accuracy_rows(accuracy, method, predictions, truth, labels, coverage=None):
+    """Robust scatter, bias and 68% coverage of ``predictions`` added to ``accuracy``."""
+    covered = {}
+    if coverage is not None:
+        covered = {row["label"]: float(row["coverage_68"]) for row in coverage}
+    for name in labels:
+        true = label_values(truth, name)
+        residual = u.Quantity(predictions[name]).value - true
+        known = np.isfinite(residual)
+        residual = residual[known]
+        cov = covered.get(name, np.nan)
+        if coverage is None and f"{name}_p16" in predictions.colnames:
+            low = u.Quantity(predictions[f"{name}_p16"]).value[known]
+            high = u.Quantity(predictions[f"{name}_p84"]).value[known]
+            cov = float(np.mean((true[known] >= low) & (true[known] <= high))) if known.any() \
+                else np.nan
+        if residual.size:
+            accuracy.add_row((method, name,
+                              1.4826 * np.median(np.abs(residual - np.median(residual))),
+                              np.median(residual), cov, residual.size))
+        else:
+            accuracy.add_row((method, name, np.nan, np.nan, np.nan, 0))
+
+
+def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None, training=None):
     """Accuracy and calibration of a DeepREMAP against known labels.
 
     Writes ``predictions.ecsv``, ``accuracy.ecsv`` and ``coverage.ecsv`` into
-    ``out``; returns ``(predictions, accuracy, coverage)``.
+    ``out``; returns ``(predictions, accuracy, coverage)``. ``accuracy`` has
+    one row per method and label (``method`` "DeepREMAP", then those of
+    ``baselines``, a dict ``{method: predictions}`` of other models'
+    predictions of the same spectra, with ``L`` and optionally ``L_p16``,
+    ``L_p84`` columns). ``training`` is a sentence on how the models were
+    trained, added to the text.
     """
     import matplotlib.pyplot as plt
 
@@ -116,19 +151,16 @@ def remap_section(report, remap, spectra, truth, out, *, heading):
     predictions.write(out / "predictions.ecsv", overwrite=True)
     coverage = interval_coverage(predictions, truth, levels=(0.68, 0.95))
     coverage.write(out / "coverage.ecsv", overwrite=True)
-    accuracy = Table(names=("label", "robust_scatter", "bias", "n"), dtype=(str, float, float, int))
-    for name in labels:
-        residual = u.Quantity(predictions[name]).value - label_values(truth, name)
-        residual = residual[np.isfinite(residual)]
-        if residual.size:
-            accuracy.add_row((name, 1.4826 * np.median(np.abs(residual - np.median(residual))),
-                              np.median(residual), residual.size))
-        else:
-            accuracy.add_row((name, np.nan, np.nan, 0))
+    accuracy = Table(names=("method", "label", "robust_scatter", "bias", "coverage_68", "n"),
+                     dtype=(str, str, float, float, float, int))
+    _accuracy_rows(accuracy, "DeepREMAP", predictions, truth, labels, coverage)
+    for method, other in (baselines or {}).items():
+        _accuracy_rows(accuracy, method, other, truth, labels)
     accuracy.write(out / "accuracy.ecsv", overwrite=True)
 
     calibrated = any(t != 1.0 for t in remap.temperatures_.values())
     members = getattr(remap, "members_", None)
+    ridge = getattr(remap, "ridge_", None)
     report.heading(heading)
     report.paragraph(
         (f"An ensemble of {len(members)} residual 1-D CNNs, each trained with its own seed "
@@ -138,13 +170,21 @@ def remap_section(report, remap, spectra, truth, out, *, heading):
          f"A residual 1-D CNN predicts {', '.join(labels)} as probabilities over label bins ")
         + "(focal loss with a distance-aware cost matrix, triplet embedding loss, cosine "
         "annealing with stochastic weight averaging)"
+        + (", multiplied by the bin probabilities of a ridge regression of each label on the "
+           "same spectra (a product of experts; the ridge expert's share is chosen per label "
+           "on the held-out spectra)" if ridge is not None else "")
         + (", then temperature scaling calibrated the probabilities on held-out spectra "
            if calibrated else "; its probabilities were not calibrated ")
-        + "(Gilda 2025). Robust scatter is 1.4826 times the median absolute residual; coverage "
-        "is the fraction of stars whose true value lies inside the 68% and 95% credible "
-        "intervals (ideally 0.68 and 0.95)."
+        + "(Gilda 2025). "
+        + (f"{training} " if training else "")
+        + "Robust scatter is 1.4826 times the median absolute deviation of the residuals; "
+        "coverage is the fraction of stars whose true value lies inside the 68% and 95% "
+        "credible intervals (ideally 0.68 and 0.95)."
     )
-    report.table(accuracy, caption="Accuracy")
+    if baselines:
+        wins = _wins(accuracy, labels, baselines)
+        report.paragraph(wins)
+    report.table(accuracy, caption="Accuracy on the test spectra")
     report.table(coverage, caption="Interval coverage")
     display = CalibrationDisplay.from_estimator(remap, spectra, truth, labels=labels)
     display.plot()
@@ -153,6 +193,26 @@ def remap_section(report, remap, spectra, truth, out, *, heading):
                   "intervals against their nominal level, and residuals against the truth.")
     plt.close(display.figure_)
     return predictions, accuracy, coverage
+
+
+def _wins(accuracy, labels, baselines):
+    """A sentence: in which labels DeepREMAP's robust scatter beats each baseline's."""
+    sentences = []
+    for method in baselines:
+        better, worse = [], []
+        for name in labels:
+            mine = accuracy[(accuracy["method"] == "DeepREMAP") & (accuracy["label"] == name)]
+            theirs = accuracy[(accuracy["method"] == method) & (accuracy["label"] == name)]
+            if not (len(mine) and len(theirs)):
+                continue
+            a, b = float(mine["robust_scatter"][0]), float(theirs["robust_scatter"][0])
+            (better if a < b else worse).append(f"{name} {a:.3g} against {b:.3g}")
+        if better:
+            sentences.append(f"DeepREMAP has a smaller robust scatter than {method} in "
+                             + ", ".join(better) + ".")
+        if worse:
+            sentences.append(f"{method} does as well or better in " + ", ".join(worse) + ".")
+    return " ".join(sentences)
 
 
 def remap_truth(labels, names):
