@@ -95,6 +95,10 @@ def main(argv=None):
     parser.add_argument("--out", default=str(PACKAGE), help="folder of the files and registry")
     parser.add_argument("--quick", action="store_true", help="small networks, few epochs")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--members", type=int, default=5, help="networks of the ensemble")
+    parser.add_argument("--n-synthetic", type=int, default=4000)
+    parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40, help="fine-tuning epochs")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -121,7 +125,8 @@ def main(argv=None):
           f"{len(fit_rows)} train + {len(cal)} calibrate, {len(held)} held out "
           f"(seed {HOLDOUT_SEED})", flush=True)
 
-    n_members, n_synthetic, pre_epochs, epochs = (2, 500, 2, 5) if args.quick else (5, 4000, 30, 40)
+    n_members, n_synthetic, pre_epochs, epochs = ((2, 500, 2, 5) if args.quick else (
+        args.members, args.n_synthetic, args.pretrain_epochs, args.epochs))
     member = DeepREMAP(LABELS, max_epochs=pre_epochs, device="cpu", verbose=0)
     ensemble = DeepREMAPEnsemble(member, n_members=n_members, fine_tune_epochs=epochs,
                                  n_jobs=args.jobs, random_state=0)
@@ -159,6 +164,8 @@ def main(argv=None):
         "label_ranges": f"Teff {lo[0]:.0f}-{hi[0]:.0f} K, log g {lo[1]:.2f}-{hi[1]:.2f}, "
                         f"[Fe/H] {lo[2]:.2f}-{hi[2]:.2f}",
         "precision": precision,
+        "recipe": f"{n_members} members, {n_synthetic} synthetic spectra x {pre_epochs} "
+                  f"pre-training epochs, {epochs} fine-tuning epochs",
     }}
     print(f"miles: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s so far", flush=True)
