@@ -45,26 +45,53 @@ def test_console_script_runs():
     assert result.returncode == 0, result.stderr
 
 
-def test_demo_writes_report_that_references_only_existing_files(tmp_path, capsys):
+def test_demo_writes_report_that_references_only_existing_files(tmp_path, capsys, miles_dir):
     out = tmp_path / "report"
     assert main(["demo", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
     summary = capsys.readouterr().out
-    assert "informative latents" in summary and "DeepREMAP" in summary
+    assert "informative latents" in summary and "DeepREMAP" in summary and "ridge" in summary
     page = out / "index.html"
     html = page.read_text()
     for name in ("models/spectral_vae.pt", "models/deep_remap.pt", "predictions.ecsv",
-                 "coverage.ecsv", "disentanglement.ecsv", "latent_mad.png", "calibration.png"):
+                 "coverage.ecsv", "disentanglement.ecsv", "latent_mad.png", "calibration.png",
+                 "explorer.html"):
         assert (out / name).is_file(), name
     references = re.findall(r'(?:href|src)="([^"#]+)"', html)
     local = [r for r in references if not r.startswith(("data:", "http"))]
     assert local, "the report links its files"
     for ref in local:
         assert (out / ref).is_file(), f"index.html references missing file {ref}"
+    assert "explorer.html" in local, "the report links the latent explorer"
+    assert "window.explorer" in (out / "explorer.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
-    from stellarlatent.estimators import DeepREMAP, SpectralVAE
+    # the dependence verdict of the latents is in the report
+    assert re.search(r"(disentangled|entangled|not pruned|collapsed):", html)
+
+    # DeepREMAP and the ridge baseline, one row per label each
+    accuracy = Table.read(out / "accuracy.ecsv")
+    assert accuracy.colnames[:2] == ["method", "label"]
+    for method in ("DeepREMAP", "ridge"):
+        rows = accuracy[accuracy["method"] == method]
+        assert sorted(rows["label"]) == ["feh", "logg", "teff"], method
+        assert np.all(np.isfinite(rows["robust_scatter"])) and np.all(rows["n"] > 0)
+        # a loose band: the quick run calibrates on about 40 spectra
+        assert np.all((rows["coverage_68"] > 0.4) & (rows["coverage_68"] < 0.95)), rows
+    disentanglement = Table.read(out / "disentanglement.ecsv")
+    assert {"dim", "best_label", "spearman"} <= set(disentanglement.colnames)
+
+    from stellarlatent.estimators import DeepREMAPEnsemble, SpectralVAE
 
     SpectralVAE.load(out / "models" / "spectral_vae.pt")
-    DeepREMAP.load(out / "models" / "deep_remap.pt")
+    remap = DeepREMAPEnsemble.load(out / "models" / "deep_remap.pt")
+    assert [s["class"] for s in remap.preprocessing_["steps"]] == ["Resampler",
+                                                                    "ContinuumNormalizer"]
+    # the saved models read a raw MILES file through their recorded preprocessing
+    star = str(Path(miles_dir) / "MILES_res2.50_star_m0001V.fits")
+    for name in ("deep_remap.pt", "spectral_vae.pt"):
+        predictions = tmp_path / f"{name}.ecsv"
+        assert main(["predict", str(out / "models" / name), star, "--out", str(predictions),
+                     "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
+        assert len(QTable.read(predictions)) == 1
 
 
 # -- the subcommands on small synthetic data -------------------------------------------------

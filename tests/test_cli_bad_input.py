@@ -456,14 +456,16 @@ def test_predict_with_a_model_whose_preprocessing_is_one_resampler(which, record
 def test_the_demos_models_predict_a_raw_miles_file(miles_dir, tmp_path, monkeypatch, capsys):
     """The demo in a tiny configuration; its saved models read a raw MILES file."""
     from stellarlatent import _demo
-    from stellarlatent.estimators import DeepREMAP
+    from stellarlatent.estimators import DeepREMAPEnsemble
 
     monkeypatch.setattr(_demo, "_settings", lambda args: {
-        "n_spectra": 60, "n_pixels": 128, "vae_epochs": 1, "remap_epochs": 1, "latent_dim": 2})
+        "n_spectra": 60, "n_pixels": 128, "vae_epochs": 1, "remap_epochs": 1, "latent_dim": 2,
+        "n_members": 2, "n_synthetic": 40, "pretrain_epochs": 1})
     report = tmp_path / "demo"
     assert main(["demo", "--out", str(report), *CPU]) == 0
     capsys.readouterr()
-    remap = DeepREMAP.load(report / "models" / "deep_remap.pt")
+    remap = DeepREMAPEnsemble.load(report / "models" / "deep_remap.pt")
+    assert all(member.preprocessing_ == remap.preprocessing_ for member in remap.members_)
     assert [s["class"] for s in remap.preprocessing_["steps"]] == ["Resampler",
                                                                     "ContinuumNormalizer"]
     star = str(Path(miles_dir) / "MILES_res2.50_star_m0001V.fits")
