@@ -32,7 +32,7 @@ def _settings(args):
         return {"n_spectra": min(n_spectra, 240), "n_pixels": 512, "vae_epochs": 4,
                 "remap_epochs": 3, "latent_dim": 6, "n_members": 2, "n_synthetic": 240,
                 "pretrain_epochs": 3}
-    return {"n_spectra": n_spectra, "n_pixels": 1024, "vae_epochs": 30,
+    return {"n_spectra": n_spectra, "n_pixels": 1024, "vae_epochs": 30, "vae_batch_size": 16,
             "remap_epochs": 12, "latent_dim": 8, "n_members": 2, "n_synthetic": 1200,
             "pretrain_epochs": 12}
 
@@ -179,9 +179,9 @@ def _train_remap(args, settings, pretraining, X, y, verbose):
     from .estimators import DeepREMAPEnsemble
 
     member = recipe_member(LABELS).set_params(
-        max_epochs=settings["pretrain_epochs"], contrast_window=contrast_window(X.spectral_axis),
+        max_epochs=settings.get("pretrain_epochs", settings["remap_epochs"]), contrast_window=contrast_window(X.spectral_axis),
         device=args.device, random_state=args.seed, verbose=verbose)
-    ensemble = DeepREMAPEnsemble(member, n_members=settings["n_members"],
+    ensemble = DeepREMAPEnsemble(member, n_members=settings.get("n_members", 2),
                                  fine_tune_epochs=settings["remap_epochs"],
                                  random_state=args.seed, ridge_expert=True)
     ensemble.pretrain(pretraining.X, pretraining.y)
