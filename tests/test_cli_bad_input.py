@@ -169,6 +169,7 @@ def _cases(p, store, vae, remap, files, labels):
         ("demo", ["--miles", str(p["missing"]), "--out", report], "--miles"),
         ("info", ["--device", "nonsense"], "device"),
         ("info", ["--threads", "0"], "--threads"),
+        ("models", ["--threads", "0"], "--threads"),
         ("info", ["--seed", "-1"], "--seed"),
     ]
     if Path("/proc").is_dir():
