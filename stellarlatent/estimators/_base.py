@@ -176,7 +176,7 @@ class TorchEstimator(BaseEstimator):
     # -- parameters ------------------------------------------------------------------
 
     #: The training parameters every estimator shares (see `stellarlatent._params`);
-    #: subclasses add theirs. The words match those of `_check_training_params`.
+    #: subclasses add theirs.
     _parameter_constraints = {
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -194,29 +194,6 @@ class TorchEstimator(BaseEstimator):
         "precision": [Options(*sorted(_PRECISIONS))],
         "compile": ["boolean"],
     }
-
-    def _check_training_params(self):
-        _check_positive_int(self.max_epochs, "max_epochs")
-        _check_positive_int(self.batch_size, "batch_size")
-        if not (_is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (_is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1):
-            raise ValueError(
-                f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}"
-            )
-        _check_positive_int(self.n_iter_no_change, "n_iter_no_change", allow_none=True)
-        num_workers = getattr(self, "num_workers", 0)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) \
-                or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-        precision = getattr(self, "precision", "float32")
-        if precision not in _PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}"
-            )
-        if not isinstance(getattr(self, "compile", False), bool):
-            raise ValueError(f"compile must be True or False, got {self.compile!r}")
-        resolve_device(self.device)
 
     def _rng(self):
         seed = self.random_state

@@ -153,8 +153,7 @@ class DeepREMAPEnsemble(BaseEstimator):
             raise ValueError("n_jobs must be None, -1 or a positive integer, got 0")
         if self.estimator is not None:
             return self.estimator
-        preset = getattr(DeepREMAP, "from_preset", None)
-        return preset("miles") if preset is not None else DeepREMAP()
+        return DeepREMAP.from_preset("miles")
 
     def _seeds(self):
         base = self.random_state
