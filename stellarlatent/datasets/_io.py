@@ -11,7 +11,61 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .._batch import to_batch
 
 __all__ = ["files_from", "stack_spectra", "same_grid", "read_rows", "UnknownUnitWarning",
-           "parse_unit", "describe_file"]
+           "parse_unit", "describe_file", "fits_identifier"]
+
+_IDENTIFIER_DOC = """
+
+    Parameters
+    ----------
+    origin : str
+        ``"read"`` or ``"write"`` (the astropy I/O registry calls it so).
+    *args
+        The file name, file object or `~astropy.io.fits.HDUList`.
+
+    Returns
+    -------
+    bool
+"""
+
+
+def fits_identifier(check):
+    """A specutils identifier from ``check(hdulist, args)``: for reading only, never raises.
+
+    The identifier opens the file (or takes the HDUList) it is given and
+    returns ``bool(check(hdulist, args))``; any error (a file that is not
+    FITS, a missing keyword) means "not this format", as specutils expects of
+    an identifier. The docstring of ``check`` becomes the identifier's, with
+    its parameters appended.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> @fits_identifier
+    ... def identify_two_hdus(hdulist, args):
+    ...     "Tell whether a file has two HDUs."
+    ...     return len(hdulist) == 2
+    >>> identify_two_hdus("read", fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU()]))
+    True
+    >>> identify_two_hdus("read", "no-such-file.fits"), identify_two_hdus("write", None)
+    (False, False)
+    """
+    import functools
+
+    from specutils.io.parsing_utils import read_fileobj_or_hdulist
+
+    @functools.wraps(check)
+    def identify(origin, *args, **kwargs):
+        if origin != "read":
+            return False
+        try:
+            with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
+                return bool(check(hdulist, args))
+        except Exception:  # noqa: BLE001 - an identifier must never raise
+            return False
+
+    identify.__doc__ = (check.__doc__ or "").rstrip() + _IDENTIFIER_DOC
+    del identify.__wrapped__  # the registry's signature, not the check's
+    return identify
 
 
 class UnknownUnitWarning(AstropyUserWarning):

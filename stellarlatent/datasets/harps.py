@@ -27,7 +27,7 @@ from specutils.io.registers import data_loader
 
 from .._batch import check_spectral_axis, from_batch
 from .._logging import log
-from ._io import describe_file, files_from, parse_unit, stack_spectra
+from ._io import describe_file, files_from, fits_identifier, parse_unit, stack_spectra
 
 __all__ = ["read_harps", "read_harps_adp", "identify_harps_adp", "read_harps_s1d",
            "identify_harps_s1d"]
@@ -61,7 +61,8 @@ def _column(table_hdu, name):
     return names.get(name)
 
 
-def identify_harps_adp(origin, *args, **kwargs):
+@fits_identifier
+def identify_harps_adp(hdulist, args):
     """Tell whether a file is a HARPS, HARPS-N or ESPRESSO 1-D archive (ADP) spectrum.
 
     The file must have a binary table in its first extension with a single
@@ -70,67 +71,30 @@ def identify_harps_adp(origin, *args, **kwargs):
     ``HARPN`` or ``ESPRESSO``, or a barycentric correction keyword such as
     ``HIERARCH ESO DRS BERV``). Never raises: a file it cannot open is not
     one.
-
-    Parameters
-    ----------
-    origin : str
-        ``"read"`` or ``"write"`` (the astropy I/O registry calls it so).
-    *args
-        The file name, file object or `~astropy.io.fits.HDUList`.
-
-    Returns
-    -------
-    bool
     """
-    if origin != "read":
+    if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
         return False
-    try:
-        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-            if len(hdulist) < 2 or not isinstance(hdulist[1], fits.BinTableHDU):
-                return False
-            table = hdulist[1]
-            return bool(
-                _from_harps_family(hdulist[0].header)
-                and table.header.get("NAXIS2") == 1
-                and _column(table, "WAVE") is not None
-                and _column(table, "FLUX") is not None
-            )
-    except Exception:  # noqa: BLE001 - an identifier must never raise
-        return False
+    table = hdulist[1]
+    return (_from_harps_family(hdulist[0].header)
+            and table.header.get("NAXIS2") == 1
+            and _column(table, "WAVE") is not None
+            and _column(table, "FLUX") is not None)
 
 
-def identify_harps_s1d(origin, *args, **kwargs):
+@fits_identifier
+def identify_harps_s1d(hdulist, args):
     """Tell whether a file is a HARPS-family DRS 1-D spectrum (``*_s1d_A.fits``).
 
     The file must have a one-dimensional primary image on a linear grid
     (``CRVAL1`` and ``CDELT1``) and a header from HARPS, HARPS-N or ESPRESSO
     (see `identify_harps_adp`). Never raises.
-
-    Parameters
-    ----------
-    origin : str
-        ``"read"`` or ``"write"``.
-    *args
-        The file name, file object or `~astropy.io.fits.HDUList`.
-
-    Returns
-    -------
-    bool
     """
-    if origin != "read":
-        return False
-    try:
-        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-            header = hdulist[0].header
-            return bool(
-                header.get("NAXIS") == 1
-                and header.get("NAXIS1", 0) > 1
-                and "CRVAL1" in header
-                and ("CDELT1" in header or "CD1_1" in header)
-                and _from_harps_family(header)
-            )
-    except Exception:  # noqa: BLE001 - an identifier must never raise
-        return False
+    header = hdulist[0].header
+    return (header.get("NAXIS") == 1
+            and header.get("NAXIS1", 0) > 1
+            and "CRVAL1" in header
+            and ("CDELT1" in header or "CD1_1" in header)
+            and _from_harps_family(header))
 
 
 def _unit(table_hdu, column, default, name, what):

@@ -25,7 +25,7 @@ from specutils.io.parsing_utils import read_fileobj_or_hdulist
 from specutils.io.registers import data_loader
 
 from .._batch import check_spectral_axis
-from ._io import describe_file, parse_unit
+from ._io import describe_file, fits_identifier, parse_unit
 
 __all__ = ["read_lamost_lrs", "identify_lamost_lrs", "read_lamost_mrs", "identify_lamost_mrs"]
 
@@ -63,64 +63,30 @@ def _from_lamost(header):
             or str(header.get("DATA_V", "")).strip().upper().startswith("LAMOST"))
 
 
-def identify_lamost_lrs(origin, *args, **kwargs):
+@fits_identifier
+def identify_lamost_lrs(hdulist, args):
     """Tell whether a file is a LAMOST low-resolution spectrum (``spec-*.fits``).
 
     The primary header must come from LAMOST (``TELESCOP = 'LAMOST'`` or
     ``DATA_V`` starting with ``LAMOST``) and hold an image of at least three
     rows (flux, inverse variance, wavelength). Never raises.
-
-    Parameters
-    ----------
-    origin : str
-        ``"read"`` or ``"write"``.
-    *args
-        The file name, file object or `~astropy.io.fits.HDUList`.
-
-    Returns
-    -------
-    bool
     """
-    if origin != "read":
-        return False
-    try:
-        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-            header = hdulist[0].header
-            return bool(_from_lamost(header) and header.get("NAXIS") == 2
-                        and header.get("NAXIS2", 0) >= 3 and header.get("NAXIS1", 0) > 1)
-    except Exception:  # noqa: BLE001 - an identifier must never raise
-        return False
+    header = hdulist[0].header
+    return (_from_lamost(header) and header.get("NAXIS") == 2
+            and header.get("NAXIS2", 0) >= 3 and header.get("NAXIS1", 0) > 1)
 
 
-def identify_lamost_mrs(origin, *args, **kwargs):
+@fits_identifier
+def identify_lamost_mrs(hdulist, args):
     """Tell whether a file is a LAMOST medium-resolution spectrum (``med-*.fits``).
 
     The file must have a binary table ``COADD_B`` or ``COADD_R`` with a
     ``FLUX`` column. Never raises.
-
-    Parameters
-    ----------
-    origin : str
-        ``"read"`` or ``"write"``.
-    *args
-        The file name, file object or `~astropy.io.fits.HDUList`.
-
-    Returns
-    -------
-    bool
     """
-    if origin != "read":
-        return False
-    try:
-        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-            for hdu in hdulist[1:3]:
-                if (isinstance(hdu, fits.BinTableHDU)
-                        and str(hdu.name).upper() in ("COADD_B", "COADD_R")
-                        and _column(hdu.columns.names, "FLUX") is not None):
-                    return True
-            return False
-    except Exception:  # noqa: BLE001 - an identifier must never raise
-        return False
+    return any(isinstance(hdu, fits.BinTableHDU)
+               and str(hdu.name).upper() in ("COADD_B", "COADD_R")
+               and _column(hdu.columns.names, "FLUX") is not None
+               for hdu in hdulist[1:3])
 
 
 def _column(names, name):

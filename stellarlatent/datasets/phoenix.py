@@ -18,6 +18,7 @@ from specutils import Spectrum
 from .. import conf
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
+from ._io import fits_identifier
 
 __all__ = [
     "read_phoenix",
@@ -480,36 +481,18 @@ def _file_name(args):
     return Path(name) if isinstance(name, str) else None
 
 
-def identify_phoenix(origin, *args, **kwargs):
+@fits_identifier
+def identify_phoenix(hdulist, args):
     """Tell whether a file is a PHOENIX-ACES HiRes model spectrum.
 
     Its name must be that of the library (``lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits``)
     or its primary header must hold ``PHXTEFF``, over a 1-D primary array.
     Never raises.
-
-    Parameters
-    ----------
-    origin : str
-        ``"read"`` or ``"write"``.
-    *args
-        The file name, file object or `~astropy.io.fits.HDUList`.
-
-    Returns
-    -------
-    bool
     """
-    if origin != "read":
-        return False
-    try:
-        from specutils.io.parsing_utils import read_fileobj_or_hdulist
-
-        path = _file_name(args)
-        named = path is not None and _NAME.search(path.name) is not None
-        with read_fileobj_or_hdulist(*args, **kwargs) as hdulist:
-            header = hdulist[0].header
-            return bool(header.get("NAXIS") == 1 and (named or "PHXTEFF" in header))
-    except Exception:  # noqa: BLE001 - an identifier must never raise
-        return False
+    path = _file_name(args)
+    named = path is not None and _NAME.search(path.name) is not None
+    header = hdulist[0].header
+    return header.get("NAXIS") == 1 and (named or "PHXTEFF" in header)
 
 
 def identify_phoenix_wave(origin, *args, **kwargs):
