@@ -192,9 +192,11 @@ def training_data(args, skips):
 MODEL_RAW_OPTIONS = tuple(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave"))
 
 
-def model_data(model, args, skips):
+def model_data(model, args, skips, before=None):
     """Spectra for a fitted model: a store as it is, raw files through its preprocessing.
 
+    ``before`` is a list of transformers applied to raw files ahead of the
+    model's own preprocessing (bringing them to the model's instrument).
     Returns ``(X, names, labels_source, n_files)``.
     """
     path = store_input(args, options=MODEL_RAW_OPTIONS)
@@ -207,7 +209,13 @@ def model_data(model, args, skips):
                 f"{model.n_features_in_}; build it with the model's grid or give raw files")
         return store, _store_names(store), store.labels, len(store)
     reader = make_reader(args.format, args.phoenix_wave)
-    batch, names, n_files = _read_files(args.data, reader, model_pipeline(model), skips, args.quiet)
+    pipeline = model_pipeline(model)
+    if before:
+        from sklearn.pipeline import make_pipeline as sk_make_pipeline
+
+        steps = [step for _, step in pipeline.steps] if pipeline is not None else []
+        pipeline = sk_make_pipeline(*before, *steps)
+    batch, names, n_files = _read_files(args.data, reader, pipeline, skips, args.quiet)
     return batch, names, None, n_files
 
 
