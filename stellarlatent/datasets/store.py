@@ -1,21 +1,8 @@
 """An HDF5 store of spectra on one grid, read lazily during training.
 
-Layout of a store (format version 1)::
-
-    /                 attrs: format, version, complete, n_spectra, flux_unit, has_ivar, meta
-    /spectral_axis    (n_pixels,) float64, attrs: unit
-    /flux             (n_spectra, n_pixels) float32, chunked by spectrum
-    /ivar             (n_spectra, n_pixels) float32 (only when has_ivar)
-    /mask             (n_spectra, n_pixels) uint8, 1 = bad pixel
-    /labels/<name>    (n_spectra,) one dataset per label, attrs: unit, kind
-    /label_masks/<name>  (n_spectra,) bool, True = missing label
-
-The group ``labels`` lists its columns, in order, in its ``columns`` attribute.
-``n_spectra`` is the number of spectra the store holds: an append writes it
-last, once every row is on disk, so rows beyond it are the remains of an
-interrupted append, ignored on reading and removed by the next opening with
-``mode="a"`` (a store without it, written before it was recorded, holds every
-row of ``flux``). ``complete`` is false only in the temporary file of a build.
+The file layout is described (written and checked) in
+``stellarlatent.datasets._store_layout``; the conversion of appended rows and
+the reading of label rows in ``stellarlatent.datasets._store_rows``.
 """
 
 import io
@@ -26,26 +13,22 @@ from pathlib import Path
 import astropy.units as u
 import h5py
 import numpy as np
-from astropy.table import MaskedColumn, QTable, Table
-from astropy.utils.masked import Masked
+from astropy.table import Table
 from specutils import Spectrum
 
-from .. import __version__
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
 from ._build import build
-from ._io import files_from, read_rows, same_grid, stack_spectra
+from ._io import files_from, read_rows, same_grid
+from ._labels import label_specs
 from ._parallel import make_runner
-from ._labels import h5_dtype, label_specs, label_values
+from ._store_layout import (CHUNK_BYTES, COUNT, EXPECTED, check_layout, fsync, row_datasets,
+                            write_layout)
+from ._store_rows import as_batch, indices_of, label_columns, numeric_labels, read_label_columns
+from ._subset import StoreSubset
 
 __all__ = ["SpectralStore", "StoreSubset"]
 __doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
-
-_FORMAT = "stellarlatent.SpectralStore"
-_VERSION = 1
-_CHUNK_BYTES = 1 << 18
-_COUNT = "n_spectra"
-_EXPECTED = "expected an HDF5 file written by SpectralStore.create or SpectralStore.from_files"
 
 
 def _axis_of(grid, name):
@@ -55,20 +38,6 @@ def _axis_of(grid, name):
         grid = grid.spectral_axis
     axis, _ = check_spectral_axis(grid, name)
     return u.Quantity(axis)
-
-
-def _fsync(path):
-    """Flush a file or a folder to disk, where the platform allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # folders cannot be synced on some platforms (Windows)
-    finally:
-        os.close(fd)
 
 
 class SpectralStore:
@@ -145,7 +114,7 @@ class SpectralStore:
             raise FileNotFoundError(f"path: no store at {self.path}")
         if self.path.stat().st_size == 0:
             # HDF5 would open an empty file for writing as a new, empty HDF5 file
-            raise ValueError(f"{self.path} is not a SpectralStore: the file is empty; {_EXPECTED}")
+            raise ValueError(f"{self.path} is not a SpectralStore: the file is empty; {EXPECTED}")
         try:
             # "r+", not h5py's "a", which would create a file that vanished meanwhile
             self._file = h5py.File(self.path, "r" if mode == "r" else "r+")
@@ -159,7 +128,7 @@ class SpectralStore:
             raise
         except OSError as exc:
             raise ValueError(
-                f"{self.path} is not a readable SpectralStore: {_EXPECTED}, but HDF5 cannot "
+                f"{self.path} is not a readable SpectralStore: {EXPECTED}, but HDF5 cannot "
                 "open it (truncated, corrupt or not HDF5)"
             ) from exc
         try:
@@ -240,7 +209,7 @@ class SpectralStore:
         specs = label_specs(labels)
         n_pixels = axis.size
         if chunk_spectra is None:
-            chunk_spectra = max(1, min(1024, _CHUNK_BYTES // (4 * n_pixels)))
+            chunk_spectra = max(1, min(1024, CHUNK_BYTES // (4 * n_pixels)))
         chunk_spectra = int(chunk_spectra)
         if chunk_spectra < 1:
             raise ValueError(f"chunk_spectra must be a positive integer, got {chunk_spectra}")
@@ -253,7 +222,8 @@ class SpectralStore:
         self._tmp_path = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self._file = h5py.File(self._tmp_path, "w")
         try:
-            self._write_layout(axis, flux_unit, ivar, specs, chunk_spectra, compression, meta_text)
+            write_layout(self._file, axis, flux_unit, ivar, specs, chunk_spectra, compression,
+                         meta_text)
         except BaseException:
             # h5py checks the compression filter only here: leave no temporary file behind
             self._file.close()
@@ -261,42 +231,6 @@ class SpectralStore:
             raise
         self._reset_cache()
         return self
-
-    def _write_layout(self, axis, flux_unit, ivar, specs, chunk_spectra, compression, meta_text):
-        """The empty datasets and attributes of a new store (see the module docstring)."""
-        f = self._file
-        n_pixels = axis.size
-        f.attrs.update(
-            format=_FORMAT,
-            version=_VERSION,
-            complete=False,
-            **{_COUNT: 0},
-            flux_unit=flux_unit.to_string(),
-            has_ivar=bool(ivar),
-            meta=meta_text,
-            stellarlatent_version=__version__,
-        )
-        axis_ds = f.create_dataset("spectral_axis", data=axis.value.astype(np.float64))
-        axis_ds.attrs["unit"] = axis.unit.to_string()
-        options = dict(
-            shape=(0, n_pixels),
-            maxshape=(None, n_pixels),
-            chunks=(chunk_spectra, n_pixels),
-            compression=compression,
-        )
-        f.create_dataset("flux", dtype=np.float32, **options)
-        if ivar:
-            f.create_dataset("ivar", dtype=np.float32, **options)
-        f.create_dataset("mask", dtype=np.uint8, **options)
-        group = f.create_group("labels")
-        masks = f.create_group("label_masks")
-        group.attrs["columns"] = json.dumps(list(specs))
-        for name, (kind, unit) in specs.items():
-            ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=h5_dtype(kind))
-            ds.attrs["kind"] = kind
-            ds.attrs["unit"] = "" if unit is None else unit.to_string()
-            ds.attrs["has_unit"] = unit is not None
-            masks.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.bool_)
 
     @classmethod
     def from_files(
@@ -468,98 +402,18 @@ class SpectralStore:
         except (OSError, RuntimeError, KeyError, TypeError) as exc:
             # h5py's own errors on a damaged file would not say which file or what was expected
             raise ValueError(
-                f"{self.path} is not a readable SpectralStore: {_EXPECTED}, but part of it "
+                f"{self.path} is not a readable SpectralStore: {EXPECTED}, but part of it "
                 f"cannot be read (truncated or corrupt?): {type(exc).__name__}: {exc}"
             ) from exc
         self._reset_cache()
 
     def _check_layout(self):
-        """Check the file against the layout of the module docstring; find its row count."""
-        f, where = self._file, self.path
-        fmt = f.attrs.get("format")
-        if not isinstance(fmt, str) or fmt != _FORMAT:
-            raise ValueError(
-                f"{where} is not a SpectralStore: {_EXPECTED} (with a '{_FORMAT}' format "
-                "attribute)"
-            )
-        if int(f.attrs.get("version", 0)) > _VERSION:
-            raise ValueError(
-                f"{where} has store format version {f.attrs['version']}; this version of "
-                f"stellarlatent reads up to {_VERSION}"
-            )
-        if not bool(f.attrs.get("complete", False)):
-            raise ValueError(
-                f"{where} is incomplete: it is the temporary file of an interrupted build (or "
-                "of an append by an earlier stellarlatent); rebuild it"
-            )
-        required = ["spectral_axis", "flux", "mask", "labels", "label_masks"]
-        if self.has_ivar:
-            required.append("ivar")
-        missing = [name for name in required if name not in f]
-        if missing:
-            raise ValueError(f"{where} is missing the datasets {missing}; {_EXPECTED}")
-        not_groups = [
-            name for name in ("labels", "label_masks") if not isinstance(f[name], h5py.Group)
-        ]
-        if not_groups:
-            raise ValueError(f"{where}: {not_groups} are not HDF5 groups; {_EXPECTED}")
-        try:
-            u.Unit(f.attrs["flux_unit"])
-            u.Unit(f["spectral_axis"].attrs["unit"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{where} has no readable units: {exc}") from None
-        n_pixels = f["spectral_axis"].shape[0]
-        flux = f["flux"]
-        if flux.ndim != 2 or flux.shape[1] != n_pixels:
-            raise ValueError(
-                f"{where}: flux has shape {flux.shape}, expected (n_spectra, {n_pixels})"
-            )
-        for name in ("mask", "ivar") if self.has_ivar else ("mask",):
-            if f[name].shape[1:] != flux.shape[1:]:
-                raise ValueError(
-                    f"{where}: {name} has shape {f[name].shape} but flux has {flux.shape}"
-                )
-        try:
-            columns = json.loads(f["labels"].attrs["columns"])
-        except (KeyError, ValueError):
-            raise ValueError(f"{where}: the labels group does not list its columns") from None
-        for name in columns:
-            if name not in f["labels"] or name not in f["label_masks"]:
-                raise ValueError(f"{where} is missing the label column {name!r}")
-            if "kind" not in f["labels"][name].attrs:
-                raise ValueError(f"{where}: label column {name!r} has no 'kind' attribute")
-        rows = {name: f[name].shape[0] for name in self._row_datasets()}
-        committed = f.attrs.get(_COUNT)
-        if committed is None:
-            # written before the count was recorded: every row is a spectrum
-            n = rows["flux"]
-        else:
-            n = int(committed)
-            if n < 0:
-                raise ValueError(f"{where}: its {_COUNT} attribute is negative ({n})")
-        for name, n_rows in rows.items():
-            if n_rows < n or (committed is None and n_rows != n):
-                if name.startswith("label"):
-                    raise ValueError(
-                        f"{where}: label column {name.split('/', 1)[1]!r} has {n_rows} rows "
-                        f"for {n} spectra"
-                    )
-                raise ValueError(f"{where}: {name} has {n_rows} rows for {n} spectra")
-        self._n = n
-        self._uncommitted = max(rows.values()) - n
-        if n:
-            try:
-                flux[n - 1, :1]
-                f["mask"][n - 1, :1]
-            except (OSError, RuntimeError) as exc:
-                raise ValueError(f"{where}: data cannot be read (truncated?): {exc}") from None
+        """Check the file against the layout of ``_store_layout``; find its row count."""
+        self._n, self._uncommitted = check_layout(self._file, self.path, self.has_ivar)
 
     def _row_datasets(self):
         """Paths of the datasets with one row per spectrum."""
-        names = ["flux", "mask"] + (["ivar"] if self.has_ivar else [])
-        columns = json.loads(self._file["labels"].attrs["columns"])
-        labels = [f"{group}/{name}" for group in ("labels", "label_masks") for name in columns]
-        return names + labels
+        return row_datasets(self._file, self.has_ivar)
 
     def _settle_uncommitted(self):
         """Warn of the rows of an interrupted append, and remove them in mode "a"."""
@@ -704,9 +558,9 @@ class SpectralStore:
         `SpectralStore`).
         """
         self._require_writable()
-        batch = self._as_batch(spectra, mask, ivar)
+        batch = as_batch(spectra, mask, ivar, self.spectral_axis, self.flux_unit)
         n_new = batch.n_spectra
-        columns = self._label_columns(labels, n_new)
+        columns = label_columns(self._file["labels"], self.label_names, labels, n_new)
         if self.has_ivar and batch.ivar is None:
             raise ValueError(
                 "spectra have no uncertainty but the store keeps inverse variances; "
@@ -728,7 +582,7 @@ class SpectralStore:
                 f[name][start:stop] = values
             # the rows must be on disk before the count that makes them part of the store
             self._sync()
-            f.attrs[_COUNT] = stop
+            f.attrs[COUNT] = stop
             self._sync()
         except BaseException:
             self._roll_back(start)
@@ -749,7 +603,7 @@ class SpectralStore:
     def _roll_back(self, n):
         """Undo a failed append: the store keeps its first ``n`` spectra."""
         try:
-            self._file.attrs[_COUNT] = n
+            self._file.attrs[COUNT] = n
             self._truncate(n)
             self._sync()
         except Exception as exc:
@@ -759,111 +613,10 @@ class SpectralStore:
                 self.path, exc,
             )
 
-    def _as_batch(self, spectra, mask, ivar):
-        axis = self.spectral_axis
-        if isinstance(spectra, (np.ndarray, list, tuple)) and not (
-            isinstance(spectra, (list, tuple)) and spectra and isinstance(spectra[0], Spectrum)
-        ):
-            flux = np.asarray(spectra, dtype=float)
-            if flux.ndim == 1:
-                flux = flux[np.newaxis]
-            if flux.ndim != 2 or flux.shape[1] != axis.size:
-                raise ValueError(
-                    f"spectra: flux array has shape {flux.shape}, expected (n_spectra, {axis.size})"
-                )
-            mask = np.zeros(flux.shape, bool) if mask is None else np.asarray(mask, bool)
-            if mask.shape != flux.shape:
-                raise ValueError(f"mask has shape {mask.shape}, expected {flux.shape}")
-            mask = mask | ~np.isfinite(flux)
-            if ivar is not None:
-                ivar = np.asarray(ivar, dtype=float)
-                if ivar.shape != flux.shape:
-                    raise ValueError(f"ivar has shape {ivar.shape}, expected {flux.shape}")
-                good = np.isfinite(ivar) & (ivar > 0)
-                mask = mask | ~good
-                ivar = np.where(good, ivar, 0.0)
-            return SpectraBatch(
-                flux=flux, spectral_axis=axis, ivar=ivar, mask=mask, flux_unit=self.flux_unit
-            )
-        if mask is not None or ivar is not None:
-            raise ValueError(
-                "mask and ivar are only accepted with a flux array; a Spectrum has its own"
-            )
-        batch = stack_spectra(spectra, "spectra")
-        if not same_grid(axis, batch.spectral_axis):
-            raise ValueError(
-                f"spectra are on another grid ({batch.n_pixels} pixels from "
-                f"{batch.spectral_axis[0]:.6g}) than the store ({axis.size} pixels from "
-                f"{axis[0]:.6g}); resample them first with "
-                "stellarlatent.preprocessing.Resampler(grid=store.spectral_axis)"
-            )
-        if batch.flux_unit != self.flux_unit:
-            try:
-                scale = batch.flux_unit.to(self.flux_unit)
-            except u.UnitsError:
-                raise u.UnitsError(
-                    f"spectra have flux unit '{batch.flux_unit}', not convertible to the "
-                    f"store's '{self.flux_unit}'"
-                ) from None
-            batch = batch.replace(
-                flux=batch.flux * scale,
-                ivar=None if batch.ivar is None else batch.ivar / scale**2,
-            )
-        return batch
-
-    def _label_columns(self, labels, n_new):
-        f = self._file
-        names = self.label_names
-        if labels is None:
-            out = {}
-            for name in names:
-                kind = f["labels"][name].attrs["kind"]
-                fill = np.array([""] * n_new, dtype=object) if kind == "str" else np.zeros(
-                    n_new, dtype=h5_dtype(kind)
-                )
-                if kind == "float":
-                    fill[:] = np.nan
-                out[name] = (fill, np.ones(n_new, bool))
-            return out
-        if not isinstance(labels, Table):
-            raise TypeError(f"labels must be an astropy Table, got {type(labels).__name__}")
-        if len(labels) != n_new:
-            raise ValueError(f"labels has {len(labels)} rows for {n_new} spectra")
-        missing = [name for name in names if name not in labels.colnames]
-        if missing:
-            raise ValueError(f"labels lacks the store's columns {missing}")
-        extra = [name for name in labels.colnames if name not in names]
-        if extra:
-            log.info("labels columns %s are not in the store and were not written", extra)
-        out = {}
-        for name in names:
-            attrs = f["labels"][name].attrs
-            unit = u.Unit(attrs["unit"]) if attrs.get("has_unit", False) else None
-            out[name] = label_values(labels[name], attrs["kind"], unit, name)
-        return out
-
     # -- reading ----------------------------------------------------------------------
 
     def _indices(self, indices):
-        n = len(self)
-        if indices is None:
-            return np.arange(n)
-        if isinstance(indices, slice):
-            return np.arange(n)[indices]
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            if idx.shape != (n,):
-                raise IndexError(f"boolean indices must have shape ({n},), got {idx.shape}")
-            return np.flatnonzero(idx)
-        if idx.dtype.kind not in "iu":
-            raise IndexError(
-                f"indices must be integers, a slice or a boolean mask, got {idx.dtype}"
-            )
-        idx = idx.astype(np.int64).ravel()
-        bad = (idx < -n) | (idx >= n)
-        if bad.any():
-            raise IndexError(f"index {int(idx[bad][0])} is out of range for a store of {n} spectra")
-        return np.where(idx < 0, idx + n, idx)
+        return indices_of(indices, len(self))
 
     def read_arrays(self, indices=None):
         """Flux, mask and inverse variance of some spectra as float32/bool arrays.
@@ -942,29 +695,7 @@ class SpectralStore:
         """Label columns of some spectra as a `~astropy.table.QTable`."""
         self._require_open()
         rows = self._indices(indices)
-        table = QTable()
-        for name in self.label_names:
-            ds = self._file["labels"][name]
-            kind, attrs = ds.attrs["kind"], ds.attrs
-            if kind == "str":
-                ds = ds.asstr()
-            if rows.size == len(self) and np.array_equal(rows, np.arange(len(self))):
-                values, missing = ds[: self._n], self._file["label_masks"][name][: self._n]
-            else:
-                values = read_rows(ds, rows)
-                missing = read_rows(self._file["label_masks"][name], rows)
-            values = np.asarray(values)
-            missing = np.asarray(missing, dtype=bool)
-            if kind == "str":
-                values = values.astype(str)
-            if kind == "float" and attrs.get("has_unit", False):
-                quantity = u.Quantity(values, u.Unit(attrs["unit"]), copy=False)
-                table[name] = Masked(quantity, mask=missing) if missing.any() else quantity
-            elif missing.any():
-                table[name] = MaskedColumn(values, mask=missing)
-            else:
-                table[name] = values
-        return table
+        return read_label_columns(self._file, self.label_names, rows, self._n)
 
     @property
     def labels(self):
@@ -1041,21 +772,7 @@ class SpectralStore:
         rows = None if indices is None else self._indices(indices)
         label_values = None
         if labels is not None:
-            labels = [labels] if isinstance(labels, str) else list(labels)
-            missing = [name for name in labels if name not in self.label_names]
-            if missing:
-                raise ValueError(
-                    f"labels {missing} are not columns of the store ({self.label_names})"
-                )
-            columns = []
-            for name in labels:
-                ds = self._file["labels"][name]
-                if ds.attrs["kind"] not in ("float", "int", "bool"):
-                    raise ValueError(f"label {name!r} is not numeric")
-                values = ds[: self._n].astype(np.float32)
-                values[self._file["label_masks"][name][: self._n].astype(bool)] = np.nan
-                columns.append(values)
-            label_values = np.stack(columns, axis=1)
+            label_values = numeric_labels(self._file, self.label_names, labels, self._n)
         return StoreDataset(self.path, rows, self.has_ivar, label_values, n_rows=len(self))
 
     # -- closing ----------------------------------------------------------------------
@@ -1070,9 +787,9 @@ class SpectralStore:
         self._file.close()
         if self._tmp_path is not None:
             # on disk before the rename, so that a crash cannot leave a half-written file at path
-            _fsync(self._tmp_path)
+            fsync(self._tmp_path)
             os.replace(self._tmp_path, self.path)
-            _fsync(self.path.parent)
+            fsync(self.path.parent)
             self._tmp_path = None
             self.mode = "r"
 
@@ -1097,80 +814,3 @@ class SpectralStore:
         else:
             self.close()
         return False
-
-
-class StoreSubset:
-    """Some rows of a `SpectralStore`, read lazily (see `SpectralStore.subset`).
-
-    It has the store's grid, pixels and label names, its own length and
-    labels, and it streams into the estimators like the store itself. It
-    reads through the store, which must stay open while it is used.
-
-    Parameters
-    ----------
-    store : `SpectralStore`
-    indices : array-like of int or bool
-    """
-
-    def __init__(self, store, indices):
-        n = len(store)
-        rows = np.asarray(indices)
-        if rows.dtype == bool:
-            if rows.shape != (n,):
-                raise ValueError(
-                    f"indices: a boolean mask must have the store's length {n}, got {rows.shape}")
-            rows = np.flatnonzero(rows)
-        if rows.ndim != 1 or not (rows.size == 0 or np.issubdtype(rows.dtype, np.integer)):
-            raise ValueError("indices must be a 1-D array of integer rows or a boolean mask")
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise IndexError(f"indices: rows must lie in [0, {n}), got {rows.min()}..{rows.max()}")
-        self.store = store
-        self.indices = np.asarray(rows % n if n else rows, dtype=np.int64)
-        self._labels = None
-
-    def __len__(self):
-        return int(self.indices.size)
-
-    def __repr__(self):
-        return f"<StoreSubset of {len(self)} spectra of {self.store!r}>"
-
-    @property
-    def path(self):
-        return self.store.path
-
-    @property
-    def spectral_axis(self):
-        return self.store.spectral_axis
-
-    @property
-    def n_pixels(self):
-        return self.store.n_pixels
-
-    @property
-    def has_ivar(self):
-        return self.store.has_ivar
-
-    @property
-    def label_names(self):
-        return self.store.label_names
-
-    @property
-    def meta(self):
-        return self.store.meta
-
-    @property
-    def labels(self):
-        """Label columns of the subset's spectra (`~astropy.table.QTable`)."""
-        if self._labels is None:
-            self._labels = self.store.read_labels(self.indices)
-        return self._labels
-
-    def read(self, indices=None):
-        """The subset's spectra (or some of them) as one batch `~specutils.Spectrum`."""
-        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
-        return self.store.read(rows)
-
-    def to_torch_dataset(self, indices=None, *, labels=None):
-        """The store's lazy torch dataset over the subset's rows."""
-        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
-        return self.store.to_torch_dataset(rows, labels=labels)
