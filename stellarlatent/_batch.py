@@ -319,8 +319,58 @@ def to_batch(spectra, name="spectra"):
         ivar=np.concatenate(ivar) if has_ivar else None,
         mask=np.concatenate([b.mask for b in batches]),
         flux_unit=first.flux_unit,
-        meta=first.meta,
+        meta={**first.meta, **per_spectrum_meta(batches)},
     )
+
+
+def _per_spectrum(value, n):
+    """Whether a ``meta`` value holds one entry per spectrum of a batch of ``n``."""
+    return isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n
+
+
+def per_spectrum_meta(batches):
+    """The ``meta`` entries that hold one value per spectrum, joined over ``batches``.
+
+    An entry joins when every batch has it as a 1-D array (or Quantity) of one
+    value per spectrum, as `~stellarlatent.preprocessing.RadialVelocityEstimator`
+    records ``rv``; stacking batches then keeps each spectrum's value.
+    """
+    keys = [key for key, value in batches[0].meta.items()
+            if _per_spectrum(value, batches[0].n_spectra)]
+    joined = {}
+    for key in keys:
+        values = [b.meta.get(key) for b in batches]
+        if not all(_per_spectrum(v, b.n_spectra) for v, b in zip(values, batches)):
+            continue
+        try:
+            if isinstance(values[0], u.Quantity):
+                unit = values[0].unit
+                joined[key] = u.Quantity(np.concatenate([v.to_value(unit) for v in values]), unit)
+            else:
+                joined[key] = np.concatenate(values)
+        except (TypeError, ValueError, u.UnitsError):
+            continue
+    return joined
+
+
+def merged_meta(batches):
+    """``meta`` of batches stacked from several sources.
+
+    The entries every batch has with the same value, and the per-spectrum
+    entries joined (`per_spectrum_meta`).
+    """
+    if len(batches) == 1:
+        return dict(batches[0].meta)
+    common = {}
+    for key, value in batches[0].meta.items():
+        if isinstance(value, np.ndarray):
+            continue
+        try:
+            if all(key in b.meta and bool(b.meta[key] == value) for b in batches[1:]):
+                common[key] = value
+        except (TypeError, ValueError):
+            continue
+    return {**common, **per_spectrum_meta(batches)}
 
 
 def from_batch(batch):

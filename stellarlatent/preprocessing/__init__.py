@@ -9,6 +9,7 @@ from .airvac import air_to_vacuum, vacuum_to_air
 from .broaden import Broadener, gaussian_broaden, rotational_broaden, rotational_profile
 from .doppler import DopplerShift, doppler_factor
 from .grid import SpectralGrid
+from .instrument import InstrumentMatcher
 from .mask import Masker
 from .noise import NoiseAugmenter
 from .normalize import ContinuumNormalizer
@@ -22,6 +23,7 @@ __all__ = [
     "ContinuumNormalizer",
     "DopplerShift",
     "RadialVelocityEstimator",
+    "InstrumentMatcher",
     "doppler_factor",
     "Broadener",
     "gaussian_broaden",

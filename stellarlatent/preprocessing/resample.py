@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.interpolate import CubicSpline
 from sklearn.utils.validation import check_is_fitted
 
-from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches
+from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches, merged_meta
 from .._params import Converted, Options, Predicate, is_number
 from ._base import SpectrumTransformer
 from .grid import SpectralGrid, bin_edges
@@ -285,7 +285,7 @@ class Resampler(SpectrumTransformer):
                 ivar=np.concatenate([r[1] for r in results]) if has_ivar else None,
                 mask=np.concatenate([r[2] for r in results]),
                 flux_unit=unit,
-                meta=batches[0].meta if len(batches) == 1 else {},
+                meta=merged_meta(batches),
             )
         )
 

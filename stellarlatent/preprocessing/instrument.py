@@ -1,0 +1,351 @@
+"""Bring spectra of another instrument to a model's: wavelength medium, resolution, rest frame."""
+
+import astropy.units as u
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+from specutils import Spectrum
+
+from .._batch import from_batch, iter_batches
+from .._logging import log
+from .._params import Converted, Options
+from ._base import SpectrumTransformer
+from .airvac import air_to_vacuum, vacuum_to_air
+from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
+                      _fwhm_kms)
+from .doppler import DopplerShift, _rv_bounds
+from .radial_velocity import RadialVelocityEstimator
+from .resample import Resampler
+
+__all__ = ["InstrumentMatcher", "RESOLUTION_STATUS"]
+
+#: what ``meta["resolution_status"]`` says of each spectrum
+RESOLUTION_STATUS = {
+    "matched": "broadened to the model's line-spread function",
+    "coarser": "coarser than the model's line-spread function (cannot be sharpened)",
+    "unknown": "resolution not recorded in the file nor given: left as it is",
+}
+#: a spectrum this much coarser than the model at the centre of its range is "coarser"
+_COARSER_BY = 1.05
+#: the templates of the synthetic set: (Teff, log g), solar metallicity, no rotation
+_SYNTHETIC_TEMPLATES = ((3600.0, 4.6), (4500.0, 4.5), (5500.0, 4.4), (6500.0, 4.2),
+                        (8500.0, 4.0), (15000.0, 4.0))
+
+
+def _check_templates(templates, name):
+    spectra = templates if isinstance(templates, (list, tuple)) else [templates]
+    if not spectra or not all(isinstance(s, Spectrum) for s in spectra):
+        raise TypeError(f"{name} must be a specutils.Spectrum (one or a batch of templates), "
+                        f"a list of them, or None; got {type(templates).__name__}")
+
+
+def _input_fwhm_kms(meta, k, n, wave, override_r, override_fwhm):
+    """FWHM (km/s, per pixel) of spectrum ``k`` of a batch of ``n``, or None when unknown."""
+    if override_r is not None:
+        return _fwhm_kms(float(override_r), wave, "input_resolution")
+    if override_fwhm is not None:
+        return _fwhm_kms(override_fwhm, wave, "input_fwhm")
+    for key, kind in (("fwhm", "fwhm"), ("resolution", "r"), ("resolving_power", "r")):
+        value = (meta or {}).get(key)
+        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
+            value = value[k]
+        if value is None:
+            continue
+        try:
+            if kind == "fwhm":
+                value = u.Quantity(value, u.AA) if not isinstance(value, u.Quantity) else value
+                if value.isscalar and np.isfinite(value.value) and value.value > 0:
+                    return _fwhm_kms(value, wave, key)
+            elif np.isscalar(value) and np.isfinite(float(value)) and float(value) > 0:
+                return _fwhm_kms(float(value), wave, key)
+        except (TypeError, ValueError, u.UnitsError):
+            continue
+    return None
+
+
+class InstrumentMatcher(SpectrumTransformer):
+    """Bring spectra of another instrument to the instrument a model was trained on.
+
+    For each spectrum, in order:
+
+    1. **Wavelength medium**: air wavelengths are converted to vacuum, or
+       vacuum to air, when ``meta["wavelength_medium"]`` says the spectrum is
+       in the other convention than ``medium``.
+    2. **Resolution**: a spectrum finer than the model's line-spread function
+       (``fwhm`` or ``resolution``) is broadened to it by a Gaussian of the
+       quadrature difference, from its own resolution (``input_resolution``
+       or ``input_fwhm``, else ``meta["fwhm"]`` or ``meta["resolution"]`` as
+       the readers record them). A spectrum coarser than the model cannot be
+       sharpened: it is left as it is and flagged.
+    3. **Radial velocity**: measured by cross-correlation
+       (`RadialVelocityEstimator`) against each template, the one with the
+       highest correlation peak kept, and removed (the spectrum is shifted to
+       its rest frame on its own grid).
+
+    Parameters
+    ----------
+    fwhm : `~astropy.units.Quantity`, default=2.5 Angstrom
+        The model's line-spread function (MILES' 2.5 Angstrom); a wavelength
+        (constant FWHM) or a velocity (constant R).
+    resolution : float, default=None
+        The model's resolving power instead of ``fwhm`` (give one of them).
+    medium : {"air", "vacuum"} or None, default="air"
+        The model's wavelength convention; None leaves the wavelengths as
+        they are.
+    input_resolution : float, default=None
+        Resolving power of every input spectrum, overriding what their
+        ``meta`` records.
+    input_fwhm : `~astropy.units.Quantity`, default=None
+        FWHM of every input spectrum's line-spread function, instead.
+    rv_templates : `~specutils.Spectrum` or list of `~specutils.Spectrum`, default=None
+        Rest-frame templates on any grid, in ``medium``, at about the model's
+        resolution; a batch counts as one template per row. None makes six
+        noise-free synthetic spectra (3600-15000 K,
+        `~stellarlatent.datasets.make_synthetic_spectra`) over the range of the
+        spectra given to `fit`; empirical templates of the model's training
+        stars do better (the bundled models carry theirs: see
+        `stellarlatent.pretrained.instrument_matcher`).
+    remove_rv : bool, default=True
+        Whether to measure and remove radial velocities.
+    rv_range : (low, high) `~astropy.units.Quantity`, default=(-500, 500) km/s
+        Velocities searched.
+
+    Attributes
+    ----------
+    rv_estimators_ : list of `RadialVelocityEstimator`
+        One fitted estimator per template (empty with ``remove_rv=False``).
+
+    Notes
+    -----
+    `transform` records, one value per spectrum, ``meta["rv"]`` and
+    ``meta["rv_err"]`` (km/s; NaN where no velocity was measured),
+    ``meta["input_fwhm"]`` (the spectrum's FWHM in Angstrom at the centre of
+    its range; NaN when unknown) and ``meta["resolution_status"]``
+    (``"matched"``, ``"coarser"`` or ``"unknown"``; see `RESOLUTION_STATUS`).
+    These entries survive resampling and stacking, so that
+    ``stellarlatent predict`` reports them next to the labels. Spectra on
+    several grids come back as a list of batches, one per grid, for the
+    `Resampler` that follows.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from stellarlatent.datasets import make_synthetic_spectra
+    >>> from stellarlatent.preprocessing import InstrumentMatcher
+    >>> star = dict(teff=5800.0, logg=4.4, feh=0.0, snr=100, air=False)
+    >>> spectra, labels = make_synthetic_spectra(  # a vacuum, R = 5000 spectrograph
+    ...     3, rv=[-80, 10, 150] * u.km / u.s, resolution=5000, random_state=0, **star)
+    >>> matched = InstrumentMatcher(fwhm=2.5 * u.AA, medium="air").fit_transform(spectra)
+    >>> matched.meta["wavelength_medium"], matched.meta["resolution_status"].tolist()
+    ('air', ['matched', 'matched', 'matched'])
+    >>> matched.meta["rv"].round(-1)
+    <Quantity [-80.,  10., 150.] km / s>
+    """
+
+    _parameter_constraints = {
+        "fwhm": [None, Converted(_check_fwhm, "a wavelength or velocity Quantity")],
+        "resolution": [None, Converted(_check_resolution, "a positive number (R)")],
+        "medium": [None, Options("air", "vacuum")],
+        "input_resolution": [None, Converted(_check_resolution, "a positive number (R)")],
+        "input_fwhm": [None, Converted(_check_fwhm, "a wavelength or velocity Quantity")],
+        "rv_templates": [None, Converted(_check_templates, "a specutils.Spectrum or a list "
+                                                           "of them")],
+        "remove_rv": ["boolean"],
+        "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
+    }
+
+    def __init__(
+        self,
+        fwhm=2.5 * u.AA,
+        resolution=None,
+        medium="air",
+        input_resolution=None,
+        input_fwhm=None,
+        rv_templates=None,
+        remove_rv=True,
+        rv_range=(-500, 500) * u.km / u.s,
+    ):
+        self.fwhm = fwhm
+        self.resolution = resolution
+        self.medium = medium
+        self.input_resolution = input_resolution
+        self.input_fwhm = input_fwhm
+        self.rv_templates = rv_templates
+        self.remove_rv = remove_rv
+        self.rv_range = rv_range
+
+    def _check_params(self):
+        super()._check_params()
+        if (self.fwhm is None) == (self.resolution is None):
+            raise ValueError("give one of fwhm and resolution (the model's line-spread function)")
+        if self.input_resolution is not None and self.input_fwhm is not None:
+            raise ValueError("give input_resolution or input_fwhm, not both")
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "rv_estimators_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        return tags
+
+    def _target(self):
+        return self.fwhm if self.resolution is None else float(self.resolution)
+
+    def fit(self, spectra=None, y=None):
+        """Set up the velocity templates.
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`, default=None
+            Spectra like those to transform: with ``rv_templates=None`` the
+            synthetic templates span their wavelength range (3500-7500
+            Angstrom without them).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        self.rv_estimators_ = []
+        if not self.remove_rv:
+            return self
+        templates = self.rv_templates
+        if templates is None:
+            templates = self._synthetic_templates(spectra)
+        rows = []
+        for template in (templates if isinstance(templates, (list, tuple)) else [templates]):
+            batch = iter_batches(template, "rv_templates")[0]
+            rows.extend(from_batch(batch)[k] for k in range(batch.n_spectra))
+        self.rv_estimators_ = [RadialVelocityEstimator(template=t, rv_range=self.rv_range).fit(t)
+                               for t in rows]
+        return self
+
+    def _synthetic_templates(self, spectra):
+        from ..datasets import make_synthetic_spectra
+
+        lo, hi = 3500.0, 7500.0
+        if spectra is not None:
+            waves = [b.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+                     for b in iter_batches(spectra, "spectra")]
+            lo = max(1000.0, min(float(np.nanmin(w)) for w in waves) - 50.0)
+            hi = max(float(np.nanmax(w)) for w in waves) + 50.0
+        resolution = self.resolution
+        step = (self.fwhm.to_value(u.km / u.s) if self.fwhm is not None and
+                self.fwhm.unit.is_equivalent(u.km / u.s) else None)
+        if resolution is None and step is None:
+            step = _C_KMS * self.fwhm.to_value(u.AA) / hi
+        elif resolution is not None:
+            step = _C_KMS / resolution
+        # three pixels per FWHM at its narrowest
+        grid = np.exp(np.arange(np.log(lo), np.log(hi), step / 3.0 / _C_KMS)) * u.AA
+        kwargs = ({"resolution": float(resolution)} if resolution is not None
+                  else {"fwhm": self.fwhm})
+        out = []
+        for teff, logg in _SYNTHETIC_TEMPLATES:
+            spectrum, _ = make_synthetic_spectra(
+                1, grid=grid, teff=teff, logg=logg, feh=0.0, rv=0 * u.km / u.s,
+                vsini=0 * u.km / u.s, snr=None, air=self.medium != "vacuum", **kwargs)
+            out.append(spectrum)
+        return out
+
+    def transform(self, spectra):
+        """Convert, broaden and shift the spectra to the model's instrument.
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            Spectra on any grids.
+
+        Returns
+        -------
+        `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            One batch when the spectra share a grid, else one per grid, in
+            order; see Notes for the ``meta`` entries.
+        """
+        check_is_fitted(self)
+        self._check_params()
+        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
+        return out[0] if len(out) == 1 else out
+
+    def _transform_batch(self, batch):
+        batch = self._to_medium(batch)
+        batch = self._match_resolution(batch)
+        return self._rest_frame(batch)
+
+    def _to_medium(self, batch):
+        given = batch.meta.get("wavelength_medium")
+        if self.medium is None or given not in ("air", "vacuum") or given == self.medium:
+            return batch
+        convert = vacuum_to_air if self.medium == "air" else air_to_vacuum
+        axis = batch.spectral_axis
+        wave = convert(axis.to(u.AA, equivalencies=u.spectral())).to(axis.unit,
+                                                                     equivalencies=u.spectral())
+        return batch.replace(spectral_axis=wave,
+                             meta={**batch.meta, "wavelength_medium": self.medium})
+
+    def _match_resolution(self, batch):
+        axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        order = slice(None) if axis[-1] > axis[0] else slice(None, None, -1)
+        wave = axis[order]
+        target = _fwhm_kms(self._target(), wave, "fwhm")
+        centre = len(wave) // 2
+        flux, ivar, mask = batch.flux.copy(), None if batch.ivar is None else batch.ivar.copy(), \
+            batch.mask.copy()
+        status, input_fwhm = [], np.full(batch.n_spectra, np.nan)
+        for k in range(batch.n_spectra):
+            source = _input_fwhm_kms(batch.meta, k, batch.n_spectra, wave,
+                                     self.input_resolution, self.input_fwhm)
+            if source is None:
+                status.append("unknown")
+                continue
+            input_fwhm[k] = source[centre] / _C_KMS * wave[centre]
+            if source[centre] > _COARSER_BY * target[centre]:
+                status.append("coarser")
+                continue
+            status.append("matched")
+            sigma = np.sqrt(np.clip(target**2 - source**2, 0.0, None)) / _FWHM_PER_SIGMA
+            if not np.any(sigma > 0):
+                continue
+            f, iv, m = _broaden(wave, batch.flux[k:k + 1, order],
+                                None if ivar is None else batch.ivar[k:k + 1, order],
+                                batch.mask[k:k + 1, order], sigma=sigma)
+            flux[k, order], mask[k, order] = f[0], m[0]
+            if ivar is not None:
+                ivar[k, order] = iv[0]
+        meta = {**batch.meta, "input_fwhm": input_fwhm * u.AA,
+                "resolution_status": np.array(status, dtype="U7")}
+        for key in ("fwhm", "resolution", "resolving_power"):
+            meta.pop(key, None)
+        if all(s == "matched" for s in status):
+            meta["fwhm" if self.resolution is None else "resolution"] = self._target()
+        return batch.replace(flux=flux, ivar=ivar, mask=mask, meta=meta)
+
+    def _rest_frame(self, batch):
+        n = batch.n_spectra
+        if not self.rv_estimators_:
+            return batch.replace(meta={**batch.meta, "rv": np.full(n, np.nan) * u.km / u.s,
+                                       "rv_err": np.full(n, np.nan) * u.km / u.s})
+        spectrum = from_batch(batch)
+        best_peak = np.full(n, -np.inf)
+        rv, rv_err = np.full(n, np.nan), np.full(n, np.nan)
+        for estimator in self.rv_estimators_:
+            table = estimator.estimate(spectrum)
+            peak = np.nan_to_num(np.asarray(table["ccf_peak"], dtype=float), nan=-np.inf)
+            values = table["rv"].to_value(u.km / u.s)
+            take = (peak > best_peak) & np.isfinite(values)
+            best_peak = np.where(take, peak, best_peak)
+            rv = np.where(take, values, rv)
+            rv_err = np.where(take, table["rv_err"].to_value(u.km / u.s), rv_err)
+        if np.any(~np.isfinite(rv)):
+            log.warning("%d of %d spectra: no radial velocity found within %s; left unshifted",
+                        int(np.sum(~np.isfinite(rv))), n, self.rv_range)
+        shifted = batch
+        if np.any(np.isfinite(rv)):
+            # the velocity is removed and the spectrum put back on its own grid
+            moved = DopplerShift(rv=np.nan_to_num(rv) * u.km / u.s).transform(spectrum)
+            back = iter_batches(Resampler(batch.spectral_axis).fit_transform(moved), "spectra")[0]
+            shifted = batch.replace(flux=back.flux, ivar=back.ivar, mask=back.mask)
+        return shifted.replace(meta={**batch.meta, "rv": rv * u.km / u.s,
+                                     "rv_err": rv_err * u.km / u.s})

@@ -1,0 +1,103 @@
+"""InstrumentMatcher: medium, resolution and rest frame of another instrument's spectra."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from specutils import Spectrum
+
+from stellarlatent.datasets import make_synthetic_spectra, read_miles
+from stellarlatent.preprocessing import (Broadener, DopplerShift, InstrumentMatcher, Resampler,
+                                         SpectralGrid)
+
+
+def _spectra(n=3, rv=(-80, 10, 150), **kwargs):
+    star = dict(teff=5800.0, logg=4.4, feh=0.0, snr=200, random_state=0)
+    star.update(kwargs)
+    return make_synthetic_spectra(n, rv=list(rv) * u.km / u.s, **star)
+
+
+def test_vacuum_spectra_come_back_in_air_and_the_reverse():
+    spectra, _ = _spectra(resolution=5000, air=False)
+    out = InstrumentMatcher(medium="air", remove_rv=False).fit_transform(spectra)
+    assert out.meta["wavelength_medium"] == "air"
+    shift = (spectra.spectral_axis - out.spectral_axis).to_value(u.AA)
+    # about 1.5 Angstrom at 5500 Angstrom, the air-vacuum difference
+    assert 1.3 < np.interp(5500, out.spectral_axis.value, shift) < 1.7
+    back = InstrumentMatcher(medium="vacuum", remove_rv=False).fit_transform(out)
+    np.testing.assert_allclose(back.spectral_axis.value, spectra.spectral_axis.value, rtol=1e-9)
+    unchanged = InstrumentMatcher(medium=None, remove_rv=False).fit_transform(spectra)
+    np.testing.assert_array_equal(unchanged.spectral_axis.value, spectra.spectral_axis.value)
+
+
+def test_a_finer_spectrum_is_broadened_to_the_model_as_broadener_does():
+    spectra, _ = _spectra(resolution=10000, air=True)
+    out = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False).fit_transform(spectra)
+    expected = Broadener(fwhm=2.5 * u.AA, input_resolution=10000).transform(spectra)
+    np.testing.assert_allclose(out.flux.value, expected.flux.value, rtol=1e-6, atol=1e-9)
+    assert out.meta["resolution_status"].tolist() == ["matched"] * 3
+    np.testing.assert_allclose(out.meta["input_fwhm"].to_value(u.AA),
+                               np.median(spectra.spectral_axis.value) / 10000, rtol=0.05)
+    # a given input resolution overrides the recorded one
+    given = InstrumentMatcher(input_resolution=20000, remove_rv=False).fit_transform(spectra)
+    assert not np.allclose(given.flux.value, out.flux.value)
+
+
+def test_coarser_and_unknown_resolutions_are_flagged_and_left_as_they_are():
+    coarse, _ = _spectra(fwhm=4.0 * u.AA, air=True)
+    out = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False).fit_transform(coarse)
+    assert out.meta["resolution_status"].tolist() == ["coarser"] * 3
+    np.testing.assert_array_equal(out.flux.value, coarse.flux.value)
+    unknown = Spectrum(flux=coarse.flux, spectral_axis=coarse.spectral_axis,
+                       meta={"wavelength_medium": "air"}, spectral_axis_index=1)
+    out = InstrumentMatcher(remove_rv=False).fit_transform(unknown)
+    assert out.meta["resolution_status"].tolist() == ["unknown"] * 3
+    assert np.isnan(out.meta["input_fwhm"]).all()
+
+
+def test_velocities_are_measured_removed_and_survive_resampling():
+    spectra, labels = _spectra(resolution=5000, air=True)
+    matcher = InstrumentMatcher().fit(spectra)
+    out = matcher.transform(spectra)
+    np.testing.assert_allclose(out.meta["rv"].to_value(u.km / u.s),
+                               labels["rv"].to_value(u.km / u.s), atol=3)
+    assert (out.meta["rv_err"] > 0 * u.km / u.s).all()
+    rest = matcher.transform(out)  # already at rest
+    np.testing.assert_allclose(rest.meta["rv"].to_value(u.km / u.s), 0, atol=3)
+    # per-spectrum entries survive a Resampler over spectra on several grids
+    grid = SpectralGrid.log_uniform(4000 * u.AA, 7000 * u.AA, 1500)
+    parts = matcher.transform([out[0], Resampler(grid).fit_transform(out[1:])])
+    assert isinstance(parts, list) and len(parts) == 2
+    joined = Resampler(grid).fit_transform(parts)
+    assert joined.meta["rv"].shape == (3,)
+    assert joined.meta["resolution_status"].tolist() == ["matched"] * 3
+
+
+def test_empirical_templates_recover_injected_velocities_of_real_stars(miles_dir):
+    spectra, table = read_miles(miles_dir, pattern="MILES_res2.50_star_m00[0-3]*V.fits")
+    teff = np.asarray(table["teff"].value, dtype=float)
+    fgk = np.flatnonzero((teff > 4200) & (teff < 6800))
+    assert len(fgk) >= 8
+    templates, stars = spectra[fgk[:3]], spectra[fgk[3:]]
+    rv = np.random.default_rng(1).uniform(-300, 300, len(fgk) - 3) * u.km / u.s
+    # DopplerShift(v) removes v; -v adds it
+    shifted = DopplerShift(rv=-rv).transform(stars)
+    matcher = InstrumentMatcher(rv_templates=templates).fit(shifted)
+    # every shifted star is on its own grid; the matcher keeps them apart, a Resampler joins them
+    out = Resampler(stars.spectral_axis).fit_transform(matcher.transform(shifted))
+    error = (out.meta["rv"] - rv).to_value(u.km / u.s)
+    assert np.all(np.isfinite(error))
+    assert 1.4826 * np.median(np.abs(error)) < 10
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"fwhm": None}, "one of fwhm and resolution"),
+    ({"resolution": 2000}, "one of fwhm and resolution"),
+    ({"medium": "water"}, "medium"),
+    ({"input_resolution": 2000, "input_fwhm": 1 * u.AA}, "not both"),
+    ({"rv_templates": np.ones(10)}, "rv_templates"),
+    ({"remove_rv": 1}, "remove_rv"),
+])
+def test_bad_parameters_are_refused_by_name(params, match):
+    spectra, _ = _spectra(resolution=5000)
+    with pytest.raises((TypeError, ValueError), match=match):
+        InstrumentMatcher(**params).fit(spectra)
