@@ -83,6 +83,42 @@ def synthetic(n, y, spectral_axis, seed, prepare):
     return X, np.column_stack([_values(table, name) for name in LABELS]), ranges
 
 
+#: Teff bins (K) of the radial-velocity templates: one median spectrum of training stars each
+TEMPLATE_BINS = (3000, 3800, 4500, 5200, 5900, 6600, 7500, 10000, 40000)
+TEMPLATE_FILE = "miles-rv-templates.fits"
+
+
+def rv_templates(spectra, teff, rows, out):
+    """Write the median rest-frame spectrum of the training stars in each Teff bin.
+
+    MILES spectra are in their rest frame (air, 2.5 A FWHM); each is divided by
+    its median first. Returns the file and its SHA-256.
+    """
+    from astropy.io import fits
+
+    flux = np.asarray(spectra.flux.value, dtype=float)
+    flux = np.where(spectra.mask, np.nan, flux)
+    flux = flux / np.nanmedian(flux, axis=1, keepdims=True)
+    medians, names = [], []
+    for lo, hi in zip(TEMPLATE_BINS[:-1], TEMPLATE_BINS[1:]):
+        members = rows[(teff[rows] >= lo) & (teff[rows] < hi)]
+        if len(members) < 3:
+            continue
+        medians.append(np.nanmedian(flux[members], axis=0))
+        names.append(f"{lo}-{hi} K ({len(members)} stars)")
+    primary = fits.PrimaryHDU(np.asarray(medians, dtype=np.float32))
+    primary.header["BUNIT"] = ""
+    primary.header["MEDIUM"] = "air"
+    primary.header["FWHM"] = (2.5, "Angstrom")
+    for k, name in enumerate(names):
+        primary.header[f"TEMPL{k}"] = name
+    wave = fits.ImageHDU(np.asarray(spectra.spectral_axis.to_value(u.AA)), name="WAVE")
+    wave.header["BUNIT"] = "Angstrom"
+    path = out / TEMPLATE_FILE
+    fits.HDUList([primary, wave]).writeto(path, overwrite=True)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def write(model, name, out):
     path = out / f"{name}.pt"
     model.save(path)
@@ -99,6 +135,8 @@ def main(argv=None):
     parser.add_argument("--n-synthetic", type=int, default=4000)
     parser.add_argument("--pretrain-epochs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=40, help="fine-tuning epochs")
+    parser.add_argument("--templates-only", action="store_true",
+                        help="rewrite only the radial-velocity templates and their registry entry")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -121,6 +159,15 @@ def main(argv=None):
         train, size=int(round(0.15 * len(train))), replace=False))
     fit_rows = np.setdiff1d(train, cal)
     spec = describe(prepare)
+    template_path, template_digest = rv_templates(spectra, _values(table, "teff"), train, out)
+    instrument = {"fwhm": "2.5 Angstrom", "medium": "air", "rv_templates": template_path.name,
+                  "rv_templates_sha256": template_digest}
+    print(f"radial-velocity templates: {template_path} ({template_path.stat().st_size / 1e3:.0f} kB)")
+    if args.templates_only:
+        registry = json.loads((out / "registry.json").read_text())
+        registry["miles"]["instrument"] = instrument
+        (out / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+        return
     print(f"MILES: {len(y_all)} spectra, {len(labelled)} with Teff, log g and [Fe/H]; "
           f"{len(fit_rows)} train + {len(cal)} calibrate, {len(held)} held out "
           f"(seed {HOLDOUT_SEED})", flush=True)
@@ -166,6 +213,7 @@ def main(argv=None):
         "precision": precision,
         "recipe": f"{n_members} members, {n_synthetic} synthetic spectra x {pre_epochs} "
                   f"pre-training epochs, {epochs} fine-tuning epochs",
+        "instrument": instrument,
     }}
     print(f"miles: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s so far", flush=True)

@@ -267,6 +267,28 @@ def _add_fit_vae(sub):
     p.set_defaults(func=_run("fit", "run_fit_vae"))
 
 
+def _positive_float(value):
+    """A number above zero (``--resolution``)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _fraction(value):
+    """A number in [0, 1] (``--min-coverage``)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
+    return number
+
+
 def _window_option(value):
     """``--contrast-window``: auto, off or a number of pixels (checked by the estimator)."""
     text = str(value).strip().lower()
@@ -386,6 +408,15 @@ def _add_predict(sub):
     _reading(p)
     p.add_argument("--out", required=True, help="the table to write (*.ecsv, *.fits, *.csv...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--resolution", type=_positive_float, default=None, metavar="R",
+                   help="resolving power of the spectra, where their files do not record it "
+                        "(a bundled model broadens finer spectra to its own resolution)")
+    p.add_argument("--no-match", action="store_true",
+                   help="do not bring the spectra to the model's instrument (wavelength medium, "
+                        "resolution, rest frame) before predicting")
+    p.add_argument("--min-coverage", type=_fraction, default=0.8, metavar="F",
+                   help="spectra covering less of the model's wavelengths are flagged "
+                        "out_of_range (default: %(default)s)")
     _common(p)
     p.set_defaults(func=_run("predict", "run_predict"))
 

@@ -87,7 +87,8 @@ class InstrumentMatcher(SpectrumTransformer):
         The model's line-spread function (MILES' 2.5 Angstrom); a wavelength
         (constant FWHM) or a velocity (constant R).
     resolution : float, default=None
-        The model's resolving power instead of ``fwhm`` (give one of them).
+        The model's resolving power instead of ``fwhm`` (give at most one of
+        them; with neither, the resolution is left as it is).
     medium : {"air", "vacuum"} or None, default="air"
         The model's wavelength convention; None leaves the wavelengths as
         they are.
@@ -175,8 +176,9 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _check_params(self):
         super()._check_params()
-        if (self.fwhm is None) == (self.resolution is None):
-            raise ValueError("give one of fwhm and resolution (the model's line-spread function)")
+        if self.fwhm is not None and self.resolution is not None:
+            raise ValueError("give one of fwhm and resolution (the model's line-spread "
+                             "function), not both")
         if self.input_resolution is not None and self.input_fwhm is not None:
             raise ValueError("give input_resolution or input_fwhm, not both")
 
@@ -189,6 +191,8 @@ class InstrumentMatcher(SpectrumTransformer):
         return tags
 
     def _target(self):
+        if self.fwhm is None and self.resolution is None:
+            return None
         return self.fwhm if self.resolution is None else float(self.resolution)
 
     def fit(self, spectra=None, y=None):
@@ -231,17 +235,16 @@ class InstrumentMatcher(SpectrumTransformer):
                      for b in iter_batches(spectra, "spectra")]
             lo = max(1000.0, min(float(np.nanmin(w)) for w in waves) - 50.0)
             hi = max(float(np.nanmax(w)) for w in waves) + 50.0
-        resolution = self.resolution
-        step = (self.fwhm.to_value(u.km / u.s) if self.fwhm is not None and
-                self.fwhm.unit.is_equivalent(u.km / u.s) else None)
-        if resolution is None and step is None:
-            step = _C_KMS * self.fwhm.to_value(u.AA) / hi
-        elif resolution is not None:
-            step = _C_KMS / resolution
+        # without a target, templates at MILES' resolution
+        target = self._target() if self._target() is not None else 2.5 * u.AA
+        if not isinstance(target, u.Quantity):
+            step, kwargs = _C_KMS / target, {"resolution": target}
+        elif target.unit.is_equivalent(u.km / u.s):
+            step, kwargs = target.to_value(u.km / u.s), {"fwhm": target}
+        else:
+            step, kwargs = _C_KMS * target.to_value(u.AA) / hi, {"fwhm": target}
         # three pixels per FWHM at its narrowest
         grid = np.exp(np.arange(np.log(lo), np.log(hi), step / 3.0 / _C_KMS)) * u.AA
-        kwargs = ({"resolution": float(resolution)} if resolution is not None
-                  else {"fwhm": self.fwhm})
         out = []
         for teff, logg in _SYNTHETIC_TEMPLATES:
             spectrum, _ = make_synthetic_spectra(
@@ -286,6 +289,8 @@ class InstrumentMatcher(SpectrumTransformer):
                              meta={**batch.meta, "wavelength_medium": self.medium})
 
     def _match_resolution(self, batch):
+        if self._target() is None:
+            return batch
         axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         order = slice(None) if axis[-1] > axis[0] else slice(None, None, -1)
         wave = axis[order]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
-__all__ = ["list_models", "load", "model_path", "REGISTRY_FILE"]
+__all__ = ["list_models", "load", "model_path", "instrument_matcher", "pipeline", "REGISTRY_FILE"]
 
 _HERE = Path(__file__).parent
 #: The registry of the bundled models (name -> description, file and SHA-256).
@@ -71,6 +71,20 @@ def _entry(name, registry=None):
     return entries[name]
 
 
+def _checked_file(name, filename, digest, registry, what):
+    folder = Path(registry).parent if registry is not None else _HERE
+    path = folder / filename
+    if not path.is_file():
+        raise ValueError(f"the {what} of the pretrained model {name!r} ({path}) is missing: "
+                         "reinstall stellarlatent")
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    if found != digest:
+        raise ValueError(f"the {what} of the pretrained model {name!r} ({path}) has SHA-256 "
+                         f"{found[:16]}..., not the {digest[:16]}... the package "
+                         "recorded: it is damaged or was replaced; reinstall stellarlatent")
+    return path
+
+
 def model_path(name, registry=None):
     """The file of the bundled model ``name``, checked against its recorded SHA-256.
 
@@ -81,17 +95,7 @@ def model_path(name, registry=None):
         one the registry records.
     """
     entry = _entry(name, registry)
-    folder = Path(registry).parent if registry is not None else _HERE
-    path = folder / entry["file"]
-    if not path.is_file():
-        raise ValueError(f"the file of the pretrained model {name!r} ({path}) is missing: "
-                         "reinstall stellarlatent")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != entry["sha256"]:
-        raise ValueError(f"the file of the pretrained model {name!r} ({path}) has SHA-256 "
-                         f"{digest[:16]}..., not the {entry['sha256'][:16]}... the package "
-                         "recorded: it is damaged or was replaced; reinstall stellarlatent")
-    return path
+    return _checked_file(name, entry["file"], entry["sha256"], registry, "file")
 
 
 def load(name, device="auto", registry=None):
@@ -119,3 +123,121 @@ def load(name, device="auto", registry=None):
     if kind not in classes:
         raise ValueError(f"the pretrained model {name!r} is of unknown kind {kind!r}")
     return classes[kind].load(model_path(name, registry), device=device)
+
+
+def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_rv=True,
+                       registry=None):
+    """A fitted `~stellarlatent.preprocessing.InstrumentMatcher` for the bundled model ``name``.
+
+    It brings spectra of another instrument to the model's: its wavelength
+    medium, its line-spread function (finer spectra broadened, coarser ones
+    flagged) and the rest frame, with radial velocities measured against
+    the model's own templates (median spectra of its training stars in bins
+    of Teff, checked against their recorded SHA-256).
+
+    Parameters
+    ----------
+    name : str
+        A name of `list_models` whose model records its instrument.
+    input_resolution : float, default=None
+        Resolving power of the spectra, when their files do not record it.
+    input_fwhm : `~astropy.units.Quantity`, default=None
+        Their FWHM instead.
+    remove_rv : bool, default=True
+    registry : path, optional
+
+    Returns
+    -------
+    `~stellarlatent.preprocessing.InstrumentMatcher`
+
+    Examples
+    --------
+    >>> from stellarlatent import pretrained
+    >>> matcher = pretrained.instrument_matcher("miles", input_resolution=1800)
+    >>> matcher.fwhm, matcher.medium, len(matcher.rv_estimators_)
+    (<Quantity 2.5 Angstrom>, 'air', 8)
+    """
+    import astropy.units as u
+    from astropy.io import fits
+    from specutils import Spectrum
+
+    from ..preprocessing import InstrumentMatcher
+
+    entry = _entry(name, registry)
+    instrument = entry.get("instrument")
+    if not isinstance(instrument, dict):
+        raise ValueError(f"the pretrained model {name!r} records no instrument to match")
+    templates = None
+    if remove_rv and instrument.get("rv_templates"):
+        path = _checked_file(name, instrument["rv_templates"], instrument["rv_templates_sha256"],
+                             registry, "radial-velocity templates")
+        with fits.open(path, memmap=False) as hdus:
+            flux, wave = hdus[0].data.astype(float), hdus["WAVE"].data.astype(float)
+        templates = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA,
+                             meta={"wavelength_medium": instrument.get("medium")},
+                             spectral_axis_index=1)
+    matcher = InstrumentMatcher(fwhm=u.Quantity(instrument["fwhm"]),
+                                medium=instrument.get("medium"),
+                                input_resolution=input_resolution, input_fwhm=input_fwhm,
+                                rv_templates=templates, remove_rv=remove_rv)
+    return matcher.fit()
+
+
+def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, registry=None):
+    """The preprocessing from raw spectra of any instrument to the input of model ``name``.
+
+    `instrument_matcher` (when the model records its instrument and ``match``
+    is true), then the model's own preprocessing (resampling onto its grid,
+    normalisation), as ``stellarlatent predict`` applies them.
+
+    Parameters
+    ----------
+    name : str
+        A name of `list_models`.
+    input_resolution, input_fwhm : optional
+        The spectra's resolution, where their ``meta`` does not record it
+        (see `instrument_matcher`).
+    match : bool, default=True
+        Whether to bring the spectra to the model's instrument first.
+    registry : path, optional
+
+    Returns
+    -------
+    `~sklearn.pipeline.Pipeline`
+        Fitted; ``transform`` takes `~specutils.Spectrum` objects on any grids.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from stellarlatent import pretrained
+    >>> from stellarlatent.datasets import make_synthetic_spectra
+    >>> spectra, _ = make_synthetic_spectra(3, teff=5800.0, logg=4.4, feh=0.0, snr=100,
+    ...                                     rv=[-50, 10, 120] * u.km / u.s, resolution=5000,
+    ...                                     air=False, random_state=0)
+    >>> X = pretrained.pipeline("miles").transform(spectra)  # vacuum, R = 5000, moving
+    >>> X.flux.shape, X.meta["resolution_status"].tolist(), X.meta["rv"].round(-1)
+    ((3, 2048), ['matched', 'matched', 'matched'], <Quantity [-50.,  10., 120.] km / s>)
+    >>> labels = pretrained.load("miles").predict(X)
+    """
+    import astropy.units as u
+    import numpy as np
+    from sklearn.pipeline import make_pipeline
+    from specutils import Spectrum
+
+    from .._preprocessing_spec import build
+
+    entry = _entry(name, registry)
+    model = load(name, device="cpu", registry=registry)
+    spec = getattr(model, "preprocessing_", None)
+    if spec is None:
+        raise ValueError(f"the pretrained model {name!r} records no preprocessing")
+    own = build(spec)
+    # the model's steps learn nothing from spectra (a fixed grid, a per-spectrum
+    # normalisation): fitted on one flat spectrum on its grid
+    axis = model.spectral_axis_
+    own.fit(Spectrum(flux=np.ones(axis.shape) * u.one, spectral_axis=axis))
+    steps = [step for _, step in own.steps]
+    if match and isinstance(entry.get("instrument"), dict):
+        steps.insert(0, instrument_matcher(name, input_resolution=input_resolution,
+                                           input_fwhm=input_fwhm, registry=registry))
+    return make_pipeline(*steps)

@@ -52,6 +52,10 @@ def test_coarser_and_unknown_resolutions_are_flagged_and_left_as_they_are():
     out = InstrumentMatcher(remove_rv=False).fit_transform(unknown)
     assert out.meta["resolution_status"].tolist() == ["unknown"] * 3
     assert np.isnan(out.meta["input_fwhm"]).all()
+    # without a target resolution nothing is broadened nor flagged
+    out = InstrumentMatcher(fwhm=None, remove_rv=False).fit_transform(coarse)
+    np.testing.assert_array_equal(out.flux.value, coarse.flux.value)
+    assert "resolution_status" not in out.meta
 
 
 def test_velocities_are_measured_removed_and_survive_resampling():
@@ -90,7 +94,6 @@ def test_empirical_templates_recover_injected_velocities_of_real_stars(miles_dir
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"fwhm": None}, "one of fwhm and resolution"),
     ({"resolution": 2000}, "one of fwhm and resolution"),
     ({"medium": "water"}, "medium"),
     ({"input_resolution": 2000, "input_fwhm": 1 * u.AA}, "not both"),

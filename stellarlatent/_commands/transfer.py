@@ -1,0 +1,94 @@
+"""Bringing raw files of other instruments to a model's, and saying how well they fit it."""
+
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+
+from .._logging import log
+from . import UserError
+
+__all__ = ["instrument_step", "add_transfer_columns"]
+
+#: the reasons of ``out_of_range_reason``, joined with "; "
+_REASONS = {
+    "labels": "{labels} at the edge of the training range or unlike the training spectra",
+    "coverage": "covers {coverage:.0%} of the model's wavelengths (less than {minimum:.0%})",
+    "coarser": "coarser than the model's resolution (FWHM {fwhm:.2f} A); it cannot be sharpened",
+}
+
+
+def instrument_step(model, args):
+    """The `~stellarlatent.preprocessing.InstrumentMatcher` that raw files go through, or None.
+
+    A bundled model carries its instrument (resolution, medium, velocity
+    templates); a model file its wavelength medium only, so its files are
+    converted to that medium and otherwise left as they are.
+    """
+    from .. import pretrained
+    from ..preprocessing import InstrumentMatcher
+
+    if getattr(args, "no_match", False):
+        if args.resolution is not None:
+            raise UserError("--resolution: the spectra are matched to the model's resolution, "
+                            "which --no-match turns off; leave one out")
+        return None
+    name = str(args.model)
+    if not Path(name).exists() and name in pretrained.list_models()["name"]:
+        try:
+            return pretrained.instrument_matcher(name, input_resolution=args.resolution)
+        except ValueError as exc:
+            if "records no instrument" not in str(exc):
+                raise UserError(f"MODEL: {exc}") from None
+    if args.resolution is not None:
+        log.warning("--resolution: the model file records no resolution of its own, so the "
+                    "spectra are not broadened to it")
+    medium = getattr(model, "wavelength_medium_", None)
+    return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False).fit()
+
+
+def _meta_column(meta, key, n):
+    value = (meta or {}).get(key)
+    if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
+        return value
+    return None
+
+
+def add_transfer_columns(table, X, *, min_coverage):
+    """Add ``coverage``, the matching's columns, ``out_of_range`` and its reason to ``table``.
+
+    ``coverage`` is the fraction of the model's pixels with a valid flux;
+    ``rv``/``rv_err`` the velocities removed, ``input_fwhm`` and
+    ``resolution_status`` what was done to the resolution (where the
+    matching recorded them). ``out_of_range`` is true when a label is out of
+    the training range, the coverage is below ``min_coverage`` or the
+    spectrum is coarser than the model; ``out_of_range_reason`` says which.
+    """
+    n = len(table)
+    mask = np.asarray(X.mask, dtype=bool) if X.mask is not None else np.zeros(X.flux.shape, bool)
+    valid = ~mask & np.isfinite(np.asarray(X.flux.value))
+    table["coverage"] = valid.mean(axis=1)
+    for key in ("rv", "rv_err", "input_fwhm", "resolution_status"):
+        column = _meta_column(X.meta, key, n)
+        if column is not None:
+            table[key] = column
+    flags = [name for name in table.colnames if name.endswith("_out_of_range")]
+    status = table["resolution_status"] if "resolution_status" in table.colnames else None
+    reasons = []
+    for k in range(n):
+        why = []
+        labels = [name[: -len("_out_of_range")] for name in flags if table[name][k]]
+        if labels:
+            why.append(_REASONS["labels"].format(labels=", ".join(labels)))
+        if table["coverage"][k] < min_coverage:
+            why.append(_REASONS["coverage"].format(coverage=table["coverage"][k],
+                                                   minimum=min_coverage))
+        if status is not None and status[k] == "coarser":
+            fwhm = table["input_fwhm"][k]
+            why.append(_REASONS["coarser"].format(fwhm=float(u.Quantity(fwhm, u.AA).value)))
+        reasons.append("; ".join(why))
+    table["out_of_range"] = np.array([bool(r) for r in reasons])
+    table["out_of_range_reason"] = np.array(reasons, dtype=str)
+    if table["out_of_range"].any():
+        log.warning("%d of %d spectra are out of the model's range (see out_of_range_reason)",
+                    int(table["out_of_range"].sum()), n)
