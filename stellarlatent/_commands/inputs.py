@@ -4,8 +4,6 @@ Bad files are never fatal: each one is skipped with its reason, and the
 command reports how many were skipped and why.
 """
 
-import logging
-import re
 import threading
 import warnings
 from pathlib import Path
@@ -17,16 +15,16 @@ from .._logging import log
 from . import UserError
 
 __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline", "check_grid",
-           "read_spectra", "subset", "is_store", "looks_like_store", "open_store",
-           "read_label_table", "labels_for_files"]
+           "subset", "is_store", "looks_like_store", "open_store", "read_label_table",
+           "labels_for_files"]
 
 FITS_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz")
-FORMAT_ALIASES = {"miles": "wcs1d-fits", "harps": "HARPS-ADP", "harps-adp": "HARPS-ADP",
+FORMAT_ALIASES = {"miles": "MILES", "phoenix": "PHOENIX", "harps": "HARPS-ADP",
+                  "harps-adp": "HARPS-ADP",
                   "adp": "HARPS-ADP", "espresso": "HARPS-ADP", "harps-s1d": "HARPS-s1d",
                   "s1d": "HARPS-s1d", "lamost-lrs": "LAMOST-LRS", "lamost-mrs": "LAMOST-MRS"}
 #: the formats named in messages
 FORMAT_NAMES = "HARPS-ADP, HARPS-s1d, LAMOST-LRS, LAMOST-MRS, MILES, PHOENIX"
-_PHOENIX_NAME = re.compile(r"^lte.*PHOENIX.*\.fits$", re.IGNORECASE)
 #: the most pixels of a --grid: over ten times a HARPS 1-D spectrum; more is a typo
 MAX_GRID_PIXELS = 4_000_000
 #: extensions of an HDF5 store
@@ -34,22 +32,23 @@ STORE_SUFFIXES = (".h5", ".hdf5")
 
 
 class Skips:
-    """Files skipped with their reasons; also collects the library's skip warnings."""
+    """Files skipped with their reasons: `~stellarlatent.datasets.SkippedFile` records."""
 
     def __init__(self):
         self.items = []
 
     def add(self, name, reason):
+        """Note (and log) a file skipped by the command itself."""
         reason = str(reason).strip().splitlines()[0] if str(reason).strip() else "unknown error"
         self.items.append((str(name), reason))
         log.warning("%s skipped: %s", name, reason)
 
+    def on_skip(self, record):
+        """The ``on_skip`` of the library's readers: note a `SkippedFile`."""
+        self.add(record.name, record.reason)
+
     def __len__(self):
         return len(self.items)
-
-    def capture(self):
-        """Context manager collecting "X skipped: reason" warnings of the package logger."""
-        return _Capture(self)
 
     def summary(self, limit=10):
         """Lines saying how many files were skipped and why, grouped by reason."""
@@ -66,26 +65,6 @@ class Skips:
             if len(items) > limit:
                 lines.append(f"      ... and {len(items) - limit} more")
         return lines
-
-
-class _Capture(logging.Handler):
-    def __init__(self, skips):
-        super().__init__(logging.WARNING)
-        self.skips = skips
-
-    def emit(self, record):
-        message = record.getMessage()
-        if " skipped: " in message and not message.startswith(("%", " ")):
-            name, reason = message.split(" skipped: ", 1)
-            self.skips.items.append((name, (reason.strip().splitlines() or [""])[0]))
-
-    def __enter__(self):
-        logging.getLogger("stellarlatent").addHandler(self)
-        return self.skips
-
-    def __exit__(self, *exc):
-        logging.getLogger("stellarlatent").removeHandler(self)
-        return False
 
 
 def expand_paths(paths, skips):
@@ -110,10 +89,15 @@ def expand_paths(paths, skips):
 
 
 def make_reader(fmt="auto", phoenix_wave=None):
-    """``reader(path) -> Spectrum`` for a ``--format`` and ``--phoenix-wave``."""
+    """``reader(path) -> Spectrum`` for a ``--format`` and ``--phoenix-wave``.
+
+    The reader is ``Spectrum.read(path, format=...)``: with the format given,
+    or the one `~stellarlatent.datasets._formats.identify_format` finds (then
+    specutils' own identification).
+    """
     from specutils import Spectrum
 
-    from .. import datasets  # registers the package's loaders (HARPS, LAMOST, PHOENIX)
+    from .. import datasets  # registers the package's loaders (HARPS, LAMOST, MILES, PHOENIX)
     from ..datasets._formats import identify_format
 
     key = (fmt or "auto").lower()
@@ -126,30 +110,24 @@ def make_reader(fmt="auto", phoenix_wave=None):
         if not wave_path.is_file():
             raise UserError(f"--phoenix-wave: no file at {wave_path}")
         try:
-            wave = datasets.phoenix._read_wave(wave_path)
+            wave = datasets.read_phoenix_wave(wave_path)
         except Exception as exc:  # noqa: BLE001 - a damaged FITS file fails in many ways
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"--phoenix-wave: could not read {wave_path} as the PHOENIX "
                             f"wavelength file ({reason})") from None
     fmt = None if key == "auto" else FORMAT_ALIASES.get(key, fmt)
-    if fmt is not None and key != "phoenix":
+    if fmt is not None:
         _check_format(fmt)
 
     from astropy.io.registry import IORegistryError
 
     def read_file(path):
+        # one opening of the file for the package's formats, then specutils' own
+        found = fmt or identify_format(path)
+        # the PHOENIX wavelength file is looked for beside the models, unless given
+        kwargs = {"wave_file": wave} if wave is not None and found == "PHOENIX" else {}
         try:
-            if wave is not None and (key == "phoenix" or (key == "auto"
-                                                          and _PHOENIX_NAME.match(path.name))):
-                return datasets.read_phoenix(path, wave)
-            if key == "phoenix":
-                # the wavelength file is looked for beside the models
-                return Spectrum.read(path, format="PHOENIX")
-            if fmt is None:
-                # one opening of the file for the package's formats, then specutils' own
-                found = identify_format(path)
-                return Spectrum.read(path, format=found) if found else Spectrum.read(path)
-            return Spectrum.read(path, format=fmt)
+            return Spectrum.read(path, format=found, **kwargs) if found else Spectrum.read(path)
         except IORegistryError as exc:
             raise ValueError(
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
@@ -233,75 +211,6 @@ def check_grid(grid):
         raise UserError(f"--grid: N (the number of pixels) must be at most {MAX_GRID_PIXELS}, "
                         f"got {int(n)}")
     return start, stop, int(n)
-
-
-def read_spectra(files, reader, pipeline, skips, *, batch_size=64, progress=False):
-    """Read and preprocess files into one batch Spectrum.
-
-    Files are read and checked one by one (`~stellarlatent.datasets._build.read_chunk`,
-    as ``prepare`` does): a file that cannot be read, holds no valid pixel or
-    fails its preprocessing is skipped, by name, and the others go on.
-
-    Returns
-    -------
-    batch : `~specutils.Spectrum` or None
-        None when no file could be read.
-    names : list of str
-        The file name of each row of ``batch``.
-    """
-    from tqdm.auto import tqdm
-
-    from .._batch import from_batch
-    from ..datasets._build import _is_fitted, read_chunk
-    from ..datasets._io import stack_spectra
-
-    parts, names = [], []
-    with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
-        for start in range(0, len(files), batch_size):
-            chunk_files = files[start:start + batch_size]
-            fit = pipeline is not None and not _is_fitted(pipeline)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                chunk = read_chunk(chunk_files, reader, pipeline, fit=fit)
-            _replay(chunk.events, skips)
-            bar.update(len(chunk_files))
-            candidates = []
-            if chunk.whole:
-                (positions, batch), = chunk.parts
-                per_file = batch.n_spectra // len(positions)
-                batch_names = [chunk_files[k].name for k in positions]
-                candidates.append((batch, np.repeat(batch_names, per_file).tolist()))
-            else:
-                for position, batch in chunk.parts:
-                    name = chunk_files[position].name
-                    if isinstance(batch, str):
-                        skips.add(name, batch)
-                        continue
-                    candidates.append((batch, [name] * batch.n_spectra))
-            for batch, batch_names in candidates:
-                if parts and not _same_grid(parts[0], batch):
-                    skips.add(batch_names[0], "on another grid than the first file "
-                              "(give --grid to resample every file onto one grid)")
-                    continue
-                parts.append(batch)
-                names.extend(batch_names)
-    if not parts:
-        return None, []
-    return from_batch(stack_spectra([from_batch(p) for p in parts], "spectra")), names
-
-
-def _replay(events, skips):
-    """Log a chunk's events; its "X skipped: reason" warnings go to ``skips``."""
-    for level, message, args in events:
-        if level >= logging.WARNING and message.startswith("%s skipped: "):
-            skips.add(args[0], message[len("%s skipped: "):] % tuple(args[1:]))
-        else:
-            log.log(level, message, *args)
-
-
-def _same_grid(a, b):
-    from ..datasets._io import same_grid
-
-    return same_grid(a.spectral_axis, b.spectral_axis)
 
 
 def subset(batch, rows):

@@ -5,7 +5,7 @@ from pathlib import Path
 from .._logging import log
 from .._preprocessing_spec import build
 from .inputs import (UserError, expand_paths, is_store, labels_for_files, looks_like_store,
-                     make_pipeline, make_reader, open_store, read_label_table, read_spectra)
+                     make_pipeline, make_reader, open_store, read_label_table)
 
 __all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input", "training_data", "model_data",
            "early_labels", "parse_labels", "select_labels"]
@@ -159,9 +159,17 @@ def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
 
 
 def _read_files(paths, reader, pipeline, skips, quiet):
+    """Read the files and folders named on the command line through the pipeline.
+
+    Returns ``(batch, names, n_files)``; the files skipped go to ``skips``.
+    """
+    from ..datasets import read_spectra_files
+
     files = expand_paths(paths, skips)
-    batch, names = (None, []) if not files else read_spectra(
-        files, reader, pipeline, skips, progress=not quiet)
+    batch, names = None, []
+    if files:
+        batch, names, _ = read_spectra_files(files, reader, pipeline, progress=not quiet,
+                                             on_skip=skips.on_skip)
     if batch is None:
         reasons = "; ".join(f"{n}: {r}" for n, r in skips.items[:3])
         raise UserError("no input could be read" + (f": {reasons}" if reasons else ""))

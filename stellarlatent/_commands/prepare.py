@@ -40,15 +40,15 @@ def run_prepare(args):
     # reader threads cannot catch their warnings themselves (catch_warnings is
     # process-wide, see make_reader): with threads they are kept here, for --debug
     threads = scheduler == "threads"
-    with skips.capture(), (warnings.catch_warnings(record=True) if threads
-                           else contextlib.nullcontext([])) as caught:
+    with (warnings.catch_warnings(record=True) if threads
+          else contextlib.nullcontext([])) as caught:
         if threads:
             warnings.simplefilter("always")
         try:
             store = SpectralStore.from_files(
                 files, out, reader=reader, preprocess=pipeline, labels=labels,
                 batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
-                scheduler=scheduler, n_workers=workers, meta=meta,
+                scheduler=scheduler, n_workers=workers, on_skip=skips.on_skip, meta=meta,
             )
         except ValueError as exc:
             if "none of the files could be read" in str(exc):

@@ -10,7 +10,14 @@ from .harps import (
     read_harps_s1d,
 )
 from .lamost import identify_lamost_lrs, identify_lamost_mrs, read_lamost_lrs, read_lamost_mrs
-from .miles import MILES_FLAGGED, read_miles, read_miles_table, write_miles
+from .miles import (
+    MILES_FLAGGED,
+    identify_miles,
+    read_miles,
+    read_miles_spectrum,
+    read_miles_table,
+    write_miles,
+)
 from .phoenix import (
     PHOENIX_FLUX_UNIT,
     fetch_phoenix,
@@ -18,7 +25,9 @@ from .phoenix import (
     phoenix_wave_url,
     read_phoenix,
     read_phoenix_grid,
+    read_phoenix_wave,
 )
+from ._reading import SkippedFile, SpectraRead, read_spectra_files
 from .store import SpectralStore, StoreSubset
 from .synthetic import make_synthetic_spectra
 
@@ -26,6 +35,8 @@ __all__ = [
     "find_data_dir",
     "read_miles",
     "read_miles_table",
+    "read_miles_spectrum",
+    "identify_miles",
     "write_miles",
     "MILES_FLAGGED",
     "read_harps",
@@ -40,6 +51,7 @@ __all__ = [
     "UnknownUnitWarning",
     "read_phoenix",
     "read_phoenix_grid",
+    "read_phoenix_wave",
     "fetch_phoenix",
     "phoenix_url",
     "phoenix_wave_url",
@@ -47,4 +59,7 @@ __all__ = [
     "SpectralStore",
     "StoreSubset",
     "make_synthetic_spectra",
+    "read_spectra_files",
+    "SpectraRead",
+    "SkippedFile",
 ]

@@ -14,12 +14,13 @@ __all__ = ["FORMATS", "identify_format"]
 
 
 def _identifiers():
-    from . import harps, lamost, phoenix
+    from . import harps, lamost, miles, phoenix
 
     return (
         (phoenix.PHOENIX_WAVE_FORMAT, phoenix.identify_phoenix_wave),
         (harps.HARPS_ADP_FORMAT, harps.identify_harps_adp),
         (harps.HARPS_S1D_FORMAT, harps.identify_harps_s1d),
+        (miles.MILES_FORMAT, miles.identify_miles),
         (lamost.LAMOST_LRS_FORMAT, lamost.identify_lamost_lrs),
         (lamost.LAMOST_MRS_FORMAT, lamost.identify_lamost_mrs),
         (phoenix.PHOENIX_FORMAT, phoenix.identify_phoenix),
@@ -32,6 +33,7 @@ FORMATS = {
     "HARPS-s1d": "HARPS-family DRS 1-D spectra (*_s1d_A.fits)",
     "LAMOST-LRS": "LAMOST low-resolution spectra (spec-*.fits)",
     "LAMOST-MRS": "LAMOST medium-resolution spectra (med-*.fits)",
+    "MILES": "MILES library spectra (MILES_res2.50_star_m*V.fits)",
     "PHOENIX": "PHOENIX-ACES HiRes model spectra, with the wavelength file beside them",
 }
 

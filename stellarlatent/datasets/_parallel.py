@@ -1,6 +1,6 @@
 """Where `SpectralStore.from_files` reads and preprocesses its batches of files.
 
-A runner maps `~stellarlatent.datasets._build.read_chunk` over batches of
+A runner maps ``stellarlatent.datasets._reading.read_chunk`` over batches of
 files and yields the results in the order of the files, keeping only a few
 batches in flight so that memory does not grow with the number of files:
 
@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
-from ._build import read_chunk
+from ._reading import read_chunk
 
 __all__ = ["make_runner", "SCHEDULERS"]
 

@@ -28,6 +28,7 @@ from specutils.io.registers import data_loader
 from .._batch import check_spectral_axis, from_batch
 from .._logging import log
 from ._io import describe_file, files_from, fits_identifier, parse_unit, stack_spectra
+from ._reading import log_skip, read_each
 
 __all__ = ["read_harps", "read_harps_adp", "identify_harps_adp", "read_harps_s1d",
            "identify_harps_s1d"]
@@ -538,15 +539,10 @@ def read_harps(source, *, pattern="*.fits", grid=None, method="flux_conserving",
     number skipped.
     """
     files = files_from(source, pattern)
-    spectra, kept = [], []
-    for path in files:
-        try:
-            spectrum = read_harps_adp(str(path))
-        except Exception as exc:  # any unreadable file is skipped, never fatal
-            log.warning("%s skipped: %s: %s", path.name, type(exc).__name__, exc)
-            continue
-        spectra.append(spectrum)
-        kept.append(path)
+    spectra, positions, skipped = read_each(files, read_harps_adp)
+    for record in skipped:
+        log_skip(record)
+    kept = [files[k] for k in positions]
     if not spectra:
         raise ValueError(f"source: none of the {len(files)} files is a readable HARPS ADP spectrum")
     if len(kept) < len(files):

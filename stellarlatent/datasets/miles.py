@@ -18,12 +18,23 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, QTable
 from astropy.utils.masked import Masked
 
+from specutils import Spectrum
+from specutils.io.parsing_utils import read_fileobj_or_hdulist
+from specutils.io.registers import data_loader
+
 from .._batch import SpectraBatch, from_batch, to_batch
 from .._logging import log
-from ._io import same_grid
+from ._io import describe_file, fits_identifier, same_grid
 from ._paths import find_data_dir
+from ._reading import log_skip, read_each
+from .harps import _from_harps_family
+from .phoenix import _file_name
 
-__all__ = ["read_miles", "read_miles_table", "write_miles", "MILES_FLAGGED"]
+__all__ = ["read_miles", "read_miles_table", "write_miles", "read_miles_spectrum",
+           "identify_miles", "MILES_FLAGGED", "MILES_FORMAT"]
+
+#: the specutils format of a MILES spectrum file
+MILES_FORMAT = "MILES"
 
 MILES_FLAGGED = frozenset({970})
 """MILES numbers of the stars that the MILES team flags as problematic."""
@@ -35,6 +46,7 @@ MILES_PATTERN = "MILES_res2.50_star_m*V.fits"
 _ID_FIXES = {"022.": 221}
 _HEADER_TOKENS = ("Name", "MILES", "CaT", "SpT", "Teff", "log g", "[Fe/H]", "Refs")
 _ID_FROM_NAME = re.compile(r"_m(\d+)V?\.fits?$", re.IGNORECASE)
+_MILES_NAME = re.compile(r"^MILES_.*\.fits?$", re.IGNORECASE)
 _LABEL_UNITS = {"teff": u.K, "logg": u.dex, "feh": u.dex}
 
 
@@ -210,25 +222,123 @@ def _wavelengths(header, n_pixels, path):
 
 
 def _read_one(path):
+    """``(flux, wavelengths, header)`` of one MILES file; errors name the file."""
     try:
         hdul = fits.open(path, memmap=False)
     except OSError as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError)):
             raise
-        raise OSError(
-            f"{Path(path).name}: not a readable FITS file ({exc}); expected a MILES spectrum "
-            "(a 1-D primary image with CRVAL1, CDELT1 and CRPIX1)"
-        ) from None
+        raise OSError(f"{Path(path).name}: not a readable FITS file ({exc}); {_EXPECTED}") from None
     with hdul:
-        header = hdul[0].header
-        data = hdul[0].data
-        if data is None or data.ndim != 1 or data.size < 2:
-            shape = None if data is None else data.shape
-            raise ValueError(
-                f"{Path(path).name}: primary array has shape {shape}, expected a 1-D spectrum "
-                "of at least two pixels"
-            )
-        return np.asarray(data, dtype=float), _wavelengths(header, data.size, path), header
+        return _from_hdulist(hdul, Path(path).name)
+
+
+_EXPECTED = "expected a MILES spectrum (a 1-D primary image with CRVAL1, CDELT1 and CRPIX1)"
+
+
+def _from_hdulist(hdul, name):
+    header = hdul[0].header
+    data = hdul[0].data
+    if data is None or data.ndim != 1 or data.size < 2:
+        shape = None if data is None else data.shape
+        raise ValueError(
+            f"{name}: primary array has shape {shape}, expected a 1-D spectrum "
+            "of at least two pixels"
+        )
+    return np.asarray(data, dtype=float), _wavelengths(header, data.size, name), header.copy()
+
+
+def _meta(header, unit):
+    meta = {"wavelength_medium": "air", "library": "MILES"}
+    if "FWHM" in header:
+        meta["fwhm"] = float(header["FWHM"]) * unit
+    return meta
+
+
+@fits_identifier
+def identify_miles(hdulist, args):
+    """Tell whether a file is a MILES library spectrum (``MILES_res2.50_star_mNNNNV.fits``).
+
+    The file must have a one-dimensional primary image on a linear grid
+    (``CRVAL1`` and ``CDELT1``), be named like a MILES file or state
+    ``TPLLIB = 'MILES'``, and its header must not be that of a HARPS-family
+    or PHOENIX file. Never raises.
+    """
+    header = hdulist[0].header
+    path = _file_name(args)
+    named = path is not None and _MILES_NAME.match(path.name) is not None
+    library = str(header.get("TPLLIB", "")).strip().upper().startswith("MILES")
+    return (header.get("NAXIS") == 1
+            and header.get("NAXIS1", 0) > 1
+            and "CRVAL1" in header and "CDELT1" in header
+            and (named or library)
+            and "PHXTEFF" not in header
+            and not _from_harps_family(header))
+
+
+@data_loader(MILES_FORMAT, identifier=identify_miles, dtype=Spectrum, extensions=["fits"],
+             priority=10, force=True)
+def read_miles_spectrum(file_obj, **kwargs):
+    """Read one MILES spectrum file.
+
+    Registered with specutils as the format ``"MILES"``, so that
+    ``Spectrum.read(path, format="MILES")`` reads a file of the library (and
+    ``Spectrum.read(path)`` recognises it before the generic ``wcs1d-fits``).
+    To read a folder with its labels, use `read_miles`.
+
+    Parameters
+    ----------
+    file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
+        The MILES file.
+    **kwargs
+        Passed to `astropy.io.fits.open`.
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        The 1-D relative (dimensionless) flux on the air wavelengths of the
+        header keywords ``CRVAL1``, ``CDELT1`` and ``CRPIX1``, as one row of
+        `read_miles`: zero-valued and non-finite pixels are masked, and
+        ``meta`` holds ``wavelength_medium="air"``, ``library="MILES"`` and
+        the resolution ``fwhm`` when the header gives it.
+
+    Raises
+    ------
+    OSError
+        If the file is not a readable FITS file; the message names it.
+    ValueError
+        If it has no 1-D primary image or no valid linear wavelength
+        solution (for example ``CDELT1 <= 0``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from specutils import Spectrum
+    >>> import stellarlatent.datasets  # registers "MILES"
+    >>> path = os.path.join(tempfile.mkdtemp(), "MILES_res2.50_star_m0001V.fits")
+    >>> header = fits.Header({"CRPIX1": 1, "CRVAL1": 3540.5, "CDELT1": 0.9, "FWHM": 2.5})
+    >>> fits.PrimaryHDU(np.array([0.0, 1.0, 1.1, 0.9]), header=header).writeto(path)
+    >>> spectrum = Spectrum.read(path)
+    >>> spectrum.spectral_axis[:2], spectrum.mask.tolist()
+    (<SpectralAxis [3540.5, 3541.4] Angstrom>, [True, False, False, False])
+    >>> spectrum.meta["wavelength_medium"], spectrum.meta["fwhm"]
+    ('air', <Quantity 2.5 Angstrom>)
+    """
+    name = describe_file(file_obj)
+    if isinstance(file_obj, (str, Path)):
+        values, wave, header = _read_one(file_obj)
+    else:
+        try:
+            with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
+                values, wave, header = _from_hdulist(hdulist, name)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except OSError as exc:
+            raise OSError(f"{name}: not a readable FITS file ({exc}); {_EXPECTED}") from None
+    return Spectrum(flux=values * u.one, spectral_axis=wave,
+                    mask=(values == 0) | ~np.isfinite(values), meta=_meta(header, wave.unit))
 
 
 def _file_id(path):
@@ -449,17 +559,12 @@ def read_miles(
     else:
         log.warning("no parameter table %s in %s; labels are masked", params_file, directory)
 
-    read, reasons = [], []
-    for path, file_id in zip(files, file_ids):
-        try:
-            values, wave, header = _read_one(path)
-        except (OSError, ValueError, TypeError) as exc:
-            reason = str(exc).removeprefix(f"{path.name}: ")
-            log.warning("%s skipped: %s", path.name, reason)
-            reasons.append(f"{path.name}: {reason}")
-            continue
-        read.append((path, file_id, values, wave, header))
+    items, positions, skipped = read_each(files, _read_one)
+    for record in skipped:
+        log_skip(record)
+    read = [(files[k], file_ids[k], *item) for k, item in zip(positions, items)]
     if not read:
+        reasons = [f"{name}: {reason}" for name, reason in skipped]
         shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
         raise ValueError(
             f"directory: none of the {len(files)} MILES files in {directory} could be read "
@@ -476,10 +581,8 @@ def read_miles(
 
     flux = np.vstack(flux)
     mask = (flux == 0) | ~np.isfinite(flux)
-    meta = {"wavelength_medium": "air", "library": "MILES"}
-    if "FWHM" in header0:
-        meta["fwhm"] = float(header0["FWHM"]) * axis.unit
-    batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask, meta=meta)
+    batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask,
+                         meta=_meta(header0, axis.unit))
     labels = _labels_for(kept_ids, kept, params, directory)
     return from_batch(batch), labels
 

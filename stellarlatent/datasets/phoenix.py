@@ -19,9 +19,11 @@ from .. import conf
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
 from ._io import fits_identifier
+from ._reading import log_skip, read_each
 
 __all__ = [
     "read_phoenix",
+    "read_phoenix_wave",
     "read_phoenix_grid",
     "fetch_phoenix",
     "phoenix_url",
@@ -175,7 +177,37 @@ _WAVE_EXPECTED = f"the PHOENIX wavelength file {WAVE_FILE} (a 1-D primary array)
 _FLUX_EXPECTED = f"a PHOENIX model spectrum {_FILE_PATTERN} (a 1-D primary array)"
 
 
-def _read_wave(wave_file):
+def read_phoenix_wave(wave_file):
+    """Read the PHOENIX wavelength file (``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``).
+
+    Parameters
+    ----------
+    wave_file : str, path-like or `~astropy.units.Quantity`
+        The file, or wavelengths already read (checked and converted).
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        The vacuum wavelengths in Angstrom, increasing and positive.
+
+    Raises
+    ------
+    OSError
+        If the file is not a readable FITS file.
+    ValueError
+        If it holds no 1-D primary array of increasing positive wavelengths.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from stellarlatent.datasets import read_phoenix_wave
+    >>> path = os.path.join(tempfile.mkdtemp(), "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
+    >>> fits.PrimaryHDU(np.linspace(5000.0, 5010.0, 11)).writeto(path)
+    >>> read_phoenix_wave(path)[[0, -1]]
+    <Quantity [5000., 5010.] Angstrom>
+    """
     if isinstance(wave_file, u.Quantity):
         wave, where = wave_file.to(u.AA, equivalencies=u.spectral()), "wave_file"
     else:
@@ -284,7 +316,7 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
     >>> spectrum.meta["teff"], spectrum.meta["logg"]
     (<Quantity 5800. K>, <Quantity 4.5 dex>)
     """
-    wave = _read_wave(wave_file)
+    wave = read_phoenix_wave(wave_file)
     section = _range_slice(wave, wavelength_range)
     flux, header, n_flux = _read_flux(flux_file, section)
     if n_flux != wave.size:
@@ -387,15 +419,12 @@ def read_phoenix_grid(
     files = sorted(directory.rglob(pattern))
     if not files:
         raise FileNotFoundError(f"directory: no files matching '{pattern}' in {directory}")
-    wave = _read_wave(_find_wave_file(directory) if wave_file is None else wave_file)
-    spectra, kept = [], []
-    for path in files:
-        try:
-            spectra.append(read_phoenix(path, wave, wavelength_range=wavelength_range))
-        except (OSError, ValueError, TypeError) as exc:
-            log.warning("%s skipped: %s", path.name, exc)
-            continue
-        kept.append(path)
+    wave = read_phoenix_wave(_find_wave_file(directory) if wave_file is None else wave_file)
+    spectra, positions, skipped = read_each(
+        files, lambda path: read_phoenix(path, wave, wavelength_range=wavelength_range))
+    for record in skipped:
+        log_skip(record)
+    kept = [files[k] for k in positions]
     if not spectra:
         raise ValueError(f"directory: none of the {len(files)} PHOENIX files could be read")
     if len(kept) < len(files):
@@ -537,10 +566,10 @@ def _wave_beside(flux_path, wave_file):
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
-        return _read_wave(wave_file)
+        return read_phoenix_wave(wave_file)
     if key not in _WAVE_CACHE:
         _WAVE_CACHE.clear()
-        _WAVE_CACHE[key] = _read_wave(wave_file)
+        _WAVE_CACHE[key] = read_phoenix_wave(wave_file)
     return _WAVE_CACHE[key]
 
 

@@ -13,15 +13,13 @@ from pathlib import Path
 import astropy.units as u
 import h5py
 import numpy as np
-from astropy.table import Table
 from specutils import Spectrum
 
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
-from ._build import build
-from ._io import files_from, read_rows, same_grid
+from ._build import build_store
+from ._io import read_rows, same_grid
 from ._labels import label_specs
-from ._parallel import make_runner
 from ._store_layout import (CHUNK_BYTES, COUNT, EXPECTED, check_layout, fsync, row_datasets,
                             write_layout)
 from ._store_rows import as_batch, indices_of, label_columns, numeric_labels, read_label_columns
@@ -247,6 +245,7 @@ class SpectralStore:
         overwrite=False,
         scheduler=None,
         n_workers=None,
+        on_skip=None,
         **create_kwargs,
     ):
         """Build a store from spectrum files, batch by batch, serially or with dask.
@@ -291,6 +290,10 @@ class SpectralStore:
             Threads or processes of the ``"threads"`` and ``"processes"``
             schedulers (default: the number of CPU cores). On a cluster, the
             batches kept in flight are twice this (default: twice its threads).
+        on_skip : callable, optional
+            Called with the `~stellarlatent.datasets.SkippedFile` of each file
+            skipped, as it is skipped (in this process, whatever the
+            scheduler); by default each is logged as a warning.
         **create_kwargs
             Passed to `create` (``ivar``, ``flux_unit``, ``compression``,
             ``chunk_spectra``, ``meta``). ``ivar`` defaults to whether the
@@ -312,9 +315,11 @@ class SpectralStore:
 
         Notes
         -----
-        A file that cannot be read or preprocessed, or whose spectrum lies on
+        Files are read as by `~stellarlatent.datasets.read_spectra_files`. A
+        file that cannot be read or preprocessed, or whose spectrum lies on
         another grid, is skipped; the reason is logged (``stellarlatent``
-        logger, level WARNING) and the number skipped is logged at the end. An
+        logger, level WARNING) or given to ``on_skip``, and the number
+        skipped is logged at the end. An
         interrupted build leaves no file at ``path``.
 
         Without a format, ``Spectrum.read`` tries every loader registered with
@@ -348,7 +353,7 @@ class SpectralStore:
         >>> spectra, labels = make_synthetic_spectra(6, grid, random_state=0)
         >>> labels["miles_id"] = range(1, 7)
         >>> write_miles(folder, spectra, labels)
-        >>> read = functools.partial(Spectrum.read, format="wcs1d-fits")
+        >>> read = functools.partial(Spectrum.read, format="MILES")
         >>> serial = SpectralStore.from_files(folder, folder / "serial.h5", reader=read,
         ...                                   progress=False)
         >>> threads = SpectralStore.from_files(folder, folder / "threads.h5", reader=read,
@@ -366,29 +371,12 @@ class SpectralStore:
             SpectralStore.from_files(files, "store.h5", preprocess=pipeline,
                                      scheduler="tcp://10.0.0.5:8786")
         """
-        files = files_from(files, pattern, name="files")
-        if labels is not None:
-            if not isinstance(labels, Table):
-                raise TypeError(f"labels must be an astropy Table, got {type(labels).__name__}")
-            if len(labels) != len(files):
-                raise ValueError(
-                    f"labels has {len(labels)} rows for {len(files)} files; expected one per file"
-                )
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        if Path(path).exists() and not overwrite:
-            raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
-        runner = make_runner(scheduler, n_workers)
-        store, skipped = build(
+        return build_store(
             cls, files, path, reader=reader, preprocess=preprocess, labels=labels,
-            batch_size=batch_size, progress=progress, overwrite=overwrite,
-            create_kwargs=create_kwargs, runner=runner,
+            pattern=pattern, batch_size=batch_size, progress=progress, overwrite=overwrite,
+            scheduler=scheduler, n_workers=n_workers, on_skip=on_skip,
+            create_kwargs=create_kwargs,
         )
-        if skipped:
-            log.warning("%d of %d files skipped while building %s", skipped, len(files), path)
-        store.close()
-        return cls(path, "r")
 
     # -- state ------------------------------------------------------------------------
 
