@@ -8,47 +8,25 @@ on held-out stars by coverage (Gilda 2025; the settings of
 ``benchmarks/bench_parameters.py``).
 """
 
-import ast
 import math
-from pathlib import Path
+
+# torch-free: the estimators package imports its estimators lazily
+from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
            "EPOCHS_SCRATCH", "CONTRAST_KMS", "recipe_member", "contrast_window"]
 
-
-
-def _preset(name):
-    """``DeepREMAP.from_preset(name)``'s settings, read without importing torch.
-
-    The presets are literals in ``estimators/remap.py`` (``_PRESETS``); cli.py
-    builds its help from them, and importing the estimators (torch) would
-    slow every command down. Without the source file, the module is imported.
-    """
-    path = Path(__file__).resolve().parents[1] / "estimators" / "remap.py"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except OSError:
-        from ..estimators.remap import _PRESETS
-
-        return dict(_PRESETS[name])
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] \
-                == ["_PRESETS"]:
-            return dict(ast.literal_eval(node.value)[name])
-    raise LookupError(f"{path} defines no _PRESETS")  # pragma: no cover - a broken checkout
-
-
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
 #: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
 #: training stars on a CPU.
-RECIPE = _preset("miles")
+RECIPE = dict(PRESETS["miles"])
 #: --members, --pretrain-epochs, --n-synthetic
 MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 5, 30, 4000
 #: --epochs: of fine-tuning after pre-training, or of training from scratch
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
-#: Width of the contrast channel's running mean as a velocity (km/s): 33 pixels of
-#: the 2048-pixel log-uniform grid over 3700-7300 Angstrom, about 55 Angstrom at 5000.
-CONTRAST_KMS = 33 * 299792.458 * math.log(7300.0 / 3700.0) / 2047
+# CONTRAST_KMS, the width of the contrast channel's running mean as a velocity (km/s),
+# is DeepREMAP's (contrast_window="auto"): 33 pixels of the 2048-pixel log-uniform grid
+# over 3700-7300 Angstrom, about 55 Angstrom at 5000.
 
 
 def recipe_member(labels):
@@ -77,7 +55,4 @@ def contrast_window(spectral_axis):
     n = axis.size
     middle = max(1, n // 2)
     step = 299792.458 * abs(math.log(axis[middle] / axis[middle - 1]))
-    window = int(round(CONTRAST_KMS / step)) if step > 0 else 3
-    window = min(window, n // 4)
-    window = window if window % 2 else window - 1
-    return max(3, window)
+    return odd_window(round(CONTRAST_KMS / step) if step > 0 else 3, n)
