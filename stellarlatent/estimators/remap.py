@@ -1,174 +1,48 @@
-"""DeepREMAP: stellar labels with calibrated uncertainties (Gilda 2025, arXiv:2510.09362)."""
+"""DeepREMAP: stellar labels with calibrated uncertainties (Gilda 2025, arXiv:2510.09362).
 
-import hashlib
+The estimator and its training; the parameter table (`_remap_params`), the
+binning of the labels (`_remap_bins`), the tables of `DeepREMAP.predict`
+(`_tables`), temperature scaling (`_calibration`) and the saved file's
+layout (`_remap_io`) have modules of their own.
+"""
+
 import math
-import numbers
 
 import astropy.units as u
 import numpy as np
 import torch
 from astropy.table import QTable
 from sklearn.utils.validation import check_is_fitted
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from .._logging import log
-from .._params import Converted, Interval, InvalidParameterError, Predicate, validate_params
-from ..nn import (
-    DeepREMAPNet,
-    FocalCostLoss,
-    TemperatureScaler,
-    class_balance_weights,
-    triplet_loss,
-)
-from ._base import (
-    TorchEstimator,
-    TrainingDivergedError,
-    _check_positive_int,
-    resolve_device,
-)
-from ._binning import (
-    binned_summaries,
-    coverage_temperature,
-    digitize,
-    make_edges,
-    read_labels,
-)
-from ._data import _is_store
+from .._params import validate_params
+from ._base import TorchEstimator, _check_positive_int, resolve_device
+from ._binning import digitize
+from ._calibration import check_method, fit_temperatures
+from ._docs import fill_doc
+from ._presets import PRESETS
 from ._reference import ReferenceSet
-from ._swa import CosineSWA
+from ._remap_bins import bin_edges, binning_space, contrast_window, read_y
+from ._remap_io import remap_metadata, remap_tensors, restore_remap
+from ._remap_params import (
+    CONSTRAINTS,
+    DEFAULT_N_BINS,
+    PER_LABEL_DEFAULTS,
+    check_network_size,
+    frozen_blocks,
+    is_real,
+    per_label,
+)
+from ._remap_network import RemapNetwork
+from ._tables import concatenated, edges_with_unit, label_summaries, prediction_table
 
 __all__ = ["DeepREMAP"]
 
-_DEFAULT_N_BINS = "auto"
-# What "auto" gives a label without a known resolution: bins over its range.
-_FALLBACK_N_BINS = 50
-# The bin widths of "auto" (in the binning space: Teff in dex with log_teff):
-# about the precision of good spectroscopic labels, so that the bins stay as
-# fine on 2800-36000 K as on 4000-7000 K.
-_AUTO_WIDTH = {"teff": 65.0, "log_teff": 0.005, "logg": 0.09, "feh": 0.065, "mh": 0.065,
-               "m_h": 0.065, "alpha": 0.03, "afe": 0.03, "alpha_fe": 0.03}
-# "auto" keeps every label between these numbers of bins.
-_AUTO_BINS = (20, 500)
-# contrast_window="auto": 33 pixels of the 2048-pixel log-uniform grid over
-# 3700-7300 Angstrom (about 55 Angstrom at 5000), as a velocity.
-_CONTRAST_KMS = 33 * 299792.458 * math.log(7300.0 / 3700.0) / 2047
-# weights, optimiser state and cost matrices of one network; more is a typo, not a model
-_MAX_NETWORK_BYTES = 16 * 2**30
-# a cost matrix of n_bins**2 entries; far beyond any label's resolution
-_MAX_BINS = 10_000
-
-# Named settings of DeepREMAP.from_preset. Literals only: _commands/recipe.py
-# reads them from this file without importing torch (the command's help).
-_PRESETS = {
-    # The recommended recipe, which the constructor defaults are: a small residual CNN
-    # for ~2000-pixel spectra (MILES: 3700-7300 Angstrom at 2.5 Angstrom FWHM) and a few
-    # hundred to a few thousand training stars, on a CPU; the contrast channel 55
-    # Angstrom wide, "auto" bins of a fixed width per label, Gaussian soft targets one
-    # bin wide for the errors of observed labels, no held-out monitoring set.
-    "miles": {
-        "base_channels": 8,
-        "n_stages": 4,
-        "blocks_per_stage": 1,
-        "kernel_size": 7,
-        "standardize": True,
-        "class_balance": False,
-        "label_smoothing": 1.0,
-        "lr": 3e-3,
-        "batch_size": 32,
-        "validation_fraction": 0.0,
-        "contrast_window": "auto",
-        "n_bins": "auto",
-        "log_teff": True,
-        "max_epochs": 40,
-    },
-}
-
-# What a label left out of a per-label dict gets.
-_PER_LABEL_DEFAULTS = {"margin": 0.05, "gamma": 2.0, "label_smoothing": 0.0}
+# the presets of from_preset, under the name they have always had here
+_PRESETS = PRESETS
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _per_label(value, labels, name, default):
-    """Expand a scalar-or-dict parameter to one value per label."""
-    if isinstance(value, dict):
-        unknown = [k for k in value if k not in labels]
-        if unknown:
-            raise ValueError(
-                f"{name} names labels {unknown} that are not in labels {list(labels)}"
-            )
-        return {label: value.get(label, default) for label in labels}
-    return {label: value for label in labels}
-
-
-def _label_names(labels, name="labels"):
-    """The label names as a tuple; raise naming ``name`` if they are not valid names."""
-    if isinstance(labels, str) or not hasattr(labels, "__iter__"):
-        raise TypeError(
-            f"{name} must be a sequence of label names such as ('teff',), got {labels!r}"
-        )
-    labels = tuple(labels)
-    if not labels:
-        raise ValueError(f"{name} must name at least one label")
-    for label in labels:
-        if not isinstance(label, str) or not label or "." in label:
-            raise ValueError(f"{name} must be non-empty strings without '.', got {label!r}")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"{name} has duplicated names: {list(labels)}")
-    return labels
-
-
-def _each_label(value):
-    """``(label, value)`` of a per-label dict, or ``(None, value)`` of a scalar."""
-    return value.items() if isinstance(value, dict) else [(None, value)]
-
-
-def _for(label):
-    return "" if label is None else f" for '{label}'"
-
-
-def _check_n_bins(value, name):
-    for label, n in _each_label(value):
-        if not (_is_auto(n) or (_is_int(n) and 3 <= n <= _MAX_BINS)):
-            raise InvalidParameterError(
-                f"{name} must be 'auto' or an integer in [3, {_MAX_BINS}] (or a dict of them), "
-                f"got {n!r}{_for(label)}")
-
-
-def _check_per_label_number(value, name):
-    for label, number in _each_label(value):
-        if not (_is_real(number) and 0 <= number < math.inf):
-            raise InvalidParameterError(
-                f"{name} must be a non-negative number (or a dict), got {number!r}{_for(label)}")
-
-
-def _check_bin_width(value, name):
-    if not isinstance(value, dict):
-        raise InvalidParameterError(f"{name} must be None or a dict {{label: width}}, "
-                                    f"got {value!r}")
-
-
-def _is_auto(value):
-    return isinstance(value, str) and value == "auto"
-
-
-def _is_odd(value, low):
-    return _is_int(value) and value >= low and value % 2 == 1
-
-
-_NON_NEGATIVE = Interval(numbers.Real, 0, None, closed="left")
-_POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
-_PER_LABEL_NUMBER = Converted(_check_per_label_number, "a non-negative number or a dict of them")
-_PROBABILITY = Interval(numbers.Real, 0, 1, closed="right")
-
-
-class DeepREMAP(TorchEstimator):
+@fill_doc
+class DeepREMAP(RemapNetwork, TorchEstimator):
     """Stellar labels as probabilities over bins, from a residual 1-D CNN (deep-REMAP).
 
     Each label (Teff, log g, [Fe/H], or any other the user names) is binned
@@ -300,20 +174,7 @@ class DeepREMAP(TorchEstimator):
     random_state : int or None
         Seed of the weights, the split and the batches; the same seed gives
         the same result on CPU.
-    num_workers : int
-        Background processes reading batches (a `torch.utils.data.DataLoader`
-        with prefetching; batches go to pinned memory when the network is on
-        a GPU). 0 reads in the training process, best for data in memory;
-        a few workers keep a GPU fed from a `~stellarlatent.datasets.SpectralStore`.
-    precision : {"float32", "bf16-mixed"}
-        ``"bf16-mixed"`` runs the training forward passes under bfloat16
-        autocast (weights and optimiser stay float32): about twice the
-        throughput on recent GPUs, for a small loss of precision.
-    compile : bool
-        Compile the training network with `torch.compile` (worth it for long
-        GPU runs; the first epoch pays the compilation).
-    verbose : int
-        0 for silence, 1 for a progress bar.
+    %(runtime_parameters)s
 
     Attributes
     ----------
@@ -377,45 +238,13 @@ class DeepREMAP(TorchEstimator):
     ((3, 12), (13,))
     """
 
-    _parameter_constraints = {
-        "labels": [Converted(lambda value, name: _label_names(value, name),
-                             "a sequence of label names such as ('teff',)")],
-        "n_bins": [Converted(_check_n_bins, f"'auto', an integer in [3, {_MAX_BINS}] "
-                                            "or a dict {label: n_bins}")],
-        "bin_width": [None, Converted(_check_bin_width, "a dict {label: width}")],
-        "margin": [_PER_LABEL_NUMBER],
-        "log_teff": ["boolean"],
-        "gamma": [_PER_LABEL_NUMBER],
-        "class_balance": ["boolean"],
-        "cost_weight": [_NON_NEGATIVE],
-        "label_smoothing": [_PER_LABEL_NUMBER],
-        "triplet_weight": [_NON_NEGATIVE],
-        "triplet_margin": [_NON_NEGATIVE],
-        "positive_threshold": [Interval(numbers.Real, 0, None, closed="neither")],
-        "base_channels": [_POSITIVE_INT],
-        "n_stages": [_POSITIVE_INT],
-        "blocks_per_stage": [_POSITIVE_INT],
-        "kernel_size": [Predicate(lambda value: _is_odd(value, 1), "an odd positive integer")],
-        "contrast_window": [None, Predicate(_is_auto, "'auto'"),
-                            Predicate(lambda value: _is_odd(value, 3), "an odd integer >= 3")],
-        "embedding_dim": [_POSITIVE_INT],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "standardize": ["boolean"],
-        "restart_period": [None, _POSITIVE_INT],
-        "swa_start": [None, Interval(numbers.Real, 0, 1, closed="left",
-                                     description="a fraction in [0, 1) of the epochs"),
-                      Interval(numbers.Integral, 0, None, closed="left",
-                               description="an epoch number")],
-        "swa_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
-        "edge_probability": [_PROBABILITY],
-        "novelty_quantile": [_PROBABILITY],
-    }
+    _parameter_constraints = CONSTRAINTS
 
     def __init__(
         self,
         labels=("teff", "logg", "feh"),
         *,
-        n_bins=_DEFAULT_N_BINS,
+        n_bins=DEFAULT_N_BINS,
         bin_width=None,
         margin=0.05,
         log_teff=True,
@@ -515,11 +344,12 @@ class DeepREMAP(TorchEstimator):
         >>> remap.labels, remap.max_epochs, remap.base_channels, remap.contrast_window
         (('teff', 'logg'), 5, 8, 'auto')
         """
-        if not isinstance(name, str) or name not in _PRESETS:
-            raise ValueError(f"name must be one of {sorted(_PRESETS)}, got {name!r}")
-        params = dict(_PRESETS[name])
+        if not isinstance(name, str) or name not in PRESETS:
+            raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
+        params = dict(PRESETS[name])
         params.update(overrides)
         return cls(**params)
+
 
     # -- parameters ------------------------------------------------------------------
 
@@ -535,305 +365,24 @@ class DeepREMAP(TorchEstimator):
         """
         validate_params(self)
         labels = tuple(self.labels)
-        for name in ("n_bins", "bin_width", *_PER_LABEL_DEFAULTS):
+        for name in ("n_bins", "bin_width", *PER_LABEL_DEFAULTS):
             value = getattr(self, name)
             if isinstance(value, dict):
-                _per_label(value, labels, name, None)
+                per_label(value, labels, name, None)
         return labels
 
     def _per_label_number(self, name, labels):
         """``{label: float}`` of the (checked) scalar-or-dict parameter ``name``."""
-        values = _per_label(getattr(self, name), labels, name, _PER_LABEL_DEFAULTS[name])
+        values = per_label(getattr(self, name), labels, name, PER_LABEL_DEFAULTS[name])
         return {label: float(value) for label, value in values.items()}
-
-    def _width(self, label, unit):
-        """The bin width of ``label`` as a float in the binning space, or None."""
-        if self.bin_width is None or label not in self.bin_width:
-            return None
-        width = self.bin_width[label]
-        name = f"bin_width['{label}']"
-        if isinstance(width, str):
-            try:
-                width = u.Quantity(width)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{name} must be a number or a Quantity, got {width!r}") from exc
-        log_space = label == "teff" and self.log_teff
-        if isinstance(width, u.Quantity):
-            if log_space:
-                if width.unit not in (u.dex, u.dimensionless_unscaled):
-                    raise u.UnitsError(
-                        f"{name} is in '{width.unit}', but with log_teff=True the width is in "
-                        "dex of Teff (e.g. 0.005)"
-                    )
-                width = width.value
-            else:
-                try:
-                    width = width.to_value(unit)
-                except u.UnitConversionError as exc:
-                    raise u.UnitsError(
-                        f"{name} is in '{width.unit}', which cannot be converted to '{unit}'"
-                    ) from exc
-        if not (_is_real(width) and 0 < width < math.inf):
-            raise ValueError(f"{name} must be a positive number, got {width!r}")
-        return float(width)
 
     # -- labels ----------------------------------------------------------------------
 
     def _read_y(self, X, y, n, labels, units=None, name="y"):
-        if y is None:
-            if _is_store(X):
-                missing = [label for label in labels if label not in X.label_names]
-                if missing:
-                    raise ValueError(
-                        f"y is None and the SpectralStore has no label columns {missing} "
-                        f"(it has {X.label_names}); pass y"
-                    )
-                y = X.labels
-            else:
-                raise ValueError(
-                    "y is required: a Table, dict or 2-D array of labels "
-                    f"{list(labels)} (only a SpectralStore carries its own labels)"
-                )
-        return read_labels(y, labels, n, units=units, name=name)
+        return read_y(X, y, n, labels, units=units, name=name)
 
     def _binning_space(self, values):
-        values = np.array(values, dtype=float)
-        if self._log_teff and "teff" in self._labels:
-            j = self._labels.index("teff")
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values[:, j] = np.where(values[:, j] > 0, np.log10(values[:, j]), np.nan)
-        return values
-
-    def _scaled(self, values):
-        """Labels standardised with the training location and scale (for the triplet loss)."""
-        return ((self._binning_space(values) - self._label_loc) / self._label_scale).astype(
-            np.float32
-        )
-
-    def _set_targets(self, values, clip):
-        targets = np.empty(values.shape, dtype=np.int64)
-        for j, label in enumerate(self._labels):
-            targets[:, j], n_outside = digitize(values[:, j], self.bin_edges_[label], clip=clip)
-            if n_outside:
-                edges = self.bin_edges_[label]
-                log.warning(
-                    "%d values of '%s' lie outside the bins [%g, %g] %s; they count in the edge "
-                    "bins", n_outside, label, edges[0], edges[-1], self.label_units_[label],
-                )
-        self._targets = targets
-        self._scaled_labels = self._scaled(values)
-        self._training_values = values
-
-    # -- network and optimisation ----------------------------------------------------
-
-    def _check_network_size(self, label_bins):
-        """Refuse a network whose weights, optimiser state and cost matrices cannot fit.
-
-        The count is exact for the convolutions and the heads up to biases and
-        batch norms; training holds about four copies (weights, gradients and
-        Adam's two moments).
-        """
-        k = self.kernel_size
-        in_channels = 2 + (self.contrast_window is not None)  # "auto" is a window too
-        n_params = k * in_channels * self.base_channels
-        channels = self.base_channels
-        for stage in range(self.n_stages):
-            out = self.base_channels * 2**stage
-            for _ in range(self.blocks_per_stage):
-                n_params += k * channels * out + k * out * out + channels * out
-                channels = out
-        n_params += channels * self.embedding_dim + channels * sum(label_bins.values())
-        n_cost = sum(n * n for n in label_bins.values())
-        needed = 4 * (4 * n_params + n_cost)
-        if needed > _MAX_NETWORK_BYTES:
-            raise ValueError(
-                f"this network would need about {needed / 2**30:.3g} GiB to train "
-                f"({n_params:.3g} weights from base_channels={self.base_channels}, "
-                f"n_stages={self.n_stages}, blocks_per_stage={self.blocks_per_stage}, and "
-                f"{n_cost:.3g} cost-matrix entries from n_bins={dict(label_bins)}); expected at "
-                f"most {_MAX_NETWORK_BYTES / 2**30:.0f} GiB: lower n_stages, base_channels or n_bins"
-            )
-
-    def _build_module(self, n_pixels, label_bins):
-        return DeepREMAPNet(
-            n_pixels,
-            label_bins,
-            in_channels=2,
-            contrast_window=self._contrast_window(),
-            base_channels=self.base_channels,
-            n_stages=self.n_stages,
-            blocks_per_stage=self.blocks_per_stage,
-            kernel_size=self.kernel_size,
-            embedding_dim=self.embedding_dim,
-            dropout=self.dropout,
-        )
-
-    def _contrast_window(self):
-        """The contrast window in pixels (``contrast_window_`` once fitted)."""
-        if hasattr(self, "contrast_window_"):
-            return self.contrast_window_
-        return None if self.contrast_window == "auto" else self.contrast_window
-
-    def _resolve_contrast_window(self, source):
-        window = self.contrast_window
-        if not (isinstance(window, str) and window == "auto"):
-            return window
-        n = source.n_pixels
-        axis = source.spectral_axis
-        step = None
-        if axis is not None and n >= 2:
-            wave = np.asarray(getattr(axis, "value", axis), dtype=float)
-            middle = max(1, n // 2)
-            if wave[middle] > 0 and wave[middle - 1] > 0:
-                step = 299792.458 * abs(math.log(wave[middle] / wave[middle - 1]))
-        window = round(_CONTRAST_KMS / step) if step else round(33 * n / 2048)
-        window = min(int(window), n // 4)
-        window = window if window % 2 else window - 1
-        return max(3, window)
-
-    def _auto_width(self, label, values):
-        """The bin width of ``n_bins="auto"``, in the binning space (None: 50 bins)."""
-        space = values
-        key = label
-        if label == "teff" and self.log_teff:
-            space = np.log10(values[values > 0])
-            key = "log_teff"
-        space = space[np.isfinite(space)]
-        if key not in _AUTO_WIDTH or space.size < 2:
-            return None
-        span = float(space.max() - space.min())
-        if span <= 0:
-            return None
-        low, high = _AUTO_BINS
-        return float(np.clip(_AUTO_WIDTH[key], span / high, span / low))
-
-    def _setup_training(self, train_idx, n_epochs, lr):
-        device = self.device_
-        self._losses = {}
-        smoothing = self._per_label_number("label_smoothing", self._labels)
-        gammas = self._per_label_number("gamma", self._labels)
-        for j, label in enumerate(self._labels):
-            n_bins = len(self.bin_edges_[label]) - 1
-            weights = None
-            if self.class_balance:
-                known = self._targets[train_idx, j]
-                counts = np.bincount(known[known >= 0], minlength=n_bins)
-                weights = class_balance_weights(counts)
-            self._losses[label] = FocalCostLoss(
-                n_bins, gamma=gammas[label], class_weights=weights,
-                cost_weight=self.cost_weight, label_smoothing=smoothing[label],
-            ).to(device)
-        params = [p for p in self.module_.parameters() if p.requires_grad]
-        self.optimizer_ = torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
-        self._schedule = CosineSWA(
-            self.optimizer_, self.module_, n_epochs, swa_start=self.swa_start,
-            swa_lr=lr / 10 if self.swa_lr is None else self.swa_lr,
-            restart_period=self.restart_period,
-        )
-
-    def _clear_training_state(self):
-        for name in ("optimizer_", "_schedule", "_losses", "_targets", "_scaled_labels",
-                     "_training_values"):
-            if hasattr(self, name):
-                delattr(self, name)
-
-    # -- training hooks --------------------------------------------------------------
-
-    def _inputs(self, batch):
-        flux, mask = batch["flux"], batch["mask"]
-        if self.standardize:
-            good = (~mask).to(flux.dtype)
-            n = good.sum(dim=1, keepdim=True).clamp_min(1.0)
-            mean = (flux * good).sum(dim=1, keepdim=True) / n
-            var = ((flux - mean).square() * good).sum(dim=1, keepdim=True) / n
-            flux = (flux - mean) / var.sqrt().clamp_min(1e-6)
-        return flux, mask
-
-    def _losses_of(self, batch, indices, network=None):
-        network = self.module_ if network is None else network
-        out = network(*self._inputs(batch))
-        targets = torch.from_numpy(self._targets[indices]).to(self.device_)
-        focal = {
-            label: self._losses[label](out.logits[label], targets[:, j])
-            for j, label in enumerate(self._labels)
-        }
-        if self.triplet_weight > 0:
-            labels = torch.from_numpy(self._scaled_labels[indices]).to(self.device_)
-            triplet = triplet_loss(
-                out.embedding, labels, margin=self.triplet_margin,
-                positive_threshold=self.positive_threshold,
-            )
-        else:
-            triplet = out.embedding.sum() * 0.0
-        total_focal = sum(focal.values())
-        return total_focal + self.triplet_weight * triplet, total_focal, focal, triplet
-
-    def _training_step(self, batch, indices):
-        loss, total_focal, focal, triplet = self._losses_of(
-            batch, indices, network=self._training_network())
-        record = {"loss": loss, "focal": total_focal.detach(), "triplet": triplet.detach()}
-        record.update({f"focal_{label}": value.detach() for label, value in focal.items()})
-        return record
-
-    def _evaluate(self, source, indices):
-        sums = {}
-        self.module_.eval()
-        with torch.no_grad():
-            for idx, batch in self._batches(source, indices):
-                loss, total_focal, focal, triplet = self._losses_of(batch, idx)
-                values = {"loss": loss, "focal": total_focal, "triplet": triplet}
-                values.update({f"focal_{label}": v for label, v in focal.items()})
-                for key, value in values.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
-        return {k: v / len(indices) for k, v in sums.items()}
-
-    def _after_epoch(self, epoch):
-        self._schedule.step(epoch, self.module_)
-        return {"swa_n": self._schedule.n_averaged}
-
-    def _swa_ran(self):
-        schedule = getattr(self, "_schedule", None)
-        return schedule is not None and schedule.n_averaged > 0
-
-    def _restore_best(self):
-        return self.n_iter_no_change is not None and not self._swa_ran()
-
-    def _finish_training(self, source, train_idx):
-        if self._swa_ran():
-            network = self._schedule.averaged_module
-            self._update_batchnorm(network, source, train_idx)
-            self.module_ = network
-        self.module_.eval()
-        self._set_reference(source)
-        self._clear_training_state()
-
-    def _update_batchnorm(self, network, source, indices):
-        """Recompute the batch-norm statistics of ``network`` on the training spectra.
-
-        The same as `torch.optim.swa_utils.update_bn`, for inputs of flux and
-        mask; batch-norm layers of frozen blocks (which stay in evaluation
-        mode) keep their statistics.
-        """
-        network.train()
-        layers = [m for m in network.modules() if isinstance(m, _BatchNorm) and m.training]
-        momenta = {}
-        for layer in layers:
-            layer.reset_running_stats()
-            momenta[layer] = layer.momentum
-            layer.momentum = None
-        if layers:
-            with torch.no_grad():
-                for _, batch in self._batches(source, indices):
-                    network(*self._inputs(batch))
-        for layer, momentum in momenta.items():
-            layer.momentum = momentum
-        network.eval()
-
-    def _extra_state(self):
-        return self._schedule.state_dict()
-
-    def _load_extra_state(self, extra):
-        self._schedule.load_state_dict(extra)
+        return binning_space(values, self._labels, self._log_teff)
 
     def _encoded_params(self):
         params = self.get_params()
@@ -843,12 +392,6 @@ class DeepREMAP(TorchEstimator):
                 for k, v in params["bin_width"].items()
             }
         return params
-
-    def _fingerprint_extra(self):
-        digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
-        for label in self._labels:
-            digest.update(np.asarray(self.bin_edges_[label], dtype=float).tobytes())
-        return {"stage": self._stage, "labels": digest.hexdigest()}
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -885,18 +428,9 @@ class DeepREMAP(TorchEstimator):
         self._labels = labels
         self._log_teff = bool(self.log_teff)
         self.label_units_ = units
-        n_bins = _per_label(self.n_bins, labels, "n_bins", _DEFAULT_N_BINS)
-        margins = self._per_label_number("margin", labels)
-        self.bin_edges_ = {}
-        for j, label in enumerate(labels):
-            width, count = self._width(label, units[label]), n_bins[label]
-            if width is None and count == "auto":
-                width = self._auto_width(label, values[:, j])
-            self.bin_edges_[label] = make_edges(
-                values[:, j], n_bins=_FALLBACK_N_BINS if count == "auto" else int(count),
-                width=width, margin=float(margins[label]),
-                log=(label == "teff" and bool(self.log_teff)), name=label,
-            )
+        n_bins = per_label(self.n_bins, labels, "n_bins", DEFAULT_N_BINS)
+        self.bin_edges_ = bin_edges(values, labels, units, n_bins, self.bin_width,
+                                    self._per_label_number("margin", labels), bool(self.log_teff))
         space = self._binning_space(values)
         self._label_loc = np.nanmean(space, axis=0)
         self._label_scale = np.nanstd(space, axis=0)
@@ -908,9 +442,9 @@ class DeepREMAP(TorchEstimator):
         torch.manual_seed(seed)
         self.device_ = resolve_device(self.device)
         self._record_grid(source)
-        self.contrast_window_ = self._resolve_contrast_window(source)
+        self.contrast_window_ = contrast_window(self.contrast_window, source)
         label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
-        self._check_network_size(label_bins)
+        check_network_size(self, label_bins)
         self.module_ = self._build_module(source.n_pixels, label_bins).to(self.device_)
         self.n_iter_ = 0
         train_idx, val_idx = self._split(n, seed)
@@ -920,20 +454,6 @@ class DeepREMAP(TorchEstimator):
         self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed,
                     self.max_epochs, self.history_)
         return self
-
-    def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed, n_epochs,
-               history):
-        try:
-            self._run_training(
-                source, train_idx, val_idx, n_epochs=n_epochs, history=history,
-                sample_weight=sample_weight, checkpoint_dir=checkpoint_dir, seed=seed,
-            )
-        except TrainingDivergedError:
-            # the last good weights were kept: leave a usable model behind
-            self.module_.eval()
-            self._set_reference(source)
-            self._clear_training_state()
-            raise
 
     def fine_tune(self, X, y=None, sample_weight=None, *, freeze=None, max_epochs=None, lr=None,
                   checkpoint_dir=None):
@@ -978,22 +498,9 @@ class DeepREMAP(TorchEstimator):
             max_epochs, "max_epochs")
         if lr is None:
             lr = self.lr / 10
-        elif not (_is_real(lr) and 0 < lr < math.inf):
+        elif not (is_real(lr) and 0 < lr < math.inf):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
-        n_blocks = len(self.module_.blocks)
-        if freeze is None:
-            n_frozen = 0
-        elif isinstance(freeze, str):
-            if freeze != "backbone":
-                raise ValueError(f"freeze must be None, 'backbone' or an integer, got {freeze!r}")
-            n_frozen = n_blocks
-        elif (isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool)
-              and 0 <= freeze <= n_blocks):
-            n_frozen = int(freeze)
-        else:
-            raise ValueError(
-                f"freeze must be None, 'backbone' or an integer in [0, {n_blocks}], got {freeze!r}"
-            )
+        n_frozen = frozen_blocks(freeze, len(self.module_.blocks))
         source = self._check_X(X)
         n = len(source)
         values, _ = self._read_y(X, y, n, labels, units=self.label_units_)
@@ -1046,45 +553,8 @@ class DeepREMAP(TorchEstimator):
 
     # -- using the model -------------------------------------------------------------
 
-    def _outputs(self, source):
-        """Yield ``(logits, embedding, raw embedding)`` of each batch as float64 arrays.
-
-        ``logits`` is ``{label: (b, n_bins)}``; the raw embedding is the
-        embedding layer's output before the L2 normalisation of the forward
-        pass (caught with a forward hook).
-        """
-        network = self.module_
-        network.eval()
-        raw = []
-        hook = network.embedding.register_forward_hook(
-            lambda module, args, output: raw.append(output)
-        )
-        try:
-            with torch.no_grad():
-                for _, batch in self._batches(source):
-                    raw.clear()
-                    out = network(*self._inputs(batch))
-                    logits = {k: v.double().cpu().numpy() for k, v in out.logits.items()}
-                    yield (logits, out.embedding.double().cpu().numpy(),
-                           raw[0].double().cpu().numpy())
-        finally:
-            hook.remove()
-
-    def _logits(self, source):
-        parts = [logits for logits, _, _ in self._outputs(source)]
-        return {label: np.concatenate([p[label] for p in parts]) for label in self.bin_edges_}
-
-    def _probabilities(self, logits):
-        proba = {}
-        for label, values in logits.items():
-            scaled = torch.from_numpy(values) / self.temperatures_[label]
-            proba[label] = torch.softmax(scaled, dim=1).numpy()
-        return proba
-
     def _edges(self, label):
-        edges = np.asarray(self.bin_edges_[label], dtype=float)
-        unit = self.label_units_[label]
-        return edges if unit == u.dimensionless_unscaled else edges * unit
+        return edges_with_unit(self.bin_edges_[label], self.label_units_[label])
 
     def predict_proba(self, X):
         """Probability of each label bin.
@@ -1135,30 +605,38 @@ class DeepREMAP(TorchEstimator):
             ``novelty_quantile``).
         """
         check_is_fitted(self)
-        columns, units, piled, raws = {}, {}, {}, []
-        for logits, _, raw in self._outputs(self._check_X(X)):
-            raws.append(raw.astype(np.float32))
-            for label, proba in self._probabilities(logits).items():
-                unit = self.label_units_[label]
-                unit = None if unit == u.dimensionless_unscaled else unit
-                piled.setdefault(label, []).append(
-                    np.maximum(proba[:, 0], proba[:, -1]) > self.edge_probability)
-                for suffix, value in zip(("", "_err", "_p16", "_p84"),
-                                         binned_summaries(proba, self.bin_edges_[label])):
-                    columns.setdefault(label + suffix, []).append(value)
-                    units[label + suffix] = unit
-                columns.setdefault(label + "_out_of_range", [])
+        parts, raws = [], []
+        for proba, raw in self._predicted(self._check_X(X)):
+            raws.append(raw)
+            parts.append({label: label_summaries(p, self.bin_edges_[label], self.edge_probability)
+                          for label, p in proba.items()})
+        distance = self._nearest_distance(raws)
+        return prediction_table(concatenated(parts), self.label_units_,
+                                distance > self.novelty_threshold_, distance)
+
+    def _predicted(self, source):
+        """Yield the bin probabilities and the float32 raw embeddings of each batch."""
+        for logits, _, raw in self._outputs(source):
+            yield self._probabilities(logits), raw.astype(np.float32)
+
+    def _nearest_distance(self, raws):
+        """Distances of raw embeddings (a list of batches) to their nearest reference spectrum."""
         # One search for every spectrum: its distance buffers are allocated once.
-        distance = self._reference.query(np.concatenate(raws), 1, device=self.device_)[0][:, 0]
-        novel = distance > self.novelty_threshold_
-        for label, parts in piled.items():
-            columns[label + "_out_of_range"] = [np.concatenate(parts) | novel]
-        columns["embedding_distance"] = [distance]
-        table = QTable()
-        for name, parts in columns.items():
-            values = np.concatenate(parts)
-            table[name] = values if units.get(name) is None else values * units[name]
-        return table
+        return self._reference.query(np.concatenate(raws), 1, device=self.device_)[0][:, 0]
+
+    def _proba_and_distance(self, X):
+        """`predict_proba`'s probabilities and `predict`'s ``embedding_distance`` in one pass.
+
+        Returns
+        -------
+        proba : dict
+            ``{label: ndarray (n_spectra, n_bins)}``.
+        distance : ndarray (n_spectra,)
+        """
+        check_is_fitted(self)
+        parts = list(self._predicted(self._check_X(X)))
+        proba = {label: np.concatenate([p[label] for p, _ in parts]) for label in self.bin_edges_}
+        return proba, self._nearest_distance([raw for _, raw in parts])
 
     def embed(self, X):
         """Embedding vectors (L2-normalised) of spectra.
@@ -1237,30 +715,12 @@ class DeepREMAP(TorchEstimator):
         self
         """
         check_is_fitted(self)
-        if method not in ("nll", "coverage"):
-            raise ValueError(f"method must be 'nll' or 'coverage', got {method!r}")
-        if not (_is_real(level) and 0 < level < 1):
-            raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
+        check_method(method, level)
         labels = tuple(self.bin_edges_)
         source = self._check_X(X)
         values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
-        logits = self._logits(source)
-        temperatures = {}
-        for j, label in enumerate(labels):
-            bins, _ = digitize(values[:, j], self.bin_edges_[label], clip=True)
-            if not np.any(bins >= 0):
-                log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
-                temperatures[label] = 1.0
-                continue
-            if method == "coverage":
-                temperatures[label] = coverage_temperature(
-                    logits[label], self.bin_edges_[label], values[:, j], level=float(level))
-                continue
-            scaler = TemperatureScaler().fit(
-                torch.from_numpy(logits[label]), torch.from_numpy(bins)
-            )
-            temperatures[label] = float(scaler.temperature[0])
-        self.temperatures_ = temperatures
+        self.temperatures_ = fit_temperatures(self._logits(source), labels, self.bin_edges_,
+                                              values, method, float(level))
         return self
 
     def score(self, X, y=None):
@@ -1296,57 +756,13 @@ class DeepREMAP(TorchEstimator):
             metadata = super()._metadata()
         finally:
             self.bin_width = saved
-        threshold = self.novelty_threshold_
-        metadata["remap"] = {
-            "labels": list(self.bin_edges_),
-            "bin_edges": {
-                k: np.asarray(v, dtype=float).tolist() for k, v in self.bin_edges_.items()
-            },
-            "label_units": {k: v.to_string() for k, v in self.label_units_.items()},
-            "temperatures": dict(self.temperatures_),
-            "label_loc": np.asarray(self._label_loc, dtype=float).tolist(),
-            "label_scale": np.asarray(self._label_scale, dtype=float).tolist(),
-            "log_teff": self._log_teff,
-            "contrast_window": self._contrast_window(),
-            "novelty_threshold": None if not math.isfinite(threshold) else threshold,
-            "fine_tune_history": self.fine_tune_history_,
-        }
+        metadata["remap"] = remap_metadata(self)
         return metadata
 
     def _tensors(self):
-        return {
-            "reference_embeddings": torch.from_numpy(self._reference.embeddings),
-            "reference_values": torch.from_numpy(np.ascontiguousarray(self._reference.values)),
-        }
+        return remap_tensors(self)
 
     def _restore(self, metadata, tensors):
         self._restore_common(metadata)
-        remap = metadata["remap"]
-        self._labels = tuple(remap["labels"])
-        self.bin_edges_ = {k: np.asarray(v, dtype=float) for k, v in remap["bin_edges"].items()}
-        self.label_units_ = {k: u.Unit(v) for k, v in remap["label_units"].items()}
-        self.temperatures_ = {k: float(v) for k, v in remap["temperatures"].items()}
-        self._label_loc = np.asarray(remap["label_loc"], dtype=float)
-        self._label_scale = np.asarray(remap["label_scale"], dtype=float)
-        self._log_teff = bool(remap["log_teff"])
-        # files before contrast_window="auto" had the window in their parameters
-        window = remap.get("contrast_window", self.contrast_window)
-        self.contrast_window_ = None if window is None else int(window)
-        threshold = remap["novelty_threshold"]
-        self.novelty_threshold_ = math.inf if threshold is None else float(threshold)
-        self.fine_tune_history_ = remap["fine_tune_history"]
-        self._adopt_reference(ReferenceSet(tensors["reference_embeddings"].numpy(),
-                                           tensors["reference_values"].numpy(),
-                                           self._labels, self.label_units_))
-        label_bins = {label: len(edges) - 1 for label, edges in self.bin_edges_.items()}
-        if tuple(self.bin_edges_) != self._labels or set(self.label_units_) != set(self._labels):
-            raise ValueError(f"the bins ({list(self.bin_edges_)}) and units "
-                             f"({list(self.label_units_)}) do not cover the labels {list(self._labels)}")
-        widths = self.bin_width or {}
-        for label, n in _per_label(self.n_bins, self._labels, "n_bins", _DEFAULT_N_BINS).items():
-            if label not in widths and n != "auto" and int(n) != label_bins[label]:
-                raise ValueError(
-                    f"its parameters say n_bins={n} for '{label}' but its bin edges make "
-                    f"{label_bins[label]} bins"
-                )
+        label_bins = restore_remap(self, metadata, tensors)
         self.module_ = self._build_module(self.n_features_in_, label_bins)

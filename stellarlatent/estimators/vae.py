@@ -12,6 +12,7 @@ from .._batch import SpectraBatch, from_batch
 from .._params import Interval, Options, Predicate, validate_params
 from ..nn import ConvVAE, linear_warmup, vae_loss
 from ._base import TorchEstimator, _check_positive_int, resolve_device
+from ._docs import fill_doc
 
 __all__ = ["SpectralVAE"]
 
@@ -56,6 +57,7 @@ def _is_warmup(value):
 _PLAN = Predicate(_is_plan, "a non-empty sequence of positive integers")
 
 
+@fill_doc
 class SpectralVAE(TransformerMixin, TorchEstimator):
     """Convolutional beta-VAE (or autoencoder) that compresses spectra to a few latents.
 
@@ -106,20 +108,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     random_state : int, default=None
         Seed of the weights, the split, the batches and the sampling. The same
         seed gives the same result on CPU.
-    verbose : int, default=1
-        0 for silence, 1 for a progress bar.
-    num_workers : int, default=0
-        Background processes reading batches (a `torch.utils.data.DataLoader`
-        with prefetching; batches go to pinned memory when the network is on
-        a GPU). 0 reads in the training process, best for data in memory;
-        a few workers keep a GPU fed from a `~stellarlatent.datasets.SpectralStore`.
-    precision : {"float32", "bf16-mixed"}, default="float32"
-        ``"bf16-mixed"`` runs the training forward passes under bfloat16
-        autocast (weights and optimiser stay float32): about twice the
-        throughput on recent GPUs, for a small loss of precision.
-    compile : bool, default=False
-        Compile the training network with `torch.compile` (worth it for long
-        GPU runs; the first epoch pays the compilation).
+    %(runtime_parameters)s
 
     Every parameter is declared in ``_parameter_constraints`` (with the
     training parameters shared with `DeepREMAP`) and checked when `fit`

@@ -1,0 +1,62 @@
+"""Temperature scaling of binned label distributions, shared by DeepREMAP and its ensemble.
+
+One temperature per label divides the log-probabilities (or logits) so
+that, on held-out spectra, either the negative log-likelihood of the true
+bins is smallest (``method="nll"``, Guo et al. 2017) or a fraction
+``level`` of the true values lies in the central ``level`` credible
+intervals (``method="coverage"``).
+"""
+
+import numbers
+
+import numpy as np
+import torch
+
+from .._logging import log
+from ..nn import TemperatureScaler
+from ._binning import coverage_temperature, digitize
+
+__all__ = ["check_method", "fit_temperature", "fit_temperatures", "product", "softmax"]
+
+
+def check_method(method, level):
+    """Refuse a ``method`` other than "nll" and "coverage", and a ``level`` outside (0, 1)."""
+    if method not in ("nll", "coverage"):
+        raise ValueError(f"method must be 'nll' or 'coverage', got {method!r}")
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
+            or not 0 < level < 1:
+        raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
+
+
+def fit_temperature(logp, edges, values, method, level, label):
+    """The temperature of one label fitted to held-out values (coverage or likelihood).
+
+    Values outside the bins count in the edge bins; without any known value
+    the temperature is 1 (with a warning).
+    """
+    bins, _ = digitize(values, edges, clip=True)
+    if not np.any(bins >= 0):
+        log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
+        return 1.0
+    if method == "coverage":
+        return coverage_temperature(logp, edges, values, level=level)
+    scaler = TemperatureScaler().fit(torch.from_numpy(logp), torch.from_numpy(bins))
+    return float(scaler.temperature[0])
+
+
+def fit_temperatures(log_proba, labels, bin_edges, values, method, level):
+    """``{label: temperature}`` fitted to held-out ``values`` (n, n_labels)."""
+    return {label: fit_temperature(log_proba[label], bin_edges[label], values[:, j], method,
+                                   level, label)
+            for j, label in enumerate(labels)}
+
+
+def product(networks, ridge, share):
+    """log-probabilities of the product with the ridge expert's ``share`` (0.5: plain)."""
+    return 2.0 * (1.0 - share) * networks + 2.0 * share * ridge
+
+
+def softmax(logp):
+    """Probabilities from log-probabilities (up to a constant), along the bins."""
+    proba = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
