@@ -12,10 +12,14 @@ leans on whichever is sharper and does not do worse than ridge where the
 networks are weak.
 """
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
-__all__ = ["RidgeExpert"]
+from ._data import SpectraSource
+
+__all__ = ["RidgeExpert", "ridge_flux"]
 
 #: Penalties searched by leave-one-out cross-validation (features standardised).
 ALPHAS = np.logspace(-2, 6, 25)
@@ -23,6 +27,43 @@ ALPHAS = np.logspace(-2, 6, 25)
 DOF = 5.0
 #: The median |residual| of a centred Student-t of unit scale.
 _T_SCALE = stats.t.ppf(0.75, DOF)
+#: Flux values read from a store at a time by `ridge_flux` (16 Mi: 64 MiB of float32).
+_CHUNK_VALUES = 2**24
+
+
+def ridge_flux(source):
+    """Flux as the ridge expert reads it: NaN at bad pixels, each spectrum over its median.
+
+    Parameters
+    ----------
+    source : `SpectraSource` or `StoreSource`
+        The spectra; a store is read a few thousand rows at a time, so that
+        only the float64 result is held whole.
+
+    Returns
+    -------
+    ndarray (n_spectra, n_pixels)
+    """
+    if isinstance(source, SpectraSource):
+        return _normalised(source.flux.numpy(), source.mask.numpy())
+    n, n_pixels = len(source), source.n_pixels
+    flux = np.empty((n, n_pixels))
+    step = max(1, _CHUNK_VALUES // max(n_pixels, 1))
+    for start in range(0, n, step):
+        rows = np.arange(start, min(start + step, n))
+        batch = source.batch(rows)
+        flux[rows] = _normalised(batch["flux"].numpy(), batch["mask"].numpy())
+    return flux
+
+
+def _normalised(flux, mask):
+    flux = np.where(mask, np.nan, flux.astype(float))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a spectrum with no good pixel
+        median = np.nanmedian(flux, axis=1, keepdims=True)
+    # spectra normalised already stay as they are; others are brought to the same level
+    scale = np.where(np.isfinite(median) & (median > 0), median, 1.0)
+    return flux / scale
 
 
 class RidgeExpert:

@@ -4,10 +4,8 @@ import copy
 import json
 import math
 import numbers
-import warnings
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import torch
 from astropy.table import QTable
@@ -18,9 +16,10 @@ from .. import __version__
 from .._logging import log
 from .._params import Interval, Predicate, validate_params
 from ._base import _writable_path, resolve_device
-from ._binning import binned_summaries, coverage_temperature, digitize
-from ._data import SpectraSource
-from ._ridge import RidgeExpert
+from ._binning import binned_summaries
+from ._calibration import check_method, fit_temperature, fit_temperatures, product, softmax
+from ._ridge import RidgeExpert, ridge_flux
+from ._tables import edges_with_unit, label_summaries, prediction_table
 from .remap import DeepREMAP
 
 __all__ = ["DeepREMAPEnsemble"]
@@ -231,20 +230,8 @@ class DeepREMAPEnsemble(BaseEstimator):
         return self
 
     def _flux(self, X):
-        """Flux as the ridge expert reads it: NaN at bad pixels, each spectrum over its median."""
-        source = self.members_[0]._check_X(X)
-        if isinstance(source, SpectraSource):
-            flux, mask = source.flux.numpy(), source.mask.numpy()
-        else:
-            batch = source.batch(np.arange(len(source)))
-            flux, mask = batch["flux"].numpy(), batch["mask"].numpy()
-        flux = np.where(mask, np.nan, flux.astype(float))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a spectrum with no good pixel
-            median = np.nanmedian(flux, axis=1, keepdims=True)
-        # spectra normalised already stay as they are; others are brought to the same level
-        scale = np.where(np.isfinite(median) & (median > 0), median, 1.0)
-        return flux / scale
+        """Flux as the ridge expert reads it (`ridge_flux`)."""
+        return ridge_flux(self.members_[0]._check_X(X))
 
     def _fit_ridge(self, X, y):
         first = self.members_[0]
@@ -309,9 +296,14 @@ class DeepREMAPEnsemble(BaseEstimator):
 
     def _log_proba(self, X):
         """``{label: mean over members of log p}`` (the members' own temperatures applied)."""
+        return self._mean_log([member.predict_proba(X) for member in self.members_])
+
+    def _mean_log(self, probas):
+        """``{label: mean of log p}`` over the members' ``{label: proba or (proba, edges)}``."""
         total = {}
-        for member in self.members_:
-            for label, (proba, _) in member.predict_proba(X).items():
+        for member_proba in probas:
+            for label, proba in member_proba.items():
+                proba = proba[0] if isinstance(proba, tuple) else proba
                 logp = np.log(np.clip(proba, 1e-300, None))
                 total[label] = total.get(label, 0.0) + logp
         return {label: value / len(self.members_) for label, value in total.items()}
@@ -337,7 +329,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         if ridge_mass is None:
             return log_proba
         shares = self.ridge_shares_ if shares is None else shares
-        return {label: _product(logp / self.network_temperatures_[label], ridge_mass[label],
+        return {label: product(logp / self.network_temperatures_[label], ridge_mass[label],
                                 shares[label])
                 for label, logp in log_proba.items()}
 
@@ -353,9 +345,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         return out
 
     def _edges(self, label):
-        edges = np.asarray(self.bin_edges_[label], dtype=float)
-        unit = self.label_units_[label]
-        return edges if unit == u.dimensionless_unscaled else edges * unit
+        return edges_with_unit(self.bin_edges_[label], self.label_units_[label])
 
     def predict_proba(self, X):
         """Probability of each label bin, combined over the members and calibrated.
@@ -385,26 +375,17 @@ class DeepREMAPEnsemble(BaseEstimator):
         `~astropy.table.QTable`
         """
         check_is_fitted(self)
-        proba = self._proba(self._combined_log_proba(X))
-        tables = [member.predict(X) for member in self.members_]
-        labels = list(self.bin_edges_)
-        novel = np.mean([
-            table["embedding_distance"] > member.novelty_threshold_
-            for member, table in zip(self.members_, tables)
-        ], axis=0) > 0.5
+        # one pass of each member gives its probabilities and its embedding distances
+        passes = [member._proba_and_distance(X) for member in self.members_]
+        log_proba = self._mean_log([proba for proba, _ in passes])
+        proba = self._proba(self._joined(log_proba, self._ridge_log_mass(X)))
+        distances = [distance for _, distance in passes]
+        novel = np.mean([distance > member.novelty_threshold_
+                         for member, distance in zip(self.members_, distances)], axis=0) > 0.5
         edge_probability = self.members_[0].edge_probability
-        table = QTable()
-        for label in labels:
-            unit = self.label_units_[label]
-            unit = None if unit == u.dimensionless_unscaled else unit
-            for suffix, value in zip(("", "_err", "_p16", "_p84"),
-                                     binned_summaries(proba[label], self.bin_edges_[label])):
-                table[label + suffix] = value if unit is None else value * unit
-            p = proba[label]
-            table[label + "_out_of_range"] = (np.maximum(p[:, 0], p[:, -1]) > edge_probability) | novel
-        table["embedding_distance"] = np.median(
-            [np.asarray(t["embedding_distance"]) for t in tables], axis=0)
-        return table
+        summaries = {label: label_summaries(proba[label], self.bin_edges_[label], edge_probability)
+                     for label in self.bin_edges_}
+        return prediction_table(summaries, self.label_units_, novel, np.median(distances, axis=0))
 
     def embed(self, X):
         """The members' embeddings side by side, scaled to unit length.
@@ -472,17 +453,14 @@ class DeepREMAPEnsemble(BaseEstimator):
         self
         """
         check_is_fitted(self)
-        if method not in ("nll", "coverage"):
-            raise ValueError(f"method must be 'nll' or 'coverage', got {method!r}")
-        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-            raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
+        check_method(method, level)
         first = self.members_[0]
         labels = tuple(self.bin_edges_)
         source = first._check_X(X)
         values, _ = first._read_y(X, y, len(source), labels, units=self.label_units_)
         log_proba = self._log_proba(X)
-        self.network_temperatures_ = _temperatures(log_proba, labels, self.bin_edges_, values,
-                                                   method, float(level))
+        self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
+                                                      values, method, float(level))
         ridge_mass = self._ridge_log_mass(X)
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
@@ -494,13 +472,13 @@ class DeepREMAPEnsemble(BaseEstimator):
             known = np.isfinite(values[:, j])
             best = None
             for share in _RIDGE_SHARES:
-                joined = _product(networks, ridge_mass[label], share)
-                temperature = _temperature(joined, edges, values[:, j], method, float(level),
-                                           label)
+                joined = product(networks, ridge_mass[label], share)
+                temperature = fit_temperature(joined, edges, values[:, j], method,
+                                              float(level), label)
                 if not known.any():
                     shares[label], temperatures[label] = 0.5, temperature
                     break
-                mean = binned_summaries(_softmax(joined / temperature), edges)[0]
+                mean = binned_summaries(softmax(joined / temperature), edges)[0]
                 error = float(np.median(np.abs(mean[known] - values[known, j])))
                 # on a tie, the share nearest a plain product
                 key = (error, abs(share - 0.5))
@@ -601,37 +579,6 @@ class DeepREMAPEnsemble(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = True
         return tags
-
-
-def _product(networks, ridge, share):
-    """log-probabilities of the product with the ridge expert's ``share`` (0.5: plain)."""
-    return 2.0 * (1.0 - share) * networks + 2.0 * share * ridge
-
-
-def _softmax(logp):
-    proba = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return proba / proba.sum(axis=1, keepdims=True)
-
-
-def _temperature(logp, edges, values, method, level, label):
-    """The temperature of one label fitted to held-out values (coverage or likelihood)."""
-    bins, _ = digitize(values, edges, clip=True)
-    if not np.any(bins >= 0):
-        log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
-        return 1.0
-    if method == "coverage":
-        return coverage_temperature(logp, edges, values, level=level)
-    from ..nn import TemperatureScaler
-
-    scaler = TemperatureScaler().fit(torch.from_numpy(logp), torch.from_numpy(bins))
-    return float(scaler.temperature[0])
-
-
-def _temperatures(log_proba, labels, bin_edges, values, method, level):
-    """One temperature per label fitted to held-out values."""
-    return {label: _temperature(log_proba[label], bin_edges[label], values[:, j], method,
-                                level, label)
-            for j, label in enumerate(labels)}
 
 
 def _train_member(member, method, X, y, sample_weight, kwargs, threads):

@@ -38,6 +38,67 @@ def test_predict_has_the_columns_of_deep_remap(fitted, data):
     assert np.all(table["teff_p16"] <= table["teff_p84"])
 
 
+def test_predict_runs_each_member_once_and_its_columns_come_from_predict_proba(fitted, data):
+    from stellarlatent.estimators._binning import binned_summaries
+
+    flux, _ = data
+    X = flux[64:]  # 32 spectra: two batches of each member
+    calls = [0] * len(fitted.members_)
+
+    def counter(m):
+        def hook(module, args, output):
+            calls[m] += 1
+        return hook
+
+    hooks = [member.module_.register_forward_hook(counter(m))
+             for m, member in enumerate(fitted.members_)]
+    try:
+        fitted.members_[0].embed(X)
+        one_pass, calls[0] = calls[0], 0
+        table = fitted.predict(X)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert one_pass == 2 and calls == [one_pass] * len(fitted.members_)
+
+    proba = fitted.predict_proba(X)
+    members = [member.predict(X) for member in fitted.members_]
+    novel = np.mean([t["embedding_distance"] > member.novelty_threshold_
+                     for member, t in zip(fitted.members_, members)], axis=0) > 0.5
+    edge = fitted.members_[0].edge_probability
+    for label, (p, _) in proba.items():
+        for suffix, value in zip(("", "_err", "_p16", "_p84"),
+                                 binned_summaries(p, fitted.bin_edges_[label])):
+            np.testing.assert_allclose(np.asarray(table[label + suffix]), value, rtol=1e-12)
+        np.testing.assert_array_equal(table[label + "_out_of_range"],
+                                      (np.maximum(p[:, 0], p[:, -1]) > edge) | novel)
+    np.testing.assert_array_equal(
+        table["embedding_distance"], np.median([t["embedding_distance"] for t in members], axis=0))
+
+
+def test_the_ridge_expert_reads_a_store_in_chunks_as_it_reads_arrays(data, tmp_path,
+                                                                     monkeypatch):
+    import astropy.units as u
+
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import _ridge
+    from stellarlatent.estimators._data import as_source
+
+    flux, labels = data
+    flux = flux[:20].copy()
+    flux[3, 5] = np.nan
+    flux[4] *= 2.5  # brought to the level of the others
+    path = tmp_path / "store.h5"
+    with SpectralStore.create(path, np.linspace(5000, 5100, flux.shape[1]) * u.AA,
+                              labels={"teff": u.K}, ivar=False) as store:
+        store.append(flux, labels[:20]["teff",])
+    monkeypatch.setattr(_ridge, "_CHUNK_VALUES", 7 * flux.shape[1])  # 3 chunks of 7 rows
+    with SpectralStore(path) as store:
+        chunked = _ridge.ridge_flux(as_source(store))
+    np.testing.assert_array_equal(chunked, _ridge.ridge_flux(as_source(flux)))
+    assert np.isnan(chunked[3, 5]) and np.nanmedian(chunked[4]) == pytest.approx(1.0)
+
+
 def test_the_combined_distribution_is_the_normalised_product_of_the_experts(fitted, data):
     flux, _ = data
     combined = fitted.predict_proba(flux[64:70])["logg"][0]
