@@ -17,7 +17,11 @@ from astropy.table import QTable
 
 from stellarlatent.cli import build_parser, main
 
-from .test_cli import TINY_REMAP, TINY_VAE, models, spectra_dir, store  # noqa: F401 - fixtures
+from . import test_cli as _cli_tests
+from .test_cli import TINY_REMAP, TINY_VAE
+
+# the fixtures of test_cli (assigned, not imported, so that pyflakes sees them used)
+models, spectra_dir, store = _cli_tests.models, _cli_tests.spectra_dir, _cli_tests.store
 
 CPU = ["--device", "cpu", "--quiet"]
 GRID = ["--grid", "4600", "5900", "64"]

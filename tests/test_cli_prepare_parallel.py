@@ -6,7 +6,10 @@ import pytest
 
 from stellarlatent.cli import main
 
-from .test_cli import spectra_dir  # noqa: F401 - the HARPS-ADP files fixture
+from . import test_cli as _cli_tests
+
+#: the HARPS-ADP files fixture of test_cli (assigned, so that pyflakes sees it used)
+spectra_dir = _cli_tests.spectra_dir
 
 pytest.importorskip("dask")
 

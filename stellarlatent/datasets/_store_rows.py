@@ -11,12 +11,23 @@ from astropy.table import MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 from specutils import Spectrum
 
-from .._batch import SpectraBatch
+from .._batch import SpectraBatch, check_spectral_axis
 from .._logging import log
 from ._io import read_rows, same_grid, stack_spectra
 from ._labels import h5_dtype, label_values
 
-__all__ = ["as_batch", "label_columns", "indices_of", "read_label_columns", "numeric_labels"]
+__all__ = ["axis_of", "as_batch", "label_columns", "indices_of", "read_label_columns",
+           "numeric_labels"]
+
+
+def axis_of(grid, name):
+    """The spectral axis of a grid, a Spectrum or a Quantity, checked (as a Quantity)."""
+    if isinstance(grid, Spectrum):
+        grid = u.Quantity(grid.spectral_axis)
+    elif not isinstance(grid, u.Quantity) and hasattr(grid, "spectral_axis"):
+        grid = grid.spectral_axis
+    axis, _ = check_spectral_axis(grid, name)
+    return u.Quantity(axis)
 
 
 def as_batch(spectra, mask, ivar, axis, flux_unit):

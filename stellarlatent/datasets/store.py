@@ -15,27 +15,19 @@ import h5py
 import numpy as np
 from specutils import Spectrum
 
-from .._batch import SpectraBatch, check_spectral_axis, from_batch
+from .._batch import SpectraBatch, from_batch
 from .._logging import log
 from ._build import build_store
 from ._io import read_rows, same_grid
 from ._labels import label_specs
 from ._store_layout import (CHUNK_BYTES, COUNT, EXPECTED, check_layout, fsync, row_datasets,
                             write_layout)
-from ._store_rows import as_batch, indices_of, label_columns, numeric_labels, read_label_columns
+from ._store_rows import (as_batch, axis_of, indices_of, label_columns, numeric_labels,
+                          read_label_columns)
 from ._subset import StoreSubset
 
 __all__ = ["SpectralStore", "StoreSubset"]
 __doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
-
-
-def _axis_of(grid, name):
-    if isinstance(grid, Spectrum):
-        grid = u.Quantity(grid.spectral_axis)
-    elif not isinstance(grid, u.Quantity) and hasattr(grid, "spectral_axis"):
-        grid = grid.spectral_axis
-    axis, _ = check_spectral_axis(grid, name)
-    return u.Quantity(axis)
 
 
 class SpectralStore:
@@ -202,7 +194,7 @@ class SpectralStore:
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
-        axis = _axis_of(spectral_axis, "spectral_axis")
+        axis = axis_of(spectral_axis, "spectral_axis")
         flux_unit = u.one if flux_unit is None else u.Unit(flux_unit)
         specs = label_specs(labels)
         n_pixels = axis.size
@@ -505,7 +497,7 @@ class SpectralStore:
             The grid the caller works on (a `~specutils.Spectrum` gives its
             own), compared to 1e-10 relative.
         """
-        axis = _axis_of(expected, "expected_grid")
+        axis = axis_of(expected, "expected_grid")
         if not same_grid(self.spectral_axis, axis):
             mine = self.spectral_axis
             raise ValueError(

@@ -183,3 +183,20 @@ def test_a_damaged_miles_file_names_itself(tmp_path):
 def test_read_phoenix_wave(real_dir):
     wave = read_phoenix_wave(real_dir / "phoenix" / "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
     assert wave.unit == u.AA and wave.size == 1569128 and np.all(np.diff(wave.value) > 0)
+
+
+def test_prepare_detects_miles_files_and_records_air(miles_dir, tmp_path, capsys):
+    from stellarlatent.cli import main
+
+    files = [str(p) for p in sorted(Path(miles_dir).glob("MILES_res2.50_star_m*V.fits"))[:4]]
+    stores = []
+    for fmt in ([], ["--format", "MILES"], ["--format", "miles"]):
+        out = tmp_path / f"s{len(stores)}.h5"
+        assert main(["prepare", *files, str(tmp_path / "missing.fits"), *fmt,
+                     "--grid", "3700", "7300", "64", "--out", str(out), "--quiet"]) == 0
+        printed = capsys.readouterr().out
+        assert "4 spectra" in printed and "1 skipped" in printed and "missing.fits" in printed
+        with SpectralStore(out) as store:
+            assert store.meta["wavelength_medium"] == "air"
+            stores.append(store.read().flux.value)
+    assert np.array_equal(stores[0], stores[1]) and np.array_equal(stores[0], stores[2])
