@@ -93,7 +93,7 @@ def _one_line(text):
 
 
 def log_skip(record):
-    """Log a `SkippedFile` as a warning of the ``stellarlatent`` logger (the default ``on_skip``)."""
+    """Log a `SkippedFile` as a warning of the ``stellarlatent`` logger (the default on_skip)."""
     log.warning("%s skipped: %s", record.name, record.reason)
 
 
@@ -452,7 +452,8 @@ def is_fitted(estimator):
 
     if isinstance(estimator, Pipeline):
         # a pipeline counts as fitted by its last step only; every step must be
-        return all(is_fitted(step) for _, step in estimator.steps if step not in (None, "passthrough"))
+        return all(is_fitted(step) for _, step in estimator.steps
+                   if step not in (None, "passthrough"))
     try:
         check_is_fitted(estimator)
     except NotFittedError:
