@@ -4,7 +4,6 @@ checkpoints and safe persistence."""
 import contextlib
 import copy
 import json
-import math
 import numbers
 import os
 import time
@@ -21,6 +20,8 @@ from .._logging import log
 from .._params import Converted, Interval, Options
 from . import _distributed
 from ._data import as_source
+from ._files import read_payload, writable_path, write_atomically
+from ._stopping import EarlyStopping, TrainingRun
 
 __all__ = ["EarlyStopping", "TorchEstimator", "TrainingDivergedError", "resolve_device"]
 
@@ -35,66 +36,6 @@ class TrainingDivergedError(FloatingPointError):
     The network is reset to the weights of the last complete epoch before
     this is raised; the estimator is fitted only if that epoch exists.
     """
-
-
-class EarlyStopping:
-    """Track the best monitored loss and say when it stopped improving.
-
-    Parameters
-    ----------
-    patience : int or None
-        Epochs without improvement after which `should_stop` becomes True;
-        None never stops (the best weights are still tracked).
-    min_delta : float, optional
-        An epoch improves only when its loss is below the best by more than
-        this (0: any decrease counts).
-    monitor_only : bool, optional
-        Never stop (for example when the loss is the training loss, which
-        is not a sign of over-fitting).
-
-    Examples
-    --------
-    >>> stopping = EarlyStopping(patience=2, min_delta=0.01)
-    >>> [stopping.update(loss) for loss in (1.0, 0.995, 0.98)]
-    [True, False, True]
-    >>> stopping.update(0.975), stopping.update(0.99), stopping.should_stop
-    (False, False, True)
-    """
-
-    def __init__(self, patience, min_delta=0.0, monitor_only=False):
-        self.patience = patience
-        self.min_delta = float(min_delta)
-        self.monitor_only = bool(monitor_only)
-        self.best = math.inf
-        self.bad_epochs = 0
-        self.best_state = None
-
-    def update(self, loss):
-        """Record one epoch's loss; return whether it is a new best."""
-        if loss is not None and loss < self.best - self.min_delta:
-            self.best = float(loss)
-            self.bad_epochs = 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self):
-        return (self.patience is not None and not self.monitor_only
-                and self.bad_epochs >= self.patience)
-
-
-class _TrainingRun:
-    """The state of one training run that checkpoints carry: position, RNG, history, best."""
-
-    def __init__(self, history, generator, stopping):
-        self.history = history
-        self.generator = generator
-        self.stopping = stopping
-        self.epoch = 0
-        self.iteration = 0
-        self.fingerprint = None
-        self.last_good = None
 
 
 def resolve_device(device):
@@ -395,7 +336,7 @@ class TorchEstimator(BaseEstimator):
                     "sample_weight must not be all zero over the training spectra; "
                     "give some spectra a positive weight"
                 )
-        run = _TrainingRun(
+        run = TrainingRun(
             history=history, generator=generator,
             stopping=EarlyStopping(self.n_iter_no_change, monitor_only=not len(val_idx)),
         )
@@ -667,16 +608,7 @@ class TorchEstimator(BaseEstimator):
             "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
             "tensors": {k: v.detach().cpu() for k, v in self._tensors().items()},
         }
-        path = _writable_path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:
-            # torch reports a failed write as a RuntimeError from its zip writer
-            tmp.unlink(missing_ok=True)
-            raise OSError(f"could not write the model to {path}: {exc}") from exc
-        return path
+        return write_atomically(payload, writable_path(path), "the model")
 
     @classmethod
     def load(cls, path, device="auto"):
@@ -694,19 +626,7 @@ class TorchEstimator(BaseEstimator):
             If the file is not a readable stellarlatent model of this class.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file at {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-            raise ValueError(f"{path} is not a readable stellarlatent model file ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a stellarlatent model file")
-        if payload.get("format_version", 0) > _FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was written by a newer stellarlatent ({payload.get('version')}); "
-                "upgrade the package to read it"
-            )
+        payload = read_payload(path, _FORMAT, _FORMAT_VERSION, "a stellarlatent model file")
         if payload.get("estimator") != cls.__name__:
             raise ValueError(
                 f"{path} holds a {payload.get('estimator')}, not a {cls.__name__}; "
@@ -746,18 +666,6 @@ class TorchEstimator(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = True
         return tags
-
-
-def _writable_path(path):
-    """``path`` as a Path, refused early when it names a folder or sits in a missing one."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"path {path} is a folder; expected a file name such as {path / 'model.pt'}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot save to {path}: the folder {path.parent} does not exist; create it first"
-        )
-    return path
 
 
 def _grid_mismatch(given, trained):

@@ -15,9 +15,10 @@ from sklearn.utils.validation import check_is_fitted
 from .. import __version__
 from .._logging import log
 from .._params import Interval, Predicate, validate_params
-from ._base import _writable_path, resolve_device
+from ._base import resolve_device
 from ._binning import binned_summaries
 from ._calibration import check_method, fit_temperature, fit_temperatures, product, softmax
+from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
 from ._tables import edges_with_unit, label_summaries, prediction_table
 from .remap import DeepREMAP
@@ -504,7 +505,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         `pathlib.Path`
         """
         check_is_fitted(self)
-        path = _writable_path(path)
+        path = writable_path(path)
         members = [_member_bytes(member) for member in self.members_]
         params = {k: v for k, v in self.get_params(deep=False).items() if k != "estimator"}
         payload = {
@@ -518,14 +519,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         }
         if getattr(self, "ridge_", None) is not None:
             payload["ridge"] = self.ridge_.state_dict()
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            torch.save(payload, tmp)
-            tmp.replace(path)
-        except (OSError, RuntimeError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise OSError(f"could not write the ensemble to {path}: {exc}") from exc
-        return path
+        return write_atomically(payload, path, "the ensemble")
 
     @classmethod
     def load(cls, path, device="auto"):
@@ -537,17 +531,7 @@ class DeepREMAPEnsemble(BaseEstimator):
             If the file is not a readable DeepREMAPEnsemble.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file at {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-            raise ValueError(f"{path} is not a readable stellarlatent model file ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a DeepREMAPEnsemble file")
-        if payload.get("format_version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{path} was written by a newer stellarlatent "
-                             f"({payload.get('version')}); upgrade the package to read it")
+        payload = read_payload(path, _FORMAT, _FORMAT_VERSION, "a DeepREMAPEnsemble file")
         try:
             metadata = json.loads(payload["metadata"])
             members = [_member_from_bytes(blob, device) for blob in payload["members"]]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stellarlatent.estimators._base import EarlyStopping
+from stellarlatent.estimators._stopping import EarlyStopping
 
 from ._helpers import line_spectra, small_remap
 
