@@ -181,9 +181,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         -------
         self
         """
-        template = self._template()
-        jobs = [(clone(template).set_params(random_state=seed), "fit", {})
-                for seed in self._seeds()]
+        jobs = self._from_scratch(self._template(), self._seeds())
         self.pretrained_members_ = self._run(jobs, X, y, sample_weight)
         self._adopt(self.pretrained_members_)
         self.ridge_ = None
@@ -213,7 +211,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         seeds = self._seeds()
         pretrained = getattr(self, "pretrained_members_", None)
         if pretrained is None:
-            jobs = [(clone(template).set_params(random_state=seed), "fit", {}) for seed in seeds]
+            jobs = self._from_scratch(template, seeds)
         else:
             if len(pretrained) != self.n_members:
                 raise ValueError(
@@ -259,6 +257,11 @@ class DeepREMAPEnsemble(BaseEstimator):
         self._adopt(self._run(jobs, X, y, sample_weight))
         self.ridge_ = self._fit_ridge(X, y) if self.ridge_expert else None
         return self
+
+    @staticmethod
+    def _from_scratch(template, seeds):
+        """Jobs that fit a clone of ``template`` with each seed from scratch."""
+        return [(clone(template).set_params(random_state=seed), "fit", {}) for seed in seeds]
 
     def _run(self, jobs, X, y, sample_weight):
         n_jobs = self.n_jobs
