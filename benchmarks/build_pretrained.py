@@ -55,9 +55,9 @@ def _values(table, name):
     return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
-def pipeline():
+def pipeline(normalize="median"):
     grid = SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, N_PIXELS)
-    return make_pipeline(Resampler(grid), ContinuumNormalizer(method="median"))
+    return make_pipeline(Resampler(grid), ContinuumNormalizer(method=normalize))
 
 
 def robust(predicted, truth):
@@ -135,6 +135,11 @@ def main(argv=None):
     parser.add_argument("--n-synthetic", type=int, default=4000)
     parser.add_argument("--pretrain-epochs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=40, help="fine-tuning epochs")
+    parser.add_argument("--normalize", choices=("median", "running_quantile"), default="median",
+                        help="median: flux-calibrated spectra ('miles'); running_quantile: "
+                             "continuum-normalised ('miles-normalized', blind to flux "
+                             "calibration and reddening)")
+    parser.add_argument("--skip-vae", action="store_true", help="build the DeepREMAP model only")
     parser.add_argument("--templates-only", action="store_true",
                         help="rewrite only the radial-velocity templates and their registry entry")
     args = parser.parse_args(argv)
@@ -147,7 +152,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     spectra, table = read_miles(folder, exclude_flagged=True)
-    prepare = pipeline()
+    prepare = pipeline(args.normalize)
+    name = "miles" if args.normalize == "median" else "miles-normalized"
     X_all = prepare.fit_transform(spectra)
     X_all.meta["wavelength_medium"] = "air"
     y_all = np.column_stack([_values(table, name) for name in LABELS])
@@ -165,7 +171,7 @@ def main(argv=None):
     print(f"radial-velocity templates: {template_path} ({template_path.stat().st_size / 1e3:.0f} kB)")
     if args.templates_only:
         registry = json.loads((out / "registry.json").read_text())
-        registry["miles"]["instrument"] = instrument
+        registry[name]["instrument"] = instrument
         (out / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
         return
     print(f"MILES: {len(y_all)} spectra, {len(labelled)} with Teff, log g and [Fe/H]; "
@@ -199,9 +205,14 @@ def main(argv=None):
                  f"{scatter_fgk[0]:.0f} K, {scatter_fgk[1]:.3f} dex, {scatter_fgk[2]:.3f} dex; "
                  f"all: {scatter_all[0]:.0f} K, {scatter_all[1]:.3f} dex, {scatter_all[2]:.3f} dex; "
                  f"68% coverage {coverage[0]:.2f}, {coverage[1]:.2f}, {coverage[2]:.2f}")
-    path, digest = write(ensemble, "miles", out)
+    path, digest = write(ensemble, name, out)
     lo, hi = np.nanmin(y_all[train], axis=0), np.nanmax(y_all[train], axis=0)
-    registry = {"miles": {
+    registry_file = out / "registry.json"
+    registry = json.loads(registry_file.read_text()) if registry_file.is_file() else {}
+    normalised = ("; continuum-normalised (running 0.9 quantile over 5000 km/s): blind to "
+                  "flux calibration and reddening" if args.normalize != "median" else
+                  "; flux-calibrated, dereddened spectra (divided by their median)")
+    registry[name] = {
         "kind": "DeepREMAPEnsemble", "file": path.name, "sha256": digest,
         "training_data": f"MILES (Sanchez-Blazquez et al. 2006), {len(train)} labelled stars "
                          "of every spectral type (a fifth held out)",
@@ -214,9 +225,13 @@ def main(argv=None):
         "recipe": f"{n_members} members, {n_synthetic} synthetic spectra x {pre_epochs} "
                   f"pre-training epochs, {epochs} fine-tuning epochs",
         "instrument": instrument,
-    }}
-    print(f"miles: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
+    }
+    registry[name]["training_data"] += normalised
+    print(f"{name}: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s so far", flush=True)
+    if args.skip_vae:
+        registry_file.write_text(json.dumps(registry, indent=2) + "\n")
+        return
 
     vae = SpectralVAE(latent_dim=8, beta=0.003, max_epochs=3 if args.quick else 60,
                       validation_fraction=0.1, random_state=0, verbose=0, device="cpu")

@@ -26,6 +26,12 @@ def miles_dir():
     return _require_data("miles")
 
 
+@pytest.fixture(scope="session")
+def real_dir():
+    """``../shared/data/real``, the real archive files; fails under CI=true when missing."""
+    return _require_data("real")
+
+
 def pytest_configure(config):
     import torch
 

@@ -55,6 +55,13 @@ def test_the_bundled_registry_lists_every_file_it_ships():
     table = pretrained.list_models()
     for name in table["name"]:
         assert pretrained.model_path(name).is_file()  # its SHA-256 checked
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    listed = {entry["file"] for entry in registry.values()}
+    listed |= {entry["instrument"]["rv_templates"] for entry in registry.values()
+               if "instrument" in entry}
+    shipped = {p.name for p in pretrained.REGISTRY_FILE.parent.iterdir()
+               if p.suffix in (".pt", ".fits")}
+    assert shipped == listed
 
 
 def test_models_command_and_an_unknown_name(capsys, tmp_path):
@@ -77,3 +84,54 @@ def test_predict_with_the_bundled_miles_model_on_raw_files(miles_dir, tmp_path):
     table = QTable.read(out)
     assert len(table) == 3 and {"teff", "teff_err", "logg", "feh"} <= set(table.colnames)
     assert np.all((table["teff"].value > 2500) & (table["teff"].value < 40000))
+
+
+def test_predict_brings_other_instruments_to_the_model_and_flags_what_it_cannot(
+        miles_dir, real_dir, tmp_path):
+    lamost = real_dir / "lamost"
+    files = [miles_dir / "MILES_res2.50_star_m0001V.fits",
+             next(lamost.glob("spec-*.fits")), next(lamost.glob("med-*.fits"))]
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles", *map(str, files), "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    table = QTable.read(out)
+    rows = {name.split("-")[0].split("_")[0]: k for k, name in enumerate(table["filename"])}
+    assert {"coverage", "rv", "rv_err", "input_fwhm", "resolution_status", "out_of_range",
+            "out_of_range_reason"} <= set(table.colnames)
+    miles, lrs, mrs = rows["MILES"], rows["spec"], rows["med"]
+    # MILES itself: the model's instrument, at rest, every wavelength
+    assert table["coverage"][miles] == 1 and abs(table["rv"][miles].value) < 20
+    assert table["resolution_status"][miles] == "matched" and not table["out_of_range"][miles]
+    # LAMOST low resolution (R ~ 1800, vacuum) is coarser than 2.5 Angstrom: flagged, said why
+    assert table["resolution_status"][lrs] == "coarser" and table["out_of_range"][lrs]
+    assert "coarser than the model's resolution" in str(table["out_of_range_reason"][lrs])
+    # LAMOST medium resolution covers two narrow bands of the model's range
+    assert table["coverage"][mrs] < 0.5 and table["out_of_range"][mrs]
+    assert "of the model's wavelengths" in str(table["out_of_range_reason"][mrs])
+    assert 4800 < table["teff"][lrs].value < 6500  # a G3 star by LAMOST's own class
+
+
+def test_predict_without_matching_and_its_bad_options(miles_dir, tmp_path, capsys):
+    file = str(miles_dir / "MILES_res2.50_star_m0001V.fits")
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles", file, "--out", str(out), "--quiet", "--no-match"]) == 0
+    table = QTable.read(out)
+    assert "rv" not in table.colnames and table["coverage"][0] == 1
+    assert main(["predict", "miles", file, "--out", str(out), "--quiet", "--overwrite",
+                 "--no-match", "--resolution", "2000"]) == 1
+    assert "--no-match" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "miles", file, "--out", str(out), "--min-coverage", "1.5"])
+    assert "expected a number from 0 to 1" in capsys.readouterr().err
+
+
+def test_instrument_matcher_refuses_damaged_templates(tmp_path):
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    entry = registry["miles"]
+    (tmp_path / entry["instrument"]["rv_templates"]).write_bytes(b"not the templates")
+    file = tmp_path / "registry.json"
+    file.write_text(json.dumps({"miles": entry}))
+    with pytest.raises(ValueError, match="radial-velocity templates .* damaged"):
+        pretrained.instrument_matcher("miles", registry=file)
+    matcher = pretrained.instrument_matcher("miles", remove_rv=False, registry=file)
+    assert matcher.rv_estimators_ == []

@@ -111,6 +111,11 @@ def _medium(header, wave_column):
     return "air"
 
 
+#: nominal resolving powers, for s1d files whose header has no SPEC_RES
+NOMINAL_RESOLUTION = {"HARPS": 115000.0, "HARPN": 115000.0, "HARPS-N": 115000.0,
+                      "ESPRESSO": 140000.0}
+
+
 def _meta(header):
     meta = {}
     for key, cards in _META_KEYS.items():
@@ -382,7 +387,9 @@ def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
         ``date_obs``, ``mjd``, ``berv`` [km/s] and, when the header has them,
         ``snr`` (``SNR``, else the DRS S/N of order 50,
         ``HIERARCH ESO DRS SPE EXT SN50``) and ``rv`` [km/s] (the CCF radial
-        velocity, ``HIERARCH ESO DRS CCF RVC``), ``wavelength_medium="air"``,
+        velocity, ``HIERARCH ESO DRS CCF RVC``), ``resolution`` (the nominal
+        resolving power of the instrument, 115,000 for HARPS and HARPS-N),
+        ``wavelength_medium="air"``,
         ``uncertainty_source`` (``"SNR"`` or ``None``), ``filename`` and
         ``header``.
 
@@ -449,6 +456,8 @@ def _s1d_from(hdulist, name, missing_err="snr"):
     if "HIERARCH ESO DRS CCF RVC" in header:
         meta["rv"] = float(header["HIERARCH ESO DRS CCF RVC"]) * (u.km / u.s)
     meta["wavelength_medium"] = _medium(header, "WAVE_AIR")
+    if "resolution" not in meta and NOMINAL_RESOLUTION.get(meta.get("instrument")):
+        meta["resolution"] = NOMINAL_RESOLUTION[meta["instrument"]]
     mask = ~np.isfinite(flux)
     uncertainty, source = None, None
     if missing_err == "snr":

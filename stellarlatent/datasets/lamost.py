@@ -111,6 +111,10 @@ def _meta(header):
     return meta
 
 
+#: nominal resolving powers of LAMOST's low- and medium-resolution spectrographs
+RESOLVING_POWER = {"LRS": 1800.0, "MRS": 7500.0}
+
+
 def _finish(meta, hdulist, header):
     filename = hdulist.filename()
     if filename:
@@ -196,6 +200,7 @@ def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
         ``obsid``, ``date_obs``, ``mjd``, ``ra``, ``dec``, ``class``,
         ``subclass``, ``z``, ``z_err``, ``rv`` (``z`` times c, in km/s),
         ``snr`` (of the g band, ``SNRG``) and ``snr_u`` ... ``snr_z``,
+        ``resolution`` (the nominal resolving power, 1800),
         ``wavelength_medium`` (``"vacuum"``, or ``"air"`` when the header
         says ``VACUUM = F``), ``filename`` and ``header``.
 
@@ -241,6 +246,7 @@ def _lrs_from(hdulist, name, use_ormask):
             meta[f"snr_{band}"] = float(header[key])
     if "snr_g" in meta:
         meta["snr"] = meta["snr_g"]
+    meta.setdefault("resolution", RESOLVING_POWER["LRS"])
     meta = _finish(meta, hdulist, header)
     return _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, "the wavelength row")
 
@@ -299,6 +305,7 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
         ``date_obs``, ``mjd``, ``ra``, ``dec``, ``arm`` (``"both"``, or the
         table read), ``snr_blue`` and ``snr_red`` (the ``SNR`` of the
         co-added arms), ``snr`` (of the table read, for one table),
+        ``resolution`` (the nominal resolving power, 7500),
         ``wavelength_medium`` (``"vacuum"`` unless ``VACUUM = F``),
         ``filename`` and ``header``.
 
@@ -380,6 +387,7 @@ def _mrs_from(hdulist, name, arm, use_ormask):
         extnames = tuple(ext for ext in extnames if ext in hdulist) or extnames
     parts = [_mrs_table(hdulist, ext, name, use_ormask) for ext in extnames]
     meta = _meta(header)
+    meta.setdefault("resolution", RESOLVING_POWER["MRS"])
     for arm_name, key in (("COADD_B", "snr_blue"), ("COADD_R", "snr_red")):
         if arm_name in hdulist and hdulist[arm_name].header.get("SNR") is not None:
             meta[key] = float(hdulist[arm_name].header["SNR"])

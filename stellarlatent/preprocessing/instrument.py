@@ -14,6 +14,7 @@ from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_res
                       _fwhm_kms)
 from .doppler import DopplerShift, _rv_bounds
 from .radial_velocity import RadialVelocityEstimator
+from .grid import SpectralGrid
 from .resample import Resampler
 
 __all__ = ["InstrumentMatcher", "RESOLUTION_STATUS"]
@@ -26,6 +27,8 @@ RESOLUTION_STATUS = {
 }
 #: a spectrum this much coarser than the model at the centre of its range is "coarser"
 _COARSER_BY = 1.05
+#: pixels per FWHM of the target below which a finer spectrum is resampled before broadening
+_PIXELS_PER_FWHM = 6.0
 #: the templates of the synthetic set: (Teff, log g), solar metallicity, no rotation
 _SYNTHETIC_TEMPLATES = ((3600.0, 4.6), (4500.0, 4.5), (5500.0, 4.4), (6500.0, 4.2),
                         (8500.0, 4.0), (15000.0, 4.0))
@@ -288,9 +291,32 @@ class InstrumentMatcher(SpectrumTransformer):
         return batch.replace(spectral_axis=wave,
                              meta={**batch.meta, "wavelength_medium": self.medium})
 
+    def _coarsen(self, batch, target_kms):
+        """Resample a much finer batch onto a log grid of a sixth of the target FWHM.
+
+        A HARPS spectrum has some 20 pixels per MILES line-spread function and
+        300,000 in all: broadening it directly needs a kernel matrix of
+        hundreds of millions of entries. Flux-conserving resampling first is
+        exact for what the broadened spectrum can show. Returns the batch and
+        the variance (km/s squared) its new pixels add to the line width.
+        """
+        axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        lnw = np.log(np.sort(axis))
+        step = _C_KMS * float(np.median(np.diff(lnw)))
+        wanted = float(np.min(target_kms)) / _PIXELS_PER_FWHM
+        if step >= wanted / 2:
+            return batch, 0.0
+        n = int(np.ceil((lnw[-1] - lnw[0]) * _C_KMS / wanted))
+        grid = SpectralGrid.log_uniform(np.exp(lnw[0]) * u.AA, np.exp(lnw[-1]) * u.AA, n)
+        out = iter_batches(Resampler(grid).fit_transform(from_batch(batch)), "spectra")[0]
+        return out.replace(meta=batch.meta), (_C_KMS * (lnw[-1] - lnw[0]) / (n - 1)) ** 2 / 12.0
+
     def _match_resolution(self, batch):
         if self._target() is None:
             return batch
+        axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        batch, pixel_variance = self._coarsen(
+            batch, _fwhm_kms(self._target(), np.array([axis.min(), axis.max()]), "fwhm"))
         axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         order = slice(None) if axis[-1] > axis[0] else slice(None, None, -1)
         wave = axis[order]
@@ -310,7 +336,8 @@ class InstrumentMatcher(SpectrumTransformer):
                 status.append("coarser")
                 continue
             status.append("matched")
-            sigma = np.sqrt(np.clip(target**2 - source**2, 0.0, None)) / _FWHM_PER_SIGMA
+            sigma = np.sqrt(np.clip((target**2 - source**2) / _FWHM_PER_SIGMA**2
+                                    - pixel_variance, 0.0, None))
             if not np.any(sigma > 0):
                 continue
             f, iv, m = _broaden(wave, batch.flux[k:k + 1, order],

@@ -1,25 +1,11 @@
-"""Fixtures of the reader tests: the real archive files and small synthetic files in their layouts."""
+"""Fixtures of the reader tests: small synthetic files in the layouts of the real archive files.
 
-import os
+``real_dir`` (the real files themselves) is in ``tests/conftest.py``.
+"""
 
 import numpy as np
 import pytest
 from astropy.io import fits
-
-from stellarlatent.datasets import find_data_dir
-
-
-@pytest.fixture(scope="session")
-def real_dir():
-    """``../shared/data/real`` (or ``$STELLARLATENT_DATA/real``); fails under CI=true when missing."""
-    path = find_data_dir("real")
-    if path is None:
-        message = ("real data folder 'real' not found: set STELLARLATENT_DATA or place the "
-                   "shared data at ../shared/data")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture
