@@ -14,7 +14,7 @@ import numpy as np
 from .._params import Converted, Interval, InvalidParameterError, Predicate
 
 __all__ = ["CONSTRAINTS", "DEFAULT_N_BINS", "PER_LABEL_DEFAULTS", "check_network_size",
-           "each_label", "frozen_blocks", "is_auto", "is_real", "per_label"]
+           "frozen_blocks", "is_auto", "is_real", "label_names", "per_label"]
 
 DEFAULT_N_BINS = "auto"
 # weights, optimiser state and cost matrices of one network; more is a typo, not a model

@@ -13,7 +13,7 @@ from astropy.table import QTable
 
 from ._binning import binned_summaries
 
-__all__ = ["edges_with_unit", "label_summaries", "prediction_table"]
+__all__ = ["concatenated", "edges_with_unit", "label_summaries", "prediction_table"]
 
 _SUFFIXES = ("", "_err", "_p16", "_p84")
 
