@@ -40,7 +40,8 @@ from sklearn.pipeline import make_pipeline
 from stellarlatent._preprocessing_spec import describe
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
-from stellarlatent.preprocessing import ContinuumNormalizer, Resampler, SpectralGrid
+from stellarlatent.preprocessing import (Broadener, ContinuumNormalizer, DopplerShift, Resampler,
+                                         SpectralGrid)
 
 LABELS = ("teff", "logg", "feh")
 WAVE_RANGE = (3700.0, 7300.0)
@@ -58,6 +59,70 @@ def _values(table, name):
 def pipeline(normalize="median"):
     grid = SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, N_PIXELS)
     return make_pipeline(Resampler(grid), ContinuumNormalizer(method=normalize))
+
+
+def ccm89(wave_aa, r_v=3.1):
+    """A_lambda / A_V of Cardelli, Clayton & Mathis (1989), optical/near-infrared."""
+    x = 1e4 / np.asarray(wave_aa, dtype=float)  # inverse micron
+    a, b = np.zeros_like(x), np.zeros_like(x)
+    ir = (x >= 0.3) & (x < 1.1)
+    a[ir], b[ir] = 0.574 * x[ir] ** 1.61, -0.527 * x[ir] ** 1.61
+    opt = (x >= 1.1) & (x <= 3.3)
+    y = x[opt] - 1.82
+    a[opt] = (1 + 0.17699 * y - 0.50447 * y**2 - 0.02427 * y**3 + 0.72085 * y**4
+              + 0.01979 * y**5 - 0.77530 * y**6 + 0.32999 * y**7)
+    b[opt] = (1.41338 * y + 2.28305 * y**2 + 1.07233 * y**3 - 5.38434 * y**4
+              - 0.62251 * y**5 + 5.30260 * y**6 - 2.09002 * y**7)
+    return a + b / r_v
+
+
+#: ranges of the augmentation (other instruments, drawn per copy of each training star)
+AUGMENT = {"fwhm": (2.5, 4.0), "snr": (20.0, 150.0), "tilt": (-0.1, 0.1), "ebv": (0.0, 0.4),
+           "rv_sigma": 5.0, "cut_probability": 0.5, "cut_blue": 300.0, "cut_red": 600.0}
+
+
+def augment(spectra, rows, copies, seed):
+    """``copies`` degraded copies of the raw spectra ``rows``, as other instruments record them.
+
+    Each copy draws a line-spread function (2.5-4 Angstrom FWHM), a linear
+    continuum tilt, reddening, a residual radial velocity (the scatter the
+    instrument matching leaves), photon noise at a drawn S/N and, half of the
+    time, a shorter wavelength coverage (the rest masked). Returns the copies
+    (on the raw grid) and the index of the star of each.
+    """
+    from specutils import Spectrum
+
+    rng = np.random.default_rng(seed)
+    wave = spectra.spectral_axis.to_value(u.AA)
+    flux_all = np.asarray(spectra.flux.value, dtype=float)
+    out, star = [], []
+    for row in rows:
+        for _ in range(copies):
+            flux = flux_all[row].copy()
+            mask = np.array(spectra.mask[row], dtype=bool)
+            one = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA, mask=mask)
+            fwhm = rng.uniform(*AUGMENT["fwhm"])
+            if fwhm > 2.55:
+                one = Broadener(fwhm=fwhm * u.AA, input_fwhm=2.5 * u.AA).transform(one)
+            one = DopplerShift(rv=[rng.normal(0, AUGMENT["rv_sigma"])] * u.km / u.s).transform(one)
+            one = Resampler(SpectralGrid(wave * u.AA)).fit_transform(one)
+            flux = np.array(one.flux.value[0], dtype=float)
+            mask = np.array(one.mask[0], dtype=bool)
+            x = (wave - wave[0]) / (wave[-1] - wave[0]) - 0.5
+            flux *= (1 + rng.uniform(*AUGMENT["tilt"]) * x) * 10 ** (
+                -0.4 * rng.uniform(*AUGMENT["ebv"]) * 3.1 * ccm89(wave))
+            level = np.nanmedian(np.where(mask, np.nan, flux))
+            sigma = np.sqrt(np.clip(flux, 0, None) * level) / rng.uniform(*AUGMENT["snr"])
+            flux = flux + sigma * rng.standard_normal(flux.shape)
+            if rng.uniform() < AUGMENT["cut_probability"]:
+                lo = WAVE_RANGE[0] + rng.uniform(0, AUGMENT["cut_blue"])
+                hi = WAVE_RANGE[1] - rng.uniform(0, AUGMENT["cut_red"])
+                mask |= (wave < lo) | (wave > hi)
+            out.append(np.where(mask, np.nan, flux))
+            star.append(row)
+    batch = Spectrum(flux=np.asarray(out) * u.one, spectral_axis=wave * u.AA,
+                     mask=~np.isfinite(np.asarray(out)), spectral_axis_index=1)
+    return batch, np.asarray(star)
 
 
 def robust(predicted, truth):
@@ -139,6 +204,9 @@ def main(argv=None):
                         help="median: flux-calibrated spectra ('miles'); running_quantile: "
                              "continuum-normalised ('miles-normalized', blind to flux "
                              "calibration and reddening)")
+    parser.add_argument("--augment", type=int, default=0, metavar="COPIES",
+                        help="degraded copies of each training star added to the fine-tuning "
+                             "and calibration spectra (other instruments; default: none)")
     parser.add_argument("--skip-vae", action="store_true", help="build the DeepREMAP model only")
     parser.add_argument("--templates-only", action="store_true",
                         help="rewrite only the radial-velocity templates and their registry entry")
@@ -187,8 +255,27 @@ def main(argv=None):
     X_syn.meta["wavelength_medium"] = "air"
     ensemble.pretrain(X_syn, y_syn)
     del X_syn
-    ensemble.fit(X_all[fit_rows], y_all[fit_rows])
-    ensemble.calibrate(X_all[cal], y_all[cal], method="coverage")
+    X_fit, y_fit, X_cal, y_cal = X_all[fit_rows], y_all[fit_rows], X_all[cal], y_all[cal]
+    if args.augment:
+        from stellarlatent._batch import to_batch
+
+        from specutils import Spectrum
+
+        def joined(rows, copies, seed):
+            copies_raw, star = augment(spectra, rows, copies, seed)
+            extra = prepare.transform(copies_raw)
+            both = to_batch([X_all[rows], extra])
+            return (Spectrum(flux=both.flux * u.one, spectral_axis=both.spectral_axis,
+                             mask=both.mask, meta={"wavelength_medium": "air"},
+                             spectral_axis_index=1),
+                    np.concatenate([y_all[rows], y_all[star]]))
+
+        X_fit, y_fit = joined(fit_rows, args.augment, 11)
+        X_cal, y_cal = joined(cal, 1, 12)
+        print(f"augmented: {len(y_fit)} fine-tuning and {len(y_cal)} calibration spectra",
+              flush=True)
+    ensemble.fit(X_fit, y_fit)
+    ensemble.calibrate(X_cal, y_cal, method="coverage")
     for m in (ensemble, *ensemble.members_):
         m.preprocessing_ = spec
     table_held = ensemble.predict(X_all[held])
@@ -223,7 +310,9 @@ def main(argv=None):
                         f"[Fe/H] {lo[2]:.2f}-{hi[2]:.2f}",
         "precision": precision,
         "recipe": f"{n_members} members, {n_synthetic} synthetic spectra x {pre_epochs} "
-                  f"pre-training epochs, {epochs} fine-tuning epochs",
+                  f"pre-training epochs, {epochs} fine-tuning epochs"
+                  + (f", {args.augment} degraded copies of each training star (2.5-4 A FWHM, "
+                     "S/N 20-150, tilt, reddening, coverage)" if args.augment else ""),
         "instrument": instrument,
     }
     registry[name]["training_data"] += normalised
