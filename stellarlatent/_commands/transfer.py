@@ -36,7 +36,8 @@ def instrument_step(model, args):
     name = str(args.model)
     if not Path(name).exists() and name in pretrained.list_models()["name"]:
         try:
-            return pretrained.instrument_matcher(name, input_resolution=args.resolution)
+            return pretrained.instrument_matcher(name, input_resolution=args.resolution,
+                                                 rescale=True)
         except ValueError as exc:
             if "records no instrument" not in str(exc):
                 raise UserError(f"MODEL: {exc}") from None

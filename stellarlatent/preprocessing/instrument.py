@@ -112,6 +112,11 @@ class InstrumentMatcher(SpectrumTransformer):
         Whether to measure and remove radial velocities.
     rv_range : (low, high) `~astropy.units.Quantity`, default=(-500, 500) km/s
         Velocities searched.
+    rescale : bool, default=False
+        Divide each spectrum by the median of its valid flux, so that the
+        output is dimensionless and spectra in different flux units (ADU,
+        erg/s/cm2/A, relative) go on as one batch; for a model whose own
+        normalisation does not depend on the flux scale.
 
     Attributes
     ----------
@@ -155,6 +160,7 @@ class InstrumentMatcher(SpectrumTransformer):
                                                            "of them")],
         "remove_rv": ["boolean"],
         "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
+        "rescale": ["boolean"],
     }
 
     def __init__(
@@ -167,6 +173,7 @@ class InstrumentMatcher(SpectrumTransformer):
         rv_templates=None,
         remove_rv=True,
         rv_range=(-500, 500) * u.km / u.s,
+        rescale=False,
     ):
         self.fwhm = fwhm
         self.resolution = resolution
@@ -176,6 +183,7 @@ class InstrumentMatcher(SpectrumTransformer):
         self.rv_templates = rv_templates
         self.remove_rv = remove_rv
         self.rv_range = rv_range
+        self.rescale = rescale
 
     def _check_params(self):
         super()._check_params()
@@ -278,7 +286,17 @@ class InstrumentMatcher(SpectrumTransformer):
     def _transform_batch(self, batch):
         batch = self._to_medium(batch)
         batch = self._match_resolution(batch)
-        return self._rest_frame(batch)
+        batch = self._rest_frame(batch)
+        return self._rescale(batch) if self.rescale else batch
+
+    @staticmethod
+    def _rescale(batch):
+        valid = ~batch.mask & np.isfinite(batch.flux)
+        with np.errstate(invalid="ignore"):
+            scale = np.nanmedian(np.where(valid, batch.flux, np.nan), axis=1, keepdims=True)
+        scale = np.where(np.isfinite(scale) & (scale != 0), scale, 1.0)
+        return batch.replace(flux=batch.flux / scale, flux_unit=u.dimensionless_unscaled,
+                             ivar=None if batch.ivar is None else batch.ivar * scale**2)
 
     def _to_medium(self, batch):
         given = batch.meta.get("wavelength_medium")

@@ -126,7 +126,7 @@ def load(name, device="auto", registry=None):
 
 
 def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_rv=True,
-                       registry=None):
+                       rescale=False, registry=None):
     """A fitted `~stellarlatent.preprocessing.InstrumentMatcher` for the bundled model ``name``.
 
     It brings spectra of another instrument to the model's: its wavelength
@@ -144,6 +144,9 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     input_fwhm : `~astropy.units.Quantity`, default=None
         Their FWHM instead.
     remove_rv : bool, default=True
+    rescale : bool, default=False
+        Divide each spectrum by its median flux (see
+        `~stellarlatent.preprocessing.InstrumentMatcher`).
     registry : path, optional
 
     Returns
@@ -179,7 +182,7 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     matcher = InstrumentMatcher(fwhm=u.Quantity(instrument["fwhm"]),
                                 medium=instrument.get("medium"),
                                 input_resolution=input_resolution, input_fwhm=input_fwhm,
-                                rv_templates=templates, remove_rv=remove_rv)
+                                rv_templates=templates, remove_rv=remove_rv, rescale=rescale)
     return matcher.fit()
 
 
@@ -187,8 +190,10 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, regist
     """The preprocessing from raw spectra of any instrument to the input of model ``name``.
 
     `instrument_matcher` (when the model records its instrument and ``match``
-    is true), then the model's own preprocessing (resampling onto its grid,
-    normalisation), as ``stellarlatent predict`` applies them.
+    is true; each spectrum divided by its median, so that files in
+    different flux units make one batch), then the model's own
+    preprocessing (resampling onto its grid, normalisation), as
+    ``stellarlatent predict`` applies them.
 
     Parameters
     ----------
@@ -238,6 +243,9 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, regist
     own.fit(Spectrum(flux=np.ones(axis.shape) * u.one, spectral_axis=axis))
     steps = [step for _, step in own.steps]
     if match and isinstance(entry.get("instrument"), dict):
+        # the models divide by the median or a running quantile, blind to the flux scale:
+        # rescaled, spectra in different flux units make one batch
         steps.insert(0, instrument_matcher(name, input_resolution=input_resolution,
-                                           input_fwhm=input_fwhm, registry=registry))
+                                           input_fwhm=input_fwhm, rescale=True,
+                                           registry=registry))
     return make_pipeline(*steps)
