@@ -13,8 +13,6 @@ its training spectra, so ``predict`` and ``diagnose`` put raw files through it.
 import argparse
 import logging
 import sys
-import time
-from pathlib import Path
 
 __all__ = ["main"]
 

@@ -15,7 +15,7 @@ import numpy as np
 from astropy.table import Table
 
 from ._plotting import axes_grid
-from .disentanglement import informative_dimensions, latent_mad
+from .disentanglement import latent_mad
 
 __all__ = ["BetaSweep", "BetaSweepDisplay", "beta_sweep"]
 
