@@ -44,7 +44,7 @@ from stellarlatent.preprocessing import (Broadener, DopplerShift, Resampler, Spe
                                          air_to_vacuum)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build_pretrained import HOLDOUT_SEED, LABELS, _values  # noqa: E402
+from build_pretrained import HOLDOUT_SEED, LABELS, _values, ccm89  # noqa: E402
 
 SNR = 30.0
 RV_MAX = 300.0
@@ -52,21 +52,6 @@ EBV = 0.3
 TILT = 0.10
 COVERAGE = (3900.0, 6800.0)
 FGK = (4000.0, 7000.0)
-
-
-def ccm89(wave_aa, r_v=3.1):
-    """A_lambda / A_V of Cardelli, Clayton & Mathis (1989), optical/near-infrared."""
-    x = 1e4 / np.asarray(wave_aa, dtype=float)  # inverse micron
-    a, b = np.zeros_like(x), np.zeros_like(x)
-    ir = (x >= 0.3) & (x < 1.1)
-    a[ir], b[ir] = 0.574 * x[ir] ** 1.61, -0.527 * x[ir] ** 1.61
-    opt = (x >= 1.1) & (x <= 3.3)
-    y = x[opt] - 1.82
-    a[opt] = (1 + 0.17699 * y - 0.50447 * y**2 - 0.02427 * y**3 + 0.72085 * y**4
-              + 0.01979 * y**5 - 0.77530 * y**6 + 0.32999 * y**7)
-    b[opt] = (1.41338 * y + 2.28305 * y**2 + 1.07233 * y**3 - 5.38434 * y**4
-              - 0.62251 * y**5 + 5.30260 * y**6 - 2.09002 * y**7)
-    return a + b / r_v
 
 
 def degrade(spectra, fwhm, rng, steps):
