@@ -44,7 +44,7 @@ def check_out_file(path, *, what="--out", suffixes=None, kind="file", overwrite=
 
     Parameters
     ----------
-    suffixes : tuple of str, optional
+    suffixes : tuple of str, default=None
         The extensions allowed (lower case, with the dot).
     kind : str
         What the file is, for the messages ("model file", "store"...).

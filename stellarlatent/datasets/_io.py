@@ -88,7 +88,7 @@ def parse_unit(text, default, name, what="flux"):
         The unit to use when ``text`` is missing or cannot be parsed.
     name : str
         The file, for the warning.
-    what : str, optional
+    what : str, default="flux"
         What the unit is of, for the warning.
 
     Returns

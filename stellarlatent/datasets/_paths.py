@@ -19,7 +19,7 @@ def find_data_dir(subdir=None):
 
     Parameters
     ----------
-    subdir : str, optional
+    subdir : str, default=None
         A folder inside the data directory, for example ``"miles"``.
 
     Returns

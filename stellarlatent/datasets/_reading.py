@@ -66,7 +66,7 @@ def skip_reason(exc, name=None):
     ----------
     exc : Exception
         What reading the file raised.
-    name : str or path-like, optional
+    name : str or path-like, default=None
         The file; a message that begins with it (or with its name) loses that
         beginning, since the record names the file already.
 
@@ -105,7 +105,7 @@ def read_each(paths, read, check=None):
     paths : sequence of path-like
     read : callable
         ``read(path)``, given ``str(path)``; any of `SKIPPED_ERRORS` skips the file.
-    check : callable, optional
+    check : callable, default=None
         ``check(item)`` on what ``read`` returned; a ValueError or TypeError
         skips the file with the message as its reason.
 
@@ -151,21 +151,21 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
     ----------
     paths : str, path-like or sequence of them
         A folder (its files matching ``pattern``), one file, or a list of files.
-    reader : callable, optional
+    reader : callable, default=None
         ``reader(path) -> Spectrum`` (1-D or a batch). By default
         `specutils.Spectrum.read`, which knows the package's formats (HARPS,
         LAMOST, MILES, PHOENIX) once `stellarlatent.datasets` is imported.
-    preprocess : transformer or `~sklearn.pipeline.Pipeline`, optional
+    preprocess : transformer or `~sklearn.pipeline.Pipeline`, default=None
         Applied to each batch of spectra; an unfitted one is fitted (in place)
         on the first batch with a readable file. Without it, every file must
         be on the grid of the first one.
-    pattern : str, optional
+    pattern : str, default="*.fits"
         Glob pattern when ``paths`` is a folder.
-    batch_size : int, optional
+    batch_size : int, default=64
         Files read and preprocessed at a time.
-    progress : bool, optional
+    progress : bool, default=False
         Show a tqdm progress bar.
-    on_skip : callable, optional
+    on_skip : callable, default=None
         Called with each `SkippedFile` as it is skipped; by default each is
         logged as a warning of the ``stellarlatent`` logger
         (``"NAME skipped: REASON"``).
@@ -293,7 +293,7 @@ def read_chunk(paths, reader, preprocess, fit=False):
         ``reader(path) -> Spectrum``; `specutils.Spectrum.read` when None.
     preprocess : transformer or None
         Fitted, unless ``fit`` is true.
-    fit : bool, optional
+    fit : bool, default=False
         Fit ``preprocess`` (in place) on the spectra read before transforming them.
 
     Returns

@@ -33,7 +33,7 @@ class StoreDataset(Dataset):
         Whether the store has inverse variances.
     labels : ndarray or None, shape (n_store_rows, n_labels)
         Label values by store row, served with each spectrum.
-    n_rows : int, optional
+    n_rows : int, default=None
         Rows of the store (needed when ``indices`` is None).
     """
 

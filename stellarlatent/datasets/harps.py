@@ -149,7 +149,7 @@ def read_harps_adp(file_obj, missing_err="snr", **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ADP file.
-    missing_err : {"snr", "none"}, optional
+    missing_err : {"snr", "none"}, default="snr"
         What to do when the ``ERR`` column holds no uncertainty at all (every
         value NaN or zero, as in the archive's older HARPS products, whose
         ``ERR`` is "not available, filled with NaN"): ``"snr"`` (default)
@@ -351,7 +351,7 @@ def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ``s1d`` file.
-    missing_err : {"snr", "none"}, optional
+    missing_err : {"snr", "none"}, default="snr"
         The DRS ``s1d`` holds no uncertainty: ``"snr"`` (default) estimates
         a constant error, the median flux divided by the header's
         signal-to-noise ratio (``SNR``, else ``HIERARCH ESO DRS SPE EXT
@@ -512,13 +512,13 @@ def read_harps(source, *, pattern="*.fits", grid=None, method="flux_conserving",
     ----------
     source : str, path-like or sequence of them
         A folder of ADP files, one file, or a list of files.
-    pattern : str, optional
+    pattern : str, default="*.fits"
         Glob pattern of the files when ``source`` is a folder.
-    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, optional
+    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, default=None
         Resample every spectrum onto this grid.
-    method : str, optional
+    method : str, default="flux_conserving"
         Resampling method of `~stellarlatent.preprocessing.Resampler`.
-    stack : bool, optional
+    stack : bool, default=True
         If True (default), return one batch. Spectra that all share one
         wavelength grid are stacked as they are; otherwise (or when ``grid`` is
         given) they are resampled with

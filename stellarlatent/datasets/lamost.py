@@ -170,7 +170,7 @@ def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ``spec-*.fits`` file (DR5 and later: 5 rows of flux, inverse
         variance, wavelength, ``andmask``, ``ormask``).
-    use_ormask : bool, optional
+    use_ormask : bool, default=False
         Also mask the pixels flagged in any single exposure (``ormask``); by
         default only those flagged in all of them (``andmask``) are masked.
     **kwargs
@@ -269,7 +269,7 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ``med-*.fits`` file.
-    arm : str, optional
+    arm : str, default="both"
         ``"both"`` (default): the co-added blue (``COADD_B``, about
         4950-5350 A) and red (``COADD_R``, about 6300-6800 A) arms joined on
         one increasing wavelength axis, with one masked pixel of zero weight
@@ -278,7 +278,7 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
         ``"B"``, ``"R"``, ``"COADD_B"``, ``"COADD_R"``): one co-added arm.
         The name of any other table of the file (a single exposure such as
         ``"B-84107311"``): that table, masked by its ``PIXMASK``.
-    use_ormask : bool, optional
+    use_ormask : bool, default=False
         Also mask the pixels flagged in any single exposure (``ORMASK``); by
         default only those flagged in all of them (``ANDMASK``) are masked.
     **kwargs

@@ -453,19 +453,19 @@ def read_miles(
 
     Parameters
     ----------
-    directory : str or path-like, optional
+    directory : str or path-like, default=None
         Folder with the MILES FITS files and the parameter table. By default
         the ``miles`` folder of `find_data_dir`.
-    ids : int or sequence of int, optional
+    ids : int or sequence of int, default=None
         MILES numbers of the stars to read (default: every file present);
         they are returned in file order, that is by increasing number.
-    pattern : str, optional
+    pattern : str, default="MILES_res2.50_star_m*V.fits"
         Glob pattern of the spectrum files inside ``directory``.
-    exclude_flagged : bool, optional
+    exclude_flagged : bool, default=False
         Leave out the stars that the MILES team flags as problematic
         (`MILES_FLAGGED`: MILES 0970). By default they are read and marked in
         the ``flagged`` column.
-    params_file : str, optional
+    params_file : str, default="paramsMILES_v9.1.txt"
         Name of the parameter table inside ``directory``. When it is absent
         the labels are masked and a warning is logged.
 
@@ -657,7 +657,7 @@ def write_miles(directory, spectra, labels, *, overwrite=False):
         optionally ``name``, ``sptype``, ``teff``, ``logg`` and ``feh``
         (quantities are converted to K and dex; masked values are written
         ``--``).
-    overwrite : bool, optional
+    overwrite : bool, default=False
         Replace existing files.
 
     Raises

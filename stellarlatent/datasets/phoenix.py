@@ -111,7 +111,7 @@ def phoenix_url(teff, logg, feh, alpha=0.0):
         Surface gravity [dex], 0 to 6 in steps of 0.5.
     feh : float or `~astropy.units.Quantity`
         Metallicity [dex], one of -4, -3, -2, -1.5, -1, -0.5, 0, +0.5, +1.
-    alpha : float or `~astropy.units.Quantity`, optional
+    alpha : float or `~astropy.units.Quantity`, default=0.0
         Alpha enhancement [dex], -0.2 to +1.2 in steps of 0.2 (non-zero only
         for -3 <= feh <= 0 and 3500 K <= teff <= 8000 K).
 
@@ -281,7 +281,7 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
     wave_file : str, path-like or `~astropy.units.Quantity`
         The wavelength file ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits`` (or its
         wavelengths already read, to save reading it again).
-    wavelength_range : `~astropy.units.Quantity`, optional
+    wavelength_range : `~astropy.units.Quantity`, default=None
         ``(min, max)`` in vacuum wavelengths: keep only the pixels inside
         (the full spectrum has about 1.5 million pixels).
 
@@ -366,17 +366,17 @@ def read_phoenix_grid(
         Folder searched recursively for files matching ``pattern`` (for
         example a copy of the server's ``PHOENIX-ACES-AGSS-COND-2011`` folder
         with its ``Z-*`` subfolders).
-    wave_file : str, path-like or `~astropy.units.Quantity`, optional
+    wave_file : str, path-like or `~astropy.units.Quantity`, default=None
         The wavelength file; by default ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``
         in ``directory`` or one of the three folders above it.
-    pattern : str, optional
+    pattern : str, default="lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits"
         Glob pattern of the model files.
-    wavelength_range : `~astropy.units.Quantity`, optional
+    wavelength_range : `~astropy.units.Quantity`, default=None
         ``(min, max)`` vacuum wavelengths to keep (strongly advised: the full
         grid has about 1.5 million pixels, 12 MB per spectrum).
-    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, optional
+    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, default=None
         Resample onto this grid with `~stellarlatent.preprocessing.Resampler`.
-    method : str, optional
+    method : str, default="flux_conserving"
         Resampling method when ``grid`` is given.
 
     Returns
@@ -460,12 +460,12 @@ def fetch_phoenix(teff, logg, feh, alpha=0.0, *, wavelength_range=None, cache=No
     ----------
     teff, logg, feh, alpha : float or `~astropy.units.Quantity`
         A point of the grid (see `phoenix_url`).
-    wavelength_range : `~astropy.units.Quantity`, optional
+    wavelength_range : `~astropy.units.Quantity`, default=None
         ``(min, max)`` vacuum wavelengths to keep.
-    cache : bool, optional
+    cache : bool, default=None
         Use the astropy download cache of stellarlatent (default
         ``conf.cache``).
-    timeout : float, optional
+    timeout : float, default=None
         Seconds to wait for the server (default ``conf.remote_timeout``).
 
     Returns

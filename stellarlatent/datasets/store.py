@@ -46,7 +46,7 @@ class SpectralStore:
     expected_grid : `~astropy.units.Quantity` or `~stellarlatent.preprocessing.SpectralGrid`
         Refuse a store written on another spectral grid (a
         `~specutils.Spectrum` gives its own).
-    required_labels : sequence of str, optional
+    required_labels : sequence of str, default=()
         Refuse a store that lacks one of these label columns.
 
     Raises
@@ -165,24 +165,24 @@ class SpectralStore:
         spectral_axis : `~astropy.units.Quantity` or `~stellarlatent.preprocessing.SpectralGrid`
             The grid shared by every spectrum of the store (a
             `~specutils.Spectrum` gives its own).
-        labels : sequence of str, dict or `~astropy.table.Table`, optional
+        labels : sequence of str, dict or `~astropy.table.Table`, default=None
             The label columns: names (float, dimensionless), a dict from name
             to a unit (float column) or to a type (``str``, ``int``, ``bool``,
             ``float``), or a table whose columns (not rows) give names, types
             and units.
-        flux_unit : `~astropy.units.Unit`, optional
+        flux_unit : `~astropy.units.Unit`, default=None
             Unit of the stored flux (default dimensionless); appended spectra
             are converted to it.
-        ivar : bool, optional
+        ivar : bool, default=True
             Store inverse variances (then every appended batch needs them).
-        overwrite : bool, optional
+        overwrite : bool, default=False
             Replace an existing file at ``path`` (only when the build finishes).
-        chunk_spectra : int, optional
+        chunk_spectra : int, default=None
             Spectra per HDF5 chunk (default: about 256 KiB of flux per chunk,
             at least one spectrum).
-        compression : str, optional
+        compression : str, default=None
             HDF5 compression filter (``"gzip"`` or ``"lzf"``), none by default.
-        meta : dict, optional
+        meta : dict, default=None
             JSON-serialisable information kept with the store (`meta`).
 
         Returns
@@ -248,29 +248,29 @@ class SpectralStore:
             A folder (its files matching ``pattern``), one file, or a list.
         path : str or path-like
             The store to write.
-        reader : callable, optional
+        reader : callable, default=None
             ``reader(path) -> Spectrum`` (1-D or a batch). By default
             `specutils.Spectrum.read`, which recognises HARPS ADP files once
             `stellarlatent.datasets` is imported and every format specutils
             knows.
-        preprocess : transformer or `~sklearn.pipeline.Pipeline`, optional
+        preprocess : transformer or `~sklearn.pipeline.Pipeline`, default=None
             Applied to each batch of spectra (``transform``); it must give
             spectra on one grid, the store's. An unfitted transformer is
             fitted on the first batch. Without it, every file must be on the
             grid of the first one.
-        labels : `~astropy.table.Table`, optional
+        labels : `~astropy.table.Table`, default=None
             One row per file, in the order of ``files``; stored with the
             spectra (rows of skipped files are dropped). A ``filename`` column
             is always added.
-        pattern : str, optional
+        pattern : str, default="*.fits"
             Glob pattern when ``files`` is a folder.
-        batch_size : int, optional
+        batch_size : int, default=64
             Files read, preprocessed and written at a time.
-        progress : bool, optional
+        progress : bool, default=True
             Show a tqdm progress bar.
-        overwrite : bool, optional
+        overwrite : bool, default=False
             Replace an existing store at ``path``.
-        scheduler : str or ``distributed.Client``, optional
+        scheduler : str or ``distributed.Client``, default=None
             Where the files are read and preprocessed: None or ``"serial"``
             (this process, without dask; the default), a dask scheduler,
             ``"threads"``, ``"processes"`` or ``"synchronous"`` (one task at a
@@ -278,11 +278,11 @@ class SpectralStore:
             scheduler (``"tcp://10.0.0.5:8786"``) or a
             ``dask.distributed.Client``. Needs ``pip install
             'stellarlatent[dask]'``. Every scheduler writes the same store.
-        n_workers : int, optional
+        n_workers : int, default=None
             Threads or processes of the ``"threads"`` and ``"processes"``
             schedulers (default: the number of CPU cores). On a cluster, the
             batches kept in flight are twice this (default: twice its threads).
-        on_skip : callable, optional
+        on_skip : callable, default=None
             Called with the `~stellarlatent.datasets.SkippedFile` of each file
             skipped, as it is skipped (in this process, whatever the
             scheduler); by default each is logged as a warning.
@@ -517,11 +517,11 @@ class SpectralStore:
             Spectra on the store's grid (a batch, one spectrum or a list), or
             a 2-D flux array ``(n_spectra, n_pixels)`` in the store's flux
             unit, with optional ``mask`` and ``ivar`` arrays.
-        labels : `~astropy.table.Table`, optional
+        labels : `~astropy.table.Table`, default=None
             One row per spectrum with every label column of the store
             (quantities are converted to the store's units; masked values stay
             masked). Without it the labels of these spectra are masked.
-        mask, ivar : array-like, optional
+        mask, ivar : array-like, default=None
             Only with a flux array.
 
         Returns
@@ -618,7 +618,7 @@ class SpectralStore:
 
         Parameters
         ----------
-        indices : int array, slice or boolean mask, optional
+        indices : int array, slice or boolean mask, default=None
             Which spectra (all by default), in any order.
 
         Returns
@@ -664,7 +664,7 @@ class SpectralStore:
         ----------
         batch_size : int
             Spectra per batch.
-        indices : array-like, optional
+        indices : array-like, default=None
             Which spectra (all by default).
         """
         rows = self._indices(indices)
@@ -726,9 +726,9 @@ class SpectralStore:
 
         Parameters
         ----------
-        indices : array-like, optional
+        indices : array-like, default=None
             The spectra to serve (all by default).
-        labels : sequence of str, optional
+        labels : sequence of str, default=None
             Numeric label columns to serve with each spectrum.
 
         Returns

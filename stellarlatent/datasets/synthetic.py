@@ -134,7 +134,7 @@ def make_synthetic_spectra(
     ----------
     n : int
         Number of spectra.
-    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, optional
+    grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, default=None
         Output grid; default MILES-like: 3540.5 + 0.9 i Angstrom,
         i = 0..4299 (linear, air wavelengths unless ``air=False``).
     teff, logg, feh : float, (low, high) tuple or array of shape (n,)
@@ -143,7 +143,7 @@ def make_synthetic_spectra(
         label takes a number, a ``(low, high)`` tuple or two-element
         Quantity (a range), or a list or array of ``n`` values (one per
         star); plain numbers are in the units given here.
-    alpha_fe : float, tuple or array, optional
+    alpha_fe : float, tuple or array, default=None
         [alpha/Fe] of O, Mg, Si, Ca and Ti; default the Galactic trend
         ``clip(-0.4 [Fe/H], 0, 0.4)``.
     rv : `~astropy.units.Quantity`, (low, high) or array
@@ -156,7 +156,7 @@ def make_synthetic_spectra(
         noise); ``None`` for noise-free spectra (then no uncertainty).
     resolution : float or None, default 2000
         Resolving power of the Gaussian line-spread function.
-    fwhm : `~astropy.units.Quantity`, optional
+    fwhm : `~astropy.units.Quantity`, default=None
         FWHM of the line-spread function instead of ``resolution``, as a
         wavelength (constant in Angstrom, like MILES' 2.5 Angstrom) or a
         velocity.
@@ -165,7 +165,7 @@ def make_synthetic_spectra(
         air, as in MILES) or vacuum ones.
     epsilon : float, default 0.6
         Limb-darkening coefficient of the rotational profile.
-    velocity_step : `~astropy.units.Quantity`, optional
+    velocity_step : `~astropy.units.Quantity`, default=None
         Step of the internal grid; default the smaller of 15 km/s and a sixth
         of the line-spread function's FWHM.
     random_state : int, `~numpy.random.RandomState` or None

@@ -58,9 +58,9 @@ def label_columns(labels, n_samples=None, names=None, name="labels"):
         and text are skipped unless asked for in ``names``), a dict of 1-D arrays or Quantities,
         or a 1-D array (one label) or 2-D array of shape
         (n_samples, n_labels).
-    n_samples : int, optional
+    n_samples : int, default=None
         Expected number of rows.
-    names : str or sequence of str, optional
+    names : str or sequence of str, default=None
         For tables and dicts, the columns to use (in this order). For arrays,
         the names of the columns (default ``label_0``, ``label_1``, ... or
         ``label`` for a 1-D array).
@@ -147,9 +147,9 @@ def label_values(labels, key, n_samples=None, unit=None, name="labels"):
         As in `label_columns`; a 1-D array is taken as the values of ``key``.
     key : str
         The label to return.
-    n_samples : int, optional
+    n_samples : int, default=None
         Expected number of rows.
-    unit : `~astropy.units.UnitBase`, optional
+    unit : `~astropy.units.UnitBase`, default=None
         Unit to convert a Quantity label to. Labels without a unit are taken
         to be in ``unit`` already.
     name : str

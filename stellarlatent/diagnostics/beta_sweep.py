@@ -220,7 +220,7 @@ class BetaSweepDisplay:
 
         Parameters
         ----------
-        ax : array-like of `~matplotlib.axes.Axes`, optional
+        ax : array-like of `~matplotlib.axes.Axes`, default=None
             One per network size.
 
         Returns

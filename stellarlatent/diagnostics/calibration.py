@@ -135,7 +135,7 @@ def reliability_curve(proba, y_true, bin_edges=None, n_bins=10):
         The true class indices, or the true values when ``bin_edges`` is
         given (a Quantity is converted to the unit of ``bin_edges``). NaN or
         masked entries are dropped.
-    bin_edges : array-like of shape (n_classes + 1,), optional
+    bin_edges : array-like of shape (n_classes + 1,), default=None
         Edges of the label bins; true values outside them count in the first
         or last bin.
     n_bins : int
@@ -187,7 +187,7 @@ def expected_calibration_error(proba, y_true, bin_edges=None, n_bins=10):
         Predicted probabilities; each row sums to 1.
     y_true : array-like of shape (n_samples,)
         True class indices, or true values with ``bin_edges``; NaN dropped.
-    bin_edges : array-like of shape (n_classes + 1,), optional
+    bin_edges : array-like of shape (n_classes + 1,), default=None
         Edges of the label bins.
     n_bins : int
         Number of confidence intervals.
@@ -335,7 +335,7 @@ def interval_coverage(predictions, truth, levels=(0.68, 0.95), labels=None):
         are taken to be in it. NaN and masked values are dropped.
     levels : sequence of float
         Credible levels in (0, 1).
-    labels : str or sequence of str, optional
+    labels : str or sequence of str, default=None
         Labels to evaluate (default: every label of ``predictions``).
 
     Returns
@@ -405,12 +405,12 @@ def negative_log_likelihood(proba, y_true, bin_edges=None, eps=1e-12, labels=Non
         For one label: the true bin indices, or the true values with
         ``bin_edges``. For a dict ``proba``: a table or dict of true values
         by label. NaN values are dropped.
-    bin_edges : array-like of shape (n_bins + 1,), optional
+    bin_edges : array-like of shape (n_bins + 1,), default=None
         Edges of the label bins (one label only).
     eps : float
         Probabilities are clipped to at least ``eps`` so that a true bin of
         zero probability costs ``-log(eps)`` rather than infinity.
-    labels : str or sequence of str, optional
+    labels : str or sequence of str, default=None
         Labels to evaluate for a dict ``proba`` (default all).
 
     Returns

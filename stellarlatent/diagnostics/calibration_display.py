@@ -91,7 +91,7 @@ class CalibrationDisplay:
             Spectra.
         y : `~astropy.table.Table` or dict
             True labels of the spectra.
-        labels : sequence of str, optional
+        labels : sequence of str, default=None
             Labels to show (default ``remap.labels``).
         **kwargs
             Passed to `from_predictions`.
@@ -120,12 +120,12 @@ class CalibrationDisplay:
         truth : `~astropy.table.Table`, dict or array-like
             True labels (a 1-D array for a single label); Quantities are
             converted to the prediction's unit; NaN values are dropped.
-        proba : dict, optional
+        proba : dict, default=None
             ``{label: (proba, bin_edges)}`` of ``predict_proba``; it gives the
             reliability diagram and the exact coverage of the binned
             distribution. Without it coverage uses Gaussian intervals from
             ``L_err``.
-        labels : sequence of str, optional
+        labels : sequence of str, default=None
             Labels to show (default every label of ``predictions``).
         n_bins : int
             Confidence intervals of the reliability diagram.

@@ -280,16 +280,16 @@ def mutual_information(
           correlation ``rho``. Meant for the KSG estimator: the plug-in
           histogram estimate is biased upwards at large bin counts, which
           this transform amplifies.
-    sigma_clip : float, optional
+    sigma_clip : float, default=None
         If given, samples further than ``sigma_clip`` standard deviations
         (iterative clipping with `astropy.stats.sigma_clip`) in the latent or
         in the label are dropped from that latent-label pair.
     random_state : int, `numpy.random.RandomState` or None
         Seed of the small noise that the KSG estimator adds; unused by the
         (deterministic) histogram method.
-    dims : sequence of int, optional
+    dims : sequence of int, default=None
         Latent dimensions to use (default all).
-    names : sequence of str, optional
+    names : sequence of str, default=None
         Labels to use from a table or dict, or names of the columns of an
         array.
     n_neighbors : int
@@ -396,9 +396,9 @@ def latent_correlation(Z, labels, method="spearman", dims=None, names=None):
         label.
     method : {"spearman", "pearson"}
         Spearman's rank correlation (default) or Pearson's correlation.
-    dims : sequence of int, optional
+    dims : sequence of int, default=None
         Latent dimensions to use (default all).
-    names : sequence of str, optional
+    names : sequence of str, default=None
         Labels to use, or names of the columns of an array.
 
     Returns

@@ -289,7 +289,7 @@ class LatentExplorer:
             A fitted estimator.
         X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch or `~stellarlatent.datasets.SpectralStore`
             Spectra on the training grid of ``vae``.
-        labels : `~astropy.table.Table` or `~astropy.table.QTable`, optional
+        labels : `~astropy.table.Table` or `~astropy.table.QTable`, default=None
             One row per spectrum: numeric columns colour the scatter and are
             listed for the selected star; text columns are listed.
         remap : `~stellarlatent.estimators.DeepREMAP` or `~stellarlatent.estimators.DeepREMAPEnsemble`, optional
@@ -300,12 +300,12 @@ class LatentExplorer:
             the VAE's (default ``X``); same order as ``X``.
         n_neighbors : int
             Similar spectra shown per star.
-        dims : sequence of int, optional
+        dims : sequence of int, default=None
             Latents that get a slider (default: the informative ones, MAD
             above ``threshold``; the two of largest MAD if none is).
         threshold : float
             MAD above which a latent is informative (Sedaghat et al. 2021).
-        names : sequence of str, optional
+        names : sequence of str, default=None
             A name per spectrum for the page (default a ``name``,
             ``filename`` or ``object`` text column of ``labels``, if any).
         max_spectra : int
@@ -315,7 +315,7 @@ class LatentExplorer:
             are decoded in the page.
         random_state : int or None
             Seed of the choice of the stored spectra.
-        title : str, optional
+        title : str, default=None
             Heading of the page.
 
         Returns

@@ -57,7 +57,7 @@ class DisentanglementReport:
         Normalised mutual information, comparable between dimensions.
     correlation : `~astropy.table.Table`
         Spearman correlations.
-    estimator : object, optional
+    estimator : object, default=None
         The autoencoder the latents came from.
 
     Attributes
@@ -146,9 +146,9 @@ class DisentanglementReport:
             Dimensions whose mutual information and correlations are computed.
         method, bins, sigma_clip, random_state
             Passed to `~stellarlatent.diagnostics.mutual_information`.
-        names : sequence of str, optional
+        names : sequence of str, default=None
             Labels to use, or names of the columns of an array.
-        estimator : object, optional
+        estimator : object, default=None
             Kept for `plot_traversals`.
 
         Returns
@@ -468,7 +468,7 @@ class DisentanglementReport:
         ----------
         label : str
             Label that colours the points.
-        dims : sequence of int, optional
+        dims : sequence of int, default=None
             Dimensions to pair (default the informative ones).
         s : float
             Marker size.
@@ -522,16 +522,16 @@ class DisentanglementReport:
         ----------
         x : `~specutils.Spectrum` or array-like
             The spectrum to start from.
-        vae : estimator, optional
+        vae : estimator, default=None
             The autoencoder (default the one given to `from_estimator`).
-        dims : sequence of int, optional
+        dims : sequence of int, default=None
             Dimensions to traverse (default the informative ones).
         values : array-like
             Steps, in units of each latent's MAD about its median when
             ``scale="mad"``.
         scale : {"mad", "std", None}
             See `LatentTraversalDisplay.from_estimator`.
-        ax : Axes or array of Axes, optional
+        ax : Axes or array of Axes, default=None
         **kwargs
             Passed to `LatentTraversalDisplay.plot`.
 

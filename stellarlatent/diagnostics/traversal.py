@@ -34,13 +34,13 @@ class LatentTraversalDisplay:
         decoded flux, NaN at masked pixels.
     values : dict
         Maps each latent dimension to the latent values (n_values,) of its rows.
-    steps : ndarray, optional
+    steps : ndarray, default=None
         The sweep common to all dimensions (for example in units of each
         latent's MAD), used for the colour bar; `None` when the dimensions
         were swept over different values.
-    spectral_range : `~astropy.units.Quantity`, shape (2,), optional
+    spectral_range : `~astropy.units.Quantity`, shape (2,), default=None
         Part of the spectrum to draw.
-    flux_unit : `~astropy.units.UnitBase`, optional
+    flux_unit : `~astropy.units.UnitBase`, default=None
         Unit of the flux, for the axis label.
 
     Attributes
@@ -101,7 +101,7 @@ class LatentTraversalDisplay:
             2-D flux has one row per value).
         x : `~specutils.Spectrum` or array-like
             The spectrum to start from, as accepted by ``vae.traverse``.
-        dims : sequence of int, optional
+        dims : sequence of int, default=None
             Dimensions to traverse. Default: the informative dimensions of
             ``latents`` when given, otherwise every dimension (allowed up to
             16 dimensions).
@@ -113,10 +113,10 @@ class LatentTraversalDisplay:
             With ``"mad"`` (or ``"std"``) the values of dimension ``d`` are
             ``median(Z[:, d]) + values * MAD(Z[:, d])`` (or the standard
             deviation), computed from ``latents``.
-        latents : array-like of shape (n_samples, latent_dim), optional
+        latents : array-like of shape (n_samples, latent_dim), default=None
             Latent vectors of a data set (``vae.transform(X)``), needed by
             ``scale`` and for the default ``dims``.
-        spectral_range : `~astropy.units.Quantity`, shape (2,), optional
+        spectral_range : `~astropy.units.Quantity`, shape (2,), default=None
             Part of the spectrum to draw.
 
         Returns
@@ -203,7 +203,7 @@ class LatentTraversalDisplay:
         values : array-like or dict
             The latent values of the rows: one array shared by all dimensions,
             or a dict by dimension.
-        spectral_range : `~astropy.units.Quantity`, shape (2,), optional
+        spectral_range : `~astropy.units.Quantity`, shape (2,), default=None
             Part of the spectrum to draw.
 
         Returns

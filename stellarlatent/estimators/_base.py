@@ -617,7 +617,7 @@ class TorchEstimator(BaseEstimator):
         Parameters
         ----------
         path : str or `pathlib.Path`
-        device : str or `torch.device`, optional
+        device : str or `torch.device`, default="auto"
             Where to put the network.
 
         Raises

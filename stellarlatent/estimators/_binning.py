@@ -109,7 +109,7 @@ def read_labels(y, labels, n_samples, units=None, name="y"):
     labels : sequence of str
     n_samples : int
         Expected number of rows.
-    units : dict, optional
+    units : dict, default=None
         Unit of each label (from a fitted model). Default: `label_unit`.
     name : str
         Name of the argument, for error messages.
@@ -200,9 +200,9 @@ def make_edges(values, n_bins=None, width=None, margin=0.05, log=False, name="la
     ----------
     values : ndarray
         Known label values (NaN ignored).
-    n_bins : int, optional
+    n_bins : int, default=None
         Number of bins, at least 3 (used when ``width`` is None).
-    width : float, optional
+    width : float, default=None
         Bin width, in the label's unit (in log10 of the label with ``log``).
         The range is widened symmetrically to a whole number of widths.
     margin : float

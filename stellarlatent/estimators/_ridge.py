@@ -71,7 +71,7 @@ class RidgeExpert:
 
     Parameters
     ----------
-    alphas : array-like, optional
+    alphas : array-like, default=None
         Penalties searched by leave-one-out cross-validation (default
         `ALPHAS`, on standardised pixels).
 

@@ -13,10 +13,10 @@ class EarlyStopping:
     patience : int or None
         Epochs without improvement after which `should_stop` becomes True;
         None never stops (the best weights are still tracked).
-    min_delta : float, optional
+    min_delta : float, default=0.0
         An epoch improves only when its loss is below the best by more than
         this (0: any decrease counts).
-    monitor_only : bool, optional
+    monitor_only : bool, default=False
         Never stop (for example when the loss is the training loss, which
         is not a sign of over-fitting).
 

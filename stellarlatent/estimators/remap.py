@@ -76,7 +76,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         ``log_teff`` (65 K without), 0.09 dex in log g, 0.065 dex in
         [Fe/H] and [M/H], 0.03 dex in [alpha/Fe]; between 20 and 500 bins
         over the range. Other labels get 50 bins over their range.
-    bin_width : dict, optional
+    bin_width : dict, default=None
         ``{label: width}`` overriding ``n_bins``: a Quantity (``50 * u.K``),
         a string (``"50 K"``) or a number in the label's unit. With
         ``log_teff`` the width of ``"teff"`` is in dex of Teff (e.g. 0.005).
@@ -403,16 +403,16 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch, list of Spectrum on one grid, or `~stellarlatent.datasets.SpectralStore`
             Training spectra on one grid (see `stellarlatent.preprocessing`);
             masked and NaN pixels are allowed. A store is streamed.
-        y : `~astropy.table.Table`, `~astropy.table.QTable`, dict or array-like, optional
+        y : `~astropy.table.Table`, `~astropy.table.QTable`, dict or array-like, default=None
             The labels named in ``labels``, one row per spectrum: table
             columns or dict entries by name (Quantities are converted, e.g.
             Teff to K), or a 2-D array whose columns follow ``labels``.
             NaN or masked values leave that label (only) out of the loss.
             None reads them from the label columns of a SpectralStore ``X``.
-        sample_weight : array-like of shape (n_spectra,), optional
+        sample_weight : array-like of shape (n_spectra,), default=None
             Relative sampling weights of the spectra (batches are drawn with
             replacement in proportion).
-        checkpoint_dir : str or `pathlib.Path`, optional
+        checkpoint_dir : str or `pathlib.Path`, default=None
             Write a checkpoint after every epoch and resume from one written
             for the same data and hyperparameters (to the same result).
 
@@ -477,9 +477,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
             ``freeze`` units (stem first, see
             `stellarlatent.nn.DeepREMAPNet.blocks`) fixed, batch-norm
             statistics included; None trains everything.
-        max_epochs : int, optional
+        max_epochs : int, default=None
             Default: the estimator's ``max_epochs``.
-        lr : float, optional
+        lr : float, default=None
             Initial learning rate; default ``lr / 10``. Without ``swa_lr``
             the SWA learning rate is a tenth of it.
 
@@ -703,7 +703,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         ----------
         X : spectra, as in `predict`
             Spectra not used in training.
-        y : `~astropy.table.Table`, dict or array-like, optional
+        y : `~astropy.table.Table`, dict or array-like, default=None
             Their labels, as in `fit`.
         method : {"nll", "coverage"}
             What the temperature is fitted to.

@@ -19,7 +19,7 @@ class TemperatureScaler(nn.Module):
 
     Parameters
     ----------
-    n_temperatures : int, optional
+    n_temperatures : int, default=1
         1 for one temperature shared by all classes, or ``n_bins`` for one per
         class (logit column).
 
@@ -77,10 +77,10 @@ class TemperatureScaler(nn.Module):
             Uncalibrated logits (detached before fitting).
         target : Tensor of int, shape (B,)
             True bins; ``ignore_index`` marks a missing label.
-        ignore_index : int, optional
-        max_iter : int, optional
+        ignore_index : int, default=-1
+        max_iter : int, default=100
             Maximum L-BFGS iterations.
-        lr : float, optional
+        lr : float, default=0.1
             L-BFGS step size (a strong-Wolfe line search refines it).
 
         Returns

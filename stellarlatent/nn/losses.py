@@ -70,18 +70,18 @@ def vae_loss(
         Posterior means.
     logvar : Tensor, shape (B, D), or None
         Posterior log-variances; None (a plain autoencoder) gives ``kl = 0``.
-    mask : Tensor of bool, shape of ``x``, optional
+    mask : Tensor of bool, shape of ``x``, default=None
         True marks a bad pixel, excluded from the reconstruction error.
         Non-finite target pixels are excluded as well.
-    ivar : Tensor, shape of ``x``, optional
+    ivar : Tensor, shape of ``x``, default=None
         Inverse variance of ``x``, needed by ``reconstruction="chi2"`` (where
         pixels with ``ivar <= 0`` are excluded); ignored otherwise.
-    reconstruction : {"l1", "mse", "chi2"}, optional
+    reconstruction : {"l1", "mse", "chi2"}, default="l1"
         Per-pixel error: absolute (the paper's choice), squared, or squared
         and weighted by ``ivar``.
-    beta : float or Tensor, optional
+    beta : float or Tensor, default=1.0
         Weight of the KL term (see `linear_warmup`).
-    sample_weight : Tensor, shape (B,), optional
+    sample_weight : Tensor, shape (B,), default=None
         Non-negative weight of each spectrum in the batch means.
 
     Returns
@@ -196,11 +196,11 @@ def class_balance_weights(counts, beta=0.999, method="effective_number"):
     ----------
     counts : array-like of int, shape (n_bins,)
         Number of training samples in each bin.
-    beta : float, optional
+    beta : float, default=0.999
         In [0, 1). With ``method="effective_number"`` (Cui et al. 2019) the
         weight of a class is ``(1 - beta) / (1 - beta**count)``; ``beta -> 1``
         approaches inverse frequency, ``beta = 0`` gives equal weights.
-    method : {"effective_number", "inverse_frequency"}, optional
+    method : {"effective_number", "inverse_frequency"}, default="effective_number"
 
     Returns
     -------
@@ -242,7 +242,7 @@ def distance_cost_matrix(n_bins, power=1.0):
     Parameters
     ----------
     n_bins : int
-    power : float, optional
+    power : float, default=1.0
 
     Returns
     -------
@@ -293,22 +293,22 @@ class FocalCostLoss(nn.Module):
     ----------
     n_bins : int
         Number of label bins (classes).
-    gamma : float, optional
+    gamma : float, default=2.0
         Focusing parameter; 0 gives (weighted) cross-entropy.
-    class_weights : array-like, shape (n_bins,), optional
+    class_weights : array-like, shape (n_bins,), default=None
         Weight ``w`` of each class, for example from `class_balance_weights`.
         Default: all ones.
-    cost_matrix : "distance", array-like of shape (n_bins, n_bins), or None, optional
+    cost_matrix : "distance", array-like of shape (n_bins, n_bins), or None, default="distance"
         ``C[true, predicted]``. ``"distance"`` uses
         `distance_cost_matrix` with ``cost_power``; None drops the cost term.
-    cost_power : float, optional
+    cost_power : float, default=1.0
         Exponent of the distance cost.
-    cost_weight : float, optional
+    cost_weight : float, default=1.0
         Weight of the cost term.
-    label_smoothing : float, optional
+    label_smoothing : float, default=0.0
         Standard deviation, in bins, of the Gaussian soft target; 0 (the
         default) keeps the one-hot target.
-    ignore_index : int, optional
+    ignore_index : int, default=-1
         Target value that marks a missing label.
 
     Examples
@@ -375,9 +375,9 @@ class FocalCostLoss(nn.Module):
         logits : Tensor, shape (B, n_bins)
         target : Tensor of int, shape (B,)
             True bin index, or ``ignore_index`` for a missing label.
-        mask : Tensor of bool, shape (B,), optional
+        mask : Tensor of bool, shape (B,), default=None
             True marks a missing label (excluded), like ``ignore_index``.
-        sample_weight : Tensor, shape (B,), optional
+        sample_weight : Tensor, shape (B,), default=None
             Non-negative weight of each sample in the mean.
 
         Returns
@@ -489,19 +489,19 @@ def triplet_loss(
     labels : Tensor, shape (B,) or (B, n_labels)
         Normalised labels (for example bin index / (n_bins - 1), or
         standardised values); NaN where unknown.
-    margin : float, optional
+    margin : float, default=0.2
         Required gap between the anchor-negative and anchor-positive distances.
-    positive_threshold : float, optional
+    positive_threshold : float, default=0.1
         Largest label distance of a positive pair (exclusive).
-    negative_threshold : float, optional
+    negative_threshold : float, default=None
         Smallest label distance of a negative pair; default
         ``positive_threshold``.
-    mining : {"batch_hard", "batch_all"}, optional
+    mining : {"batch_hard", "batch_all"}, default="batch_hard"
         ``"batch_hard"`` (Hermans et al. 2017): for each anchor, its farthest
         positive and closest negative, averaged over anchors that have both.
         ``"batch_all"``: every valid triplet, averaged over those with a
         positive loss.
-    label_scale : float or Tensor of shape (n_labels,), optional
+    label_scale : float or Tensor of shape (n_labels,), default=None
         Divides the labels before distances are computed.
 
     Returns

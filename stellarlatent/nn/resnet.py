@@ -35,9 +35,9 @@ class ResidualBlock1D(nn.Module):
     Parameters
     ----------
     in_channels, out_channels : int
-    kernel_size : int, optional
+    kernel_size : int, default=7
         Odd kernel size of both convolutions.
-    stride : int, optional
+    stride : int, default=1
         Stride of the first convolution and of the projection shortcut; an
         input of length ``L`` gives ``ceil(L / stride)`` positions.
 
@@ -75,19 +75,19 @@ class ResNet1D(nn.Module):
 
     Parameters
     ----------
-    in_channels : int, optional
+    in_channels : int, default=1
         Input channels: 1 for flux, 2 for flux and a bad-pixel mask.
-    base_channels : int, optional
+    base_channels : int, default=16
         Channels of the stem and of the first stage; each later stage doubles
         them and halves the length.
-    n_stages : int, optional
+    n_stages : int, default=4
         Number of stages; all but the first start with a stride-2 projection
         block.
-    blocks_per_stage : int, optional
+    blocks_per_stage : int, default=2
         Residual blocks per stage.
-    kernel_size : int, optional
+    kernel_size : int, default=7
         Odd kernel size of the stem and of the residual convolutions.
-    stem_stride : int, optional
+    stem_stride : int, default=2
         Stride of the stem convolution.
 
     Attributes
@@ -165,7 +165,7 @@ class ResNet1D(nn.Module):
 
         Parameters
         ----------
-        n_blocks : int, optional
+        n_blocks : int, default=None
             Between 0 and ``len(blocks)``.
 
         Returns
@@ -222,9 +222,9 @@ class DeepREMAPNet(nn.Module):
     label_bins : dict of str to int, or sequence of int
         Number of bins of each label, e.g. ``{"teff": 64, "logg": 32}``; a
         sequence names its labels ``"0"``, ``"1"``, ...
-    in_channels : {1, 2}, optional
+    in_channels : {1, 2}, default=1
         2 feeds the bad-pixel mask to the network as a second channel.
-    contrast_window : int or None, optional
+    contrast_window : int or None, default=None
         Odd width in pixels of a running mean of the flux. When set, the
         network also reads the flux minus that running mean (the lines and
         other small-scale features, without the continuum), standardised per
@@ -233,14 +233,14 @@ class DeepREMAPNet(nn.Module):
         normalisation. None (the default) reads the flux (and mask) only.
     base_channels, n_stages, blocks_per_stage, kernel_size, stem_stride : int, optional
         Backbone layout, see `ResNet1D`.
-    embedding_dim : int, optional
+    embedding_dim : int, default=64
         Size of the embedding.
-    dropout : float, optional
+    dropout : float, default=0.1
         Dropout probability before the embedding and the heads.
-    normalize_embedding : bool, optional
+    normalize_embedding : bool, default=True
         Return L2-normalised embeddings (for the triplet loss and cosine
         neighbours).
-    head_input : {"features", "embedding"}, optional
+    head_input : {"features", "embedding"}, default="features"
         Whether the classification heads read the pooled backbone features or
         the (unnormalised) embedding.
 
@@ -425,7 +425,7 @@ class DeepREMAPNet(nn.Module):
         Parameters
         ----------
         x : Tensor, shape (B, n_pixels) or (B, in_channels, n_pixels)
-        mask : Tensor of bool, shape (B, n_pixels), optional
+        mask : Tensor of bool, shape (B, n_pixels), default=None
             True marks a bad pixel; only with a 2-D ``x``.
 
         Returns

@@ -60,13 +60,13 @@ def vae_layer_plan(
     ----------
     n_pixels : int
         Length of the (unpadded) input spectra.
-    max_bottleneck_length : int, optional
+    max_bottleneck_length : int, default=64
         Largest number of positions left at the bottleneck.
-    base_channels : int, optional
+    base_channels : int, default=16
         Channels of the first layer.
-    max_channels : int, optional
+    max_channels : int, default=512
         Upper limit of the channels of any layer.
-    channel_growth_every : int, optional
+    channel_growth_every : int, default=3
         Number of layers between two doublings of the channels.
 
     Returns
@@ -112,19 +112,19 @@ class ConvVAE(nn.Module):
         Length of the input spectra. Inputs of this length are zero-padded on
         the right to `padded_length`; inputs already of `padded_length` are used
         as they are.
-    latent_dim : int, optional
+    latent_dim : int, default=128
         Number of latent variables.
-    channels, kernel_sizes, strides : sequence of int, optional
+    channels, kernel_sizes, strides : sequence of int, default=None
         Output channels, (odd) kernel size and stride of each encoder layer;
         the decoder mirrors them. When ``channels`` is not given the plan is
         derived from ``n_pixels`` by `vae_layer_plan` (with
         ``max_bottleneck_length``, ``base_channels``, ``max_channels``); when
         only ``kernel_sizes`` or ``strides`` is missing it defaults to
         7, 5, 5, 3, ... and to stride 2 everywhere but in the last layer.
-    variational : bool, optional
+    variational : bool, default=True
         If False the network is a plain autoencoder: `encode` returns
         ``logvar=None`` and `forward` is deterministic.
-    negative_slope : float, optional
+    negative_slope : float, default=0.1
         Slope of the leaky ReLU for negative inputs.
     max_bottleneck_length, base_channels, max_channels : int, optional
         Passed to `vae_layer_plan` when ``channels`` is not given.
@@ -251,7 +251,7 @@ class ConvVAE(nn.Module):
         ----------
         n_pixels : int
             Length of the unpadded spectra.
-        strides : sequence of int, optional
+        strides : sequence of int, default=None
             Encoder strides; derived by `vae_layer_plan` from ``n_pixels`` and
             ``plan_kwargs`` when not given.
         **plan_kwargs
@@ -387,7 +387,7 @@ class ConvVAE(nn.Module):
         ----------
         x : Tensor, shape (B, n_pixels), (B, padded_length) or (B, 1, ...)
             Finite flux.
-        sample : bool, optional
+        sample : bool, default=None
             Draw ``z`` from the posterior (True) or take its mean (False).
             Default: sample in training mode only. Ignored when the network is
             not variational.

@@ -106,7 +106,7 @@ def load(name, device="auto", registry=None):
     name : str
         A name of `list_models`.
     device : str, default="auto"
-    registry : path, optional
+    registry : path, default=None
         Another registry file (its model files lie beside it).
 
     Returns
@@ -147,7 +147,7 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     rescale : bool, default=False
         Divide each spectrum by its median flux (see
         `~stellarlatent.preprocessing.InstrumentMatcher`).
-    registry : path, optional
+    registry : path, default=None
 
     Returns
     -------
@@ -204,7 +204,7 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, regist
         (see `instrument_matcher`).
     match : bool, default=True
         Whether to bring the spectra to the model's instrument first.
-    registry : path, optional
+    registry : path, default=None
 
     Returns
     -------
