@@ -81,14 +81,20 @@ AUGMENT = {"fwhm": (2.5, 4.0), "snr": (20.0, 150.0), "tilt": (-0.1, 0.1), "ebv":
            "rv_sigma": 5.0, "cut_probability": 0.5, "cut_blue": 300.0, "cut_red": 600.0}
 
 
-def augment(spectra, rows, copies, seed):
+#: what `augment` may degrade
+AUGMENT_STEPS = ("resolution", "rv", "continuum", "noise", "coverage")
+
+
+def augment(spectra, rows, copies, seed, steps=AUGMENT_STEPS):
     """``copies`` degraded copies of the raw spectra ``rows``, as other instruments record them.
 
     Each copy draws a line-spread function (2.5-4 Angstrom FWHM), a linear
     continuum tilt, reddening, a residual radial velocity (the scatter the
     instrument matching leaves), photon noise at a drawn S/N and, half of the
-    time, a shorter wavelength coverage (the rest masked). Returns the copies
-    (on the raw grid) and the index of the star of each.
+    time, a shorter wavelength coverage (the rest masked); ``steps`` chooses
+    which (the flux-calibrated model keeps its continuum). The draws are the
+    same whichever steps are left out. Returns the copies (on the raw grid)
+    and the index of the star of each.
     """
     from specutils import Spectrum
 
@@ -102,22 +108,28 @@ def augment(spectra, rows, copies, seed):
             mask = np.array(spectra.mask[row], dtype=bool)
             one = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA, mask=mask)
             fwhm = rng.uniform(*AUGMENT["fwhm"])
-            if fwhm > 2.55:
+            if fwhm > 2.55 and "resolution" in steps:
                 one = Broadener(fwhm=fwhm * u.AA, input_fwhm=2.5 * u.AA).transform(one)
-            one = DopplerShift(rv=[rng.normal(0, AUGMENT["rv_sigma"])] * u.km / u.s).transform(one)
+            rv = rng.normal(0, AUGMENT["rv_sigma"])
+            if "rv" in steps:
+                one = DopplerShift(rv=[rv] * u.km / u.s).transform(one)
             one = Resampler(SpectralGrid(wave * u.AA)).fit_transform(one)
             flux = np.array(one.flux.value[0], dtype=float)
             mask = np.array(one.mask[0], dtype=bool)
             x = (wave - wave[0]) / (wave[-1] - wave[0]) - 0.5
-            flux *= (1 + rng.uniform(*AUGMENT["tilt"]) * x) * 10 ** (
-                -0.4 * rng.uniform(*AUGMENT["ebv"]) * 3.1 * ccm89(wave))
+            tilt, ebv = rng.uniform(*AUGMENT["tilt"]), rng.uniform(*AUGMENT["ebv"])
+            if "continuum" in steps:
+                flux *= (1 + tilt * x) * 10 ** (-0.4 * ebv * 3.1 * ccm89(wave))
             level = np.nanmedian(np.where(mask, np.nan, flux))
             sigma = np.sqrt(np.clip(flux, 0, None) * level) / rng.uniform(*AUGMENT["snr"])
-            flux = flux + sigma * rng.standard_normal(flux.shape)
+            noise = sigma * rng.standard_normal(flux.shape)
+            if "noise" in steps:
+                flux = flux + noise
             if rng.uniform() < AUGMENT["cut_probability"]:
                 lo = WAVE_RANGE[0] + rng.uniform(0, AUGMENT["cut_blue"])
                 hi = WAVE_RANGE[1] - rng.uniform(0, AUGMENT["cut_red"])
-                mask |= (wave < lo) | (wave > hi)
+                if "coverage" in steps:
+                    mask |= (wave < lo) | (wave > hi)
             out.append(np.where(mask, np.nan, flux))
             star.append(row)
     batch = Spectrum(flux=np.asarray(out) * u.one, spectral_axis=wave * u.AA,
@@ -207,6 +219,9 @@ def main(argv=None):
     parser.add_argument("--augment", type=int, default=0, metavar="COPIES",
                         help="degraded copies of each training star added to the fine-tuning "
                              "and calibration spectra (other instruments; default: none)")
+    parser.add_argument("--augment-steps", nargs="+", choices=AUGMENT_STEPS,
+                        default=list(AUGMENT_STEPS), metavar="STEP",
+                        help="what --augment degrades (default: all of %(choices)s)")
     parser.add_argument("--skip-vae", action="store_true", help="build the DeepREMAP model only")
     parser.add_argument("--templates-only", action="store_true",
                         help="rewrite only the radial-velocity templates and their registry entry")
@@ -262,7 +277,7 @@ def main(argv=None):
         from specutils import Spectrum
 
         def joined(rows, copies, seed):
-            copies_raw, star = augment(spectra, rows, copies, seed)
+            copies_raw, star = augment(spectra, rows, copies, seed, args.augment_steps)
             extra = prepare.transform(copies_raw)
             both = to_batch([X_all[rows], extra])
             return (Spectrum(flux=both.flux * u.one, spectral_axis=both.spectral_axis,
@@ -311,8 +326,8 @@ def main(argv=None):
         "precision": precision,
         "recipe": f"{n_members} members, {n_synthetic} synthetic spectra x {pre_epochs} "
                   f"pre-training epochs, {epochs} fine-tuning epochs"
-                  + (f", {args.augment} degraded copies of each training star (2.5-4 A FWHM, "
-                     "S/N 20-150, tilt, reddening, coverage)" if args.augment else ""),
+                  + (f", {args.augment} degraded copies of each training star ("
+                     + ", ".join(args.augment_steps) + ")" if args.augment else ""),
         "instrument": instrument,
     }
     registry[name]["training_data"] += normalised
