@@ -17,6 +17,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.stats import norm
 
+from .._bins import binned_cdf
 from .._logging import log
 from ._labels import _column_values, label_values
 
@@ -216,16 +217,6 @@ def expected_calibration_error(proba, y_true, bin_edges=None, n_bins=10):
     return float(np.sum(counts[full] * gaps) / total)
 
 
-def _binned_cdf(proba, edges, values):
-    """Cumulative probability at ``values``, the density being uniform in each bin."""
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    cdf = np.concatenate([np.zeros((proba.shape[0], 1)), np.cumsum(proba, axis=1)], axis=1)
-    k = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, proba.shape[1] - 1)
-    rows = np.arange(proba.shape[0])
-    fraction = np.clip((values - edges[k]) / (edges[k + 1] - edges[k]), 0.0, 1.0)
-    return cdf[rows, k] + fraction * proba[rows, k]
-
-
 def _level_name(level):
     return f"coverage_{100 * level:g}"
 
@@ -303,7 +294,7 @@ def _coverage_from_proba(entry, label, truth, levels):
     valid = np.isfinite(y)
     coverage = np.full(levels.size, np.nan)
     if valid.any():
-        pit = _binned_cdf(proba[valid], edges, y[valid])
+        pit = binned_cdf(proba[valid], edges, y[valid])
         for i, level in enumerate(levels):
             coverage[i] = np.mean((pit >= (1 - level) / 2) & (pit <= (1 + level) / 2))
     return coverage, int(valid.sum())

@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
-from ..diagnostics.calibration import _binned_cdf
+from .._bins import binned_cdf as _uniform_bin_cdf
 
 __all__ = [
     "DEFAULT_UNITS",
@@ -375,8 +375,8 @@ def binned_cdf(proba, edges, values):
     """
     # One implementation with the interval coverage of the diagnostics, so that
     # calibrate(method="coverage") fits exactly what interval_coverage measures.
-    return _binned_cdf(np.asarray(proba, dtype=float), np.asarray(edges, dtype=float),
-                       np.asarray(values, dtype=float))
+    return _uniform_bin_cdf(np.asarray(proba, dtype=float), np.asarray(edges, dtype=float),
+                            np.asarray(values, dtype=float))
 
 
 def _softmax(logits):
