@@ -22,8 +22,8 @@ from .._logging import log
 from ._io import files_from, same_grid, stack_spectra
 
 __all__ = ["SkippedFile", "SpectraRead", "read_spectra_files", "SKIPPED_ERRORS", "skip_reason",
-           "read_each", "log_skip", "Chunk", "read_chunk", "chunk_batches", "check_spectrum",
-           "file_reason", "is_fitted"]
+           "read_each", "log_skip", "read_logged", "warn_skipped", "Chunk", "read_chunk",
+           "chunk_batches", "check_spectrum", "file_reason", "is_fitted"]
 
 #: the errors that skip a file rather than stop the reading: any error of a
 #: reader or a preprocessing step (a damaged file fails in many ways, and
@@ -136,6 +136,29 @@ def read_each(paths, read, check=None):
         items.append(item)
         positions.append(k)
     return items, positions, skipped
+
+
+def read_logged(paths, read):
+    """`read_each` without a check, logging each file skipped (`log_skip`).
+
+    Returns
+    -------
+    items : list
+        What ``read`` returned for the files kept.
+    kept : list
+        The path of each file kept, from ``paths``.
+    skipped : list of SkippedFile
+    """
+    items, positions, skipped = read_each(paths, read)
+    for record in skipped:
+        log_skip(record)
+    return items, [paths[k] for k in positions], skipped
+
+
+def warn_skipped(kept, paths, what):
+    """Log how many of ``paths`` were read and skipped, if any was (``what``: the files' kind)."""
+    if len(kept) < len(paths):
+        log.warning("read %d %s files; %d skipped", len(kept), what, len(paths) - len(kept))
 
 
 def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits", batch_size=64,

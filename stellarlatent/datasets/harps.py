@@ -13,8 +13,6 @@ works (and ``Spectrum.read`` without a format recognises these files before
 the generic FITS loaders).
 """
 
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
@@ -22,13 +20,11 @@ from astropy.nddata import InverseVariance
 from astropy.table import MaskedColumn, QTable
 from astropy.utils.masked import Masked
 from specutils import Spectrum
-from specutils.io.parsing_utils import read_fileobj_or_hdulist
-from specutils.io.registers import data_loader
 
-from .._batch import check_spectral_axis, from_batch
-from .._logging import log
-from ._io import describe_file, files_from, fits_identifier, parse_unit, stack_spectra
-from ._reading import log_skip, read_each
+from .._batch import from_batch
+from ._io import files_from, fits_identifier, parse_unit, stack_spectra
+from ._loader import add_file_meta, header_meta, load_fits, register_loader, spectral_axis
+from ._reading import read_logged, warn_skipped
 
 __all__ = ["read_harps", "read_harps_adp", "identify_harps_adp", "read_harps_s1d",
            "identify_harps_s1d"]
@@ -117,13 +113,7 @@ NOMINAL_RESOLUTION = {"HARPS": 115000.0, "HARPN": 115000.0, "HARPS-N": 115000.0,
 
 
 def _meta(header):
-    meta = {}
-    for key, cards in _META_KEYS.items():
-        for card in cards:
-            value = header.get(card)
-            if value is not None and not isinstance(value, fits.card.Undefined):
-                meta[key] = value
-                break
+    meta = header_meta(header, _META_KEYS)
     if "berv" in meta:
         meta["berv"] = float(meta["berv"]) * (u.km / u.s)
     for key in ("object", "instrument"):
@@ -132,14 +122,7 @@ def _meta(header):
     return meta
 
 
-@data_loader(
-    HARPS_ADP_FORMAT,
-    identifier=identify_harps_adp,
-    dtype=Spectrum,
-    extensions=["fits"],
-    priority=10,
-    force=True,
-)
+@register_loader(HARPS_ADP_FORMAT, identify_harps_adp)
 def read_harps_adp(file_obj, missing_err="snr", **kwargs):
     """Read one HARPS, HARPS-N or ESPRESSO 1-D archive (ADP) spectrum.
 
@@ -216,21 +199,14 @@ def read_harps_adp(file_obj, missing_err="snr", **kwargs):
     >>> float(spectrum.uncertainty.array[0]), spectrum.meta["wavelength_medium"]
     (0.01, 'air')
     """
-    name = describe_file(file_obj)
+    _check_missing_err(missing_err)
+    return load_fits(file_obj, kwargs, lambda h, n: _spectrum_from(h, n, missing_err),
+                     "HARPS ADP", _EXPECTED)
+
+
+def _check_missing_err(missing_err):
     if missing_err not in _MISSING_ERR:
         raise ValueError(f"missing_err must be one of {_MISSING_ERR}, got {missing_err!r}")
-    try:
-        with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-            return _spectrum_from(hdulist, name, missing_err)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except OSError as exc:
-        raise OSError(f"{name}: not a readable FITS file ({exc}); {_EXPECTED}") from None
-    except (TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(
-            f"{name}: cannot be read as a HARPS ADP spectrum ({type(exc).__name__}: {exc}); "
-            f"{_EXPECTED}"
-        ) from exc
 
 
 _EXPECTED = (
@@ -273,10 +249,7 @@ def _spectrum_from(hdulist, name, missing_err="snr"):
             f"{name}: WAVE, FLUX and ERR differ in length "
             f"({wave.size}, {flux.size}, {None if err is None else err.size}); {_EXPECTED}"
         )
-    try:
-        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: {wave_name}")
-    except (ValueError, u.UnitsError) as exc:
-        raise type(exc)(f"{exc} (in a HARPS ADP spectrum)") from None
+    axis, flipped = spectral_axis(wave * wave_unit, f"{name}: {wave_name}", "HARPS ADP")
     if flipped:
         flux = flux[::-1]
         err = None if err is None else err[::-1]
@@ -293,22 +266,24 @@ def _spectrum_from(hdulist, name, missing_err="snr"):
         ivar[good] = 1.0 / err[good] ** 2
         uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "ERR"
     elif missing_err == "snr":
-        ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
-        if ivar is not None:
-            uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "SNR"
+        uncertainty, source = _snr_uncertainty(flux, mask, meta, flux_unit)
     meta["wavelength_medium"] = _medium(header, wave_name)
+    return _harps_spectrum(flux, flux_unit, axis, uncertainty, source, mask, meta, hdulist, header)
+
+
+def _snr_uncertainty(flux, mask, meta, flux_unit):
+    """``(uncertainty, "SNR")`` from the S/N in ``meta`` (`_ivar_from_snr`), or ``(None, None)``."""
+    ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
+    if ivar is None:
+        return None, None
+    return InverseVariance(ivar, unit=flux_unit**-2), "SNR"
+
+
+def _harps_spectrum(flux, flux_unit, axis, uncertainty, source, mask, meta, hdulist, header):
     meta["uncertainty_source"] = source
-    filename = hdulist.filename()
-    if filename:
-        meta["filename"] = Path(filename).name
-    meta["header"] = header
-    return Spectrum(
-        flux=flux * flux_unit,
-        spectral_axis=axis,
-        uncertainty=uncertainty,
-        mask=mask,
-        meta=meta,
-    )
+    meta = add_file_meta(meta, hdulist, header)
+    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, uncertainty=uncertainty, mask=mask,
+                    meta=meta)
 
 
 def _ivar_from_snr(flux, mask, snr):
@@ -334,14 +309,7 @@ _S1D_EXPECTED = (
 )
 
 
-@data_loader(
-    HARPS_S1D_FORMAT,
-    identifier=identify_harps_s1d,
-    dtype=Spectrum,
-    extensions=["fits"],
-    priority=10,
-    force=True,
-)
+@register_loader(HARPS_S1D_FORMAT, identify_harps_s1d)
 def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
     """Read one HARPS, HARPS-N or ESPRESSO DRS 1-D spectrum (``*_s1d_A.fits``).
 
@@ -410,21 +378,9 @@ def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
     >>> spectrum.spectral_axis[[0, -1]], spectrum.flux.unit
     (<SpectralAxis [5000.  , 5000.99] Angstrom>, Unit(dimensionless))
     """
-    name = describe_file(file_obj)
-    if missing_err not in _MISSING_ERR:
-        raise ValueError(f"missing_err must be one of {_MISSING_ERR}, got {missing_err!r}")
-    try:
-        with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-            return _s1d_from(hdulist, name, missing_err)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except OSError as exc:
-        raise OSError(f"{name}: not a readable FITS file ({exc}); {_S1D_EXPECTED}") from None
-    except (TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(
-            f"{name}: cannot be read as a HARPS s1d spectrum ({type(exc).__name__}: {exc}); "
-            f"{_S1D_EXPECTED}"
-        ) from exc
+    _check_missing_err(missing_err)
+    return load_fits(file_obj, kwargs, lambda h, n: _s1d_from(h, n, missing_err),
+                     "HARPS s1d", _S1D_EXPECTED)
 
 
 def _s1d_from(hdulist, name, missing_err="snr"):
@@ -444,10 +400,8 @@ def _s1d_from(hdulist, name, missing_err="snr"):
     if header.get("CUNIT1"):
         wave_unit = parse_unit(header["CUNIT1"], u.AA, name, "wavelength")
     flux_unit = parse_unit(header.get("BUNIT"), u.dimensionless_unscaled, name, "flux")
-    try:
-        axis, flipped = check_spectral_axis(wave * wave_unit, name=f"{name}: the CRVAL1/CDELT1 grid")
-    except (ValueError, u.UnitsError) as exc:
-        raise type(exc)(f"{exc} (in a HARPS s1d spectrum)") from None
+    axis, flipped = spectral_axis(wave * wave_unit, f"{name}: the CRVAL1/CDELT1 grid",
+                                  "HARPS s1d")
     if flipped:
         flux = flux[::-1]
     meta = _meta(header)
@@ -461,16 +415,8 @@ def _s1d_from(hdulist, name, missing_err="snr"):
     mask = ~np.isfinite(flux)
     uncertainty, source = None, None
     if missing_err == "snr":
-        ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
-        if ivar is not None:
-            uncertainty, source = InverseVariance(ivar, unit=flux_unit**-2), "SNR"
-    meta["uncertainty_source"] = source
-    filename = hdulist.filename()
-    if filename:
-        meta["filename"] = Path(filename).name
-    meta["header"] = header
-    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, uncertainty=uncertainty, mask=mask,
-                    meta=meta)
+        uncertainty, source = _snr_uncertainty(flux, mask, meta, flux_unit)
+    return _harps_spectrum(flux, flux_unit, axis, uncertainty, source, mask, meta, hdulist, header)
 
 
 def _meta_table(spectra, files):
@@ -548,14 +494,10 @@ def read_harps(source, *, pattern="*.fits", grid=None, method="flux_conserving",
     number skipped.
     """
     files = files_from(source, pattern)
-    spectra, positions, skipped = read_each(files, read_harps_adp)
-    for record in skipped:
-        log_skip(record)
-    kept = [files[k] for k in positions]
+    spectra, kept, _ = read_logged(files, read_harps_adp)
     if not spectra:
         raise ValueError(f"source: none of the {len(files)} files is a readable HARPS ADP spectrum")
-    if len(kept) < len(files):
-        log.warning("read %d HARPS files; %d skipped", len(kept), len(files) - len(kept))
+    warn_skipped(kept, files, "HARPS")
     table = _meta_table(spectra, kept)
     if not stack:
         return spectra, table

@@ -14,18 +14,14 @@ Importing this module registers the formats ``"LAMOST-LRS"`` and
 files without a format.
 """
 
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import InverseVariance
 from specutils import Spectrum
-from specutils.io.parsing_utils import read_fileobj_or_hdulist
-from specutils.io.registers import data_loader
 
-from .._batch import check_spectral_axis
-from ._io import describe_file, fits_identifier, parse_unit
+from ._io import fits_identifier, parse_unit
+from ._loader import add_file_meta, header_meta, load_fits, register_loader, spectral_axis
 
 __all__ = ["read_lamost_lrs", "identify_lamost_lrs", "read_lamost_mrs", "identify_lamost_mrs"]
 
@@ -95,12 +91,8 @@ def _column(names, name):
 
 
 def _meta(header):
-    meta = {}
-    for key, card in _META_KEYS.items():
-        value = header.get(card)
-        if value is None or isinstance(value, fits.card.Undefined):
-            continue
-        meta[key] = value.strip() if isinstance(value, str) else value
+    meta = {key: value.strip() if isinstance(value, str) else value
+            for key, value in header_meta(header, _META_KEYS).items()}
     if "z" in meta:
         try:
             meta["rv"] = (float(meta["z"]) * 299792.458) * (u.km / u.s)
@@ -115,34 +107,9 @@ def _meta(header):
 RESOLVING_POWER = {"LRS": 1800.0, "MRS": 7500.0}
 
 
-def _finish(meta, hdulist, header):
-    filename = hdulist.filename()
-    if filename:
-        meta["filename"] = Path(filename).name
-    meta["header"] = header
-    return meta
-
-
-def _load(file_obj, kwargs, build, kind, expected):
-    name = describe_file(file_obj)
-    try:
-        with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-            return build(hdulist, name)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except OSError as exc:
-        raise OSError(f"{name}: not a readable FITS file ({exc}); {expected}") from None
-    except (TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"{name}: cannot be read as a {kind} spectrum "
-                         f"({type(exc).__name__}: {exc}); {expected}") from exc
-
-
 def _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, what):
     """A Spectrum on increasing wavelengths; masked where flagged, ivar <= 0 or flux not finite."""
-    try:
-        axis, flipped = check_spectral_axis(wave * u.AA, name=f"{name}: {what}")
-    except (ValueError, u.UnitsError) as exc:
-        raise type(exc)(f"{exc} (in a LAMOST spectrum)") from None
+    axis, flipped = spectral_axis(wave * u.AA, f"{name}: {what}", "LAMOST")
     if flipped:
         flux, ivar, bad = flux[::-1], ivar[::-1], bad[::-1]
     good_ivar = np.isfinite(ivar) & (ivar > 0)
@@ -152,14 +119,7 @@ def _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, what):
                     uncertainty=InverseVariance(ivar, unit=flux_unit**-2), mask=mask, meta=meta)
 
 
-@data_loader(
-    LAMOST_LRS_FORMAT,
-    identifier=identify_lamost_lrs,
-    dtype=Spectrum,
-    extensions=["fits", "fits.gz"],
-    priority=10,
-    force=True,
-)
+@register_loader(LAMOST_LRS_FORMAT, identify_lamost_lrs, extensions=("fits", "fits.gz"))
 def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
     """Read one LAMOST low-resolution spectrum (``spec-*.fits``).
 
@@ -220,8 +180,8 @@ def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
     >>> spectrum.meta["wavelength_medium"], spectrum.meta["snr"], spectrum.flux.shape
     ('vacuum', 50.0, (100,))
     """
-    return _load(file_obj, kwargs, lambda h, n: _lrs_from(h, n, use_ormask), "LAMOST LRS",
-                 _LRS_EXPECTED)
+    return load_fits(file_obj, kwargs, lambda h, n: _lrs_from(h, n, use_ormask), "LAMOST LRS",
+                     _LRS_EXPECTED)
 
 
 def _lrs_from(hdulist, name, use_ormask):
@@ -247,18 +207,11 @@ def _lrs_from(hdulist, name, use_ormask):
     if "snr_g" in meta:
         meta["snr"] = meta["snr_g"]
     meta.setdefault("resolution", RESOLVING_POWER["LRS"])
-    meta = _finish(meta, hdulist, header)
+    meta = add_file_meta(meta, hdulist, header)
     return _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, "the wavelength row")
 
 
-@data_loader(
-    LAMOST_MRS_FORMAT,
-    identifier=identify_lamost_mrs,
-    dtype=Spectrum,
-    extensions=["fits", "fits.gz"],
-    priority=10,
-    force=True,
-)
+@register_loader(LAMOST_MRS_FORMAT, identify_lamost_mrs, extensions=("fits", "fits.gz"))
 def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
     """Read one LAMOST medium-resolution spectrum (``med-*.fits``): co-added arms or one exposure.
 
@@ -338,8 +291,8 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
     if not isinstance(arm, str):
         raise TypeError(f"arm must be a string ('both', 'blue', 'red' or a table name), "
                         f"got {type(arm).__name__}")
-    return _load(file_obj, kwargs, lambda h, n: _mrs_from(h, n, arm, use_ormask),
-                 "LAMOST MRS", _MRS_EXPECTED)
+    return load_fits(file_obj, kwargs, lambda h, n: _mrs_from(h, n, arm, use_ormask),
+                     "LAMOST MRS", _MRS_EXPECTED)
 
 
 def _mrs_table(hdulist, extname, name, use_ormask):
@@ -396,7 +349,7 @@ def _mrs_from(hdulist, name, arm, use_ormask):
         meta["arm"] = extname
         if snr is not None:
             meta["snr"] = snr
-        meta = _finish(meta, hdulist, header)
+        meta = add_file_meta(meta, hdulist, header)
         return _spectrum(wave, flux, ivar, bad, unit, meta, name, f"the wavelengths of {extname}")
     (wb, fb, ib, bb, unit, _, _), (wr, fr, ir, br, unit_r, _, _) = parts
     if unit_r != unit:
@@ -412,5 +365,5 @@ def _mrs_from(hdulist, name, arm, use_ormask):
     ivar = np.concatenate([ib, [0.0, 0.0], ir])
     bad = np.concatenate([bb, [True, True], br])
     meta["arm"] = "both"
-    meta = _finish(meta, hdulist, header)
+    meta = add_file_meta(meta, hdulist, header)
     return _spectrum(wave, flux, ivar, bad, unit, meta, name, "the wavelengths of the arms")

@@ -19,14 +19,13 @@ from astropy.table import MaskedColumn, QTable
 from astropy.utils.masked import Masked
 
 from specutils import Spectrum
-from specutils.io.parsing_utils import read_fileobj_or_hdulist
-from specutils.io.registers import data_loader
 
 from .._batch import SpectraBatch, from_batch, to_batch
 from .._logging import log
-from ._io import describe_file, fits_identifier, same_grid
+from ._io import fits_identifier, same_grid
+from ._loader import load_fits, register_loader
 from ._paths import find_data_dir
-from ._reading import log_skip, read_each
+from ._reading import read_logged
 from .harps import _from_harps_family
 from .phoenix import _file_name
 
@@ -276,8 +275,7 @@ def identify_miles(hdulist, args):
             and not _from_harps_family(header))
 
 
-@data_loader(MILES_FORMAT, identifier=identify_miles, dtype=Spectrum, extensions=["fits"],
-             priority=10, force=True)
+@register_loader(MILES_FORMAT, identify_miles)
 def read_miles_spectrum(file_obj, **kwargs):
     """Read one MILES spectrum file.
 
@@ -326,17 +324,11 @@ def read_miles_spectrum(file_obj, **kwargs):
     >>> spectrum.meta["wavelength_medium"], spectrum.meta["fwhm"]
     ('air', <Quantity 2.5 Angstrom>)
     """
-    name = describe_file(file_obj)
     if isinstance(file_obj, (str, Path)):
         values, wave, header = _read_one(file_obj)
     else:
-        try:
-            with read_fileobj_or_hdulist(file_obj, **kwargs) as hdulist:
-                values, wave, header = _from_hdulist(hdulist, name)
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except OSError as exc:
-            raise OSError(f"{name}: not a readable FITS file ({exc}); {_EXPECTED}") from None
+        values, wave, header = load_fits(file_obj, kwargs, _from_hdulist, "MILES", _EXPECTED,
+                                         wrapped=())
     return Spectrum(flux=values * u.one, spectral_axis=wave,
                     mask=(values == 0) | ~np.isfinite(values), meta=_meta(header, wave.unit))
 
@@ -441,14 +433,8 @@ def _labels_for(file_ids, files, params, directory):
     return table
 
 
-def read_miles(
-    directory=None,
-    *,
-    ids=None,
-    pattern=MILES_PATTERN,
-    exclude_flagged=False,
-    params_file=MILES_PARAMS_FILE,
-):
+def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagged=False,
+               params_file=MILES_PARAMS_FILE):
     """Read MILES spectra and their labels.
 
     Parameters
@@ -551,7 +537,7 @@ def read_miles(
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"directory: {directory} is not a folder")
-    files, file_ids = _select_files(directory, pattern, ids, exclude_flagged)
+    files, _ = _select_files(directory, pattern, ids, exclude_flagged)
 
     params = None
     if (directory / params_file).is_file():
@@ -559,10 +545,8 @@ def read_miles(
     else:
         log.warning("no parameter table %s in %s; labels are masked", params_file, directory)
 
-    items, positions, skipped = read_each(files, _read_one)
-    for record in skipped:
-        log_skip(record)
-    read = [(files[k], file_ids[k], *item) for k, item in zip(positions, items)]
+    items, read_files, skipped = read_logged(files, _read_one)
+    read = [(path, _file_id(path), *item) for path, item in zip(read_files, items)]
     if not read:
         reasons = [f"{name}: {reason}" for name, reason in skipped]
         shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")

@@ -19,7 +19,7 @@ from .. import conf
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
 from ._io import fits_identifier
-from ._reading import log_skip, read_each
+from ._reading import read_logged, warn_skipped
 
 __all__ = [
     "read_phoenix",
@@ -349,15 +349,8 @@ def _find_wave_file(directory):
     )
 
 
-def read_phoenix_grid(
-    directory,
-    wave_file=None,
-    *,
-    pattern=_FILE_PATTERN,
-    wavelength_range=None,
-    grid=None,
-    method="flux_conserving",
-):
+def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavelength_range=None,
+                      grid=None, method="flux_conserving"):
     """Read a local folder of PHOENIX-ACES HiRes model spectra.
 
     Parameters
@@ -420,15 +413,11 @@ def read_phoenix_grid(
     if not files:
         raise FileNotFoundError(f"directory: no files matching '{pattern}' in {directory}")
     wave = read_phoenix_wave(_find_wave_file(directory) if wave_file is None else wave_file)
-    spectra, positions, skipped = read_each(
+    spectra, kept, _ = read_logged(
         files, lambda path: read_phoenix(path, wave, wavelength_range=wavelength_range))
-    for record in skipped:
-        log_skip(record)
-    kept = [files[k] for k in positions]
     if not spectra:
         raise ValueError(f"directory: none of the {len(files)} PHOENIX files could be read")
-    if len(kept) < len(files):
-        log.warning("read %d PHOENIX files; %d skipped", len(kept), len(files) - len(kept))
+    warn_skipped(kept, files, "PHOENIX")
 
     labels = QTable()
     for key, unit in _LABEL_UNITS.items():
@@ -574,10 +563,9 @@ def _wave_beside(flux_path, wave_file):
 
 
 def _register():
-    from specutils.io.registers import data_loader
+    from ._loader import register_loader
 
-    @data_loader(PHOENIX_FORMAT, identifier=identify_phoenix, dtype=Spectrum,
-                 extensions=["fits"], priority=10, force=True)
+    @register_loader(PHOENIX_FORMAT, identify_phoenix)
     def phoenix_loader(file_obj, wave_file=None, wavelength_range=None, **kwargs):
         """Read a PHOENIX-ACES HiRes model spectrum (`read_phoenix`).
 
@@ -591,8 +579,7 @@ def _register():
             raise ValueError("flux_file: the PHOENIX loader reads files by name; give a path")
         return read_phoenix(flux_file, wave, wavelength_range=wavelength_range)
 
-    @data_loader(PHOENIX_WAVE_FORMAT, identifier=identify_phoenix_wave, dtype=Spectrum,
-                 extensions=["fits"], priority=20, force=True)
+    @register_loader(PHOENIX_WAVE_FORMAT, identify_phoenix_wave, priority=20)
     def phoenix_wave_loader(file_obj, **kwargs):
         """Refuse the PHOENIX wavelength file: it holds wavelengths, not a spectrum."""
         name = _file_name((file_obj,))
