@@ -272,7 +272,8 @@ def _spectrum_from(hdulist, name, missing_err="snr"):
 
 
 def _snr_uncertainty(flux, mask, meta, flux_unit):
-    """``(uncertainty, "SNR")`` from the S/N in ``meta`` (`_ivar_from_snr`), or ``(None, None)``."""
+    """``(uncertainty, "SNR")`` from the S/N in ``meta`` (`_ivar_from_snr`), or ``(None, None)``
+    when there is none."""
     ivar = _ivar_from_snr(flux, mask, meta.get("snr"))
     if ivar is None:
         return None, None
