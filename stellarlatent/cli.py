@@ -87,7 +87,8 @@ from ._commands import UserError  # noqa: E402 - re-exported for the subcommands
 SCHEDULERS = ("serial", "synchronous", "threads", "processes")
 
 
-def _common(parser):
+def _common(parser, func):
+    """The options of every subcommand, last in its help; ``func(args)`` runs it."""
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda'")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -95,6 +96,7 @@ def _common(parser):
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; 'demo' uses 1, "
                              "fastest for its small networks, above all on a busy machine)")
+    parser.set_defaults(func=func)
 
 
 def build_parser():
@@ -127,8 +129,7 @@ def build_parser():
     demo.add_argument("--n-spectra", type=int, default=None,
                       help="synthetic spectra to generate (default: 800; not with --miles)")
     demo.add_argument("--quick", action="store_true", help="fewer spectra and epochs (for tests)")
-    _common(demo)
-    demo.set_defaults(func=_demo)
+    _common(demo, _demo)
 
     _add_prepare(sub)
     _add_fit_vae(sub)
@@ -144,19 +145,39 @@ def build_parser():
                             "file to predict, diagnose or explore.",
                             epilog=EXAMPLES["models"],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(models)
-    models.set_defaults(func=_models)
+    _common(models, _models)
 
     info = sub.add_parser("info", help="versions and the compute device found",
                           epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(info)
-    info.set_defaults(func=_info)
+    _common(info, _info)
     return parser
 
 
 def _parser(sub, name, help, description):
     return sub.add_parser(name, help=help, description=description, epilog=EXAMPLES[name],
                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _model_parser(sub, name, help, description, model_help):
+    """The parser of a command that applies a saved model (MODEL, then DATA), and MODEL."""
+    p = _parser(sub, name, help, description + MODEL_INPUT_NOTE)
+    p.add_argument("model", metavar="MODEL", help=model_help)
+    return p
+
+
+def _data(parser, metavar="DATA", help="a store (*.h5) or spectrum files/folders"):
+    parser.add_argument("data", nargs="+", metavar=metavar, help=help)
+
+
+def _labels(parser, help):
+    parser.add_argument("--labels", nargs="+", metavar="LABEL", help=help)
+
+
+def _out(parser, help, metavar=None, overwrite=True):
+    """``--out`` (required) and, unless ``overwrite`` is False, ``--overwrite``."""
+    parser.add_argument("--out", required=True, metavar=metavar, help=help)
+    if overwrite:
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def _reading(parser):
@@ -205,8 +226,7 @@ def _training(parser, epochs, batch_size, lr, validation=0.1, recipe=None):
                              "(default: %(default)s)")
     parser.add_argument("--compile", action="store_true",
                         help="compile the network with torch.compile (long GPU runs)")
-    parser.add_argument("--out", required=True, help="the model file to write (*.pt)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _out(parser, "the model file to write (*.pt)")
 
 
 def _add_prepare(sub):
@@ -242,10 +262,8 @@ def _add_prepare(sub):
     parallel.add_argument("--workers", type=int, metavar="N",
                           help="threads or processes for --scheduler threads/processes "
                                "(default: the number of CPU cores)")
-    p.add_argument("--out", required=True, help="the store to write (*.h5)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    _common(p)
-    p.set_defaults(func=_run("prepare", "run_prepare"))
+    _out(p, "the store to write (*.h5)")
+    _common(p, _run("prepare", "run_prepare"))
 
 
 def _add_fit_vae(sub):
@@ -253,7 +271,7 @@ def _add_fit_vae(sub):
                 "Train a convolutional beta-VAE (Sedaghat et al. 2021) on the spectra of a store "
                 "built by 'prepare' (streamed from disk) or on files, read and preprocessed with "
                 "the options of 'prepare'. " + PREPROCESSING_NOTE)
-    p.add_argument("data", nargs="+", metavar="STORE_OR_FILES", help="a store (*.h5) or spectrum files/folders")
+    _data(p, metavar="STORE_OR_FILES")
     p.add_argument("--latent-dim", type=int, default=8, help="number of latents (default: %(default)s)")
     p.add_argument("--beta", type=float, default=None,
                    help="weight of the KL term (default: 0.003; not with --autoencoder)")
@@ -261,8 +279,7 @@ def _add_fit_vae(sub):
     _training(p, epochs=30, batch_size=64, lr=2e-3)
     _grid(p)
     _reading(p)
-    _common(p)
-    p.set_defaults(func=_run("fit", "run_fit_vae"))
+    _common(p, _run("fit", "run_fit_vae"))
 
 
 def _positive_float(value):
@@ -348,11 +365,9 @@ def _add_fit_remap(sub):
                 "held-out --calibration-fraction of the stars. The labels are store columns "
                 "(teff logg feh by default) or a table file. A store is streamed from disk "
                 "(read into memory with --jobs above 1). " + PREPROCESSING_NOTE)
-    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
-    p.add_argument("--labels", nargs="+", metavar="LABEL",
-                   help="label columns of the store to predict, or a table file (one row per "
-                        "file, or a 'filename' column) followed by optional column names "
-                        "(default: teff logg feh)")
+    _data(p)
+    _labels(p, "label columns of the store to predict, or a table file (one row per file, or a "
+               "'filename' column) followed by optional column names (default: teff logg feh)")
     r = _recipe_options(p)
     p.add_argument("--n-bins", type=int, default=None,
                    help="bins per label (default: bins of a fixed width per known label, "
@@ -374,38 +389,33 @@ def _add_fit_remap(sub):
         "validation_fraction": "the recipe's, 0"})
     _grid(p)
     _reading(p)
-    _common(p)
-    p.set_defaults(func=_run("fit", "run_fit_remap"))
+    _common(p, _run("fit", "run_fit_remap"))
 
 
 def _add_diagnose(sub):
-    p = _parser(sub, "diagnose", "write a report on a saved model and labelled spectra",
-                "Write a report folder: index.html (self-contained, figures embedded), the "
-                "figures as PNG and the tables as ECSV. For a SpectralVAE: informative latents, "
-                "their mutual information with the labels, traversals. For a DeepREMAP: "
-                "accuracy, interval coverage and reliability against the true labels. "
-                + MODEL_INPUT_NOTE)
-    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap")
-    p.add_argument("data", nargs="+", metavar="DATA", help="a store (*.h5) or spectrum files/folders")
-    p.add_argument("--labels", nargs="+", metavar="LABEL",
-                   help="label columns of the store, or a table file followed by optional "
-                        "column names (default: the model's labels, or every known label)")
+    p = _model_parser(sub, "diagnose", "write a report on a saved model and labelled spectra",
+                      "Write a report folder: index.html (self-contained, figures embedded), the "
+                      "figures as PNG and the tables as ECSV. For a SpectralVAE: informative "
+                      "latents, their mutual information with the labels, traversals. For a "
+                      "DeepREMAP: accuracy, interval coverage and reliability against the true "
+                      "labels. ", "a model file written by fit-vae or fit-remap")
+    _data(p)
+    _labels(p, "label columns of the store, or a table file followed by optional column names "
+               "(default: the model's labels, or every known label)")
     _reading(p)
-    p.add_argument("--out", required=True, help="the report folder")
-    _common(p)
-    p.set_defaults(func=_run("diagnose", "run_diagnose"))
+    _out(p, "the report folder", overwrite=False)
+    _common(p, _run("diagnose", "run_diagnose"))
 
 
 def _add_predict(sub):
-    p = _parser(sub, "predict", "labels (DeepREMAP) or latents (SpectralVAE) of spectra",
-                "Predict labels with uncertainties (a DeepREMAP model) or latents (a SpectralVAE "
-                "model) and write a table with a 'filename' column. " + MODEL_INPUT_NOTE)
-    p.add_argument("model", metavar="MODEL", help="a model file written by fit-vae or fit-remap, "
-                   "or the name of a bundled model ('stellarlatent models' lists them)")
-    p.add_argument("data", nargs="+", metavar="FILES", help="spectrum files/folders, or a store (*.h5)")
+    p = _model_parser(sub, "predict", "labels (DeepREMAP) or latents (SpectralVAE) of spectra",
+                      "Predict labels with uncertainties (a DeepREMAP model) or latents (a "
+                      "SpectralVAE model) and write a table with a 'filename' column. ",
+                      "a model file written by fit-vae or fit-remap, or the name of a bundled "
+                      "model ('stellarlatent models' lists them)")
+    _data(p, metavar="FILES", help="spectrum files/folders, or a store (*.h5)")
     _reading(p)
-    p.add_argument("--out", required=True, help="the table to write (*.ecsv, *.fits, *.csv...)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _out(p, "the table to write (*.ecsv, *.fits, *.csv...)")
     p.add_argument("--resolution", type=_positive_float, default=None, metavar="R",
                    help="resolving power of the spectra, where their files do not record it "
                         "(a bundled model broadens finer spectra to its own resolution)")
@@ -415,23 +425,20 @@ def _add_predict(sub):
     p.add_argument("--min-coverage", type=_fraction, default=0.8, metavar="F",
                    help="spectra covering less of the model's wavelengths are flagged "
                         "out_of_range (default: %(default)s)")
-    _common(p)
-    p.set_defaults(func=_run("predict", "run_predict"))
+    _common(p, _run("predict", "run_predict"))
 
 
 def _add_explore(sub):
-    p = _parser(sub, "explore", "an interactive page to explore a SpectralVAE's latents",
-                "Write DIR/explorer.html, one self-contained page (opens offline): a slider per "
-                "informative latent redraws the decoded spectrum; a scatter of any two latents "
-                "coloured by any label selects a star, whose spectrum, reconstruction, labels "
-                "and most similar spectra (in the latents, or in the embedding of --remap) are "
-                "shown; spectra zoom on a wavelength range. " + MODEL_INPUT_NOTE)
-    p.add_argument("model", metavar="MODEL", help="a SpectralVAE file written by fit-vae")
-    p.add_argument("data", nargs="+", metavar="DATA",
-                   help="a store (*.h5) or spectrum files/folders")
-    p.add_argument("--labels", nargs="+", metavar="LABEL",
-                   help="label columns of the store, or a table file followed by optional "
-                        "column names (default: every label of the store; none for files)")
+    p = _model_parser(sub, "explore", "an interactive page to explore a SpectralVAE's latents",
+                      "Write DIR/explorer.html, one self-contained page (opens offline): a slider "
+                      "per informative latent redraws the decoded spectrum; a scatter of any two "
+                      "latents coloured by any label selects a star, whose spectrum, "
+                      "reconstruction, labels and most similar spectra (in the latents, or in the "
+                      "embedding of --remap) are shown; spectra zoom on a wavelength range. ",
+                      "a SpectralVAE file written by fit-vae")
+    _data(p)
+    _labels(p, "label columns of the store, or a table file followed by optional column names "
+               "(default: every label of the store; none for files)")
     p.add_argument("--remap", metavar="MODEL2",
                    help="a DeepREMAP (or ensemble) file: similar spectra are the nearest in its "
                         "embedding rather than in the latents")
@@ -441,9 +448,8 @@ def _add_explore(sub):
                    help="observed spectra stored in the page; the others show their "
                         "reconstruction (default: %(default)s)")
     _reading(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="the folder of explorer.html")
-    _common(p)
-    p.set_defaults(func=_run("explore", "run_explore"))
+    _out(p, "the folder of explorer.html", metavar="DIR", overwrite=False)
+    _common(p, _run("explore", "run_explore"))
 
 
 def _common_options(args):
