@@ -400,17 +400,8 @@ def _fit(preprocess, spectra, names, events, skipped):
             raise
         events.append((logging.DEBUG, "fitting the preprocessing on the batch failed (%s); "
                        "trying file by file", (str(exc),)))
-    kept = []
-    for k, spectrum in enumerate(spectra):
-        try:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                clone(preprocess).fit([spectrum])
-        except _NOT_SKIPPED:
-            raise
-        except SKIPPED_ERRORS as exc:
-            skipped.append(_preprocessing_failed(names[k], exc))
-            continue
-        kept.append(k)
+    _, kept = _one_by_one(lambda spectrum: clone(preprocess).fit([spectrum]), spectra,
+                          range(len(spectra)), names, skipped, divide="ignore", invalid="ignore")
     if kept:
         try:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -453,11 +444,20 @@ def _transform(preprocess, spectra, names, fit, events, skipped):
                 raise
             events.append((logging.DEBUG, "batch preprocessing failed (%s); retrying file by file",
                            (str(exc),)))
+    return _one_by_one(preprocess.transform, spectra, candidates, names, skipped,
+                       divide="ignore")
+
+
+def _one_by_one(step, spectra, indices, names, skipped, **errstate):
+    """``step(spectra[k])`` for each k of ``indices``, skipping (and recording) those that fail.
+
+    Returns what ``step`` returned and the indices of the spectra kept.
+    """
     out, kept = [], []
-    for k in candidates:
+    for k in indices:
         try:
-            with np.errstate(divide="ignore"):
-                out.append(preprocess.transform(spectra[k]))
+            with np.errstate(**errstate):
+                out.append(step(spectra[k]))
         except _NOT_SKIPPED:
             raise
         except SKIPPED_ERRORS as exc:

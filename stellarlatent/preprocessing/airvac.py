@@ -37,6 +37,34 @@ def _wavelength_in_aa(wavelength, name):
     return values
 
 
+def _convert(wavelength, convert):
+    """``wavelength`` converted by ``convert`` (of values in Angstrom), in its own unit."""
+    values = _wavelength_in_aa(wavelength, "wavelength")
+    with np.errstate(invalid="ignore"):
+        converted = convert(values)
+    return (converted * u.AA).to(wavelength.unit)
+
+
+def _vacuum_to_air_aa(vacuum):
+    """Air wavelengths of vacuum ones in Angstrom, ``vacuum / n(vacuum)`` from 2000 Angstrom."""
+    return np.where(vacuum >= _AIR_LIMIT, vacuum / _refractive_index(vacuum), vacuum)
+
+
+def _air_to_vacuum_aa(air):
+    """Vacuum wavelengths of air ones in Angstrom (from 2000 Angstrom): the closed-form inverse of
+    N. Piskunov (VALD), then three fixed-point iterations of ``vacuum = air * n(vacuum)``."""
+    s2 = (1e4 / air) ** 2
+    vacuum = air * (
+        1.0
+        + 8.336624212083e-5
+        + 2.408926869968e-2 / (130.1065924522 - s2)
+        + 1.599740894897e-4 / (38.92568793293 - s2)
+    )
+    for _ in range(3):
+        vacuum = air * _refractive_index(vacuum)
+    return np.where(air >= _AIR_LIMIT, vacuum, air)
+
+
 def vacuum_to_air(wavelength):
     """Convert vacuum wavelengths to air wavelengths.
 
@@ -66,10 +94,7 @@ def vacuum_to_air(wavelength):
     >>> vacuum_to_air(6564.61 * u.AA).round(2)
     <Quantity 6562.8 Angstrom>
     """
-    vacuum = _wavelength_in_aa(wavelength, "wavelength")
-    with np.errstate(invalid="ignore"):
-        air = np.where(vacuum >= _AIR_LIMIT, vacuum / _refractive_index(vacuum), vacuum)
-    return (air * u.AA).to(wavelength.unit)
+    return _convert(wavelength, _vacuum_to_air_aa)
 
 
 def air_to_vacuum(wavelength):
@@ -101,16 +126,4 @@ def air_to_vacuum(wavelength):
     >>> air_to_vacuum(6562.80 * u.AA).round(2)
     <Quantity 6564.61 Angstrom>
     """
-    air = _wavelength_in_aa(wavelength, "wavelength")
-    with np.errstate(invalid="ignore"):
-        s2 = (1e4 / air) ** 2
-        vacuum = air * (
-            1.0
-            + 8.336624212083e-5
-            + 2.408926869968e-2 / (130.1065924522 - s2)
-            + 1.599740894897e-4 / (38.92568793293 - s2)
-        )
-        for _ in range(3):
-            vacuum = air * _refractive_index(vacuum)
-        vacuum = np.where(air >= _AIR_LIMIT, vacuum, air)
-    return (vacuum * u.AA).to(wavelength.unit)
+    return _convert(wavelength, _air_to_vacuum_aa)

@@ -154,9 +154,7 @@ class SpectralGrid:
         >>> SpectralGrid.log_uniform(4000 * u.AA, 4010 * u.AA, 3).spectral_axis  # doctest: +FLOAT_CMP
         <Quantity [4000.        , 4004.99687695, 4010.        ] Angstrom>
         """
-        start, stop, n = cls._check_range(start, stop, n, unit)
-        values = np.geomspace(start.value, stop.to_value(start.unit), n)
-        return cls(values * start.unit, kind="log_uniform")
+        return cls._spaced(np.geomspace, start, stop, n, unit, "log_uniform")
 
     @classmethod
     def linear(cls, start, stop, n, *, unit=None):
@@ -177,9 +175,14 @@ class SpectralGrid:
         >>> SpectralGrid.linear(3540.5 * u.AA, 3542.3 * u.AA, 3).spectral_axis
         <Quantity [3540.5, 3541.4, 3542.3] Angstrom>
         """
+        return cls._spaced(np.linspace, start, stop, n, unit, "linear")
+
+    @classmethod
+    def _spaced(cls, space, start, stop, n, unit, kind):
+        """The grid of ``space(start, stop, n)`` (`numpy.geomspace`, `numpy.linspace`)."""
         start, stop, n = cls._check_range(start, stop, n, unit)
-        values = np.linspace(start.value, stop.to_value(start.unit), n)
-        return cls(values * start.unit, kind="linear")
+        values = space(start.value, stop.to_value(start.unit), n)
+        return cls(values * start.unit, kind=kind)
 
     @classmethod
     def from_velocity_step(cls, start, stop, step, *, unit=None):
