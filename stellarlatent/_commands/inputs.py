@@ -98,7 +98,7 @@ def make_reader(fmt="auto", phoenix_wave=None):
     from specutils import Spectrum
 
     from .. import datasets  # registers the package's loaders (HARPS, LAMOST, MILES, PHOENIX)
-    from ..datasets._formats import identify_format
+    from ..datasets._formats import complete_survey_meta, identify_format
 
     key = (fmt or "auto").lower()
     wave = None
@@ -127,7 +127,10 @@ def make_reader(fmt="auto", phoenix_wave=None):
         # the PHOENIX wavelength file is looked for beside the models, unless given
         kwargs = {"wave_file": wave} if wave is not None and found == "PHOENIX" else {}
         try:
-            return Spectrum.read(path, format=found, **kwargs) if found else Spectrum.read(path)
+            if found:
+                return Spectrum.read(path, format=found, **kwargs)
+            # specutils' own formats; SDSS and APOGEE do not record their vacuum wavelengths
+            return complete_survey_meta(Spectrum.read(path), path)
         except IORegistryError as exc:
             raise ValueError(
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"

@@ -1,5 +1,6 @@
 """Readers for stellar spectra, an out-of-core store and download helpers."""
 
+from ._formats import SURVEY_SPECTROGRAPHS, complete_survey_meta
 from ._paths import find_data_dir
 from ._io import UnknownUnitWarning
 from .harps import (
@@ -62,4 +63,6 @@ __all__ = [
     "read_spectra_files",
     "SpectraRead",
     "SkippedFile",
+    "complete_survey_meta",
+    "SURVEY_SPECTROGRAPHS",
 ]

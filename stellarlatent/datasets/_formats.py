@@ -10,7 +10,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-__all__ = ["FORMATS", "identify_format"]
+__all__ = ["FORMATS", "SURVEY_SPECTROGRAPHS", "identify_format", "complete_survey_meta"]
 
 
 def _identifiers():
@@ -66,3 +66,59 @@ def identify_format(path):
     finally:
         hdulist.close()
     return None
+
+
+#: What specutils' own loaders of survey spectra do not record in ``meta``:
+#: ``(wavelength_medium, nominal resolving power)`` of each format.
+SURVEY_SPECTROGRAPHS = {
+    "SDSS-I/II spSpec": ("vacuum", 1800.0),
+    "SDSS-III/IV spec": ("vacuum", 2000.0),
+    "SDSS-V spec": ("vacuum", 2000.0),
+    "SDSS spPlate": ("vacuum", 2000.0),
+    "APOGEE apStar": ("vacuum", 22500.0),
+    "APOGEE apVisit": ("vacuum", 22500.0),
+    "APOGEE aspcapStar": ("vacuum", 22500.0),
+    "SDSS-V apStar": ("vacuum", 22500.0),
+    "SDSS-V apVisit": ("vacuum", 22500.0),
+}
+
+
+def complete_survey_meta(spectrum, path):
+    """Record the medium and resolving power of a survey spectrum read by specutils.
+
+    SDSS and APOGEE spectra are in vacuum wavelengths, but specutils' loaders
+    do not say so; for a file one of `SURVEY_SPECTROGRAPHS` identifies,
+    ``meta["wavelength_medium"]`` and ``meta["resolution"]`` are set where
+    missing, so that `~stellarlatent.preprocessing.InstrumentMatcher` can
+    convert and broaden it. Other spectra are returned as they are.
+
+    Parameters
+    ----------
+    spectrum : `~specutils.Spectrum`
+    path : str or path-like
+        The file it was read from.
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        The same object.
+    """
+    from astropy.io import registry
+    from specutils import Spectrum
+
+    meta = spectrum.meta
+    if meta is None or not hasattr(meta, "setdefault"):
+        return spectrum
+    if meta.get("wavelength_medium") in ("air", "vacuum") and meta.get("resolution"):
+        return spectrum
+    try:
+        found = registry.identify_format("read", Spectrum, str(path), None, [], {})
+    except Exception:  # noqa: BLE001 - an identifier that fails identifies nothing
+        return spectrum
+    for name in found:
+        if name in SURVEY_SPECTROGRAPHS:
+            medium, resolution = SURVEY_SPECTROGRAPHS[name]
+            meta.setdefault("wavelength_medium", medium)
+            meta.setdefault("resolution", resolution)
+            break
+    return spectrum
