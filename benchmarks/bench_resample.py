@@ -7,17 +7,18 @@ Two cases:
 * HARPS-size spectra (312,501 pixels, 0.01 A from 3785 A) onto a 262,144-pixel
   log-uniform grid.
 
-For each, the script prints the time per spectrum of specutils'
+For each, the script prints the time per spectrum (the median of ``--repeats``
+runs, 3 by default, for both) of specutils'
 ``FluxConservingResampler`` (one spectrum at a time, on a subset, because it is
-slow) and of stellarlatent's ``Resampler`` (a fresh one, so the sparse-matrix
-build is included), given either a list of Spectrum (one per file) or the same
+slow) and of stellarlatent's ``Resampler`` (a fresh one in every run, so the
+sparse-matrix build is included), given either a list of Spectrum (one per file) or the same
 spectra as one batch Spectrum, the ratios, and the largest relative difference
 between the two on every pixel inside the input coverage. The last line is a
 JSON summary.
 
 Usage::
 
-    python benchmarks/bench_resample.py [--miles DIR] [--n-miles 300] [--n-harps 8]
+    python benchmarks/bench_resample.py [--miles DIR] [--n-miles 300] [--n-harps 16] [--repeats 3]
 """
 
 import argparse
@@ -87,23 +88,32 @@ def as_batch(spectra):
     )
 
 
-def time_ours(inputs, grid, n_spectra):
-    """Seconds per spectrum of a fresh Resampler: matrix build included."""
-    start = time.perf_counter()
-    batch = Resampler(grid).fit(inputs).transform(inputs)
-    return (time.perf_counter() - start) / n_spectra, batch
+def timed(function, repeats):
+    """``(median seconds over repeats, result of the last call)``."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), result
 
 
-def compare(name, spectra, grid, n_reference):
-    ours_list, batch = time_ours(spectra, grid, len(spectra))
-    ours_batch, batch_b = time_ours(as_batch(spectra), grid, len(spectra))
+def time_ours(inputs, grid, n_spectra, repeats):
+    """Seconds per spectrum of a fresh Resampler (matrix build included), median of repeats."""
+    seconds, batch = timed(lambda: Resampler(grid).fit(inputs).transform(inputs), repeats)
+    return seconds / n_spectra, batch
+
+
+def compare(name, spectra, grid, n_reference, repeats=3):
+    ours_list, batch = time_ours(spectra, grid, len(spectra), repeats)
+    ours_batch, batch_b = time_ours(as_batch(spectra), grid, len(spectra), repeats)
     assert np.array_equal(batch.flux.value, batch_b.flux.value, equal_nan=True)
 
     reference = FluxConservingResampler()
     worst = 0.0
-    start = time.perf_counter()
-    expected = [reference(s, grid.spectral_axis) for s in spectra[:n_reference]]
-    theirs = (time.perf_counter() - start) / n_reference
+    seconds, expected = timed(
+        lambda: [reference(s, grid.spectral_axis) for s in spectra[:n_reference]], repeats)
+    theirs = seconds / n_reference
     for i, exp in enumerate(expected):
         good = ~batch.mask[i] & np.isfinite(exp.flux.value)
         diff = np.abs(batch.flux.value[i, good] - exp.flux.value[good])
@@ -136,6 +146,8 @@ def main(argv=None):
     parser.add_argument("--n-miles-reference", type=int, default=20)
     parser.add_argument("--n-harps", type=int, default=16)
     parser.add_argument("--n-harps-reference", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each timing; the median is reported (default: 3)")
     args = parser.parse_args(argv)
 
     from pathlib import Path
@@ -146,11 +158,11 @@ def main(argv=None):
     results = {}
     spectra = read_miles_spectra(miles, args.n_miles)
     grid = SpectralGrid.log_uniform(3545 * u.AA, 7405 * u.AA, 4096)
-    results["miles"] = compare("MILES", spectra, grid, args.n_miles_reference)
+    results["miles"] = compare("MILES", spectra, grid, args.n_miles_reference, args.repeats)
 
     spectra = harps_like_spectra(args.n_harps)
     grid = SpectralGrid.log_uniform(3790 * u.AA, 6900 * u.AA, 262_144)
-    results["harps"] = compare("HARPS-size", spectra, grid, args.n_harps_reference)
+    results["harps"] = compare("HARPS-size", spectra, grid, args.n_harps_reference, args.repeats)
     print(json.dumps(results))
 
 
