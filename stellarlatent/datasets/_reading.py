@@ -182,8 +182,8 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         Applied to each batch of spectra; an unfitted one is fitted (in place)
         on the first batch with a readable file. Without it, every file must
         be on the grid of the first one.
-    pattern : str, default="*.fits"
-        Glob pattern when ``paths`` is a folder.
+    pattern : str, optional
+        Glob pattern when ``paths`` is a folder (default ``"*.fits"``).
     batch_size : int, default=64
         Files read and preprocessed at a time.
     progress : bool, default=False

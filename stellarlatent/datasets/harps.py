@@ -459,8 +459,8 @@ def read_harps(source, *, pattern="*.fits", grid=None, method="flux_conserving",
     ----------
     source : str, path-like or sequence of them
         A folder of ADP files, one file, or a list of files.
-    pattern : str, default="*.fits"
-        Glob pattern of the files when ``source`` is a folder.
+    pattern : str, optional
+        Glob pattern of the files when ``source`` is a folder (default ``"*.fits"``).
     grid : `~stellarlatent.preprocessing.SpectralGrid` or `~astropy.units.Quantity`, default=None
         Resample every spectrum onto this grid.
     method : str, default="flux_conserving"

@@ -445,8 +445,9 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
     ids : int or sequence of int, default=None
         MILES numbers of the stars to read (default: every file present);
         they are returned in file order, that is by increasing number.
-    pattern : str, default="MILES_res2.50_star_m*V.fits"
-        Glob pattern of the spectrum files inside ``directory``.
+    pattern : str, optional
+        Glob pattern of the spectrum files inside ``directory`` (default
+        ``"MILES_res2.50_star_m*V.fits"``).
     exclude_flagged : bool, default=False
         Leave out the stars that the MILES team flags as problematic
         (`MILES_FLAGGED`: MILES 0970). By default they are read and marked in

@@ -362,8 +362,9 @@ def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavel
     wave_file : str, path-like or `~astropy.units.Quantity`, default=None
         The wavelength file; by default ``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``
         in ``directory`` or one of the three folders above it.
-    pattern : str, default="lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits"
-        Glob pattern of the model files.
+    pattern : str, optional
+        Glob pattern of the model files (default
+        ``"lte*.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits"``).
     wavelength_range : `~astropy.units.Quantity`, default=None
         ``(min, max)`` vacuum wavelengths to keep (strongly advised: the full
         grid has about 1.5 million pixels, 12 MB per spectrum).

@@ -262,8 +262,8 @@ class SpectralStore:
             One row per file, in the order of ``files``; stored with the
             spectra (rows of skipped files are dropped). A ``filename`` column
             is always added.
-        pattern : str, default="*.fits"
-            Glob pattern when ``files`` is a folder.
+        pattern : str, optional
+            Glob pattern when ``files`` is a folder (default ``"*.fits"``).
         batch_size : int, default=64
             Files read, preprocessed and written at a time.
         progress : bool, default=True
