@@ -167,7 +167,8 @@ def read_harps_adp(file_obj, missing_err="snr", **kwargs):
         none) on the wavelengths of the ``WAVE`` column (``WAVE_AIR`` when an
         ESPRESSO file has one), as stored (barycentric). ``uncertainty`` is
         the `~astropy.nddata.InverseVariance` from ``ERR``; pixels whose
-        ``ERR`` is zero or not finite, or whose flux is not finite, or whose
+        ``ERR`` is zero or not finite, whose flux is not finite or exactly
+        zero (the DRS's fill, as in the gap between the CCDs), or whose
         ``QUAL`` (ESPRESSO) is not zero, are masked. ``meta`` holds
         ``object``, ``instrument``, ``date_obs``, ``mjd``, ``snr``,
         ``resolution``, ``berv`` (a Quantity in km/s), ``wavelength_medium``
@@ -254,7 +255,7 @@ def _spectrum_from(hdulist, name, missing_err="snr"):
         flux = flux[::-1]
         err = None if err is None else err[::-1]
         qual = None if qual is None else qual[::-1]
-    mask = ~np.isfinite(flux)
+    mask = _no_data(flux)
     if qual is not None:
         mask |= qual != 0
     meta = _meta(header)
@@ -269,6 +270,15 @@ def _spectrum_from(hdulist, name, missing_err="snr"):
         uncertainty, source = _snr_uncertainty(flux, mask, meta, flux_unit)
     meta["wavelength_medium"] = _medium(header, wave_name)
     return _harps_spectrum(flux, flux_unit, axis, uncertainty, source, mask, meta, hdulist, header)
+
+
+def _no_data(flux):
+    """Pixels without data: a flux that is not finite, or exactly zero.
+
+    The DRS writes zeros where there is no data, such as the gap between the
+    two CCDs of HARPS (5304-5337 Angstrom); a measured flux is never exactly 0.
+    """
+    return ~np.isfinite(flux) | (flux == 0)
 
 
 def _snr_uncertainty(flux, mask, meta, flux_unit):
@@ -352,7 +362,8 @@ def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
         (``CUNIT1`` when given), air and barycentric as the DRS writes them.
         ``uncertainty`` is the constant `~astropy.nddata.InverseVariance`
         estimated from the S/N (see ``missing_err``); pixels whose flux is
-        not finite are masked. ``meta`` holds ``object``, ``instrument``,
+        not finite or exactly zero (the DRS's fill, as in the gap between the
+        CCDs) are masked. ``meta`` holds ``object``, ``instrument``,
         ``date_obs``, ``mjd``, ``berv`` [km/s] and, when the header has them,
         ``snr`` (``SNR``, else the DRS S/N of order 50,
         ``HIERARCH ESO DRS SPE EXT SN50``) and ``rv`` [km/s] (the CCF radial
@@ -413,7 +424,7 @@ def _s1d_from(hdulist, name, missing_err="snr"):
     meta["wavelength_medium"] = _medium(header, "WAVE_AIR")
     if "resolution" not in meta and NOMINAL_RESOLUTION.get(meta.get("instrument")):
         meta["resolution"] = NOMINAL_RESOLUTION[meta["instrument"]]
-    mask = ~np.isfinite(flux)
+    mask = _no_data(flux)
     uncertainty, source = None, None
     if missing_err == "snr":
         uncertainty, source = _snr_uncertainty(flux, mask, meta, flux_unit)
