@@ -291,6 +291,9 @@ def main(argv=None):
               flush=True)
     ensemble.fit(X_fit, y_fit)
     ensemble.calibrate(X_cal, y_cal, method="coverage")
+    if args.augment:
+        # kneighbors and novelty compare with the training stars, not with their copies
+        ensemble.set_reference(X_all[fit_rows], y_all[fit_rows])
     for m in (ensemble, *ensemble.members_):
         m.preprocessing_ = spec
     table_held = ensemble.predict(X_all[held])

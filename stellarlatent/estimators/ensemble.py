@@ -402,6 +402,18 @@ class DeepREMAPEnsemble(BaseEstimator):
         return np.hstack([member.embed(X) for member in self.members_]) / math.sqrt(
             len(self.members_))
 
+    def set_reference(self, X, y=None):
+        """Make ``X`` the reference set of every member (see `DeepREMAP.set_reference`).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        for member in self.members_:
+            member.set_reference(X, y)
+        return self
+
     def _reference_embeddings(self):
         return np.hstack([m.reference_embeddings_ for m in self.members_]) / math.sqrt(
             len(self.members_))

@@ -542,6 +542,52 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         self.novelty_threshold_ = self._reference.threshold(self.novelty_quantile,
                                                             device=self.device_)
 
+    def set_reference(self, X, y=None):
+        """Make ``X`` the reference set: what `kneighbors` returns, and novelty is measured on.
+
+        `fit` and `fine_tune` make their own training spectra the reference
+        set. Replace it when those are not the spectra to compare with: a
+        model fine-tuned on degraded copies of its training stars (data
+        augmentation) should find the stars themselves, not their copies, and
+        a library of labelled spectra can be searched without training on it.
+        The novelty threshold is recomputed from the new set.
+
+        Parameters
+        ----------
+        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+            On the model's grid.
+        y : dict, structured array or `~astropy.table.Table`, default=None
+            The labels of ``X``, as in `fit` (a store's label columns when None).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from stellarlatent.estimators import DeepREMAP
+        >>> rng = np.random.default_rng(0)
+        >>> teff = rng.uniform(4000, 7000, 60)
+        >>> flux = 1 + 0.01 * rng.standard_normal((60, 32))
+        >>> flux[:, 10] -= (teff - 3000) / 8000
+        >>> model = DeepREMAP(labels=("teff",), n_bins=8, base_channels=4, n_stages=2,
+        ...                   embedding_dim=8, max_epochs=1, verbose=0, random_state=0)
+        >>> model = model.fit(flux, {"teff": teff}).set_reference(flux[:20], {"teff": teff[:20]})
+        >>> len(model.reference_labels_), int(model.kneighbors(flux[:2], 3)[1].max()) < 20
+        (20, True)
+        """
+        check_is_fitted(self)
+        source = self._check_X(X)
+        labels = list(self.bin_edges_)
+        values, _ = self._read_y(X, y, len(source), labels, units=self.label_units_)
+        self._labels, self._training_values = labels, values
+        try:
+            self._set_reference(source)
+        finally:
+            del self._training_values
+        return self
+
     def _adopt_reference(self, reference):
         self._reference = reference
         self.reference_labels_ = reference.table

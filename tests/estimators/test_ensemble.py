@@ -269,6 +269,24 @@ def test_embed_and_kneighbors(fitted, data):
         fitted.kneighbors(flux[:3], n_neighbors=0)
 
 
+def test_set_reference_replaces_what_kneighbors_searches_and_keeps_predictions(data):
+    flux, labels = data
+    model = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2, random_state=0).fit(
+        flux[:64], labels[:64])
+    before = model.predict(flux[64:])
+    library = labels[64:]
+    assert model.set_reference(flux[64:], library) is model
+    distances, indices, table = model.kneighbors(flux[64:67], n_neighbors=2)
+    assert indices.max() < 32 and len(model.members_[0].reference_labels_) == 32
+    np.testing.assert_allclose(distances[:, 0], 0.0, atol=1e-5)  # each library star finds itself
+    np.testing.assert_allclose(table["teff"][:, 0], library["teff"][:3])
+    after = model.predict(flux[64:])
+    for name in ("teff", "teff_err"):
+        np.testing.assert_allclose(np.asarray(after[name]), np.asarray(before[name]))
+    with pytest.raises(ValueError):
+        model.set_reference(flux[64:, :50], library)  # not the model's grid
+
+
 def test_members_trained_in_parallel_processes_equal_those_trained_here(data):
     flux, labels = data
     params = dict(n_members=2, random_state=1)
