@@ -6,16 +6,21 @@ __all__ = ["binned_cdf"]
 
 
 def binned_cdf(proba, edges, values):
-    """Cumulative probability at ``values``, the density being uniform in each bin.
+    """Cumulative probability of each binned distribution at a value (its PIT).
+
+    The density is uniform inside each bin; values below the first edge get 0
+    and values above the last edge 1. The estimators' coverage calibration
+    and the diagnostics' interval coverage both use it, so that
+    ``calibrate(method="coverage")`` fits exactly what is measured.
 
     Parameters
     ----------
     proba : ndarray, shape (n, n_bins)
         Bin probabilities of each row (normalised here).
-    edges : ndarray, shape (n_bins + 1,)
+    edges : array-like, shape (n_bins + 1,)
         Increasing bin edges.
-    values : ndarray, shape (n,)
-        One value per row; outside the edges the CDF is 0 or 1.
+    values : array-like, shape (n,)
+        One finite value per row.
 
     Returns
     -------
@@ -24,9 +29,11 @@ def binned_cdf(proba, edges, values):
     Examples
     --------
     >>> import numpy as np
-    >>> binned_cdf(np.array([[0.5, 0.5]]), np.array([0.0, 1.0, 2.0]), np.array([1.5]))
-    array([0.75])
+    >>> binned_cdf([[0.5, 0.5], [0.5, 0.5]], [0.0, 1.0, 2.0], [0.5, 2.5]).tolist()
+    [0.25, 1.0]
     """
+    proba = np.asarray(proba, dtype=float)
+    edges, values = np.asarray(edges, dtype=float), np.asarray(values, dtype=float)
     proba = proba / proba.sum(axis=1, keepdims=True)
     cdf = np.concatenate([np.zeros((proba.shape[0], 1)), np.cumsum(proba, axis=1)], axis=1)
     k = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, proba.shape[1] - 1)

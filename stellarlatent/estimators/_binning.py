@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
-from .._bins import binned_cdf as _uniform_bin_cdf
+from .._bins import binned_cdf
 
 __all__ = [
     "DEFAULT_UNITS",
@@ -348,35 +348,6 @@ def _quantile(proba, edges, level):
     p = proba[rows, k]
     fraction = np.clip(np.divide(level - below, p, out=np.zeros(n), where=p > 0), 0.0, 1.0)
     return edges[k] + fraction * (edges[k + 1] - edges[k])
-
-
-def binned_cdf(proba, edges, values):
-    """Cumulative probability of each binned distribution at a value (its PIT).
-
-    The density is uniform inside each bin, as in `binned_summaries`; values
-    below the first edge get 0 and values above the last edge 1.
-
-    Parameters
-    ----------
-    proba : ndarray, shape (n, n_bins)
-    edges : ndarray, shape (n_bins + 1,)
-    values : ndarray, shape (n,)
-        Finite values.
-
-    Returns
-    -------
-    ndarray, shape (n,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> binned_cdf(np.array([[0.5, 0.5], [0.5, 0.5]]), [0.0, 1.0, 2.0], [0.5, 2.5]).tolist()
-    [0.25, 1.0]
-    """
-    # One implementation with the interval coverage of the diagnostics, so that
-    # calibrate(method="coverage") fits exactly what interval_coverage measures.
-    return _uniform_bin_cdf(np.asarray(proba, dtype=float), np.asarray(edges, dtype=float),
-                            np.asarray(values, dtype=float))
 
 
 def _softmax(logits):
