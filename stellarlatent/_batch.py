@@ -323,7 +323,7 @@ def to_batch(spectra, name="spectra"):
     )
 
 
-def _per_spectrum(value, n):
+def per_spectrum(value, n):
     """Whether a ``meta`` value holds one entry per spectrum of a batch of ``n``."""
     return isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n
 
@@ -336,11 +336,11 @@ def per_spectrum_meta(batches):
     records ``rv``; stacking batches then keeps each spectrum's value.
     """
     keys = [key for key, value in batches[0].meta.items()
-            if _per_spectrum(value, batches[0].n_spectra)]
+            if per_spectrum(value, batches[0].n_spectra)]
     joined = {}
     for key in keys:
         values = [b.meta.get(key) for b in batches]
-        if not all(_per_spectrum(v, b.n_spectra) for v, b in zip(values, batches)):
+        if not all(per_spectrum(v, b.n_spectra) for v, b in zip(values, batches)):
             continue
         try:
             if isinstance(values[0], u.Quantity):

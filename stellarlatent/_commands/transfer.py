@@ -5,6 +5,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from .._batch import per_spectrum
 from .._logging import log
 from . import UserError
 
@@ -48,13 +49,6 @@ def instrument_step(model, args):
     return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False).fit()
 
 
-def _meta_column(meta, key, n):
-    value = (meta or {}).get(key)
-    if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
-        return value
-    return None
-
-
 def add_transfer_columns(table, X, *, min_coverage):
     """Add ``coverage``, the matching's columns, ``out_of_range`` and its reason to ``table``.
 
@@ -70,8 +64,8 @@ def add_transfer_columns(table, X, *, min_coverage):
     valid = ~mask & np.isfinite(np.asarray(X.flux.value))
     table["coverage"] = valid.mean(axis=1)
     for key in ("rv", "rv_err", "input_fwhm", "resolution_status"):
-        column = _meta_column(X.meta, key, n)
-        if column is not None:
+        column = (X.meta or {}).get(key)
+        if per_spectrum(column, n):
             table[key] = column
     flags = [name for name in table.colnames if name.endswith("_out_of_range")]
     status = table["resolution_status"] if "resolution_status" in table.colnames else None

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
-from .._batch import from_batch, iter_batches
+from .._batch import from_batch, iter_batches, per_spectrum
 from .._logging import log
 from .._params import Converted, Options
 from ._base import SpectrumTransformer
@@ -49,7 +49,7 @@ def _input_fwhm_kms(meta, k, n, wave, override_r, override_fwhm):
         return _fwhm_kms(override_fwhm, wave, "input_fwhm")
     for key, kind in (("fwhm", "fwhm"), ("resolution", "r"), ("resolving_power", "r")):
         value = (meta or {}).get(key)
-        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
+        if per_spectrum(value, n):
             value = value[k]
         if value is None:
             continue
