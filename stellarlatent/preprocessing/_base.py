@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._batch import from_batch, iter_batches, to_batch
 from .._params import Interval, validate_params
+from ._docs import fill_doc
 
 __all__ = ["SpectrumTransformer", "RANDOM_STATE"]
 
@@ -16,6 +17,7 @@ __all__ = ["SpectrumTransformer", "RANDOM_STATE"]
 RANDOM_STATE = [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState]
 
 
+@fill_doc
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """Base class for transformers that take and return `~specutils.Spectrum`.
 
@@ -24,7 +26,8 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     but it validates the input and returns ``self`` so that every transformer
     composes with `sklearn.pipeline.make_pipeline`. A transformer with nothing
     to learn counts as fitted from the start, so ``transform`` works without
-    ``fit``; subclasses that learn override ``__sklearn_is_fitted__``.
+    ``fit``; subclasses that learn name in ``_fitted_attribute`` the
+    attribute that ``fit`` sets, and then need ``fit`` before ``transform``.
 
     Each subclass declares its parameters in ``_parameter_constraints`` (see
     `stellarlatent._params`); `_check_params` checks them at the start of
@@ -34,6 +37,8 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {}
+    #: the attribute ``fit`` sets in a subclass that learns; None: nothing to learn
+    _fitted_attribute = None
 
     # ``spectra`` is the data, not metadata to route
     __metadata_request__fit = {"spectra": metadata_routing.UNUSED}
@@ -45,8 +50,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-        y : None
-            Ignored; present for scikit-learn compatibility.
+        %(y)s
 
         Returns
         -------
@@ -70,7 +74,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         validate_params(self)
 
     def __sklearn_is_fitted__(self):
-        return True
+        return self._fitted_attribute is None or hasattr(self, self._fitted_attribute)
 
     def transform(self, spectra):
         """Apply the transformation to spectra that share one grid.
@@ -95,7 +99,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
+        tags.requires_fit = self._fitted_attribute is not None
         tags.input_tags.two_d_array = False
         tags.input_tags.one_d_array = False
         return tags

@@ -11,6 +11,7 @@ from scipy.special import erf
 
 from .._params import Converted, Interval, is_number
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .pad import grid_kind
 
 __all__ = ["Broadener", "gaussian_broaden", "rotational_broaden", "rotational_profile"]
@@ -497,6 +498,7 @@ def rotational_broaden(wavelength, flux, vsini, *, epsilon=0.6, mask=None):
     return out.reshape(np.shape(flux))
 
 
+@fill_doc
 class Broadener(SpectrumTransformer):
     """Broaden spectra with a Gaussian line-spread function and/or rotation.
 
@@ -549,9 +551,7 @@ class Broadener(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import Broadener
     >>> wave = np.geomspace(6540, 6590, 5000) * u.AA
     >>> flux = 1 - 0.6 * np.exp(-0.5 * ((wave.value - 6562.8) / 0.05) ** 2)

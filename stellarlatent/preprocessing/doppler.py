@@ -11,6 +11,7 @@ from specutils import Spectrum
 from .._batch import from_batch, iter_batches
 from .._params import Converted
 from ._base import RANDOM_STATE, SpectrumTransformer
+from ._docs import fill_doc
 
 __all__ = ["DopplerShift", "doppler_factor"]
 
@@ -91,6 +92,7 @@ def _shift_axis(axis, factor):
     return axis / factor
 
 
+@fill_doc
 class DopplerShift(SpectrumTransformer):
     """Shift spectra to their rest frame, or inject radial velocities.
 
@@ -142,9 +144,7 @@ class DopplerShift(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import DopplerShift
     >>> spectrum = Spectrum(flux=np.ones(3) * u.one,
     ...                     spectral_axis=[5000.0, 5001.0, 5002.0] * u.AA)

@@ -7,6 +7,7 @@ import astropy.units as u
 import numpy as np
 
 from .._batch import check_spectral_axis
+from ._docs import fill_doc
 
 __all__ = ["SpectralGrid", "bin_edges", "MAX_PIXELS", "check_n_pixels"]
 
@@ -99,6 +100,7 @@ def _as_quantity(value, unit, name):
     return u.Quantity(value, unit)
 
 
+@fill_doc
 class SpectralGrid:
     """A strictly increasing spectral axis that spectra are resampled onto.
 
@@ -141,12 +143,7 @@ class SpectralGrid:
 
         Parameters
         ----------
-        start, stop : `~astropy.units.Quantity`
-            First and last pixel centres (inclusive).
-        n : int
-            Number of pixels.
-        unit : `~astropy.units.UnitBase`, default=None
-            Unit of ``start`` and ``stop`` when they are plain numbers.
+        %(spaced_parameters)s
 
         Examples
         --------
@@ -162,12 +159,7 @@ class SpectralGrid:
 
         Parameters
         ----------
-        start, stop : `~astropy.units.Quantity`
-            First and last pixel centres (inclusive).
-        n : int
-            Number of pixels.
-        unit : `~astropy.units.UnitBase`, default=None
-            Unit of ``start`` and ``stop`` when they are plain numbers.
+        %(spaced_parameters)s
 
         Examples
         --------

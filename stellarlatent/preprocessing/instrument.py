@@ -9,11 +9,12 @@ from .._batch import from_batch, iter_batches, per_spectrum
 from .._logging import log
 from .._params import Converted, Options
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .airvac import air_to_vacuum, vacuum_to_air
 from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
                       _fwhm_kms)
-from .doppler import DopplerShift, _rv_bounds
-from .radial_velocity import RadialVelocityEstimator
+from .doppler import _rv_bounds
+from .radial_velocity import RadialVelocityEstimator, _remove_rv
 from .grid import SpectralGrid
 from .resample import Resampler
 
@@ -65,6 +66,7 @@ def _input_fwhm_kms(meta, k, n, wave, override_r, override_fwhm):
     return None
 
 
+@fill_doc
 class InstrumentMatcher(SpectrumTransformer):
     """Bring spectra of another instrument to the instrument a model was trained on.
 
@@ -162,6 +164,7 @@ class InstrumentMatcher(SpectrumTransformer):
         "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
         "rescale": ["boolean"],
     }
+    _fitted_attribute = "rv_estimators_"
 
     def __init__(
         self,
@@ -193,14 +196,6 @@ class InstrumentMatcher(SpectrumTransformer):
         if self.input_resolution is not None and self.input_fwhm is not None:
             raise ValueError("give input_resolution or input_fwhm, not both")
 
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "rv_estimators_")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = True
-        return tags
-
     def _target(self):
         if self.fwhm is None and self.resolution is None:
             return None
@@ -215,8 +210,7 @@ class InstrumentMatcher(SpectrumTransformer):
             Spectra like those to transform: with ``rv_templates=None`` the
             synthetic templates span their wavelength range (3500-7500
             Angstrom without them).
-        y : None
-            Ignored.
+        %(y)s
 
         Returns
         -------
@@ -269,8 +263,7 @@ class InstrumentMatcher(SpectrumTransformer):
 
         Parameters
         ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            Spectra on any grids.
+        %(spectra)s
 
         Returns
         -------
@@ -394,8 +387,8 @@ class InstrumentMatcher(SpectrumTransformer):
         shifted = batch
         if np.any(np.isfinite(rv)):
             # the velocity is removed and the spectrum put back on its own grid
-            moved = DopplerShift(rv=np.nan_to_num(rv) * u.km / u.s).transform(spectrum)
-            back = iter_batches(Resampler(batch.spectral_axis).fit_transform(moved), "spectra")[0]
+            back = iter_batches(_remove_rv(spectrum, batch.spectral_axis, np.nan_to_num(rv)),
+                                "spectra")[0]
             shifted = batch.replace(flux=back.flux, ivar=back.ivar, mask=back.mask)
         return shifted.replace(meta={**batch.meta, "rv": rv * u.km / u.s,
                                      "rv_err": rv_err * u.km / u.s})

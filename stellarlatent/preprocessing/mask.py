@@ -6,6 +6,7 @@ from specutils import SpectralRegion
 
 from .._params import Converted
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 
 __all__ = ["Masker"]
 
@@ -86,6 +87,7 @@ def region_mask(spectral_axis, bounds):
     return inside
 
 
+@fill_doc
 class Masker(SpectrumTransformer):
     """Mask spectral regions (telluric bands, CCD gaps) and invalid pixels.
 
@@ -115,9 +117,7 @@ class Masker(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import Masker
     >>> spectrum = Spectrum(flux=np.ones(6) * u.one,
     ...                     spectral_axis=np.arange(5300, 5360, 10.0) * u.AA)

@@ -7,6 +7,7 @@ from sklearn.utils import check_random_state
 
 from .._params import Converted, Options
 from ._base import RANDOM_STATE, SpectrumTransformer
+from ._docs import fill_doc
 from .normalize import nanmedian_rows
 
 __all__ = ["NoiseAugmenter"]
@@ -66,6 +67,7 @@ def draw_values(value, n, rng, name, positive=True):
     return array
 
 
+@fill_doc
 class NoiseAugmenter(SpectrumTransformer):
     """Add Gaussian noise so that spectra reach a target signal-to-noise ratio.
 
@@ -117,9 +119,7 @@ class NoiseAugmenter(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import NoiseAugmenter
     >>> flat = Spectrum(flux=np.ones((2, 20000)) * u.one,
     ...                 spectral_axis=np.linspace(5000, 6000, 20000) * u.AA)

@@ -10,6 +10,7 @@ from scipy.interpolate import BSpline
 from .._logging import log
 from .._params import Converted, Interval, Options
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .mask import REGIONS, region_bounds, region_mask
 
 __all__ = ["ContinuumNormalizer"]
@@ -193,6 +194,7 @@ def _running_quantile(flux, valid, coord, width, quantile):
     return continuum
 
 
+@fill_doc
 class ContinuumNormalizer(SpectrumTransformer):
     """Divide spectra by an estimate of their continuum.
 
@@ -252,9 +254,7 @@ class ContinuumNormalizer(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import ContinuumNormalizer
     >>> wave = np.linspace(5000, 6000, 1001) * u.AA
     >>> flux = (2.0 + wave.value / 1000) * (1 - 0.5 * np.exp(-0.5 * ((wave.value - 5500) / 2) ** 2))

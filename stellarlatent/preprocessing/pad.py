@@ -6,6 +6,7 @@ import numpy as np
 
 from .._params import Interval, Options, Predicate, is_number
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .grid import check_n_pixels
 
 __all__ = ["Padder"]
@@ -57,6 +58,7 @@ def extend_axis(values, n_left, n_right):
     )
 
 
+@fill_doc
 class Padder(SpectrumTransformer):
     """Pad spectra to a fixed length; the padding is masked.
 
@@ -91,9 +93,7 @@ class Padder(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import Padder
     >>> spectrum = Spectrum(flux=np.ones(5) * u.one,
     ...                     spectral_axis=np.arange(5000.0, 5005.0) * u.AA)

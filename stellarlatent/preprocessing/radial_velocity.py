@@ -13,6 +13,7 @@ from .._batch import check_spectra, from_batch, iter_batches, to_batch
 from .._logging import log
 from .._params import Converted, Interval
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .doppler import _C_KMS, DopplerShift, _rv_bounds, _velocity
 from .grid import check_n_pixels
 from .normalize import _check_scale
@@ -144,6 +145,17 @@ def _lag_of_velocity(rv, du):
     return 0.5 * np.log((1.0 + beta) / (1.0 - beta)) / du
 
 
+def _remove_rv(spectra, axis, rv):
+    """Shift ``spectra`` by minus ``rv`` (km/s, one per spectrum) and resample them onto ``axis``.
+
+    ``axis`` is their own grid: the flux-conserving `Resampler` puts them back
+    on it, masking the pixels shifted in from outside the grid.
+    """
+    shifted = DopplerShift(rv=rv * (u.km / u.s)).transform(spectra)
+    return Resampler(axis).fit_transform(shifted)
+
+
+@fill_doc
 class RadialVelocityEstimator(SpectrumTransformer):
     """Measure radial velocities by cross-correlation with a template, and remove them.
 
@@ -260,6 +272,7 @@ class RadialVelocityEstimator(SpectrumTransformer):
         "remove": ["boolean"],
         "n_iter": [Interval(Integral, 0, None, closed="left")],
     }
+    _fitted_attribute = "template_"
 
     def __init__(
         self,
@@ -284,14 +297,6 @@ class RadialVelocityEstimator(SpectrumTransformer):
             raise ValueError(
                 f"rv_range must have low < high (a range to search), got {self.rv_range!r}"
             )
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "template_")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = True
-        return tags
 
     # ------------------------------------------------------------------ grid
     def _window(self):
@@ -342,10 +347,8 @@ class RadialVelocityEstimator(SpectrumTransformer):
 
         Parameters
         ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            Spectra on any grids.
-        y : None
-            Ignored.
+        %(spectra)s
+        %(y)s
 
         Returns
         -------
@@ -459,8 +462,7 @@ class RadialVelocityEstimator(SpectrumTransformer):
 
         Parameters
         ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            Spectra on any grids.
+        %(spectra)s
 
         Returns
         -------
@@ -496,8 +498,7 @@ class RadialVelocityEstimator(SpectrumTransformer):
 
         Parameters
         ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            Spectra on any grids.
+        %(spectra)s
 
         Returns
         -------
@@ -515,8 +516,7 @@ class RadialVelocityEstimator(SpectrumTransformer):
             part = slice(row, row + batch.n_spectra)
             row += batch.n_spectra
             if self.remove:
-                shifted = DopplerShift(rv=rv[part] * (u.km / u.s)).transform(item)
-                out = Resampler(batch.spectral_axis).fit_transform(shifted)
+                out = _remove_rv(item, batch.spectral_axis, rv[part])
                 out.meta.pop("rv", None)
                 out.meta.update({k: v for k, v in batch.meta.items() if k != "rv"})
             else:

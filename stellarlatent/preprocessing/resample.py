@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches, merged_meta
 from .._params import Converted, Options, Predicate, is_number
 from ._base import SpectrumTransformer
+from ._docs import fill_doc
 from .grid import SpectralGrid, bin_edges
 
 __all__ = ["Resampler"]
@@ -86,6 +87,7 @@ def _interpolation_weights(in_centers, out_centers):
     return weights, covered
 
 
+@fill_doc
 class Resampler(SpectrumTransformer):
     """Put spectra from any grids onto one spectral grid, all at once.
 
@@ -133,9 +135,7 @@ class Resampler(SpectrumTransformer):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> import astropy.units as u
-    >>> from specutils import Spectrum
+    %(example_imports)s
     >>> from stellarlatent.preprocessing import Resampler, SpectralGrid
     >>> wave = np.linspace(4000, 5000, 1001) * u.AA
     >>> spectra = [Spectrum(flux=np.full(1001, 2.0) * u.Jy, spectral_axis=wave),
@@ -154,6 +154,7 @@ class Resampler(SpectrumTransformer):
         "method": [Options(*_METHODS)],
         "extrapolation": [Options("nan"), Predicate(is_number, "a number")],
     }
+    _fitted_attribute = "grid_"
 
     def __init__(self, grid=None, method="flux_conserving", extrapolation="nan"):
         self.grid = grid
@@ -169,10 +170,8 @@ class Resampler(SpectrumTransformer):
 
         Parameters
         ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            Spectra on any grids.
-        y : None
-            Ignored.
+        %(spectra)s
+        %(y)s
 
         Returns
         -------
@@ -187,14 +186,6 @@ class Resampler(SpectrumTransformer):
             self.grid_ = SpectralGrid.coerce(self.grid, "grid")
         self._cache = OrderedDict()
         return self
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "grid_")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = True
-        return tags
 
     @staticmethod
     def _common_grid(batches):
