@@ -14,6 +14,14 @@ def check_int(value, name, minimum=1):
     return int(value)
 
 
+def check_odd_int(value, name, minimum=1):
+    """Return ``value`` as an odd int (a kernel or window width), checked by `check_int`."""
+    value = check_int(value, name, minimum)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be odd, got {value}")
+    return value
+
+
 def check_int_sequence(values, name, minimum=1):
     """Return ``values`` as a tuple of ints, each checked by `check_int`."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):

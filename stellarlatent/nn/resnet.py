@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._utils import check_choice, check_float, check_int
+from ._utils import check_choice, check_float, check_int, check_odd_int
 
 __all__ = ["ResidualBlock1D", "ResNet1D", "DeepREMAPNet", "DeepREMAPOutput"]
 
@@ -53,10 +53,8 @@ class ResidualBlock1D(nn.Module):
         super().__init__()
         in_channels = check_int(in_channels, "in_channels")
         out_channels = check_int(out_channels, "out_channels")
-        kernel_size = check_int(kernel_size, "kernel_size")
+        kernel_size = check_odd_int(kernel_size, "kernel_size")
         stride = check_int(stride, "stride")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.conv1 = _conv_bn(in_channels, out_channels, kernel_size, stride)
         self.conv2 = _conv_bn(out_channels, out_channels, kernel_size)
         if stride == 1 and in_channels == out_channels:
@@ -122,21 +120,10 @@ class ResNet1D(nn.Module):
         base_channels = check_int(base_channels, "base_channels")
         n_stages = check_int(n_stages, "n_stages")
         blocks_per_stage = check_int(blocks_per_stage, "blocks_per_stage")
-        kernel_size = check_int(kernel_size, "kernel_size")
+        kernel_size = check_odd_int(kernel_size, "kernel_size")
         stem_stride = check_int(stem_stride, "stem_stride")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         stem = nn.Sequential(
-            nn.Conv1d(
-                self.in_channels,
-                base_channels,
-                kernel_size,
-                stride=stem_stride,
-                padding=kernel_size // 2,
-                bias=False,
-            ),
-            nn.BatchNorm1d(base_channels),
-            nn.ReLU(),
+            *_conv_bn(self.in_channels, base_channels, kernel_size, stem_stride), nn.ReLU()
         )
         blocks = [stem]
         channels = base_channels
@@ -300,9 +287,7 @@ class DeepREMAPNet(nn.Module):
         self.label_names = tuple(self.label_bins)
         self.in_channels = check_choice(in_channels, "in_channels", (1, 2))
         if contrast_window is not None:
-            contrast_window = check_int(contrast_window, "contrast_window", minimum=3)
-            if contrast_window % 2 == 0:
-                raise ValueError(f"contrast_window must be odd, got {contrast_window}")
+            contrast_window = check_odd_int(contrast_window, "contrast_window", minimum=3)
         self.contrast_window = contrast_window
         self.embedding_dim = check_int(embedding_dim, "embedding_dim")
         self.normalize_embedding = bool(normalize_embedding)
