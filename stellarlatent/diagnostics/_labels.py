@@ -43,6 +43,33 @@ def _column_values(column, name):
     return values, unit
 
 
+def as_2d_floats(values, name, what, shape):
+    """Return ``values`` as a 2-D float array, or raise naming ``name``.
+
+    ``what`` says what the entries are (``"latents"``) and ``shape`` the
+    expected shape (``"(n_samples, latent_dim)"``), for the error messages.
+    """
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be a 2-D array of {what} {shape}, got {type(values).__name__}"
+        ) from exc
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be 2-D {shape}, got an array of shape {values.shape}")
+    return values
+
+
+def _check_one_per_sample(values, name, n_samples, meaning):
+    """Raise unless ``values`` (the argument ``name``) are 1-D, ``n_samples`` of them if given."""
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-D ({meaning}), got shape {values.shape}")
+    if n_samples is not None and values.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {values.shape[0]} values; expected {n_samples} (one per sample)"
+        )
+
+
 def _dtype_kind(column):
     data = getattr(column, "unmasked", column)
     return np.asarray(getattr(data, "value", data)).dtype.kind
@@ -124,15 +151,7 @@ def label_columns(labels, n_samples=None, names=None, name="labels"):
             )
         columns = {key: (values[:, i], unit) for i, key in enumerate(names)}
     for key, (values, _) in columns.items():
-        if values.ndim != 1:
-            raise ValueError(
-                f"{name}['{key}'] must be 1-D (one value per sample), got shape {values.shape}"
-            )
-        if n_samples is not None and values.shape[0] != n_samples:
-            raise ValueError(
-                f"{name}['{key}'] has {values.shape[0]} values; expected {n_samples} "
-                "(one per sample)"
-            )
+        _check_one_per_sample(values, f"{name}['{key}']", n_samples, "one value per sample")
     if not columns:
         raise ValueError(f"{name} has no numeric label column")
     return columns
@@ -169,14 +188,7 @@ def label_values(labels, key, n_samples=None, unit=None, name="labels"):
         values, label_unit = label_columns(labels, n_samples, names=[key], name=name)[key]
     else:
         values, label_unit = _column_values(labels, name)
-        if values.ndim != 1:
-            raise ValueError(
-                f"{name} must be 1-D (the values of '{key}'), got shape {values.shape}"
-            )
-        if n_samples is not None and values.shape[0] != n_samples:
-            raise ValueError(
-                f"{name} has {values.shape[0]} values; expected {n_samples} (one per sample)"
-            )
+        _check_one_per_sample(values, name, n_samples, f"the values of '{key}'")
     if unit is None or label_unit is None or label_unit == unit:
         return values
     try:

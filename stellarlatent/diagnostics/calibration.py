@@ -19,7 +19,7 @@ from scipy.stats import norm
 
 from .._bins import binned_cdf
 from .._logging import log
-from ._labels import _column_values, label_values
+from ._labels import _column_values, as_2d_floats, label_values
 
 __all__ = [
     "expected_calibration_error",
@@ -32,17 +32,7 @@ _P68 = 0.6827
 
 
 def _check_proba(proba, name="proba"):
-    try:
-        proba = np.asarray(proba, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be a 2-D array of probabilities (n_samples, n_bins), "
-            f"got {type(proba).__name__}"
-        ) from exc
-    if proba.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_bins), got an array of shape {proba.shape}"
-        )
+    proba = as_2d_floats(proba, name, "probabilities", "(n_samples, n_bins)")
     if proba.shape[0] == 0 or proba.shape[1] < 2:
         raise ValueError(f"{name} needs at least one sample and two bins, got shape {proba.shape}")
     if not np.all(np.isfinite(proba)):

@@ -15,7 +15,7 @@ from astropy.table import Table
 from scipy.stats import median_abs_deviation, rankdata
 
 from .._logging import log
-from ._labels import label_columns
+from ._labels import as_2d_floats, label_columns
 
 __all__ = [
     "latent_mad",
@@ -38,17 +38,7 @@ def check_latents(Z, name="Z"):
     Shared by the diagnostics of this subpackage (not part of the public API:
     it is not in ``__all__``).
     """
-    try:
-        Z = np.asarray(Z, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be a 2-D array of latents (n_samples, latent_dim), "
-            f"got {type(Z).__name__}"
-        ) from exc
-    if Z.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, latent_dim), got an array of shape {Z.shape}"
-        )
+    Z = as_2d_floats(Z, name, "latents", "(n_samples, latent_dim)")
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {Z.shape})")
     return Z
