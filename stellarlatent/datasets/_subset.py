@@ -5,6 +5,11 @@ import numpy as np
 __all__ = ["StoreSubset"]
 
 
+def _from_store(name):
+    """A read-only attribute that is the store's attribute ``name``."""
+    return property(lambda self: getattr(self.store, name), doc=f"The store's ``{name}``.")
+
+
 class StoreSubset:
     """Some rows of a `SpectralStore`, read lazily (see `SpectralStore.subset`).
 
@@ -40,29 +45,12 @@ class StoreSubset:
     def __repr__(self):
         return f"<StoreSubset of {len(self)} spectra of {self.store!r}>"
 
-    @property
-    def path(self):
-        return self.store.path
-
-    @property
-    def spectral_axis(self):
-        return self.store.spectral_axis
-
-    @property
-    def n_pixels(self):
-        return self.store.n_pixels
-
-    @property
-    def has_ivar(self):
-        return self.store.has_ivar
-
-    @property
-    def label_names(self):
-        return self.store.label_names
-
-    @property
-    def meta(self):
-        return self.store.meta
+    path = _from_store("path")
+    spectral_axis = _from_store("spectral_axis")
+    n_pixels = _from_store("n_pixels")
+    has_ivar = _from_store("has_ivar")
+    label_names = _from_store("label_names")
+    meta = _from_store("meta")
 
     @property
     def labels(self):
@@ -73,10 +61,12 @@ class StoreSubset:
 
     def read(self, indices=None):
         """The subset's spectra (or some of them) as one batch `~specutils.Spectrum`."""
-        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
-        return self.store.read(rows)
+        return self.store.read(self._rows(indices))
 
     def to_torch_dataset(self, indices=None, *, labels=None):
         """The store's lazy torch dataset over the subset's rows."""
-        rows = self.indices if indices is None else self.indices[np.asarray(indices)]
-        return self.store.to_torch_dataset(rows, labels=labels)
+        return self.store.to_torch_dataset(self._rows(indices), labels=labels)
+
+    def _rows(self, indices):
+        """The store's rows of ``indices`` (positions in the subset; None: all of them)."""
+        return self.indices if indices is None else self.indices[np.asarray(indices)]

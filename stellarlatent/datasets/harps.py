@@ -22,6 +22,7 @@ from astropy.utils.masked import Masked
 from specutils import Spectrum
 
 from .._batch import from_batch
+from ._docs import fill_doc
 from ._io import files_from, fits_identifier, parse_unit, stack_spectra
 from ._loader import add_file_meta, header_meta, load_fits, register_loader, spectral_axis
 from ._reading import read_logged, warn_skipped
@@ -123,6 +124,7 @@ def _meta(header):
 
 
 @register_loader(HARPS_ADP_FORMAT, identify_harps_adp)
+@fill_doc
 def read_harps_adp(file_obj, missing_err="snr", **kwargs):
     """Read one HARPS, HARPS-N or ESPRESSO 1-D archive (ADP) spectrum.
 
@@ -140,13 +142,7 @@ def read_harps_adp(file_obj, missing_err="snr", **kwargs):
         ``SNR`` (the archive's median signal-to-noise ratio); ``"none"``, or
         a header without a positive ``SNR``, leaves ``uncertainty`` out.
         Either way no pixel is masked for it.
-    **kwargs
-        Passed to `astropy.io.fits.open`.
-
-    Raises
-    ------
-    OSError
-        If the file is not a readable FITS file; the message names it.
+    %(fits_kwargs_raises)s
     ValueError
         If the file is FITS but not an ADP spectrum (no one-row binary
         table of ``WAVE`` and ``FLUX`` in extension 1, columns of different
@@ -179,9 +175,7 @@ def read_harps_adp(file_obj, missing_err="snr", **kwargs):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from specutils import Spectrum
     >>> import stellarlatent.datasets  # registers "HARPS-ADP"
     >>> wave = np.linspace(5000.0, 5001.0, 101)
@@ -321,6 +315,7 @@ _S1D_EXPECTED = (
 
 
 @register_loader(HARPS_S1D_FORMAT, identify_harps_s1d)
+@fill_doc
 def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
     """Read one HARPS, HARPS-N or ESPRESSO DRS 1-D spectrum (``*_s1d_A.fits``).
 
@@ -337,13 +332,7 @@ def read_harps_s1d(file_obj, missing_err="snr", **kwargs):
         SN50``, the S/N of order 50 near 5500 A), as `read_harps_adp` does
         for an ADP file without ``ERR``; ``"none"``, or a header without
         either, leaves ``uncertainty`` out.
-    **kwargs
-        Passed to `astropy.io.fits.open`.
-
-    Raises
-    ------
-    OSError
-        If the file is not a readable FITS file; the message names it.
+    %(fits_kwargs_raises)s
     ValueError
         If it has no 1-D primary image or no linear grid (``CRVAL1``,
         ``CDELT1``); the message names the file and what was expected.

@@ -20,6 +20,7 @@ from astropy.io import fits
 from astropy.nddata import InverseVariance
 from specutils import Spectrum
 
+from ._docs import fill_doc
 from ._io import fits_identifier, parse_unit
 from ._loader import add_file_meta, header_meta, load_fits, register_loader, spectral_axis
 
@@ -120,6 +121,7 @@ def _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, what):
 
 
 @register_loader(LAMOST_LRS_FORMAT, identify_lamost_lrs, extensions=("fits", "fits.gz"))
+@fill_doc
 def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
     """Read one LAMOST low-resolution spectrum (``spec-*.fits``).
 
@@ -130,16 +132,8 @@ def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The ``spec-*.fits`` file (DR5 and later: 5 rows of flux, inverse
         variance, wavelength, ``andmask``, ``ormask``).
-    use_ormask : bool, default=False
-        Also mask the pixels flagged in any single exposure (``ormask``); by
-        default only those flagged in all of them (``andmask``) are masked.
-    **kwargs
-        Passed to `astropy.io.fits.open`.
-
-    Raises
-    ------
-    OSError
-        If the file is not a readable FITS file; the message names it.
+    %(lamost_use_ormask)s
+    %(fits_kwargs_raises)s
     ValueError
         If the primary image has fewer than 3 rows or its wavelength row is
         not strictly monotonic; the message names the file.
@@ -166,9 +160,7 @@ def read_lamost_lrs(file_obj, use_ormask=False, **kwargs):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from specutils import Spectrum
     >>> import stellarlatent.datasets  # registers "LAMOST-LRS"
     >>> wave = 10 ** (3.5682 + 1e-4 * np.arange(100))
@@ -212,6 +204,7 @@ def _lrs_from(hdulist, name, use_ormask):
 
 
 @register_loader(LAMOST_MRS_FORMAT, identify_lamost_mrs, extensions=("fits", "fits.gz"))
+@fill_doc
 def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
     """Read one LAMOST medium-resolution spectrum (``med-*.fits``): co-added arms or one exposure.
 
@@ -231,16 +224,8 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
         ``"B"``, ``"R"``, ``"COADD_B"``, ``"COADD_R"``): one co-added arm.
         The name of any other table of the file (a single exposure such as
         ``"B-84107311"``): that table, masked by its ``PIXMASK``.
-    use_ormask : bool, default=False
-        Also mask the pixels flagged in any single exposure (``ORMASK``); by
-        default only those flagged in all of them (``ANDMASK``) are masked.
-    **kwargs
-        Passed to `astropy.io.fits.open`.
-
-    Raises
-    ------
-    OSError
-        If the file is not a readable FITS file; the message names it.
+    %(lamost_use_ormask)s
+    %(fits_kwargs_raises)s
     ValueError
         If ``arm`` names no table of the file, a table lacks ``FLUX``,
         ``IVAR`` or its wavelengths, or the two arms overlap; the message
@@ -264,9 +249,7 @@ def read_lamost_mrs(file_obj, arm="both", use_ormask=False, **kwargs):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from specutils import Spectrum
     >>> import stellarlatent.datasets  # registers "LAMOST-MRS"
     >>> def arm(name, start, n=50):

@@ -22,6 +22,7 @@ from specutils import Spectrum
 
 from .._batch import SpectraBatch, from_batch, to_batch
 from .._logging import log
+from ._docs import fill_doc
 from ._io import fits_identifier, same_grid
 from ._loader import load_fits, register_loader
 from ._paths import find_data_dir
@@ -276,6 +277,7 @@ def identify_miles(hdulist, args):
 
 
 @register_loader(MILES_FORMAT, identify_miles)
+@fill_doc
 def read_miles_spectrum(file_obj, **kwargs):
     """Read one MILES spectrum file.
 
@@ -288,8 +290,7 @@ def read_miles_spectrum(file_obj, **kwargs):
     ----------
     file_obj : str, path-like, file-like or `~astropy.io.fits.HDUList`
         The MILES file.
-    **kwargs
-        Passed to `astropy.io.fits.open`.
+    %(fits_kwargs)s
 
     Returns
     -------
@@ -302,17 +303,14 @@ def read_miles_spectrum(file_obj, **kwargs):
 
     Raises
     ------
-    OSError
-        If the file is not a readable FITS file; the message names it.
+    %(fits_oserror)s
     ValueError
         If it has no 1-D primary image or no valid linear wavelength
         solution (for example ``CDELT1 <= 0``).
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from specutils import Spectrum
     >>> import stellarlatent.datasets  # registers "MILES"
     >>> path = os.path.join(tempfile.mkdtemp(), "MILES_res2.50_star_m0001V.fits")

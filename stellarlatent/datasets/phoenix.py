@@ -18,6 +18,7 @@ from specutils import Spectrum
 from .. import conf
 from .._batch import SpectraBatch, check_spectral_axis, from_batch
 from .._logging import log
+from ._docs import fill_doc
 from ._io import fits_identifier
 from ._reading import read_logged, warn_skipped
 
@@ -177,6 +178,7 @@ _WAVE_EXPECTED = f"the PHOENIX wavelength file {WAVE_FILE} (a 1-D primary array)
 _FLUX_EXPECTED = f"a PHOENIX model spectrum {_FILE_PATTERN} (a 1-D primary array)"
 
 
+@fill_doc
 def read_phoenix_wave(wave_file):
     """Read the PHOENIX wavelength file (``WAVE_PHOENIX-ACES-AGSS-COND-2011.fits``).
 
@@ -192,16 +194,13 @@ def read_phoenix_wave(wave_file):
 
     Raises
     ------
-    OSError
-        If the file is not a readable FITS file.
+    %(fits_oserror)s
     ValueError
         If it holds no 1-D primary array of increasing positive wavelengths.
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from stellarlatent.datasets import read_phoenix_wave
     >>> path = os.path.join(tempfile.mkdtemp(), "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
     >>> fits.PrimaryHDU(np.linspace(5000.0, 5010.0, 11)).writeto(path)
@@ -271,6 +270,7 @@ def _read_flux(flux_file, section):
         return np.array(data[section], dtype=float), hdul[0].header.copy(), data.size
 
 
+@fill_doc
 def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
     """Read one PHOENIX-ACES HiRes model spectrum.
 
@@ -299,10 +299,8 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
+    %(fits_example_imports)s
     >>> import astropy.units as u
-    >>> from astropy.io import fits
     >>> from stellarlatent.datasets import read_phoenix
     >>> folder = tempfile.mkdtemp()
     >>> wave = os.path.join(folder, "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits")
@@ -349,6 +347,7 @@ def _find_wave_file(directory):
     )
 
 
+@fill_doc
 def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavelength_range=None,
                       grid=None, method="flux_conserving"):
     """Read a local folder of PHOENIX-ACES HiRes model spectra.
@@ -388,9 +387,7 @@ def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavel
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from astropy.io import fits
+    %(fits_example_imports)s
     >>> from stellarlatent.datasets import read_phoenix_grid
     >>> folder = tempfile.mkdtemp()
     >>> fits.PrimaryHDU(np.linspace(5000.0, 5010.0, 11)).writeto(
