@@ -47,14 +47,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     def fit(self, spectra, y=None):
         """Validate ``spectra``; nothing is learned.
 
-        Parameters
-        ----------
-        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
-        %(y)s
-
-        Returns
-        -------
-        self
+        %(fit_sections)s
         """
         self._check_params()
         iter_batches(spectra, "spectra")

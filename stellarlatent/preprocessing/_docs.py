@@ -36,7 +36,8 @@ def doc_filler(snippets):
     """
     def snippet(match):
         indent = match.group(1)
-        return "".join(indent + line + "\n" for line in snippets[match.group(2)].splitlines())
+        lines = snippets[match.group(2)].splitlines()
+        return "".join((indent + line).rstrip() + "\n" for line in lines)
 
     def fill(obj):
         targets = [obj]
@@ -51,21 +52,36 @@ def doc_filler(snippets):
     return fill
 
 
-fill_doc = doc_filler({
-    # the input of fit, transform and estimate
-    "spectra": """\
+_SPECTRA = """\
 spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
     Spectra on any grids.
-""",
-    "y": """\
+"""
+_Y = """\
 y : None
     Ignored; present for scikit-learn compatibility.
-""",
+"""
+
+fill_doc = doc_filler({
+    # the input of fit, transform and estimate
+    "spectra": _SPECTRA,
+    "y": _Y,
+    # the whole of a fit docstring but its summary
+    "fit_sections": "Parameters\n----------\n" + _SPECTRA + _Y + "\nReturns\n-------\nself\n",
     # the first lines of the transformers' examples
     "example_imports": """\
 >>> import numpy as np
 >>> import astropy.units as u
 >>> from specutils import Spectrum
+""",
+    # the functions gaussian_broaden and rotational_broaden
+    "broaden_data": """\
+wavelength : `~astropy.units.Quantity`, shape (n_pixels,)
+    Strictly increasing wavelengths; any grid.
+flux : array-like or `~astropy.units.Quantity`, shape (n_pixels,) or (n_spectra, n_pixels)
+""",
+    "broaden_mask": """\
+mask : array of bool, default=None
+    ``True`` marks pixels to ignore; non-finite flux is always ignored.
 """,
     # SpectralGrid's regularly spaced constructors
     "spaced_parameters": """\

@@ -406,22 +406,20 @@ def _wave_and_flux(wavelength, flux, mask):
     return wave, flux2, mask2
 
 
+@fill_doc
 def gaussian_broaden(wavelength, flux, *, resolution=None, fwhm=None, mask=None):
     """Convolve spectra with a Gaussian line-spread function.
 
     Parameters
     ----------
-    wavelength : `~astropy.units.Quantity`, shape (n_pixels,)
-        Strictly increasing wavelengths; any grid.
-    flux : array-like or `~astropy.units.Quantity`, shape (n_pixels,) or (n_spectra, n_pixels)
+    %(broaden_data)s
     resolution : float, default=None
         Resolving power ``R = lambda / FWHM`` of the kernel.
     fwhm : `~astropy.units.Quantity`, default=None
         FWHM of the kernel, as a wavelength (constant in Angstrom) or a
         velocity (constant resolving power). Give exactly one of
         ``resolution`` and ``fwhm``.
-    mask : array of bool, default=None
-        ``True`` marks pixels to ignore; non-finite flux is always ignored.
+    %(broaden_mask)s
 
     Returns
     -------
@@ -453,21 +451,19 @@ def gaussian_broaden(wavelength, flux, *, resolution=None, fwhm=None, mask=None)
     return out.reshape(np.shape(flux))
 
 
+@fill_doc
 def rotational_broaden(wavelength, flux, vsini, *, epsilon=0.6, mask=None):
     """Convolve spectra with the rotational profile (`rotational_profile`).
 
     Parameters
     ----------
-    wavelength : `~astropy.units.Quantity`, shape (n_pixels,)
-        Strictly increasing wavelengths; any grid.
-    flux : array-like or `~astropy.units.Quantity`, shape (n_pixels,) or (n_spectra, n_pixels)
+    %(broaden_data)s
     vsini : `~astropy.units.Quantity`
         Projected rotation velocity: a scalar or one value per spectrum,
         non-negative.
     epsilon : float, default=0.6
         Linear limb-darkening coefficient.
-    mask : array of bool, default=None
-        ``True`` marks pixels to ignore; non-finite flux is always ignored.
+    %(broaden_mask)s
 
     Returns
     -------

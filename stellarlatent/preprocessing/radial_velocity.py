@@ -345,14 +345,7 @@ class RadialVelocityEstimator(SpectrumTransformer):
     def fit(self, spectra, y=None):
         """Set up the common grid and the template (built from ``spectra`` without one).
 
-        Parameters
-        ----------
-        %(spectra)s
-        %(y)s
-
-        Returns
-        -------
-        self
+        %(fit_sections)s
         """
         self._check_params()
         for name in ("template_", "_t_j0"):

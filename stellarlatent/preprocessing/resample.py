@@ -168,14 +168,7 @@ class Resampler(SpectrumTransformer):
     def fit(self, spectra, y=None):
         """Set the output grid, learning one from ``spectra`` when ``grid`` is None.
 
-        Parameters
-        ----------
-        %(spectra)s
-        %(y)s
-
-        Returns
-        -------
-        self
+        %(fit_sections)s
         """
         self._check_params()
         if self.grid is None:
