@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from stellarlatent.datasets import SpectralStore
 
-from .test_store import N_PIX, WAVE, make_batch, make_labels
+# store_path: the fixture of five spectra of test_store
+from .test_store import N_PIX, WAVE, make_batch, make_labels, store_path  # noqa: F401
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 has_torch = importlib.util.find_spec("torch") is not None
@@ -54,16 +55,6 @@ def killed_append(path, mode):
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
 
 
-@pytest.fixture
-def store_path(tmp_path):
-    path = tmp_path / "store.h5"
-    spectra, flux, ivar, mask = make_batch(5)
-    labels = make_labels(5)
-    with SpectralStore.create(path, WAVE, labels=labels, flux_unit=u.Jy) as store:
-        store.append(spectra, labels)
-    return path, flux, mask, labels
-
-
 def assert_reads_as_before(path, flux, mask, labels, mode="r"):
     with SpectralStore(path, mode=mode) as store:
         assert len(store) == 5
@@ -92,7 +83,7 @@ def append_more(path):
 
 @needs_fork
 def test_append_killed_midway_leaves_the_earlier_spectra(store_path, tmp_path, caplog):
-    path, flux, mask, labels = store_path
+    path, flux, _, mask, labels = store_path
     killed_append(path, "a")
     with h5py.File(path, "r") as f:  # the kill did leave half an append behind
         assert f["flux"].shape[0] == 205 and f["labels/teff"].shape[0] == 5
@@ -134,7 +125,7 @@ def _half_append(path, stage):
 
 @pytest.mark.parametrize("stage", ["arrays", "some labels", "everything"])
 def test_half_written_append_is_ignored_then_removed(store_path, stage, caplog):
-    path, flux, mask, labels = store_path
+    path, flux, _, mask, labels = store_path
     _half_append(path, stage)
     with caplog.at_level(logging.WARNING, logger="stellarlatent"):
         assert_reads_as_before(path, flux, mask, labels)
@@ -149,7 +140,7 @@ def test_half_written_append_is_ignored_then_removed(store_path, stage, caplog):
 
 @pytest.mark.parametrize("mode", ["a", "w"])
 def test_failed_append_is_rolled_back(store_path, tmp_path, monkeypatch, mode):
-    path, flux, mask, labels = store_path
+    path, flux, _, mask, labels = store_path
     if mode == "w":
         path = tmp_path / "built.h5"
         store = SpectralStore.create(path, WAVE, labels=labels, flux_unit=u.Jy)
@@ -181,7 +172,7 @@ def test_create_that_fails_leaves_no_temporary_file(tmp_path):
 
 
 def test_store_without_committed_count_still_opens_and_appends(store_path):
-    path, flux, mask, labels = store_path
+    path, flux, _, mask, labels = store_path
     with h5py.File(path, "a") as f:  # as written before the count was recorded
         del f.attrs["n_spectra"]
     assert_reads_as_before(path, flux, mask, labels)

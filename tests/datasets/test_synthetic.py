@@ -116,27 +116,27 @@ def test_injected_radial_velocity_moves_lines():
     np.testing.assert_array_equal(labels["rv"].to_value(u.km / u.s), rv)
 
 
+def peak_normalised(grid, teff, logg, resolution):
+    """Wavelengths [A] and noise-free flux of stars of one ``teff``, each divided by its maximum."""
+    stars, _ = make_synthetic_spectra(
+        len(logg), grid, teff=teff, logg=logg, feh=0.0, rv=0.0, vsini=0.0, snr=None,
+        resolution=resolution,
+    )
+    flux = stars.flux.value
+    return stars.spectral_axis.to_value(u.AA), flux / np.max(flux, axis=1, keepdims=True)
+
+
 def test_gravity_broadens_wings():
     # Stark wings of H-beta in A stars and van der Waals wings of Mg b in K stars
     grid = SpectralGrid.linear(4780 * u.AA, 4945 * u.AA, 1650)
-    a_stars, _ = make_synthetic_spectra(
-        2, grid, teff=9000, logg=[2.5, 4.5], feh=0.0, rv=0.0, vsini=0.0, snr=None,
-        resolution=10000,
-    )
-    wave = a_stars.spectral_axis.to_value(u.AA)
-    flux = a_stars.flux.value / np.max(a_stars.flux.value, axis=1, keepdims=True)
+    wave, flux = peak_normalised(grid, teff=9000, logg=[2.5, 4.5], resolution=10000)
     offset = np.abs(wave - 4861.35)
     core = flux[:, offset < 1].min(axis=1)
     wing = flux[:, (offset > 12) & (offset < 20)].mean(axis=1)
     assert (1 - wing[1]) / (1 - core[1]) > 1.3 * (1 - wing[0]) / (1 - core[0])
 
     grid = SpectralGrid.linear(5160 * u.AA, 5200 * u.AA, 800)
-    k_stars, _ = make_synthetic_spectra(
-        2, grid, teff=4800, logg=[1.5, 4.8], feh=0.0, rv=0.0, vsini=0.0, snr=None,
-        resolution=20000,
-    )
-    wave = k_stars.spectral_axis.to_value(u.AA)
-    flux = k_stars.flux.value / np.max(k_stars.flux.value, axis=1, keepdims=True)
+    wave, flux = peak_normalised(grid, teff=4800, logg=[1.5, 4.8], resolution=20000)
     # far red wing of Mg b 5183.6, free of other listed lines
     wing_depth = 1 - flux[:, (wave > 5185.5) & (wave < 5188.0)].mean(axis=1)
     assert wing_depth[1] > 2 * wing_depth[0]
