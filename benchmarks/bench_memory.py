@@ -63,16 +63,21 @@ def _mib(kib):
     return kib / 1024.0
 
 
-def current_rss_kib():
-    """Resident memory of this process now, in KiB (Linux /proc; 0 elsewhere)."""
+def _proc_kib(path, key):
+    """The KiB of the line starting with ``key`` of a Linux /proc file (0 elsewhere)."""
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def current_rss_kib():
+    """Resident memory of this process now, in KiB (Linux /proc; 0 elsewhere)."""
+    return _proc_kib("/proc/self/status", "VmRSS:")
 
 
 def peak_rss_kib():
@@ -99,14 +104,7 @@ def _descendants(pid):
 
 
 def _pss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 class TreeSampler:

@@ -35,6 +35,15 @@ from stellarlatent.datasets._paths import find_data_dir
 from stellarlatent.preprocessing import Resampler, SpectralGrid
 
 
+def _spectrum(wave, flux):
+    """A dimensionless spectrum on ``wave`` [Angstrom] with an inverse variance of 1e4."""
+    return Spectrum(
+        flux=flux * u.dimensionless_unscaled,
+        spectral_axis=wave * u.AA,
+        uncertainty=InverseVariance(np.full(flux.size, 1e4)),
+    )
+
+
 def read_miles_spectra(directory, n):
     from astropy.io import fits
 
@@ -45,13 +54,7 @@ def read_miles_spectra(directory, n):
         wave = header["CRVAL1"] + header["CDELT1"] * (
             np.arange(header["NAXIS1"]) + 1 - header["CRPIX1"]
         )
-        spectra.append(
-            Spectrum(
-                flux=flux * u.dimensionless_unscaled,
-                spectral_axis=wave * u.AA,
-                uncertainty=InverseVariance(np.full(flux.size, 1e4)),
-            )
-        )
+        spectra.append(_spectrum(wave, flux))
     return spectra
 
 
@@ -66,13 +69,7 @@ def harps_like_spectra(n, seed=0):
             sel = slice(int((center - 3785 - 1) / 0.01), int((center - 3785 + 1) / 0.01))
             flux[sel] -= 0.5 * np.exp(-0.5 * ((wave[sel] - center) / 0.05) ** 2)
         flux += 0.01 * rng.standard_normal(wave.size)
-        out.append(
-            Spectrum(
-                flux=flux * u.dimensionless_unscaled,
-                spectral_axis=wave * u.AA,
-                uncertainty=InverseVariance(np.full(wave.size, 1e4)),
-            )
-        )
+        out.append(_spectrum(wave, flux))
     return out
 
 
