@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
 from .._logging import log
-from .._params import Converted, Interval, Options
+from .._params import Converted, Interval, Options, validate_params
 from . import _distributed
 from ._data import as_source
 from ._files import read_payload, writable_path, write_atomically
@@ -97,7 +97,31 @@ def _jsonable(value):
     return value
 
 
-class TorchEstimator(BaseEstimator):
+class SeededEstimator(BaseEstimator):
+    """Base class of the estimators of stellarlatent (`TorchEstimator` and
+    `~stellarlatent.estimators.DeepREMAPEnsemble`).
+
+    Their constructors store every parameter unchanged (`_store_params`);
+    their results depend on ``random_state`` and their input may hold NaN.
+    """
+
+    def _store_params(self, arguments):
+        """Set every constructor parameter from ``arguments``, the constructor's ``locals()``.
+
+        The values are stored as given, as scikit-learn expects (they are
+        checked when fitting starts).
+        """
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class TorchEstimator(SeededEstimator):
     """Base class of the PyTorch estimators of stellarlatent.
 
     A subclass's ``fit`` checks its parameters, wraps the data with
@@ -135,6 +159,16 @@ class TorchEstimator(BaseEstimator):
         "precision": [Options(*sorted(_PRECISIONS))],
         "compile": ["boolean"],
     }
+
+    def _check_params(self):
+        """Check every parameter against the declared constraints (those of the base too).
+
+        Raises
+        ------
+        `~stellarlatent._params.InvalidParameterError`
+            A ValueError and TypeError naming the parameter.
+        """
+        validate_params(self)
 
     def _rng(self):
         seed = self.random_state
@@ -660,12 +694,6 @@ class TorchEstimator(BaseEstimator):
 
     def _restore(self, metadata, tensors):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 def _grid_mismatch(given, trained):

@@ -22,11 +22,31 @@ compile : bool, default=False
     Compile the training network with `torch.compile` (worth it for long
     GPU runs; the first epoch pays the compilation).
 """,
+    # the only parameter of predict, predict_proba and transform: spectra
+    "X_parameters": """\
+Parameters
+----------
+X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+    Spectra on the training grid.
+""",
+    # DeepREMAPEnsemble.pretrain and fit
+    "ensemble_fit_parameters": """\
+Parameters
+----------
+X, y, sample_weight
+    As in `DeepREMAP.fit`.
+
+Returns
+-------
+self
+""",
 }
 
 
 def fill_doc(obj):
     """Replace each docstring line ``%(name)s`` by the shared text ``name``, indented like it.
+
+    A class's methods (and class and static methods) are filled too.
 
     Examples
     --------
@@ -38,12 +58,27 @@ def fill_doc(obj):
     ...     ----------
     ...     %(runtime_parameters)s
     ...     '''
+    ...     def method(self, X):
+    ...         '''Use the model.
+    ...
+    ...         %(X_parameters)s
+    ...         '''
     >>> print(Example.__doc__.splitlines()[4])
         verbose : int, default=1
+    >>> print(Example.method.__doc__.splitlines()[5])
+                Spectra on the training grid.
     """
     def snippet(match):
         indent = match.group(1)
-        return "".join(indent + line + "\n" for line in _SNIPPETS[match.group(2)].splitlines())
+        lines = _SNIPPETS[match.group(2)].splitlines()
+        return "".join((indent + line if line else "") + "\n" for line in lines)
 
-    obj.__doc__ = re.sub(r"^([ \t]*)%\((\w+)\)s\n", snippet, obj.__doc__, flags=re.MULTILINE)
+    targets = [obj]
+    if isinstance(obj, type):
+        targets += [getattr(member, "__func__", member) for member in vars(obj).values()
+                    if callable(getattr(member, "__func__", member))]
+    for target in targets:
+        if target.__doc__ and "%(" in target.__doc__:
+            target.__doc__ = re.sub(r"^([ \t]*)%\((\w+)\)s\n", snippet, target.__doc__,
+                                    flags=re.MULTILINE)
     return obj

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from astropy.table import QTable
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
 from .._logging import log
 from .._params import Interval, Predicate, validate_params
-from ._base import resolve_device
+from ._base import SeededEstimator, resolve_device
 from ._binning import binned_summaries
 from ._calibration import check_method, fit_temperature, fit_temperatures, product, softmax
+from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
 from ._tables import edges_with_unit, label_summaries, prediction_table
@@ -35,7 +36,8 @@ _SEED_STEP = 7919
 _RIDGE_SHARES = np.linspace(0.0, 1.0, 11)
 
 
-class DeepREMAPEnsemble(BaseEstimator):
+@fill_doc
+class DeepREMAPEnsemble(SeededEstimator):
     """Several DeepREMAP networks whose log-probabilities are averaged.
 
     Each member is a clone of ``estimator`` with its own ``random_state``,
@@ -137,13 +139,7 @@ class DeepREMAPEnsemble(BaseEstimator):
 
     def __init__(self, estimator=None, n_members=5, *, fine_tune_epochs=None, fine_tune_lr=None,
                  n_jobs=None, random_state=None, ridge_expert=True):
-        self.estimator = estimator
-        self.n_members = n_members
-        self.fine_tune_epochs = fine_tune_epochs
-        self.fine_tune_lr = fine_tune_lr
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.ridge_expert = ridge_expert
+        self._store_params(locals())
 
     # -- parameters ------------------------------------------------------------------
 
@@ -172,14 +168,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         may be called again (on other observed spectra) from the same
         pre-training.
 
-        Parameters
-        ----------
-        X, y, sample_weight
-            As in `DeepREMAP.fit`.
-
-        Returns
-        -------
-        self
+        %(ensemble_fit_parameters)s
         """
         jobs = self._from_scratch(self._template(), self._seeds())
         self.pretrained_members_ = self._run(jobs, X, y, sample_weight)
@@ -198,14 +187,7 @@ class DeepREMAPEnsemble(BaseEstimator):
         fitted on the same spectra. The temperatures are reset to 1: call
         `calibrate` on held-out spectra.
 
-        Parameters
-        ----------
-        X, y, sample_weight
-            As in `DeepREMAP.fit`.
-
-        Returns
-        -------
-        self
+        %(ensemble_fit_parameters)s
         """
         template = self._template()
         seeds = self._seeds()
@@ -572,12 +554,6 @@ class DeepREMAPEnsemble(BaseEstimator):
             raise ValueError(f"{path} is not a readable DeepREMAPEnsemble: {exc}") from exc
         resolve_device(device)
         return ensemble
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 def _train_member(member, method, X, y, sample_weight, kwargs, threads):

@@ -14,7 +14,6 @@ import torch
 from astropy.table import QTable
 from sklearn.utils.validation import check_is_fitted
 
-from .._params import validate_params
 from ._base import TorchEstimator, _check_positive_int, resolve_device
 from ._binning import digitize
 from ._calibration import check_method, fit_temperatures
@@ -281,43 +280,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         precision="float32",
         compile=False,
     ):
-        self.labels = labels
-        self.n_bins = n_bins
-        self.bin_width = bin_width
-        self.margin = margin
-        self.log_teff = log_teff
-        self.gamma = gamma
-        self.class_balance = class_balance
-        self.cost_weight = cost_weight
-        self.label_smoothing = label_smoothing
-        self.triplet_weight = triplet_weight
-        self.triplet_margin = triplet_margin
-        self.positive_threshold = positive_threshold
-        self.base_channels = base_channels
-        self.n_stages = n_stages
-        self.blocks_per_stage = blocks_per_stage
-        self.kernel_size = kernel_size
-        self.contrast_window = contrast_window
-        self.embedding_dim = embedding_dim
-        self.dropout = dropout
-        self.standardize = standardize
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.restart_period = restart_period
-        self.swa_start = swa_start
-        self.swa_lr = swa_lr
-        self.edge_probability = edge_probability
-        self.novelty_quantile = novelty_quantile
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.num_workers = num_workers
-        self.precision = precision
-        self.compile = compile
+        self._store_params(locals())
 
     @classmethod
     def from_preset(cls, name, **overrides):
@@ -354,16 +317,11 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
     # -- parameters ------------------------------------------------------------------
 
     def _check_params(self):
-        """Check every parameter against the declared constraints (those of the base too).
+        """Check the parameters as `TorchEstimator._check_params` does; return the label names.
 
-        Returns the label names; a per-label dict must name labels of ``labels``.
-
-        Raises
-        ------
-        `~stellarlatent._params.InvalidParameterError`
-            A ValueError and TypeError naming the parameter.
+        A per-label dict must name labels of ``labels``.
         """
-        validate_params(self)
+        super()._check_params()
         labels = tuple(self.labels)
         for name in ("n_bins", "bin_width", *PER_LABEL_DEFAULTS):
             value = getattr(self, name)
@@ -605,10 +563,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
     def predict_proba(self, X):
         """Probability of each label bin.
 
-        Parameters
-        ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
-            Spectra on the training grid.
+        %(X_parameters)s
 
         Returns
         -------
@@ -630,10 +585,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         The binned distribution is taken to be uniform inside each bin (in
         the label's unit, also when Teff is binned in log space).
 
-        Parameters
-        ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
-            Spectra on the training grid.
+        %(X_parameters)s
 
         Returns
         -------

@@ -9,7 +9,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import SpectraBatch, from_batch
-from .._params import Interval, Options, Predicate, validate_params
+from .._params import Interval, Options, Predicate
 from ..nn import ConvVAE, linear_warmup, vae_loss
 from ._base import TorchEstimator, _check_positive_int, resolve_device
 from ._docs import fill_doc
@@ -180,26 +180,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         precision="float32",
         compile=False,
     ):
-        self.latent_dim = latent_dim
-        self.beta = beta
-        self.variational = variational
-        self.reconstruction = reconstruction
-        self.beta_warmup = beta_warmup
-        self.channels = channels
-        self.kernel_sizes = kernel_sizes
-        self.strides = strides
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.num_workers = num_workers
-        self.precision = precision
-        self.compile = compile
+        self._store_params(locals())
 
     @classmethod
     def from_preset(cls, name, **overrides):
@@ -229,16 +210,6 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         return cls(**params)
 
     # -- network ---------------------------------------------------------------------
-
-    def _check_params(self):
-        """Check every parameter against the declared constraints (those of the base too).
-
-        Raises
-        ------
-        `~stellarlatent._params.InvalidParameterError`
-            A ValueError and TypeError naming the parameter.
-        """
-        validate_params(self)
 
     def build_module(self, n_pixels):
         """The untrained network for spectra of ``n_pixels`` pixels.
@@ -355,10 +326,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     def transform(self, X):
         """Latent means of spectra.
 
-        Parameters
-        ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
-            Spectra on the training grid.
+        %(X_parameters)s
 
         Returns
         -------
