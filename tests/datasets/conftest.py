@@ -1,4 +1,5 @@
-"""Fixtures of the reader tests: small synthetic files in the layouts of the real archive files.
+"""Fixtures of the reader tests: small synthetic files in the layouts of the real archive files;
+and ``store_path``, the small store of the SpectralStore tests.
 
 ``real_dir`` (the real files themselves) is in ``tests/conftest.py``.
 """
@@ -70,3 +71,23 @@ def make_lrs(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    """A store of five spectra and labels (test_store's ``make_batch`` and ``make_labels``).
+
+    Returns the path and what was written: flux, ivar, mask and labels.
+    """
+    import astropy.units as u
+
+    from stellarlatent.datasets import SpectralStore
+
+    from .test_store import WAVE, make_batch, make_labels
+
+    path = tmp_path / "store.h5"
+    spectra, flux, ivar, mask = make_batch(5)
+    labels = make_labels(5)
+    with SpectralStore.create(path, WAVE, labels=labels, flux_unit=u.Jy) as store:
+        store.append(spectra, labels)
+    return path, flux, ivar, mask, labels

@@ -49,16 +49,6 @@ def make_labels(n, offset=0):
     )
 
 
-@pytest.fixture
-def store_path(tmp_path):
-    path = tmp_path / "store.h5"
-    spectra, flux, ivar, mask = make_batch(5)
-    labels = make_labels(5)
-    with SpectralStore.create(path, WAVE, labels=labels, flux_unit=u.Jy) as store:
-        store.append(spectra, labels)
-    return path, flux, ivar, mask, labels
-
-
 def test_round_trip(store_path):
     path, flux, ivar, mask, labels = store_path
     with SpectralStore(path) as store:

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from stellarlatent.datasets import SpectralStore
 
-# store_path: the fixture of five spectra of test_store
-from .test_store import N_PIX, WAVE, make_batch, make_labels, store_path  # noqa: F401
+from .test_store import N_PIX, WAVE, make_batch, make_labels
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 has_torch = importlib.util.find_spec("torch") is not None
