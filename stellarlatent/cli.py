@@ -173,6 +173,12 @@ def _labels(parser, help):
     parser.add_argument("--labels", nargs="+", metavar="LABEL", help=help)
 
 
+def _table_labels(parser, default):
+    """``--labels`` of a command that reads label columns, or a table file and its columns."""
+    _labels(parser, "label columns of the store, or a table file followed by optional column "
+                    f"names (default: {default})")
+
+
 def _out(parser, help, metavar=None, overwrite=True):
     """``--out`` (required) and, unless ``overwrite`` is False, ``--overwrite``."""
     parser.add_argument("--out", required=True, metavar=metavar, help=help)
@@ -400,8 +406,7 @@ def _add_diagnose(sub):
                       "DeepREMAP: accuracy, interval coverage and reliability against the true "
                       "labels. ", "a model file written by fit-vae or fit-remap")
     _data(p)
-    _labels(p, "label columns of the store, or a table file followed by optional column names "
-               "(default: the model's labels, or every known label)")
+    _table_labels(p, "the model's labels, or every known label")
     _reading(p)
     _out(p, "the report folder", overwrite=False)
     _common(p, _run("diagnose", "run_diagnose"))
@@ -437,8 +442,7 @@ def _add_explore(sub):
                       "embedding of --remap) are shown; spectra zoom on a wavelength range. ",
                       "a SpectralVAE file written by fit-vae")
     _data(p)
-    _labels(p, "label columns of the store, or a table file followed by optional column names "
-               "(default: every label of the store; none for files)")
+    _table_labels(p, "every label of the store; none for files")
     p.add_argument("--remap", metavar="MODEL2",
                    help="a DeepREMAP (or ensemble) file: similar spectra are the nearest in its "
                         "embedding rather than in the latents")

@@ -75,9 +75,7 @@ def run_diagnose(args):
     for name in files:
         report.link(name, name)
     page = report.write(out)
-    print(f"stellarlatent diagnose: {spectra.flux.shape[0]} spectra, "
-          f"{time.perf_counter() - started:.0f} s; report: {page}")
-    print("\n".join(lines))
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent diagnose: {spectra.flux.shape[0]} spectra, "
+        f"{time.perf_counter() - started:.0f} s; report: {page}",
+        "\n".join(lines))

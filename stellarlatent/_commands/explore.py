@@ -78,9 +78,7 @@ def run_explore(args):
     path = explorer.save(out / PAGE)
     n = explorer.latents.shape[0]
     space = "latent space" if explorer.neighbor_space == "latent" else explorer.neighbor_space
-    print(f"stellarlatent explore: {n} spectra of {n_inputs} inputs, sliders for latents "
-          f"{', '.join(map(str, explorer.dims))}, neighbours in the {space}; page: {path} "
-          f"({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - started:.0f} s)")
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent explore: {n} spectra of {n_inputs} inputs, sliders for latents "
+        f"{', '.join(map(str, explorer.dims))}, neighbours in the {space}; page: {path} "
+        f"({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - started:.0f} s)")

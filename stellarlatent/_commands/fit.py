@@ -138,11 +138,9 @@ def run_fit_vae(args):
     if not reporting:
         return 0
     n = vae.n_features_in_
-    print(f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
-          f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
+        f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
 
 
 def _count(X):
@@ -327,12 +325,10 @@ def run_fit_remap(args):
     how = (f"pre-trained on {pretraining.description} for {args.pretrain_epochs} epochs, "
            f"fine-tuned for {epochs} epochs" if pretraining is not None
            else f"trained from scratch for {epochs} epochs")
-    print(f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
-          f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "
-          f"({_history_losses(model)}{calibrated}); model: {out}")
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
+        f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "
+        f"({_history_losses(model)}{calibrated}); model: {out}")
 
 
 def _record_preprocessing(model, spec):

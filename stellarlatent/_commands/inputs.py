@@ -50,6 +50,12 @@ class Skips:
     def __len__(self):
         return len(self.items)
 
+    def finish(self, *lines):
+        """Print a command's closing ``lines`` and then the `summary`; return 0, its exit code."""
+        for line in (*lines, *self.summary()):
+            print(line)
+        return 0
+
     def summary(self, limit=10):
         """Lines saying how many files were skipped and why, grouped by reason."""
         if not self.items:

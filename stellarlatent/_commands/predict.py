@@ -41,8 +41,6 @@ def run_predict(args):
     result.meta["model"] = Path(args.model).name
     write_table(result, out, fmt)
     kind = "labels" if is_remap(model) else "latents"
-    print(f"stellarlatent predict: {kind} of {len(result)} spectra from {n_inputs} inputs "
-          f"written to {out} in {time.perf_counter() - started:.0f} s; {len(skips)} skipped")
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent predict: {kind} of {len(result)} spectra from {n_inputs} inputs "
+        f"written to {out} in {time.perf_counter() - started:.0f} s; {len(skips)} skipped")

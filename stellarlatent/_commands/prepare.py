@@ -67,12 +67,10 @@ def run_prepare(args):
     # written after the build: from_files takes meta before it has seen a file
     _record_preprocessing(out, describe(pipeline))
     on = "" if scheduler == "serial" else f" with dask ({_where(scheduler, workers)})"
-    print(f"stellarlatent prepare: {n} spectra x {n_pixels} pixels "
-          f"({axis[0]:.6g} to {axis[-1]:.6g}) written to {out} from {len(files)} files "
-          f"in {time.perf_counter() - started:.0f} s{on}; {len(skips)} skipped")
-    for line in skips.summary():
-        print(line)
-    return 0
+    return skips.finish(
+        f"stellarlatent prepare: {n} spectra x {n_pixels} pixels "
+        f"({axis[0]:.6g} to {axis[-1]:.6g}) written to {out} from {len(files)} files "
+        f"in {time.perf_counter() - started:.0f} s{on}; {len(skips)} skipped")
 
 
 def _scheduler(args):

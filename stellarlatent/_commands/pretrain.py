@@ -109,15 +109,6 @@ def training_resolution(meta):
             f"FWHM {DEFAULT_FWHM:g} (none recorded: MILES' resolution)")
 
 
-def training_medium(meta):
-    """``"air"``, ``"vacuum"`` or None (not recorded) of the training spectra."""
-    try:
-        medium = (meta or {}).get("wavelength_medium")
-    except AttributeError:
-        return None
-    return medium if medium in ("air", "vacuum") else None
-
-
 def _prepare(spectra, spec):
     """The training spectra's recorded preprocessing applied to other spectra."""
     if spec is None:
@@ -143,6 +134,7 @@ def synthetic_pretraining(n, labels, values, spectral_axis, meta, spec, seed):
     from astropy.table import QTable
 
     from ..datasets import make_synthetic_spectra
+    from ..estimators._data import recorded_medium
 
     unknown = [label for label in labels if label not in SYNTHETIC_LABELS]
     if unknown:
@@ -155,7 +147,7 @@ def synthetic_pretraining(n, labels, values, spectral_axis, meta, spec, seed):
                         "spectra, which they do not carry; give --pretrain none")
     ranges = synthetic_ranges(values, labels)
     resolution, said = training_resolution(meta)
-    medium = training_medium(meta)
+    medium = recorded_medium(meta)
     draw = {label: ranges.get(label, UNTRAINED.get(label)) for label in SYNTHETIC_LABELS}
     draw = {k: (v * SYNTHETIC_LABELS[k][0] if isinstance(v, tuple) else v)
             for k, v in draw.items() if v is not None}
@@ -207,10 +199,11 @@ def _folder_pretraining(folder, labels, spectral_axis, meta, spec):
     from astropy.table import QTable
 
     from ..datasets import read_miles, read_phoenix_grid
+    from ..estimators._data import recorded_medium
 
     if spectral_axis is None:
         raise UserError("--pretrain DIR needs the wavelength grid of the training spectra")
-    medium = training_medium(meta)
+    medium = recorded_medium(meta)
     if _phoenix_files(folder):
         from ..preprocessing import Broadener, Resampler, SpectralGrid, air_to_vacuum
 

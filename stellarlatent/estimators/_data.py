@@ -68,7 +68,7 @@ class StoreSource:
     def __init__(self, store):
         self.path = str(store.path)
         self.spectral_axis = store.spectral_axis
-        self.wavelength_medium = _medium(store.meta)
+        self.wavelength_medium = recorded_medium(store.meta)
         self._n = len(store)
         self._n_pixels = store.n_pixels
         self.has_ivar = store.has_ivar
@@ -135,14 +135,14 @@ def as_source(X, name="X"):
     flux, mask, ivar, axis = as_flux_array(X, name)
     medium = None
     if isinstance(X, (list, tuple)) and X:
-        media = {_medium(getattr(s, "meta", None)) for s in X}
+        media = {recorded_medium(getattr(s, "meta", None)) for s in X}
         medium = media.pop() if len(media) == 1 else None
     else:
-        medium = _medium(getattr(X, "meta", None))
+        medium = recorded_medium(getattr(X, "meta", None))
     return SpectraSource(flux, mask, ivar, axis, medium)
 
 
-def _medium(meta):
+def recorded_medium(meta):
     """``meta["wavelength_medium"]`` as "air" or "vacuum", or None when unknown."""
     try:
         medium = (meta or {}).get("wavelength_medium")
