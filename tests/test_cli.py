@@ -79,19 +79,29 @@ def test_demo_writes_report_that_references_only_existing_files(tmp_path, capsys
     disentanglement = Table.read(out / "disentanglement.ecsv")
     assert {"dim", "best_label", "spearman"} <= set(disentanglement.colnames)
 
-    from stellarlatent.estimators import DeepREMAPEnsemble, SpectralVAE
+    from stellarlatent.estimators import SpectralVAE
 
     SpectralVAE.load(out / "models" / "spectral_vae.pt")
-    remap = DeepREMAPEnsemble.load(out / "models" / "deep_remap.pt")
+    check_demo_models(out / "models", miles_dir, tmp_path, capsys)
+
+
+def check_demo_models(models, miles_dir, tmp_path, capsys):
+    """The demo's saved models record their preprocessing and read a raw MILES file through it.
+
+    Returns the loaded `DeepREMAPEnsemble`.
+    """
+    from stellarlatent.estimators import DeepREMAPEnsemble
+
+    remap = DeepREMAPEnsemble.load(models / "deep_remap.pt")
     assert [s["class"] for s in remap.preprocessing_["steps"]] == ["Resampler",
                                                                     "ContinuumNormalizer"]
-    # the saved models read a raw MILES file through their recorded preprocessing
     star = str(Path(miles_dir) / "MILES_res2.50_star_m0001V.fits")
     for name in ("deep_remap.pt", "spectral_vae.pt"):
         predictions = tmp_path / f"{name}.ecsv"
-        assert main(["predict", str(out / "models" / name), star, "--out", str(predictions),
+        assert main(["predict", str(models / name), star, "--out", str(predictions),
                      "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
         assert len(QTable.read(predictions)) == 1
+    return remap
 
 
 # -- the subcommands on small synthetic data -------------------------------------------------

@@ -18,7 +18,7 @@ from astropy.table import QTable
 from stellarlatent.cli import build_parser, main
 
 from . import test_cli as _cli_tests
-from .test_cli import TINY_REMAP, TINY_VAE
+from .test_cli import TINY_REMAP, TINY_VAE, check_demo_models
 
 # the fixtures of test_cli (assigned, not imported, so that pyflakes sees them used)
 models, spectra_dir, store = _cli_tests.models, _cli_tests.spectra_dir, _cli_tests.store
@@ -461,7 +461,6 @@ def test_predict_with_a_model_whose_preprocessing_is_one_resampler(which, record
 def test_the_demos_models_predict_a_raw_miles_file(miles_dir, tmp_path, monkeypatch, capsys):
     """The demo in a tiny configuration; its saved models read a raw MILES file."""
     from stellarlatent import _demo
-    from stellarlatent.estimators import DeepREMAPEnsemble
 
     monkeypatch.setattr(_demo, "_settings", lambda args: {
         "n_spectra": 60, "n_pixels": 128, "vae_epochs": 1, "remap_epochs": 1, "latent_dim": 2,
@@ -469,16 +468,8 @@ def test_the_demos_models_predict_a_raw_miles_file(miles_dir, tmp_path, monkeypa
     report = tmp_path / "demo"
     assert main(["demo", "--out", str(report), *CPU]) == 0
     capsys.readouterr()
-    remap = DeepREMAPEnsemble.load(report / "models" / "deep_remap.pt")
+    remap = check_demo_models(report / "models", miles_dir, tmp_path, capsys)
     assert all(member.preprocessing_ == remap.preprocessing_ for member in remap.members_)
-    assert [s["class"] for s in remap.preprocessing_["steps"]] == ["Resampler",
-                                                                    "ContinuumNormalizer"]
-    star = str(Path(miles_dir) / "MILES_res2.50_star_m0001V.fits")
-    for name in ("deep_remap.pt", "spectral_vae.pt"):
-        out = tmp_path / f"{name}.ecsv"
-        assert main(["predict", str(report / "models" / name), star, "--out", str(out),
-                     *CPU]) == 0, capsys.readouterr().err
-        assert len(QTable.read(out)) == 1
 
 
 # -- 6. messages that name the argument or file ---------------------------------------------------
