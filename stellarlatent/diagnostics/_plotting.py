@@ -1,8 +1,20 @@
-"""Shared helpers of the diagnostic figures; matplotlib is imported lazily."""
+"""Shared helpers of the diagnostic figures and displays; matplotlib is imported lazily."""
+
+import inspect
 
 import numpy as np
 
-__all__ = ["import_pyplot", "axes_grid", "single_axes", "axis_label"]
+__all__ = ["import_pyplot", "axes_grid", "single_axes", "axis_label", "store_arguments"]
+
+
+def store_arguments(display, arguments):
+    """Store a display's constructor arguments under their names, unchanged.
+
+    ``arguments`` is the constructor's ``locals()``; every parameter of
+    ``type(display).__init__`` becomes an attribute of ``display``.
+    """
+    for name in list(inspect.signature(type(display).__init__).parameters)[1:]:
+        setattr(display, name, arguments[name])
 
 
 def import_pyplot():

@@ -4,7 +4,7 @@ import numpy as np
 from astropy.table import Table
 
 from ._labels import _column_values, label_values
-from ._plotting import axes_grid, axis_label
+from ._plotting import axes_grid, axis_label, store_arguments
 from .calibration import (
     _prediction_labels,
     expected_calibration_error,
@@ -67,15 +67,7 @@ class CalibrationDisplay:
     def __init__(
         self, labels, truth, predicted, error, units, reliability, ece, levels, coverage
     ):
-        self.labels = labels
-        self.truth = truth
-        self.predicted = predicted
-        self.error = error
-        self.units = units
-        self.reliability = reliability
-        self.ece = ece
-        self.levels = levels
-        self.coverage = coverage
+        store_arguments(self, locals())
 
     @classmethod
     def from_estimator(cls, remap, X, y, labels=None, **kwargs):

@@ -7,7 +7,7 @@ from astropy.table import Table
 
 from .._logging import log
 from ._labels import label_columns
-from ._plotting import axes_grid, axis_label, import_pyplot, single_axes
+from ._plotting import axes_grid, axis_label, import_pyplot, single_axes, store_arguments
 from .dependence import latent_dependence
 from .disentanglement import (
     PAPER_BINS,
@@ -106,15 +106,7 @@ class DisentanglementReport:
         correlation,
         estimator=None,
     ):
-        self.latents = latents
-        self.labels = labels
-        self.mad = mad
-        self.informative = informative
-        self.threshold = threshold
-        self.mutual_information = mutual_information
-        self.normalized_mutual_information = normalized_mutual_information
-        self.correlation = correlation
-        self.estimator = estimator
+        store_arguments(self, locals())
 
     @classmethod
     def from_latents(

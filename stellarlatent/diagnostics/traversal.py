@@ -4,7 +4,7 @@ import astropy.units as u
 import numpy as np
 
 from .._batch import check_spectral_axis, to_batch
-from ._plotting import axes_grid, axis_label
+from ._plotting import axes_grid, axis_label, store_arguments
 from .disentanglement import check_latents, informative_dimensions
 
 __all__ = ["LatentTraversalDisplay"]
@@ -68,12 +68,7 @@ class LatentTraversalDisplay:
     def __init__(
         self, spectral_axis, traversals, values, steps=None, spectral_range=None, flux_unit=None
     ):
-        self.spectral_axis = spectral_axis
-        self.traversals = traversals
-        self.values = values
-        self.steps = steps
-        self.spectral_range = spectral_range
-        self.flux_unit = flux_unit
+        store_arguments(self, locals())
 
     @property
     def dims(self):
