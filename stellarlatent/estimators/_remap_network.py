@@ -2,7 +2,8 @@
 
 `RemapNetwork` holds the network side of DeepREMAP: building
 `~stellarlatent.nn.DeepREMAPNet`, its inputs (standardised flux and mask) and
-its outputs per batch; and the methods that `TorchEstimator`'s training loop
+its outputs per batch, the reference set of embeddings (`ReferenceSet`) and
+the probabilities and novelty distances of predictions; and the methods that `TorchEstimator`'s training loop
 calls: the binned targets and standardised labels of the training spectra,
 the focal-cost and triplet losses per batch, AdamW with the cosine-then-SWA
 schedule (`CosineSWA`), the batch-norm statistics of the averaged network
@@ -13,12 +14,14 @@ import hashlib
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .._logging import log
 from ..nn import DeepREMAPNet, FocalCostLoss, class_balance_weights, triplet_loss
 from ._base import TrainingDivergedError
 from ._binning import digitize
+from ._reference import ReferenceSet
 from ._swa import CosineSWA
 
 __all__ = ["RemapNetwork"]
@@ -93,6 +96,49 @@ class RemapNetwork:
             scaled = torch.from_numpy(values) / self.temperatures_[label]
             proba[label] = torch.softmax(scaled, dim=1).numpy()
         return proba
+
+    # -- the reference set and predictions ---------------------------------------------
+
+    def _set_reference(self, source):
+        """Embed every spectrum of ``source`` as the reference set; set the novelty threshold.
+
+        The threshold is a quantile of the distances from reference spectra
+        to their nearest other reference spectrum, in the unnormalised
+        embedding (`ReferenceSet.threshold`).
+        """
+        raw = np.concatenate([raw for _, _, raw in self._outputs(source)])
+        self._adopt_reference(ReferenceSet(raw, self._training_values, self._labels,
+                                           self.label_units_))
+        self.novelty_threshold_ = self._reference.threshold(self.novelty_quantile,
+                                                            device=self.device_)
+
+    def _adopt_reference(self, reference):
+        self._reference = reference
+        self.reference_labels_ = reference.table
+
+    def _predicted(self, source):
+        """Yield the bin probabilities and the float32 raw embeddings of each batch."""
+        for logits, _, raw in self._outputs(source):
+            yield self._probabilities(logits), raw.astype(np.float32)
+
+    def _nearest_distance(self, raws):
+        """Distances of raw embeddings (a list of batches) to their nearest reference spectrum."""
+        # One search for every spectrum: its distance buffers are allocated once.
+        return self._reference.query(np.concatenate(raws), 1, device=self.device_)[0][:, 0]
+
+    def _proba_and_distance(self, X):
+        """`predict_proba`'s probabilities and `predict`'s ``embedding_distance`` in one pass.
+
+        Returns
+        -------
+        proba : dict
+            ``{label: ndarray (n_spectra, n_bins)}``.
+        distance : ndarray (n_spectra,)
+        """
+        check_is_fitted(self)
+        parts = list(self._predicted(self._check_X(X)))
+        proba = {label: np.concatenate([p[label] for p, _ in parts]) for label in self.bin_edges_}
+        return proba, self._nearest_distance([raw for _, raw in parts])
 
     # -- targets and optimisation ------------------------------------------------------
 

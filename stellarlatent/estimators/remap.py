@@ -1,9 +1,10 @@
 """DeepREMAP: stellar labels with calibrated uncertainties (Gilda 2025, arXiv:2510.09362).
 
-The estimator and its training; the parameter table (`_remap_params`), the
-binning of the labels (`_remap_bins`), the tables of `DeepREMAP.predict`
-(`_tables`), temperature scaling (`_calibration`) and the saved file's
-layout (`_remap_io`) have modules of their own.
+The estimator and its public methods; the parameter table (`_remap_params`),
+the binning of the labels (`_remap_bins`), the network, its training hooks
+and the reference set of embeddings (`_remap_network`), the tables of
+`DeepREMAP.predict` (`_tables`), temperature scaling (`_calibration`) and
+the saved file's layout (`_remap_io`) have modules of their own.
 """
 
 import math
@@ -19,7 +20,6 @@ from ._binning import digitize
 from ._calibration import check_method, fit_temperatures
 from ._docs import fill_doc
 from ._presets import PRESETS
-from ._reference import ReferenceSet
 from ._remap_bins import bin_edges, binning_space, contrast_window, read_y
 from ._remap_io import remap_metadata, remap_tensors, restore_remap
 from ._remap_params import (
@@ -487,19 +487,6 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
 
     # -- reference set ---------------------------------------------------------------
 
-    def _set_reference(self, source):
-        """Embed every spectrum of ``source`` as the reference set; set the novelty threshold.
-
-        The threshold is a quantile of the distances from reference spectra
-        to their nearest other reference spectrum, in the unnormalised
-        embedding (`ReferenceSet.threshold`).
-        """
-        raw = np.concatenate([raw for _, _, raw in self._outputs(source)])
-        self._adopt_reference(ReferenceSet(raw, self._training_values, self._labels,
-                                           self.label_units_))
-        self.novelty_threshold_ = self._reference.threshold(self.novelty_quantile,
-                                                            device=self.device_)
-
     def set_reference(self, X, y=None):
         """Make ``X`` the reference set: what `kneighbors` returns, and novelty is measured on.
 
@@ -545,10 +532,6 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         finally:
             del self._training_values
         return self
-
-    def _adopt_reference(self, reference):
-        self._reference = reference
-        self.reference_labels_ = reference.table
 
     @property
     def reference_embeddings_(self):
@@ -611,30 +594,6 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         distance = self._nearest_distance(raws)
         return prediction_table(concatenated(parts), self.label_units_,
                                 distance > self.novelty_threshold_, distance)
-
-    def _predicted(self, source):
-        """Yield the bin probabilities and the float32 raw embeddings of each batch."""
-        for logits, _, raw in self._outputs(source):
-            yield self._probabilities(logits), raw.astype(np.float32)
-
-    def _nearest_distance(self, raws):
-        """Distances of raw embeddings (a list of batches) to their nearest reference spectrum."""
-        # One search for every spectrum: its distance buffers are allocated once.
-        return self._reference.query(np.concatenate(raws), 1, device=self.device_)[0][:, 0]
-
-    def _proba_and_distance(self, X):
-        """`predict_proba`'s probabilities and `predict`'s ``embedding_distance`` in one pass.
-
-        Returns
-        -------
-        proba : dict
-            ``{label: ndarray (n_spectra, n_bins)}``.
-        distance : ndarray (n_spectra,)
-        """
-        check_is_fitted(self)
-        parts = list(self._predicted(self._check_X(X)))
-        proba = {label: np.concatenate([p[label] for p, _ in parts]) for label in self.bin_edges_}
-        return proba, self._nearest_distance([raw for _, raw in parts])
 
     def embed(self, X):
         """Embedding vectors (L2-normalised) of spectra.
