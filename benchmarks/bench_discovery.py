@@ -86,39 +86,27 @@ def load(directory=None, *, ids=None):
     return spectra, table
 
 
-def normalizer(kind, window=10000, degree=1, store_continuum=False):
+def normalizer(kind, window=10000, degree=1, continuum_weight=0.0):
+    """The ContinuumNormalizer of ``kind``.
+
+    ``kind="blend"`` divides by the running-quantile continuum and multiplies
+    back its shape relative to the median, raised to ``continuum_weight``:
+    ``(f / c) * (c / median(f)) ** w`` (``keep_shape=w``). With w = 0 this is
+    ``continuum``, with w = 1 it is ``median``; in between the lines keep
+    their full depth and the continuum shape is kept, but compressed.
+    """
     if kind == "median":
         return ContinuumNormalizer(method="median")
     if kind == "polynomial":
         return ContinuumNormalizer(method="polynomial", degree=degree)
     # divide by a running upper quantile: keeps the lines, flattens the continuum
     return ContinuumNormalizer(method="running_quantile", window=window * u.km / u.s, quantile=0.9,
-                               store_continuum=store_continuum)
+                               keep_shape=continuum_weight if kind == "blend" else 0.0)
 
 
 def normalise(batch, kind, window=10000, degree=1, continuum_weight=0.0):
-    """Normalise a resampled batch.
-
-    ``kind="blend"`` divides by the running-quantile continuum and multiplies
-    back its shape relative to the median, raised to ``continuum_weight``:
-    ``(f / c) * (c / median(f)) ** w``. With w = 0 this is ``continuum``, with
-    w = 1 it is ``median``; in between the lines keep their full depth and the
-    continuum shape is kept, but compressed (in log flux, scaled by w).
-    """
-    if kind != "blend":
-        return normalizer(kind, window, degree).fit_transform(batch)
-    from specutils import Spectrum
-
-    out = normalizer("continuum", window, store_continuum=True).fit_transform(batch)
-    continuum = out.meta["continuum"].to_value(batch.flux.unit)
-    valid = ~out.mask & np.isfinite(batch.flux.value)
-    median = np.nanmedian(np.where(valid, batch.flux.value, np.nan), axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shape = continuum / median
-        flux = out.flux.value * np.clip(shape, 1e-3, None) ** continuum_weight
-    mask = out.mask | ~np.isfinite(flux)
-    return Spectrum(flux=np.where(mask, 0.0, flux) * u.dimensionless_unscaled,
-                    spectral_axis=out.spectral_axis, mask=mask, spectral_axis_index=1)
+    """Normalise a resampled batch (see `normalizer`)."""
+    return normalizer(kind, window, degree, continuum_weight).fit_transform(batch)
 
 
 def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000, degree=1,

@@ -240,9 +240,19 @@ class ContinuumNormalizer(SpectrumTransformer):
         example a median of zero or below): raise a ValueError, or mask the
         whole spectrum. Pixels where a fitted continuum is not positive are
         always masked.
+    keep_shape : float, default=0.0
+        Fraction, in [0, 1], of the continuum's shape kept in the output (in
+        log flux): each spectrum is divided by ``continuum ** (1 - keep_shape)
+        * median ** keep_shape``, with ``median`` its median flux. 0 divides
+        by the continuum (flat output); 1 is the same as ``method="median"``;
+        in between the lines keep their full depth and the slope of the
+        continuum, which carries temperature, is kept but compressed (a
+        0.2 helps a `~stellarlatent.estimators.SpectralVAE` find both
+        velocity and temperature).
     store_continuum : bool, default=False
         Store the continuum in ``meta["continuum"]`` of the output, a
-        Quantity in the input flux unit of shape (n_spectra, n_pixels).
+        Quantity in the input flux unit of shape (n_spectra, n_pixels) (the
+        estimate itself, whatever ``keep_shape``).
 
     Notes
     -----
@@ -280,6 +290,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         "sigma_upper": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "invalid": [Options("raise", "mask")],
+        "keep_shape": [Interval(Real, 0, 1, closed="both")],
         "store_continuum": ["boolean"],
     }
 
@@ -296,6 +307,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         sigma_upper=3.0,
         max_iter=10,
         invalid="raise",
+        keep_shape=0.0,
         store_continuum=False,
     ):
         self.method = method
@@ -308,6 +320,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         self.sigma_upper = sigma_upper
         self.max_iter = max_iter
         self.invalid = invalid
+        self.keep_shape = keep_shape
         self.store_continuum = store_continuum
 
     def _continuum(self, batch, valid):
@@ -362,6 +375,11 @@ class ContinuumNormalizer(SpectrumTransformer):
             log.warning("%d spectra have no positive continuum; they are masked", hopeless.sum())
         mask = batch.mask | ~positive
         safe = np.where(positive, continuum, 1.0)
+        if self.keep_shape > 0 and self.method != "median":
+            with np.errstate(invalid="ignore"):
+                level = nanmedian_rows(np.where(valid, batch.flux, np.nan))
+            level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
+            safe = safe ** (1 - self.keep_shape) * level ** self.keep_shape
         flux = np.where(positive, batch.flux / safe, np.nan)
         ivar = None
         if batch.ivar is not None:

@@ -157,3 +157,29 @@ def test_miles_spectra_normalise_to_continuum_one(miles_dir):
     np.testing.assert_allclose(top, 1.0, atol=0.05)
     halpha = np.abs(wave - 6562.8) < 1.0
     assert np.all(np.nanmin(values[:, halpha], axis=1) < 0.95)
+
+
+def test_keep_shape_interpolates_between_flat_and_median_in_log_flux():
+    spectrum, continua, lines = absorption_spectrum()
+    flat = ContinuumNormalizer(method="polynomial", store_continuum=True).transform(spectrum)
+    median = ContinuumNormalizer(method="median").transform(spectrum).flux.value
+    continuum = flat.meta["continuum"].value
+    level = np.median(spectrum.flux.value, axis=1, keepdims=True)
+    for w in (0.0, 0.2, 1.0):
+        kept = ContinuumNormalizer(method="polynomial", keep_shape=w).transform(spectrum)
+        expected = spectrum.flux.value / (continuum ** (1 - w) * level**w)
+        np.testing.assert_allclose(kept.flux.value, expected, rtol=1e-10)
+        # the lines keep their full depth relative to the (compressed) continuum
+        np.testing.assert_allclose(kept.flux.value / (continuum / level) ** w,
+                                   flat.flux.value, rtol=1e-10)
+    np.testing.assert_allclose(expected, median, rtol=1e-10)
+    inverse_variance = kept.uncertainty.array
+    np.testing.assert_allclose(inverse_variance, np.broadcast_to(level**2, expected.shape),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True, "half"])
+def test_keep_shape_outside_zero_one_is_refused(value):
+    spectrum, _, _ = absorption_spectrum()
+    with pytest.raises((ValueError, TypeError), match="keep_shape"):
+        ContinuumNormalizer(method="spline", keep_shape=value).transform(spectrum)
