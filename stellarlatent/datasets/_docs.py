@@ -1,7 +1,7 @@
 """Docstring text that several readers share, filled in where it stands (see
-`stellarlatent.preprocessing._docs`)."""
+`stellarlatent._docfill`)."""
 
-from ..preprocessing._docs import doc_filler
+from .._docfill import doc_filler
 
 __all__ = ["fill_doc"]
 

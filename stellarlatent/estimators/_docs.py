@@ -1,6 +1,6 @@
 """Parameter descriptions that several estimators share, filled into their docstrings."""
 
-import re
+from .._docfill import doc_filler
 
 __all__ = ["fill_doc"]
 
@@ -42,43 +42,5 @@ self
 """,
 }
 
-
-def fill_doc(obj):
-    """Replace each docstring line ``%(name)s`` by the shared text ``name``, indented like it.
-
-    A class's methods (and class and static methods) are filled too.
-
-    Examples
-    --------
-    >>> @fill_doc
-    ... class Example:
-    ...     '''An example.
-    ...
-    ...     Parameters
-    ...     ----------
-    ...     %(runtime_parameters)s
-    ...     '''
-    ...     def method(self, X):
-    ...         '''Use the model.
-    ...
-    ...         %(X_parameters)s
-    ...         '''
-    >>> print(Example.__doc__.splitlines()[4])
-        verbose : int, default=1
-    >>> print(Example.method.__doc__.splitlines()[5])
-                Spectra on the training grid.
-    """
-    def snippet(match):
-        indent = match.group(1)
-        lines = _SNIPPETS[match.group(2)].splitlines()
-        return "".join((indent + line if line else "") + "\n" for line in lines)
-
-    targets = [obj]
-    if isinstance(obj, type):
-        targets += [getattr(member, "__func__", member) for member in vars(obj).values()
-                    if callable(getattr(member, "__func__", member))]
-    for target in targets:
-        if target.__doc__ and "%(" in target.__doc__:
-            target.__doc__ = re.sub(r"^([ \t]*)%\((\w+)\)s\n", snippet, target.__doc__,
-                                    flags=re.MULTILINE)
-    return obj
+#: fills ``%(name)s`` lines of the estimators' docstrings (see `stellarlatent._docfill`)
+fill_doc = doc_filler(_SNIPPETS)

@@ -1,56 +1,9 @@
-"""Docstring text that several transformers share, written once and filled in where it stands.
+"""Docstring text that several transformers share, written once and filled in where it
+stands (see `stellarlatent._docfill`); `fill_doc` is the decorator of this package."""
 
-A docstring line that holds only ``%(name)s`` is replaced by the shared text
-``name``, indented like the line. `doc_filler` makes such a decorator for any
-set of texts (`stellarlatent.datasets` has its own); `fill_doc` is the one of
-this package.
-"""
+from .._docfill import doc_filler
 
-import re
-import types
-
-__all__ = ["doc_filler", "fill_doc"]
-
-_PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s\n", flags=re.MULTILINE)
-
-
-def doc_filler(snippets):
-    """A decorator that fills the texts ``snippets`` into docstrings.
-
-    Decorating a class fills its own docstring and those of the functions,
-    class methods and static methods it defines.
-
-    Examples
-    --------
-    >>> fill = doc_filler({"y": "y : None\\n    Ignored.\\n"})
-    >>> @fill
-    ... def fit(spectra, y=None):
-    ...     '''Fit.
-    ...
-    ...     Parameters
-    ...     ----------
-    ...     %(y)s
-    ...     '''
-    >>> print(fit.__doc__.splitlines()[4:6])
-    ['    y : None', '        Ignored.']
-    """
-    def snippet(match):
-        indent = match.group(1)
-        lines = snippets[match.group(2)].splitlines()
-        return "".join((indent + line).rstrip() + "\n" for line in lines)
-
-    def fill(obj):
-        targets = [obj]
-        if isinstance(obj, type):
-            targets += [getattr(v, "__func__", v) for v in vars(obj).values()]
-        for target in targets:
-            if (isinstance(target, (type, types.FunctionType))
-                    and target.__doc__ and "%(" in target.__doc__):
-                target.__doc__ = _PLACEHOLDER.sub(snippet, target.__doc__)
-        return obj
-
-    return fill
-
+__all__ = ["fill_doc"]
 
 _SPECTRA = """\
 spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
