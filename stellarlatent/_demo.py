@@ -79,30 +79,30 @@ def _vae_normalization(normalizer):
     """The end of the report's sentence on how the VAE's spectra were normalised."""
     if normalizer.get("method", "median") == "median":
         return " and the SpectralVAE"
-    return ("; the SpectralVAE sees them divided by their running 90% quantile continuum "
-            f"with a share {normalizer.get('keep_shape', 0.0):g} of the continuum's slope kept "
-            f"(ContinuumNormalizer({', '.join(f'{k}={v!r}' for k, v in normalizer.items())})), "
-            "so that line positions, not the continuum, dominate what it reconstructs")
+    arguments = ", ".join(f"{k}={v!r}" for k, v in normalizer.items())
+    return (f"; the SpectralVAE sees them through ContinuumNormalizer({arguments}), which "
+            "divides out most of the continuum, so that line positions, not the continuum, "
+            "dominate what it reconstructs")
 
 
-def _preprocess(spectra, n_pixels, **normalizer):
-    """The spectra resampled and normalised, and the description of that preprocessing.
+def _preprocess(spectra, n_pixels, *normalizers):
+    """The spectra resampled once, then normalised by each of ``normalizers``.
 
-    ``normalizer`` are `~stellarlatent.preprocessing.ContinuumNormalizer`
-    parameters (the median by default). The description is saved with the
-    models (``preprocessing_``), so that ``stellarlatent predict`` puts raw
-    files through the same steps.
+    ``normalizers`` are dicts of `~stellarlatent.preprocessing.ContinuumNormalizer`
+    parameters. Returns one ``(batch, description)`` per normaliser; the
+    description is saved with the models (``preprocessing_``), so that
+    ``stellarlatent predict`` puts raw files through the same steps.
     """
     from sklearn.pipeline import make_pipeline
 
     from ._preprocessing_spec import describe
     from .preprocessing import ContinuumNormalizer, Resampler, SpectralGrid
 
-    pipeline = make_pipeline(
-        Resampler(SpectralGrid.log_uniform(3700 * u.AA, 7300 * u.AA, n_pixels)),
-        ContinuumNormalizer(**(normalizer or {"method": "median"})),
-    )
-    return pipeline.fit_transform(spectra), describe(pipeline)
+    resampler = Resampler(SpectralGrid.log_uniform(3700 * u.AA, 7300 * u.AA, n_pixels))
+    resampled = resampler.fit_transform(spectra)
+    steps = [ContinuumNormalizer(**params) for params in normalizers]
+    return [(step.fit_transform(resampled), describe(make_pipeline(resampler, step)))
+            for step in steps]
 
 
 #: the fewest spectra the demo splits into training, calibration and test sets
@@ -275,9 +275,9 @@ def run_demo(args):
     verbose = 0 if args.quiet else 1
 
     spectra, labels, description = _load(args, settings)
-    batch, preprocessing = _preprocess(spectra, settings["n_pixels"])
     vae_normalizer = settings.get("vae_normalizer", VAE_NORMALIZER)
-    vae_batch, vae_preprocessing = _preprocess(spectra, settings["n_pixels"], **vae_normalizer)
+    (batch, preprocessing), (vae_batch, vae_preprocessing) = _preprocess(
+        spectra, settings["n_pixels"], {"method": "median"}, vae_normalizer)
     (out / "models").mkdir(parents=True, exist_ok=True)
     n = batch.flux.shape[0]
     rng = np.random.default_rng(args.seed)
