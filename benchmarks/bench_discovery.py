@@ -140,6 +140,31 @@ def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000
     return batch, labels, rows
 
 
+#: The seed of the held-out fifth, as in build_pretrained.py.
+HOLDOUT_SEED = 2026
+
+
+def held_out_split(table, fraction, seed):
+    """``(test_rows, train_rows)``: a random ``fraction`` of the stars with Teff, log g and [Fe/H].
+
+    Stars lacking a label are in neither set. With the defaults this is the
+    fifth that ``build_pretrained.py`` holds out.
+    """
+    values = [np.ma.filled(np.ma.asarray(getattr(table[name], "value", table[name]), dtype=float),
+                           np.nan) for name in ("teff", "logg", "feh")]
+    labelled = np.flatnonzero(np.all(np.isfinite(np.column_stack(values)), axis=1))
+    order = np.random.default_rng(seed).permutation(labelled)
+    n_test = int(fraction * len(order))
+    return np.sort(order[:n_test]), np.sort(order[n_test:])
+
+
+def tuning_split(train_rows, seed):
+    """``(judge_rows, fit_rows)``: a quarter of the training stars to choose settings on."""
+    order = np.random.default_rng(seed).permutation(train_rows)
+    n_judge = len(order) // 4
+    return np.sort(order[:n_judge]), np.sort(order[n_judge:])
+
+
 #: The known factors of the --synthetic-highres spectra.
 SYNTHETIC_LABELS = ("rv", "log_teff", "logg", "feh", "vsini")
 
@@ -182,7 +207,14 @@ def main(argv=None):
     parser.add_argument("--train", help="folder of training spectra in the MILES layout")
     parser.add_argument("--test", help="folder of test spectra in the MILES layout")
     parser.add_argument("--miles", help="MILES folder split when --train/--test are not given")
-    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="share of the labelled stars held out as test stars")
+    parser.add_argument("--split-seed", type=int, default=HOLDOUT_SEED,
+                        help="seed of the held-out split (default: the fifth that "
+                             "build_pretrained.py holds out)")
+    parser.add_argument("--tune-split", type=int, default=None, metavar="SEED",
+                        help="tuning mode: never read the test stars; split the training "
+                             "stars 3:1 with SEED and report on that quarter")
     parser.add_argument("--n-pixels", type=int, default=2048)
     parser.add_argument("--copies", type=int, default=6,
                         help="Doppler-shifted copies of each training star")
@@ -239,16 +271,17 @@ def main(argv=None):
         if folder is None:
             raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
         spectra, table = load(folder)
-        rng = np.random.default_rng(args.seed)
-        order = rng.permutation(len(table))
-        n_test = int(round(args.test_fraction * len(table)))
-        test_rows, train_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test_rows, train_rows = held_out_split(table, args.test_fraction, args.split_seed)
         from specutils import Spectrum
 
         def take(rows):
             return Spectrum(flux=spectra.flux[rows], spectral_axis=spectra.spectral_axis,
                             mask=spectra.mask[rows], spectral_axis_index=1), table[rows]
 
+        if args.tune_split is not None:
+            test_rows, train_rows = tuning_split(train_rows, args.tune_split)
+            print(f"tuning split (seed {args.tune_split}): {len(train_rows)} training stars "
+                  f"train, {len(test_rows)} judge; the held-out test stars are not read")
         (train_spec, train_table), (test_spec, test_table) = take(train_rows), take(test_rows)
 
     if not args.synthetic_highres:

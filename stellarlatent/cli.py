@@ -43,6 +43,7 @@ EXAMPLES = {
     "fit-vae": """examples:
   stellarlatent fit-vae harps.h5 --out vae.pt
   stellarlatent fit-vae harps.h5 --latent-dim 16 --beta 0.01 --epochs 100 --out vae.pt
+  stellarlatent fit-vae miles.h5 --beta-sweep 0.001 0.003 0.01 0.03 --jobs 2 --out vae.pt
   stellarlatent fit-vae spectra/ --grid 3800 6800 4096 --out vae.pt   # from raw files
   torchrun --nproc_per_node 4 -m stellarlatent.cli fit-vae harps.h5 --out vae.pt  # 4 GPUs
 """,
@@ -282,6 +283,20 @@ def _add_fit_vae(sub):
     p.add_argument("--beta", type=float, default=None,
                    help="weight of the KL term (default: 0.003; not with --autoencoder)")
     p.add_argument("--autoencoder", action="store_true", help="a deterministic autoencoder (no KL term)")
+    p.add_argument("--line-weight", type=float, default=0.0,
+                   help="weight of a second reconstruction term on the lines alone (the flux "
+                        "minus a running mean); makes Doppler shifts count where the continuum "
+                        "dominates the error (default: %(default)s)")
+    p.add_argument("--beta-sweep", type=float, nargs="+", metavar="BETA",
+                   help="fit networks of --latent-dim and of each --sweep-latent-dims at every "
+                        "BETA, write the informative latents against beta (Sedaghat et al. 2021, "
+                        "Fig. 4) next to --out, and keep the --latent-dim network at the beta "
+                        "where the sizes agree (not with --beta)")
+    p.add_argument("--sweep-latent-dims", type=int, nargs="+", default=[32], metavar="N",
+                   help="the other network sizes of --beta-sweep (default: 32)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="networks of --beta-sweep fitted at once, one process each, for spectra "
+                        "held in memory (default: %(default)s)")
     _training(p, epochs=30, batch_size=64, lr=2e-3)
     _grid(p)
     _reading(p)

@@ -140,6 +140,7 @@ from astropy.table import QTable, Table  # noqa: E402
 SUBCOMMANDS = ("prepare", "fit-vae", "fit-remap", "diagnose", "predict", "explore", "models",
                "demo", "info")
 TINY_VAE = ["--latent-dim", "3", "--epochs", "1", "--batch-size", "16"]
+TINY_SWEEP = ["--epochs", "1", "--batch-size", "16"]
 TINY_REMAP = ["--epochs", "2", "--batch-size", "16", "--n-bins", "8", "--members", "1",
               "--pretrain", "none"]
 
@@ -379,6 +380,51 @@ def test_model_errors_are_one_line(models, store, tmp_path, capsys):
     assert len(err) == 1 and "MODEL" in err[0]
     assert main(["fit-vae", str(store), "--out", str(models[0]), "--quiet"]) == 1  # exists
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(store, tmp_path,
+                                                                           capsys):
+    from astropy.table import Table
+
+    from stellarlatent.estimators import SpectralVAE
+
+    out = tmp_path / "swept.pt"
+    assert main(["fit-vae", str(store), "--out", str(out), "--device", "cpu",
+                 "--latent-dim", "2", "--beta-sweep", "0", "0.5", "--sweep-latent-dims", "3",
+                 "--line-weight", "1", *TINY_SWEEP]) == 0
+    printed = capsys.readouterr().out
+    table = Table.read(tmp_path / "swept-beta-sweep.ecsv")
+    assert sorted(zip(table["beta"], table["latent_dim"])) == [(0, 2), (0, 3), (0.5, 2), (0.5, 3)]
+    assert (tmp_path / "swept-beta-sweep.png").stat().st_size > 1000
+    chosen = table.meta["chosen_beta"]
+    vae = SpectralVAE.load(out)
+    assert (vae.latent_dim, vae.beta, vae.line_weight) == (2, chosen, 1.0)
+    assert f"chosen beta {chosen:g}" in printed and "swept-beta-sweep.png" in printed
+    assert vae.preprocessing_ is not None
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--beta", "0.1", "--beta-sweep", "0", "1"], "--beta-sweep chooses beta"),
+    (["--autoencoder", "--beta-sweep", "0", "1"], "--autoencoder"),
+    (["--beta-sweep", "-1"], "--beta-sweep: expected numbers >= 0"),
+    (["--beta-sweep", "0", "--sweep-latent-dims", "0"], "--sweep-latent-dims"),
+    (["--beta-sweep", "0", "--jobs", "0"], "--jobs must be a positive integer"),
+])
+def test_fit_vae_beta_sweep_refusals(store, tmp_path, capsys, options, message):
+    assert main(["fit-vae", str(store), "--out", str(tmp_path / "x.pt"), "--quiet",
+                 *options, *TINY_SWEEP]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_fit_vae_beta_sweep_in_parallel_on_files(spectra_dir, tmp_path):
+    from astropy.table import Table
+
+    out = tmp_path / "files.pt"
+    assert main(["fit-vae", str(spectra_dir), "--grid", "4600", "5900", "256", "--out", str(out),
+                 "--device", "cpu", "--quiet", "--latent-dim", "2", "--beta-sweep", "0", "1",
+                 "--sweep-latent-dims", "3", "--jobs", "2", *TINY_SWEEP]) == 0
+    assert len(Table.read(tmp_path / "files-beta-sweep.ecsv")) == 4
 
 
 def test_fit_with_workers_and_bf16_autocast(store, tmp_path, capsys):

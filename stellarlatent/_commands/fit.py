@@ -112,22 +112,29 @@ def run_fit_vae(args):
     started = time.perf_counter()
     reporting = _start_distributed()
     out = _check_out(args)
-    if args.autoencoder and args.beta is not None:
-        raise UserError("--beta weighs the KL term, which an --autoencoder does not have: "
-                        "leave one out")
+    if args.autoencoder and (args.beta is not None or args.beta_sweep):
+        raise UserError("--beta and --beta-sweep weigh the KL term, which an --autoencoder does "
+                        "not have: leave one out")
+    if args.beta is not None and args.beta_sweep:
+        raise UserError("--beta-sweep chooses beta: leave out --beta")
     vae = SpectralVAE(
         latent_dim=args.latent_dim, beta=DEFAULT_BETA if args.beta is None else args.beta,
-        variational=not args.autoencoder,
+        variational=not args.autoencoder, line_weight=args.line_weight,
         max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         validation_fraction=args.validation_fraction, device=args.device,
         random_state=args.seed, verbose=0 if args.quiet else 1, **_speed_options(args),
     )
     _check_estimator(vae)
+    sweep_sizes = _sweep_sizes(args)
     skips = Skips()
     X, _, _, spec, store = training_data(args, skips)
     n_spectra = _count(X)
+    sweep = None
     try:
-        vae.fit(X, checkpoint_dir=args.checkpoint_dir)
+        if args.beta_sweep:
+            vae, sweep = _run_beta_sweep(vae, X, args, sweep_sizes, in_memory=store is None)
+        else:
+            vae.fit(X, checkpoint_dir=args.checkpoint_dir)
     except TrainingDivergedError as exc:
         raise _diverged(vae, exc, out, spec, "fit-vae") from None
     finally:
@@ -138,9 +145,64 @@ def run_fit_vae(args):
     if not reporting:
         return 0
     n = vae.n_features_in_
-    return skips.finish(
+    lines = [] if sweep is None else _sweep_lines(sweep, out, args.latent_dim)
+    return skips.finish(*lines,
         f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
         f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
+
+
+def _sweep_sizes(args):
+    """The network sizes of --beta-sweep, --latent-dim first; checked before any reading."""
+    if not args.beta_sweep:
+        return None
+    if any(not beta >= 0 or beta == float("inf") for beta in args.beta_sweep):
+        raise UserError(f"--beta-sweep: expected numbers >= 0, got {args.beta_sweep}")
+    if any(size < 1 for size in args.sweep_latent_dims):
+        raise UserError(f"--sweep-latent-dims: expected positive integers, got "
+                        f"{args.sweep_latent_dims}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.checkpoint_dir is not None:
+        raise UserError("--checkpoint-dir is for one network; --beta-sweep fits several")
+    return sorted({args.latent_dim, *args.sweep_latent_dims})
+
+
+def _sweep_files(out):
+    out = Path(out)
+    return out.with_name(out.stem + "-beta-sweep.ecsv"), out.with_name(out.stem + "-beta-sweep.png")
+
+
+def _run_beta_sweep(vae, X, args, sizes, in_memory):
+    """Fit the sweep, write its table and figure next to --out; the chosen network and the sweep."""
+    from ..diagnostics import BetaSweepDisplay, beta_sweep
+
+    n_jobs = args.jobs if in_memory and args.jobs > 1 else None
+    sweep = beta_sweep(vae.set_params(verbose=0), X, args.beta_sweep, latent_dims=sizes,
+                       n_jobs=n_jobs, keep_estimators=True)
+    table_file, figure_file = _sweep_files(args.out)
+    sweep.table.write(table_file, format="ascii.ecsv", overwrite=True)
+    display = BetaSweepDisplay.from_sweep(sweep).plot()
+    display.figure_.savefig(figure_file, dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(display.figure_)
+    rows = zip(sweep.table["beta"], sweep.table["latent_dim"], sweep.estimators)
+    chosen = next(est for beta, size, est in rows
+                  if beta == sweep.chosen_beta and size == args.latent_dim)
+    return chosen, sweep
+
+
+def _sweep_lines(sweep, out, latent_dim):
+    table_file, figure_file = _sweep_files(out)
+    counts = "; ".join(f"{size} latents: " + ", ".join(map(str, n))
+                       for size, n in sweep.counts().items())
+    verdict = ("the sizes agree there" if sweep.agreed else
+               "no beta made the sizes agree within one with pruning: this is the closest; "
+               "widen the betas or train longer")
+    return [f"beta sweep over {', '.join(f'{b:g}' for b in sweep.betas)}: informative latents "
+            f"{counts}; chosen beta {sweep.chosen_beta:g} ({verdict}); the {latent_dim}-latent "
+            f"network at that beta is the model",
+            f"beta sweep: {table_file} and {figure_file}"]
 
 
 def _count(X):

@@ -86,6 +86,16 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         Iterations ``(start, stop)``, ``0 <= start < stop``, between which the
         KL weight ramps linearly from 0 to ``beta``; None uses ``beta`` from
         the start.
+    line_weight : float, default=0.0
+        Weight of a second reconstruction term on the lines alone (the
+        residual after a running mean over ``line_window`` pixels, see
+        `stellarlatent.nn.vae_loss`). On spectra whose continuum shape
+        varies much more from star to star than a Doppler shift moves the
+        lines (R ~ 2000, as MILES), the single term lets the network ignore
+        the velocity; this term makes the line positions count.
+    line_window : int, default=51
+        Width in pixels (odd, at least 3) of that running mean; it should
+        span several line widths.
     channels, kernel_sizes, strides : tuple of int, default=None
         An explicit encoder plan (positive integers); None derives it from the
         input length.
@@ -151,6 +161,10 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         "reconstruction": [Options("l1", "mse", "chi2")],
         "beta_warmup": [None, Predicate(_is_warmup, "two iterations (start, stop) with "
                                                     "0 <= start < stop")],
+        "line_weight": [Interval(numbers.Real, 0, None, closed="left",
+                                 description="a non-negative number")],
+        "line_window": [Predicate(lambda v: _is_integer(v, 3) and v % 2 == 1,
+                                  "an odd integer >= 3")],
         "channels": [None, _PLAN],
         "kernel_sizes": [None, _PLAN],
         "strides": [None, _PLAN],
@@ -164,6 +178,8 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         *,
         reconstruction="l1",
         beta_warmup=None,
+        line_weight=0.0,
+        line_window=51,
         channels=None,
         kernel_sizes=None,
         strides=None,
@@ -295,6 +311,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         return vae_loss(
             x_hat, batch["flux"], mu, logvar, mask=batch["mask"], ivar=ivar,
             reconstruction=self.reconstruction, beta=beta,
+            line_weight=self.line_weight, line_window=self.line_window,
         )
 
     def _training_step(self, batch, indices):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._utils import check_choice, check_float, check_int
+from ._utils import check_choice, check_float, check_int, check_odd_int
 
 __all__ = [
     "vae_loss",
@@ -48,6 +48,23 @@ def _check_sample_weight(sample_weight, n, like):
     return weight
 
 
+def _pixel_error(diff, reconstruction, ivar):
+    if reconstruction == "l1":
+        return diff.abs()
+    if reconstruction == "mse":
+        return diff.square()
+    return diff.square() * ivar
+
+
+def _running_mean(values, valid, window):
+    """Mean of the valid ``values`` of each row within ``window`` pixels (edges included)."""
+    kernel = torch.ones(1, 1, window, dtype=values.dtype, device=values.device)
+    weights = valid.to(values.dtype).unsqueeze(1)
+    total = F.conv1d(torch.where(valid, values, 0.0).unsqueeze(1), kernel, padding=window // 2)
+    count = F.conv1d(weights, kernel, padding=window // 2)
+    return (total / count.clamp_min(1)).squeeze(1)
+
+
 def vae_loss(
     x_hat,
     x,
@@ -59,6 +76,8 @@ def vae_loss(
     reconstruction="l1",
     beta=1.0,
     sample_weight=None,
+    line_weight=0.0,
+    line_window=51,
 ):
     """Reconstruction error plus ``beta`` times the KL divergence of a VAE.
 
@@ -83,14 +102,24 @@ def vae_loss(
         Weight of the KL term (see `linear_warmup`).
     sample_weight : Tensor, shape (B,), default=None
         Non-negative weight of each spectrum in the batch means.
+    line_weight : float, default=0.0
+        Weight of a second reconstruction term on the absorption lines alone:
+        the same per-pixel error of the residual after a running mean over
+        ``line_window`` pixels (valid pixels only) is subtracted. The first
+        term is dominated by the continuum shape, this one by the positions
+        and depths of the lines. 0 leaves the single term.
+    line_window : int, default=51
+        Width in pixels (odd) of the running mean that defines the continuum
+        of the line term.
 
     Returns
     -------
     total : Tensor, scalar
         ``recon + beta * kl``.
     recon : Tensor, scalar
-        Per-spectrum mean error over its valid pixels, then the (weighted)
-        mean over spectra that have at least one valid pixel.
+        Per-spectrum mean error over its valid pixels (plus ``line_weight``
+        times that of the line residual), then the (weighted) mean over
+        spectra that have at least one valid pixel.
     kl : Tensor, scalar
         ``-0.5 * (1 + logvar - mu**2 - exp(logvar))`` averaged (not summed)
         over latent variables, then (weighted) over the batch.
@@ -109,6 +138,12 @@ def vae_loss(
     >>> x_hat[:, 4] = 1.0
     >>> float(vae_loss(x_hat, x, mu, None, mask=mask)[0])
     0.0
+
+    A constant offset is continuum, not line: the line term ignores it.
+
+    >>> x = torch.ones(1, 101)
+    >>> float(vae_loss(x + 0.5, x, mu[:1], None, line_weight=1.0, line_window=11)[1])
+    0.5
     """
     check_choice(reconstruction, "reconstruction", ("l1", "mse", "chi2"))
     if x_hat.shape != x.shape:
@@ -124,12 +159,10 @@ def vae_loss(
                 f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}"
             )
         valid = valid & ~mask.reshape(n, -1).to(torch.bool)
+    line_weight = check_float(line_weight, "line_weight", minimum=0.0)
     diff = torch.where(valid, x_hat2 - torch.where(valid, x2, 0.0), 0.0)
-    if reconstruction == "l1":
-        err = diff.abs()
-    elif reconstruction == "mse":
-        err = diff.square()
-    else:
+    ivar2 = None
+    if reconstruction == "chi2":
         if ivar is None:
             raise ValueError('ivar is required when reconstruction="chi2"')
         if ivar.shape != x.shape:
@@ -138,7 +171,12 @@ def vae_loss(
             )
         ivar2 = ivar.reshape(n, -1)
         valid = valid & torch.isfinite(ivar2) & (ivar2 > 0)
-        err = torch.where(valid, diff.square() * torch.where(valid, ivar2, 0.0), 0.0)
+        ivar2 = torch.where(valid, ivar2, 0.0)
+        diff = torch.where(valid, diff, 0.0)
+    err = _pixel_error(diff, reconstruction, ivar2)
+    if line_weight > 0:
+        lines = diff - _running_mean(diff, valid, check_odd_int(line_window, "line_window"))
+        err = err + line_weight * torch.where(valid, _pixel_error(lines, reconstruction, ivar2), 0.0)
 
     weight = _check_sample_weight(sample_weight, n, x_hat)
     n_valid = valid.sum(dim=1)

@@ -135,6 +135,44 @@ def test_vae_loss_invalid_arguments():
         vae_loss(x, x, torch.zeros(2, 1), None, mask=torch.zeros(2, 3, dtype=torch.bool))
 
 
+def _line_spectra(shift):
+    """Flat spectra with one Gaussian line, the second shifted by ``shift`` pixels."""
+    pix = torch.arange(200.0)
+    line = lambda centre: 1 - 0.5 * torch.exp(-0.5 * ((pix - centre) / 2.0) ** 2)
+    return line(100.0 + shift)[None], line(100.0)[None]
+
+
+def test_line_term_ignores_continuum_and_counts_line_shifts():
+    mu = torch.zeros(1, 2)
+    x_hat, x = _line_spectra(0.0)
+    tilted = x_hat + torch.linspace(-0.2, 0.2, 200)[None]
+    plain = vae_loss(tilted, x, mu, None)[1]
+    with_lines = vae_loss(tilted, x, mu, None, line_weight=5.0, line_window=41)[1]
+    # a tilt is linear over the window: only the truncated windows at the edges add a little
+    assert with_lines.item() == pytest.approx(plain.item(), rel=0.15)
+    shifted, x = _line_spectra(3.0)
+    plain = vae_loss(shifted, x, mu, None)[1]
+    with_lines = vae_loss(shifted, x, mu, None, line_weight=5.0, line_window=41)[1]
+    # a shifted line is all line: the second term adds about five times the first
+    assert with_lines.item() > 5.0 * plain.item()
+
+
+def test_line_term_uses_valid_pixels_only():
+    mu = torch.zeros(1, 2)
+    x_hat, x = _line_spectra(2.0)
+    mask = torch.zeros(1, 200, dtype=torch.bool)
+    mask[:, :60] = True
+    spoiled = x_hat.clone()
+    spoiled[:, :60] = 1e6
+    reference = vae_loss(x_hat, x, mu, None, mask=mask, line_weight=1.0, line_window=21)[1]
+    assert vae_loss(spoiled, x, mu, None, mask=mask, line_weight=1.0,
+                    line_window=21)[1].item() == pytest.approx(reference.item())
+    with pytest.raises(ValueError, match="line_window"):
+        vae_loss(x_hat, x, mu, None, line_weight=1.0, line_window=20)
+    with pytest.raises(ValueError, match="line_weight"):
+        vae_loss(x_hat, x, mu, None, line_weight=-1.0)
+
+
 def test_linear_warmup():
     values = [linear_warmup(i, 5000, 20000, 0.3) for i in (0, 4999, 5000, 8750, 20000, 10**6)]
     assert values == pytest.approx([0.0, 0.0, 0.0, 0.075, 0.3, 0.3])
