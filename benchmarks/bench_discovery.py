@@ -235,6 +235,11 @@ def main(argv=None):
     parser.add_argument("--window", type=float, default=10000,
                         help="running-quantile window in km/s for --normalize continuum")
     parser.add_argument("--reconstruction", choices=("l1", "mse"), default="l1")
+    parser.add_argument("--line-weight", type=float, default=1.0,
+                        help="weight of the VAE's second reconstruction term, on the lines "
+                             "alone (SpectralVAE line_weight; 0 for the plain L1 loss)")
+    parser.add_argument("--line-window", type=int, default=51,
+                        help="running-mean width in pixels of that term (SpectralVAE line_window)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (one is fastest for this small network)")
     parser.add_argument("--channels", type=int, nargs="+", default=None,
@@ -299,7 +304,8 @@ def main(argv=None):
         start = time.perf_counter()
         vae = SpectralVAE(
             latent_dim=latent_dim, beta=args.beta, max_epochs=args.epochs,
-            reconstruction=args.reconstruction,
+            reconstruction=args.reconstruction, line_weight=args.line_weight,
+            line_window=args.line_window,
             channels=None if args.channels is None else tuple(args.channels),
             batch_size=args.batch_size, lr=args.lr, validation_fraction=0.1,
             random_state=args.seed, verbose=0, device="auto",

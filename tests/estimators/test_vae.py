@@ -298,3 +298,31 @@ def test_transform_invariant_to_sample_order():
     order = rng.permutation(40)
     np.testing.assert_allclose(vae.transform(X)[order], vae.transform(X[order]),
                                rtol=1e-5, atol=1e-6)
+
+
+def _tilted_shifted_spectra(n, rng, n_pixels=256):
+    """Six lines shifted by up to +-3 pixels on continua whose tilt varies far more."""
+    x = np.arange(n_pixels)
+    u_ = (x - n_pixels / 2) / (n_pixels / 2)
+    shift = rng.uniform(-3, 3, n)
+    tilt = rng.uniform(-0.6, 0.6, n)
+    curvature = rng.uniform(-0.3, 0.3, n)
+    centres = np.array([40, 75, 110, 150, 190, 225.0])
+    continuum = 1 + tilt[:, None] * u_ + curvature[:, None] * (u_ ** 2 - 1 / 3)
+    profile = np.exp(-0.5 * ((x - centres[:, None] - shift[:, None, None]) / 1.5) ** 2)
+    flux = continuum * (1 - 0.4 * profile.sum(axis=1))
+    return flux + 0.005 * rng.standard_normal(flux.shape), shift
+
+
+def test_line_weight_makes_a_latent_learn_the_shift_the_continuum_hides():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    X, shift = _tilted_shifted_spectra(600, rng)
+    best = {}
+    for line_weight in (0.0, 5.0):
+        vae = SpectralVAE(latent_dim=3, beta=0.003, max_epochs=80, batch_size=32, lr=2e-3,
+                          line_weight=line_weight, line_window=21, random_state=0, verbose=0)
+        Z = vae.fit(X[:500]).transform(X[500:])
+        best[line_weight] = max(abs(spearmanr(z, shift[500:])[0]) for z in Z.T)
+    assert best[0.0] < 0.4 < 0.9 < best[5.0]
