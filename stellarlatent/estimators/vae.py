@@ -32,6 +32,19 @@ _PRESETS = {
         "lr": 1e-4,
         "batch_size": 32,
     },
+    # Median-normalised spectra at R ~ 2000 (MILES) on a 2048-pixel log-uniform grid:
+    # chosen on splits of the public MILES training stars (benchmarks/bench_discovery.py).
+    "miles": {
+        "latent_dim": 8,
+        "beta": 0.01,
+        "variational": True,
+        "reconstruction": "l1",
+        "line_weight": 1.0,
+        "line_window": 51,
+        "max_epochs": 150,
+        "lr": 2e-3,
+        "batch_size": 64,
+    },
 }
 
 
@@ -204,12 +217,20 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
 
         Parameters
         ----------
-        name : {"sedaghat2021"}
+        name : {"sedaghat2021", "miles"}
             ``"sedaghat2021"``: the network of Sedaghat et al. (2021) for
             HARPS spectra padded to 327,680 pixels (15 convolutions, a 512 x 20
             bottleneck, 128 latents), L1 reconstruction, KL weight ramped from
             0 to 0.3 between iterations 5,000 and 20,000, Adam with lr 1e-4
             and batches of 32.
+            ``"miles"``: discovery on median-normalised spectra of MILES-like
+            resolution (R ~ 2000, a 2048-pixel log-uniform grid over
+            3650-7300 Angstrom): 8 latents, beta 0.01, L1 reconstruction plus
+            the line term (``line_weight=1``, ``line_window=51``), 150
+            epochs, Adam with lr 2e-3 and batches of 64. Chosen on splits of
+            the public MILES training stars with injected velocities
+            (``benchmarks/bench_discovery.py``), where it gave one latent for
+            the radial velocity and another for Teff.
         **overrides
             Parameters that replace the preset's.
 
@@ -218,6 +239,8 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         >>> vae = SpectralVAE.from_preset("sedaghat2021", max_epochs=1)
         >>> vae.latent_dim, vae.beta, vae.beta_warmup
         (128, 0.3, (5000, 20000))
+        >>> SpectralVAE.from_preset("miles").line_weight
+        1.0
         """
         if name not in _PRESETS:
             raise ValueError(f"name must be one of {sorted(_PRESETS)}, got {name!r}")
