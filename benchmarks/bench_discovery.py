@@ -34,20 +34,20 @@ labelled stars that ``build_pretrained.py`` holds out (``--split-seed 2026``).
 3:1 and reports on that quarter. Every setting was chosen on two such splits
 (seeds 1 and 2, 8 latents; best |rho| for RV, then log Teff):
 
-=======================================  ==============  ==============
-setting                                  seed 1          seed 2
-=======================================  ==============  ==============
-blend w = 0.2, beta 0.003 (old default)  0.948, 0.967    0.792, 0.963
-median, line weight 1, beta 0.003        0.924, 0.984    0.947, 0.974
-blend w = 0.2, line weight 1             0.886, 0.971    0.930, 0.982
-median, line weight 3                    0.933, 0.985    0.860, 0.975
-median, line weight 1, 4096 pixels       0.840, 0.984    0.926, 0.983
-**median, line weight 1, beta 0.01**     **0.979, 0.981**  **0.978, 0.987**
-median, line weight 1, beta 0.03         0.848, 0.975    0.959, 0.982
-median, line weight 1, beta 0.1 (warm)   0.192, 0.984    -
-=======================================  ==============  ==============
+================================================  ==============  ==============
+setting                                           split 1         split 2
+================================================  ==============  ==============
+blend w = 0.2, beta 0.003 (the old recipe)        0.948, 0.967    0.792, 0.963
+median, line weight 1, beta 0.003                 0.924, 0.984    0.947, 0.974
+blend w = 0.2, line weight 1, beta 0.003          0.886, 0.971    0.930, 0.982
+median, line weight 3, beta 0.003                 0.933, 0.985    0.860, 0.975
+median, line weight 1, beta 0.003, 4096 pixels    0.840, 0.984    0.926, 0.983
+median, line weight 1, beta 0.01 *                0.979, 0.981    0.978, 0.987
+median, line weight 1, beta 0.03                  0.848, 0.975    0.959, 0.982
+median, line weight 1, beta 0.1, warm-up          0.192, 0.984    (not run)
+================================================  ==============  ==============
 
-(beta 0.1 warm: KL weight ramped from 0 between steps 500 and 4000.) With 32
+(* chosen.) (beta 0.1 warm: KL weight ramped from 0 between steps 500 and 4000.) With 32
 latents on split 1: beta 0.01 kept 32 informative latents, beta 0.03 26 and
 beta 0.1 26, against 8, 7-8 and 3 for 8 latents: the KL term is averaged over
 latents, so a larger network pays less for each.
