@@ -56,7 +56,14 @@ latents, so a larger network pays less for each.
 spectra at a HARPS-like resolving power (R = 50,000 over 5000-5300 Angstrom,
 median-normalised, S/N 100-300) whose RV (+-300 km/s), Teff, log g, [Fe/H]
 and v sin i are drawn independently; the same networks are trained on them
-and judged on other synthetic spectra.
+and judged on other synthetic spectra. Measured (``--n-pixels 8192
+--n-synthetic 1500 --epochs 100``, the preset's beta 0.01): it fails, the
+8-latent network collapsed (RV 0.637, log Teff 0.886 at best) and the
+32-latent one kept 32 entangled latents; see the performance page.
+
+Held-out result of the defaults (151 test stars, run once after the choice
+above): RV 0.971 on latent 4, log Teff 0.973 on latent 0; informative
+latents 8 of 8 and 31 of 32 (no pruning).
 
 For every network the script also prints the verdict of
 `~stellarlatent.diagnostics.latent_dependence` on its informative latents;
