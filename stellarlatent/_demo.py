@@ -37,7 +37,7 @@ def _settings(args):
                 "remap_epochs": 3, "latent_dim": 6, "n_members": 2, "n_synthetic": 240,
                 "pretrain_epochs": 3, "vae_normalizer": {"method": "median"}}
     return {"n_spectra": n_spectra, "n_pixels": 1024, "vae_epochs": 100, "vae_batch_size": 16,
-            "remap_epochs": 12, "latent_dim": 8, "n_members": 2, "n_synthetic": 1200,
+            "remap_epochs": 20, "latent_dim": 8, "n_members": 2, "n_synthetic": 1200,
             "pretrain_epochs": 12}
 
 
