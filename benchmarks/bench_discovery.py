@@ -84,6 +84,7 @@ stars.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -99,6 +100,9 @@ from stellarlatent.diagnostics import (
 )
 from stellarlatent.estimators import SpectralVAE
 from stellarlatent.preprocessing import ContinuumNormalizer, DopplerShift, Resampler, SpectralGrid
+
+sys.path.insert(0, str(Path(__file__).parent))
+from build_pretrained import HOLDOUT_SEED, _values, held_out_split  # noqa: E402
 
 LABELS = ("rv", "log_teff", "logg", "feh")
 
@@ -147,37 +151,13 @@ def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000
     batch = Resampler(grid).fit_transform(shifted)
     batch = normalise(batch, normalize, window, degree, continuum_weight)
 
-    def column(name):
-        values = table[name]
-        values = getattr(values, "value", values)
-        filled = np.ma.filled(np.ma.asarray(values, dtype=float), np.nan)
-        return filled[rows]
-
     labels = {
         "rv": rv,
-        "log_teff": np.log10(column("teff")),
-        "logg": column("logg"),
-        "feh": column("feh"),
+        "log_teff": np.log10(_values(table, "teff")[rows]),
+        "logg": _values(table, "logg")[rows],
+        "feh": _values(table, "feh")[rows],
     }
     return batch, labels, rows
-
-
-#: The seed of the held-out fifth, as in build_pretrained.py.
-HOLDOUT_SEED = 2026
-
-
-def held_out_split(table, fraction, seed):
-    """``(test_rows, train_rows)``: a random ``fraction`` of the stars with Teff, log g and [Fe/H].
-
-    Stars lacking a label are in neither set. With the defaults this is the
-    fifth that ``build_pretrained.py`` holds out.
-    """
-    values = [np.ma.filled(np.ma.asarray(getattr(table[name], "value", table[name]), dtype=float),
-                           np.nan) for name in ("teff", "logg", "feh")]
-    labelled = np.flatnonzero(np.all(np.isfinite(np.column_stack(values)), axis=1))
-    order = np.random.default_rng(seed).permutation(labelled)
-    n_test = int(fraction * len(order))
-    return np.sort(order[:n_test]), np.sort(order[n_test:])
 
 
 def tuning_split(train_rows, seed):

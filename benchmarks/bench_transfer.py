@@ -44,7 +44,8 @@ from stellarlatent.preprocessing import (Broadener, DopplerShift, Resampler, Spe
                                          air_to_vacuum)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build_pretrained import HOLDOUT_SEED, LABELS, _values, ccm89  # noqa: E402
+from build_pretrained import (  # noqa: E402
+    HOLDOUT_SEED, LABELS, _values, ccm89, held_out_split)
 
 SNR = 30.0
 RV_MAX = 300.0
@@ -152,9 +153,7 @@ def main(argv=None):
         raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
     spectra, table = read_miles(folder, exclude_flagged=True)
     y = np.column_stack([_values(table, name) for name in LABELS])
-    labelled = np.flatnonzero(np.all(np.isfinite(y), axis=1))
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(labelled)
-    held = np.sort(order[: len(order) // 5])
+    held, _ = held_out_split(table)
     stars, truth = spectra[held], y[held]
     print(f"{len(held)} held-out MILES stars (seed {HOLDOUT_SEED}), "
           f"{int(np.sum((truth[:, 0] >= FGK[0]) & (truth[:, 0] <= FGK[1])))} FGK", flush=True)

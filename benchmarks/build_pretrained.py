@@ -56,6 +56,20 @@ def _values(table, name):
     return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
+def held_out_split(table, fraction=0.2, seed=HOLDOUT_SEED):
+    """``(held, train)`` rows: a random ``fraction`` of the stars with every label, and the rest.
+
+    Stars lacking a label are in neither set. The defaults give the fifth
+    that this script holds out (``bench_discovery.py`` and ``bench_transfer.py``
+    judge on the same stars).
+    """
+    y = np.column_stack([_values(table, name) for name in LABELS])
+    labelled = np.flatnonzero(np.all(np.isfinite(y), axis=1))
+    order = np.random.default_rng(seed).permutation(labelled)
+    n_out = int(np.floor(fraction * len(order) + 1e-9))
+    return np.sort(order[:n_out]), np.sort(order[n_out:])
+
+
 def pipeline(normalize="median"):
     grid = SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, N_PIXELS)
     return make_pipeline(Resampler(grid), ContinuumNormalizer(method=normalize))
@@ -240,10 +254,7 @@ def main(argv=None):
     X_all = prepare.fit_transform(spectra)
     X_all.meta["wavelength_medium"] = "air"
     y_all = np.column_stack([_values(table, name) for name in LABELS])
-    labelled = np.flatnonzero(np.all(np.isfinite(y_all), axis=1))
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(labelled)
-    n_out = len(order) // 5
-    held, train = np.sort(order[:n_out]), np.sort(order[n_out:])
+    held, train = held_out_split(table)
     cal = np.sort(np.random.default_rng(HOLDOUT_SEED + 1).choice(
         train, size=int(round(0.15 * len(train))), replace=False))
     fit_rows = np.setdiff1d(train, cal)
@@ -257,7 +268,8 @@ def main(argv=None):
         registry[name]["instrument"] = instrument
         (out / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
         return
-    print(f"MILES: {len(y_all)} spectra, {len(labelled)} with Teff, log g and [Fe/H]; "
+    print(f"MILES: {len(y_all)} spectra, {len(held) + len(train)} with Teff, log g and "
+          "[Fe/H]; "
           f"{len(fit_rows)} train + {len(cal)} calibrate, {len(held)} held out "
           f"(seed {HOLDOUT_SEED})", flush=True)
 

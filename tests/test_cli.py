@@ -382,8 +382,8 @@ def test_model_errors_are_one_line(models, store, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(store, tmp_path,
-                                                                           capsys):
+def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(
+        store, tmp_path, capsys):
     from astropy.table import Table
 
     from stellarlatent.estimators import SpectralVAE

@@ -146,7 +146,8 @@ def run_fit_vae(args):
         return 0
     n = vae.n_features_in_
     lines = [] if sweep is None else _sweep_lines(sweep, out, args.latent_dim)
-    return skips.finish(*lines,
+    return skips.finish(
+        *lines,
         f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
         f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
 

@@ -176,7 +176,8 @@ def vae_loss(
     err = _pixel_error(diff, reconstruction, ivar2)
     if line_weight > 0:
         lines = diff - _running_mean(diff, valid, check_odd_int(line_window, "line_window"))
-        err = err + line_weight * torch.where(valid, _pixel_error(lines, reconstruction, ivar2), 0.0)
+        line_err = _pixel_error(lines, reconstruction, ivar2)
+        err = err + line_weight * torch.where(valid, line_err, 0.0)
 
     weight = _check_sample_weight(sample_weight, n, x_hat)
     n_valid = valid.sum(dim=1)

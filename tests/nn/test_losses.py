@@ -138,7 +138,10 @@ def test_vae_loss_invalid_arguments():
 def _line_spectra(shift):
     """Flat spectra with one Gaussian line, the second shifted by ``shift`` pixels."""
     pix = torch.arange(200.0)
-    line = lambda centre: 1 - 0.5 * torch.exp(-0.5 * ((pix - centre) / 2.0) ** 2)
+
+    def line(centre):
+        return 1 - 0.5 * torch.exp(-0.5 * ((pix - centre) / 2.0) ** 2)
+
     return line(100.0 + shift)[None], line(100.0)[None]
 
 
