@@ -41,11 +41,11 @@ from specutils import Spectrum
 from stellarlatent import pretrained
 from stellarlatent.datasets import find_data_dir, read_miles
 from stellarlatent.preprocessing import (Broadener, DopplerShift, Resampler, SpectralGrid,
-                                         air_to_vacuum)
+                                         air_to_vacuum, ccm89_extinction)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_pretrained import (  # noqa: E402
-    HOLDOUT_SEED, LABELS, _values, ccm89, held_out_split)
+    HOLDOUT_SEED, LABELS, _values, held_out_split)
 
 SNR = 30.0
 RV_MAX = 300.0
@@ -67,7 +67,7 @@ def degrade(spectra, fwhm, rng, steps):
     flux = np.array(out.flux.value, dtype=float)
     if "continuum" in steps:
         tilt = 1 + TILT * ((wave - wave[0]) / (wave[-1] - wave[0]) - 0.5)
-        flux = flux * tilt * 10 ** (-0.4 * EBV * 3.1 * ccm89(wave))
+        flux = flux * tilt * 10 ** (-0.4 * EBV * 3.1 * ccm89_extinction(wave * u.AA))
     medium = "air"
     axis = wave * u.AA
     if "vacuum" in steps:

@@ -11,6 +11,7 @@ from stellarlatent.preprocessing import (
     Broadener,
     ContinuumNormalizer,
     DopplerShift,
+    InstrumentAugmenter,
     Masker,
     NoiseAugmenter,
     Padder,
@@ -27,6 +28,7 @@ TRANSFORMERS = [
     Masker(regions=[(5303.6 * u.AA, 5338.0 * u.AA)]),
     Padder(multiple_of=256),
     NoiseAugmenter(snr=(30, 60), random_state=0),
+    InstrumentAugmenter(fwhm=2.5 * u.AA, input_fwhm=1 * u.AA, random_state=0),
 ]
 
 
