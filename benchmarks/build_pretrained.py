@@ -306,7 +306,8 @@ def main(argv=None):
     template_path, template_digest = rv_templates(spectra, _values(table, "teff"), train, out)
     instrument = {"fwhm": "2.5 Angstrom", "medium": "air", "rv_templates": template_path.name,
                   "rv_templates_sha256": template_digest}
-    print(f"radial-velocity templates: {template_path} ({template_path.stat().st_size / 1e3:.0f} kB)")
+    print(f"radial-velocity templates: {template_path} "
+          f"({template_path.stat().st_size / 1e3:.0f} kB)")
     if args.templates_only:
         registry = json.loads((out / "registry.json").read_text())
         registry[name]["instrument"] = instrument
@@ -364,7 +365,8 @@ def main(argv=None):
     coverage = [float(np.mean(c)) for c in inside]
     precision = (f"{len(held)} held-out stars, FGK ({int(fgk.sum())}): "
                  f"{scatter_fgk[0]:.0f} K, {scatter_fgk[1]:.3f} dex, {scatter_fgk[2]:.3f} dex; "
-                 f"all: {scatter_all[0]:.0f} K, {scatter_all[1]:.3f} dex, {scatter_all[2]:.3f} dex; "
+                 f"all: {scatter_all[0]:.0f} K, {scatter_all[1]:.3f} dex, "
+                 f"{scatter_all[2]:.3f} dex; "
                  f"68% coverage {coverage[0]:.2f}, {coverage[1]:.2f}, {coverage[2]:.2f}")
     path, digest = write(ensemble, name, out)
     lo, hi = np.nanmin(y_all[train], axis=0), np.nanmax(y_all[train], axis=0)
