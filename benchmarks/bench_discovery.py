@@ -94,6 +94,7 @@ import numpy as np
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.diagnostics import (
     informative_dimensions,
+    latent_mad,
     latent_correlation,
     latent_dependence,
     mutual_information,
@@ -329,6 +330,9 @@ def main(argv=None):
         print(f"latent_dim={latent_dim}: trained {len(vae.history_)} epochs in {minutes:.1f} min "
               f"on {vae.device_}; final val loss {vae.history_[-1].get('val_loss', float('nan')):.4f}; "
               f"informative latents (MAD > 0.02): {len(informative)} {list(map(int, informative))}")
+        mad = latent_mad(Z)
+        print("  MAD per latent, largest first: "
+              + ", ".join(f"{int(k)}: {mad[k]:.3f}" for k in np.argsort(mad)[::-1]))
         for name, node in nodes.items():
             print(f"  {name:9s} best latent {node['dim']:2d}  |rho| = {node['spearman']:.3f}  "
                   f"normalised MI = {node['mi']:.3f}")
