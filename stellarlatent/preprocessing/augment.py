@@ -127,8 +127,9 @@ class InstrumentAugmenter(SpectrumTransformer):
     """Degrade each spectrum as another spectrograph and another sky would record it.
 
     Training on such copies teaches a model what it will meet in spectra of
-    other instruments (the degradations `InstrumentMatcher` cannot undo, or
-    undoes only in part). Each spectrum draws its own, in this order:
+    other instruments: the degradations that
+    `~stellarlatent.preprocessing.InstrumentMatcher` cannot undo, or undoes
+    only in part. Each spectrum draws its own, in this order:
 
     1. a Gaussian line-spread function of FWHM drawn in ``fwhm``, reached by
        broadening from ``input_fwhm`` (a target within 2% of it, or below it,
@@ -139,7 +140,8 @@ class InstrumentAugmenter(SpectrumTransformer):
     3. a linear continuum tilt, ``1 + t x`` with ``x`` from -0.5 at the
        first pixel to 0.5 at the last and ``t`` drawn in ``tilt`` (flux
        calibration errors);
-    4. reddening by E(B-V) drawn in ``ebv`` (`ccm89_extinction`, R_V = 3.1);
+    4. reddening by E(B-V) drawn in ``ebv``
+       (`~stellarlatent.preprocessing.ccm89_extinction`, R_V = 3.1);
     5. photon noise at an S/N per pixel drawn in ``snr`` at the median flux
        (the noise standard deviation is ``sqrt(flux * median) / snr``);
     6. with probability ``coverage_probability``, a shorter wavelength
