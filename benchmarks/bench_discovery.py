@@ -107,10 +107,11 @@ from stellarlatent.diagnostics import (
     mutual_information,
 )
 from stellarlatent.estimators import SpectralVAE
-from stellarlatent.preprocessing import ContinuumNormalizer, DopplerShift, Resampler, SpectralGrid
+from stellarlatent.preprocessing import ContinuumNormalizer, Resampler, SpectralGrid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build_pretrained import HOLDOUT_SEED, _values, held_out_split  # noqa: E402
+from build_pretrained import (  # noqa: E402
+    HOLDOUT_SEED, _values, doppler_copies, held_out_split)
 
 LABELS = ("rv", "log_teff", "logg", "feh")
 
@@ -146,17 +147,8 @@ def normalise(batch, kind, window=10000, degree=1, continuum_weight=0.0):
 def prepare(spectra, table, grid, copies, seed, normalize="median", window=10000, degree=1,
             continuum_weight=0.0):
     """Inject radial velocities, resample and normalise; return flux batch and labels."""
-    n = spectra.flux.shape[0]
-    rows = np.tile(np.arange(n), copies)
-    flux = spectra.flux[rows]
-    mask = spectra.mask[rows] if spectra.mask is not None else None
-    from specutils import Spectrum
-
-    repeated = Spectrum(flux=flux, spectral_axis=spectra.spectral_axis, mask=mask,
-                        spectral_axis_index=1)
-    shift = DopplerShift(inject=True, rv_range=(-300, 300) * u.km / u.s, random_state=seed)
-    shifted = shift.fit_transform(repeated)
-    rv = shift.rv_applied_.to_value(u.km / u.s)
+    rows = np.tile(np.arange(spectra.flux.shape[0]), copies)
+    shifted, rv = doppler_copies(spectra, np.arange(spectra.flux.shape[0]), copies, seed)
     batch = Resampler(grid).fit_transform(shifted)
     batch = normalise(batch, normalize, window, degree, continuum_weight)
 

@@ -136,8 +136,9 @@ def doppler_copies(spectra, rows, copies, seed):
     from specutils import Spectrum
 
     repeated = np.tile(np.asarray(rows), copies)
+    mask = None if spectra.mask is None else spectra.mask[repeated]
     batch = Spectrum(flux=spectra.flux[repeated], spectral_axis=spectra.spectral_axis,
-                     mask=spectra.mask[repeated], spectral_axis_index=1)
+                     mask=mask, spectral_axis_index=1)
     shift = DopplerShift(inject=True, rv_range=VAE_RV_RANGE * u.km / u.s, random_state=seed)
     shifted = shift.fit_transform(batch)
     return shifted, shift.rv_applied_.to_value(u.km / u.s)
