@@ -259,79 +259,79 @@ class InstrumentAugmenter(SpectrumTransformer):
                 "snr": (1.0, 1.0) if self.snr is None else _as_range(self.snr, "snr"),
                 "blue": tuple(coverage[0]), "red": tuple(coverage[1])}
 
+    def _draw(self, rng, ranges, n_pixels):
+        """One spectrum's draws, in a fixed order whichever steps are on."""
+        draw = {"fwhm": rng.uniform(*ranges["fwhm"]), "rv": -rng.normal(0.0, ranges["rv"]),
+                "tilt": rng.uniform(*ranges["tilt"]), "ebv": rng.uniform(*ranges["ebv"]),
+                "snr": rng.uniform(*ranges["snr"]), "noise": rng.standard_normal(n_pixels),
+                "cut": bool(rng.uniform() < self.coverage_probability)}
+        if draw["cut"]:
+            (blue_lo, blue_hi), (red_lo, red_hi) = ranges["blue"], ranges["red"]
+            draw["blue"] = blue_lo + rng.uniform(0, blue_hi - blue_lo)
+            draw["red"] = red_hi - rng.uniform(0, red_hi - red_lo)
+        return draw
+
     def _transform_batch(self, batch):
         rng = np.random.default_rng(self.random_state)
         ranges = self._ranges()
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         x = (wave - wave[0]) / (wave[-1] - wave[0]) - 0.5
-        extinction = ccm89_extinction(wave * u.AA) * 3.1
+        extinction = ccm89_extinction(wave * u.AA) * 3.1  # A_lambda / E(B-V)
         grid = SpectralGrid(batch.spectral_axis)
         n = batch.n_spectra
-        drawn = {key: np.full(n, np.nan) for key in ("fwhm", "rv", "tilt", "ebv", "snr")}
+        recorded = {key: np.full(n, np.nan) for key in ("fwhm", "rv", "tilt", "ebv", "snr")}
         cut = np.zeros(n, dtype=bool)
         flux_out = np.empty_like(batch.flux, dtype=float)
-        var_out = (None if batch.ivar is None and self.snr is None
-                   else np.empty_like(flux_out))
+        var_out = np.empty_like(flux_out)
         mask_out = np.empty_like(batch.mask)
         for i in range(n):
+            draw = self._draw(rng, ranges, batch.n_pixels)
             one = batch.replace(flux=batch.flux[i:i + 1], mask=batch.mask[i:i + 1],
                                 ivar=None if batch.ivar is None else batch.ivar[i:i + 1],
                                 meta={})
-            fwhm = rng.uniform(*ranges["fwhm"])
-            rv = rng.normal(0.0, ranges["rv"])
-            tilt, ebv = rng.uniform(*ranges["tilt"]), rng.uniform(*ranges["ebv"])
-            one, drawn["fwhm"][i] = self._broaden(one, fwhm)
+            one, recorded["fwhm"][i] = self._broaden(one, draw["fwhm"])
             if self.rv_scatter is not None:
-                drawn["rv"][i] = -rv
-                shifted = DopplerShift(rv=[-rv] * u.km / u.s, inject=True).transform(
+                recorded["rv"][i] = draw["rv"]
+                shifted = DopplerShift(rv=[draw["rv"]] * u.km / u.s, inject=True).transform(
                     from_batch(one))
                 one = to_batch(Resampler(grid).fit_transform(shifted))
             flux, mask = np.array(one.flux[0], dtype=float), np.array(one.mask[0], dtype=bool)
-            var = None
+            var = np.zeros_like(flux)
             if one.ivar is not None:
                 with np.errstate(divide="ignore"):
                     var = np.where(one.ivar[0] > 0, 1.0 / one.ivar[0], np.inf)
             factor = np.ones_like(flux)
             if self.tilt is not None:
-                factor *= 1 + tilt * x
-                drawn["tilt"][i] = tilt
+                factor *= 1 + draw["tilt"] * x
+                recorded["tilt"][i] = draw["tilt"]
             if self.ebv is not None:
-                factor *= 10 ** (-0.4 * ebv * extinction)
-                drawn["ebv"][i] = ebv
-            flux = flux * factor
-            var = None if var is None else var * factor**2
-            level = nanmedian_rows(np.where(mask, np.nan, flux)[np.newaxis])[0, 0]
-            snr = rng.uniform(*ranges["snr"])
-            sigma = np.sqrt(np.clip(np.nan_to_num(flux), 0, None) * level) / snr
-            noise = sigma * rng.standard_normal(flux.shape)
+                factor *= 10 ** (-0.4 * draw["ebv"] * extinction)
+                recorded["ebv"][i] = draw["ebv"]
+            flux, var = flux * factor, var * factor**2
             if self.snr is not None:
+                level = nanmedian_rows(np.where(mask, np.nan, flux)[np.newaxis])[0, 0]
                 if not np.isfinite(level) or level <= 0:
                     raise ValueError(f"spectra[{i}] has a median flux of {level:.6g} over its "
                                      "unmasked pixels; photon noise at a given S/N needs a "
                                      "positive one")
-                flux = flux + noise
-                var = sigma**2 if var is None else var + sigma**2
-                drawn["snr"][i] = snr
-            if rng.uniform() < self.coverage_probability:
-                blue = ranges["blue"][0] + rng.uniform(0, ranges["blue"][1] - ranges["blue"][0])
-                red = ranges["red"][1] - rng.uniform(0, ranges["red"][1] - ranges["red"][0])
-                if self.coverage is not None:
-                    mask = mask | (wave < blue) | (wave > red)
-                    cut[i] = True
-            flux_out[i], mask_out[i] = flux, mask
-            if var_out is not None:
-                var_out[i] = var
+                sigma = np.sqrt(np.clip(np.nan_to_num(flux), 0, None) * level) / draw["snr"]
+                flux, var = flux + sigma * draw["noise"], var + sigma**2
+                recorded["snr"][i] = draw["snr"]
+            if draw["cut"] and self.coverage is not None:
+                mask = mask | (wave < draw["blue"]) | (wave > draw["red"])
+                cut[i] = True
+            flux_out[i], var_out[i], mask_out[i] = flux, var, mask
         ivar = None
-        if var_out is not None:
+        if batch.ivar is not None or self.snr is not None:
             with np.errstate(divide="ignore"):
                 ivar = np.where(mask_out | ~(var_out > 0) | ~np.isfinite(var_out), 0.0,
                                 1.0 / var_out)
         meta = dict(batch.meta)
-        fwhm_unit = None if self.fwhm is None else _fwhm_unit(self.fwhm)
+        fwhm_unit = u.AA if self.fwhm is None else _fwhm_unit(self.fwhm)
         meta.update(
-            augment_fwhm=drawn["fwhm"] * (fwhm_unit or u.AA), augment_rv=drawn["rv"],
-            augment_tilt=drawn["tilt"], augment_ebv=drawn["ebv"], augment_snr=drawn["snr"],
-            augment_coverage=cut)
+            augment_fwhm=recorded["fwhm"] * fwhm_unit, augment_rv=recorded["rv"],
+            augment_tilt=recorded["tilt"], augment_ebv=recorded["ebv"],
+            augment_snr=recorded["snr"], augment_coverage=cut)
         return SpectraBatch(flux=flux_out, spectral_axis=batch.spectral_axis, ivar=ivar,
                             mask=mask_out | ~np.isfinite(flux_out), flux_unit=batch.flux_unit,
                             meta=meta)
