@@ -229,6 +229,8 @@ def main(argv=None):
                         help="spectra per step (default: the preset's, 64)")
     parser.add_argument("--lr", type=float, default=None,
                         help="Adam learning rate (default: the preset's, 2e-3)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                        help="learning-rate schedule (default: the preset's, constant)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--normalize", choices=("median", "continuum", "polynomial", "blend"),
                         default="median",
@@ -313,7 +315,8 @@ def main(argv=None):
         start = time.perf_counter()
         overrides = {name: value for name, value in (
             ("beta", args.beta), ("max_epochs", args.epochs), ("batch_size", args.batch_size),
-            ("lr", args.lr), ("reconstruction", args.reconstruction),
+            ("lr", args.lr), ("lr_schedule", args.lr_schedule),
+            ("reconstruction", args.reconstruction),
             ("line_weight", args.line_weight), ("line_window", args.line_window),
             ("channels", None if args.channels is None else tuple(args.channels)),
         ) if value is not None}

@@ -120,6 +120,13 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         Learning rate of Adam; positive.
     weight_decay : float, default=0.0
         L2 weight decay of Adam; non-negative.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals the learning rate from ``lr`` to 0 over
+        ``max_epochs`` along a cosine (`~torch.optim.lr_scheduler.CosineAnnealingLR`,
+        stepped once per epoch). Adam's steps do not shrink with the
+        gradient, so at a constant rate the means of unused latents keep
+        jittering around 0 (a median absolute deviation of 0.01-0.02 after
+        hundreds of epochs); annealing lets them settle.
     validation_fraction : float, default=0.1
         Fraction of the spectra held out to monitor the loss, in [0, 1) (0 for
         none).
@@ -178,6 +185,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
                                  description="a non-negative number")],
         "line_window": [Predicate(lambda v: _is_integer(v, 3) and v % 2 == 1,
                                   "an odd integer >= 3")],
+        "lr_schedule": [Options("constant", "cosine")],
         "channels": [None, _PLAN],
         "kernel_sizes": [None, _PLAN],
         "strides": [None, _PLAN],
@@ -200,6 +208,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         batch_size=32,
         lr=1e-3,
         weight_decay=0.0,
+        lr_schedule="constant",
         validation_fraction=0.1,
         n_iter_no_change=None,
         device="auto",
@@ -318,6 +327,10 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         self.optimizer_ = torch.optim.Adam(
             self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
+        self._scheduler = None
+        if self.lr_schedule == "cosine":
+            self._scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer_, T_max=self.max_epochs, eta_min=0.0)
         self.n_iter_ = 0
         train_idx, val_idx = self._split(len(source), seed)
         self.history_ = []
@@ -343,6 +356,22 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         beta = self._current_beta()
         total, recon, kl = self._loss(batch, beta, network=self._training_network())
         return {"loss": total, "reconstruction": recon.detach(), "kl": kl.detach(), "beta": beta}
+
+    def _after_epoch(self, epoch):
+        if self._scheduler is not None:
+            self._scheduler.step()
+        return {}
+
+    def _extra_state(self):
+        return {} if self._scheduler is None else {"scheduler": self._scheduler.state_dict()}
+
+    def _load_extra_state(self, extra):
+        if self._scheduler is not None and "scheduler" in extra:
+            self._scheduler.load_state_dict(extra["scheduler"])
+            self._scheduler.T_max = self.max_epochs
+
+    def _finish_training(self, source, train_idx):
+        self._scheduler = None
 
     def _evaluate(self, source, indices):
         sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}

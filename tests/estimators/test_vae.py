@@ -101,9 +101,24 @@ def test_deterministic_autoencoder_has_no_kl():
     np.testing.assert_array_equal(vae.transform(X), vae.transform(X))
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch):
+def test_cosine_schedule_anneals_the_learning_rate_to_zero():
+    X, _, _ = absorption_line_spectra(n=48)
+    constant = small_vae(max_epochs=4, lr=2e-3).fit(X)
+    assert [h["lr"] for h in constant.history_] == [2e-3] * 4
+    cosine = small_vae(max_epochs=4, lr=2e-3, lr_schedule="cosine").fit(X)
+    # recorded after the epoch's step: the rate of the next epoch
+    expected = [1e-3 * (1 + math.cos(math.pi * k / 4)) for k in range(1, 5)]
+    np.testing.assert_allclose([h["lr"] for h in cosine.history_], expected, atol=1e-12)
+    assert not np.array_equal(constant.transform(X), cosine.transform(X))
+    clone(cosine).fit(X)  # the fitted estimator clones and refits
+    with pytest.raises(ValueError, match="lr_schedule"):
+        small_vae(lr_schedule="linear").fit(X)
+
+
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, lr_schedule):
     X, _, _ = absorption_line_spectra(n=64)
-    full = small_vae(max_epochs=4).fit(X)
+    full = small_vae(lr_schedule=lr_schedule, max_epochs=4).fit(X)
 
     original = SpectralVAE._after_epoch
 
@@ -114,13 +129,14 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch)
 
     monkeypatch.setattr(SpectralVAE, "_after_epoch", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        small_vae(max_epochs=4).fit(X, checkpoint_dir=tmp_path)
+        small_vae(lr_schedule=lr_schedule, max_epochs=4).fit(X, checkpoint_dir=tmp_path)
     monkeypatch.setattr(SpectralVAE, "_after_epoch", original)
-    resumed = small_vae(max_epochs=4).fit(X, checkpoint_dir=tmp_path)
+    resumed = small_vae(lr_schedule=lr_schedule, max_epochs=4).fit(X, checkpoint_dir=tmp_path)
     assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
     np.testing.assert_allclose(resumed.transform(X), full.transform(X), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="other data or hyperparameters"):
-        small_vae(max_epochs=4, latent_dim=4).fit(X, checkpoint_dir=tmp_path)
+        small_vae(lr_schedule=lr_schedule, max_epochs=4, latent_dim=4).fit(
+            X, checkpoint_dir=tmp_path)
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_weights(monkeypatch):
