@@ -287,6 +287,9 @@ def _add_fit_vae(sub):
                    help="weight of a second reconstruction term on the lines alone (the flux "
                         "minus a running mean); makes Doppler shifts count where the continuum "
                         "dominates the error (default: %(default)s)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: anneal the learning rate to 0 over the epochs, so that the "
+                        "means of unused latents settle at 0 (default: %(default)s)")
     p.add_argument("--beta-sweep", type=float, nargs="+", metavar="BETA",
                    help="fit networks of --latent-dim and of each --sweep-latent-dims at every "
                         "BETA, write the informative latents against beta (Sedaghat et al. 2021, "
