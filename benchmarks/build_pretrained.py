@@ -152,11 +152,9 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
     against log Teff, and the number of informative latents (MAD > 0.02).
     """
     started = time.perf_counter()
-    # the shipped model: the "miles" preset as it was when it was built (beta 0.01 and
-    # 150 epochs; the preset now trains 450 epochs at beta 0.03, which prunes latents)
-    vae = SpectralVAE.from_preset("miles", latent_dim=8, beta=0.01,
-                                  max_epochs=3 if quick else 150, validation_fraction=0.1,
-                                  random_state=0, verbose=0, device="cpu")
+    quick_epochs = {"max_epochs": 3} if quick else {}
+    vae = SpectralVAE.from_preset("miles", latent_dim=8, validation_fraction=0.1,
+                                  random_state=0, verbose=0, device="cpu", **quick_epochs)
     copies = 1 if quick else VAE_COPIES
     shifted, _ = doppler_copies(spectra, train, copies, 0)
     vae.fit(prepare.transform(shifted))
@@ -181,8 +179,10 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
         "wavelength_range": f"{WAVE_RANGE[0]:g}-{WAVE_RANGE[1]:g} Angstrom",
         "resolution": "2.5 Angstrom FWHM (R ~ 2000 at 5000 Angstrom)",
         "medium": "air", "label_ranges": "", "precision": precision,
-        "recipe": ('SpectralVAE.from_preset("miles", beta=0.01, max_epochs=150): 8 latents, '
-                   'beta 0.01, line term of weight 1 over 51 pixels, 150 epochs'),
+        "recipe": (f'SpectralVAE.from_preset("miles"): {vae.latent_dim} latents, beta '
+                   f'{vae.beta:g}, line term of weight {vae.line_weight:g} over '
+                   f'{vae.line_window} pixels, {vae.max_epochs} epochs, '
+                   f'{vae.lr_schedule} learning rate from {vae.lr:g}'),
     }
     print(f"miles-vae: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s", flush=True)
