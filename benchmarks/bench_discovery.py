@@ -79,10 +79,13 @@ and judged on other synthetic spectra. Measured (``--n-pixels 8192
 32-latent one kept 32 entangled latents; see the performance page.
 
 Held-out result of the defaults (151 test stars, run once after the choice
-above): RV 0.976 on latent 3, log Teff 0.973 on latent 4, no entangled pair;
-informative latents 5 of 8 and 9 of 32 (pruned, but not within one of each
-other). The previous preset (beta 0.01, 150 epochs) gave RV 0.971 and log
-Teff 0.973 with 8 of 8 and 31 of 32.
+above): RV 0.978 on latent 6, log Teff 0.973 on latent 4, no entangled pair
+(largest |rho| 0.30); informative latents 4 of 8 and 8 of 32 (pruned, but
+not within one of each other; the 32-latent network has RV 0.970, log Teff
+0.919 and one entangled pair). The previous preset (beta 0.03, 450 epochs,
+constant learning rate) gave RV 0.976 and log Teff 0.973 with 5 of 8 and 9 of
+32; the one before (beta 0.01, 150 epochs) 0.971 and 0.973 with 8 of 8 and
+31 of 32.
 
 For every network the script also prints the verdict of
 `~stellarlatent.diagnostics.latent_dependence` on its informative latents;
