@@ -12,9 +12,8 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
   measured once on that fifth (robust scatter, 1.4826 x median |residual|, on
   its FGK stars, 4000-7000 K, and on all of it).
 * ``"miles-vae"``: a `~stellarlatent.estimators.SpectralVAE` for discovery and
-  the latent explorer: ``SpectralVAE.from_preset("miles", beta=0.01,
-  max_epochs=150)`` (8 latents),
-  trained without labels on the same training stars, each Doppler-shifted six
+  the latent explorer: ``SpectralVAE.from_preset("miles")`` (8 latents,
+  beta 0.04, 450 epochs, cosine learning rate), trained without labels on the same training stars, each Doppler-shifted six
   times by velocities drawn in +-300 km/s (as ``bench_discovery.py`` does);
   the registry reports, on the held-out fifth shifted once, the latent that
   tracks the radial velocity and the one that tracks log Teff best.
