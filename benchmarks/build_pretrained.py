@@ -13,8 +13,9 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
   its FGK stars, 4000-7000 K, and on all of it).
 * ``"miles-vae"``: a `~stellarlatent.estimators.SpectralVAE` for discovery and
   the latent explorer: ``SpectralVAE.from_preset("miles")`` (8 latents,
-  beta 0.04, 450 epochs, cosine learning rate), trained without labels on the same training stars, each Doppler-shifted six
-  times by velocities drawn in +-300 km/s (as ``bench_discovery.py`` does);
+  beta 0.04, 450 epochs, cosine learning rate), trained without labels on
+  the same training stars, each Doppler-shifted six times by velocities
+  drawn in +-300 km/s (as ``bench_discovery.py`` does);
   the registry reports, on the held-out fifth shifted once, the latent that
   tracks the radial velocity and the one that tracks log Teff best.
 
