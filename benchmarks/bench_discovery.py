@@ -250,6 +250,10 @@ def main(argv=None):
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                         help="learning-rate schedule (default: the preset's, "
                              f"{PRESET.lr_schedule})")
+    parser.add_argument("--beta-warmup", type=int, nargs=2, default=None,
+                        metavar=("START", "STOP"),
+                        help="optimiser steps between which the KL weight ramps from 0 to "
+                             f"--beta (default: the preset's, {PRESET.beta_warmup})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--normalize", choices=("median", "continuum", "polynomial", "blend"),
                         default="median",
@@ -335,6 +339,7 @@ def main(argv=None):
         overrides = {name: value for name, value in (
             ("beta", args.beta), ("max_epochs", args.epochs), ("batch_size", args.batch_size),
             ("lr", args.lr), ("lr_schedule", args.lr_schedule),
+            ("beta_warmup", None if args.beta_warmup is None else tuple(args.beta_warmup)),
             ("reconstruction", args.reconstruction),
             ("line_weight", args.line_weight), ("line_window", args.line_window),
             ("channels", None if args.channels is None else tuple(args.channels)),
