@@ -4,7 +4,8 @@ One temperature per label divides the log-probabilities (or logits) so
 that, on held-out spectra, either the negative log-likelihood of the true
 bins is smallest (``method="nll"``, Guo et al. 2017) or a fraction
 ``level`` of the true values lies in the central ``level`` credible
-intervals (``method="coverage"``).
+intervals (``method="coverage"``; with several levels, as near each as one
+temperature allows).
 """
 
 import numbers
@@ -20,12 +21,20 @@ __all__ = ["check_method", "fit_temperature", "fit_temperatures", "product", "so
 
 
 def check_method(method, level):
-    """Refuse a ``method`` other than "nll" and "coverage", and a ``level`` outside (0, 1)."""
+    """The levels as a tuple of floats; refuse a ``method`` other than "nll" and "coverage",
+    and a ``level`` that is not a probability in (0, 1) or a non-empty sequence of them."""
     if method not in ("nll", "coverage"):
         raise ValueError(f"method must be 'nll' or 'coverage', got {method!r}")
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
-            or not 0 < level < 1:
-        raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
+    levels = (level,) if isinstance(level, numbers.Real) else level
+    try:
+        levels = tuple(levels)
+    except TypeError:
+        levels = ()
+    if not levels or any(isinstance(q, (bool, np.bool_)) or not isinstance(q, numbers.Real)
+                         or not 0 < q < 1 for q in levels):
+        raise ValueError("level must be a probability in (0, 1) or a sequence of them, "
+                         f"got {level!r}")
+    return tuple(float(q) for q in levels)
 
 
 def fit_temperature(logp, edges, values, method, level, label):

@@ -427,7 +427,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             table[label] = reference_labels[label][indices]
         return distances, indices, table
 
-    def calibrate(self, X, y=None, *, method="coverage", level=0.6827):
+    def calibrate(self, X, y=None, *, method="coverage", level=(0.6827, 0.9545)):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
         First the temperature of the networks' averaged log-probabilities;
@@ -444,21 +444,23 @@ class DeepREMAPEnsemble(SeededEstimator):
             Fit the central ``level`` credible intervals to hold that
             fraction of the true values, or minimise the negative
             log-likelihood of the true bins (see `DeepREMAP.calibrate`).
-        level : float, default=0.6827
+        level : float or sequence of float, default=(0.6827, 0.9545)
+            Credible level(s) of the intervals the coverage fit matches (see
+            `DeepREMAP.calibrate`).
 
         Returns
         -------
         self
         """
         check_is_fitted(self)
-        check_method(method, level)
+        levels = check_method(method, level)
         first = self.members_[0]
         labels = tuple(self.bin_edges_)
         source = first._check_X(X)
         values, _ = first._read_y(X, y, len(source), labels, units=self.label_units_)
         log_proba = self._log_proba(X)
         self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
-                                                      values, method, float(level))
+                                                      values, method, levels)
         ridge_mass = self._ridge_log_mass(X)
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
@@ -472,7 +474,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             for share in _RIDGE_SHARES:
                 joined = product(networks, ridge_mass[label], share)
                 temperature = fit_temperature(joined, edges, values[:, j], method,
-                                              float(level), label)
+                                              levels, label)
                 if not known.any():
                     shares[label], temperatures[label] = 0.5, temperature
                     break

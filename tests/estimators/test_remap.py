@@ -604,7 +604,7 @@ def test_calibrate_to_coverage(fitted):
     remap, X, y, X_test, y_test = fitted
     model = copy.deepcopy(remap)
     X_cal, y_cal = line_spectra(100, seed=2)
-    assert model.calibrate(X_cal, y_cal, method="coverage") is model
+    assert model.calibrate(X_cal, y_cal, method="coverage", level=0.6827) is model
     coverage = interval_coverage(model.predict_proba(X_cal), y_cal, levels=(0.68,))
     np.testing.assert_allclose(coverage["coverage_68"], 0.68, atol=0.03)
     # the point estimate's bin does not change
@@ -613,8 +613,35 @@ def test_calibrate_to_coverage(fitted):
                                   remap.predict_proba(X_test[:5])["teff"][0].argmax(axis=1))
     with pytest.raises(ValueError, match="method must be 'nll' or 'coverage'"):
         model.calibrate(X_cal, y_cal, method="ece")
-    with pytest.raises(ValueError, match="level must be a probability"):
-        model.calibrate(X_cal, y_cal, method="coverage", level=1.5)
+    for level in (1.5, (0.68, 1.2), (), "0.68", True):
+        with pytest.raises(ValueError, match="level must be a probability"):
+            model.calibrate(X_cal, y_cal, method="coverage", level=level)
+
+
+def test_coverage_temperature_shares_the_miss_between_levels():
+    # Errors with heavier tails than the predicted Gaussians (Student-t, 3 degrees
+    # of freedom): fitted to the 68% intervals alone, the 95% intervals fall short;
+    # fitted to both, the larger of the two misses is smaller and they are shared.
+    from stellarlatent.estimators._binning import binned_cdf, coverage_temperature
+
+    rng = np.random.default_rng(3)
+    edges = np.arange(81.0)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    truth = rng.uniform(25, 55, 3000)
+    logits = _gaussian_logits(centres, truth, 1.5)
+    values = truth + 1.5 * rng.standard_t(3, truth.size)
+    levels = np.array([0.6827, 0.9545])
+    misses = {}
+    for level in (0.6827, tuple(levels)):
+        temperature = coverage_temperature(logits, edges, values, level=level)
+        proba = np.exp(logits / temperature)
+        pit = binned_cdf(proba / proba.sum(axis=1, keepdims=True), edges, values)
+        covered = np.mean(np.abs(2 * pit - 1)[:, None] <= levels, axis=0)
+        misses[np.size(level)] = covered - levels
+    assert misses[1][0] == pytest.approx(0, abs=0.005) and misses[1][1] < -0.04
+    assert np.abs(misses[2]).max() < 0.8 * np.abs(misses[1]).max()
+    assert misses[2][0] > 0.01 and misses[2][1] < -0.01  # 68% over, 95% under
+    assert abs(abs(misses[2][0]) - abs(misses[2][1])) < 0.01
 
 
 def test_binned_cdf_is_the_integral_of_a_density_uniform_in_each_bin():
