@@ -250,6 +250,9 @@ def main(argv=None):
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                         help="learning-rate schedule (default: the preset's, "
                              f"{PRESET.lr_schedule})")
+    parser.add_argument("--kl-reduction", choices=("mean", "sum"), default=None,
+                        help="average or sum the KL term over the latents (default: the "
+                             f"preset's, {PRESET.kl_reduction})")
     parser.add_argument("--beta-warmup", type=int, nargs=2, default=None,
                         metavar=("START", "STOP"),
                         help="optimiser steps between which the KL weight ramps from 0 to "
@@ -339,6 +342,7 @@ def main(argv=None):
         overrides = {name: value for name, value in (
             ("beta", args.beta), ("max_epochs", args.epochs), ("batch_size", args.batch_size),
             ("lr", args.lr), ("lr_schedule", args.lr_schedule),
+            ("kl_reduction", args.kl_reduction),
             ("beta_warmup", None if args.beta_warmup is None else tuple(args.beta_warmup)),
             ("reconstruction", args.reconstruction),
             ("line_weight", args.line_weight), ("line_window", args.line_window),

@@ -287,6 +287,10 @@ def _add_fit_vae(sub):
                    help="weight of a second reconstruction term on the lines alone (the flux "
                         "minus a running mean); makes Doppler shifts count where the continuum "
                         "dominates the error (default: %(default)s)")
+    p.add_argument("--kl-reduction", choices=("mean", "sum"), default="mean",
+                   help="average the KL term over the latents (Sedaghat et al. 2021) or sum it "
+                        "(the beta-VAE): with sum, the penalty per latent does not depend on "
+                        "--latent-dim (default: %(default)s)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="cosine: anneal the learning rate to 0 over the epochs, so that the "
                         "means of unused latents settle at 0 (default: %(default)s)")

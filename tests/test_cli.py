@@ -391,15 +391,16 @@ def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(
     out = tmp_path / "swept.pt"
     assert main(["fit-vae", str(store), "--out", str(out), "--device", "cpu",
                  "--latent-dim", "2", "--beta-sweep", "0", "0.5", "--sweep-latent-dims", "3",
-                 "--line-weight", "1", "--lr-schedule", "cosine", *TINY_SWEEP]) == 0
+                 "--line-weight", "1", "--lr-schedule", "cosine", "--kl-reduction", "sum",
+                 *TINY_SWEEP]) == 0
     printed = capsys.readouterr().out
     table = Table.read(tmp_path / "swept-beta-sweep.ecsv")
     assert sorted(zip(table["beta"], table["latent_dim"])) == [(0, 2), (0, 3), (0.5, 2), (0.5, 3)]
     assert (tmp_path / "swept-beta-sweep.png").stat().st_size > 1000
     chosen = table.meta["chosen_beta"]
     vae = SpectralVAE.load(out)
-    assert (vae.latent_dim, vae.beta, vae.line_weight, vae.lr_schedule) == (
-        2, chosen, 1.0, "cosine")
+    assert (vae.latent_dim, vae.beta, vae.line_weight, vae.lr_schedule, vae.kl_reduction) == (
+        2, chosen, 1.0, "cosine", "sum")
     assert f"chosen beta {chosen:g}" in printed and "swept-beta-sweep.png" in printed
     assert vae.preprocessing_ is not None
 

@@ -88,8 +88,16 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     latent_dim : int, default=8
         Number of latent variables.
     beta : float, default=1.0
-        Weight of the KL divergence (averaged over batch and latents) in the
-        loss; 0 with ``variational=True`` is an unregularised VAE.
+        Weight of the KL divergence (averaged over the batch, and over the
+        latents or summed over them as ``kl_reduction`` says) in the loss; 0
+        with ``variational=True`` is an unregularised VAE.
+    kl_reduction : {"mean", "sum"}, default="mean"
+        Average the KL divergence over the latents, as Sedaghat et al. (2021)
+        did, or sum it, as the beta-VAE of Higgins et al. (2017) does. With
+        ``"mean"`` each latent is penalised by ``beta / latent_dim``, so at
+        one ``beta`` a network with more latents keeps more of them
+        informative; with ``"sum"`` the penalty per latent does not depend on
+        ``latent_dim``.
     variational : bool, default=True
         True for a (beta-)VAE with the reparametrisation trick; False for a
         deterministic autoencoder (no KL term).
@@ -180,6 +188,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         "beta": [Interval(numbers.Real, 0, None, closed="left", description="a non-negative number")],
         "variational": ["boolean"],
         "reconstruction": [Options("l1", "mse", "chi2")],
+        "kl_reduction": [Options("mean", "sum")],
         "beta_warmup": [None, Predicate(_is_warmup, "two iterations (start, stop) with "
                                                     "0 <= start < stop")],
         "line_weight": [Interval(numbers.Real, 0, None, closed="left",
@@ -199,6 +208,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         variational=True,
         *,
         reconstruction="l1",
+        kl_reduction="mean",
         beta_warmup=None,
         line_weight=0.0,
         line_window=51,
@@ -354,6 +364,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
             x_hat, batch["flux"], mu, logvar, mask=batch["mask"], ivar=ivar,
             reconstruction=self.reconstruction, beta=beta,
             line_weight=self.line_weight, line_window=self.line_window,
+            kl_reduction=self.kl_reduction,
         )
 
     def _training_step(self, batch, indices):

@@ -78,6 +78,7 @@ def vae_loss(
     sample_weight=None,
     line_weight=0.0,
     line_window=51,
+    kl_reduction="mean",
 ):
     """Reconstruction error plus ``beta`` times the KL divergence of a VAE.
 
@@ -111,6 +112,12 @@ def vae_loss(
     line_window : int, default=51
         Width in pixels (odd) of the running mean that defines the continuum
         of the line term.
+    kl_reduction : {"mean", "sum"}, default="mean"
+        How the KL divergences of the latent variables are combined:
+        averaged, as Sedaghat et al. (2021) did, or summed, as in the
+        beta-VAE of Higgins et al. (2017). With ``"mean"`` the weight on each
+        latent is ``beta / D``, so a network with more latents penalises
+        each one less; with ``"sum"`` it is ``beta`` whatever ``D``.
 
     Returns
     -------
@@ -121,8 +128,9 @@ def vae_loss(
         times that of the line residual), then the (weighted) mean over
         spectra that have at least one valid pixel.
     kl : Tensor, scalar
-        ``-0.5 * (1 + logvar - mu**2 - exp(logvar))`` averaged (not summed)
-        over latent variables, then (weighted) over the batch.
+        ``-0.5 * (1 + logvar - mu**2 - exp(logvar))`` averaged (or, with
+        ``kl_reduction="sum"``, summed) over latent variables, then averaged
+        (weighted) over the batch.
 
     Examples
     --------
@@ -133,6 +141,10 @@ def vae_loss(
     >>> total, recon, kl = vae_loss(x_hat, x, mu, logvar, beta=0.3)
     >>> float(recon), float(kl)
     (1.0, 0.0)
+    >>> mu1 = torch.ones(2, 3)
+    >>> float(vae_loss(x_hat, x, mu1, logvar)[2]), float(vae_loss(x_hat, x, mu1, logvar,
+    ...                                                     kl_reduction="sum")[2])
+    (0.5, 1.5)
     >>> mask = torch.zeros(2, 5, dtype=torch.bool)
     >>> mask[:, :4] = True
     >>> x_hat[:, 4] = 1.0
@@ -146,6 +158,7 @@ def vae_loss(
     0.5
     """
     check_choice(reconstruction, "reconstruction", ("l1", "mse", "chi2"))
+    check_choice(kl_reduction, "kl_reduction", ("mean", "sum"))
     if x_hat.shape != x.shape:
         raise ValueError(
             f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and {tuple(x.shape)}"
@@ -191,7 +204,9 @@ def vae_loss(
             raise ValueError(
                 f"logvar must have the shape of mu {tuple(mu.shape)}, got {tuple(logvar.shape)}"
             )
-        kl_per_sample = (-0.5 * (1 + logvar - mu.square() - logvar.exp())).mean(dim=1)
+        kl_per_latent = -0.5 * (1 + logvar - mu.square() - logvar.exp())
+        kl_per_sample = (kl_per_latent.sum(dim=1) if kl_reduction == "sum"
+                         else kl_per_latent.mean(dim=1))
         kl = _batch_mean(kl_per_sample, weight)
     return recon + beta * kl, recon, kl
 

@@ -115,6 +115,22 @@ def test_cosine_schedule_anneals_the_learning_rate_to_zero():
         small_vae(lr_schedule="linear").fit(X)
 
 
+def test_summed_kl_is_the_mean_times_the_number_of_latents():
+    # beta with kl_reduction="sum" penalises each latent as latent_dim * beta with "mean"
+    X, _, _ = absorption_line_spectra(n=48)
+    mean = small_vae(max_epochs=3, latent_dim=4, beta=0.4).fit(X)
+    summed = small_vae(max_epochs=3, latent_dim=4, beta=0.1, kl_reduction="sum").fit(X)
+    np.testing.assert_allclose([h["train_loss"] for h in summed.history_],
+                               [h["train_loss"] for h in mean.history_], rtol=1e-4)
+    np.testing.assert_allclose([h["train_kl"] for h in summed.history_],
+                               [4 * h["train_kl"] for h in mean.history_], rtol=1e-4)
+    np.testing.assert_allclose(summed.transform(X), mean.transform(X), rtol=1e-3, atol=1e-4)
+    other = small_vae(max_epochs=3, latent_dim=4, beta=0.4, kl_reduction="sum").fit(X)
+    assert not np.allclose(other.transform(X), mean.transform(X), atol=1e-3)
+    with pytest.raises(ValueError, match="kl_reduction"):
+        small_vae(kl_reduction="max").fit(X)
+
+
 @pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, lr_schedule):
     X, _, _ = absorption_line_spectra(n=64)
