@@ -6,8 +6,9 @@ flux-conservingly onto a log-uniform grid of 2048 pixels (101 km/s per pixel)
 and divided by their median, as in the paper. Each training star appears six
 times with different velocities. A SpectralVAE with the ``"miles"`` preset
 (`SpectralVAE.from_preset("miles")`: L1 loss plus the line term of weight 1,
-beta = 0.04, 450 epochs, learning rate annealed along a cosine) is trained
-without any label, once with 8 latents and once with 32 at the same beta.
+beta = 0.005 on the KL divergence summed over the latents, 450 epochs,
+learning rate annealed along a cosine) is trained without any label, once
+with 8 latents and once with 32 at the same beta.
 On stars it never saw, the script then reports:
 
 * the number of informative latents (median absolute deviation > 0.02) of
@@ -50,7 +51,9 @@ median, line weight 1, beta 0.1, warm-up               0.192, 0.984     (not run
 median, line weight 1, beta 0.03, 450 epochs           0.986, 0.982     0.984, 0.981
   the same, cosine learning rate                       0.984, 0.978     (not run)
   beta 0.06, 450 epochs, cosine                        0.803, 0.983     (not run)
-  beta 0.04, 450 epochs, cosine *                      0.984, 0.983     0.982, 0.981
+  beta 0.04, 450 epochs, cosine                        0.984, 0.983     0.982, 0.981
+  the same with a KL warm-up over 6000 steps           0.983, 0.982     (not run)
+  beta 0.005, KL summed over latents, 450, cosine *    0.984, 0.983     0.982, 0.981
 =====================================================  ===============  ===============
 
 (* chosen.) (beta 0.1 warm: KL weight ramped from 0 between steps 500 and
@@ -67,7 +70,18 @@ the preset anneals. Counts of the 8- and 32-latent networks on split 1
 cosine 6 and 5, but the 8-latent network split the velocity over four weak,
 entangled latents (best 0.803); beta 0.04 cosine 4 and 6 (4 and 7), no
 entangled pair on split 1 and one weak one (0.53) in the 32-latent network
-on split 2.
+on split 2; with a warm-up of the KL weight over the first 6000 steps, 5 and
+9, two entangled pairs in the 32-latent network.
+
+Why the KL term is summed. The paper averaged it over the latents, so at one
+beta each latent of a 32-latent network is penalised four times less than a
+latent of an 8-latent one, and the large network kept three or four more
+weak latents (MAD 0.02-0.4). Summed (``kl_reduction="sum"``), the penalty
+of a latent does not depend on the size of the network; beta 0.005 summed
+is beta 0.04 averaged over 8 latents, so the 8-latent network is the one
+chosen above (its rows stand for it), and the 32-latent network then kept 3
+(split 1) and 4 (split 2) latents informative, against 4 and 4: within one,
+with no entangled pair, RV 0.978 and 0.979, log Teff 0.983 and 0.981.
 
 ``--synthetic-highres`` is the controlled test with known factors: synthetic
 spectra at a HARPS-like resolving power (R = 50,000 over 5000-5300 Angstrom,
