@@ -90,7 +90,9 @@ and v sin i are drawn independently; the same networks are trained on them
 and judged on other synthetic spectra. Measured (``--n-pixels 8192
 --n-synthetic 1500 --epochs 100`` at beta 0.01, the preset's then): it fails, the
 8-latent network collapsed (RV 0.637, log Teff 0.886 at best) and the
-32-latent one kept 32 entangled latents; see the performance page.
+32-latent one kept 32 entangled latents; see the performance page. Re-run
+at the current preset (beta 0.005, KL summed; the same 100 epochs), both
+networks collapsed onto the prior (no informative latent).
 
 Held-out result of the defaults (151 test stars, run once after the choice
 above): RV 0.978 on latent 6, log Teff 0.973 on latent 4, no entangled pair

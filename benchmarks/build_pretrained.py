@@ -13,7 +13,8 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
   its FGK stars, 4000-7000 K, and on all of it).
 * ``"miles-vae"``: a `~stellarlatent.estimators.SpectralVAE` for discovery and
   the latent explorer: ``SpectralVAE.from_preset("miles")`` (8 latents,
-  beta 0.04, 450 epochs, cosine learning rate), trained without labels on
+  beta 0.005 on the summed KL, 450 epochs, cosine learning rate), trained
+  without labels on
   the same training stars, each Doppler-shifted six times by velocities
   drawn in +-300 km/s (as ``bench_discovery.py`` does);
   the registry reports, on the held-out fifth shifted once, the latent that
@@ -180,7 +181,8 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
         "resolution": "2.5 Angstrom FWHM (R ~ 2000 at 5000 Angstrom)",
         "medium": "air", "label_ranges": "", "precision": precision,
         "recipe": (f'SpectralVAE.from_preset("miles"): {vae.latent_dim} latents, beta '
-                   f'{vae.beta:g}, line term of weight {vae.line_weight:g} over '
+                   f'{vae.beta:g} (KL {vae.kl_reduction}), line term of weight '
+                   f'{vae.line_weight:g} over '
                    f'{vae.line_window} pixels, {vae.max_epochs} epochs, '
                    f'{vae.lr_schedule} learning rate from {vae.lr:g}'),
     }
