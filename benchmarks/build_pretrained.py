@@ -14,10 +14,9 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
 * ``"miles-vae"``: a `~stellarlatent.estimators.SpectralVAE` for discovery and
   the latent explorer: ``SpectralVAE.from_preset("miles")`` (8 latents,
   beta 0.005 on the summed KL, 450 epochs, cosine learning rate), trained
-  without labels on
-  the same training stars, each Doppler-shifted six times by velocities
-  drawn in +-300 km/s (as ``bench_discovery.py`` does);
-  the registry reports, on the held-out fifth shifted once, the latent that
+  without labels on the same training stars, each Doppler-shifted six times
+  by velocities drawn in +-300 km/s (as ``bench_discovery.py`` does); the
+  registry reports, on the held-out fifth shifted once, the latent that
   tracks the radial velocity and the one that tracks log Teff best.
 
 Both carry their preprocessing (a log-uniform grid of 2048 pixels over

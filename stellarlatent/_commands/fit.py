@@ -121,8 +121,7 @@ def run_fit_vae(args):
         latent_dim=args.latent_dim, beta=DEFAULT_BETA if args.beta is None else args.beta,
         variational=not args.autoencoder, line_weight=args.line_weight,
         kl_reduction=args.kl_reduction, max_epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule=args.lr_schedule, validation_fraction=args.validation_fraction,
+        lr=args.lr, lr_schedule=args.lr_schedule, validation_fraction=args.validation_fraction,
         device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
         **_speed_options(args),
     )

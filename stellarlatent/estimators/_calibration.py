@@ -17,7 +17,12 @@ from .._logging import log
 from ..nn import TemperatureScaler
 from ._binning import coverage_temperature, digitize
 
-__all__ = ["check_method", "fit_temperature", "fit_temperatures", "product", "softmax"]
+__all__ = ["COVERAGE_LEVELS", "check_method", "fit_temperature", "fit_temperatures", "product",
+           "softmax"]
+
+
+#: Credible levels the coverage fit matches by default: the 68% and the 95% intervals.
+COVERAGE_LEVELS = (0.6827, 0.9545)
 
 
 def check_method(method, level):
@@ -37,7 +42,7 @@ def check_method(method, level):
     return tuple(float(q) for q in levels)
 
 
-def fit_temperature(logp, edges, values, method, level, label):
+def fit_temperature(logp, edges, values, method, levels, label):
     """The temperature of one label fitted to held-out values (coverage or likelihood).
 
     Values outside the bins count in the edge bins; without any known value
@@ -48,15 +53,15 @@ def fit_temperature(logp, edges, values, method, level, label):
         log.warning("calibrate: no known value of '%s'; its temperature stays 1", label)
         return 1.0
     if method == "coverage":
-        return coverage_temperature(logp, edges, values, level=level)
+        return coverage_temperature(logp, edges, values, level=levels)
     scaler = TemperatureScaler().fit(torch.from_numpy(logp), torch.from_numpy(bins))
     return float(scaler.temperature[0])
 
 
-def fit_temperatures(log_proba, labels, bin_edges, values, method, level):
+def fit_temperatures(log_proba, labels, bin_edges, values, method, levels):
     """``{label: temperature}`` fitted to held-out ``values`` (n, n_labels)."""
     return {label: fit_temperature(log_proba[label], bin_edges[label], values[:, j], method,
-                                   level, label)
+                                   levels, label)
             for j, label in enumerate(labels)}
 
 

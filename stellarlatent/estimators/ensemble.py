@@ -17,7 +17,8 @@ from .._logging import log
 from .._params import Interval, Predicate, validate_params
 from ._base import SeededEstimator, resolve_device
 from ._binning import binned_summaries
-from ._calibration import check_method, fit_temperature, fit_temperatures, product, softmax
+from ._calibration import (COVERAGE_LEVELS, check_method, fit_temperature, fit_temperatures,
+                           product, softmax)
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
@@ -427,7 +428,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             table[label] = reference_labels[label][indices]
         return distances, indices, table
 
-    def calibrate(self, X, y=None, *, method="coverage", level=(0.6827, 0.9545)):
+    def calibrate(self, X, y=None, *, method="coverage", level=COVERAGE_LEVELS):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
         First the temperature of the networks' averaged log-probabilities;

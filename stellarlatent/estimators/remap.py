@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import TorchEstimator, _check_positive_int, resolve_device
 from ._binning import digitize
-from ._calibration import check_method, fit_temperatures
+from ._calibration import COVERAGE_LEVELS, check_method, fit_temperatures
 from ._docs import fill_doc
 from ._presets import PRESETS
 from ._remap_bins import bin_edges, binning_space, contrast_window, read_y
@@ -634,7 +634,7 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
             table[label] = self.reference_labels_[label][indices]
         return distances, indices, table
 
-    def calibrate(self, X, y=None, *, method="nll", level=(0.6827, 0.9545)):
+    def calibrate(self, X, y=None, *, method="nll", level=COVERAGE_LEVELS):
         """Fit one temperature per label on held-out spectra (temperature scaling).
 
         Each label's logits are divided by a temperature fitted on spectra
