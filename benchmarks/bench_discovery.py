@@ -128,9 +128,11 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from sklearn.base import clone
 
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.diagnostics import (
+    beta_sweep,
     informative_dimensions,
     latent_mad,
     latent_correlation,
@@ -239,6 +241,26 @@ def best_nodes(Z, labels, names=LABELS):
     return out
 
 
+def judge(vae, X_test, test_labels, names):
+    """Print and return what a fitted network's latents of the test spectra show."""
+    Z = vae.transform(X_test)
+    informative = informative_dimensions(Z, threshold=0.02)
+    nodes = best_nodes(Z, test_labels, names)
+    judged = latent_dependence(Z)
+    print(f"latent_dim={vae.latent_dim}, beta {vae.beta:g}: {len(vae.history_)} epochs on "
+          f"{vae.device_}; final val loss {vae.history_[-1].get('val_loss', float('nan')):.4f}; "
+          f"informative latents (MAD > 0.02): {len(informative)} {list(map(int, informative))}")
+    mad = latent_mad(Z)
+    print("  MAD per latent, largest first: "
+          + ", ".join(f"{int(k)}: {mad[k]:.3f}" for k in np.argsort(mad)[::-1]))
+    for name, node in nodes.items():
+        print(f"  {name:9s} best latent {node['dim']:2d}  |rho| = {node['spearman']:.3f}  "
+              f"normalised MI = {node['mi']:.3f}")
+    for sentence in judged.verdict():
+        print(f"  verdict: {sentence}")
+    return int(len(informative)), nodes, judged
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", help="folder of training spectra in the MILES layout")
@@ -301,9 +323,17 @@ def main(argv=None):
     parser.add_argument("--synthetic-highres", action="store_true",
                         help="instead of MILES: synthetic spectra at R = 50,000 over "
                              "5000-5300 A with independent RV, Teff, log g, [Fe/H], v sin i")
+    parser.add_argument("--beta-sweep", type=float, nargs="+", default=None, metavar="BETA",
+                        help="fit every --latent-dims size at each BETA on the training "
+                             "spectra (beta_sweep), choose the beta where the informative "
+                             "counts agree and judge its networks on the test spectra")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="networks of --beta-sweep fitted at once in separate processes")
     parser.add_argument("--n-synthetic", type=int, default=3000,
                         help="training spectra of --synthetic-highres (a fifth more for testing)")
     args = parser.parse_args(argv)
+    if args.beta_sweep and args.beta is not None:
+        parser.error("--beta-sweep chooses beta: drop --beta")
     if args.threads:
         import torch
 
@@ -352,47 +382,60 @@ def main(argv=None):
               f"{args.copies} Doppler-shifted copies); test stars: {X_test.flux.shape[0]}; "
               f"grid: {grid}")
 
+    overrides = {name: value for name, value in (
+        ("beta", args.beta), ("max_epochs", args.epochs), ("batch_size", args.batch_size),
+        ("lr", args.lr), ("lr_schedule", args.lr_schedule),
+        ("kl_reduction", args.kl_reduction),
+        ("beta_warmup", None if args.beta_warmup is None else tuple(args.beta_warmup)),
+        ("reconstruction", args.reconstruction),
+        ("line_weight", args.line_weight), ("line_window", args.line_window),
+        ("channels", None if args.channels is None else tuple(args.channels)),
+    ) if value is not None}
+    template = SpectralVAE.from_preset("miles", validation_fraction=0.1,
+                                       random_state=args.seed, verbose=0, device="auto",
+                                       **overrides)
+    sweep = None
+    if args.beta_sweep:
+        start = time.perf_counter()
+        # the counts come from the training spectra: the test spectra stay unread
+        sweep = beta_sweep(template, X_train, args.beta_sweep, latent_dims=args.latent_dims,
+                           n_jobs=args.jobs, keep_estimators=True)
+        print(f"beta sweep on the training spectra ({len(sweep.table)} networks, "
+              f"{(time.perf_counter() - start) / 60:.1f} min); informative latents "
+              f"(MAD > {sweep.threshold:g}) by beta:")
+        counts = sweep.counts()
+        for i, beta in enumerate(sweep.betas):
+            print(f"  beta {beta:<8g} " + ", ".join(
+                f"{dim} latents: {counts[dim][i]}" for dim in sorted(counts)))
+        print(f"chosen beta {sweep.chosen_beta:g} (the sizes "
+              f"{'agree' if sweep.agreed else 'do not agree within one at any beta'}); "
+              "its networks are judged on the test spectra")
+        fitted = {int(row["latent_dim"]): est for row, est in zip(sweep.table, sweep.estimators)
+                  if float(row["beta"]) == sweep.chosen_beta}
+    else:
+        fitted = {}
+        for latent_dim in args.latent_dims:
+            start = time.perf_counter()
+            fitted[latent_dim] = clone(template).set_params(latent_dim=latent_dim).fit(X_train)
+            print(f"latent_dim={latent_dim}: trained in "
+                  f"{(time.perf_counter() - start) / 60:.1f} min")
+
     n_informative, best, dependence = {}, None, None
     for latent_dim in args.latent_dims:
-        start = time.perf_counter()
-        overrides = {name: value for name, value in (
-            ("beta", args.beta), ("max_epochs", args.epochs), ("batch_size", args.batch_size),
-            ("lr", args.lr), ("lr_schedule", args.lr_schedule),
-            ("kl_reduction", args.kl_reduction),
-            ("beta_warmup", None if args.beta_warmup is None else tuple(args.beta_warmup)),
-            ("reconstruction", args.reconstruction),
-            ("line_weight", args.line_weight), ("line_window", args.line_window),
-            ("channels", None if args.channels is None else tuple(args.channels)),
-        ) if value is not None}
-        vae = SpectralVAE.from_preset(
-            "miles", latent_dim=latent_dim, validation_fraction=0.1, random_state=args.seed,
-            verbose=0, device="auto", **overrides,
-        ).fit(X_train)
-        minutes = (time.perf_counter() - start) / 60
-        Z = vae.transform(X_test)
-        informative = informative_dimensions(Z, threshold=0.02)
-        n_informative[str(latent_dim)] = int(len(informative))
-        nodes = best_nodes(Z, test_labels, names)
-        judged = latent_dependence(Z)
-        print(f"latent_dim={latent_dim}: trained {len(vae.history_)} epochs in {minutes:.1f} min "
-              f"on {vae.device_}; final val loss "
-              f"{vae.history_[-1].get('val_loss', float('nan')):.4f}; "
-              f"informative latents (MAD > 0.02): {len(informative)} {list(map(int, informative))}")
-        mad = latent_mad(Z)
-        print("  MAD per latent, largest first: "
-              + ", ".join(f"{int(k)}: {mad[k]:.3f}" for k in np.argsort(mad)[::-1]))
-        for name, node in nodes.items():
-            print(f"  {name:9s} best latent {node['dim']:2d}  |rho| = {node['spearman']:.3f}  "
-                  f"normalised MI = {node['mi']:.3f}")
-        for sentence in judged.verdict():
-            print(f"  verdict: {sentence}")
+        vae = fitted[latent_dim]
+        n_informative[str(latent_dim)], nodes, judged = judge(vae, X_test, test_labels, names)
         if best is None:
             best = nodes
             dependence = {"max_pair_abs_rho": judged.max_pair_abs_rho,
                           "total_correlation": judged.total_correlation,
                           "entangled_pairs": [list(p[:2]) for p in judged.entangled_pairs()],
                           "verdict": judged.verdict()[0]}
-    print(json.dumps({"n_informative": n_informative, "best": best, "dependence": dependence}))
+    result = {"n_informative": n_informative, "best": best, "dependence": dependence}
+    if sweep is not None:
+        result["beta_sweep"] = {"betas": [float(b) for b in sweep.betas],
+                                "counts": {str(k): v for k, v in sweep.counts().items()},
+                                "chosen_beta": sweep.chosen_beta, "agreed": bool(sweep.agreed)}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
