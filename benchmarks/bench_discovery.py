@@ -115,6 +115,8 @@ Usage::
     python benchmarks/bench_discovery.py --tune-split 1  # choose settings without the test stars
     python benchmarks/bench_discovery.py --train A --test B   # folders in the MILES layout
     python benchmarks/bench_discovery.py --synthetic-highres --n-pixels 8192
+    python benchmarks/bench_discovery.py --synthetic-highres --n-pixels 8192 \
+        --beta-sweep 0.0002 0.0005 0.0012 --jobs 2   # choose beta on the training spectra
 
 The last output line is one JSON object with the numbers measured on the test
 stars.

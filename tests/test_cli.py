@@ -429,6 +429,26 @@ def test_fit_vae_beta_sweep_in_parallel_on_files(spectra_dir, tmp_path):
     assert len(Table.read(tmp_path / "files-beta-sweep.ecsv")) == 4
 
 
+def test_fit_vae_preset_gives_its_settings_and_the_options_given_win(store, tmp_path):
+    from stellarlatent.estimators import SpectralVAE
+
+    preset = SpectralVAE.from_preset("miles")
+    out = tmp_path / "preset.pt"
+    assert main(["fit-vae", str(store), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--preset", "miles", *TINY_VAE]) == 0
+    vae = SpectralVAE.load(out)
+    for name in ("beta", "kl_reduction", "line_weight", "line_window", "lr_schedule", "lr"):
+        assert getattr(vae, name) == getattr(preset, name), name
+    assert vae.max_epochs == 1  # given in TINY_VAE: the option wins
+    assert (vae.latent_dim, vae.batch_size) == (3, 16)
+    plain = tmp_path / "plain.pt"
+    assert main(["fit-vae", str(store), "--out", str(plain), "--device", "cpu", "--quiet",
+                 *TINY_VAE]) == 0
+    vae = SpectralVAE.load(plain)
+    assert (vae.beta, vae.kl_reduction, vae.line_weight, vae.lr_schedule) == (
+        0.003, "mean", 0.0, "constant")
+
+
 def test_fit_with_workers_and_bf16_autocast(store, tmp_path, capsys):
     from stellarlatent.estimators import SpectralVAE
 

@@ -26,6 +26,11 @@ __all__ = ["run_fit_vae", "run_fit_remap"]
 #: --beta of fit-vae
 DEFAULT_BETA = 0.003
 
+#: fit-vae's settings without --preset, by estimator parameter (the options' defaults)
+VAE_DEFAULTS = {"latent_dim": 8, "beta": DEFAULT_BETA, "line_weight": 0.0,
+                "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
+                "batch_size": 64, "lr": 2e-3}
+
 #: estimator parameters and the options that set them
 OPTIONS = {
     "latent_dim": "--latent-dim", "beta": "--beta", "max_epochs": "--epochs",
@@ -106,7 +111,6 @@ def _diverged(model, exc, out, spec, command):
 
 def run_fit_vae(args):
     """Train a SpectralVAE; return the exit code."""
-    from ..estimators import SpectralVAE
     from ..estimators._base import TrainingDivergedError
 
     started = time.perf_counter()
@@ -117,16 +121,9 @@ def run_fit_vae(args):
                         "not have: leave one out")
     if args.beta is not None and args.beta_sweep:
         raise UserError("--beta-sweep chooses beta: leave out --beta")
-    vae = SpectralVAE(
-        latent_dim=args.latent_dim, beta=DEFAULT_BETA if args.beta is None else args.beta,
-        variational=not args.autoencoder, line_weight=args.line_weight,
-        kl_reduction=args.kl_reduction, max_epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, lr_schedule=args.lr_schedule, validation_fraction=args.validation_fraction,
-        device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
-        **_speed_options(args),
-    )
+    vae = _vae_from_options(args)
     _check_estimator(vae)
-    sweep_sizes = _sweep_sizes(args)
+    sweep_sizes = _sweep_sizes(args, vae.latent_dim)
     skips = Skips()
     X, _, _, spec, store = training_data(args, skips)
     n_spectra = _count(X)
@@ -146,14 +143,33 @@ def run_fit_vae(args):
     if not reporting:
         return 0
     n = vae.n_features_in_
-    lines = [] if sweep is None else _sweep_lines(sweep, out, args.latent_dim)
+    lines = [] if sweep is None else _sweep_lines(sweep, out, vae.latent_dim)
     return skips.finish(
         *lines,
         f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
         f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
 
 
-def _sweep_sizes(args):
+def _vae_from_options(args):
+    """The SpectralVAE of fit-vae's options: a preset (or fit-vae's defaults) and what was given."""
+    from ..estimators import SpectralVAE
+
+    given = {name: value for name, value in (
+        ("latent_dim", args.latent_dim), ("beta", args.beta), ("line_weight", args.line_weight),
+        ("kl_reduction", args.kl_reduction), ("lr_schedule", args.lr_schedule),
+        ("max_epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+    ) if value is not None}
+    if args.autoencoder:
+        given["variational"] = False
+    common = dict(validation_fraction=0.1 if args.validation_fraction is None
+                  else args.validation_fraction, device=args.device, random_state=args.seed,
+                  verbose=0 if args.quiet else 1, **_speed_options(args))
+    if args.preset is not None:
+        return SpectralVAE.from_preset(args.preset, **given, **common)
+    return SpectralVAE(**{**VAE_DEFAULTS, **given}, **common)
+
+
+def _sweep_sizes(args, latent_dim):
     """The network sizes of --beta-sweep, --latent-dim first; checked before any reading."""
     if not args.beta_sweep:
         return None
@@ -166,7 +182,7 @@ def _sweep_sizes(args):
         raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.checkpoint_dir is not None:
         raise UserError("--checkpoint-dir is for one network; --beta-sweep fits several")
-    return sorted({args.latent_dim, *args.sweep_latent_dims})
+    return sorted({latent_dim, *args.sweep_latent_dims})
 
 
 def _sweep_files(out):
@@ -190,7 +206,7 @@ def _run_beta_sweep(vae, X, args, sizes, in_memory):
     plt.close(display.figure_)
     rows = zip(sweep.table["beta"], sweep.table["latent_dim"], sweep.estimators)
     chosen = next(est for beta, size, est in rows
-                  if beta == sweep.chosen_beta and size == args.latent_dim)
+                  if beta == sweep.chosen_beta and size == vae.latent_dim)
     return chosen, sweep
 
 
