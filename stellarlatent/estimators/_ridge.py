@@ -83,6 +83,10 @@ class RidgeExpert:
     intercept_, alpha_, scale_t_ : ndarray (n_labels,)
         Intercepts, chosen penalties and the scales of the Student-t
         residual distributions (from leave-one-out residuals).
+    loo_predictions_ : ndarray (n, n_labels)
+        The leave-one-out prediction of each training spectrum at the chosen
+        penalty (NaN where its label is unknown): an out-of-sample
+        prediction of every spectrum the expert was fitted on. Not saved.
 
     Examples
     --------
@@ -139,17 +143,21 @@ class RidgeExpert:
         self.intercept_ = np.zeros(n_labels)
         self.alpha_ = np.zeros(n_labels)
         self.scale_t_ = np.ones(n_labels)
+        self.loo_predictions_ = np.full(values.shape, np.nan)
         for j in range(n_labels):
             known = np.isfinite(values[:, j])
             if known.sum() < 3:
                 raise ValueError(f"the ridge expert needs at least 3 known values of label {j}")
-            model = RidgeCV(alphas=self.alphas, store_cv_results=True).fit(X[known], values[known, j])
+            # with a scoring, RidgeCV keeps the leave-one-out predictions (and chooses the
+            # penalty by their squared error, as without one)
+            model = RidgeCV(alphas=self.alphas, store_cv_results=True,
+                            scoring="neg_mean_squared_error").fit(X[known], values[known, j])
             self.coef_[j] = model.coef_
             self.intercept_[j] = model.intercept_
             self.alpha_[j] = model.alpha_
             best = int(np.argmin(np.abs(self.alphas - model.alpha_)))
-            # without a scoring, RidgeCV keeps the squared leave-one-out errors
-            abs_residuals = np.sqrt(model.cv_results_[:, best])
+            self.loo_predictions_[known, j] = model.cv_results_[:, best]
+            abs_residuals = np.abs(self.loo_predictions_[known, j] - values[known, j])
             self.scale_t_[j] = max(float(np.median(abs_residuals)) / _T_SCALE, 1e-12)
         return self
 

@@ -215,11 +215,15 @@ class DeepREMAPEnsemble(SeededEstimator):
         """Flux as the ridge expert reads it (`ridge_flux`)."""
         return ridge_flux(self.members_[0]._check_X(X))
 
-    def _fit_ridge(self, X, y):
+    def _fit_ridge(self, X, y, also=None):
+        """The ridge expert fitted on ``X``; ``also``, (spectra, label values), joins them."""
         first = self.members_[0]
         labels = tuple(self.bin_edges_)
         flux = self._flux(X)
         values, _ = first._read_y(X, y, flux.shape[0], labels, units=self.label_units_)
+        if also is not None:
+            flux = np.concatenate([flux, self._flux(also[0])])
+            values = np.concatenate([values, also[1]])
         ridge = RidgeExpert().fit(flux, first._binning_space(values))
         log.info("DeepREMAPEnsemble: ridge expert with penalties %s", dict(
             zip(labels, np.round(ridge.alpha_, 3).tolist())))
@@ -295,14 +299,18 @@ class DeepREMAPEnsemble(SeededEstimator):
                 total[label] = total.get(label, 0.0) + logp
         return {label: value / len(self.members_) for label, value in total.items()}
 
-    def _ridge_log_mass(self, X):
-        """``{label: log bin mass}`` of the ridge expert, or None without one."""
-        ridge = getattr(self, "ridge_", None)
+    def _ridge_log_mass(self, X, ridge=None, predicted=None):
+        """``{label: log bin mass}`` of the ridge expert, or None without one.
+
+        ``ridge`` and its ``predicted`` labels of ``X`` replace the fitted expert
+        and its predictions when given.
+        """
+        ridge = getattr(self, "ridge_", None) if ridge is None else ridge
         if ridge is None:
             return None
         first = self.members_[0]
-        flux = self._flux(X)
-        predicted = ridge.predict(flux)
+        if predicted is None:
+            predicted = ridge.predict(self._flux(X))
         out = {}
         for j, label in enumerate(self.bin_edges_):
             edges = np.asarray(self.bin_edges_[label], dtype=float)
@@ -428,7 +436,8 @@ class DeepREMAPEnsemble(SeededEstimator):
             table[label] = reference_labels[label][indices]
         return distances, indices, table
 
-    def calibrate(self, X, y=None, *, method="coverage", level=COVERAGE_LEVELS):
+    def calibrate(self, X, y=None, *, method="coverage", level=COVERAGE_LEVELS,
+                  ridge_train=None):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
         First the temperature of the networks' averaged log-probabilities;
@@ -436,6 +445,12 @@ class DeepREMAPEnsemble(SeededEstimator):
         0.1, ..., 1) the temperature of the product, keeping the share whose
         posterior means have the smallest median absolute error on these
         spectra (`ridge_shares_`).
+
+        With ``ridge_train``, the spectra the ensemble was fitted on, the
+        ridge expert is refitted on them and on these spectra together, so
+        that it learns from every labelled star; the shares and temperatures
+        are then fitted with its leave-one-out predictions of these spectra,
+        which are out-of-sample like the networks'.
 
         Parameters
         ----------
@@ -448,13 +463,39 @@ class DeepREMAPEnsemble(SeededEstimator):
         level : float or sequence of float, default=(0.6827, 0.9545)
             Credible level(s) of the intervals the coverage fit matches (see
             `DeepREMAP.calibrate`).
+        ridge_train : tuple (X_train, y_train), default=None
+            The training spectra and labels of `fit` (``y_train`` None when
+            ``X_train`` carries them); needs ``ridge_expert=True``.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
+        >>> rng = np.random.default_rng(0)
+        >>> y = {"teff": rng.uniform(4000, 7000, 60)}
+        >>> x = np.linspace(0, 1, 64)
+        >>> X = 1 - (y["teff"][:, None] / 1e4) * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+        >>> member = DeepREMAP(labels=("teff",), n_bins=8, base_channels=2, n_stages=1,
+        ...                    max_epochs=2, batch_size=16, validation_fraction=0.0)
+        >>> ensemble = DeepREMAPEnsemble(member, n_members=2, random_state=0)
+        >>> fitted = ensemble.fit(X[:45], {"teff": y["teff"][:45]})
+        >>> calibrated = ensemble.calibrate(X[45:], {"teff": y["teff"][45:]},
+        ...                                 ridge_train=(X[:45], {"teff": y["teff"][:45]}))
+        >>> calibrated.ridge_.coef_.shape   # refitted on the 60 spectra
+        (1, 64)
         """
         check_is_fitted(self)
         levels = check_method(method, level)
+        if ridge_train is not None and not self.ridge_expert:
+            raise ValueError("ridge_train refits the ridge expert: it needs ridge_expert=True")
+        if ridge_train is not None and (not isinstance(ridge_train, (tuple, list))
+                                        or len(ridge_train) != 2):
+            raise ValueError("ridge_train must be a tuple (X_train, y_train), got "
+                             f"{type(ridge_train).__name__}")
         first = self.members_[0]
         labels = tuple(self.bin_edges_)
         source = first._check_X(X)
@@ -462,7 +503,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         log_proba = self._log_proba(X)
         self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
                                                       values, method, levels)
-        ridge_mass = self._ridge_log_mass(X)
+        ridge = None
+        if ridge_train is None:
+            ridge_mass = self._ridge_log_mass(X)
+        else:
+            ridge = self._fit_ridge(*ridge_train, also=(X, values))
+            n_train = len(ridge.loo_predictions_) - len(values)
+            ridge_mass = self._ridge_log_mass(X, ridge, ridge.loo_predictions_[n_train:])
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
             return self
@@ -489,6 +536,8 @@ class DeepREMAPEnsemble(SeededEstimator):
                 shares[label], temperatures[label] = best[1], best[2]
         self.ridge_shares_ = shares
         self.temperatures_ = temperatures
+        if ridge is not None:
+            self.ridge_ = ridge
         return self
 
     # -- persistence -----------------------------------------------------------------

@@ -212,6 +212,56 @@ def test_calibrate_by_coverage_reaches_the_level(fitted, data):
     assert all(t > 0 for t in ensemble.temperatures_.values())
 
 
+def test_the_ridge_expert_keeps_its_leave_one_out_predictions(data):
+    from sklearn.linear_model import Ridge
+
+    from stellarlatent.estimators._ridge import RidgeExpert
+
+    flux, labels = data
+    values = np.column_stack([labels["logg"].value, labels["feh"].value])
+    values[5, 1] = np.nan
+    expert = RidgeExpert().fit(flux[:64], values[:64])
+    assert expert.loo_predictions_.shape == (64, 2) and np.isnan(expert.loo_predictions_[5, 1])
+    X = (flux[:64] - flux[:64].mean(axis=0)) / flux[:64].std(axis=0)
+    for i in (0, 17):
+        others = np.arange(64) != i
+        alone = Ridge(alpha=expert.alpha_[0]).fit(X[others], values[:64][others, 0])
+        assert expert.loo_predictions_[i, 0] == pytest.approx(alone.predict(X[i:i + 1])[0],
+                                                              rel=1e-6)
+
+
+def test_calibrate_with_ridge_train_refits_the_ridge_expert_on_every_star(fitted, data):
+    from stellarlatent.estimators._ridge import RidgeExpert
+
+    flux, labels = data
+    ensemble = clone(fitted)
+    ensemble._adopt(fitted.members_)
+    ensemble.ridge_ = fitted.ridge_
+    plain = clone(ensemble)
+    plain._adopt(fitted.members_)
+    plain.ridge_ = fitted.ridge_
+    plain.calibrate(flux[64:], labels[64:])
+    assert ensemble.calibrate(flux[64:], labels[64:],
+                              ridge_train=(flux[:64], labels[:64])) is ensemble
+    normalised = flux / np.median(flux, axis=1, keepdims=True)
+    teff = labels["teff"].value
+    values = np.column_stack([np.log10(teff) if fitted.members_[0]._log_teff else teff,
+                              labels["logg"].value, labels["feh"].value])
+    every = RidgeExpert().fit(normalised, values)
+    np.testing.assert_allclose(ensemble.ridge_.coef_, every.coef_, rtol=1e-2, atol=1e-6)  # float32
+    assert not np.allclose(ensemble.ridge_.coef_, fitted.ridge_.coef_)
+    # the calibration read the out-of-sample (leave-one-out) predictions of the 32 stars,
+    # not the in-sample ones of a ridge that saw them
+    assert ensemble.temperatures_ != plain.temperatures_ or \
+        ensemble.ridge_shares_ != plain.ridge_shares_
+    networks = clone(fitted).set_params(ridge_expert=False)
+    networks._adopt(fitted.members_)
+    with pytest.raises(ValueError, match="ridge_train refits the ridge expert"):
+        networks.calibrate(flux[64:], labels[64:], ridge_train=(flux[:64], labels[:64]))
+    with pytest.raises(ValueError, match="ridge_train must be a tuple"):
+        ensemble.calibrate(flux[64:], labels[64:], ridge_train=flux[:64])
+
+
 def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     flux, _ = data
     fitted.temperatures_ = {k: 0.8 for k in fitted.temperatures_}
