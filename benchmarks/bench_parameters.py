@@ -585,9 +585,12 @@ def main(argv=None):
         # temperatures fitted to the 68% intervals alone (the earlier defaults)
         fit_stars_only = copy.deepcopy(model).calibrate(X_cal, y_cal, method=CALIBRATION)
         predicted["DeepREMAP, ridge 85%"][test] = point_estimates(fit_stars_only, X[test])
+        # (not with copies: a star and its copy among the calibration spectra would
+        # make the leave-one-out predictions in-sample)
+        ridge_train = None if args.augment else (X_fit, y_fit)
         tally_68.add(model.calibrate(X_cal, y_cal, method=CALIBRATION, level=0.6827,
-                                     ridge_train=(X_fit, y_fit)), X[test], y[test])
-        model.calibrate(X_cal, y_cal, method=CALIBRATION, ridge_train=(X_fit, y_fit))
+                                     ridge_train=ridge_train), X[test], y[test])
+        model.calibrate(X_cal, y_cal, method=CALIBRATION, ridge_train=ridge_train)
         alone = networks_only(model).calibrate(X_cal, y_cal, method=CALIBRATION)
         predicted["DeepREMAP"][test] = point_estimates(model, X[test])
         predicted["networks only"][test] = point_estimates(alone, X[test])

@@ -450,7 +450,10 @@ class DeepREMAPEnsemble(SeededEstimator):
         ridge expert is refitted on them and on these spectra together, so
         that it learns from every labelled star; the shares and temperatures
         are then fitted with its leave-one-out predictions of these spectra,
-        which are out-of-sample like the networks'.
+        which are out-of-sample like the networks'. Each calibration spectrum
+        must then be of a star of its own: a second spectrum of the same star
+        (a repeat exposure, an augmented copy) among the calibration or
+        training spectra makes its leave-one-out prediction in-sample.
 
         Parameters
         ----------
