@@ -92,7 +92,13 @@ and judged on other synthetic spectra. Measured (``--n-pixels 8192
 8-latent network collapsed (RV 0.637, log Teff 0.886 at best) and the
 32-latent one kept 32 entangled latents; see the performance page. Re-run
 at the current preset (beta 0.005, KL summed; the same 100 epochs), both
-networks collapsed onto the prior (no informative latent).
+networks collapsed onto the prior (no informative latent). ``--beta-sweep
+0.0002 0.0005 0.0012 --jobs 2`` (same spectra and epochs) collapsed all six
+networks (no latent with MAD above 0.0005): lowering beta does not help,
+since the networks have not learnt to carry the lines through the latents
+when the KL term closes them (a plain autoencoder needs about 100 epochs to
+get below the mean spectrum here, and then follows the velocity with |rho|
+0.60 only).
 
 Held-out result of the defaults (151 test stars, run once after the choice
 above): RV 0.978 on latent 6, log Teff 0.973 on latent 4, no entangled pair
