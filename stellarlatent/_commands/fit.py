@@ -383,11 +383,8 @@ def run_fit_remap(args):
         calibrated = "; not calibrated"
         if calibrate:
             try:
-                # the ridge expert is refitted on every labelled spectrum
-                ridge = ({"ridge_train": (X_train, y_train)}
-                         if getattr(model, "ridge_expert", False) else {})
                 model.calibrate(read(calibration), y[calibration],
-                                method=args.calibration_method, **ridge)
+                                method=args.calibration_method)
             except Exception as exc:  # noqa: BLE001 - keep the trained model
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 save_model(model, out, "fit-remap", note=" (uncalibrated)")

@@ -21,7 +21,7 @@ __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRA
 #: training stars on a CPU.
 RECIPE = dict(PRESETS["miles"])
 #: --members, --pretrain-epochs, --n-synthetic
-MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 5, 30, 4000
+MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 3, 30, 4000
 #: --epochs: of fine-tuning after pre-training, or of training from scratch
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
 # CONTRAST_KMS, the width of the contrast channel's running mean as a velocity (km/s),

@@ -71,7 +71,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         The settings of every member (``DeepREMAP.from_preset("miles")`` when
         None, the recommended recipe); its ``random_state`` is replaced by
         each member's seed.
-    n_members : int, default=5
+    n_members : int, default=3
         Number of networks.
     fine_tune_epochs : int, default=None
         Epochs of `fit` after `pretrain` (``estimator.max_epochs`` when None).
@@ -138,7 +138,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         "ridge_expert": ["boolean"],
     }
 
-    def __init__(self, estimator=None, n_members=5, *, fine_tune_epochs=None, fine_tune_lr=None,
+    def __init__(self, estimator=None, n_members=3, *, fine_tune_epochs=None, fine_tune_lr=None,
                  n_jobs=None, random_state=None, ridge_expert=True):
         self._store_params(locals())
 
