@@ -53,7 +53,7 @@ on the public stars; CPU, one torch thread)::
     remap.fit(synthetic_flux, synthetic_labels)   # 4000 synthetic spectra
     remap.fine_tune(miles_flux, miles_labels, max_epochs=40, lr=3e-3)
     remap.calibrate(held_out_flux, held_out_labels, method="coverage")
-    # best: five such networks, pre-trained with random_state 0, 7919, 15838, ...
+    # best: three such networks, pre-trained with random_state 0, 7919, 15838
     # and fine-tuned, whose log-probabilities are averaged and joined by the
     # ridge expert, one coverage temperature per label (DeepREMAPEnsemble)
 
