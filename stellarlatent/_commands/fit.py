@@ -23,13 +23,10 @@ from .recipe import EPOCHS_PRETRAINED, EPOCHS_SCRATCH, contrast_window, recipe_m
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
-#: --beta of fit-vae
-DEFAULT_BETA = 0.003
-
 #: fit-vae's settings without --preset, by estimator parameter (the options' defaults)
-VAE_DEFAULTS = {"latent_dim": 8, "beta": DEFAULT_BETA, "line_weight": 0.0,
+VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
                 "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
-                "batch_size": 64, "lr": 2e-3}
+                "batch_size": 64, "lr": 2e-3, "validation_fraction": 0.1}
 
 #: estimator parameters and the options that set them
 OPTIONS = {
@@ -158,12 +155,12 @@ def _vae_from_options(args):
         ("latent_dim", args.latent_dim), ("beta", args.beta), ("line_weight", args.line_weight),
         ("kl_reduction", args.kl_reduction), ("lr_schedule", args.lr_schedule),
         ("max_epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+        ("validation_fraction", args.validation_fraction),
     ) if value is not None}
     if args.autoencoder:
         given["variational"] = False
-    common = dict(validation_fraction=0.1 if args.validation_fraction is None
-                  else args.validation_fraction, device=args.device, random_state=args.seed,
-                  verbose=0 if args.quiet else 1, **_speed_options(args))
+    common = dict(device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1,
+                  **_speed_options(args))
     if args.preset is not None:
         return SpectralVAE.from_preset(args.preset, **given, **common)
     return SpectralVAE(**{**VAE_DEFAULTS, **given}, **common)

@@ -493,12 +493,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         """
         check_is_fitted(self)
         levels = check_method(method, level)
-        if ridge_train is not None and not self.ridge_expert:
-            raise ValueError("ridge_train refits the ridge expert: it needs ridge_expert=True")
-        if ridge_train is not None and (not isinstance(ridge_train, (tuple, list))
-                                        or len(ridge_train) != 2):
-            raise ValueError("ridge_train must be a tuple (X_train, y_train), got "
-                             f"{type(ridge_train).__name__}")
+        if ridge_train is not None:
+            if not self.ridge_expert:
+                raise ValueError("ridge_train refits the ridge expert: it needs "
+                                 "ridge_expert=True")
+            if not isinstance(ridge_train, (tuple, list)) or len(ridge_train) != 2:
+                raise ValueError("ridge_train must be a tuple (X_train, y_train), got "
+                                 f"{type(ridge_train).__name__}")
         first = self.members_[0]
         labels = tuple(self.bin_edges_)
         source = first._check_X(X)
