@@ -125,6 +125,16 @@ WAVE_RANGE = (3700.0, 7300.0)
 # FGK stars, so that their bins (set by the pre-training) hold every star.
 SYNTHETIC_RANGES = {"teff": (3900.0, 7100.0), "logg": (0.0, 5.0), "feh": (-3.0, 0.7)}
 
+
+def covering(y):
+    """`SYNTHETIC_RANGES` widened to hold every label of ``y`` (Teff by 5% beyond), within
+    what `make_synthetic_spectra` draws (its [Fe/H] stops at +1)."""
+    teff, logg, feh = SYNTHETIC_RANGES.values()
+    return {"teff": (min(teff[0], y[:, 0].min() / 1.05), max(teff[1], y[:, 0].max() * 1.05)),
+            "logg": (min(logg[0], y[:, 1].min()), max(logg[1], y[:, 1].max())),
+            "feh": (min(feh[0], y[:, 2].min()), min(1.0, max(feh[1], y[:, 2].max())))}
+
+
 # -- data ------------------------------------------------------------------------------
 
 
@@ -134,16 +144,23 @@ def _column(table, name):
     return np.ma.filled(np.ma.asarray(values, dtype=float), np.nan)
 
 
-def load_fgk(directory):
-    """MILES FGK stars with all three labels: (spectra batch, labels (n, 3), MILES ids)."""
+def load_fgk(directory, others=False):
+    """MILES FGK stars with all three labels: (spectra batch, labels (n, 3), MILES ids).
+
+    With ``others``, the other labelled stars of the folder instead (every
+    spectral type outside 4000-7000 K, all three labels known, unflagged):
+    ``--all-types`` trains DeepREMAP on them too, but never tests on them.
+    """
     spectra, table = read_miles(directory, exclude_flagged=True)
     y = np.column_stack([_column(table, name) for name in LABELS])
-    keep = np.all(np.isfinite(y), axis=1) & (y[:, 0] >= FGK[0]) & (y[:, 0] <= FGK[1])
+    fgk = (y[:, 0] >= FGK[0]) & (y[:, 0] <= FGK[1])
+    keep = np.all(np.isfinite(y), axis=1) & (~fgk if others else fgk)
     if "flagged" in table.colnames:
         keep &= ~np.asarray(table["flagged"], dtype=bool)
     rows = np.flatnonzero(keep)
     if rows.size == 0:
-        raise SystemExit(f"no FGK star with all three labels in {directory}")
+        kind = "non-FGK" if others else "FGK"
+        raise SystemExit(f"no {kind} star with all three labels in {directory}")
     return spectra[rows], y[rows], np.asarray(table["miles_id"])[rows]
 
 
@@ -158,11 +175,11 @@ def preprocess(spectra, n_pixels, normalisation="median"):
     return flux
 
 
-def synthetic_set(n, spectral_axis, n_pixels, seed):
+def synthetic_set(n, spectral_axis, n_pixels, seed, ranges=SYNTHETIC_RANGES):
     """Synthetic spectra matched to MILES (grid, air wavelengths, 2.5 A FWHM, rest frame)."""
     spectra, table = make_synthetic_spectra(
-        n, grid=spectral_axis, teff=SYNTHETIC_RANGES["teff"], logg=SYNTHETIC_RANGES["logg"],
-        feh=SYNTHETIC_RANGES["feh"], rv=0 * u.km / u.s, vsini=(0.0, 15.0) * u.km / u.s,
+        n, grid=spectral_axis, teff=ranges["teff"], logg=ranges["logg"],
+        feh=ranges["feh"], rv=0 * u.km / u.s, vsini=(0.0, 15.0) * u.km / u.s,
         snr=(30.0, 300.0), fwhm=2.5 * u.AA, air=True, random_state=seed,
     )
     y = np.column_stack([np.asarray(table[name].value, dtype=float) for name in LABELS])
@@ -317,6 +334,8 @@ CALIBRATION = "coverage"
 N_MODELS = 3
 #: the row of the ablation that refits the ridge expert on every training star
 REFIT = "DeepREMAP, ridge refit"
+#: the row of ridge regression given the other spectral types too (``--all-types``)
+RIDGE_ALL = "ridge, all types"
 
 
 def new_ensemble(args, epochs, ridge_expert=True):
@@ -453,6 +472,11 @@ def parse_args(argv):
                         help="degraded copies of each training star (`AUGMENTER`) added to "
                              "DeepREMAP's fine-tuning stars, and one of each calibration star "
                              "to its calibration stars; ridge gets them in a row of its own")
+    parser.add_argument("--all-types", action="store_true",
+                        help="also fine-tune DeepREMAP on the labelled stars of every other "
+                             "spectral type of the training folder (never tested; the "
+                             "synthetic spectra then span their labels too); ridge gets them "
+                             "in a row of its own")
     parser.add_argument("--skip-pretraining", action="store_true",
                         help="train DeepREMAP from scratch; no pre-training gain experiment")
     parser.add_argument("--skip-gain", action="store_true",
@@ -485,6 +509,15 @@ def parse_args(argv):
         if args.quick:
             args.epochs = 40 if args.skip_pretraining else 12
     return args
+
+
+def load_others(args):
+    """The non-FGK labelled stars of the training folder (``--all-types``), or None."""
+    if not args.all_types:
+        return None
+    folder = args.train or args.miles or find_data_dir("miles")
+    spectra, y, _ = load_fgk(Path(folder), others=True)
+    return spectra, y
 
 
 def load_all(args):
@@ -526,6 +559,14 @@ def main(argv=None):
     started = time.perf_counter()
 
     parts, y, plan, mode = load_all(args)
+    others = load_others(args)
+    # the other types come after the FGK stars: rows len(y) on, never in a test set
+    extra = np.arange(len(y), len(y) + (0 if others is None else len(others[1])))
+    y_all = y if others is None else np.concatenate([y, others[1]])
+    if others is not None:
+        parts = [*parts, others[0]]
+        mode += (f"; DeepREMAP also fine-tuned on {len(extra)} labelled stars of other "
+                 f"types (Teff {others[1][:, 0].min():.0f}-{others[1][:, 0].max():.0f} K)")
     views = {name: np.concatenate([preprocess(part, args.n_pixels, name) for part in parts])
              for name in NORMALISATIONS}
     X = views["median"]
@@ -538,7 +579,9 @@ def main(argv=None):
                             else args.epochs)
     if not args.skip_pretraining:
         start = time.perf_counter()
-        X_syn, y_syn = synthetic_set(args.n_synthetic, spectral_axis, args.n_pixels, args.seed + 1)
+        ranges = SYNTHETIC_RANGES if others is None else covering(y_all)
+        X_syn, y_syn = synthetic_set(args.n_synthetic, spectral_axis, args.n_pixels,
+                                     args.seed + 1, ranges)
         made = time.perf_counter() - start
         # each member is pre-trained with its own seed: the members then differ in
         # their pre-training too, not only in the fine-tuning batches
@@ -550,8 +593,11 @@ def main(argv=None):
 
     methods = ("DeepREMAP", "networks only") + (() if args.augment else (REFIT,)) + (
         "ridge", "pca-knn", "cannon") + (
-        ("ridge + copies",) if args.augment else ())
+        ("ridge + copies",) if args.augment else ()) + (
+        (RIDGE_ALL,) if others is not None else ())
     predicted = {name: np.full(y.shape, np.nan) for name in methods}
+    if others is not None:
+        X = X[:len(y)]  # the FGK rows; the fine-tuning reads the others from the views
     tally = CalibrationTally()
     tally_networks = CalibrationTally()
     tally_68 = CalibrationTally()
@@ -566,16 +612,23 @@ def main(argv=None):
             else:
                 predicted[name][test] = method(X[train], y[train], X[test], args.seed)
             timing[name] += time.perf_counter() - start
+        if others is not None:
+            predicted[RIDGE_ALL][test] = ridge(None, y_all[np.r_[train, extra]], None,
+                                               args.seed, views=views,
+                                               train=np.r_[train, extra], test=test)
         start = time.perf_counter()
         fit_rows, cal_rows = calibration_split(len(train), args.calibration_fraction,
                                                args.seed + fold)
         fit_rows, cal_rows = train[fit_rows], train[cal_rows]
         # fit fine-tunes copies of the pre-trained members (or trains from scratch)
         X_fit, y_fit, X_cal, y_cal = X[fit_rows], y[fit_rows], X[cal_rows], y[cal_rows]
+        if others is not None:
+            X_fit = np.concatenate([X_fit, views["median"][extra]])
+            y_fit = np.concatenate([y_fit, y_all[extra]])
         if args.augment:
-            copies, star = degraded_copies(parts, fit_rows, args.augment, 100 + fold,
-                                           args.n_pixels)
-            X_fit, y_fit = np.concatenate([X_fit, copies]), np.concatenate([y_fit, y[star]])
+            copies, star = degraded_copies(parts, np.r_[fit_rows, extra], args.augment,
+                                           100 + fold, args.n_pixels)
+            X_fit, y_fit = np.concatenate([X_fit, copies]), np.concatenate([y_fit, y_all[star]])
             copies, star = degraded_copies(parts, cal_rows, 1, 200 + fold, args.n_pixels)
             X_cal, y_cal = np.concatenate([X_cal, copies]), np.concatenate([y_cal, y[star]])
             extra, star = degraded_copies(parts, train, args.augment, 300 + fold, args.n_pixels)

@@ -280,29 +280,30 @@ def _add_fit_vae(sub):
                 "built by 'prepare' (streamed from disk) or on files, read and preprocessed with "
                 "the options of 'prepare'. " + PREPROCESSING_NOTE)
     _data(p, metavar="STORE_OR_FILES")
+    from ._commands.recipe import VAE_DEFAULTS as d
     p.add_argument("--preset", choices=("miles", "sedaghat2021"),
                    help="start from SpectralVAE.from_preset(NAME) and change only the options "
                         "given: 'miles' is the recipe chosen on MILES-like spectra (R ~ 2000, "
                         "median-normalised; beta 0.005 summed, line term, 450 epochs, cosine), "
                         "'sedaghat2021' the paper's network for HARPS")
     p.add_argument("--latent-dim", type=int, default=None,
-                   help="number of latents (default: the preset's, or 8)")
+                   help=f"number of latents (default: the preset's, or {d['latent_dim']})")
     p.add_argument("--beta", type=float, default=None,
-                   help="weight of the KL term (default: the preset's, or 0.003; not with "
-                        "--autoencoder)")
+                   help=f"weight of the KL term (default: the preset's, or {d['beta']:g}; "
+                        "not with --autoencoder)")
     p.add_argument("--autoencoder", action="store_true", help="a deterministic autoencoder (no KL term)")
     p.add_argument("--line-weight", type=float, default=None,
                    help="weight of a second reconstruction term on the lines alone (the flux "
                         "minus a running mean); makes Doppler shifts count where the continuum "
-                        "dominates the error (default: the preset's, or 0)")
+                        f"dominates the error (default: the preset's, or {d['line_weight']:g})")
     p.add_argument("--kl-reduction", choices=("mean", "sum"), default=None,
                    help="average the KL term over the latents (Sedaghat et al. 2021) or sum it "
                         "(the beta-VAE): with sum, the penalty per latent does not depend on "
-                        "--latent-dim (default: the preset's, or mean)")
+                        f"--latent-dim (default: the preset's, or {d['kl_reduction']})")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="cosine: anneal the learning rate to 0 over the epochs, so that the "
                         "means of unused latents settle at 0 (default: the preset's, or "
-                        "constant)")
+                        f"{d['lr_schedule']})")
     p.add_argument("--beta-sweep", type=float, nargs="+", metavar="BETA",
                    help="fit networks of --latent-dim and of each --sweep-latent-dims at every "
                         "BETA, write the informative latents against beta (Sedaghat et al. 2021, "
@@ -314,8 +315,10 @@ def _add_fit_vae(sub):
                    help="networks of --beta-sweep fitted at once, one process each, for spectra "
                         "held in memory (default: %(default)s)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
-        "epochs": "the preset's, or 30", "batch_size": "the preset's, or 64",
-        "lr": "the preset's, or 0.002", "validation_fraction": "0.1"})
+        "epochs": f"the preset's, or {d['max_epochs']}",
+        "batch_size": f"the preset's, or {d['batch_size']}",
+        "lr": f"the preset's, or {d['lr']:g}",
+        "validation_fraction": f"{d['validation_fraction']:g}"})
     _grid(p)
     _reading(p)
     _common(p, _run("fit", "run_fit_vae"))

@@ -19,14 +19,10 @@ from .inputs import Skips, UserError, subset
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
-from .recipe import EPOCHS_PRETRAINED, EPOCHS_SCRATCH, contrast_window, recipe_member
+from .recipe import (EPOCHS_PRETRAINED, EPOCHS_SCRATCH, VAE_DEFAULTS, contrast_window,
+                     recipe_member)
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
-
-#: fit-vae's settings without --preset, by estimator parameter (the options' defaults)
-VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
-                "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
-                "batch_size": 64, "lr": 2e-3, "validation_fraction": 0.1}
 
 #: estimator parameters and the options that set them
 OPTIONS = {

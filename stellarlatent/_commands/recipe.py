@@ -14,7 +14,7 @@ import math
 from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
-           "EPOCHS_SCRATCH", "CONTRAST_KMS", "recipe_member", "contrast_window"]
+           "EPOCHS_SCRATCH", "CONTRAST_KMS", "VAE_DEFAULTS", "recipe_member", "contrast_window"]
 
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
 #: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
@@ -24,6 +24,10 @@ RECIPE = dict(PRESETS["miles"])
 MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 3, 30, 4000
 #: --epochs: of fine-tuning after pre-training, or of training from scratch
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
+#: fit-vae's settings without --preset, by estimator parameter (its options' defaults)
+VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
+                "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
+                "batch_size": 64, "lr": 2e-3, "validation_fraction": 0.1}
 # CONTRAST_KMS, the width of the contrast channel's running mean as a velocity (km/s),
 # is DeepREMAP's (contrast_window="auto"): 33 pixels of the 2048-pixel log-uniform grid
 # over 3700-7300 Angstrom, about 55 Angstrom at 5000.
