@@ -409,14 +409,7 @@ def main(argv=None):
         sweep = beta_sweep(template, X_train, args.beta_sweep, latent_dims=args.latent_dims,
                            n_jobs=args.jobs, keep_estimators=True)
         print(f"beta sweep on the training spectra ({len(sweep.table)} networks, "
-              f"{(time.perf_counter() - start) / 60:.1f} min); informative latents "
-              f"(MAD > {sweep.threshold:g}) by beta:")
-        counts = sweep.counts()
-        for i, beta in enumerate(sweep.betas):
-            print(f"  beta {beta:<8g} " + ", ".join(
-                f"{dim} latents: {counts[dim][i]}" for dim in sorted(counts)))
-        print(f"chosen beta {sweep.chosen_beta:g} (the sizes "
-              f"{'agree' if sweep.agreed else 'do not agree within one at any beta'}); "
+              f"{(time.perf_counter() - start) / 60:.1f} min): {sweep.summary()}; "
               "its networks are judged on the test spectra")
         fitted = {int(row["latent_dim"]): est for row, est in zip(sweep.table, sweep.estimators)
                   if float(row["beta"]) == sweep.chosen_beta}

@@ -205,15 +205,8 @@ def _run_beta_sweep(vae, X, args, sizes, in_memory):
 
 def _sweep_lines(sweep, out, latent_dim):
     table_file, figure_file = _sweep_files(out)
-    counts = "; ".join(f"{size} latents: " + ", ".join(map(str, n))
-                       for size, n in sweep.counts().items())
-    verdict = ("the sizes agree there" if sweep.agreed else
-               "no beta made the sizes agree within one with pruning: this is the closest; "
-               "widen the betas or train longer")
-    return [f"beta sweep over {', '.join(f'{b:g}' for b in sweep.betas)}: informative latents "
-            f"{counts}; chosen beta {sweep.chosen_beta:g} ({verdict}); the {latent_dim}-latent "
-            f"network at that beta is the model",
-            f"beta sweep: {table_file} and {figure_file}"]
+    return [f"beta sweep: {sweep.summary()}; the {latent_dim}-latent network at that beta "
+            "is the model", f"beta sweep: {table_file} and {figure_file}"]
 
 
 def _count(X):

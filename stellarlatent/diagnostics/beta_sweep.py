@@ -61,6 +61,28 @@ class BetaSweep:
     def betas(self):
         return np.unique(np.asarray(self.table["beta"], dtype=float))
 
+    def summary(self):
+        """The informative counts of each size at each beta, and the choice, in one sentence.
+
+        Examples
+        --------
+        >>> from astropy.table import Table
+        >>> table = Table({"beta": [0.1, 0.1, 1.0, 1.0], "latent_dim": [8, 32, 8, 32],
+        ...                "n_informative": [8, 20, 5, 6]})
+        >>> print(BetaSweep(table, 0.02, 1.0, True, [None] * 4).summary())
+        ... # doctest: +NORMALIZE_WHITESPACE
+        informative latents (MAD > 0.02) at beta 0.1, 1: 8 latents: 8, 5;
+        32 latents: 20, 6; chosen beta 1 (the sizes agree there)
+        """
+        counts = "; ".join(f"{size} latents: " + ", ".join(map(str, n))
+                           for size, n in self.counts().items())
+        verdict = ("the sizes agree there" if self.agreed else
+                   "no beta made the sizes agree within one with pruning: this is the "
+                   "closest; widen the betas or train longer")
+        return (f"informative latents (MAD > {self.threshold:g}) at beta "
+                f"{', '.join(f'{b:g}' for b in self.betas)}: {counts}; "
+                f"chosen beta {self.chosen_beta:g} ({verdict})")
+
 
 def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads):
     if threads is not None:
