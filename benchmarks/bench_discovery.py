@@ -323,6 +323,13 @@ def main(argv=None):
     parser.add_argument("--line-window", type=int, default=None,
                         help="running-mean width in pixels of that term (default: the "
                              f"preset's, {PRESET.line_window})")
+    parser.add_argument("--coarse-weight", type=float, default=None,
+                        help="weight of the reconstruction term on the residual averaged over "
+                             "--coarse-window pixels (SpectralVAE coarse_weight; default: the "
+                             f"preset's, {PRESET.coarse_weight:g})")
+    parser.add_argument("--coarse-window", type=int, default=None,
+                        help="width in pixels of that average (default: the preset's, "
+                             f"{PRESET.coarse_window})")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (one is fastest for this small network)")
     parser.add_argument("--channels", type=int, nargs="+", default=None,
@@ -397,6 +404,7 @@ def main(argv=None):
         ("beta_warmup", None if args.beta_warmup is None else tuple(args.beta_warmup)),
         ("reconstruction", args.reconstruction),
         ("line_weight", args.line_weight), ("line_window", args.line_window),
+        ("coarse_weight", args.coarse_weight), ("coarse_window", args.coarse_window),
         ("channels", None if args.channels is None else tuple(args.channels)),
     ) if value is not None}
     template = SpectralVAE.from_preset("miles", validation_fraction=0.1,

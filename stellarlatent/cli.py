@@ -296,6 +296,14 @@ def _add_fit_vae(sub):
                    help="weight of a second reconstruction term on the lines alone (the flux "
                         "minus a running mean); makes Doppler shifts count where the continuum "
                         f"dominates the error (default: the preset's, or {d['line_weight']:g})")
+    p.add_argument("--coarse-weight", type=float, default=None,
+                   help="weight of a reconstruction term on the residual averaged over "
+                        "--coarse-window pixels: at high resolving power it lets a latent learn "
+                        "velocities that move the lines by many times their width (default: "
+                        "the preset's, or none)")
+    p.add_argument("--coarse-window", type=int, default=None,
+                   help="width in pixels (odd) of that average, about the largest Doppler "
+                        "shift in pixels (default: the preset's, or 129)")
     p.add_argument("--kl-reduction", choices=("mean", "sum"), default=None,
                    help="average the KL term over the latents (Sedaghat et al. 2021) or sum it "
                         "(the beta-VAE): with sum, the penalty per latent does not depend on "

@@ -443,10 +443,11 @@ def test_fit_vae_preset_gives_its_settings_and_the_options_given_win(store, tmp_
     assert (vae.latent_dim, vae.batch_size) == (3, 16)
     plain = tmp_path / "plain.pt"
     assert main(["fit-vae", str(store), "--out", str(plain), "--device", "cpu", "--quiet",
-                 *TINY_VAE]) == 0
+                 "--coarse-weight", "0.5", "--coarse-window", "33", *TINY_VAE]) == 0
     vae = SpectralVAE.load(plain)
     assert (vae.beta, vae.kl_reduction, vae.line_weight, vae.lr_schedule) == (
         0.003, "mean", 0.0, "constant")
+    assert (vae.coarse_weight, vae.coarse_window) == (0.5, 33)
 
 
 def test_fit_with_workers_and_bf16_autocast(store, tmp_path, capsys):

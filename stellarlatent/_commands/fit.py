@@ -149,6 +149,7 @@ def _vae_from_options(args):
 
     given = {name: value for name, value in (
         ("latent_dim", args.latent_dim), ("beta", args.beta), ("line_weight", args.line_weight),
+        ("coarse_weight", args.coarse_weight), ("coarse_window", args.coarse_window),
         ("kl_reduction", args.kl_reduction), ("lr_schedule", args.lr_schedule),
         ("max_epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
         ("validation_fraction", args.validation_fraction),

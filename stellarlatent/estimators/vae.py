@@ -119,6 +119,16 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     line_window : int, default=51
         Width in pixels (odd, at least 3) of that running mean; it should
         span several line widths.
+    coarse_weight : float, default=0.0
+        Weight of a reconstruction term on the residual averaged over
+        ``coarse_window`` pixels (see `stellarlatent.nn.vae_loss`). At high
+        resolving power (R ~ 50,000) a velocity moves the narrow lines by
+        many times their width, and the pixel error gives the network no
+        direction towards the right positions; this term does, and lets a
+        latent learn the velocity.
+    coarse_window : int, default=129
+        Width in pixels (odd, at least 3) of that average; it should span
+        the largest Doppler shifts of the spectra, in pixels.
     channels, kernel_sizes, strides : tuple of int, default=None
         An explicit encoder plan (positive integers); None derives it from the
         input length.
@@ -196,6 +206,10 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
                                  description="a non-negative number")],
         "line_window": [Predicate(lambda v: _is_integer(v, 3) and v % 2 == 1,
                                   "an odd integer >= 3")],
+        "coarse_weight": [Interval(numbers.Real, 0, None, closed="left",
+                                   description="a non-negative number")],
+        "coarse_window": [Predicate(lambda v: _is_integer(v, 3) and v % 2 == 1,
+                                    "an odd integer >= 3")],
         "lr_schedule": [Options("constant", "cosine")],
         "channels": [None, _PLAN],
         "kernel_sizes": [None, _PLAN],
@@ -213,6 +227,8 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         beta_warmup=None,
         line_weight=0.0,
         line_window=51,
+        coarse_weight=0.0,
+        coarse_window=129,
         channels=None,
         kernel_sizes=None,
         strides=None,
@@ -371,6 +387,7 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
             x_hat, batch["flux"], mu, logvar, mask=batch["mask"], ivar=ivar,
             reconstruction=self.reconstruction, beta=beta,
             line_weight=self.line_weight, line_window=self.line_window,
+            coarse_weight=self.coarse_weight, coarse_window=self.coarse_window,
             kl_reduction=self.kl_reduction,
         )
 

@@ -189,6 +189,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert u.allclose(again.spectral_axis_, wave)
 
 
+def test_coarse_term_is_trained_and_saved(tmp_path):
+    X, _, _ = absorption_line_spectra(n=48)
+    plain = small_vae(max_epochs=1, validation_fraction=0.0).fit(X)
+    coarse = small_vae(max_epochs=1, validation_fraction=0.0, coarse_weight=2.0,
+                       coarse_window=33).fit(X)
+    # the same network and batches: the reconstruction error gains the coarse term
+    assert coarse.history_[0]["train_reconstruction"] > plain.history_[0]["train_reconstruction"]
+    again = SpectralVAE.load(coarse.save(tmp_path / "vae.pt"), device="cpu")
+    assert (again.coarse_weight, again.coarse_window) == (2.0, 33)
+
+
 def test_load_refuses_bad_files(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a model")
@@ -270,6 +281,8 @@ def test_clone_pipeline_and_params():
         ({"lr": 0}, "lr"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"device": "tpu"}, "device"),
+        ({"coarse_weight": -1.0}, "coarse_weight"),
+        ({"coarse_window": 64}, "coarse_window"),
     ],
 )
 def test_bad_parameters_are_named(params, match):

@@ -176,6 +176,73 @@ def test_line_term_uses_valid_pixels_only():
         vae_loss(x_hat, x, mu, None, line_weight=-1.0)
 
 
+def test_running_mean_of_valid_pixels_equals_the_direct_sum():
+    from stellarlatent.nn.losses import _running_mean
+
+    torch.manual_seed(0)
+    values = torch.randn(3, 300)
+    valid = torch.rand(3, 300) > 0.2
+    valid[2] = False  # a row with no valid pixel gives zeros, not NaN
+    for window in (3, 51, 129, 601):
+        half = window // 2
+        expected = torch.zeros(3, 300)
+        for i in range(3):
+            for j in range(300):
+                span = slice(max(0, j - half), j + half + 1)
+                count = valid[i, span].sum()
+                if count:
+                    expected[i, j] = values[i, span][valid[i, span]].sum() / count
+        torch.testing.assert_close(_running_mean(values, valid, window), expected)
+
+
+def test_coarse_term_grows_with_the_offset_of_a_line_where_the_pixel_term_does_not():
+    mu = torch.zeros(1, 2)
+    plain, coarse = [], []
+    for shift in (12.0, 24.0, 48.0):
+        shifted, x = _line_spectra(shift)
+        plain.append(vae_loss(shifted, x, mu, None)[1].item())
+        coarse.append(vae_loss(shifted, x, mu, None, coarse_weight=1.0,
+                               coarse_window=81)[1].item() - plain[-1])
+    assert plain == pytest.approx([plain[0]] * 3, rel=1e-2)  # lines apart: no direction
+    assert coarse[0] < coarse[1] < coarse[2]
+    # a uniform offset is all coarse: the term adds its weight times the pixel error
+    x = torch.ones(1, 200)
+    assert vae_loss(x + 0.1, x, mu, None, coarse_weight=2.0)[1].item() == pytest.approx(0.3)
+
+
+def test_coarse_term_pulls_a_line_drawn_far_off_towards_its_place():
+    pix = torch.arange(400.0)
+    x = (1 - 0.5 * torch.exp(-0.5 * ((pix - 200.0) / 1.5) ** 2))[None]
+    mu = torch.zeros(1, 2)
+    for start in (170.0, 230.0):  # 20 line widths off, either side
+        centre = torch.tensor(start, requires_grad=True)
+
+        def drawn():
+            return (1 - 0.5 * torch.exp(-0.5 * ((pix - centre) / 1.5) ** 2))[None]
+
+        plain = torch.autograd.grad(vae_loss(drawn(), x, mu, None)[1], centre)[0]
+        coarse = torch.autograd.grad(vae_loss(drawn(), x, mu, None, coarse_weight=1.0,
+                                              coarse_window=129)[1], centre)[0]
+        assert abs(plain.item()) < 1e-6  # the pixel error gives no direction
+        assert (200.0 - start) * -coarse.item() > 0  # gradient descent moves it towards 200
+
+
+def test_coarse_term_uses_valid_pixels_only_and_checks_its_arguments():
+    mu = torch.zeros(1, 2)
+    x_hat, x = _line_spectra(20.0)
+    mask = torch.zeros(1, 200, dtype=torch.bool)
+    mask[:, 150:] = True
+    spoiled = x_hat.clone()
+    spoiled[:, 150:] = 1e6
+    reference = vae_loss(x_hat, x, mu, None, mask=mask, coarse_weight=1.0, coarse_window=41)[1]
+    assert vae_loss(spoiled, x, mu, None, mask=mask, coarse_weight=1.0,
+                    coarse_window=41)[1].item() == pytest.approx(reference.item())
+    with pytest.raises(ValueError, match="coarse_window"):
+        vae_loss(x_hat, x, mu, None, coarse_weight=1.0, coarse_window=40)
+    with pytest.raises(ValueError, match="coarse_weight"):
+        vae_loss(x_hat, x, mu, None, coarse_weight=-1.0)
+
+
 def test_linear_warmup():
     values = [linear_warmup(i, 5000, 20000, 0.3) for i in (0, 4999, 5000, 8750, 20000, 10**6)]
     assert values == pytest.approx([0.0, 0.0, 0.0, 0.075, 0.3, 0.3])
