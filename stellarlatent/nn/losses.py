@@ -59,12 +59,13 @@ def _pixel_error(diff, reconstruction, ivar):
 def _running_mean(values, valid, window):
     """Mean of the valid ``values`` of each row within ``window`` pixels (edges included).
 
-    Differences of cumulative sums (accumulated in float64), so the cost does
-    not grow with ``window``.
+    Differences of cumulative sums (accumulated in float64, where the device
+    has it), so the cost does not grow with ``window``.
     """
     n, half = values.shape[-1], window // 2
-    sums = F.pad(torch.cumsum(torch.where(valid, values, 0.0).double(), dim=-1), (1, 0))
-    counts = F.pad(torch.cumsum(valid.double(), dim=-1), (1, 0))
+    wide = torch.float32 if values.device.type == "mps" else torch.float64
+    sums = F.pad(torch.cumsum(torch.where(valid, values, 0.0).to(wide), dim=-1), (1, 0))
+    counts = F.pad(torch.cumsum(valid.to(wide), dim=-1), (1, 0))
     pixel = torch.arange(n, device=values.device)
     stop, start = (pixel + half + 1).clamp(max=n), (pixel - half).clamp(min=0)
     total = sums[..., stop] - sums[..., start]
