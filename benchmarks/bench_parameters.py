@@ -602,8 +602,7 @@ def main(argv=None):
         ("ridge + copies",) if args.augment else ()) + (
         (RIDGE_ALL,) if others is not None else ())
     predicted = {name: np.full(y.shape, np.nan) for name in methods}
-    if others is not None:
-        X = X[:len(y)]  # the FGK rows; the fine-tuning reads the others from the views
+    X = X[:len(y)]  # the FGK stars; the others (--all-types) are read from the views
     tally = CalibrationTally()
     tally_networks = CalibrationTally()
     tally_68 = CalibrationTally()
@@ -627,10 +626,9 @@ def main(argv=None):
                                                args.seed + fold)
         fit_rows, cal_rows = train[fit_rows], train[cal_rows]
         # fit fine-tunes copies of the pre-trained members (or trains from scratch)
-        X_fit, y_fit, X_cal, y_cal = X[fit_rows], y[fit_rows], X[cal_rows], y[cal_rows]
-        if others is not None:
-            X_fit = np.concatenate([X_fit, views["median"][extra]])
-            y_fit = np.concatenate([y_fit, y_all[extra]])
+        # extra (the other types of --all-types, else empty) only ever trains
+        X_fit, y_fit = views["median"][np.r_[fit_rows, extra]], y_all[np.r_[fit_rows, extra]]
+        X_cal, y_cal = X[cal_rows], y[cal_rows]
         if args.augment:
             copies, star = degraded_copies(parts, np.r_[fit_rows, extra], args.augment,
                                            100 + fold, args.n_pixels)
