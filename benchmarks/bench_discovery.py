@@ -243,8 +243,9 @@ def synthetic_highres(n, grid, seed):
     100-300, median-normalised.
     """
     spectra, table = make_synthetic_spectra(
-        n, grid=grid, teff=(4500.0, 6500.0), logg=(3.5, 5.0), feh=(-1.0, 0.4),
-        rv=(-300.0, 300.0) * u.km / u.s, vsini=(0.0, 30.0) * u.km / u.s, snr=(100.0, 300.0),
+        n, grid=grid, teff=HIGHRES_RANGES["teff"], logg=HIGHRES_RANGES["logg"],
+        feh=HIGHRES_RANGES["feh"], rv=HIGHRES_RANGES["rv"] * u.km / u.s,
+        vsini=HIGHRES_RANGES["vsini"] * u.km / u.s, snr=HIGHRES_SNR,
         resolution=50_000, air=True, random_state=seed,
     )
     batch = ContinuumNormalizer(method="median").fit_transform(spectra)
@@ -256,6 +257,43 @@ def synthetic_highres(n, grid, seed):
         "vsini": np.asarray(table["vsini"].value, dtype=float),
     }
     return batch, labels
+
+
+#: Ranges of the --synthetic-highres factors (drawn uniformly; Teff log-uniformly).
+HIGHRES_RANGES = {"rv": (-300.0, 300.0), "teff": (4500.0, 6500.0), "logg": (3.5, 5.0),
+                  "feh": (-1.0, 0.4), "vsini": (0.0, 30.0)}
+HIGHRES_SNR = (100.0, 300.0)
+
+
+def factor_visibility(grid):
+    """How much each --synthetic-highres factor changes the spectrum, in units of its noise.
+
+    For each factor, the noise-free median-normalised spectra at its 16th and
+    84th percentiles, the others at their middles; the root-mean-square
+    difference over the pixels divided by the noise per pixel at the middle
+    S/N (173). Above 1, the factor changes the spectrum by more than its
+    noise: the count of such factors is what the informative latents are
+    compared with (item 4 of the discovery issue).
+    """
+    middle = {name: (low * high) ** 0.5 if name == "teff" else (low + high) / 2
+              for name, (low, high) in HIGHRES_RANGES.items()}
+    sigma = 1.0 / (HIGHRES_SNR[0] * HIGHRES_SNR[1]) ** 0.5
+    out = {}
+    for name, (low, high) in HIGHRES_RANGES.items():
+        # three spectra (the third at the middle): a two-element Quantity reads as a range
+        values = {key: np.full(3, value) for key, value in middle.items()}
+        quantiles = np.array([0.16, 0.84, 0.5])
+        if name == "teff":
+            values[name] = 10 ** (np.log10(low) + quantiles * np.log10(high / low))
+        else:
+            values[name] = low + quantiles * (high - low)
+        spectra, _ = make_synthetic_spectra(
+            3, grid=grid, teff=values["teff"], logg=values["logg"], feh=values["feh"],
+            rv=values["rv"] * u.km / u.s, vsini=values["vsini"] * u.km / u.s, snr=None,
+            resolution=50_000, air=True, random_state=0)
+        flux = np.asarray(ContinuumNormalizer(method="median").fit_transform(spectra).flux.value)
+        out[name] = float(np.sqrt(np.mean((flux[1] - flux[0]) ** 2)) / sigma)
+    return out
 
 
 def best_nodes(Z, labels, names=LABELS):
@@ -389,6 +427,10 @@ def main(argv=None):
         names = SYNTHETIC_LABELS
         print(f"synthetic spectra at R = 50,000: {X_train.flux.shape[0]} to train, "
               f"{X_test.flux.shape[0]} to test; grid: {grid}")
+        visibility = factor_visibility(grid)
+        print("factors (rms change of the spectrum between their 16th and 84th percentiles, "
+              "in units of the noise): " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                     visibility.items()))
     elif args.train or args.test:
         if not (args.train and args.test):
             parser.error("--train and --test go together")
@@ -465,6 +507,9 @@ def main(argv=None):
                           "entangled_pairs": [list(p[:2]) for p in judged.entangled_pairs()],
                           "verdict": judged.verdict()[0]}
     result = {"n_informative": n_informative, "best": best, "dependence": dependence}
+    if args.synthetic_highres:
+        result["factor_visibility"] = visibility
+        result["visible_factors"] = int(sum(v > 1 for v in visibility.values()))
     if sweep is not None:
         result["beta_sweep"] = {"betas": [float(b) for b in sweep.betas],
                                 "counts": {str(k): v for k, v in sweep.counts().items()},

@@ -1,3 +1,5 @@
+import warnings
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -197,3 +199,16 @@ def test_bad_arguments():
         make_synthetic_spectra(2, grid="MILES")
     with pytest.raises(ValueError, match="snr"):
         make_synthetic_spectra(2, snr=0)
+
+
+def test_two_element_quantity_for_two_spectra_warns_that_it_is_a_range():
+    with pytest.warns(UserWarning, match="rv: a two-element Quantity is read as a range"):
+        _, table = make_synthetic_spectra(2, rv=[-50.0, 50.0] * u.km / u.s, snr=None,
+                                          random_state=0)
+    assert not np.allclose(table["rv"].value, [-50.0, 50.0])
+    _, table = make_synthetic_spectra(2, rv=np.array([-50.0, 50.0]), snr=None, random_state=0)
+    assert np.allclose(table["rv"].value, [-50.0, 50.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_synthetic_spectra(2, snr=None, random_state=0)   # the default ranges stay quiet
+        make_synthetic_spectra(3, rv=[-50.0, 0.0, 50.0] * u.km / u.s, snr=None, random_state=0)
