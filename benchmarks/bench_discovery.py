@@ -513,7 +513,10 @@ def main(argv=None):
     if sweep is not None:
         result["beta_sweep"] = {"betas": [float(b) for b in sweep.betas],
                                 "counts": {str(k): v for k, v in sweep.counts().items()},
-                                "chosen_beta": sweep.chosen_beta, "agreed": bool(sweep.agreed)}
+                                "chosen_beta": sweep.chosen_beta, "agreed": bool(sweep.agreed),
+                                "losses": {f"{int(row['latent_dim'])}@{float(row['beta']):g}":
+                                           float(row["loss"]) for row in sweep.table},
+                                "stuck": [list(s) for s in sweep.stuck()]}
     print(json.dumps(result))
 
 

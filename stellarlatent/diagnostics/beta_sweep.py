@@ -19,6 +19,11 @@ from .disentanglement import latent_mad
 
 __all__ = ["BetaSweep", "BetaSweepDisplay", "beta_sweep"]
 
+#: A network whose final loss exceeds the lowest of its beta by this factor is flagged: it
+#: most likely stopped near the mean spectrum, with weak latents that jitter around the
+#: threshold, and its count says nothing about the data.
+STUCK_LOSS_RATIO = 1.25
+
 
 @dataclass
 class BetaSweep:
@@ -28,8 +33,10 @@ class BetaSweep:
     ----------
     table : `~astropy.table.Table`
         One row per fitted network: ``beta``, ``latent_dim``,
-        ``n_informative`` and ``mad`` (the MAD of each latent, sorted in
-        decreasing order, NaN-padded to the largest size).
+        ``n_informative``, ``mad`` (the MAD of each latent, sorted in
+        decreasing order, NaN-padded to the largest size) and ``loss`` (the
+        network's last validation loss, or its training loss without a
+        validation split).
     threshold : float
         MAD above which a latent counts as informative.
     chosen_beta : float
@@ -61,6 +68,29 @@ class BetaSweep:
     def betas(self):
         return np.unique(np.asarray(self.table["beta"], dtype=float))
 
+    def stuck(self):
+        """``[(beta, latent_dim, ratio)]`` of networks whose loss is far above their beta's best.
+
+        A network that stopped near the mean spectrum (it never learned to
+        pass the spectra through its latents) ends at a much higher loss
+        than another size at the same beta, and the jitter of its unused
+        latents can cross the MAD threshold: its informative count is not a
+        property of the data. Refit it with another ``random_state``.
+        """
+        if "loss" not in self.table.colnames:
+            return []
+        out = []
+        for beta in self.betas:
+            rows = self.table[self.table["beta"] == beta]
+            losses = np.asarray(rows["loss"], dtype=float)
+            if not np.isfinite(losses).any():
+                continue
+            best = np.nanmin(losses)
+            for row, loss in zip(rows, losses):
+                if best > 0 and loss > STUCK_LOSS_RATIO * best:
+                    out.append((float(beta), int(row["latent_dim"]), float(loss / best)))
+        return out
+
     def summary(self):
         """The informative counts of each size at each beta, and the choice, in one sentence.
 
@@ -79,9 +109,13 @@ class BetaSweep:
         verdict = ("the sizes agree there" if self.agreed else
                    "no beta made the sizes agree within one with pruning: this is the "
                    "closest; widen the betas or train longer")
+        stuck = "".join(f"; {size} latents at beta {beta:g} ended at {ratio:.2f} times the "
+                        "lowest loss of that beta: it may have stopped near the mean spectrum "
+                        "(refit it with another random_state)"
+                        for beta, size, ratio in self.stuck())
         return (f"informative latents (MAD > {self.threshold:g}) at beta "
                 f"{', '.join(f'{b:g}' for b in self.betas)}: {counts}; "
-                f"chosen beta {self.chosen_beta:g} ({verdict})")
+                f"chosen beta {self.chosen_beta:g} ({verdict}){stuck}")
 
 
 def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads):
@@ -92,7 +126,9 @@ def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads):
     model = estimator.set_params(beta=beta, latent_dim=latent_dim)
     model.fit(X)
     Z = model.transform(X if X_eval is None else X_eval)
-    return latent_mad(Z), (model if keep else None)
+    last = model.history_[-1] if model.history_ else {}
+    loss = float(last.get("val_loss", last.get("train_loss", np.nan)))
+    return latent_mad(Z), loss, (model if keep else None)
 
 
 def _choose(table, sizes):
@@ -180,7 +216,7 @@ def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, thresho
     largest = max(size for _, size in grid)
     mads = np.full((len(grid), largest), np.nan)
     counts = []
-    for row, (mad, _) in enumerate(results):
+    for row, (mad, _, _) in enumerate(results):
         mads[row, : mad.size] = np.sort(mad)[::-1]
         counts.append(int(np.sum(mad > threshold)))
     table = Table({
@@ -188,11 +224,12 @@ def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, thresho
         "latent_dim": [s for _, s in grid],
         "n_informative": counts,
         "mad": mads,
+        "loss": [loss for _, loss, _ in results],
     })
     chosen, agreed = _choose(table, sorted(set(sizes)))
     table.meta.update(threshold=threshold, chosen_beta=chosen, agreed=agreed)
     return BetaSweep(table=table, threshold=float(threshold), chosen_beta=chosen, agreed=agreed,
-                     estimators=[est for _, est in results])
+                     estimators=[est for _, _, est in results])
 
 
 class BetaSweepDisplay:

@@ -85,3 +85,25 @@ def test_display_draws_one_panel_per_size():
     import matplotlib.pyplot as plt
 
     plt.close(display.figure_)
+
+
+def test_a_network_far_above_the_best_loss_of_its_beta_is_flagged_as_stuck():
+    table = Table({"beta": [0.1, 0.1, 1.0, 1.0], "latent_dim": [8, 32, 8, 32],
+                   "n_informative": [4, 3, 2, 9], "loss": [0.058, 0.033, 0.034, 0.036]})
+    sweep = BetaSweep(table, 0.02, 0.1, True, [None] * 4)
+    assert sweep.stuck() == [(0.1, 8, pytest.approx(0.058 / 0.033))]
+    assert "8 latents at beta 0.1 ended at 1.76 times the lowest loss" in sweep.summary()
+    assert "random_state" in sweep.summary()
+    table["loss"] = [0.034, 0.033, 0.034, 0.036]
+    assert BetaSweep(table, 0.02, 0.1, True, [None] * 4).stuck() == []
+    del table["loss"]   # tables of earlier sweeps
+    assert BetaSweep(table, 0.02, 0.1, True, [None] * 4).stuck() == []
+
+
+def test_the_sweep_records_each_network_s_final_loss():
+    X = _two_factor_spectra(n=64)
+    vae = SpectralVAE(max_epochs=2, batch_size=32, verbose=0, random_state=0,
+                      validation_fraction=0.25)
+    sweep = beta_sweep(vae, X, betas=[0.0, 0.1], latent_dims=(2,), keep_estimators=True)
+    expected = [est.history_[-1]["val_loss"] for est in sweep.estimators]
+    np.testing.assert_allclose(np.asarray(sweep.table["loss"]), expected)
