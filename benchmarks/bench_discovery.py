@@ -412,6 +412,9 @@ def main(argv=None):
                         help="fit every --latent-dims size at each BETA on the training "
                              "spectra (beta_sweep), choose the beta where the informative "
                              "counts agree and judge its networks on the test spectra")
+    parser.add_argument("--n-init", type=int, default=1,
+                        help="fits of every network of --beta-sweep from this many random "
+                             "starts; the lowest final loss is kept (beta_sweep n_init)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="networks of --beta-sweep fitted at once in separate processes")
     parser.add_argument("--n-synthetic", type=int, default=3000,
@@ -490,7 +493,7 @@ def main(argv=None):
         start = time.perf_counter()
         # the counts come from the training spectra: the test spectra stay unread
         sweep = beta_sweep(template, X_train, args.beta_sweep, latent_dims=args.latent_dims,
-                           n_jobs=args.jobs, keep_estimators=True)
+                           n_jobs=args.jobs, keep_estimators=True, n_init=args.n_init)
         print(f"beta sweep on the training spectra ({len(sweep.table)} networks, "
               f"{(time.perf_counter() - start) / 60:.1f} min): {sweep.summary()}; "
               "its networks are judged on the test spectra")

@@ -322,6 +322,10 @@ def _add_fit_vae(sub):
     p.add_argument("--jobs", type=int, default=1,
                    help="networks of --beta-sweep fitted at once, one process each, for spectra "
                         "held in memory (default: %(default)s)")
+    p.add_argument("--n-init", type=int, default=1, metavar="N",
+                   help="fits of every network of --beta-sweep from N random starts, keeping "
+                        "the one with the lowest final loss: a network that stopped near the "
+                        "mean spectrum has a count that says nothing (default: %(default)s)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"the preset's, or {d['max_epochs']}",
         "batch_size": f"the preset's, or {d['batch_size']}",

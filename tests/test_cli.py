@@ -392,11 +392,12 @@ def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(
     assert main(["fit-vae", str(store), "--out", str(out), "--device", "cpu",
                  "--latent-dim", "2", "--beta-sweep", "0", "0.5", "--sweep-latent-dims", "3",
                  "--line-weight", "1", "--lr-schedule", "cosine", "--kl-reduction", "sum",
-                 *TINY_SWEEP]) == 0
+                 "--n-init", "2", *TINY_SWEEP]) == 0
     printed = capsys.readouterr().out
     table = Table.read(tmp_path / "swept-beta-sweep.ecsv")
     assert sorted(zip(table["beta"], table["latent_dim"])) == [(0, 2), (0, 3), (0.5, 2), (0.5, 3)]
     assert (tmp_path / "swept-beta-sweep.png").stat().st_size > 1000
+    assert np.all(np.isfinite(table["loss"]))
     chosen = table.meta["chosen_beta"]
     vae = SpectralVAE.load(out)
     assert (vae.latent_dim, vae.beta, vae.line_weight, vae.lr_schedule, vae.kl_reduction) == (
@@ -411,6 +412,8 @@ def test_fit_vae_beta_sweep_writes_the_sweep_and_keeps_the_chosen_network(
     (["--beta-sweep", "-1"], "--beta-sweep: expected numbers >= 0"),
     (["--beta-sweep", "0", "--sweep-latent-dims", "0"], "--sweep-latent-dims"),
     (["--beta-sweep", "0", "--jobs", "0"], "--jobs must be a positive integer"),
+    (["--beta-sweep", "0", "--n-init", "0"], "--n-init must be a positive integer"),
+    (["--n-init", "2"], "--n-init restarts the networks of --beta-sweep"),
 ])
 def test_fit_vae_beta_sweep_refusals(store, tmp_path, capsys, options, message):
     assert main(["fit-vae", str(store), "--out", str(tmp_path / "x.pt"), "--quiet",

@@ -166,6 +166,8 @@ def _vae_from_options(args):
 def _sweep_sizes(args, latent_dim):
     """The network sizes of --beta-sweep, --latent-dim first; checked before any reading."""
     if not args.beta_sweep:
+        if args.n_init != 1:
+            raise UserError("--n-init restarts the networks of --beta-sweep: add --beta-sweep")
         return None
     if any(not beta >= 0 or beta == float("inf") for beta in args.beta_sweep):
         raise UserError(f"--beta-sweep: expected numbers >= 0, got {args.beta_sweep}")
@@ -174,6 +176,8 @@ def _sweep_sizes(args, latent_dim):
                         f"{args.sweep_latent_dims}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.n_init < 1:
+        raise UserError(f"--n-init must be a positive integer, got {args.n_init}")
     if args.checkpoint_dir is not None:
         raise UserError("--checkpoint-dir is for one network; --beta-sweep fits several")
     return sorted({latent_dim, *args.sweep_latent_dims})
@@ -190,7 +194,7 @@ def _run_beta_sweep(vae, X, args, sizes, in_memory):
 
     n_jobs = args.jobs if in_memory and args.jobs > 1 else None
     sweep = beta_sweep(vae.set_params(verbose=0), X, args.beta_sweep, latent_dims=sizes,
-                       n_jobs=n_jobs, keep_estimators=True)
+                       n_jobs=n_jobs, keep_estimators=True, n_init=args.n_init)
     table_file, figure_file = _sweep_files(args.out)
     sweep.table.write(table_file, format="ascii.ecsv", overwrite=True)
     display = BetaSweepDisplay.from_sweep(sweep).plot()

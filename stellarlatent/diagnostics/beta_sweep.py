@@ -118,12 +118,26 @@ class BetaSweep:
                 f"chosen beta {self.chosen_beta:g} ({verdict}){stuck}")
 
 
-def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads):
+def _starts(random_state, n_init):
+    """``n_init`` random states: ``random_state + i`` for an int, fresh ones otherwise."""
+    if n_init == 1:
+        return [random_state]
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return [int(random_state) + i for i in range(n_init)]
+    from sklearn.utils import check_random_state
+
+    if random_state is None:
+        return [None] * n_init
+    rng = check_random_state(random_state)
+    return [int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=n_init)]
+
+
+def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads, random_state):
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    model = estimator.set_params(beta=beta, latent_dim=latent_dim)
+    model = estimator.set_params(beta=beta, latent_dim=latent_dim, random_state=random_state)
     model.fit(X)
     Z = model.transform(X if X_eval is None else X_eval)
     last = model.history_[-1] if model.history_ else {}
@@ -149,7 +163,7 @@ def _choose(table, sizes):
 
 
 def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, threshold=0.02,
-               n_jobs=None, keep_estimators=False):
+               n_jobs=None, keep_estimators=False, n_init=1):
     """Fit the estimator at every beta and latent size; count the informative latents.
 
     Parameters
@@ -172,6 +186,14 @@ def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, thresho
         each); None fits them one after another.
     keep_estimators : bool, default=False
         Keep the fitted networks in the result.
+    n_init : int, default=1
+        Fits of every network from different random starts (the
+        estimator's ``random_state`` plus 0, 1, ...; fresh ones when it is
+        not an int); the fit with the lowest final loss is kept, as
+        scikit-learn's ``KMeans`` keeps its best start. A network that
+        stopped near the mean spectrum ends at a much higher loss than one
+        that learned (see `BetaSweep.stuck`), so a second start guards its
+        count. The cost grows in proportion.
 
     Returns
     -------
@@ -202,17 +224,26 @@ def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, thresho
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
                                or n_jobs == 0 or n_jobs < -1):
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or n_init < 1:
+        raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
     grid = [(beta, int(size)) for beta in sorted(set(betas)) for size in sorted(set(sizes))]
+    starts = _starts(estimator.get_params().get("random_state"), int(n_init))
+    tasks = [(b, s, start) for b, s in grid for start in starts]
     if n_jobs in (None, 1):
-        results = [_fit_one(clone(estimator), X, X_eval, b, s, keep_estimators, None)
-                   for b, s in grid]
+        fits = [_fit_one(clone(estimator), X, X_eval, b, s, keep_estimators, None, start)
+                for b, s, start in tasks]
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_one)(clone(estimator), X, X_eval, b, s, keep_estimators, 1)
-            for b, s in grid
+        fits = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_one)(clone(estimator), X, X_eval, b, s, keep_estimators, 1, start)
+            for b, s, start in tasks
         )
+    results = []
+    for first in range(0, len(fits), len(starts)):
+        group = fits[first:first + len(starts)]
+        losses = [loss if np.isfinite(loss) else np.inf for _, loss, _ in group]
+        results.append(group[int(np.argmin(losses))])
     largest = max(size for _, size in grid)
     mads = np.full((len(grid), largest), np.nan)
     counts = []

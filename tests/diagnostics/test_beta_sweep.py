@@ -107,3 +107,24 @@ def test_the_sweep_records_each_network_s_final_loss():
     sweep = beta_sweep(vae, X, betas=[0.0, 0.1], latent_dims=(2,), keep_estimators=True)
     expected = [est.history_[-1]["val_loss"] for est in sweep.estimators]
     np.testing.assert_allclose(np.asarray(sweep.table["loss"]), expected)
+
+
+def test_n_init_keeps_the_start_with_the_lowest_loss():
+    X = _two_factor_spectra(n=64)
+    settings = dict(max_epochs=2, batch_size=32, verbose=0, validation_fraction=0.25)
+    single = [beta_sweep(SpectralVAE(random_state=seed, **settings), X, betas=[0.1],
+                         latent_dims=(2,)) for seed in (3, 4)]
+    best = beta_sweep(SpectralVAE(random_state=3, **settings), X, betas=[0.1], latent_dims=(2,),
+                      n_init=2, keep_estimators=True)
+    losses = [float(sweep.table["loss"][0]) for sweep in single]
+    assert losses[0] != losses[1]
+    assert float(best.table["loss"][0]) == pytest.approx(min(losses))
+    kept = single[int(np.argmin(losses))]
+    np.testing.assert_allclose(np.asarray(best.table["mad"]), np.asarray(kept.table["mad"]),
+                               rtol=1e-5)
+    assert best.estimators[0].random_state == 3 + int(np.argmin(losses))
+
+
+def test_n_init_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="n_init must be a positive integer"):
+        beta_sweep(SpectralVAE(), np.ones((4, 8)), betas=[0.1], n_init=0)
