@@ -149,7 +149,7 @@ def synthetic_pretraining(n, labels, values, spectral_axis, meta, spec, seed):
     resolution, said = training_resolution(meta)
     medium = recorded_medium(meta)
     draw = {label: ranges.get(label, UNTRAINED.get(label)) for label in SYNTHETIC_LABELS}
-    draw = {k: (v * SYNTHETIC_LABELS[k][0] if isinstance(v, tuple) else v)
+    draw = {k: (tuple(x * SYNTHETIC_LABELS[k][0] for x in v) if isinstance(v, tuple) else v)
             for k, v in draw.items() if v is not None}
     log.info("pre-training spectra: %d synthetic ones on the training grid, %s wavelengths, "
              "%s, %s", n, medium or "air (none recorded)", said,
