@@ -126,6 +126,10 @@ Teff 0.982, the velocity with MI 0.989 but |rho| 0.80). The sweep's JSON
 now gives each network's loss and the networks it flags as stuck, and
 ``"factor_visibility"`` says how much each factor changes the spectra (all
 five by more than their noise, so item 4 asks for about five latents).
+Once more with two starts per network (``--seed 6161 ... --beta-sweep 0.005
+--n-init 2``): 2 of 8 and 2 of 32 latents, in both one for the velocity
+(|rho| 0.999 and 0.998) and one for log Teff (0.973 and 0.977), independent
+(0.05); log g, [Fe/H] and v sin i get none.
 
 Held-out result of the defaults (151 test stars, run once after the choice
 above): RV 0.978 on latent 6, log Teff 0.973 on latent 4, no entangled pair
