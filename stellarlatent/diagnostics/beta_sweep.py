@@ -75,7 +75,8 @@ class BetaSweep:
         pass the spectra through its latents) ends at a much higher loss
         than another size at the same beta, and the jitter of its unused
         latents can cross the MAD threshold: its informative count is not a
-        property of the data. Refit it with another ``random_state``.
+        property of the data. Refit it with another ``random_state``, or
+        sweep with ``n_init=2``.
         """
         if "loss" not in self.table.colnames:
             return []
@@ -111,7 +112,7 @@ class BetaSweep:
                    "closest; widen the betas or train longer")
         stuck = "".join(f"; {size} latents at beta {beta:g} ended at {ratio:.2f} times the "
                         "lowest loss of that beta: it may have stopped near the mean spectrum "
-                        "(refit it with another random_state)"
+                        "(refit it with another random_state, or sweep with n_init=2)"
                         for beta, size, ratio in self.stuck())
         return (f"informative latents (MAD > {self.threshold:g}) at beta "
                 f"{', '.join(f'{b:g}' for b in self.betas)}: {counts}; "
