@@ -292,16 +292,16 @@ def factor_visibility(grid):
     sigma = 1.0 / (HIGHRES_SNR[0] * HIGHRES_SNR[1]) ** 0.5
     out = {}
     for name, (low, high) in HIGHRES_RANGES.items():
-        # three spectra (the third at the middle): a two-element Quantity reads as a range
-        values = {key: np.full(3, value) for key, value in middle.items()}
-        quantiles = np.array([0.16, 0.84, 0.5])
+        values = {key: np.full(2, value) for key, value in middle.items()}
+        quantiles = np.array([0.16, 0.84])
         if name == "teff":
             values[name] = 10 ** (np.log10(low) + quantiles * np.log10(high / low))
         else:
             values[name] = low + quantiles * (high - low)
+        # plain arrays in km/s: a two-element Quantity would read as a range to draw from
         spectra, _ = make_synthetic_spectra(
-            3, grid=grid, teff=values["teff"], logg=values["logg"], feh=values["feh"],
-            rv=values["rv"] * u.km / u.s, vsini=values["vsini"] * u.km / u.s, snr=None,
+            2, grid=grid, teff=values["teff"], logg=values["logg"], feh=values["feh"],
+            rv=values["rv"], vsini=values["vsini"], snr=None,
             resolution=50_000, air=True, random_state=0)
         flux = np.asarray(ContinuumNormalizer(method="median").fit_transform(spectra).flux.value)
         out[name] = float(np.sqrt(np.mean((flux[1] - flux[0]) ** 2)) / sigma)

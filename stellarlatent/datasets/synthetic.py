@@ -36,19 +36,14 @@ _DEFAULT_GRID = (3540.5, 0.9, 4300)  # MILES: start [A], step [A], pixels
 
 
 # --------------------------------------------------------------------------- API
-#: The default ranges of the velocities (two-element Quantities: ranges to draw from).
-_RV_RANGE = (-300.0, 300.0) * u.km / u.s
-_VSINI_RANGE = (0.0, 30.0) * u.km / u.s
-
-
 def _draw(value, n, rng, name, unit=None, log_uniform=False, low=None, high=None):
     """Values per star from a scalar, a (low, high) range or an array of n values."""
     if isinstance(value, u.Quantity):
         if unit is None or not value.unit.is_equivalent(unit):
             raise u.UnitsError(f"{name} must be in units of {unit}, got '{value.unit}'")
-        quantity, value = value, value.to_value(unit)
+        value = value.to_value(unit)
         if np.ndim(value) == 1 and np.size(value) == 2:
-            if n == 2 and quantity is not _RV_RANGE and quantity is not _VSINI_RANGE:
+            if n == 2:
                 warnings.warn(f"{name}: a two-element Quantity is read as a range (low, high) "
                               "to draw from; for one value per star of two spectra pass a "
                               f"plain array in {unit}", UserWarning, stacklevel=3)
@@ -106,8 +101,8 @@ def make_synthetic_spectra(
     logg=(0.5, 5.0),
     feh=(-2.5, 0.5),
     alpha_fe=None,
-    rv=_RV_RANGE,
-    vsini=_VSINI_RANGE,
+    rv=(-300.0 * u.km / u.s, 300.0 * u.km / u.s),
+    vsini=(0.0 * u.km / u.s, 30.0 * u.km / u.s),
     snr=(20.0, 200.0),
     resolution=2000.0,
     fwhm=None,

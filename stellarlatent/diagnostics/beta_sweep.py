@@ -35,8 +35,9 @@ class BetaSweep:
         One row per fitted network: ``beta``, ``latent_dim``,
         ``n_informative``, ``mad`` (the MAD of each latent, sorted in
         decreasing order, NaN-padded to the largest size) and ``loss`` (the
-        network's last validation loss, or its training loss without a
-        validation split).
+        validation loss, or the training loss without a validation split,
+        of the weights the fit kept: the last epoch's, or the best epoch's
+        when early stopping restored them).
     threshold : float
         MAD above which a latent counts as informative.
     chosen_beta : float
@@ -77,6 +78,15 @@ class BetaSweep:
         latents can cross the MAD threshold: its informative count is not a
         property of the data. Refit it with another ``random_state``, or
         sweep with ``n_init=2``.
+
+        Examples
+        --------
+        >>> from astropy.table import Table
+        >>> table = Table({"beta": [0.01, 0.01], "latent_dim": [8, 32],
+        ...                "n_informative": [4, 3], "loss": [0.058, 0.033]})
+        >>> [(beta, size, round(ratio, 2))
+        ...  for beta, size, ratio in BetaSweep(table, 0.02, 0.01, True, [None] * 2).stuck()]
+        [(0.01, 8, 1.76)]
         """
         if "loss" not in self.table.colnames:
             return []
@@ -141,9 +151,19 @@ def _fit_one(estimator, X, X_eval, beta, latent_dim, keep, threads, random_state
     model = estimator.set_params(beta=beta, latent_dim=latent_dim, random_state=random_state)
     model.fit(X)
     Z = model.transform(X if X_eval is None else X_eval)
-    last = model.history_[-1] if model.history_ else {}
-    loss = float(last.get("val_loss", last.get("train_loss", np.nan)))
-    return latent_mad(Z), loss, (model if keep else None)
+    return latent_mad(Z), _kept_loss(model), (model if keep else None)
+
+
+def _kept_loss(model):
+    """The monitored loss of the weights the fit kept: the last epoch's, or the best one's
+    when early stopping restored the best weights."""
+    monitored = [record.get("val_loss", record.get("train_loss", np.nan))
+                 for record in model.history_]
+    if not monitored:
+        return float("nan")
+    restored = (getattr(model, "n_iter_no_change", None) is not None
+                and "val_loss" in model.history_[-1])
+    return float(np.nanmin(monitored) if restored else monitored[-1])
 
 
 def _choose(table, sizes):

@@ -128,3 +128,14 @@ def test_n_init_keeps_the_start_with_the_lowest_loss():
 def test_n_init_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="n_init must be a positive integer"):
         beta_sweep(SpectralVAE(), np.ones((4, 8)), betas=[0.1], n_init=0)
+
+
+def test_with_early_stopping_the_loss_is_that_of_the_restored_best_weights():
+    X = _two_factor_spectra(n=64)
+    # a rate this high makes the validation loss jump, so the last epoch is not the best
+    vae = SpectralVAE(max_epochs=6, batch_size=32, lr=0.1, verbose=0, random_state=0,
+                      validation_fraction=0.25, n_iter_no_change=50)
+    sweep = beta_sweep(vae, X, betas=[0.1], latent_dims=(2,), keep_estimators=True)
+    losses = [record["val_loss"] for record in sweep.estimators[0].history_]
+    assert losses[-1] > 1.5 * min(losses)
+    assert float(sweep.table["loss"][0]) == pytest.approx(min(losses))
