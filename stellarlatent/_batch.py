@@ -247,7 +247,8 @@ def iter_batches(spectra, name="spectra"):
     """
     if isinstance(spectra, Spectrum):
         return [_spectrum_to_batch(spectra, name)]
-    return [_spectrum_to_batch(s, f"{name}[{i}]") for i, s in enumerate(check_spectra(spectra, name))]
+    return [_spectrum_to_batch(s, f"{name}[{i}]")
+            for i, s in enumerate(check_spectra(spectra, name))]
 
 
 def check_spectra(spectra, name="spectra"):

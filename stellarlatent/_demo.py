@@ -156,7 +156,7 @@ def _ridge_baseline(train_flux, train_labels, test_flux, names):
         target = np.log10(values) if log else values
         known = np.isfinite(target)
         model = RidgeCV(alphas=RIDGE_ALPHAS, store_cv_results=True).fit(train_x[known],
-                                                                         target[known])
+                                                                        target[known])
         # squared leave-one-out errors at the chosen penalty
         squared = model.cv_results_.reshape(known.sum(), -1)[
             :, int(np.argmin(np.abs(RIDGE_ALPHAS - model.alpha_)))]
@@ -202,7 +202,8 @@ def _train_remap(args, settings, pretraining, X, y, verbose):
     from .estimators import DeepREMAPEnsemble
 
     member = recipe_member(LABELS).set_params(
-        max_epochs=settings.get("pretrain_epochs", settings["remap_epochs"]), contrast_window=contrast_window(X.spectral_axis),
+        max_epochs=settings.get("pretrain_epochs", settings["remap_epochs"]),
+        contrast_window=contrast_window(X.spectral_axis),
         device=args.device, random_state=args.seed, verbose=verbose)
     n_members = settings.get("n_members", 2)
     # the members train in parallel processes, one torch thread each
@@ -363,7 +364,8 @@ def run_demo(args):
         report.link(name, name)
     page = report.write(out)
 
-    lines = [f"stellarlatent demo: {n} spectra, {time.perf_counter() - started:.0f} s; report: {page}",
+    lines = [f"stellarlatent demo: {n} spectra, {time.perf_counter() - started:.0f} s; "
+             f"report: {page}",
              f"  SpectralVAE: {len(disentanglement.informative)} informative latents of "
              f"{settings['latent_dim']}; {disentanglement.verdict[0]}"]
     for row in summary:
@@ -387,6 +389,6 @@ def _explorer_labels(labels):
     from ._commands.sections import label_values
 
     names = [name for name in (*LABELS, "rv", "vsini", "snr") if name in labels.colnames]
-    return QTable({name: label_values(labels, name) * (getattr(labels[name], "unit", None)
-                                                         or u.dimensionless_unscaled)
+    return QTable({name: label_values(labels, name)
+                   * (getattr(labels[name], "unit", None) or u.dimensionless_unscaled)
                    for name in names})

@@ -116,7 +116,8 @@ def describe(pipeline):
         if name == "Resampler":
             grid = getattr(step, "grid_", None)
             if grid is None and params["grid"] is None:
-                raise TypeError("pipeline: fit the Resampler (or give it a grid) before describing it")
+                raise TypeError("pipeline: fit the Resampler (or give it a grid) "
+                                "before describing it")
             from .preprocessing import SpectralGrid
 
             params["grid"] = grid if grid is not None else SpectralGrid.coerce(params["grid"])

@@ -39,7 +39,8 @@ class HTMLReport:
         """Add an astropy Table (units shown in the header)."""
         head = "".join(
             f"<th>{html.escape(name)}"
-            + (f" [{html.escape(str(table[name].unit))}]" if getattr(table[name], "unit", None) else "")
+            + (f" [{html.escape(str(table[name].unit))}]"
+               if getattr(table[name], "unit", None) else "")
             + "</th>"
             for name in table.colnames
         )
@@ -50,7 +51,8 @@ class HTMLReport:
                 value = row[name]
                 value = getattr(value, "value", value)
                 try:
-                    text = float_format.format(float(value)) if not isinstance(value, (str, bool)) else str(value)
+                    text = (float_format.format(float(value))
+                            if not isinstance(value, (str, bool)) else str(value))
                 except (TypeError, ValueError):
                     text = str(value)
                 cells.append(f"<td>{html.escape(text)}</td>")

@@ -91,7 +91,8 @@ SCHEDULERS = ("serial", "synchronous", "threads", "processes")
 
 def _common(parser, func):
     """The options of every subcommand, last in its help; ``func(args)`` runs it."""
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda'")
+    parser.add_argument("--device", default="auto",
+                        help="'auto' (CUDA when available), 'cpu' or 'cuda'")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -126,8 +127,10 @@ def build_parser():
         epilog=EXAMPLES["demo"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--out", default="stellarlatent-demo", help="report folder (default: %(default)s)")
-    demo.add_argument("--miles", metavar="DIR", help="use the MILES spectra in DIR instead of synthetic ones")
+    demo.add_argument("--out", default="stellarlatent-demo",
+                      help="report folder (default: %(default)s)")
+    demo.add_argument("--miles", metavar="DIR",
+                      help="use the MILES spectra in DIR instead of synthetic ones")
     demo.add_argument("--n-spectra", type=int, default=None,
                       help="synthetic spectra to generate (default: 800; not with --miles)")
     demo.add_argument("--quick", action="store_true", help="fewer spectra and epochs (for tests)")
@@ -150,7 +153,8 @@ def build_parser():
     _common(models, _models)
 
     info = sub.add_parser("info", help="versions and the compute device found",
-                          epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog=EXAMPLES["info"],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(info, _info)
     return parser
 
@@ -243,7 +247,8 @@ def _add_prepare(sub):
                 "reads), resample them onto one grid, normalise them and write a SpectralStore "
                 "(HDF5) for training. " + PREPROCESSING_NOTE + " The store records the "
                 "preprocessing, and models trained on it carry it on.")
-    p.add_argument("files", nargs="+", metavar="FILES", help="spectrum files or folders of FITS files")
+    p.add_argument("files", nargs="+", metavar="FILES",
+                   help="spectrum files or folders of FITS files")
     _grid(p)
     p.add_argument("--resample", choices=("flux_conserving", "linear", "spline"),
                    default="flux_conserving", help="resampling method (default: %(default)s)")
@@ -253,7 +258,8 @@ def _add_prepare(sub):
     p.add_argument("--labels", metavar="TABLE",
                    help="a table of labels (ECSV, FITS, CSV...) with a 'filename' column, or "
                         "one row per file in order; stored with the spectra")
-    p.add_argument("--batch-size", type=int, default=64, help="files processed at a time (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="files processed at a time (default: %(default)s)")
     parallel = p.add_argument_group(
         "parallel preparation (needs: pip install 'stellarlatent[dask]')",
         "Read and preprocess batches of files with dask while this process writes the\n"
@@ -291,7 +297,8 @@ def _add_fit_vae(sub):
     p.add_argument("--beta", type=float, default=None,
                    help=f"weight of the KL term (default: the preset's, or {d['beta']:g}; "
                         "not with --autoencoder)")
-    p.add_argument("--autoencoder", action="store_true", help="a deterministic autoencoder (no KL term)")
+    p.add_argument("--autoencoder", action="store_true",
+                   help="a deterministic autoencoder (no KL term)")
     p.add_argument("--line-weight", type=float, default=None,
                    help="weight of a second reconstruction term on the lines alone (the flux "
                         "minus a running mean); makes Doppler shifts count where the continuum "

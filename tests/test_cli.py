@@ -118,7 +118,7 @@ def check_demo_models(models, miles_dir, tmp_path, capsys):
 
     remap = DeepREMAPEnsemble.load(models / "deep_remap.pt")
     assert [s["class"] for s in remap.preprocessing_["steps"]] == ["Resampler",
-                                                                    "ContinuumNormalizer"]
+                                                                   "ContinuumNormalizer"]
     star = str(Path(miles_dir) / "MILES_res2.50_star_m0001V.fits")
     for name in ("deep_remap.pt", "spectral_vae.pt"):
         predictions = tmp_path / f"{name}.ecsv"
@@ -496,7 +496,7 @@ def test_fit_remap_trains_the_recipe_ensemble_with_synthetic_pretraining(store, 
     (["--pretrain", "no/such/place"], "--pretrain: no store or folder"),
 ])
 def test_fit_remap_refuses_bad_recipe_options_before_reading(store, tmp_path, capsys, options,
-                                                            message):
+                                                             message):
     assert main(["fit-remap", str(store), "--out", str(tmp_path / "m.pt"), "--quiet",
                  *options]) == 1
     err = capsys.readouterr().err.strip().splitlines()

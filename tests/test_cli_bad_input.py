@@ -125,7 +125,8 @@ def _cases(p, store, vae, remap, files, labels):
         ("fit-vae", [store, "--epochs", "0", "--out", out_pt], "--epochs"),
         ("fit-vae", [store, "--lr", "-1", "--out", out_pt], "--lr"),
         ("fit-vae", [store, "--latent-dim", "0", "--out", out_pt], "--latent-dim"),
-        ("fit-vae", [store, "--validation-fraction", "1", "--out", out_pt], "--validation-fraction"),
+        ("fit-vae", [store, "--validation-fraction", "1", "--out", out_pt],
+         "--validation-fraction"),
         ("fit-vae", [store, "--checkpoint-dir", str(p["plain_file"]), "--out", out_pt],
          "--checkpoint-dir"),
         ("fit-vae", [store, "--out", str(p["dir"])], "is a folder"),
@@ -181,8 +182,8 @@ def _cases(p, store, vae, remap, files, labels):
     return cases
 
 
-def test_every_subcommand_refuses_bad_input_in_one_line(bad, store, models, spectra_dir,  # noqa: F811
-                                                        capsys, monkeypatch):
+def test_every_subcommand_refuses_bad_input_in_one_line(bad, store, models,  # noqa: F811
+                                                        spectra_dir, capsys, monkeypatch):
     """Each case: exit code 1, one line on stderr naming what to fix, no traceback, and
     no training (the estimators' fit is never reached)."""
     from stellarlatent.estimators import DeepREMAP, SpectralVAE
@@ -308,8 +309,8 @@ def test_out_is_checked_before_the_spectra_are_read(spectra_dir, tmp_path, capsy
     assert len(no_reading) == 3
 
 
-def test_prepare_out_in_a_missing_folder_names_out_not_the_partial_file(spectra_dir, tmp_path,  # noqa: F811
-                                                                         capsys):
+def test_prepare_out_in_a_missing_folder_names_out_not_the_partial_file(spectra_dir,  # noqa: F811
+                                                                        tmp_path, capsys):
     files = [str(f) for f in sorted(spectra_dir.glob("*.fits"))[:3]]
     out = tmp_path / "missing" / "s.h5"
     assert main(["prepare", *files, *GRID, "--out", str(out), "--quiet"]) == 1
@@ -346,7 +347,8 @@ def test_predict_writes_its_table_atomically(models, store, tmp_path, capsys,  #
     pytest.param(".fits", marks=pytest.mark.filterwarnings("ignore:The unit 'dex' could not be")),
     pytest.param(".vot", marks=pytest.mark.filterwarnings("ignore:.*Invalid unit string 'dex'")),
 ])
-def test_predict_writes_the_table_format_of_the_extension(suffix, models, store, tmp_path):  # noqa: F811
+def test_predict_writes_the_table_format_of_the_extension(suffix, models, store,  # noqa: F811
+                                                          tmp_path):
     out = tmp_path / f"p{suffix}"
     assert main(["predict", str(models[1]), str(store), "--out", str(out), *CPU]) == 0
     table = QTable.read(out, format="votable" if suffix == ".vot" else None)
@@ -387,8 +389,8 @@ def test_prepare_skips_a_file_with_no_valid_pixel_by_name(miles_with_a_nan_file,
         assert len(s) == 6 and nan_file not in list(s.labels["filename"])
 
 
-def test_predict_and_fit_skip_a_file_with_no_valid_pixel_by_name(miles_with_a_nan_file, models,  # noqa: F811
-                                                                 tmp_path, capsys):
+def test_predict_and_fit_skip_a_file_with_no_valid_pixel_by_name(  # noqa: F811
+        miles_with_a_nan_file, models, tmp_path, capsys):
     folder, nan_file = miles_with_a_nan_file
     out = tmp_path / "p.ecsv"
     assert main(["predict", str(models[1]), str(folder), "--out", str(out), *CPU]) == 0
@@ -405,7 +407,8 @@ def test_predict_and_fit_skip_a_file_with_no_valid_pixel_by_name(miles_with_a_na
 # -- 3. a diverged training ------------------------------------------------------------------------
 
 
-def test_divergence_in_the_first_epoch_says_no_model_was_written(store, tmp_path, capsys):  # noqa: F811
+def test_divergence_in_the_first_epoch_says_no_model_was_written(store, tmp_path,  # noqa: F811
+                                                                 capsys):
     out = tmp_path / "vae.pt"
     assert main(["fit-vae", str(store), "--out", str(out), "--lr", "1e12", *CPU,
                  "--latent-dim", "3", "--epochs", "2", "--batch-size", "16"]) == 1
@@ -415,15 +418,16 @@ def test_divergence_in_the_first_epoch_says_no_model_was_written(store, tmp_path
 
 
 @pytest.mark.parametrize("command", ["fit-vae", "fit-remap"])
-def test_divergence_after_an_epoch_writes_that_epochs_model(command, store, tmp_path, capsys):  # noqa: F811
+def test_divergence_after_an_epoch_writes_that_epochs_model(command, store, tmp_path,  # noqa: F811
+                                                            capsys):
     """One optimiser step per epoch (a batch larger than the data): epoch 1 completes,
     epoch 2 diverges; the model of epoch 1 is written to --out, exit code 1."""
     from stellarlatent.estimators import DeepREMAP, SpectralVAE
 
     out = tmp_path / "model.pt"
     extra = ["--latent-dim", "3"] if command == "fit-vae" else ["--n-bins", "8", "--members", "1",
-                                                                 "--pretrain", "none",
-                                                                 "--calibration-fraction", "0"]
+                                                                "--pretrain", "none",
+                                                                "--calibration-fraction", "0"]
     assert main([command, str(store), "--out", str(out), "--lr", "1e12", "--epochs", "3",
                  "--batch-size", "64", *CPU, *extra]) == 1
     _one_line_error(capsys, "epoch 2", "the model of epoch 1", f"written to {out}", "--lr")
@@ -436,8 +440,8 @@ def test_divergence_after_an_epoch_writes_that_epochs_model(command, store, tmp_
 
 @pytest.mark.parametrize("which", [0, 1])
 @pytest.mark.parametrize("recorded", ["none", "one step"])
-def test_predict_with_a_model_whose_preprocessing_is_one_resampler(which, recorded, models,  # noqa: F811
-                                                                   spectra_dir, tmp_path,
+def test_predict_with_a_model_whose_preprocessing_is_one_resampler(which, recorded,  # noqa: F811
+                                                                   models, spectra_dir, tmp_path,
                                                                    caplog):
     """A model that records only its grid (preprocessing_ None: files are resampled onto
     spectral_axis_), or whose recorded preprocessing is one Resampler step."""

@@ -19,6 +19,7 @@ from stellarlatent._params import _satisfies, all_constraints, validate_params
 #: Numbers that some valid value of any numeric parameter equals.
 _PROBES = (0, 1, 2, 3, 8, 100, 5000, 0.1, 0.5, 1.0, 100.0)
 
+
 def _public_classes(module):
     classes = []
     for name in module.__all__:
@@ -82,6 +83,7 @@ def _fit(estimator):
 
 
 NUMERIC = [(cls, name) for cls in CLASSES for name in _numeric_params(cls)]
+
 
 def _numeric_cases():
     for cls, name in NUMERIC:

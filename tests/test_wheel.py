@@ -1,4 +1,5 @@
-"""The built wheel ships the bundled models: installed (not editable) elsewhere, they load and run."""
+"""The built wheel ships the bundled models: installed (not editable) elsewhere,
+they load and run."""
 
 import os
 import site

@@ -47,7 +47,8 @@ def run_diagnose(args):
                         f"({exc.strerror or exc})") from None
     report = HTMLReport(f"stellarlatent diagnose: {Path(args.model).name}")
     report.paragraph(
-        f"{spectra.flux.shape[0]} spectra of {args.data[0] if len(args.data) == 1 else f'{n_inputs} files'}"
+        f"{spectra.flux.shape[0]} spectra of "
+        f"{args.data[0] if len(args.data) == 1 else f'{n_inputs} files'}"
         f" ({spectra.flux.shape[1]} pixels), labels {', '.join(labels) or 'none'}."
         + (f" {len(skips)} input files could not be read and were skipped." if len(skips) else "")
     )

@@ -226,7 +226,6 @@ def _labels_error(exc):
     return UserError("--labels: " + re.sub(r"\by\[('[^']*')\]", r"the label \1", message))
 
 
-
 # -- fit-remap: the recommended recipe ------------------------------------------------
 
 OPTIONS.update({
@@ -267,7 +266,8 @@ def _check_recipe(args, template, guess):
     from .pretrain import check_source
 
     if not 0 <= args.calibration_fraction < 1:
-        raise UserError(f"--calibration-fraction must be in [0, 1), got {args.calibration_fraction}")
+        raise UserError("--calibration-fraction must be in [0, 1), "
+                        f"got {args.calibration_fraction}")
     for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
                                ("--n-synthetic", args.n_synthetic, 2),
                                ("--members", args.members, 1)):

@@ -79,7 +79,8 @@ def expand_paths(paths, skips):
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = sorted({p for pattern in FITS_PATTERNS for p in path.glob(pattern) if p.is_file()})
+            found = sorted({p for pattern in FITS_PATTERNS for p in path.glob(pattern)
+                            if p.is_file()})
             if not found:
                 skips.add(path, "folder holds no FITS files")
             files.extend(found)
@@ -267,7 +268,8 @@ def open_store(path, what="DATA"):
         raise UserError(f"{what}: {reason}") from None
 
 
-LABEL_TABLE_KINDS = "an ECSV, FITS, CSV or VOTable table, or the MILES parameter file (paramsMILES*.txt)"
+LABEL_TABLE_KINDS = ("an ECSV, FITS, CSV or VOTable table, "
+                     "or the MILES parameter file (paramsMILES*.txt)")
 
 
 def read_label_table(path, what="--labels"):

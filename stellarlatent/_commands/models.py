@@ -7,8 +7,8 @@ from .._preprocessing_spec import build
 from .inputs import (UserError, expand_paths, is_store, labels_for_files, looks_like_store,
                      make_pipeline, make_reader, open_store, read_label_table)
 
-__all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input", "training_data", "model_data",
-           "early_labels", "parse_labels", "select_labels"]
+__all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input",
+           "training_data", "model_data", "early_labels", "parse_labels", "select_labels"]
 
 DEFAULT_LABELS = ("teff", "logg", "feh")
 
@@ -294,4 +294,3 @@ def select_labels(table, names):
     from astropy.table import QTable
 
     return QTable({name: table[name] for name in names})
-

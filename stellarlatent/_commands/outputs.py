@@ -36,7 +36,8 @@ def _probe(folder, what):
             pass
     except OSError as exc:
         raise UserError(f"{what}: cannot create files in {folder} "
-                        f"({exc.strerror or type(exc).__name__}); choose a writable folder") from None
+                        f"({exc.strerror or type(exc).__name__}); "
+                        "choose a writable folder") from None
 
 
 def check_out_file(path, *, what="--out", suffixes=None, kind="file", overwrite=False):

@@ -19,7 +19,8 @@ def run_predict(args):
     started = time.perf_counter()
     # checked before the work: the extension names a format astropy writes, the folder takes files
     out, fmt = check_table_out(args.out, overwrite=args.overwrite)
-    store_input(args, options=MODEL_RAW_OPTIONS)  # a corrupt *.h5, or a store among files, fails now
+    # a corrupt *.h5, or a store among files, fails now
+    store_input(args, options=MODEL_RAW_OPTIONS)
     model = load_model(args.model, args.device)
     skips = Skips()
     raw = store_input(args, options=MODEL_RAW_OPTIONS) is None

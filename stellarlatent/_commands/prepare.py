@@ -58,8 +58,10 @@ def run_prepare(args):
             raise UserError(str(exc)) from None
         except OSError as exc:
             # the store is written under a hidden temporary name: name --out instead
-            raise UserError(f"--out: could not write {out} "
-                            f"({exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+            raise UserError(
+                f"--out: could not write {out} "
+                f"({exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]})"
+            ) from None
     for message in dict.fromkeys(str(w.message) for w in caught):
         log.debug("while reading: %s", message)
     n, n_pixels, axis = len(store), store.n_pixels, store.spectral_axis

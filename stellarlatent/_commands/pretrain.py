@@ -220,7 +220,8 @@ def _folder_pretraining(folder, labels, spectral_axis, meta, spec):
 
             from ..preprocessing import vacuum_to_air
 
-            spectra = Spectrum(flux=spectra.flux, spectral_axis=vacuum_to_air(spectra.spectral_axis),
+            spectra = Spectrum(flux=spectra.flux,
+                               spectral_axis=vacuum_to_air(spectra.spectral_axis),
                                mask=spectra.mask, spectral_axis_index=1)
         resolution, said = training_resolution(meta)
         # broadened on a log grid a sixth of the line-spread function wide, cheap to convolve

@@ -1,4 +1,4 @@
-"""Readers for LAMOST spectra: low resolution (``spec-*.fits``) and medium resolution (``med-*.fits``).
+"""Readers for LAMOST spectra: low (``spec-*.fits``) and medium resolution (``med-*.fits``).
 
 A LAMOST low-resolution (LRS, R ~ 1800) file holds a primary image of five
 rows by N pixels: flux, inverse variance, wavelength, ``andmask`` and
@@ -284,7 +284,8 @@ def _mrs_table(hdulist, extname, name, use_ormask):
         hdu = hdulist[extname]
     except KeyError:
         tables = [h.name for h in hdulist[1:] if isinstance(h, fits.BinTableHDU)]
-        raise ValueError(f"{name}: no table {extname!r} (the file has {', '.join(tables) or 'none'}); "
+        raise ValueError(f"{name}: no table {extname!r} "
+                         f"(the file has {', '.join(tables) or 'none'}); "
                          f"{_MRS_EXPECTED}") from None
     if not isinstance(hdu, fits.BinTableHDU):
         raise ValueError(f"{name}: {extname} is not a binary table; {_MRS_EXPECTED}")

@@ -123,8 +123,9 @@ def read_miles_table(path):
     ...     "HD017378               0102   208   A5Ia            8587   1.35      --    31\n"
     ...     "HD044691A              022.         A3m             7950   3.95     0.35   333\n")
     >>> print(read_miles_table(path)["miles_id", "name", "sptype", "teff", "logg", "feh"])
-    miles_id    name   sptype  teff  logg feh 
-                                K    dex  dex 
+    ... # doctest: +NORMALIZE_WHITESPACE
+    miles_id    name   sptype  teff  logg feh
+                                K    dex  dex
     -------- --------- ------ ------ ---- ----
          102  HD017378   A5Ia 8587.0 1.35  ———
          221 HD044691A    A3m 7950.0 3.95 0.35
@@ -519,9 +520,9 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
     (2, 50)
     >>> spectra.mask[1, -4:].tolist()
     [False, True, True, True]
-    >>> print(labels["miles_id", "name", "teff", "logg"])
+    >>> print(labels["miles_id", "name", "teff", "logg"])  # doctest: +NORMALIZE_WHITESPACE
     miles_id   name    teff  logg
-                        K    dex 
+                        K    dex
     -------- -------- ------ ----
            1 HD000001 5800.0  4.4
            2 HD000002 4500.0  2.5

@@ -63,7 +63,7 @@ the star's values. Grey: the star's reconstruction.</p></section>
 <script>@SCRIPT@</script>
 </body>
 </html>
-"""
+"""  # noqa: E501 - the page's HTML and CSS, kept as written
 
 SCRIPT = r"""
 (function () {
@@ -336,4 +336,4 @@ window.explorer = {
   firstDrawMs: performance.now()
 };
 })();
-"""
+"""  # noqa: E501 - the page's JavaScript, kept as written

@@ -354,7 +354,8 @@ class BetaSweepDisplay:
             panel.axhline(self.sweep.threshold, color="k", ls="--", lw=0.8)
             panel.set_xscale("log")
             panel.set_yscale("symlog", linthresh=1e-3)
-            panel.set_xlabel("beta" + (" (0 drawn at the left)" if np.any(rows["beta"] == 0) else ""))
+            panel.set_xlabel("beta" + (" (0 drawn at the left)"
+                                       if np.any(rows["beta"] == 0) else ""))
             panel.set_ylabel("MAD of each latent")
             counts = ", ".join(str(int(n)) for n in rows["n_informative"])
             panel.set_title(f"{size} latents: informative {counts}", fontsize=9)

@@ -91,9 +91,10 @@ class LatentDependence:
         >>> Z = np.column_stack([a, a ** 3 + 0.05 * rng.normal(size=500), rng.normal(size=500),
         ...                      np.full(500, 1e-4)])
         >>> for sentence in latent_dependence(Z).verdict():
-        ...     print(sentence)
+        ...     print(sentence)  # doctest: +NORMALIZE_WHITESPACE
         entangled: 1 pair of informative latents depend on each other
-        latents 0 and 1 share 0.74 of their information (|Spearman| 0.98): raise beta, or use fewer latents
+        latents 0 and 1 share 0.74 of their information (|Spearman| 0.98): raise beta,
+        or use fewer latents
         3 of 4 latents are informative (MAD > 0.02); latent 3 is unused (collapsed to its prior)
         """
         n, k = len(self.mad), len(self.informative)

@@ -321,7 +321,7 @@ class LatentExplorer:
         Returns
         -------
         `LatentExplorer`
-        """
+        """  # noqa: E501 - a numpydoc type is one line
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
 

@@ -272,8 +272,9 @@ class DisentanglementReport:
         >>> Z[:, 1] = (teff - 5500) / 1000 + rng.normal(0, 0.05, 1000)
         >>> Z[:, 4] = np.tanh(Z[:, 1]) + rng.normal(0, 0.02, 1000)  # the same factor again
         >>> report = DisentanglementReport.from_latents(Z, {"teff": teff})
-        >>> report.verdict[:2]  # doctest: +ELLIPSIS
-        ['entangled: 1 pair of informative latents depend on each other', 'latents 1 and 4 share ...']
+        >>> report.verdict[:2]  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+        ['entangled: 1 pair of informative latents depend on each other',
+         'latents 1 and 4 share ...']
         """
         sentences = list(self.dependence.verdict())
         best = {}

@@ -414,4 +414,3 @@ class ConvVAE(nn.Module):
             f"n_pixels={self.n_pixels}, padded_length={self.padded_length}, "
             f"latent_dim={self.latent_dim}, variational={self.variational}"
         )
-

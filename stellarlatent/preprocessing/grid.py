@@ -148,7 +148,8 @@ class SpectralGrid:
         Examples
         --------
         >>> import astropy.units as u
-        >>> SpectralGrid.log_uniform(4000 * u.AA, 4010 * u.AA, 3).spectral_axis  # doctest: +FLOAT_CMP
+        >>> SpectralGrid.log_uniform(
+        ...     4000 * u.AA, 4010 * u.AA, 3).spectral_axis  # doctest: +FLOAT_CMP
         <Quantity [4000.        , 4004.99687695, 4010.        ] Angstrom>
         """
         return cls._spaced(np.geomspace, start, stop, n, unit, "log_uniform")

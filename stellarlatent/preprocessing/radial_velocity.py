@@ -469,7 +469,8 @@ class RadialVelocityEstimator(SpectrumTransformer):
         rows = list(_rows(iter_batches(spectra, "spectra")))
         lag, lag_err, peak, _ = self._measure(rows)
         rv = _velocity_of_lag(lag, self._du)
-        slope = np.abs(_velocity_of_lag(lag + 0.5, self._du) - _velocity_of_lag(lag - 0.5, self._du))
+        slope = np.abs(_velocity_of_lag(lag + 0.5, self._du)
+                       - _velocity_of_lag(lag - 0.5, self._du))
         rv_err = lag_err * slope
         missing = ~np.isfinite(rv)
         if missing.any():

@@ -59,7 +59,9 @@ def _overlap_weights(in_centers, out_centers):
     from_input = (order < inner_in.size).astype(np.int64)
     points = np.concatenate([[lo], merged[order], [hi]])
     length = np.diff(points)
-    cols = np.searchsorted(in_e, lo, side="right") - 1 + np.concatenate([[0], np.cumsum(from_input)])
+    cols = np.searchsorted(in_e, lo, side="right") - 1 + np.concatenate(
+        [[0], np.cumsum(from_input)]
+    )
     rows = np.searchsorted(out_e, lo, side="right") - 1 + np.concatenate(
         [[0], np.cumsum(1 - from_input)]
     )
@@ -322,14 +324,16 @@ class Resampler(SpectrumTransformer):
             flux[:, ~op.covered] = fill
             ivar = None
             if batch.ivar is not None:
-                variance = np.reciprocal(batch.ivar, where=batch.ivar > 0, out=np.zeros_like(batch.ivar))
+                variance = np.reciprocal(batch.ivar, where=batch.ivar > 0,
+                                         out=np.zeros_like(batch.ivar))
                 out_var = np.asarray(variance @ op.squared.T)
                 out_var /= denominator**2
                 ivar = np.reciprocal(out_var, where=out_var > 0, out=np.zeros_like(out_var))
         mask |= ~np.isfinite(flux)
         if ivar is not None:
             ivar[mask] = 0.0
-        return batch.replace(flux=flux, ivar=ivar, mask=mask, spectral_axis=self.grid_.spectral_axis)
+        return batch.replace(flux=flux, ivar=ivar, mask=mask,
+                             spectral_axis=self.grid_.spectral_axis)
 
     def _spline(self, batch, valid):
         in_centers = batch.spectral_axis.to_value(self.grid_.unit, equivalencies=u.spectral())

@@ -113,7 +113,7 @@ def load(name, device="auto", registry=None):
     -------
     `~stellarlatent.estimators.DeepREMAPEnsemble`, `~stellarlatent.estimators.DeepREMAP` or `~stellarlatent.estimators.SpectralVAE`
         With its preprocessing in ``preprocessing_``.
-    """
+    """  # noqa: E501 - a numpydoc type is one line
     from ..estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 
     entry = _entry(name, registry)

@@ -46,7 +46,8 @@ def test_a_monotonic_dependence_shows_in_rank_correlation_and_total_correlation(
 
 def test_only_informative_latents_are_compared_and_the_unused_are_named(rng):
     a = rng.normal(size=1000)
-    Z = np.column_stack([a, np.full(1000, 0.001), rng.normal(size=1000), 1e-3 * rng.normal(size=1000)])
+    Z = np.column_stack([a, np.full(1000, 0.001), rng.normal(size=1000),
+                         1e-3 * rng.normal(size=1000)])
     result = latent_dependence(Z)
     assert list(result.dims) == [0, 2]
     assert result.disentangled

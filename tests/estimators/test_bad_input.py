@@ -42,7 +42,8 @@ def test_remap_refuses_spectra_on_another_grid_of_the_same_length(fitted_on_grid
     with pytest.raises(ValueError, match=r"6000-6500 Angstrom \(128 pixels\).*5000-5500 Angstrom"):
         model.predict(elsewhere)
     for method in (model.predict_proba, model.embed):
-        with pytest.raises(ValueError, match="resample the spectra onto the model's spectral_axis_"):
+        with pytest.raises(ValueError,
+                           match="resample the spectra onto the model's spectral_axis_"):
             method(elsewhere)
 
 
@@ -81,7 +82,8 @@ def test_vae_transform_refuses_another_grid():
 def test_remap_refuses_a_store_on_another_grid(fitted_on_grid, tmp_path):
     model, flux, labels = fitted_on_grid
     axis = _log_axis(4000, 7000, 128)
-    with SpectralStore.create(tmp_path / "other.h5", axis, labels={"teff": u.K}, ivar=False) as store:
+    with SpectralStore.create(tmp_path / "other.h5", axis, labels={"teff": u.K},
+                              ivar=False) as store:
         store.append(_spectra(flux, axis), labels[["teff"]])
     with SpectralStore(tmp_path / "other.h5") as store, \
             pytest.raises(ValueError, match="4000-7000 Angstrom"):

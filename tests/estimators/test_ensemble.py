@@ -152,7 +152,7 @@ def test_the_ridge_expert_keeps_the_ensemble_from_doing_worse_than_ridge(data):
     flux, labels = data
     ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2, random_state=0)
     ensemble.fit(flux[:64], labels[:64]).calibrate(flux[64:80], labels[64:80],
-                                                  method="coverage")
+                                                   method="coverage")
     networks = clone(ensemble).set_params(ridge_expert=False)
     networks._adopt(ensemble.members_)
     networks.calibrate(flux[64:80], labels[64:80], method="coverage")

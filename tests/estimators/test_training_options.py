@@ -84,7 +84,8 @@ def test_bad_training_options_are_named(make, name, value, message):
 def test_options_are_parameters_that_clone():
     vae = _vae(num_workers=3, precision="bf16-mixed", compile=True)
     params = clone(vae).get_params()
-    assert (params["num_workers"], params["precision"], params["compile"]) == (3, "bf16-mixed", True)
+    assert ((params["num_workers"], params["precision"], params["compile"])
+            == (3, "bf16-mixed", True))
 
 
 @pytest.mark.gpu

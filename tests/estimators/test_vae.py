@@ -246,7 +246,8 @@ def test_sedaghat2021_preset_layers_and_parameter_count():
     assert net.padded_length == 327_680 and net.bottleneck_shape == (512, 20)
     length = 327_680
     for conv in convs:
-        length = math.floor((length + 2 * (conv.kernel_size[0] // 2) - conv.kernel_size[0]) / conv.stride[0]) + 1
+        length = math.floor((length + 2 * (conv.kernel_size[0] // 2) - conv.kernel_size[0])
+                            / conv.stride[0]) + 1
     assert length == 20
     # parameters computed from the published plan, layer by layer
     chans = [1] + [c.out_channels for c in convs]
@@ -263,7 +264,8 @@ def test_clone_pipeline_and_params():
     assert clone(vae).get_params() == vae.get_params()
     rng = np.random.default_rng(0)
     wave = np.linspace(5000, 5200, 300) * u.AA
-    spectra = [Spectrum(flux=(1 + 0.01 * rng.standard_normal(300)) * u.one, spectral_axis=wave + i * u.AA)
+    spectra = [Spectrum(flux=(1 + 0.01 * rng.standard_normal(300)) * u.one,
+                        spectral_axis=wave + i * u.AA)
                for i in range(20)]
     pipe = make_pipeline(Resampler(SpectralGrid.log_uniform(5030 * u.AA, 5190 * u.AA, 128)), vae)
     Z = pipe.fit(spectra).transform(spectra)

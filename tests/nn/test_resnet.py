@@ -40,6 +40,7 @@ def test_output_shapes(n_pixels):
 def test_channels_double_as_length_halves():
     net = ResNet1D(base_channels=4, n_stages=4, blocks_per_stage=2, kernel_size=3, stem_stride=2)
     shapes = []
+
     def record(module, inputs, output):
         shapes.append(tuple(output.shape))
 

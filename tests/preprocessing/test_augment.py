@@ -77,7 +77,8 @@ def test_photon_noise_reaches_the_drawn_snr_and_sets_the_inverse_variance():
                               random_state=4).transform(flat)
     snr = out.meta["augment_snr"]
     np.testing.assert_allclose(4.0 / out.flux.value.std(axis=1), snr, rtol=0.05)
-    np.testing.assert_allclose(out.uncertainty.array, np.broadcast_to((snr[:, None] / 4.0) ** 2, out.flux.shape))
+    np.testing.assert_allclose(out.uncertainty.array,
+                               np.broadcast_to((snr[:, None] / 4.0) ** 2, out.flux.shape))
 
 
 def test_the_inverse_variance_of_the_input_is_carried_and_grows_by_the_noise():

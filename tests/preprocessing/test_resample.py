@@ -23,7 +23,8 @@ def gaussian_line_spectrum(wave, center=5000.0, sigma=1.5, depth=0.6, ivar=None)
 def read_miles_file(path):
     header = fits.getheader(path)
     flux = fits.getdata(path).astype(float)
-    wave = header["CRVAL1"] + header["CDELT1"] * (np.arange(header["NAXIS1"]) + 1 - header["CRPIX1"])
+    wave = header["CRVAL1"] + header["CDELT1"] * (np.arange(header["NAXIS1"]) + 1
+                                                  - header["CRPIX1"])
     flux[flux == 0] = np.nan
     return Spectrum(
         flux=flux * u.dimensionless_unscaled,
@@ -95,7 +96,9 @@ def test_batched_input_and_units():
     out = Resampler(grid).fit_transform(batch)
     assert out.flux.shape == (2, 100)
     assert out.spectral_axis.unit == u.nm
-    np.testing.assert_allclose(out.flux.value[0], np.interp(grid.spectral_axis.to_value(u.AA), wave, flux[0]), rtol=1e-4)
+    np.testing.assert_allclose(out.flux.value[0],
+                               np.interp(grid.spectral_axis.to_value(u.AA), wave, flux[0]),
+                               rtol=1e-4)
     assert out.uncertainty is None
 
 
@@ -129,7 +132,8 @@ def test_nan_pixels_are_masked_not_spread(method):
     spec = gaussian_line_spectrum(wave, ivar=100.0)
     flux = spec.flux.value.copy()
     flux[1000] = np.nan
-    spec = Spectrum(flux=flux * u.Jy, spectral_axis=spec.spectral_axis, uncertainty=spec.uncertainty)
+    spec = Spectrum(flux=flux * u.Jy, spectral_axis=spec.spectral_axis,
+                    uncertainty=spec.uncertainty)
     grid = SpectralGrid.linear(4950 * u.AA, 5050 * u.AA, 201)
     out = Resampler(grid, method=method).fit_transform(spec)
     assert np.all(np.isfinite(out.flux.value[0, ~out.mask[0]]))
@@ -200,12 +204,14 @@ def test_bad_input_raises_named_errors():
     with pytest.raises(ValueError, match="does not overlap"):
         Resampler(SpectralGrid.linear(6000 * u.AA, 6100 * u.AA, 11)).fit_transform(spec)
     with pytest.raises(ValueError, match="no valid pixel"):
-        Resampler(grid).fit_transform(Spectrum(flux=np.full(11, np.nan) * u.Jy, spectral_axis=wave * u.AA))
+        Resampler(grid).fit_transform(Spectrum(flux=np.full(11, np.nan) * u.Jy,
+                                               spectral_axis=wave * u.AA))
     with pytest.raises(ValueError, match="empty"):
         Resampler(grid).fit([])
     with pytest.raises(TypeError, match="specutils.Spectrum"):
         Resampler(grid).fit(np.ones((3, 11)))
     other = Spectrum(flux=np.ones(11) * u.s, spectral_axis=wave * u.AA)
     with pytest.raises(u.UnitsError, match="incompatible flux units"):
-        Resampler(grid).fit_transform([spec, Spectrum(flux=np.ones(11) * u.s, spectral_axis=(wave + 0.5) * u.AA)])
+        Resampler(grid).fit_transform([spec, Spectrum(flux=np.ones(11) * u.s,
+                                                      spectral_axis=(wave + 0.5) * u.AA)])
     del other
