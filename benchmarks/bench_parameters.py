@@ -318,9 +318,12 @@ def cannon(X_train, y_train, X_test, seed):
     scatter = np.std(X_train - design @ theta, axis=0)
     weight = 1.0 / np.maximum(scatter, 1e-6)
     predicted = np.empty((X_test.shape[0], len(LABELS)))
+
+    def residual(label_values, flux):
+        return (_cannon_design(label_values)[0] @ theta - flux) * weight
+
     for i, flux in enumerate(X_test):
-        fit = least_squares(lambda l: (_cannon_design(l)[0] @ theta - flux) * weight,  # noqa: B023
-                            np.zeros(len(LABELS)), method="lm")
+        fit = least_squares(residual, np.zeros(len(LABELS)), args=(flux,), method="lm")
         predicted[i] = fit.x * scale + loc
     return predicted
 

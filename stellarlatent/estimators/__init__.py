@@ -2,7 +2,8 @@
 
 `SpectralVAE` compresses spectra into a few latent variables (Sedaghat et al.
 2021); `DeepREMAP` predicts stellar parameters with calibrated uncertainties
-(Gilda 2025), and `DeepREMAPEnsemble` combines several of them. All take arrays, batch `~specutils.Spectrum` objects or a
+(Gilda 2025), and `DeepREMAPEnsemble` combines several of them. All take
+arrays, batch `~specutils.Spectrum` objects or a
 `~stellarlatent.datasets.SpectralStore`, and save to one safe file.
 
 The estimators are imported on first use, so that importing a torch-free
@@ -12,7 +13,8 @@ import torch.
 
 import importlib
 
-__all__ = ["DeepREMAP", "DeepREMAPEnsemble", "SpectralVAE", "TrainingDivergedError", "resolve_device"]
+__all__ = ["DeepREMAP", "DeepREMAPEnsemble", "SpectralVAE", "TrainingDivergedError",
+           "resolve_device"]
 
 # where each public name is defined
 _MODULES = {

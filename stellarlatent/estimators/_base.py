@@ -57,7 +57,8 @@ def resolve_device(device):
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+        raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                         f"got {device!r}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'cpu'")
     if resolved.type == "cuda" and resolved.index is None and _distributed.is_distributed():
@@ -252,7 +253,8 @@ class TorchEstimator(SeededEstimator):
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def _to_device(self, batch):
-        return {k: (None if v is None else v.to(self.device_, non_blocking=True)) for k, v in batch.items()}
+        return {k: (None if v is None else v.to(self.device_, non_blocking=True))
+                for k, v in batch.items()}
 
     def _iter_minibatches(self, n, generator, weights=None, shuffle=True):
         if weights is not None:
@@ -292,7 +294,8 @@ class TorchEstimator(SeededEstimator):
             yield idx, self._to_device(batch)
 
     def _batches(self, source, indices=None):
-        """``(indices, device batch)`` over ``indices`` (default all) in order, in batch_size chunks."""
+        """``(indices, device batch)`` over ``indices`` (default all) in order, in chunks of
+        ``batch_size``."""
         if indices is None:
             indices = np.arange(len(source))
         indices = np.asarray(indices)
@@ -364,7 +367,8 @@ class TorchEstimator(SeededEstimator):
         generator = torch.Generator().manual_seed(seed)
         weights = None
         if sample_weight is not None:
-            weights = torch.as_tensor(np.asarray(sample_weight, dtype=float)[train_idx], dtype=torch.double)
+            weights = torch.as_tensor(np.asarray(sample_weight, dtype=float)[train_idx],
+                                      dtype=torch.double)
             if weights.sum() <= 0:
                 raise ValueError(
                     "sample_weight must not be all zero over the training spectra; "
@@ -572,7 +576,8 @@ class TorchEstimator(SeededEstimator):
         torch.set_rng_state(payload["torch_rng"])
         state = payload["state"]
         run.epoch, run.iteration = int(state["epoch"]), int(state["iteration"])
-        run.stopping.best, run.stopping.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
+        run.stopping.best = float(state["best_loss"])
+        run.stopping.bad_epochs = int(state["bad_epochs"])
         run.stopping.best_state = payload["best_state"]
         run.history[:] = json.loads(payload["history"])
         self._load_extra_state(payload["extra"])
@@ -669,7 +674,8 @@ class TorchEstimator(SeededEstimator):
         try:
             metadata = json.loads(payload["metadata"])
             params = metadata["params"]
-            estimator = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+            estimator = cls(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in params.items()})
             estimator.set_params(device=device)
             estimator.device_ = resolve_device(device)
             estimator._restore(metadata, payload["tensors"])
@@ -686,7 +692,8 @@ class TorchEstimator(SeededEstimator):
     def _restore_common(self, metadata):
         self.n_features_in_ = metadata["n_features_in"]
         axis = metadata.get("spectral_axis")
-        self.spectral_axis_ = None if axis is None else np.asarray(axis["values"]) * u.Unit(axis["unit"])
+        self.spectral_axis_ = (None if axis is None
+                               else np.asarray(axis["values"]) * u.Unit(axis["unit"]))
         self.wavelength_medium_ = metadata.get("wavelength_medium")
         self.history_ = metadata["history"]
         self.n_iter_ = metadata.get("n_iter", 0)
@@ -712,7 +719,8 @@ def _grid_mismatch(given, trained):
     if np.all(offset <= tolerance):
         return None
     worst = int(np.argmax(offset))
-    return f"pixel {worst} is at {values[worst]:.6g} instead of {reference[worst]:.6g} {trained.unit}"
+    return (f"pixel {worst} is at {values[worst]:.6g} instead of {reference[worst]:.6g} "
+            f"{trained.unit}")
 
 
 def _describe_grid(axis):

@@ -29,7 +29,8 @@ class SpectraSource:
     def __init__(self, flux, mask, ivar=None, spectral_axis=None, wavelength_medium=None):
         self.flux = torch.from_numpy(np.ascontiguousarray(flux, dtype=np.float32))
         self.mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
-        self.ivar = None if ivar is None else torch.from_numpy(np.ascontiguousarray(ivar, dtype=np.float32))
+        self.ivar = (None if ivar is None
+                     else torch.from_numpy(np.ascontiguousarray(ivar, dtype=np.float32)))
         self.spectral_axis = spectral_axis
         self.wavelength_medium = wavelength_medium
 

@@ -26,8 +26,9 @@ compile : bool, default=False
     "X_parameters": """\
 Parameters
 ----------
-X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
-    Spectra on the training grid.
+X : array-like (n_spectra, n_pixels), Spectrum or SpectralStore
+    Spectra on the training grid: an array, a batch `~specutils.Spectrum` or
+    a `~stellarlatent.datasets.SpectralStore`.
 """,
     # DeepREMAPEnsemble.pretrain and fit
     "ensemble_fit_parameters": """\

@@ -12,7 +12,8 @@ def writable_path(path):
     """``path`` as a Path, refused early when it names a folder or sits in a missing one."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"path {path} is a folder; expected a file name such as {path / 'model.pt'}")
+        raise IsADirectoryError(f"path {path} is a folder; expected a file name such as "
+                                f"{path / 'model.pt'}")
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"cannot save to {path}: the folder {path.parent} does not exist; create it first"

@@ -51,8 +51,8 @@ class ReferenceSet:
     --------
     >>> import numpy as np
     >>> import astropy.units as u
-    >>> reference = ReferenceSet([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]], [[5000.0], [6000.0], [5500.0]],
-    ...                          ["teff"], {"teff": u.K})
+    >>> reference = ReferenceSet([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]],
+    ...                          [[5000.0], [6000.0], [5500.0]], ["teff"], {"teff": u.K})
     >>> distances, indices = reference.query([[0.0, 0.9]], 2)
     >>> indices.tolist(), np.round(distances, 6).tolist()
     ([[2, 0]], [[0.1, 0.9]])

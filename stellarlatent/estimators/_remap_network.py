@@ -3,11 +3,12 @@
 `RemapNetwork` holds the network side of DeepREMAP: building
 `~stellarlatent.nn.DeepREMAPNet`, its inputs (standardised flux and mask) and
 its outputs per batch, the reference set of embeddings (`ReferenceSet`) and
-the probabilities and novelty distances of predictions; and the methods that `TorchEstimator`'s training loop
-calls: the binned targets and standardised labels of the training spectra,
-the focal-cost and triplet losses per batch, AdamW with the cosine-then-SWA
-schedule (`CosineSWA`), the batch-norm statistics of the averaged network
-and what a checkpoint keeps of the schedule.
+the probabilities and novelty distances of predictions; and the methods
+that `TorchEstimator`'s training loop calls: the binned targets and
+standardised labels of the training spectra, the focal-cost and triplet
+losses per batch, AdamW with the cosine-then-SWA schedule (`CosineSWA`),
+the batch-norm statistics of the averaged network and what a checkpoint
+keeps of the schedule.
 """
 
 import hashlib
@@ -299,4 +300,3 @@ class RemapNetwork:
             self._set_reference(source)
             self._clear_training_state()
             raise
-

@@ -325,7 +325,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             return log_proba
         shares = self.ridge_shares_ if shares is None else shares
         return {label: product(logp / self.network_temperatures_[label], ridge_mass[label],
-                                shares[label])
+                               shares[label])
                 for label, logp in log_proba.items()}
 
     def _combined_log_proba(self, X):

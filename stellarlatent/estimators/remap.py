@@ -313,7 +313,6 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         params.update(overrides)
         return cls(**params)
 
-
     # -- parameters ------------------------------------------------------------------
 
     def _check_params(self):
@@ -358,7 +357,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
 
         Parameters
         ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch, list of Spectrum on one grid, or `~stellarlatent.datasets.SpectralStore`
+        X : array-like (n_spectra, n_pixels), Spectrum, list of Spectrum or SpectralStore
+            A batch `~specutils.Spectrum`, a list of them on one grid, or a
+            `~stellarlatent.datasets.SpectralStore`.
             Training spectra on one grid (see `stellarlatent.preprocessing`);
             masked and NaN pixels are allowed. A store is streamed.
         y : `~astropy.table.Table`, `~astropy.table.QTable`, dict or array-like, default=None
@@ -499,8 +500,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
 
         Parameters
         ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
-            On the model's grid.
+        X : array-like (n_spectra, n_pixels), Spectrum or SpectralStore
+            On the model's grid: an array, a batch `~specutils.Spectrum` or a
+            `~stellarlatent.datasets.SpectralStore`.
         y : dict, structured array or `~astropy.table.Table`, default=None
             The labels of ``X``, as in `fit` (a store's label columns when None).
 
@@ -610,7 +612,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
 
         Parameters
         ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` or `~stellarlatent.datasets.SpectralStore`
+        X : array-like (n_spectra, n_pixels), Spectrum or SpectralStore
+            An array, a batch `~specutils.Spectrum` or a
+            `~stellarlatent.datasets.SpectralStore` on the model's grid.
         n_neighbors : int
 
         Returns

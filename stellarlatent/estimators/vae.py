@@ -196,7 +196,8 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
 
     _parameter_constraints = {
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
-        "beta": [Interval(numbers.Real, 0, None, closed="left", description="a non-negative number")],
+        "beta": [Interval(numbers.Real, 0, None, closed="left",
+                          description="a non-negative number")],
         "variational": ["boolean"],
         "reconstruction": [Options("l1", "mse", "chi2")],
         "kl_reduction": [Options("mean", "sum")],
@@ -334,7 +335,9 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
 
         Parameters
         ----------
-        X : array-like (n_spectra, n_pixels), `~specutils.Spectrum` batch, list of Spectrum on one grid, or `~stellarlatent.datasets.SpectralStore`
+        X : array-like (n_spectra, n_pixels), Spectrum, list of Spectrum or SpectralStore
+            A batch `~specutils.Spectrum`, a list of them on one grid, or a
+            `~stellarlatent.datasets.SpectralStore`.
             Training spectra, already on one grid and normalised (see
             `stellarlatent.preprocessing`). A store is streamed batch by
             batch.
@@ -523,7 +526,8 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
             A batch of ``len(values)`` spectra.
         """
         check_is_fitted(self)
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 0 <= dim < self.latent_dim:
+        if (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))
+                or not 0 <= dim < self.latent_dim):
             raise ValueError(f"dim must be an integer in [0, {self.latent_dim}), got {dim!r}")
         if not hasattr(x, "spectral_axis"):
             x = np.asarray(x, dtype=float)
