@@ -7,7 +7,7 @@ import torch
 
 from .._batch import as_flux_array
 
-__all__ = ["SpectraSource", "as_source"]
+__all__ = ["SpectraSource", "as_source", "take_rows"]
 
 
 class SpectraSource:
@@ -150,3 +150,30 @@ def recorded_medium(meta):
     except AttributeError:
         return None
     return medium if medium in ("air", "vacuum") else None
+
+
+def take_rows(X, rows):
+    """The spectra ``rows`` of ``X``, in the form ``X`` has.
+
+    A store or store subset gives a lazy `~stellarlatent.datasets.StoreSubset`,
+    a batch Spectrum a batch Spectrum (mask, uncertainty and meta kept), a
+    list a list, and an array (masked or not) the same kind of array.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if _is_store(X):
+        from ..datasets.store import StoreSubset
+
+        if isinstance(X, StoreSubset):
+            return StoreSubset(X.store, X.indices[rows])
+        return X.subset(rows)
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in rows]
+    from specutils import Spectrum
+
+    if isinstance(X, Spectrum):
+        uncertainty = None if X.uncertainty is None else X.uncertainty[rows]
+        return Spectrum(flux=X.flux[rows], spectral_axis=X.spectral_axis,
+                        mask=None if X.mask is None else X.mask[rows],
+                        uncertainty=uncertainty, meta=dict(X.meta or {}),
+                        spectral_axis_index=1)
+    return np.asanyarray(X)[rows]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from astropy.table import QTable
 from sklearn.base import clone
+from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
@@ -19,6 +20,7 @@ from ._base import SeededEstimator, resolve_device
 from ._binning import binned_summaries
 from ._calibration import (COVERAGE_LEVELS, check_method, fit_temperature, fit_temperatures,
                            product, softmax)
+from ._data import take_rows
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
@@ -505,8 +507,6 @@ class DeepREMAPEnsemble(SeededEstimator):
         source = first._check_X(X)
         values, _ = first._read_y(X, y, len(source), labels, units=self.label_units_)
         log_proba = self._log_proba(X)
-        self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
-                                                      values, method, levels)
         ridge = None
         if ridge_train is None:
             ridge_mass = self._ridge_log_mass(X)
@@ -514,9 +514,141 @@ class DeepREMAPEnsemble(SeededEstimator):
             ridge = self._fit_ridge(*ridge_train, also=(X, values))
             n_train = len(ridge.loo_predictions_) - len(values)
             ridge_mass = self._ridge_log_mass(X, ridge, ridge.loo_predictions_[n_train:])
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels)
+        if ridge is not None:
+            self.ridge_ = ridge
+        return self
+
+    def cross_calibrate(self, X, y=None, sample_weight=None, *, cv=5, groups=None,
+                        method="coverage", level=COVERAGE_LEVELS):
+        """Fit the temperatures to out-of-fold predictions of the training spectra.
+
+        Call it after `fit` on the same spectra, instead of holding some of
+        them out for `calibrate`. The spectra are split into ``cv`` folds;
+        for each fold a copy of the ensemble is fitted as `fit` fitted this
+        one (the pre-trained members fine-tuned, the ridge expert refitted)
+        on the other folds and predicts the fold. The temperatures and ridge
+        shares are then fitted, as `calibrate` fits them, to these
+        out-of-fold distributions of every spectrum, while the members and
+        the ridge expert stay those fitted on all of them. This is the
+        ``ensemble=False`` strategy of scikit-learn's
+        `~sklearn.calibration.CalibratedClassifierCV`: every labelled star
+        both trains the model and calibrates it, at the cost of ``cv`` more
+        fits. With a few dozen held-out stars the temperatures vary from one
+        draw of them to the next by more than the coverage targets allow;
+        out-of-fold predictions of all stars steady them. The copies are
+        fitted on fewer spectra than the ensemble, so the intervals err
+        on the wide side.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            The spectra, labels and weights `fit` was given.
+        cv : int, default=5
+            Number of folds, at least 2.
+        groups : array-like of shape (n_spectra,), default=None
+            Spectra of one group (the same star observed twice, or a star and
+            its augmented copies) stay in one fold, so that no prediction is
+            of a star the copy was trained on. None: every spectrum is its
+            own group, and the folds are drawn with ``random_state``.
+        method, level
+            As in `calibrate`.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If the ensemble was not pre-trained (`pretrain` fixes the bins
+            that every fold's copy must share; a loaded ensemble has no
+            pre-trained members either): calibrate it on held-out spectra
+            with `calibrate` instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.linspace(0, 1, 64)
+        >>> def spectra(teff):
+        ...     return 1 - (teff[:, None] / 1e4) * np.exp(-0.5 * ((x - 0.5) / 0.05) ** 2)
+        >>> synthetic = {"teff": rng.uniform(3800, 7200, 80)}
+        >>> observed = {"teff": rng.uniform(4000, 7000, 40)}
+        >>> member = DeepREMAP(labels=("teff",), n_bins=8, base_channels=2, n_stages=1,
+        ...                    max_epochs=2, batch_size=16, validation_fraction=0.0)
+        >>> ensemble = DeepREMAPEnsemble(member, n_members=2, fine_tune_epochs=2,
+        ...                              random_state=0)
+        >>> ensemble = ensemble.pretrain(spectra(synthetic["teff"]), synthetic)
+        >>> ensemble = ensemble.fit(spectra(observed["teff"]), observed)
+        >>> ensemble = ensemble.cross_calibrate(spectra(observed["teff"]), observed, cv=3)
+        >>> sorted(ensemble.temperatures_)
+        ['teff']
+        """
+        check_is_fitted(self)
+        levels = check_method(method, level)
+        if isinstance(cv, (bool, np.bool_)) or not isinstance(cv, numbers.Integral) or cv < 2:
+            raise ValueError(f"cv must be an integer of at least 2, got {cv!r}")
+        pretrained = getattr(self, "pretrained_members_", None)
+        if pretrained is None:
+            raise ValueError(
+                "cross_calibrate fits a copy of the ensemble on each fold, and the copies "
+                "must share its bins, which pretrain fixes; this ensemble was not "
+                "pre-trained (or was loaded from a file): calibrate it on held-out spectra "
+                "with calibrate")
+        first = self.members_[0]
+        labels = tuple(self.bin_edges_)
+        n = len(first._check_X(X))
+        values, _ = first._read_y(X, y, n, labels, units=self.label_units_)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if weights is not None and weights.shape != (n,):
+            raise ValueError(f"sample_weight must have one weight per spectrum ({n}), "
+                             f"got shape {weights.shape}")
+        if groups is None:
+            if cv > n:
+                raise ValueError(f"cv={cv} folds need at least {cv} spectra, got {n}")
+            folds = KFold(cv, shuffle=True, random_state=self.random_state).split(np.arange(n))
+        else:
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise ValueError(f"groups must have one entry per spectrum ({n}), "
+                                 f"got shape {groups.shape}")
+            if cv > len(np.unique(groups)):
+                raise ValueError(f"cv={cv} folds need at least {cv} groups, got "
+                                 f"{len(np.unique(groups))}")
+            folds = GroupKFold(cv).split(np.arange(n), groups=groups)
+        log_proba, ridge_mass = {}, None
+        for k, (train, test) in enumerate(folds):
+            copy_ = clone(self)
+            copy_.pretrained_members_ = pretrained
+            copy_.fit(take_rows(X, train), {label: values[train, j]
+                                            for j, label in enumerate(labels)},
+                      None if weights is None else weights[train])
+            for label, edges in copy_.bin_edges_.items():
+                if not np.array_equal(edges, self.bin_edges_[label]):
+                    raise ValueError(f"the copy of fold {k} has other bins for '{label}'")
+            held = take_rows(X, test)
+            for label, logp in copy_._log_proba(held).items():
+                log_proba.setdefault(label, np.empty((n, logp.shape[1])))[test] = logp
+            mass = copy_._ridge_log_mass(held)
+            if mass is not None:
+                ridge_mass = {} if ridge_mass is None else ridge_mass
+                for label, logm in mass.items():
+                    ridge_mass.setdefault(label, np.empty((n, logm.shape[1])))[test] = logm
+            log.info("DeepREMAPEnsemble: cross_calibrate fold %d of %d done", k + 1, cv)
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels)
+        return self
+
+    def _fit_calibration(self, log_proba, ridge_mass, values, method, levels):
+        """Temperatures and ridge shares fitted to out-of-sample distributions and their
+        true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert."""
+        labels = tuple(self.bin_edges_)
+        self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
+                                                      values, method, levels)
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
-            return self
+            return
         shares, temperatures = {}, {}
         for j, label in enumerate(labels):
             networks = log_proba[label] / self.network_temperatures_[label]
@@ -540,9 +672,6 @@ class DeepREMAPEnsemble(SeededEstimator):
                 shares[label], temperatures[label] = best[1], best[2]
         self.ridge_shares_ = shares
         self.temperatures_ = temperatures
-        if ridge is not None:
-            self.ridge_ = ridge
-        return self
 
     # -- persistence -----------------------------------------------------------------
 

@@ -262,6 +262,122 @@ def test_calibrate_with_ridge_train_refits_the_ridge_expert_on_every_star(fitted
         ensemble.calibrate(flux[64:], labels[64:], ridge_train=flux[:64])
 
 
+@pytest.fixture(scope="module")
+def pretrained(data):
+    flux, labels = data
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1, validation_fraction=0.0),
+                                 n_members=2, fine_tune_epochs=2, fine_tune_lr=1e-3,
+                                 random_state=0)
+    ensemble.pretrain(flux[::-1][:64].copy(), labels[::-1][:64])
+    return ensemble.fit(flux[:64], labels[:64])
+
+
+def test_cross_calibrate_predicts_each_star_with_a_copy_that_never_saw_it(pretrained, data,
+                                                                          monkeypatch):
+    flux, labels = data
+    ensemble = clone(pretrained)
+    ensemble.pretrained_members_ = pretrained.pretrained_members_
+    ensemble._adopt(pretrained.members_)
+    ensemble.ridge_ = pretrained.ridge_
+    before = ensemble.predict_proba(flux[64:])["teff"][0]
+    seen, predicted = [], []
+    fit, log_proba = DeepREMAPEnsemble.fit, DeepREMAPEnsemble._log_proba
+
+    def recording_fit(self, X, y=None, sample_weight=None):
+        seen.append({row.tobytes() for row in np.asarray(X)})
+        return fit(self, X, y, sample_weight)
+
+    def recording_log_proba(self, X):
+        predicted.append({row.tobytes() for row in np.asarray(X)})
+        return log_proba(self, X)
+
+    monkeypatch.setattr(DeepREMAPEnsemble, "fit", recording_fit)
+    monkeypatch.setattr(DeepREMAPEnsemble, "_log_proba", recording_log_proba)
+    groups = np.arange(64) // 2  # pairs of spectra of one "star" stay in one fold
+    assert ensemble.cross_calibrate(flux[:64], labels[:64], cv=4, groups=groups) is ensemble
+    monkeypatch.undo()
+    assert len(seen) == 4 and len(predicted) == 4
+    every = {row.tobytes() for row in flux[:64]}
+    assert set().union(*predicted) == every  # each star predicted once, out of fold
+    for trained, held in zip(seen, predicted):
+        assert not trained & held and trained | held == every
+        for first, second in flux[:64].reshape(32, 2, -1):
+            assert (first.tobytes() in trained) == (second.tobytes() in trained)
+    # the members and the ridge expert are still those fitted on all the stars
+    assert all(a is b for a, b in zip(ensemble.members_, pretrained.members_))
+    assert ensemble.ridge_ is pretrained.ridge_
+    assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
+    after = clone(ensemble)
+    after._adopt(ensemble.members_)
+    after.ridge_ = ensemble.ridge_
+    np.testing.assert_allclose(after.predict_proba(flux[64:])["teff"][0], before)
+
+
+def test_cross_calibrate_fits_the_out_of_fold_distributions_as_calibrate_would(pretrained,
+                                                                               data):
+    from sklearn.model_selection import KFold
+
+    from stellarlatent._bins import binned_cdf
+    from stellarlatent.estimators._calibration import softmax
+
+    flux, labels = data
+    ensemble = clone(pretrained)
+    ensemble.pretrained_members_ = pretrained.pretrained_members_
+    ensemble._adopt(pretrained.members_)
+    ensemble.ridge_ = pretrained.ridge_
+    ensemble.cross_calibrate(flux[:64], labels[:64], cv=3, level=0.6827)
+    # the same folds by hand: the out-of-fold distributions, then calibrate's fit on them
+    names = tuple(ensemble.bin_edges_)
+    values = np.column_stack([labels[name].value[:64] for name in names])
+    log_proba = {name: np.empty((64, len(ensemble.bin_edges_[name]) - 1)) for name in names}
+    ridge_mass = {name: np.empty_like(log_proba[name]) for name in names}
+    for train, test in KFold(3, shuffle=True, random_state=0).split(np.arange(64)):
+        copy_ = clone(ensemble)
+        copy_.pretrained_members_ = pretrained.pretrained_members_
+        copy_.fit(flux[train], {name: values[train, j] for j, name in enumerate(names)})
+        for name, logp in copy_._log_proba(flux[test]).items():
+            log_proba[name][test] = logp
+        for name, logm in copy_._ridge_log_mass(flux[test]).items():
+            ridge_mass[name][test] = logm
+    by_hand = clone(ensemble)
+    by_hand._adopt(ensemble.members_)
+    by_hand._fit_calibration(log_proba, ridge_mass, values, "coverage", (0.6827,))
+    for name in names:
+        assert ensemble.temperatures_[name] == pytest.approx(by_hand.temperatures_[name])
+        assert ensemble.ridge_shares_[name] == by_hand.ridge_shares_[name]
+    # the out-of-fold 68% intervals hold about 68% of the stars they were fitted to
+    table = clone(ensemble)
+    table._adopt(ensemble.members_)
+    table.temperatures_, table.ridge_shares_ = ensemble.temperatures_, ensemble.ridge_shares_
+    table.network_temperatures_ = ensemble.network_temperatures_
+    joined = table._joined(log_proba, ridge_mass)
+    name = names[0]
+    pit = binned_cdf(softmax(joined[name] / ensemble.temperatures_[name]),
+                     np.asarray(ensemble.bin_edges_[name], dtype=float), values[:, 0])
+    assert 0.6 <= np.mean(np.abs(2 * pit - 1) <= 0.6827) <= 0.76
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"cv": 1}, "cv must be an integer of at least 2"),
+    ({"cv": True}, "cv must be an integer of at least 2"),
+    ({"cv": 65}, "cv=65 folds need at least 65 spectra"),
+    ({"groups": np.zeros(3)}, "groups must have one entry per spectrum"),
+    ({"groups": np.arange(64) % 2, "cv": 3}, "cv=3 folds need at least 3 groups"),
+    ({"sample_weight": np.ones(3)}, "sample_weight must have one weight per spectrum"),
+    ({"method": "mse"}, "method must be 'nll' or 'coverage'"),
+])
+def test_cross_calibrate_refuses_bad_arguments(pretrained, data, kwargs, message):
+    flux, labels = data
+    with pytest.raises(ValueError, match=message):
+        pretrained.cross_calibrate(flux[:64], labels[:64], **kwargs)
+
+
+def test_cross_calibrate_needs_the_bins_of_a_pretraining(fitted, data):
+    flux, labels = data
+    with pytest.raises(ValueError, match="was not pre-trained .* with calibrate"):
+        fitted.cross_calibrate(flux[:64], labels[:64])
+
+
 def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     flux, _ = data
     fitted.temperatures_ = {k: 0.8 for k in fitted.temperatures_}
