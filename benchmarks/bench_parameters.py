@@ -95,7 +95,15 @@ Usage::
 In cross-validation the numbers are those of the pooled out-of-fold
 predictions. The last output line is one JSON object: ``scatter`` and
 ``bias`` by method and label, ``coverage68``, ``coverage95`` and ``ece`` of
-DeepREMAP by label, and ``seconds``, the time of the whole run.
+DeepREMAP by label (with ``--calibration-cv``, the same three of the
+cross-calibrated row under ``cross_calibrated``), and ``seconds``, the time
+of the whole run.
+
+``--calibration-cv K`` adds the row ``DeepREMAP, cross-calibrated``: the
+same pre-trained networks fine-tuned on every training star of the fold (not
+85% of them) and calibrated on the out-of-fold predictions of K copies
+fine-tuned on the rest (`DeepREMAPEnsemble.cross_calibrate`), K + 1
+fine-tunings where the recipe needs one.
 """
 
 import argparse
@@ -345,6 +353,9 @@ N_MODELS = 3
 REFIT = "DeepREMAP, ridge refit"
 #: the row of ridge regression given the other spectral types too (``--all-types``)
 RIDGE_ALL = "ridge, all types"
+#: the row of the ensemble fitted on every training star and calibrated on its
+#: out-of-fold predictions (``--calibration-cv K``)
+CROSS = "DeepREMAP, cross-calibrated"
 
 
 def new_ensemble(args, epochs, ridge_expert=True):
@@ -477,6 +488,11 @@ def parse_args(argv):
                         help="stars of the pre-training gain experiment")
     parser.add_argument("--calibration-fraction", type=float, default=0.15,
                         help="fraction of each training set held out to calibrate DeepREMAP")
+    parser.add_argument("--calibration-cv", type=int, default=0, metavar="K",
+                        help="also fine-tune DeepREMAP on every training star and calibrate "
+                             "it on its K-fold out-of-fold predictions "
+                             "(DeepREMAPEnsemble.cross_calibrate), a row of its own with "
+                             "its coverage (default 0: not run)")
     parser.add_argument("--augment", type=int, default=0, metavar="COPIES",
                         help="degraded copies of each training star (`AUGMENTER`) added to "
                              "DeepREMAP's fine-tuning stars, and one of each calibration star "
@@ -507,6 +523,10 @@ def parse_args(argv):
         parser.error("--on-holdout needs --holdout-fraction")
     if args.train and args.holdout_fraction:
         parser.error("--train/--test already hold the test stars out: no --holdout-fraction")
+    if args.calibration_cv and (args.calibration_cv < 2 or args.augment or args.all_types
+                                or args.skip_pretraining):
+        parser.error("--calibration-cv needs K >= 2 and the pre-training, and goes with "
+                     "neither --augment nor --all-types")
     if args.quick:
         args.folds = min(args.folds, 2)
         args.n_synthetic = min(args.n_synthetic, 1000)
@@ -601,6 +621,7 @@ def main(argv=None):
         del X_syn, y_syn
 
     methods = ("DeepREMAP", "networks only") + (() if args.augment else (REFIT,)) + (
+        (CROSS,) if args.calibration_cv else ()) + (
         "ridge", "pca-knn", "cannon") + (
         ("ridge + copies",) if args.augment else ()) + (
         (RIDGE_ALL,) if others is not None else ())
@@ -609,6 +630,7 @@ def main(argv=None):
     tally = CalibrationTally()
     tally_networks = CalibrationTally()
     tally_68 = CalibrationTally()
+    tally_cross = CalibrationTally()
     timing = dict.fromkeys(methods, 0.0)
     tested = np.zeros(len(y), dtype=bool)
     for fold, train, test in plan:
@@ -660,6 +682,13 @@ def main(argv=None):
         tally.add(model, X[test], y[test])
         tally_networks.add(alone, X[test], y[test])
         timing["DeepREMAP"] += time.perf_counter() - start
+        if args.calibration_cv:
+            start = time.perf_counter()
+            crossed = template.fit(X[train], y[train]).cross_calibrate(
+                X[train], y[train], cv=args.calibration_cv, method=CALIBRATION)
+            predicted[CROSS][test] = point_estimates(crossed, X[test])
+            tally_cross.add(crossed, X[test], y[test])
+            timing[CROSS] += time.perf_counter() - start
         tested[test] = True
         scatter, _ = robust_stats(predicted["DeepREMAP"][test], y[test])
         temperatures = ", ".join(f"{t:.2f}" for t in model.temperatures_.values())
@@ -695,12 +724,22 @@ def main(argv=None):
                  "cover. 95%": tally_networks.coverage(95), "ECE": tally_networks.ece()},
                 digits=(3, 3, 3), units=False)
 
+    summary = {"scatter": scatter, "bias": bias, "coverage68": coverage68,
+               "coverage95": coverage95, "ece": ece}
+    if args.calibration_cv:
+        cross = {"cover. 68%": tally_cross.coverage(68), "cover. 95%": tally_cross.coverage(95),
+                 "ECE": tally_cross.ece()}
+        print_table(f"fitted on every training star, calibrated on {args.calibration_cv}-fold "
+                    "out-of-fold predictions:", cross, digits=(3, 3, 3), units=False)
+        summary["cross_calibrated"] = {"coverage68": cross["cover. 68%"],
+                                       "coverage95": cross["cover. 95%"], "ece": cross["ECE"]}
+
     if not args.skip_pretraining and not args.skip_gain:
         gain_experiment(args, X, y, plan, template)
     seconds = time.perf_counter() - started
     print(f"total time {seconds:.0f} s")
-    print(json.dumps({"scatter": scatter, "bias": bias, "coverage68": coverage68,
-                      "coverage95": coverage95, "ece": ece, "seconds": round(seconds, 1)}))
+    summary["seconds"] = round(seconds, 1)
+    print(json.dumps(summary))
 
 
 def gain_experiment(args, X, y, plan, pretrained):
