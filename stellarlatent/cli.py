@@ -440,9 +440,15 @@ def _add_fit_remap(sub):
     p.add_argument("--label-smoothing", type=float, default=None, metavar="SIGMA",
                    help="Gaussian soft targets SIGMA bins wide, for labels with errors; 0 is "
                         "one-hot (default: the recipe's, 1)")
-    p.add_argument("--calibration-fraction", type=float, default=0.2,
+    p.add_argument("--calibration-fraction", type=float, default=None,
                    help="stars held out to calibrate the probabilities; 0: no calibration "
-                        "(default: %(default)s)")
+                        "(default: 0.2)")
+    p.add_argument("--calibration-cv", type=int, default=0, metavar="K",
+                   help="instead, train on every star and calibrate on out-of-fold "
+                        "predictions of K more fine-tunings of the ensemble, each on all "
+                        "but a K-th of the stars (steadier intervals, K more fits; needs "
+                        "--members 2 or more and a pre-training; default: 0, hold out "
+                        "--calibration-fraction)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
                   f"{r.EPOCHS_SCRATCH} from scratch",

@@ -489,7 +489,37 @@ def test_fit_remap_trains_the_recipe_ensemble_with_synthetic_pretraining(store, 
     assert {"teff", "teff_err", "logg", "feh"} <= set(table.colnames)
 
 
+def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fold(
+        store, tmp_path, capsys, monkeypatch):
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import DeepREMAPEnsemble
+
+    calls = []
+    cross_calibrate = DeepREMAPEnsemble.cross_calibrate
+
+    def recording(self, X, y=None, sample_weight=None, **kwargs):
+        calls.append((len(self.members_[0]._check_X(X)), kwargs))
+        return cross_calibrate(self, X, y, sample_weight, **kwargs)
+
+    monkeypatch.setattr(DeepREMAPEnsemble, "cross_calibrate", recording)
+    out = tmp_path / "ensemble.pt"
+    assert main(["fit-remap", str(store), "--out", str(out), "--device", "cpu", "--members", "2",
+                 "--n-synthetic", "48", "--pretrain-epochs", "1", "--epochs", "1",
+                 "--n-bins", "8", "--batch-size", "16", "--calibration-cv", "3"]) == 0
+    said = capsys.readouterr().out
+    with SpectralStore(store) as opened:
+        n = len(opened)
+    assert calls == [(n, {"cv": 3, "method": "coverage"})]  # every star, three folds
+    assert f"on {n} of {n} spectra" in said and "out-of-fold predictions of 3 folds" in said
+    ensemble = DeepREMAPEnsemble.load(out)
+    assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
+
+
 @pytest.mark.parametrize("options, message", [
+    (["--calibration-cv", "1"], "--calibration-cv must be 0 or at least 2"),
+    (["--calibration-cv", "3", "--calibration-fraction", "0.1"], "leave out --calibration-fr"),
+    (["--calibration-cv", "3", "--members", "1"], "it needs --members 2 or more"),
+    (["--calibration-cv", "3", "--pretrain", "none"], "it needs --members 2 or more"),
     (["--members", "0"], "--members must be at least 1"),
     (["--pretrain-epochs", "0"], "--pretrain-epochs must be at least 1"),
     (["--jobs", "0"], "--jobs must be a positive integer or -1"),

@@ -265,9 +265,20 @@ def _check_recipe(args, template, guess):
     from ..estimators import DeepREMAPEnsemble
     from .pretrain import check_source
 
-    if not 0 <= args.calibration_fraction < 1:
-        raise UserError("--calibration-fraction must be in [0, 1), "
-                        f"got {args.calibration_fraction}")
+    if args.calibration_cv:
+        if args.calibration_cv < 2:
+            raise UserError(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
+        if args.calibration_fraction is not None:
+            raise UserError("--calibration-cv calibrates on out-of-fold predictions of every "
+                            "star: leave out --calibration-fraction")
+        if args.members < 2 or args.pretrain == "none":
+            raise UserError("--calibration-cv refits the ensemble's pre-trained networks on "
+                            "each fold: it needs --members 2 or more and a --pretrain source")
+    elif args.calibration_cv < 0:
+        raise UserError(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
+    fraction = _calibration_fraction(args)
+    if not 0 <= fraction < 1:
+        raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
     for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
                                ("--n-synthetic", args.n_synthetic, 2),
                                ("--members", args.members, 1)):
@@ -290,6 +301,14 @@ def _check_recipe(args, template, guess):
                               random_state=args.seed)._template()
         except (TypeError, ValueError) as exc:
             raise UserError(option_message(str(exc))) from None
+
+
+def _calibration_fraction(args):
+    """The fraction of stars held out to calibrate: none with --calibration-cv, else 0.2
+    unless given."""
+    if args.calibration_cv:
+        return 0.0
+    return 0.2 if args.calibration_fraction is None else args.calibration_fraction
 
 
 def _member_template(args, labels, spectral_axis=None):
@@ -346,7 +365,7 @@ def run_fit_remap(args):
         epochs = args.epochs or (EPOCHS_SCRATCH if pretraining is None else EPOCHS_PRETRAINED)
 
         rng = np.random.default_rng(args.seed)
-        n_cal = int(round(args.calibration_fraction * n))
+        n_cal = int(round(_calibration_fraction(args) * n))
         calibrate = n_cal >= 2 and n - n_cal >= 2
         if calibrate:
             order = rng.permutation(n)
@@ -372,7 +391,19 @@ def run_fit_remap(args):
             raise _labels_error(exc) from None
         _record_preprocessing(model, spec)
         calibrated = "; not calibrated"
-        if calibrate:
+        if args.calibration_cv:
+            try:
+                model.cross_calibrate(X_train, y_train, cv=args.calibration_cv,
+                                      method=args.calibration_method)
+            except Exception as exc:  # noqa: BLE001 - keep the trained model
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                save_model(model, out, "fit-remap", note=" (uncalibrated)")
+                raise UserError(f"the {args.calibration_cv}-fold cross-calibration failed "
+                                f"({reason}); the uncalibrated model was written to {out}"
+                                ) from None
+            calibrated = (f"; calibrated ({args.calibration_method}) on out-of-fold "
+                          f"predictions of {args.calibration_cv} folds")
+        elif calibrate:
             try:
                 model.calibrate(read(calibration), y[calibration],
                                 method=args.calibration_method)
