@@ -9,9 +9,10 @@ as `bench_parameters.py` does it (same seeds, same 85/15 split of the fold's
 training stars). Its calibration and test stars are both out of sample for
 it, so they are pooled and split again at random, ``--repeats`` times, into
 as many calibration stars as the recipe keeps and test stars. Each split is
-calibrated with each temperature fit of `DeepREMAPEnsemble.calibrate`
-(coverage of the 68% and 95% intervals, the default; coverage of the 68%
-intervals alone; likelihood) and judged on its test stars.
+calibrated with each fit of `DeepREMAPEnsemble.calibrate` (the default: a
+temperature and a tail weight fitted to the coverage of the 68% and 95%
+intervals; the temperature alone fitted to both, ``no tail``; to the 68%
+intervals alone; by likelihood) and judged on its test stars.
 
 For each fit and label the script prints the mean and standard deviation of
 the test coverage over the splits, its root-mean-square distance from the
@@ -42,6 +43,7 @@ import bench_parameters as bp  # noqa: E402
 
 #: the temperature fits compared: name -> keyword arguments of `calibrate`
 FITS = {"coverage 68+95": {"method": "coverage"},
+        "no tail": {"method": "coverage", "tail": False},
         "coverage 68": {"method": "coverage", "level": 0.6827},
         "nll": {"method": "nll"}}
 #: the targets of the coverage (issue #13)

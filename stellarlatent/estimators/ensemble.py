@@ -18,8 +18,8 @@ from .._logging import log
 from .._params import Interval, Predicate, validate_params
 from ._base import SeededEstimator, resolve_device
 from ._binning import binned_summaries
-from ._calibration import (COVERAGE_LEVELS, check_method, fit_temperature, fit_temperatures,
-                           product, softmax)
+from ._calibration import (COVERAGE_LEVELS, check_method, fit_tail, fit_temperature,
+                           fit_temperatures, mixture, product, softmax)
 from ._data import take_rows
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
@@ -106,6 +106,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         the log-probabilities are ``2 (1 - share)`` times the networks' plus
         ``2 share`` times the ridge expert's (0.5, a plain product, before
         `calibrate`).
+    tail_weights_ : dict
+        ``{label: weight}`` of the wide component of the calibrated
+        distributions: the probabilities are ``(1 - weight)`` times the
+        distribution at ``temperatures_`` plus ``weight`` times the same at
+        a four times higher temperature, chosen with the temperature to match
+        every coverage level (0 before `calibrate`, and with ``tail=False``
+        or ``method="nll"``).
     ridge_ : `RidgeExpert` or None
         The ridge expert fitted by `fit` (None with ``ridge_expert=False``
         or before `fit`).
@@ -274,6 +281,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         self.temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
         self.network_temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
         self.ridge_shares_ = dict.fromkeys(first.bin_edges_, 0.5)
+        self.tail_weights_ = dict.fromkeys(first.bin_edges_, 0.0)
         self._copy_member_state()
 
     def _copy_member_state(self):
@@ -334,12 +342,9 @@ class DeepREMAPEnsemble(SeededEstimator):
         return self._joined(self._log_proba(X), self._ridge_log_mass(X))
 
     def _proba(self, log_proba):
-        out = {}
-        for label, logp in log_proba.items():
-            scaled = logp / self.temperatures_[label]
-            proba = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-            out[label] = proba / proba.sum(axis=1, keepdims=True)
-        return out
+        tails = getattr(self, "tail_weights_", {})
+        return {label: mixture(logp, self.temperatures_[label], tails.get(label, 0.0))
+                for label, logp in log_proba.items()}
 
     def _edges(self, label):
         return edges_with_unit(self.bin_edges_[label], self.label_units_[label])
@@ -439,7 +444,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         return distances, indices, table
 
     def calibrate(self, X, y=None, *, method="coverage", level=COVERAGE_LEVELS,
-                  ridge_train=None):
+                  ridge_train=None, tail=True):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
         First the temperature of the networks' averaged log-probabilities;
@@ -471,6 +476,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         ridge_train : tuple (X_train, y_train), default=None
             The training spectra and labels of `fit` (``y_train`` None when
             ``X_train`` carries them); needs ``ridge_expert=True``.
+        tail : bool, default=True
+            With ``method="coverage"`` and several levels, fit a tail weight
+            (``tail_weights_``) together with the temperature of each label,
+            so that every level is matched where one temperature can only
+            share the miss between them: the residuals of real stars have
+            heavier tails than the networks' distributions. False: the
+            temperature alone.
 
         Returns
         -------
@@ -514,13 +526,13 @@ class DeepREMAPEnsemble(SeededEstimator):
             ridge = self._fit_ridge(*ridge_train, also=(X, values))
             n_train = len(ridge.loo_predictions_) - len(values)
             ridge_mass = self._ridge_log_mass(X, ridge, ridge.loo_predictions_[n_train:])
-        self._fit_calibration(log_proba, ridge_mass, values, method, levels)
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail)
         if ridge is not None:
             self.ridge_ = ridge
         return self
 
     def cross_calibrate(self, X, y=None, sample_weight=None, *, cv=5, groups=None,
-                        method="coverage", level=COVERAGE_LEVELS):
+                        method="coverage", level=COVERAGE_LEVELS, tail=True):
         """Fit the temperatures to out-of-fold predictions of the training spectra.
 
         Call it after `fit` on the same spectra, instead of holding some of
@@ -551,7 +563,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             its augmented copies) stay in one fold, so that no prediction is
             of a star the copy was trained on. None: every spectrum is its
             own group, and the folds are drawn with ``random_state``.
-        method, level
+        method, level, tail
             As in `calibrate`.
 
         Returns
@@ -637,18 +649,31 @@ class DeepREMAPEnsemble(SeededEstimator):
                 for label, logm in mass.items():
                     ridge_mass.setdefault(label, np.empty((n, logm.shape[1])))[test] = logm
             log.info("DeepREMAPEnsemble: cross_calibrate fold %d of %d done", k + 1, cv)
-        self._fit_calibration(log_proba, ridge_mass, values, method, levels)
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail)
         return self
 
-    def _fit_calibration(self, log_proba, ridge_mass, values, method, levels):
-        """Temperatures and ridge shares fitted to out-of-sample distributions and their
-        true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert."""
+    def _fit_calibration(self, log_proba, ridge_mass, values, method, levels, tail):
+        """Temperatures, ridge shares and tail weights fitted to out-of-sample distributions
+        and their true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert."""
         labels = tuple(self.bin_edges_)
         self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
                                                       values, method, levels)
+        self.tail_weights_ = dict.fromkeys(labels, 0.0)
         if ridge_mass is None:
             self.temperatures_ = dict(self.network_temperatures_)
+        else:
+            self._fit_shares(log_proba, ridge_mass, values, method, levels)
+        if not (tail and method == "coverage" and len(levels) > 1):
             return
+        joined = self._joined(log_proba, ridge_mass)
+        for j, label in enumerate(labels):
+            if np.isfinite(values[:, j]).any():
+                self.temperatures_[label], self.tail_weights_[label] = fit_tail(
+                    joined[label], self.bin_edges_[label], values[:, j], levels)
+
+    def _fit_shares(self, log_proba, ridge_mass, values, method, levels):
+        """The ridge expert's share in the product of each label, and its temperature."""
+        labels = tuple(self.bin_edges_)
         shares, temperatures = {}, {}
         for j, label in enumerate(labels):
             networks = log_proba[label] / self.network_temperatures_[label]
@@ -696,7 +721,8 @@ class DeepREMAPEnsemble(SeededEstimator):
             "version": __version__,
             "metadata": json.dumps({"params": params, "temperatures": self.temperatures_,
                                     "network_temperatures": self.network_temperatures_,
-                                    "ridge_shares": self.ridge_shares_}),
+                                    "ridge_shares": self.ridge_shares_,
+                                    "tail_weights": self.tail_weights_}),
             "members": members,
         }
         if getattr(self, "ridge_", None) is not None:
@@ -730,6 +756,9 @@ class DeepREMAPEnsemble(SeededEstimator):
                     "network_temperatures", ensemble.temperatures_).items()}
             ensemble.ridge_shares_ = {k: float(v) for k, v in metadata.get(
                 "ridge_shares", ensemble.ridge_shares_).items()}
+            # files written before the tail weights have none
+            ensemble.tail_weights_ = {k: float(v) for k, v in metadata.get(
+                "tail_weights", ensemble.tail_weights_).items()}
             ridge = payload.get("ridge")
             ensemble.ridge_ = None if ridge is None else RidgeExpert.from_state_dict(ridge)
             if ensemble.ridge_ is not None and ensemble.ridge_.coef_.shape != (

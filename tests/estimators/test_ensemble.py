@@ -212,6 +212,54 @@ def test_calibrate_by_coverage_reaches_the_level(fitted, data):
     assert all(t > 0 for t in ensemble.temperatures_.values())
 
 
+def test_the_tail_weight_mixes_in_a_wider_distribution_and_calibrate_fits_it(fitted, data):
+    from stellarlatent.estimators._calibration import TAIL_WIDTH, softmax
+
+    flux, labels = data
+    ensemble = clone(fitted)
+    ensemble._adopt(fitted.members_)
+    ensemble.ridge_ = fitted.ridge_
+    assert ensemble.tail_weights_ == dict.fromkeys(ensemble.bin_edges_, 0.0)
+    joined = ensemble._combined_log_proba(flux[64:])
+    ensemble.temperatures_ = dict.fromkeys(ensemble.temperatures_, 1.5)
+    ensemble.tail_weights_ = dict.fromkeys(ensemble.tail_weights_, 0.2)
+    expected = (0.8 * softmax(joined["logg"] / 1.5)
+                + 0.2 * softmax(joined["logg"] / (1.5 * TAIL_WIDTH)))
+    np.testing.assert_allclose(ensemble.predict_proba(flux[64:])["logg"][0], expected,
+                               rtol=1e-10)
+    # fitted with the temperature by the coverage of several levels, and only then
+    ensemble.calibrate(flux[64:], labels[64:])
+    assert set(ensemble.tail_weights_) == set(ensemble.bin_edges_)
+    assert all(0.0 <= w <= 0.5 for w in ensemble.tail_weights_.values())
+    for kwargs in ({"tail": False}, {"method": "nll"}, {"level": 0.6827}):
+        ensemble.calibrate(flux[64:], labels[64:], **kwargs)
+        assert ensemble.tail_weights_ == dict.fromkeys(ensemble.bin_edges_, 0.0)
+
+
+def test_calibrating_with_the_tail_matches_both_levels_where_one_temperature_cannot():
+    from stellarlatent._bins import binned_cdf
+    from stellarlatent.estimators._binning import coverage_temperature
+    from stellarlatent.estimators._calibration import fit_tail, mixture
+
+    rng = np.random.default_rng(5)
+    centres, edges = np.arange(60) + 0.5, np.arange(61.0)
+    truth = rng.uniform(20, 40, 1500)
+    values = truth + rng.normal(0, 1, 1500) * np.where(rng.random(1500) < 0.15, 2.5, 1.0)
+    logp = -0.5 * (centres - truth[:, None]) ** 2
+    levels = np.array([0.6827, 0.9545])
+
+    def miss(proba):
+        pit = binned_cdf(proba, edges, values)
+        return np.max(np.abs(np.mean(np.abs(2 * pit - 1)[:, None] <= levels, axis=0) - levels))
+
+    one = miss(mixture(logp, coverage_temperature(logp, edges, values, levels), 0.0))
+    temperature, tail = fit_tail(logp, edges, values, levels)
+    assert tail > 0 and miss(mixture(logp, temperature, tail)) < min(0.01, one / 2)
+    # errors as narrow as predicted need no tail
+    exact = truth + rng.normal(0, 1, 1500)
+    assert fit_tail(logp, edges, exact, levels)[1] == 0.0
+
+
 def test_the_ridge_expert_keeps_its_leave_one_out_predictions(data):
     from sklearn.linear_model import Ridge
 
@@ -341,7 +389,7 @@ def test_cross_calibrate_fits_the_out_of_fold_distributions_as_calibrate_would(p
             ridge_mass[name][test] = logm
     by_hand = clone(ensemble)
     by_hand._adopt(ensemble.members_)
-    by_hand._fit_calibration(log_proba, ridge_mass, values, "coverage", (0.6827,))
+    by_hand._fit_calibration(log_proba, ridge_mass, values, "coverage", (0.6827,), True)
     for name in names:
         assert ensemble.temperatures_[name] == pytest.approx(by_hand.temperatures_[name])
         assert ensemble.ridge_shares_[name] == by_hand.ridge_shares_[name]
@@ -381,13 +429,16 @@ def test_cross_calibrate_needs_the_bins_of_a_pretraining(fitted, data):
 def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     flux, _ = data
     fitted.temperatures_ = {k: 0.8 for k in fitted.temperatures_}
+    fitted.tail_weights_ = {k: 0.1 for k in fitted.tail_weights_}
     loaded = DeepREMAPEnsemble.load(fitted.save(tmp_path / "ensemble.pt"), device="cpu")
     assert loaded.temperatures_ == fitted.temperatures_
+    assert loaded.tail_weights_ == fitted.tail_weights_
     assert loaded.n_members == 3
     np.testing.assert_allclose(loaded.predict(flux[64:])["feh"], fitted.predict(flux[64:])["feh"])
     np.testing.assert_array_equal(loaded.ridge_.coef_, fitted.ridge_.coef_)
     assert loaded.ridge_shares_ == fitted.ridge_shares_
     fitted.temperatures_ = {k: 1.0 for k in fitted.temperatures_}
+    fitted.tail_weights_ = {k: 0.0 for k in fitted.tail_weights_}
 
 
 def test_an_ensemble_file_of_the_first_format_still_loads(fitted, data, tmp_path):
