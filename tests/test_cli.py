@@ -515,6 +515,26 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
     assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
 
 
+@pytest.mark.parametrize("option, method", [(["--calibration-cv", "2"], "cross_calibrate"),
+                                            ([], "calibrate")])
+def test_fit_remap_writes_the_uncalibrated_model_when_the_calibration_fails(
+        store, tmp_path, capsys, monkeypatch, option, method):
+    from stellarlatent.estimators import DeepREMAPEnsemble
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(DeepREMAPEnsemble, method, failing)
+    out = tmp_path / "ensemble.pt"
+    assert main(["fit-remap", str(store), "--out", str(out), "--device", "cpu", "--members", "2",
+                 "--n-synthetic", "48", "--pretrain-epochs", "1", "--epochs", "1",
+                 "--n-bins", "8", "--batch-size", "16", "--quiet", *option]) == 1
+    err = capsys.readouterr().err
+    assert "failed (no luck); the uncalibrated model was written to" in err
+    temperatures = DeepREMAPEnsemble.load(out).temperatures_
+    assert temperatures == dict.fromkeys(("teff", "logg", "feh"), 1.0)
+
+
 @pytest.mark.parametrize("options, message", [
     (["--calibration-cv", "1"], "--calibration-cv must be 0 or at least 2"),
     (["--calibration-cv", "3", "--calibration-fraction", "0.1"], "leave out --calibration-fr"),

@@ -392,28 +392,17 @@ def run_fit_remap(args):
         _record_preprocessing(model, spec)
         calibrated = "; not calibrated"
         if args.calibration_cv:
-            try:
-                model.cross_calibrate(X_train, y_train, cv=args.calibration_cv,
-                                      method=args.calibration_method)
-            except Exception as exc:  # noqa: BLE001 - keep the trained model
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                save_model(model, out, "fit-remap", note=" (uncalibrated)")
-                raise UserError(f"the {args.calibration_cv}-fold cross-calibration failed "
-                                f"({reason}); the uncalibrated model was written to {out}"
-                                ) from None
-            calibrated = (f"; calibrated ({args.calibration_method}) on out-of-fold "
-                          f"predictions of {args.calibration_cv} folds")
+            calibrated = _calibrate(
+                model, out, args, f"the {args.calibration_cv}-fold cross-calibration",
+                lambda: model.cross_calibrate(X_train, y_train, cv=args.calibration_cv,
+                                              method=args.calibration_method),
+                f"out-of-fold predictions of {args.calibration_cv} folds")
         elif calibrate:
-            try:
-                model.calibrate(read(calibration), y[calibration],
-                                method=args.calibration_method)
-            except Exception as exc:  # noqa: BLE001 - keep the trained model
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                save_model(model, out, "fit-remap", note=" (uncalibrated)")
-                raise UserError(f"the calibration on {n_cal} held-out spectra failed "
-                                f"({reason}); the uncalibrated model was written to {out}"
-                                ) from None
-            calibrated = f"; calibrated ({args.calibration_method}) on {n_cal} held-out spectra"
+            calibrated = _calibrate(
+                model, out, args, f"the calibration on {n_cal} held-out spectra",
+                lambda: model.calibrate(read(calibration), y[calibration],
+                                        method=args.calibration_method),
+                f"{n_cal} held-out spectra")
     finally:
         if pretraining is not None:
             pretraining.close()
@@ -431,6 +420,18 @@ def run_fit_remap(args):
         f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
         f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "
         f"({_history_losses(model)}{calibrated}); model: {out}")
+
+
+def _calibrate(model, out, args, what, run, on):
+    """Run a calibration; if it fails, write the uncalibrated model and say so."""
+    try:
+        run()
+    except Exception as exc:  # noqa: BLE001 - keep the trained model
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        save_model(model, out, "fit-remap", note=" (uncalibrated)")
+        raise UserError(f"{what} failed ({reason}); the uncalibrated model was written to "
+                        f"{out}") from None
+    return f"; calibrated ({args.calibration_method}) on {on}"
 
 
 def _record_preprocessing(model, spec):
