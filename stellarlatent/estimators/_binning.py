@@ -24,6 +24,7 @@ __all__ = [
     "digitize",
     "binned_summaries",
     "binned_cdf",
+    "coverage_gap",
     "coverage_temperature",
 ]
 
@@ -416,10 +417,15 @@ def coverage_temperature(logits, edges, values, level=0.6827, bounds=(0.05, 20.0
         raise ValueError("values must hold at least one finite value to fit a temperature")
     levels = np.atleast_1d(np.asarray(level, dtype=float))
     temperatures = np.exp(np.linspace(np.log(bounds[0]), np.log(bounds[1]), int(n_grid)))
-    gaps = np.empty(temperatures.size)
-    for i, temperature in enumerate(temperatures):
-        pit = binned_cdf(_softmax(logits / temperature), edges, values)
-        covered = np.mean(np.abs(2.0 * pit - 1.0)[:, None] <= levels, axis=0)
-        gaps[i] = np.max(np.abs(covered - levels))
+    gaps = np.array([coverage_gap(_softmax(logits / temperature), edges, values, levels)
+                     for temperature in temperatures])
     best = np.flatnonzero(gaps <= gaps.min() + 1e-12)
     return float(np.exp(np.median(np.log(temperatures[best]))))
+
+
+def coverage_gap(proba, edges, values, levels):
+    """The largest difference between the fraction of ``values`` inside the central
+    credible intervals of ``proba`` and their ``levels`` (values all finite)."""
+    pit = binned_cdf(proba, edges, values)
+    covered = np.mean(np.abs(2.0 * pit - 1.0)[:, None] <= np.asarray(levels), axis=0)
+    return float(np.max(np.abs(covered - levels)))

@@ -17,8 +17,7 @@ import torch
 
 from .._logging import log
 from ..nn import TemperatureScaler
-from .._bins import binned_cdf
-from ._binning import coverage_temperature, digitize
+from ._binning import coverage_gap, coverage_temperature, digitize
 
 __all__ = ["COVERAGE_LEVELS", "TAIL_WIDTH", "check_method", "fit_tail", "fit_temperature",
            "fit_temperatures", "mixture", "product", "softmax"]
@@ -134,11 +133,8 @@ def fit_tail(logp, edges, values, levels):
     levels = np.atleast_1d(np.asarray(levels, dtype=float))
     best = None
     for tail in TAIL_WEIGHTS:
-        gaps = np.empty(_TEMPERATURES.size)
-        for i, temperature in enumerate(_TEMPERATURES):
-            pit = binned_cdf(mixture(logp, temperature, tail), edges, values)
-            covered = np.mean(np.abs(2.0 * pit - 1.0)[:, None] <= levels, axis=0)
-            gaps[i] = np.max(np.abs(covered - levels))
+        gaps = np.array([coverage_gap(mixture(logp, temperature, tail), edges, values, levels)
+                         for temperature in _TEMPERATURES])
         if best is None or gaps.min() < best[0] - 1e-12:
             tied = np.flatnonzero(gaps <= gaps.min() + 1e-12)
             temperature = float(np.exp(np.median(np.log(_TEMPERATURES[tied]))))

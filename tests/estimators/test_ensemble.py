@@ -10,6 +10,17 @@ from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
 from ._helpers import line_spectra, small_remap
 
 
+def uncalibrated_copy(model, pretrained=False):
+    """A new ensemble with ``model``'s fitted members and ridge expert, temperatures reset
+    (and its pre-trained members with ``pretrained``)."""
+    copy_ = clone(model)
+    copy_._adopt(model.members_)
+    copy_.ridge_ = model.ridge_
+    if pretrained:
+        copy_.pretrained_members_ = model.pretrained_members_
+    return copy_
+
+
 @pytest.fixture(scope="module")
 def data():
     flux, labels = line_spectra(n=96, n_pixels=96, seed=3)
@@ -216,9 +227,7 @@ def test_the_tail_weight_mixes_in_a_wider_distribution_and_calibrate_fits_it(fit
     from stellarlatent.estimators._calibration import TAIL_WIDTH, softmax
 
     flux, labels = data
-    ensemble = clone(fitted)
-    ensemble._adopt(fitted.members_)
-    ensemble.ridge_ = fitted.ridge_
+    ensemble = uncalibrated_copy(fitted)
     assert ensemble.tail_weights_ == dict.fromkeys(ensemble.bin_edges_, 0.0)
     joined = ensemble._combined_log_proba(flux[64:])
     ensemble.temperatures_ = dict.fromkeys(ensemble.temperatures_, 1.5)
@@ -323,10 +332,7 @@ def pretrained(data):
 def test_cross_calibrate_predicts_each_star_with_a_copy_that_never_saw_it(pretrained, data,
                                                                           monkeypatch):
     flux, labels = data
-    ensemble = clone(pretrained)
-    ensemble.pretrained_members_ = pretrained.pretrained_members_
-    ensemble._adopt(pretrained.members_)
-    ensemble.ridge_ = pretrained.ridge_
+    ensemble = uncalibrated_copy(pretrained, pretrained=True)
     before = ensemble.predict_proba(flux[64:])["teff"][0]
     seen, predicted = [], []
     fit, log_proba = DeepREMAPEnsemble.fit, DeepREMAPEnsemble._log_proba
@@ -355,9 +361,7 @@ def test_cross_calibrate_predicts_each_star_with_a_copy_that_never_saw_it(pretra
     assert all(a is b for a, b in zip(ensemble.members_, pretrained.members_))
     assert ensemble.ridge_ is pretrained.ridge_
     assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
-    after = clone(ensemble)
-    after._adopt(ensemble.members_)
-    after.ridge_ = ensemble.ridge_
+    after = uncalibrated_copy(ensemble)
     np.testing.assert_allclose(after.predict_proba(flux[64:])["teff"][0], before)
 
 
@@ -369,10 +373,7 @@ def test_cross_calibrate_fits_the_out_of_fold_distributions_as_calibrate_would(p
     from stellarlatent.estimators._calibration import softmax
 
     flux, labels = data
-    ensemble = clone(pretrained)
-    ensemble.pretrained_members_ = pretrained.pretrained_members_
-    ensemble._adopt(pretrained.members_)
-    ensemble.ridge_ = pretrained.ridge_
+    ensemble = uncalibrated_copy(pretrained, pretrained=True)
     ensemble.cross_calibrate(flux[:64], labels[:64], cv=3, level=0.6827)
     # the same folds by hand: the out-of-fold distributions, then calibrate's fit on them
     names = tuple(ensemble.bin_edges_)
@@ -387,18 +388,13 @@ def test_cross_calibrate_fits_the_out_of_fold_distributions_as_calibrate_would(p
             log_proba[name][test] = logp
         for name, logm in copy_._ridge_log_mass(flux[test]).items():
             ridge_mass[name][test] = logm
-    by_hand = clone(ensemble)
-    by_hand._adopt(ensemble.members_)
+    by_hand = uncalibrated_copy(ensemble)
     by_hand._fit_calibration(log_proba, ridge_mass, values, "coverage", (0.6827,), True)
     for name in names:
         assert ensemble.temperatures_[name] == pytest.approx(by_hand.temperatures_[name])
         assert ensemble.ridge_shares_[name] == by_hand.ridge_shares_[name]
     # the out-of-fold 68% intervals hold about 68% of the stars they were fitted to
-    table = clone(ensemble)
-    table._adopt(ensemble.members_)
-    table.temperatures_, table.ridge_shares_ = ensemble.temperatures_, ensemble.ridge_shares_
-    table.network_temperatures_ = ensemble.network_temperatures_
-    joined = table._joined(log_proba, ridge_mass)
+    joined = ensemble._joined(log_proba, ridge_mass)
     name = names[0]
     pit = binned_cdf(softmax(joined[name] / ensemble.temperatures_[name]),
                      np.asarray(ensemble.bin_edges_[name], dtype=float), values[:, 0])
