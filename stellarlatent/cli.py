@@ -422,8 +422,10 @@ def _add_fit_remap(sub):
                 "Train the recommended recipe (Gilda 2025): an ensemble of DeepREMAP networks, "
                 "each pre-trained with its own seed on synthetic spectra made like DATA (its "
                 "grid, air or vacuum wavelengths and resolution, over its label ranges), then "
-                "fine-tuned on DATA; their log-probabilities are averaged and calibrated on a "
-                "held-out --calibration-fraction of the stars. The labels are store columns "
+                "fine-tuned on every star of DATA; their log-probabilities are averaged, "
+                "joined by a ridge expert and calibrated on the out-of-fold predictions of "
+                "--calibration-cv more fine-tunings (or on a held-out --calibration-fraction "
+                "of the stars). The labels are store columns "
                 "(teff logg feh by default) or a table file. A store is streamed from disk "
                 "(read into memory with --jobs above 1). " + PREPROCESSING_NOTE)
     _data(p)
@@ -440,15 +442,17 @@ def _add_fit_remap(sub):
     p.add_argument("--label-smoothing", type=float, default=None, metavar="SIGMA",
                    help="Gaussian soft targets SIGMA bins wide, for labels with errors; 0 is "
                         "one-hot (default: the recipe's, 1)")
+    p.add_argument("--calibration-cv", type=int, default=None, metavar="K",
+                   help="train on every star and calibrate on out-of-fold predictions of K "
+                        "more fine-tunings of the ensemble, each on all but a K-th of the "
+                        "stars (needs --members 2 or more and a pre-training); 0: hold out "
+                        f"--calibration-fraction instead (default: {r.CALIBRATION_CV} for an "
+                        f"ensemble with a pre-training and at least {2 * r.CALIBRATION_CV} "
+                        "spectra, else 0)")
     p.add_argument("--calibration-fraction", type=float, default=None,
-                   help="stars held out to calibrate the probabilities; 0: no calibration "
-                        "(default: 0.2)")
-    p.add_argument("--calibration-cv", type=int, default=0, metavar="K",
-                   help="instead, train on every star and calibrate on out-of-fold "
-                        "predictions of K more fine-tunings of the ensemble, each on all "
-                        "but a K-th of the stars (steadier intervals, K more fits; needs "
-                        "--members 2 or more and a pre-training; default: 0, hold out "
-                        "--calibration-fraction)")
+                   help="stars held out to calibrate the probabilities instead of "
+                        "--calibration-cv; 0: no calibration (default: 0.2 when not "
+                        "cross-calibrating)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
                   f"{r.EPOCHS_SCRATCH} from scratch",

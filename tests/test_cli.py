@@ -503,9 +503,10 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
 
     monkeypatch.setattr(DeepREMAPEnsemble, "cross_calibrate", recording)
     out = tmp_path / "ensemble.pt"
-    assert main(["fit-remap", str(store), "--out", str(out), "--device", "cpu", "--members", "2",
-                 "--n-synthetic", "48", "--pretrain-epochs", "1", "--epochs", "1",
-                 "--n-bins", "8", "--batch-size", "16", "--calibration-cv", "3"]) == 0
+    recipe = ["--device", "cpu", "--members", "2", "--n-synthetic", "48",
+              "--pretrain-epochs", "1", "--epochs", "1", "--n-bins", "8", "--batch-size", "16"]
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe,
+                 "--calibration-cv", "3"]) == 0
     said = capsys.readouterr().out
     with SpectralStore(store) as opened:
         n = len(opened)
@@ -513,10 +514,19 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
     assert f"on {n} of {n} spectra" in said and "out-of-fold predictions of 3 folds" in said
     ensemble = DeepREMAPEnsemble.load(out)
     assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
+    # the default cross-calibrates on five folds; --calibration-fraction holds stars out
+    calls.clear()
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite"]) == 0
+    assert calls == [(n, {"cv": 5, "method": "coverage"})]
+    assert "out-of-fold predictions of 5 folds" in capsys.readouterr().out
+    calls.clear()
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
+                 "--calibration-fraction", "0.25"]) == 0
+    assert calls == [] and f"on {round(0.25 * n)} held-out spectra" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("option, method", [(["--calibration-cv", "2"], "cross_calibrate"),
-                                            ([], "calibrate")])
+@pytest.mark.parametrize("option, method", [([], "cross_calibrate"),
+                                            (["--calibration-cv", "0"], "calibrate")])
 def test_fit_remap_writes_the_uncalibrated_model_when_the_calibration_fails(
         store, tmp_path, capsys, monkeypatch, option, method):
     from stellarlatent.estimators import DeepREMAPEnsemble

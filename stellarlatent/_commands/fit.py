@@ -19,8 +19,8 @@ from .inputs import Skips, UserError, subset
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
-from .recipe import (EPOCHS_PRETRAINED, EPOCHS_SCRATCH, VAE_DEFAULTS, contrast_window,
-                     recipe_member)
+from .recipe import (CALIBRATION_CV, EPOCHS_PRETRAINED, EPOCHS_SCRATCH, VAE_DEFAULTS,
+                     contrast_window, recipe_member)
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
@@ -265,18 +265,17 @@ def _check_recipe(args, template, guess):
     from ..estimators import DeepREMAPEnsemble
     from .pretrain import check_source
 
-    if args.calibration_cv:
-        if args.calibration_cv < 2:
-            raise UserError(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
+    given = args.calibration_cv
+    if given is not None and (given < 0 or given == 1):
+        raise UserError(f"--calibration-cv must be 0 or at least 2, got {given}")
+    if given:
         if args.calibration_fraction is not None:
             raise UserError("--calibration-cv calibrates on out-of-fold predictions of every "
                             "star: leave out --calibration-fraction")
-        if args.members < 2 or args.pretrain == "none":
+        if not _can_cross_calibrate(args):
             raise UserError("--calibration-cv refits the ensemble's pre-trained networks on "
                             "each fold: it needs --members 2 or more and a --pretrain source")
-    elif args.calibration_cv < 0:
-        raise UserError(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
-    fraction = _calibration_fraction(args)
+    fraction = 0.2 if args.calibration_fraction is None else args.calibration_fraction
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
     for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
@@ -303,10 +302,28 @@ def _check_recipe(args, template, guess):
             raise UserError(option_message(str(exc))) from None
 
 
-def _calibration_fraction(args):
-    """The fraction of stars held out to calibrate: none with --calibration-cv, else 0.2
-    unless given."""
-    if args.calibration_cv:
+def _can_cross_calibrate(args):
+    return args.members >= 2 and args.pretrain != "none"
+
+
+def _calibration_folds(args, n):
+    """Folds of the cross-calibration, or 0 to hold out --calibration-fraction instead.
+
+    By default an ensemble with a pre-training is cross-calibrated on
+    `CALIBRATION_CV` folds when there are at least two spectra per fold;
+    --calibration-fraction (or --calibration-cv 0) holds stars out instead.
+    """
+    if args.calibration_cv is not None:
+        return args.calibration_cv
+    if (args.calibration_fraction is None and _can_cross_calibrate(args)
+            and n >= 2 * CALIBRATION_CV):
+        return CALIBRATION_CV
+    return 0
+
+
+def _calibration_fraction(args, folds):
+    """The fraction of stars held out to calibrate: none when cross-calibrating."""
+    if folds:
         return 0.0
     return 0.2 if args.calibration_fraction is None else args.calibration_fraction
 
@@ -365,7 +382,8 @@ def run_fit_remap(args):
         epochs = args.epochs or (EPOCHS_SCRATCH if pretraining is None else EPOCHS_PRETRAINED)
 
         rng = np.random.default_rng(args.seed)
-        n_cal = int(round(_calibration_fraction(args) * n))
+        folds = _calibration_folds(args, n)
+        n_cal = int(round(_calibration_fraction(args, folds) * n))
         calibrate = n_cal >= 2 and n - n_cal >= 2
         if calibrate:
             order = rng.permutation(n)
@@ -391,12 +409,12 @@ def run_fit_remap(args):
             raise _labels_error(exc) from None
         _record_preprocessing(model, spec)
         calibrated = "; not calibrated"
-        if args.calibration_cv:
+        if folds:
             calibrated = _calibrate(
-                model, out, args, f"the {args.calibration_cv}-fold cross-calibration",
-                lambda: model.cross_calibrate(X_train, y_train, cv=args.calibration_cv,
+                model, out, args, f"the {folds}-fold cross-calibration",
+                lambda: model.cross_calibrate(X_train, y_train, cv=folds,
                                               method=args.calibration_method),
-                f"out-of-fold predictions of {args.calibration_cv} folds")
+                f"out-of-fold predictions of {folds} folds")
         elif calibrate:
             calibrated = _calibrate(
                 model, out, args, f"the calibration on {n_cal} held-out spectra",

@@ -3,8 +3,9 @@
 An ensemble of `MEMBERS` DeepREMAP networks, each pre-trained with its own
 seed on `N_SYNTHETIC` synthetic spectra made like the training spectra for
 `PRETRAIN_EPOCHS` epochs, fine-tuned on the training spectra for
-`EPOCHS_PRETRAINED` epochs, their log-probabilities averaged and calibrated
-on held-out stars by coverage (Gilda 2025; the settings of
+`EPOCHS_PRETRAINED` epochs, their log-probabilities averaged, joined by a
+ridge expert and calibrated by coverage on the out-of-fold predictions of
+`CALIBRATION_CV` more fine-tunings (Gilda 2025; the settings of
 ``benchmarks/bench_parameters.py``).
 """
 
@@ -14,7 +15,8 @@ import math
 from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
-           "EPOCHS_SCRATCH", "CONTRAST_KMS", "VAE_DEFAULTS", "recipe_member", "contrast_window"]
+           "EPOCHS_SCRATCH", "CALIBRATION_CV", "CONTRAST_KMS", "VAE_DEFAULTS", "recipe_member",
+           "contrast_window"]
 
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
 #: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
@@ -24,6 +26,8 @@ RECIPE = dict(PRESETS["miles"])
 MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 3, 30, 4000
 #: --epochs: of fine-tuning after pre-training, or of training from scratch
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
+#: --calibration-cv: folds of the cross-calibration (DeepREMAPEnsemble.cross_calibrate)
+CALIBRATION_CV = 5
 #: fit-vae's settings without --preset, by estimator parameter (its options' defaults)
 VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
                 "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
