@@ -342,8 +342,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         return self._joined(self._log_proba(X), self._ridge_log_mass(X))
 
     def _proba(self, log_proba):
-        tails = getattr(self, "tail_weights_", {})
-        return {label: mixture(logp, self.temperatures_[label], tails.get(label, 0.0))
+        return {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
                 for label, logp in log_proba.items()}
 
     def _edges(self, label):
@@ -451,7 +450,9 @@ class DeepREMAPEnsemble(SeededEstimator):
         then, with a ridge expert, for each share of it in the product (0,
         0.1, ..., 1) the temperature of the product, keeping the share whose
         posterior means have the smallest median absolute error on these
-        spectra (`ridge_shares_`).
+        spectra (`ridge_shares_`). Last, with ``tail`` and the coverage of
+        several levels, the final temperature is fitted again together with
+        a tail weight (`tail_weights_`).
 
         With ``ridge_train``, the spectra the ensemble was fitted on, the
         ridge expert is refitted on them and on these spectra together, so
@@ -541,7 +542,8 @@ class DeepREMAPEnsemble(SeededEstimator):
         one (the pre-trained members fine-tuned, the ridge expert refitted)
         on the other folds and predicts the fold. The temperatures and ridge
         shares are then fitted, as `calibrate` fits them, to these
-        out-of-fold distributions of every spectrum, while the members and
+        out-of-fold distributions of every spectrum (with the tail weights,
+        as `calibrate` fits them), while the members and
         the ridge expert stay those fitted on all of them. This is the
         ``ensemble=False`` strategy of scikit-learn's
         `~sklearn.calibration.CalibratedClassifierCV`: every labelled star
