@@ -25,6 +25,7 @@ __all__ = [
     "binned_summaries",
     "binned_cdf",
     "coverage_gap",
+    "known_values",
     "coverage_temperature",
 ]
 
@@ -409,18 +410,23 @@ def coverage_temperature(logits, edges, values, level=0.6827, bounds=(0.05, 20.0
     >>> round(coverage_temperature(logits, np.arange(41.0), values, level=(0.6827, 0.9545)), 1)
     3.9
     """
-    logits = np.asarray(logits, dtype=float)
-    values = np.asarray(values, dtype=float)
-    known = np.isfinite(values)
-    logits, values = logits[known], values[known]
-    if values.size == 0:
-        raise ValueError("values must hold at least one finite value to fit a temperature")
+    logits, values = known_values(logits, values)
     levels = np.atleast_1d(np.asarray(level, dtype=float))
     temperatures = np.exp(np.linspace(np.log(bounds[0]), np.log(bounds[1]), int(n_grid)))
     gaps = np.array([coverage_gap(_softmax(logits / temperature), edges, values, levels)
                      for temperature in temperatures])
     best = np.flatnonzero(gaps <= gaps.min() + 1e-12)
     return float(np.exp(np.median(np.log(temperatures[best]))))
+
+
+def known_values(logits, values):
+    """``(logits, values)`` as float arrays, kept where the value is finite; refuses none."""
+    logits = np.asarray(logits, dtype=float)
+    values = np.asarray(values, dtype=float)
+    known = np.isfinite(values)
+    if not known.any():
+        raise ValueError("values must hold at least one finite value to fit a temperature")
+    return logits[known], values[known]
 
 
 def coverage_gap(proba, edges, values, levels):

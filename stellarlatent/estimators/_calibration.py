@@ -17,7 +17,7 @@ import torch
 
 from .._logging import log
 from ..nn import TemperatureScaler
-from ._binning import coverage_gap, coverage_temperature, digitize
+from ._binning import coverage_gap, coverage_temperature, digitize, known_values
 
 __all__ = ["COVERAGE_LEVELS", "TAIL_WIDTH", "check_method", "fit_tail", "fit_temperature",
            "fit_temperatures", "mixture", "product", "softmax"]
@@ -124,12 +124,7 @@ def fit_tail(logp, edges, values, levels):
     >>> coverage(mixture(logp, temperature, tail)), tail
     ([0.684, 0.952], 0.35)
     """
-    logp = np.asarray(logp, dtype=float)
-    values = np.asarray(values, dtype=float)
-    known = np.isfinite(values)
-    logp, values = logp[known], values[known]
-    if values.size == 0:
-        raise ValueError("values must hold at least one finite value to fit a temperature")
+    logp, values = known_values(logp, values)
     levels = np.atleast_1d(np.asarray(levels, dtype=float))
     best = None
     for tail in TAIL_WEIGHTS:
