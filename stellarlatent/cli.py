@@ -451,8 +451,8 @@ def _add_fit_remap(sub):
                         "spectra, else 0)")
     p.add_argument("--calibration-fraction", type=float, default=None,
                    help="stars held out to calibrate the probabilities instead of "
-                        "--calibration-cv; 0: no calibration (default: 0.2 when not "
-                        "cross-calibrating)")
+                        f"--calibration-cv; 0: no calibration (default: "
+                        f"{r.CALIBRATION_FRACTION} when not cross-calibrating)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
                   f"{r.EPOCHS_SCRATCH} from scratch",

@@ -19,8 +19,8 @@ from .inputs import Skips, UserError, subset
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
-from .recipe import (CALIBRATION_CV, EPOCHS_PRETRAINED, EPOCHS_SCRATCH, VAE_DEFAULTS,
-                     contrast_window, recipe_member)
+from .recipe import (CALIBRATION_CV, CALIBRATION_FRACTION, EPOCHS_PRETRAINED, EPOCHS_SCRATCH,
+                     VAE_DEFAULTS, contrast_window, recipe_member)
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
@@ -275,7 +275,7 @@ def _check_recipe(args, template, guess):
         if not _can_cross_calibrate(args):
             raise UserError("--calibration-cv refits the ensemble's pre-trained networks on "
                             "each fold: it needs --members 2 or more and a --pretrain source")
-    fraction = 0.2 if args.calibration_fraction is None else args.calibration_fraction
+    fraction = _calibration_fraction(args, 0)
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
     for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
@@ -325,7 +325,8 @@ def _calibration_fraction(args, folds):
     """The fraction of stars held out to calibrate: none when cross-calibrating."""
     if folds:
         return 0.0
-    return 0.2 if args.calibration_fraction is None else args.calibration_fraction
+    given = args.calibration_fraction
+    return CALIBRATION_FRACTION if given is None else given
 
 
 def _member_template(args, labels, spectral_axis=None):

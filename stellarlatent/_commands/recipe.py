@@ -15,8 +15,8 @@ import math
 from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
-           "EPOCHS_SCRATCH", "CALIBRATION_CV", "CONTRAST_KMS", "VAE_DEFAULTS", "recipe_member",
-           "contrast_window"]
+           "EPOCHS_SCRATCH", "CALIBRATION_CV", "CALIBRATION_FRACTION", "CONTRAST_KMS",
+           "VAE_DEFAULTS", "recipe_member", "contrast_window"]
 
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
 #: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
@@ -28,6 +28,8 @@ MEMBERS, PRETRAIN_EPOCHS, N_SYNTHETIC = 3, 30, 4000
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
 #: --calibration-cv: folds of the cross-calibration (DeepREMAPEnsemble.cross_calibrate)
 CALIBRATION_CV = 5
+#: --calibration-fraction: stars held out to calibrate when not cross-calibrating
+CALIBRATION_FRACTION = 0.2
 #: fit-vae's settings without --preset, by estimator parameter (its options' defaults)
 VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
                 "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
