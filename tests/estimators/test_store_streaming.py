@@ -189,3 +189,35 @@ def test_a_subset_of_a_store_trains_and_calibrates_like_those_rows_in_memory(sto
                                    in_memory.predict(X)["teff"].value, rtol=1e-6)
     assert largest <= 8
     assert streamed.temperatures_ == pytest.approx(in_memory.temperatures_, rel=1e-6)
+
+
+def test_take_rows_keeps_the_form_of_every_input(store_path):
+    from astropy.nddata import InverseVariance
+    from specutils import Spectrum
+
+    from stellarlatent.estimators._data import take_rows
+
+    rows = np.array([5, 1, 7])
+    with SpectralStore(store_path) as store:
+        every = as_source(store).batch(np.arange(N))
+        picked = take_rows(store, rows)
+        _same_batch(as_source(picked).batch(np.arange(3)),
+                    {k: (None if v is None else v[rows]) for k, v in every.items()})
+        again = take_rows(picked, [2, 0])  # a subset of a subset: rows 7 and 5 of the store
+        np.testing.assert_array_equal(again.indices, [7, 5])
+        flux = every["flux"].numpy()
+        mask = every["mask"].numpy()
+        batch = Spectrum(flux=flux * u.one, spectral_axis=store.spectral_axis, mask=mask,
+                         uncertainty=InverseVariance(every["ivar"].numpy()),
+                         meta={"wavelength_medium": "air"}, spectral_axis_index=1)
+    part = take_rows(batch, rows)
+    np.testing.assert_array_equal(part.flux.value, flux[rows])
+    np.testing.assert_array_equal(part.mask, mask[rows])
+    np.testing.assert_array_equal(part.uncertainty.array, every["ivar"].numpy()[rows])
+    assert part.meta["wavelength_medium"] == "air"
+    single = [batch[i] for i in range(4)]
+    assert [s.flux[0] for s in take_rows(single, [3, 0])] == [single[3].flux[0], single[0].flux[0]]
+    masked = np.ma.masked_array(flux, mask)
+    assert isinstance(take_rows(masked, rows), np.ma.MaskedArray)
+    np.testing.assert_array_equal(take_rows(masked, rows).mask, mask[rows])
+    np.testing.assert_array_equal(take_rows(flux.tolist(), rows), flux[rows])
