@@ -10,12 +10,13 @@ written to ``--out`` and the exit code is 1.
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 
-from .inputs import Skips, UserError, subset
+from .inputs import Skips, UserError
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
@@ -349,6 +350,7 @@ def _member_template(args, labels, spectral_axis=None):
 def run_fit_remap(args):
     """Train the recommended DeepREMAP ensemble (or one DeepREMAP); return the exit code."""
     from ..estimators._base import TrainingDivergedError
+    from ..estimators._data import take_rows
     from .pretrain import pretraining_data
 
     started = time.perf_counter()
@@ -391,10 +393,8 @@ def run_fit_remap(args):
             calibration, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
         else:
             calibration, train = None, np.arange(n)
-        if store is not None:
-            read = store.read if in_memory else store.subset
-        else:
-            read = (lambda rows: subset(X, rows))
+        # X is the store itself when it is streamed
+        read = store.read if store is not None and in_memory else partial(take_rows, X)
         whole = (store.read() if in_memory else X) if not calibrate else None
         X_train = whole if whole is not None else read(train)
         y_train = y if whole is not None else y[train]

@@ -15,7 +15,7 @@ from .._logging import log
 from . import UserError
 
 __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline", "check_grid",
-           "subset", "is_store", "looks_like_store", "open_store", "read_label_table",
+           "is_store", "looks_like_store", "open_store", "read_label_table",
            "labels_for_files"]
 
 FITS_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz")
@@ -221,16 +221,6 @@ def check_grid(grid):
         raise UserError(f"--grid: N (the number of pixels) must be at most {MAX_GRID_PIXELS}, "
                         f"got {int(n)}")
     return start, stop, int(n)
-
-
-def subset(batch, rows):
-    """Some rows of a batch Spectrum."""
-    from specutils import Spectrum
-
-    uncertainty = None if batch.uncertainty is None else batch.uncertainty[rows]
-    return Spectrum(flux=batch.flux[rows], spectral_axis=batch.spectral_axis,
-                    mask=None if batch.mask is None else batch.mask[rows],
-                    uncertainty=uncertainty, spectral_axis_index=1)
 
 
 def is_store(path):

@@ -133,12 +133,12 @@ def _starts(random_state, n_init):
     """``n_init`` random states: ``random_state + i`` for an int, fresh ones otherwise."""
     if n_init == 1:
         return [random_state]
+    if random_state is None:
+        return [None] * n_init
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return [int(random_state) + i for i in range(n_init)]
     from sklearn.utils import check_random_state
 
-    if random_state is None:
-        return [None] * n_init
     rng = check_random_state(random_state)
     return [int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=n_init)]
 

@@ -158,6 +158,15 @@ def take_rows(X, rows):
     A store or store subset gives a lazy `~stellarlatent.datasets.StoreSubset`,
     a batch Spectrum a batch Spectrum (mask, uncertainty and meta kept), a
     list a list, and an array (masked or not) the same kind of array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flux = np.ma.masked_array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+    ...                           mask=[[0, 1], [0, 0], [0, 0]])
+    >>> picked = take_rows(flux, [2, 0])
+    >>> picked.data.tolist(), picked.mask.tolist()
+    ([[5.0, 6.0], [1.0, 2.0]], [[False, False], [False, True]])
     """
     rows = np.asarray(rows, dtype=np.int64)
     if _is_store(X):

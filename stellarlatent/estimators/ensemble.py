@@ -615,10 +615,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         labels = tuple(self.bin_edges_)
         n = len(first._check_X(X))
         values, _ = first._read_y(X, y, n, labels, units=self.label_units_)
-        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        if weights is not None and weights.shape != (n,):
-            raise ValueError(f"sample_weight must have one weight per spectrum ({n}), "
-                             f"got shape {weights.shape}")
+        weights = first._check_sample_weight(sample_weight, n)
         if groups is None:
             if cv > n:
                 raise ValueError(f"cv={cv} folds need at least {cv} spectra, got {n}")
@@ -632,24 +629,22 @@ class DeepREMAPEnsemble(SeededEstimator):
                 raise ValueError(f"cv={cv} folds need at least {cv} groups, got "
                                  f"{len(np.unique(groups))}")
             folds = GroupKFold(cv).split(np.arange(n), groups=groups)
-        log_proba, ridge_mass = {}, None
+        # the copies fine-tune the same pre-trained members, so they share the bins
+        log_proba = {label: np.empty((n, len(edges) - 1))
+                     for label, edges in self.bin_edges_.items()}
+        ridge_mass = ({label: np.empty_like(logp) for label, logp in log_proba.items()}
+                      if self.ridge_expert else None)
         for k, (train, test) in enumerate(folds):
             copy_ = clone(self)
             copy_.pretrained_members_ = pretrained
             copy_.fit(take_rows(X, train), {label: values[train, j]
                                             for j, label in enumerate(labels)},
                       None if weights is None else weights[train])
-            for label, edges in copy_.bin_edges_.items():
-                if not np.array_equal(edges, self.bin_edges_[label]):
-                    raise ValueError(f"the copy of fold {k} has other bins for '{label}'")
             held = take_rows(X, test)
             for label, logp in copy_._log_proba(held).items():
-                log_proba.setdefault(label, np.empty((n, logp.shape[1])))[test] = logp
-            mass = copy_._ridge_log_mass(held)
-            if mass is not None:
-                ridge_mass = {} if ridge_mass is None else ridge_mass
-                for label, logm in mass.items():
-                    ridge_mass.setdefault(label, np.empty((n, logm.shape[1])))[test] = logm
+                log_proba[label][test] = logp
+            for label, logm in (copy_._ridge_log_mass(held) or {}).items():
+                ridge_mass[label][test] = logm
             log.info("DeepREMAPEnsemble: cross_calibrate fold %d of %d done", k + 1, cv)
         self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail)
         return self

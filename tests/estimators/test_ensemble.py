@@ -407,7 +407,7 @@ def test_cross_calibrate_fits_the_out_of_fold_distributions_as_calibrate_would(p
     ({"cv": 65}, "cv=65 folds need at least 65 spectra"),
     ({"groups": np.zeros(3)}, "groups must have one entry per spectrum"),
     ({"groups": np.arange(64) % 2, "cv": 3}, "cv=3 folds need at least 3 groups"),
-    ({"sample_weight": np.ones(3)}, "sample_weight must have one weight per spectrum"),
+    ({"sample_weight": np.ones(3)}, r"sample_weight must have shape \(64,\)"),
     ({"method": "mse"}, "method must be 'nll' or 'coverage'"),
 ])
 def test_cross_calibrate_refuses_bad_arguments(pretrained, data, kwargs, message):
