@@ -8,11 +8,11 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
   ridge expert, calibrated by coverage on their 5-fold out-of-fold
   predictions as ``fit-remap`` does; ``--calibration-cv 0`` holds 15% of them
   out instead) for Teff, log g and [Fe/H] of MILES stars of every labelled
-  spectral type. A fifth of the
-  labelled stars, drawn with a fixed seed before anything else, is held out;
-  the model is trained on the rest, and the precision the registry reports is
-  measured once on that fifth (robust scatter, 1.4826 x median |residual|, on
-  its FGK stars, 4000-7000 K, and on all of it).
+  spectral type. A fifth of the labelled stars, drawn with a fixed seed
+  before anything else, is held out; the model is trained on the rest, and
+  the precision the registry reports is measured once on that fifth (robust
+  scatter, 1.4826 x median |residual|, on its FGK stars, 4000-7000 K, and on
+  all of it).
 * ``"miles-vae"``: a `~stellarlatent.estimators.SpectralVAE` for discovery and
   the latent explorer: ``SpectralVAE.from_preset("miles")`` (8 latents,
   beta 0.005 on the summed KL, 450 epochs, cosine learning rate), trained
@@ -288,6 +288,8 @@ def main(argv=None):
     parser.add_argument("--templates-only", action="store_true",
                         help="rewrite only the radial-velocity templates and their registry entry")
     args = parser.parse_args(argv)
+    if args.calibration_cv == 1 or args.calibration_cv < 0:
+        parser.error(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
     torch.set_num_threads(1)
     started = time.perf_counter()
     folder = Path(args.miles) if args.miles else find_data_dir("miles")
@@ -303,9 +305,6 @@ def main(argv=None):
     X_all.meta["wavelength_medium"] = "air"
     y_all = np.column_stack([_values(table, name) for name in LABELS])
     held, train = held_out_split(table)
-    cal = np.sort(np.random.default_rng(HOLDOUT_SEED + 1).choice(
-        train, size=int(round(0.15 * len(train))), replace=False))
-    fit_rows = np.setdiff1d(train, cal)
     spec = describe(prepare)
     if args.skip_vae and args.vae_only:
         parser.error("--skip-vae and --vae-only exclude each other")
@@ -326,11 +325,13 @@ def main(argv=None):
         registry[name]["instrument"] = instrument
         (out / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
         return
-    if args.calibration_cv == 1 or args.calibration_cv < 0:
-        parser.error(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
     cross = args.calibration_cv > 0
     if cross:
-        fit_rows, cal = train, cal[:0]
+        fit_rows, cal = train, np.empty(0, dtype=int)
+    else:
+        cal = np.sort(np.random.default_rng(HOLDOUT_SEED + 1).choice(
+            train, size=int(round(0.15 * len(train))), replace=False))
+        fit_rows = np.setdiff1d(train, cal)
     print(f"MILES: {len(y_all)} spectra, {len(held) + len(train)} with Teff, log g and "
           "[Fe/H]; "
           f"{len(fit_rows)} train + {len(cal)} calibrate, {len(held)} held out "
