@@ -107,7 +107,9 @@ fine-tunings where the recipe needs one. ``stellarlatent fit-remap`` trains
 this way by default (K = 5, chosen by the 5-fold cross-validation of the
 performance page); the benchmark keeps the held-out calibration as its main
 row so that a run stays near 20 minutes (with ``--calibration-cv 5`` the
-cross-validation on 470 stars took 38 minutes with ``--jobs 2``).
+cross-validation on 470 stars took 38 minutes with ``--jobs 2``, and on the
+588 public stars 65 minutes with ``--jobs 1 --skip-gain`` on a shared
+machine).
 """
 
 import argparse

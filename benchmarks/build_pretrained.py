@@ -419,7 +419,8 @@ def main(argv=None):
                      + ", ".join(args.augment_steps) + ")" if args.augment else "")
                   + (f", calibrated on {args.calibration_cv}-fold out-of-fold predictions of "
                      "every training star" + (" and copy" if args.augment else "")
-                     if cross else f", calibrated on {len(cal)} held-out training stars"),
+                     if cross else f", calibrated on {len(cal)} held-out training stars"
+                     + (" and a copy of each" if args.augment else "")),
         "instrument": instrument,
     }
     registry[name]["training_data"] += normalised
