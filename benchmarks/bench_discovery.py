@@ -385,7 +385,12 @@ def main(argv=None):
                         help="for --normalize blend: exponent w of (f/c) * (c/median)**w")
     parser.add_argument("--window", type=float, default=10000,
                         help="running-quantile window in km/s for --normalize continuum")
-    parser.add_argument("--reconstruction", choices=("l1", "mse"), default=None)
+    parser.add_argument("--reconstruction", choices=("l1", "mse", "chi2"), default=None,
+                        help="per-pixel error of the reconstruction: absolute, squared, or "
+                             "squared and weighted by the inverse variance (chi2; with "
+                             "--kl-reduction sum, --beta 2/n_pixels makes the loss the "
+                             "evidence lower bound of Gaussian noise) (default: the preset's, "
+                             f"{PRESET.reconstruction})")
     parser.add_argument("--line-weight", type=float, default=None,
                         help="weight of the VAE's second reconstruction term, on the lines "
                              "alone (SpectralVAE line_weight; 0 for the plain L1 loss; default: "
