@@ -16,7 +16,8 @@ model's preprocessing):
 * Gaussian noise at S/N 30 per pixel;
 * a random radial velocity, uniform in +-300 km/s.
 
-Each degradation is also applied alone, to show which one costs what. The
+Each degradation is also applied alone, to show which one costs what, and
+all of them but the noise together (``all_but_noise``). The
 last line is JSON: the robust scatter (1.4826 x median |residual|) of each
 label on the FGK stars (4000-7000 K) and on all held-out stars, for the
 undegraded stars and each degraded set, the growth of the scatter
@@ -161,6 +162,8 @@ def main(argv=None):
     runs = [(f"degraded_{fwhm:g}A", fwhm, every) for fwhm in (3.0, 4.0)]
     if not args.no_ablation:
         runs += [(f"only_{step}", 3.0, (step,)) for step in every]
+        # what the instrument matching leaves when no information is lost to noise
+        runs.append(("all_but_noise", 3.0, tuple(step for step in every if step != "noise")))
     result = {}
     for model_name in args.models:
         result[model_name] = run_model(model_name, stars, truth, runs, args.seed)
