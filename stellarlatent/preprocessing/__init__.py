@@ -15,6 +15,7 @@ from .mask import Masker
 from .noise import NoiseAugmenter
 from .normalize import ContinuumNormalizer
 from .pad import Padder
+from .denoise import PCADenoiser
 from .radial_velocity import RadialVelocityEstimator
 from .resample import Resampler
 
@@ -33,6 +34,7 @@ __all__ = [
     "Masker",
     "Padder",
     "NoiseAugmenter",
+    "PCADenoiser",
     "InstrumentAugmenter",
     "ccm89_extinction",
     "air_to_vacuum",

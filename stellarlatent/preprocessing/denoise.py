@@ -1,0 +1,233 @@
+"""Noise removed with a principal-component prior learned from training spectra."""
+
+from numbers import Integral
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+
+from .._batch import _same_axis, to_batch
+from .._params import Interval
+from ._base import SpectrumTransformer
+from ._docs import fill_doc
+
+__all__ = ["PCADenoiser"]
+
+_FORMAT = "stellarlatent-pca-denoiser"
+#: Residuals beyond this many robust standard deviations do not count in the noise estimate
+#: (a cosmic ray or a telluric residue would otherwise pass for noise everywhere).
+_CLIP = 5.0
+
+
+def _principal(flux, n_components):
+    """Mean, the first ``n_components`` unit-length components and their variances."""
+    mean = flux.mean(axis=0)
+    _, s, vt = np.linalg.svd(flux - mean, full_matrices=False)
+    k = min(n_components, vt.shape[0])
+    return mean, vt[:k], s[:k] ** 2 / max(flux.shape[0] - 1, 1)
+
+
+def _filled(batch):
+    """Flux with bad pixels replaced by the mean of the good values of their pixel."""
+    good = ~batch.mask & np.isfinite(batch.flux)
+    counts = good.sum(axis=0)
+    column_mean = np.where(good, batch.flux, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    return np.where(good, batch.flux, column_mean), counts
+
+
+@fill_doc
+class PCADenoiser(SpectrumTransformer):
+    """Remove the noise that noisier spectra carry beyond that of the training spectra.
+
+    `fit` learns a Gaussian prior for spectra on one grid from a set of
+    (high S/N) training spectra: their mean, their first ``n_components``
+    principal components with their variances, and the variance per pixel of
+    what those components leave (measured on spectra left out of the fit, so
+    that it is the residual of a new star, not of a fitted one).
+
+    `transform` estimates, for each spectrum, the noise it carries beyond
+    that of the training spectra (its *excess noise*, one standard deviation
+    per spectrum) from the residual of its least-squares fit by the
+    components, and returns the posterior mean of the spectrum under the
+    prior: the component amplitudes shrunk where the noise exceeds their
+    variance, and the residual scaled by ``s2 / (s2 + sigma**2)`` (a Wiener
+    filter). A spectrum no noisier than the training spectra has no excess
+    noise, or a small one that changes it little, so a model trained on the
+    training spectra sees its usual input; at low S/N the model sees a spectrum
+    pulled towards the family of its training spectra, with less noise.
+
+    Parameters
+    ----------
+    n_components : int, default=64
+        Principal components of the prior (at most the number of spectra
+        given to `fit`).
+
+    Attributes
+    ----------
+    mean_ : ndarray, shape (n_pixels,)
+    components_ : ndarray, shape (n_components, n_pixels)
+        Unit-length principal components.
+    explained_variance_ : ndarray, shape (n_components,)
+        The variance of the training spectra along each component.
+    residual_variance_ : ndarray, shape (n_pixels,)
+        Variance per pixel of what the components leave of a spectrum not
+        used to find them (two-fold cross-fitting on the training spectra).
+    spectral_axis_ : `~astropy.units.Quantity`
+        The grid of the training spectra; `transform` takes spectra on it.
+
+    Notes
+    -----
+    Masked and non-finite pixels are left as they are and take no part in
+    the estimate; in `fit` they are replaced by the mean of their pixel.
+    The excess noise is white with one level per spectrum, so at low S/N
+    the deepest lines (where photon noise is smaller) are smoothed a little
+    more than they need be. The prior is that of the training spectra:
+    a star unlike any of them is pulled towards them, which is why the
+    output records the excess noise (``meta["excess_noise"]``, in flux
+    units, zero where nothing was changed).
+
+    Examples
+    --------
+    %(example_imports)s
+    >>> from stellarlatent.datasets import make_synthetic_spectra
+    >>> from stellarlatent.preprocessing import PCADenoiser
+    >>> kw = dict(teff=(5000.0, 6500.0), logg=4.3, feh=(-0.5, 0.3), random_state=0)
+    >>> train, _ = make_synthetic_spectra(200, snr=None, **kw)
+    >>> denoiser = PCADenoiser(n_components=20).fit(train)
+    >>> clean, _ = make_synthetic_spectra(20, snr=None, **dict(kw, random_state=1))
+    >>> noise = np.random.default_rng(2).normal(0.0, 0.05, clean.flux.shape)
+    >>> noisy = Spectrum(flux=clean.flux + noise * clean.flux.unit,
+    ...                  spectral_axis=clean.spectral_axis, spectral_axis_index=1)
+    >>> out = denoiser.transform(noisy)
+    >>> rms = lambda a: float(np.sqrt(np.mean((a - clean.flux.value) ** 2)))
+    >>> bool(rms(out.flux.value) < rms(noisy.flux.value) / 3)
+    True
+    >>> round(float(np.median(out.meta["excess_noise"])), 3)  # the noise added
+    0.05
+    >>> float(np.median(denoiser.transform(clean).meta["excess_noise"]))
+    0.0
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+    }
+    _fitted_attribute = "components_"
+
+    def __init__(self, n_components=64):
+        self.n_components = n_components
+
+    def fit(self, spectra, y=None):
+        """Learn the prior from spectra on one grid.
+
+        %(fit_sections)s
+        """
+        self._check_params()
+        batch = to_batch(spectra, "spectra")
+        if batch.n_spectra < 4:
+            raise ValueError(f"spectra must hold at least 4 spectra to learn a prior from, "
+                             f"got {batch.n_spectra}")
+        flux, counts = _filled(batch)
+        if not np.any(counts):
+            raise ValueError("spectra has no valid pixel")
+        self.mean_, components, self.explained_variance_ = _principal(flux, self.n_components)
+        # as `write` stores them, so that a model read back denoises as the one fitted
+        self.components_ = components.astype(np.float32).astype(float)
+        # the residual of a star left out, from two halves that fit each other
+        halves = (np.arange(batch.n_spectra) % 2 == 0, np.arange(batch.n_spectra) % 2 == 1)
+        squares = []
+        for fitted, left in (halves, halves[::-1]):
+            k = min(self.n_components, int(fitted.sum()) - 1)
+            mean, comps, _ = _principal(flux[fitted], k)
+            centred = flux[left] - mean
+            squares.append((centred - (centred @ comps.T) @ comps) ** 2)
+        residual = np.concatenate(squares)
+        # pixels valid in no training spectrum: no prior, never changed
+        self.residual_variance_ = np.where(counts > 0, residual.mean(axis=0), np.inf)
+        self.spectral_axis_ = batch.spectral_axis
+        return self
+
+    def _transform_batch(self, batch):
+        if not _same_axis(batch.spectral_axis, self.spectral_axis_):
+            raise ValueError(
+                "spectra must be on the grid the denoiser was fitted on "
+                f"({self.spectral_axis_.size} pixels from {self.spectral_axis_[0]:.6g} to "
+                f"{self.spectral_axis_[-1]:.6g}); resample them first with "
+                "stellarlatent.preprocessing.Resampler"
+            )
+        flux = np.array(batch.flux, dtype=float)
+        good = ~batch.mask & np.isfinite(flux) & np.isfinite(self.residual_variance_)
+        excess = np.zeros(batch.n_spectra)
+        for i in range(batch.n_spectra):
+            flux[i], excess[i] = self._denoise(flux[i], good[i])
+        return batch.replace(flux=flux, meta=dict(batch.meta, excess_noise=excess))
+
+    def _denoise(self, flux, good):
+        """One spectrum's posterior mean and its excess noise (0: returned unchanged)."""
+        k = self.components_.shape[0]
+        n = int(good.sum())
+        if n <= 2 * k:
+            return flux, 0.0
+        comps = self.components_[:, good]
+        centred = flux[good] - self.mean_[good]
+        s2 = self.residual_variance_[good]
+        amplitudes = np.linalg.lstsq(comps.T, centred, rcond=None)[0]
+        residual = centred - amplitudes @ comps
+        spread = 1.4826 * np.median(np.abs(residual))
+        kept = np.abs(residual) <= _CLIP * spread if spread > 0 else np.ones(n, dtype=bool)
+        # E[residual**2] = s2 + sigma**2 (1 - k / n) for white noise of variance sigma**2
+        variance = (np.mean(residual[kept] ** 2) - np.mean(s2[kept])) * n / (n - k)
+        if not variance > 0:
+            return flux, 0.0
+        precision = comps @ comps.T / variance + np.diag(1.0 / self.explained_variance_)
+        amplitudes = np.linalg.solve(precision, comps @ centred / variance)
+        model = self.mean_[good] + amplitudes @ comps
+        out = flux.copy()
+        out[good] = model + (flux[good] - model) * s2 / (s2 + variance)
+        return out, float(np.sqrt(variance))
+
+    def write(self, path, overwrite=False):
+        """Save the fitted prior to a FITS file (read it back with `read`).
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool, default=False
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        header = fits.Header({"FORMAT": _FORMAT, "NCOMP": self.components_.shape[0]})
+        hdus = fits.HDUList([
+            fits.PrimaryHDU(self.components_.astype(np.float32), header=header),
+            fits.ImageHDU(self.mean_, name="MEAN"),
+            fits.ImageHDU(self.explained_variance_, name="VARIANCE"),
+            fits.ImageHDU(self.residual_variance_, name="RESIDUAL"),
+            fits.ImageHDU(self.spectral_axis_.value,
+                          header=fits.Header({"BUNIT": self.spectral_axis_.unit.to_string()}),
+                          name="WAVE"),
+        ])
+        hdus.writeto(Path(path), overwrite=overwrite)
+
+    @classmethod
+    def read(cls, path):
+        """A fitted `PCADenoiser` from a file that `write` wrote.
+
+        Raises
+        ------
+        ValueError
+            If ``path`` is not such a file.
+        """
+        with fits.open(Path(path), memmap=False) as hdus:
+            if hdus[0].header.get("FORMAT") != _FORMAT:
+                raise ValueError(f"path {str(path)!r} is not a PCADenoiser file "
+                                 f"(FORMAT {hdus[0].header.get('FORMAT')!r})")
+            components = hdus[0].data.astype(float)
+            denoiser = cls(n_components=components.shape[0])
+            denoiser.components_ = components
+            denoiser.mean_ = hdus["MEAN"].data.astype(float)
+            denoiser.explained_variance_ = hdus["VARIANCE"].data.astype(float)
+            denoiser.residual_variance_ = hdus["RESIDUAL"].data.astype(float)
+            wave = hdus["WAVE"]
+            denoiser.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
+        return denoiser
