@@ -23,7 +23,10 @@ With fixed seeds, from ``../shared/data/miles`` (or ``$STELLARLATENT_DATA``):
 
 Both carry their preprocessing (a log-uniform grid of 2048 pixels over
 3700-7300 Angstrom in air, flux-conserving resampling, division by the
-median), so raw spectra go in. The script writes the model files and
+median), so raw spectra go in. Each DeepREMAP model also gets a
+`~stellarlatent.preprocessing.PCADenoiser` (64 components) fitted on its
+training stars after that preprocessing (``--denoiser-only`` refits just
+that, in seconds). The script writes the model files and
 ``registry.json`` (with each file's SHA-256) into ``stellarlatent/pretrained``
 and prints the numbers it records.
 
@@ -53,7 +56,7 @@ from stellarlatent.diagnostics import informative_dimensions, latent_correlation
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 from stellarlatent.preprocessing import (ContinuumNormalizer, DopplerShift, InstrumentAugmenter,
-                                         Resampler, SpectralGrid)
+                                         PCADenoiser, Resampler, SpectralGrid)
 
 LABELS = ("teff", "logg", "feh")
 WAVE_RANGE = (3700.0, 7300.0)
@@ -254,6 +257,21 @@ def rv_templates(spectra, teff, rows, out):
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: Principal components of the bundled models' denoisers
+DENOISER_COMPONENTS = 64
+
+
+def write_denoiser(X_train, name, out):
+    """Fit the model's `PCADenoiser` on its training stars (after its preprocessing) and write it.
+
+    Returns the registry fields of the file and its SHA-256.
+    """
+    path = out / f"{name}-denoiser.fits"
+    PCADenoiser(n_components=DENOISER_COMPONENTS).fit(X_train).write(path, overwrite=True)
+    print(f"denoiser: {path} ({path.stat().st_size / 1e3:.0f} kB)", flush=True)
+    return {"denoiser": path.name, "denoiser_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def write(model, name, out):
     path = out / f"{name}.pt"
     model.save(path)
@@ -290,6 +308,9 @@ def main(argv=None):
                         help="build only \"miles-vae\" (and its registry entry)")
     parser.add_argument("--templates-only", action="store_true",
                         help="rewrite only the radial-velocity templates and their registry entry")
+    parser.add_argument("--denoiser-only", action="store_true",
+                        help="rewrite only the model's denoiser (fitted on its training stars) "
+                             "and its registry entry; the network is left as it is")
     args = parser.parse_args(argv)
     if args.calibration_cv == 1 or args.calibration_cv < 0:
         parser.error(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
@@ -323,9 +344,12 @@ def main(argv=None):
                   "rv_templates_sha256": template_digest}
     print(f"radial-velocity templates: {template_path} "
           f"({template_path.stat().st_size / 1e3:.0f} kB)")
-    if args.templates_only:
+    if args.templates_only or args.denoiser_only:
         registry = json.loads((out / "registry.json").read_text())
-        registry[name]["instrument"] = instrument
+        if args.templates_only:
+            registry[name]["instrument"] = instrument
+        if args.denoiser_only:
+            registry[name].update(write_denoiser(X_all[train], name, out))
         (out / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
         return
     cross = args.calibration_cv > 0
@@ -422,6 +446,7 @@ def main(argv=None):
                      if cross else f", calibrated on {len(cal)} held-out training stars"
                      + (" and a copy of each" if args.augment else "")),
         "instrument": instrument,
+        **write_denoiser(X_all[train], name, out),
     }
     registry[name]["training_data"] += normalised
     print(f"{name}: {path.stat().st_size / 1e6:.1f} MB; {precision}; "

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from astropy.table import Table
 
-__all__ = ["list_models", "load", "model_path", "instrument_matcher", "pipeline", "REGISTRY_FILE"]
+__all__ = ["list_models", "load", "model_path", "instrument_matcher", "denoiser", "pipeline",
+           "REGISTRY_FILE"]
 
 _HERE = Path(__file__).parent
 #: The registry of the bundled models (name -> description, file and SHA-256).
@@ -186,13 +187,43 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     return matcher.fit()
 
 
-def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, registry=None):
+def denoiser(name, registry=None):
+    """The fitted `~stellarlatent.preprocessing.PCADenoiser` of the bundled model ``name``.
+
+    Its prior was learned from the model's training stars, on the model's
+    grid and after its preprocessing; it removes the noise that a spectrum
+    carries beyond theirs (checked against its recorded SHA-256).
+
+    Returns
+    -------
+    `~stellarlatent.preprocessing.PCADenoiser` or None
+        None when the model records no denoiser.
+
+    Examples
+    --------
+    >>> from stellarlatent import pretrained
+    >>> prior = pretrained.denoiser("miles-normalized")
+    >>> prior.components_.shape
+    (64, 2048)
+    """
+    from ..preprocessing import PCADenoiser
+
+    entry = _entry(name, registry)
+    if not entry.get("denoiser"):
+        return None
+    path = _checked_file(name, entry["denoiser"], entry["denoiser_sha256"], registry, "denoiser")
+    return PCADenoiser.read(path)
+
+
+def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, denoise=True,
+             registry=None):
     """The preprocessing from raw spectra of any instrument to the input of model ``name``.
 
     `instrument_matcher` (when the model records its instrument and ``match``
     is true; each spectrum divided by its median, so that files in
     different flux units make one batch), then the model's own
-    preprocessing (resampling onto its grid, normalisation), as
+    preprocessing (resampling onto its grid, normalisation), then its
+    `denoiser` (when it records one and ``denoise`` is true), as
     ``stellarlatent predict`` applies them.
 
     Parameters
@@ -204,6 +235,9 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, regist
         (see `instrument_matcher`).
     match : bool, default=True
         Whether to bring the spectra to the model's instrument first.
+    denoise : bool, default=True
+        Whether to remove the noise in excess of the model's training
+        spectra last (spectra as noisy as those come through unchanged).
     registry : path, default=None
 
     Returns
@@ -248,4 +282,7 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, regist
         steps.insert(0, instrument_matcher(name, input_resolution=input_resolution,
                                            input_fwhm=input_fwhm, rescale=True,
                                            registry=registry))
+    prior = denoiser(name, registry) if denoise else None
+    if prior is not None:
+        steps.append(prior)
     return make_pipeline(*steps)
