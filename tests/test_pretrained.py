@@ -59,6 +59,7 @@ def test_the_bundled_registry_lists_every_file_it_ships():
     listed = {entry["file"] for entry in registry.values()}
     listed |= {entry["instrument"]["rv_templates"] for entry in registry.values()
                if "instrument" in entry}
+    listed |= {entry["denoiser"] for entry in registry.values() if "denoiser" in entry}
     shipped = {p.name for p in pretrained.REGISTRY_FILE.parent.iterdir()
                if p.suffix in (".pt", ".fits")}
     assert shipped == listed
@@ -96,12 +97,13 @@ def test_predict_brings_other_instruments_to_the_model_and_flags_what_it_cannot(
                  "--device", "cpu"]) == 0
     table = QTable.read(out)
     rows = {name.split("-")[0].split("_")[0]: k for k, name in enumerate(table["filename"])}
-    assert {"coverage", "rv", "rv_err", "input_fwhm", "resolution_status", "out_of_range",
-            "out_of_range_reason"} <= set(table.colnames)
+    assert {"coverage", "rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise",
+            "out_of_range", "out_of_range_reason"} <= set(table.colnames)
     miles, lrs, mrs = rows["MILES"], rows["spec"], rows["med"]
     # MILES itself: the model's instrument, at rest, every wavelength
     assert table["coverage"][miles] == 1 and abs(table["rv"][miles].value) < 20
     assert table["resolution_status"][miles] == "matched" and not table["out_of_range"][miles]
+    assert table["excess_noise"][miles] == 0  # as clean as the training stars: not denoised
     # LAMOST low resolution (R ~ 1800, vacuum) is coarser than 2.5 Angstrom: flagged, said why
     assert table["resolution_status"][lrs] == "coarser" and table["out_of_range"][lrs]
     assert "coarser than the model's resolution" in str(table["out_of_range_reason"][lrs])
@@ -123,6 +125,61 @@ def test_predict_without_matching_and_its_bad_options(miles_dir, tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["predict", "miles", file, "--out", str(out), "--min-coverage", "1.5"])
     assert "expected a number from 0 to 1" in capsys.readouterr().err
+
+
+def test_the_bundled_denoiser_cleans_a_noisy_star_and_leaves_a_clean_one(miles_dir, tmp_path,
+                                                                         capsys):
+    import astropy.units as u
+    from specutils import Spectrum
+
+    from stellarlatent.datasets import read_miles
+
+    spectra, _ = read_miles(miles_dir, ids=[1, 3, 5])
+    flux = spectra.flux.value
+    noise = np.random.default_rng(0).standard_normal(flux.shape)
+    noisy = Spectrum(flux=(flux + noise * np.median(flux, axis=1, keepdims=True) / 20) * u.one,
+                     spectral_axis=spectra.spectral_axis, spectral_axis_index=1)
+    denoised = pretrained.pipeline("miles-normalized")
+    plain = pretrained.pipeline("miles-normalized", denoise=False)
+    assert type(denoised.steps[-1][1]).__name__ == "PCADenoiser"
+    assert len(plain.steps) == len(denoised.steps) - 1
+    reference = plain.transform(spectra).flux.value
+    out = denoised.transform(noisy)
+    assert np.all(out.meta["excess_noise"] > 0.02)  # S/N 20 against the continuum's ~1
+    np.testing.assert_array_equal(denoised.transform(spectra).flux.value, reference)
+
+    def rms(a):
+        return np.sqrt(np.nanmean((a - reference) ** 2, axis=1))
+
+    assert np.all(rms(out.flux.value) < 0.6 * rms(plain.transform(noisy).flux.value))
+    # from the command line: the column, and --no-denoise
+    from astropy.io import fits
+
+    path = tmp_path / "MILES_res2.50_star_m0001V.fits"  # the MILES file, made noisy
+    with fits.open(miles_dir / path.name) as hdus:
+        data = hdus[0].data.astype(float)
+        hdus[0].data = data + np.nanmedian(data) / 20 * noise[0].reshape(data.shape)
+        hdus.writeto(path)
+    out_file = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", str(path), "--out", str(out_file), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert QTable.read(out_file)["excess_noise"][0] > 0.02
+    assert main(["predict", "miles-normalized", str(path), "--out", str(out_file), "--quiet",
+                 "--device", "cpu", "--overwrite", "--no-denoise"]) == 0
+    assert "excess_noise" not in QTable.read(out_file).colnames
+
+
+def test_a_damaged_denoiser_is_refused(tmp_path):
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    entry = dict(registry["miles"])
+    (tmp_path / entry["denoiser"]).write_bytes(b"not the denoiser")
+    file = tmp_path / "registry.json"
+    file.write_text(json.dumps({"miles": entry}))
+    with pytest.raises(ValueError, match="denoiser of the pretrained model .* damaged"):
+        pretrained.denoiser("miles", registry=file)
+    del entry["denoiser"]
+    file.write_text(json.dumps({"miles": entry}))
+    assert pretrained.denoiser("miles", registry=file) is None
 
 
 def test_instrument_matcher_refuses_damaged_templates(tmp_path):

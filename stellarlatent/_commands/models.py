@@ -200,11 +200,12 @@ def training_data(args, skips):
 MODEL_RAW_OPTIONS = tuple(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave"))
 
 
-def model_data(model, args, skips, before=None):
+def model_data(model, args, skips, before=None, after=None):
     """Spectra for a fitted model: a store as it is, raw files through its preprocessing.
 
     ``before`` is a list of transformers applied to raw files ahead of the
-    model's own preprocessing (bringing them to the model's instrument).
+    model's own preprocessing (bringing them to the model's instrument),
+    ``after`` a list applied after it (a bundled model's denoiser).
     Returns ``(X, names, labels_source, n_files)``.
     """
     path = store_input(args, options=MODEL_RAW_OPTIONS)
@@ -218,11 +219,11 @@ def model_data(model, args, skips, before=None):
         return store, _store_names(store), store.labels, len(store)
     reader = make_reader(args.format, args.phoenix_wave)
     pipeline = model_pipeline(model)
-    if before:
+    if before or after:
         from sklearn.pipeline import make_pipeline as sk_make_pipeline
 
         steps = [step for _, step in pipeline.steps] if pipeline is not None else []
-        pipeline = sk_make_pipeline(*before, *steps)
+        pipeline = sk_make_pipeline(*(before or []), *steps, *(after or []))
     batch, names, n_files = _read_files(args.data, reader, pipeline, skips, args.quiet)
     return batch, names, None, n_files
 

@@ -9,7 +9,7 @@ from astropy.table import QTable
 from .inputs import Skips
 from .models import MODEL_RAW_OPTIONS, is_remap, load_model, model_data, store_input
 from .outputs import check_table_out, write_table
-from .transfer import add_transfer_columns, instrument_step
+from .transfer import add_transfer_columns, denoise_step, instrument_step
 
 __all__ = ["run_predict"]
 
@@ -25,8 +25,10 @@ def run_predict(args):
     skips = Skips()
     raw = store_input(args, options=MODEL_RAW_OPTIONS) is None
     matcher = instrument_step(model, args) if raw else None
+    denoiser = denoise_step(args) if raw else None
     X, names, _, n_inputs = model_data(model, args, skips,
-                                       before=None if matcher is None else [matcher])
+                                       before=None if matcher is None else [matcher],
+                                       after=None if denoiser is None else [denoiser])
     try:
         if is_remap(model):
             result = model.predict(X)

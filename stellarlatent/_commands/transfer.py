@@ -9,7 +9,7 @@ from .._batch import per_spectrum
 from .._logging import log
 from . import UserError
 
-__all__ = ["instrument_step", "add_transfer_columns"]
+__all__ = ["instrument_step", "denoise_step", "add_transfer_columns"]
 
 #: the reasons of ``out_of_range_reason``, joined with "; "
 _REASONS = {
@@ -34,8 +34,8 @@ def instrument_step(model, args):
             raise UserError("--resolution: the spectra are matched to the model's resolution, "
                             "which --no-match turns off; leave one out")
         return None
-    name = str(args.model)
-    if not Path(name).exists() and name in pretrained.list_models()["name"]:
+    name = _bundled_name(args)
+    if name is not None:
         try:
             return pretrained.instrument_matcher(name, input_resolution=args.resolution,
                                                  rescale=True)
@@ -49,13 +49,40 @@ def instrument_step(model, args):
     return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False).fit()
 
 
+def _bundled_name(args):
+    from .. import pretrained
+
+    name = str(args.model)
+    if not Path(name).exists() and name in pretrained.list_models()["name"]:
+        return name
+    return None
+
+
+def denoise_step(args):
+    """The bundled model's `~stellarlatent.preprocessing.PCADenoiser`, or None.
+
+    None for a model file, a model that records no denoiser, or ``--no-denoise``.
+    """
+    from .. import pretrained
+
+    name = _bundled_name(args)
+    if name is None or getattr(args, "no_denoise", False):
+        return None
+    try:
+        return pretrained.denoiser(name)
+    except ValueError as exc:
+        raise UserError(f"MODEL: {exc}") from None
+
+
 def add_transfer_columns(table, X, *, min_coverage):
     """Add ``coverage``, the matching's columns, ``out_of_range`` and its reason to ``table``.
 
     ``coverage`` is the fraction of the model's pixels with a valid flux;
     ``rv``/``rv_err`` the velocities removed, ``input_fwhm`` and
     ``resolution_status`` what was done to the resolution (where the
-    matching recorded them). ``out_of_range`` is true when a label is out of
+    matching recorded them), ``excess_noise`` the noise a bundled model's
+    denoiser found beyond its training spectra's (in units of the
+    normalised flux; where it ran). ``out_of_range`` is true when a label is out of
     the training range, the coverage is below ``min_coverage`` or the
     spectrum is coarser than the model; ``out_of_range_reason`` says which.
     """
@@ -63,7 +90,7 @@ def add_transfer_columns(table, X, *, min_coverage):
     mask = np.asarray(X.mask, dtype=bool) if X.mask is not None else np.zeros(X.flux.shape, bool)
     valid = ~mask & np.isfinite(np.asarray(X.flux.value))
     table["coverage"] = valid.mean(axis=1)
-    for key in ("rv", "rv_err", "input_fwhm", "resolution_status"):
+    for key in ("rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise"):
         column = (X.meta or {}).get(key)
         if per_spectrum(column, n):
             table[key] = column

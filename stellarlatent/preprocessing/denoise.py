@@ -61,7 +61,11 @@ class PCADenoiser(SpectrumTransformer):
     ----------
     n_components : int, default=64
         Principal components of the prior (at most the number of spectra
-        given to `fit`).
+        given to `fit`). Ignored with ``prior_file``.
+    prior_file : str or path-like, default=None
+        A prior that `write` saved: `fit` reads it and learns nothing from
+        the spectra it is given, so that the fitted denoiser of a model
+        survives `sklearn.base.clone` and a pipeline that is fitted again.
 
     Attributes
     ----------
@@ -111,18 +115,33 @@ class PCADenoiser(SpectrumTransformer):
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
+        "prior_file": [None, str, Path],
     }
     _fitted_attribute = "components_"
 
-    def __init__(self, n_components=64):
+    def __init__(self, n_components=64, prior_file=None):
         self.n_components = n_components
+        self.prior_file = prior_file
 
-    def fit(self, spectra, y=None):
-        """Learn the prior from spectra on one grid.
+    def fit(self, spectra=None, y=None):
+        """Learn the prior from spectra on one grid, or read it from ``prior_file``.
 
-        %(fit_sections)s
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            Spectra on one grid; not used (and may be None) with ``prior_file``.
+        y : None
+            Ignored; present for scikit-learn compatibility.
+
+        Returns
+        -------
+        self
         """
         self._check_params()
+        if self.prior_file is not None:
+            return self._read(self.prior_file)
+        if spectra is None:
+            raise ValueError("spectra must be given to learn a prior from (or set prior_file)")
         batch = to_batch(spectra, "spectra")
         if batch.n_spectra < 4:
             raise ValueError(f"spectra must hold at least 4 spectra to learn a prior from, "
@@ -213,21 +232,24 @@ class PCADenoiser(SpectrumTransformer):
     def read(cls, path):
         """A fitted `PCADenoiser` from a file that `write` wrote.
 
+        The same as ``PCADenoiser(prior_file=path).fit()``.
+
         Raises
         ------
         ValueError
             If ``path`` is not such a file.
         """
+        return cls(prior_file=path).fit()
+
+    def _read(self, path):
         with fits.open(Path(path), memmap=False) as hdus:
             if hdus[0].header.get("FORMAT") != _FORMAT:
-                raise ValueError(f"path {str(path)!r} is not a PCADenoiser file "
+                raise ValueError(f"prior_file {str(path)!r} is not a PCADenoiser file "
                                  f"(FORMAT {hdus[0].header.get('FORMAT')!r})")
-            components = hdus[0].data.astype(float)
-            denoiser = cls(n_components=components.shape[0])
-            denoiser.components_ = components
-            denoiser.mean_ = hdus["MEAN"].data.astype(float)
-            denoiser.explained_variance_ = hdus["VARIANCE"].data.astype(float)
-            denoiser.residual_variance_ = hdus["RESIDUAL"].data.astype(float)
+            self.components_ = hdus[0].data.astype(float)
+            self.mean_ = hdus["MEAN"].data.astype(float)
+            self.explained_variance_ = hdus["VARIANCE"].data.astype(float)
+            self.residual_variance_ = hdus["RESIDUAL"].data.astype(float)
             wave = hdus["WAVE"]
-            denoiser.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
-        return denoiser
+            self.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
+        return self

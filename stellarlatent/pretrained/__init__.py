@@ -212,7 +212,7 @@ def denoiser(name, registry=None):
     if not entry.get("denoiser"):
         return None
     path = _checked_file(name, entry["denoiser"], entry["denoiser_sha256"], registry, "denoiser")
-    return PCADenoiser.read(path)
+    return PCADenoiser(prior_file=path).fit()
 
 
 def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, denoise=True,
