@@ -8,6 +8,7 @@ learns what there is to learn), ``transform`` returns a batch
 from .airvac import air_to_vacuum, vacuum_to_air
 from .augment import InstrumentAugmenter, ccm89_extinction
 from .broaden import Broadener, gaussian_broaden, rotational_broaden, rotational_profile
+from .denoise import PCADenoiser
 from .doppler import DopplerShift, doppler_factor
 from .grid import SpectralGrid
 from .instrument import InstrumentMatcher
@@ -15,7 +16,6 @@ from .mask import Masker
 from .noise import NoiseAugmenter
 from .normalize import ContinuumNormalizer
 from .pad import Padder
-from .denoise import PCADenoiser
 from .radial_velocity import RadialVelocityEstimator
 from .resample import Resampler
 

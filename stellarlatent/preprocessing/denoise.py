@@ -6,6 +6,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from sklearn.utils.validation import check_is_fitted
 
 from .._batch import _same_axis, to_batch
 from .._params import Interval
@@ -213,8 +214,6 @@ class PCADenoiser(SpectrumTransformer):
         path : str or path-like
         overwrite : bool, default=False
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self)
         header = fits.Header({"FORMAT": _FORMAT, "NCOMP": self.components_.shape[0]})
         hdus = fits.HDUList([
