@@ -1,0 +1,111 @@
+"""How much Teff, log g and [Fe/H] the noise alone must cost at a given S/N: the Cramer-Rao bound.
+
+On the training stars of the bundled models (the held-out fifth of
+``build_pretrained.py`` is left out) with Teff 4000-7000 K, on the models'
+grid and normalisation, a quadratic model of every pixel in (Teff, log g,
+[Fe/H]) (a cubic term in Teff; as The Cannon does) gives the derivatives of
+the spectrum with respect to each label. With white noise of standard
+deviation ``median flux / snr`` per pixel of the instrument's grid
+(69 km/s pixels in ``bench_transfer.py``, averaged into the model's
+99.6 km/s pixels), the Fisher matrix of each star is ``J^T J / sigma^2``,
+and the square roots of the diagonal of its inverse bound the scatter that
+the noise alone adds for any unbiased estimator, the three labels fitted
+together. The script prints the median bound over the stars, and the bound
+added in quadrature to an undegraded scatter (``--scatter``, by default
+``"miles-normalized"``'s on the held-out FGK stars) as the growth the noise
+alone must cost. The quadratic model's own residual per pixel is printed
+too: it is the part of the spectra this model of their derivatives does not
+follow.
+
+The last line is JSON.
+
+Usage::
+
+    python benchmarks/bench_noise_limit.py               # a few seconds
+    python benchmarks/bench_noise_limit.py --snr 10 --normalize median
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stellarlatent.datasets import find_data_dir, read_miles
+
+sys.path.insert(0, str(Path(__file__).parent))
+from build_pretrained import LABELS, _values, held_out_split, pipeline  # noqa: E402
+
+#: Pixel steps (km/s) of the degraded grid of bench_transfer.py and of the models' grid
+INSTRUMENT_STEP, MODEL_STEP = 69.0, 99.6
+FGK = (4000.0, 7000.0)
+
+
+def design(y):
+    """The quadratic model's terms and their derivatives with respect to each label."""
+    t, g, z = (y[:, 0] - 5500.0) / 1000.0, y[:, 1] - 4.0, y[:, 2]
+    one, zero = np.ones_like(t), np.zeros_like(t)
+    terms = np.column_stack([one, t, g, z, t * t, g * g, z * z, t * g, t * z, g * z, t ** 3])
+    d_teff = np.column_stack([zero, one, zero, zero, 2 * t, zero, zero, g, z, zero,
+                              3 * t * t]) / 1000.0
+    d_logg = np.column_stack([zero, zero, one, zero, zero, 2 * g, zero, t, zero, z, zero])
+    d_feh = np.column_stack([zero, zero, zero, one, zero, zero, 2 * z, zero, t, g, zero])
+    return terms, (d_teff, d_logg, d_feh)
+
+
+def bounds(flux, y, snr):
+    """Per-star Cramer-Rao bounds (n_stars, 3) and the model's rms residual per pixel."""
+    terms, derivatives = design(y)
+    coef = np.linalg.lstsq(terms, flux, rcond=None)[0]
+    residual = float(np.sqrt(np.mean((flux - terms @ coef) ** 2)))
+    sigma = np.median(flux, axis=1) / snr / np.sqrt(MODEL_STEP / INSTRUMENT_STEP)
+    out = np.empty((len(flux), 3))
+    for i in range(len(flux)):
+        jacobian = np.column_stack([d[i] @ coef for d in derivatives])
+        fisher = jacobian.T @ jacobian / sigma[i] ** 2
+        out[i] = np.sqrt(np.diag(np.linalg.inv(fisher)))
+    return out, residual
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--miles", help="MILES folder (default: find_data_dir('miles'))")
+    parser.add_argument("--snr", type=float, default=30.0, help="S/N per instrument pixel")
+    parser.add_argument("--normalize", choices=("running_quantile", "median"),
+                        default="running_quantile")
+    parser.add_argument("--scatter", type=float, nargs=3, default=(92.0, 0.193, 0.114),
+                        metavar=("TEFF", "LOGG", "FEH"),
+                        help="undegraded robust scatter to add the bound to (default: "
+                             "miles-normalized on the held-out FGK stars, bench_transfer.py)")
+    args = parser.parse_args(argv)
+    if args.snr <= 0:
+        parser.error(f"--snr must be positive, got {args.snr}")
+    started = time.perf_counter()
+    folder = Path(args.miles) if args.miles else find_data_dir("miles")
+    if folder is None:
+        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
+    spectra, table = read_miles(folder, exclude_flagged=True)
+    y = np.column_stack([_values(table, name) for name in LABELS])
+    _, train = held_out_split(table)
+    stars = train[(y[train, 0] >= FGK[0]) & (y[train, 0] <= FGK[1])]
+    flux = np.asarray(pipeline(args.normalize).fit_transform(spectra[stars]).flux.value, float)
+    flux = flux[:, np.all(np.isfinite(flux), axis=0)]
+    per_star, residual = bounds(flux, y[stars], args.snr)
+    bound = np.median(per_star, axis=0)
+    scatter = np.asarray(args.scatter)
+    growth = np.sqrt(scatter ** 2 + bound ** 2) / scatter
+    print(f"{len(stars)} training FGK stars, {flux.shape[1]} pixels, S/N {args.snr:g}: "
+          f"bound {bound[0]:.1f} K, {bound[1]:.3f} dex, {bound[2]:.3f} dex; added to "
+          f"{scatter[0]:g} K, {scatter[1]:g}, {scatter[2]:g} dex: growth "
+          f"x{growth[0]:.3f}, x{growth[1]:.3f}, x{growth[2]:.3f}; quadratic model's rms "
+          f"residual {residual:.4f} per pixel")
+    print(json.dumps({"snr": args.snr, "normalize": args.normalize, "n_stars": int(len(stars)),
+                      "bound": bound.tolist(), "growth": growth.tolist(),
+                      "model_residual": residual,
+                      "seconds": round(time.perf_counter() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()
