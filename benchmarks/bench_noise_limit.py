@@ -12,7 +12,7 @@ and the square roots of the diagonal of its inverse bound the scatter that
 the noise alone adds for any unbiased estimator, the three labels fitted
 together. The script prints the median bound over the stars, and the bound
 added in quadrature to an undegraded scatter (``--scatter``, by default
-``"miles-normalized"``'s on the held-out FGK stars) as the growth the noise
+``"miles-normalized"``'s on the held-out FGK stars through bench_transfer.py) as the growth the noise
 alone must cost. The quadratic model's own residual per pixel is printed
 too: it is the part of the spectra this model of their derivatives does not
 follow.
@@ -33,10 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stellarlatent.datasets import find_data_dir, read_miles
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build_pretrained import LABELS, _values, held_out_split, pipeline  # noqa: E402
+from build_pretrained import held_out_split, labelled_miles, pipeline  # noqa: E402
 
 #: Pixel steps (km/s) of the degraded grid of bench_transfer.py and of the models' grid
 INSTRUMENT_STEP, MODEL_STEP = 69.0, 99.6
@@ -75,7 +74,7 @@ def main(argv=None):
     parser.add_argument("--snr", type=float, default=30.0, help="S/N per instrument pixel")
     parser.add_argument("--normalize", choices=("running_quantile", "median"),
                         default="running_quantile")
-    parser.add_argument("--scatter", type=float, nargs=3, default=(92.0, 0.193, 0.114),
+    parser.add_argument("--scatter", type=float, nargs=3, default=(83.0, 0.193, 0.121),
                         metavar=("TEFF", "LOGG", "FEH"),
                         help="undegraded robust scatter to add the bound to (default: "
                              "miles-normalized on the held-out FGK stars, bench_transfer.py)")
@@ -83,11 +82,7 @@ def main(argv=None):
     if args.snr <= 0:
         parser.error(f"--snr must be positive, got {args.snr}")
     started = time.perf_counter()
-    folder = Path(args.miles) if args.miles else find_data_dir("miles")
-    if folder is None:
-        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
-    spectra, table = read_miles(folder, exclude_flagged=True)
-    y = np.column_stack([_values(table, name) for name in LABELS])
+    spectra, table, y = labelled_miles(args.miles)
     _, train = held_out_split(table)
     stars = train[(y[train, 0] >= FGK[0]) & (y[train, 0] <= FGK[1])]
     flux = np.asarray(pipeline(args.normalize).fit_transform(spectra[stars]).flux.value, float)

@@ -40,13 +40,12 @@ import numpy as np
 from specutils import Spectrum
 
 from stellarlatent import pretrained
-from stellarlatent.datasets import find_data_dir, read_miles
 from stellarlatent.preprocessing import (Broadener, DopplerShift, Resampler, SpectralGrid,
                                          air_to_vacuum, ccm89_extinction)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_pretrained import (  # noqa: E402
-    HOLDOUT_SEED, LABELS, _values, held_out_split)
+    HOLDOUT_SEED, LABELS, held_out_split, labelled_miles)
 
 SNR = 30.0
 RV_MAX = 300.0
@@ -149,11 +148,7 @@ def main(argv=None):
                         help="skip the runs with one degradation at a time")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    folder = Path(args.miles) if args.miles else find_data_dir("miles")
-    if folder is None:
-        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
-    spectra, table = read_miles(folder, exclude_flagged=True)
-    y = np.column_stack([_values(table, name) for name in LABELS])
+    spectra, table, y = labelled_miles(args.miles)
     held, _ = held_out_split(table)
     stars, truth = spectra[held], y[held]
     print(f"{len(held)} held-out MILES stars (seed {HOLDOUT_SEED}), "

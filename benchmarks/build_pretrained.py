@@ -71,6 +71,18 @@ def _values(table, name):
     return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
+def labelled_miles(miles=None):
+    """MILES spectra (flagged ones left out), their table and (Teff, log g, [Fe/H]) of each.
+
+    From the folder ``miles``, or ``find_data_dir("miles")`` when it is None.
+    """
+    folder = Path(miles) if miles else find_data_dir("miles")
+    if folder is None:
+        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
+    spectra, table = read_miles(folder, exclude_flagged=True)
+    return spectra, table, np.column_stack([_values(table, name) for name in LABELS])
+
+
 def held_out_split(table, fraction=0.2, seed=HOLDOUT_SEED):
     """``(held, train)`` rows: a random ``fraction`` of the stars with every label, and the rest.
 
