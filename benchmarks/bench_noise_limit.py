@@ -12,10 +12,10 @@ and the square roots of the diagonal of its inverse bound the scatter that
 the noise alone adds for any unbiased estimator, the three labels fitted
 together. The script prints the median bound over the stars, and the bound
 added in quadrature to an undegraded scatter (``--scatter``, by default
-``"miles-normalized"``'s on the held-out FGK stars through bench_transfer.py) as the growth the noise
-alone must cost. The quadratic model's own residual per pixel is printed
-too: it is the part of the spectra this model of their derivatives does not
-follow.
+``"miles-normalized"``'s on the held-out FGK stars through
+``bench_transfer.py``) as the growth the noise alone must cost. The
+quadratic model's own residual per pixel is printed too: it is the part of
+the spectra this model of their derivatives does not follow.
 
 The last line is JSON.
 
