@@ -71,6 +71,11 @@ def _values(table, name):
     return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
+def sha256(path):
+    """The SHA-256 of a file, as the registry records it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def labelled_miles(miles=None):
     """MILES spectra (flagged ones left out), their table and (Teff, log g, [Fe/H]) of each.
 
@@ -266,7 +271,7 @@ def rv_templates(spectra, teff, rows, out):
     wave.header["BUNIT"] = "Angstrom"
     path = out / TEMPLATE_FILE
     fits.HDUList([primary, wave]).writeto(path, overwrite=True)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+    return path, sha256(path)
 
 
 #: Principal components of the bundled models' denoisers
@@ -281,13 +286,13 @@ def write_denoiser(X_train, name, out):
     path = out / f"{name}-denoiser.fits"
     PCADenoiser(n_components=DENOISER_COMPONENTS).fit(X_train).write(path, overwrite=True)
     print(f"denoiser: {path} ({path.stat().st_size / 1e3:.0f} kB)", flush=True)
-    return {"denoiser": path.name, "denoiser_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"denoiser": path.name, "denoiser_sha256": sha256(path)}
 
 
 def write(model, name, out):
     path = out / f"{name}.pt"
     model.save(path)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+    return path, sha256(path)
 
 
 def main(argv=None):
@@ -328,18 +333,14 @@ def main(argv=None):
         parser.error(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
     torch.set_num_threads(1)
     started = time.perf_counter()
-    folder = Path(args.miles) if args.miles else find_data_dir("miles")
-    if folder is None:
-        raise SystemExit("MILES data not found: pass --miles DIR or set STELLARLATENT_DATA")
+    spectra, table, y_all = labelled_miles(args.miles)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    spectra, table = read_miles(folder, exclude_flagged=True)
     prepare = pipeline(args.normalize)
     name = "miles" if args.normalize == "median" else "miles-normalized"
     X_all = prepare.fit_transform(spectra)
     X_all.meta["wavelength_medium"] = "air"
-    y_all = np.column_stack([_values(table, name) for name in LABELS])
     held, train = held_out_split(table)
     spec = describe(prepare)
     if args.skip_vae and args.vae_only:

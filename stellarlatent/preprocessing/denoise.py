@@ -213,6 +213,19 @@ class PCADenoiser(SpectrumTransformer):
         ----------
         path : str or path-like
         overwrite : bool, default=False
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from stellarlatent.datasets import make_synthetic_spectra
+        >>> train, _ = make_synthetic_spectra(30, snr=None, random_state=0)
+        >>> denoiser = PCADenoiser(n_components=5).fit(train)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     denoiser.write(Path(folder) / "prior.fits")
+        ...     again = PCADenoiser.read(Path(folder) / "prior.fits")
+        >>> again.components_.shape == denoiser.components_.shape
+        True
         """
         check_is_fitted(self)
         header = fits.Header({"FORMAT": _FORMAT, "NCOMP": self.components_.shape[0]})
