@@ -170,6 +170,19 @@ def _spline_fitter(x, spacing):
     return fit
 
 
+def _running_mean(flux, valid, coord, width):
+    """Mean of the valid pixels within ``width`` around each pixel (NaN where none are)."""
+    lo = np.searchsorted(coord, coord - 0.5 * width, side="left")
+    hi = np.searchsorted(coord, coord + 0.5 * width, side="right")
+    weights = valid.astype(float)
+    sums = np.concatenate([np.zeros((flux.shape[0], 1)),
+                           np.cumsum(np.where(valid, flux, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([np.zeros((flux.shape[0], 1)), np.cumsum(weights, axis=1)], axis=1)
+    n = counts[:, hi] - counts[:, lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[:, hi] - sums[:, lo]) / n, np.nan)
+
+
 def _running_quantile(flux, valid, coord, width, quantile):
     """Quantile of valid pixels within ``width`` around anchor pixels, interpolated."""
     n_pix = coord.size
@@ -221,6 +234,15 @@ class ContinuumNormalizer(SpectrumTransformer):
         resolving power) or a number of pixels; None is 5000 km/s.
     quantile : float, default=0.9
         Quantile of the running window.
+    smoothing : `~astropy.units.Quantity` or int, default=None
+        Width of a running mean (a wavelength, a velocity or a number of
+        pixels) applied to the flux from which the continuum is estimated
+        (the flux that is divided keeps its resolution); not used by
+        ``"median"``. An upper quantile or a clipped fit of noisy flux
+        follows the noise peaks, so its continuum rises and wiggles with the
+        noise; a width of a few pixels makes the continuum of a noisy
+        spectrum close to that of the same star without noise. None
+        estimates it from the flux as it is.
     degree : int, default=3
         Degree of the polynomial; smaller than the number of pixels.
     knot_spacing : `~astropy.units.Quantity` or int, default=None
@@ -284,6 +306,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         "exclude": [None, Converted(region_bounds, REGIONS)],
         "window": [None, Converted(_check_scale, _SCALE)],
         "quantile": [Interval(Real, 0, 1, closed="both")],
+        "smoothing": [None, Converted(_check_scale, _SCALE)],
         "degree": [Interval(Integral, 0, None, closed="left")],
         "knot_spacing": [None, Converted(_check_scale, _SCALE)],
         "sigma_lower": [Interval(Real, 0, None, closed="neither")],
@@ -301,6 +324,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         exclude=None,
         window=None,
         quantile=0.9,
+        smoothing=None,
         degree=3,
         knot_spacing=None,
         sigma_lower=1.5,
@@ -314,6 +338,7 @@ class ContinuumNormalizer(SpectrumTransformer):
         self.exclude = exclude
         self.window = window
         self.quantile = quantile
+        self.smoothing = smoothing
         self.degree = degree
         self.knot_spacing = knot_spacing
         self.sigma_lower = sigma_lower
@@ -324,14 +349,18 @@ class ContinuumNormalizer(SpectrumTransformer):
         self.store_continuum = store_continuum
 
     def _continuum(self, batch, valid):
-        flux = np.where(valid, batch.flux, 0.0)
         if self.method == "median":
             level = nanmedian_rows(np.where(valid, batch.flux, np.nan))
             return np.broadcast_to(level, batch.flux.shape)
+        data = batch.flux
+        if self.smoothing is not None:
+            coord, width = _coordinate(batch.spectral_axis, self.smoothing, "smoothing")
+            data = _running_mean(batch.flux, valid, coord, width)
+        flux = np.where(valid, data, 0.0)
         if self.method == "running_quantile":
             window = _DEFAULT_WINDOW if self.window is None else self.window
             coord, width = _coordinate(batch.spectral_axis, window, "window")
-            return _running_quantile(batch.flux, valid, coord, width, self.quantile)
+            return _running_quantile(data, valid, coord, width, self.quantile)
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         if self.method == "polynomial":
             if self.degree >= batch.n_pixels:

@@ -183,3 +183,49 @@ def test_keep_shape_outside_zero_one_is_refused(value):
     spectrum, _, _ = absorption_spectrum()
     with pytest.raises((ValueError, TypeError), match="keep_shape"):
         ContinuumNormalizer(method="spline", keep_shape=value).transform(spectrum)
+
+
+@pytest.mark.parametrize("method", ["running_quantile", "spline", "polynomial"])
+def test_smoothing_makes_the_continuum_of_noisy_spectra_follow_the_clean_one(method):
+    """An upper quantile of noisy flux rides on the noise peaks; smoothed flux does not."""
+    clean, continua, _ = absorption_spectrum(n_spectra=40)
+    noisy, _, _ = absorption_spectrum(n_spectra=40, noise=0.03)
+    kwargs = {"knot_spacing": 200 * u.AA, "degree": 5}
+
+    def continuum(spectrum, smoothing):
+        step = ContinuumNormalizer(method=method, smoothing=smoothing, store_continuum=True,
+                                   **kwargs)
+        return step.transform(spectrum).meta["continuum"].value
+
+    for smoothing in (7, 2.0 * u.AA, 100 * u.km / u.s):
+        raw = continuum(noisy, None) / continuum(clean, None) - 1
+        smoothed = continuum(noisy, smoothing) / continuum(clean, smoothing) - 1
+        # the bias and the wiggles that the noise gives the continuum both shrink
+        assert abs(np.mean(smoothed)) < 0.6 * abs(np.mean(raw))
+        assert np.mean(np.std(smoothed, axis=1)) < 0.8 * np.mean(np.std(raw, axis=1))
+    # the flux that is divided keeps its resolution: a narrow line keeps its depth
+    out = ContinuumNormalizer(method=method, smoothing=7, **kwargs).transform(clean)
+    reference = ContinuumNormalizer(method=method, **kwargs).transform(clean)
+    assert np.nanmin(out.flux.value) == pytest.approx(np.nanmin(reference.flux.value), rel=0.1)
+
+
+def test_smoothing_skips_masked_pixels_and_is_refused_when_malformed():
+    spectrum, _, _ = absorption_spectrum(n_spectra=2)
+    flux = spectrum.flux.value.copy()
+    mask = np.zeros(flux.shape, bool)
+    mask[:, 1000:1100] = True
+    flux[mask] = 1e6  # a masked cosmic ray must not enter the running mean
+    flux[0, 2000] = np.nan
+    bad = Spectrum(flux=flux * u.Jy, spectral_axis=spectrum.spectral_axis, mask=mask,
+                   spectral_axis_index=1)
+    step = ContinuumNormalizer(method="running_quantile", smoothing=9, store_continuum=True,
+                               window=300 * u.AA)
+    continuum = step.transform(bad).meta["continuum"].value
+    assert np.all(np.isfinite(continuum))
+    reference = step.transform(spectrum).meta["continuum"].value
+    # (a hundred pixels fewer in the window move the quantile a little; 1e6 would not)
+    np.testing.assert_allclose(continuum, reference, rtol=0.05)
+    for value, error in ((1, ValueError), (2.5, TypeError), (3 * u.s, u.UnitsError),
+                         (-2 * u.AA, ValueError)):
+        with pytest.raises(error, match="smoothing"):
+            ContinuumNormalizer(method="spline", smoothing=value).transform(spectrum)
