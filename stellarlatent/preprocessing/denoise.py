@@ -19,6 +19,8 @@ _FORMAT = "stellarlatent-pca-denoiser"
 #: Residuals beyond this many robust standard deviations do not count in the noise estimate
 #: (a cosmic ray or a telluric residue would otherwise pass for noise everywhere).
 _CLIP = 5.0
+#: Spectra denoised together (the batched solves hold n_components**2 numbers for each)
+_CHUNK = 1024
 
 
 def _principal(flux, n_components):
@@ -178,33 +180,51 @@ class PCADenoiser(SpectrumTransformer):
         flux = np.array(batch.flux, dtype=float)
         good = ~batch.mask & np.isfinite(flux) & np.isfinite(self.residual_variance_)
         excess = np.zeros(batch.n_spectra)
-        for i in range(batch.n_spectra):
-            flux[i], excess[i] = self._denoise(flux[i], good[i])
+        # spectra with the same good pixels share one least-squares problem
+        patterns, which = np.unique(good, axis=0, return_inverse=True)
+        for p, pattern in enumerate(patterns):
+            rows = np.flatnonzero(which.ravel() == p)
+            for chunk in np.array_split(rows, -(-rows.size // _CHUNK)):
+                flux[chunk], excess[chunk] = self._denoise(flux[chunk], pattern)
         return batch.replace(flux=flux, meta=dict(batch.meta, excess_noise=excess))
 
     def _denoise(self, flux, good):
-        """One spectrum's posterior mean and its excess noise (0: returned unchanged)."""
+        """Posterior means of spectra with the same good pixels, and their excess noise.
+
+        ``flux`` has shape (n_spectra, n_pixels); spectra without excess noise
+        (0) are returned unchanged.
+        """
         k = self.components_.shape[0]
         n = int(good.sum())
+        excess = np.zeros(flux.shape[0])
         if n <= 2 * k:
-            return flux, 0.0
+            return flux, excess
         comps = self.components_[:, good]
-        centred = flux[good] - self.mean_[good]
+        centred = flux[:, good] - self.mean_[good]
         s2 = self.residual_variance_[good]
-        amplitudes = np.linalg.lstsq(comps.T, centred, rcond=None)[0]
+        amplitudes = np.linalg.lstsq(comps.T, centred.T, rcond=None)[0].T
         residual = centred - amplitudes @ comps
-        spread = 1.4826 * np.median(np.abs(residual))
-        kept = np.abs(residual) <= _CLIP * spread if spread > 0 else np.ones(n, dtype=bool)
+        spread = 1.4826 * np.median(np.abs(residual), axis=1, keepdims=True)
+        kept = np.where(spread > 0, np.abs(residual) <= _CLIP * spread, True)
+        n_kept = kept.sum(axis=1)
         # E[residual**2] = s2 + sigma**2 (1 - k / n) for white noise of variance sigma**2
-        variance = (np.mean(residual[kept] ** 2) - np.mean(s2[kept])) * n / (n - k)
-        if not variance > 0:
-            return flux, 0.0
-        precision = comps @ comps.T / variance + np.diag(1.0 / self.explained_variance_)
-        amplitudes = np.linalg.solve(precision, comps @ centred / variance)
+        variance = ((np.sum(residual ** 2 * kept, axis=1) - kept @ s2) / n_kept) * n / (n - k)
+        active = variance > 0
+        if not active.any():
+            return flux, excess
+        v = variance[active]
+        # (comps comps^T / v + diag(1 / explained)) a = comps centred / v, times v
+        systems = (comps @ comps.T)[np.newaxis] + v[:, None, None] * np.diag(
+            1.0 / self.explained_variance_)[np.newaxis]
+        amplitudes = np.linalg.solve(systems, (centred[active] @ comps.T)[..., np.newaxis])[..., 0]
         model = self.mean_[good] + amplitudes @ comps
         out = flux.copy()
-        out[good] = model + (flux[good] - model) * s2 / (s2 + variance)
-        return out, float(np.sqrt(variance))
+        observed = flux[active][:, good]
+        denoised = out[active]
+        denoised[:, good] = model + (observed - model) * s2 / (s2 + v[:, None])
+        out[active] = denoised
+        excess[active] = np.sqrt(v)
+        return out, excess
 
     def write(self, path, overwrite=False):
         """Save the fitted prior to a FITS file (read it back with `read`).

@@ -64,6 +64,23 @@ def test_masked_and_nan_pixels_are_left_alone(fitted):
     assert _rms(out.flux.value[:, 500:], clean.flux.value[:, 500:]) < 0.02
 
 
+def test_a_batch_gives_what_each_spectrum_gives_alone(fitted):
+    """Spectra are denoised together by mask pattern; none may borrow from another."""
+    denoiser, clean = fitted
+    noise = 0.05 * np.random.default_rng(4).standard_normal(clean.flux.shape)
+    mask = np.zeros(clean.flux.shape, dtype=bool)
+    mask[::2, 40:90] = True  # two mask patterns, interleaved
+    mask[5, 10:] = True  # and one with too few valid pixels to denoise
+    batch = _with_flux(clean, clean.flux.value + noise, mask)
+    together = denoiser.transform(batch)
+    for i in range(len(noise)):
+        alone = denoiser.transform(batch[i:i + 1])
+        np.testing.assert_allclose(together.flux.value[i], alone.flux.value[0],
+                                   rtol=1e-10, atol=1e-12)
+        assert together.meta["excess_noise"][i] == pytest.approx(alone.meta["excess_noise"][0])
+    assert together.meta["excess_noise"][5] == 0.0 < together.meta["excess_noise"][4]
+
+
 def test_a_spectrum_with_too_few_pixels_is_returned_as_it_is(fitted):
     denoiser, clean = fitted
     flux = clean.flux.value[:2] + 0.1
