@@ -19,7 +19,10 @@ the spectra this model of their derivatives does not follow.
 
 It then measures what a least-squares fit of that model to each star
 actually loses to the noise: the stars are resampled, given S/N ``--snr``
-noise, normalised and fitted (labels started at the true ones), and the
+noise, normalised and fitted by a
+`~stellarlatent.estimators.QuadraticSpectrumModel` (labels started at the
+true ones; each pixel weighted by the model's own residual variance and
+the noise it finds), and the
 robust scatter of the change of each label between the noisy and the
 noise-free fit is printed next to the bound, for the running quantile
 of the models (``smoothing`` None) and for a continuum estimated from
@@ -46,6 +49,7 @@ import astropy.units as u
 import numpy as np
 from specutils import Spectrum
 
+from stellarlatent.estimators import QuadraticSpectrumModel
 from stellarlatent.preprocessing import ContinuumNormalizer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -82,51 +86,33 @@ def bounds(flux, y, snr):
     return out, residual
 
 
-def _centred(y):
-    return (y - [5500.0, 4.0, 0.0]) / [1000.0, 1.0, 1.0]
-
-
-def fit_labels(flux, coef, start, iterations=10):
-    """Least-squares labels of each spectrum under the quadratic model (Gauss-Newton)."""
-    out = np.empty((len(flux), 3))
-    for i in range(len(flux)):
-        theta = _centred(start[i])
-        for _ in range(iterations):
-            labels = theta[np.newaxis] * [1000.0, 1.0, 1.0] + [5500.0, 4.0, 0.0]
-            terms, derivatives = design(labels)
-            jacobian = np.column_stack([(d @ coef)[0] for d in derivatives])
-            jacobian = jacobian * [1000.0, 1.0, 1.0]
-            step = np.linalg.lstsq(jacobian, flux[i] - (terms @ coef)[0], rcond=None)[0]
-            theta = np.clip(theta + step, [-2.0, -4.0, -3.0], [2.0, 2.0, 1.5])
-        out[i] = theta * [1000.0, 1.0, 1.0] + [5500.0, 4.0, 0.0]
-    return out
-
-
 def fitted_noise(raw, y, snr, smoothing, seed=0):
     """What a fit of the quadratic model loses to the noise with one continuum estimate.
 
-    ``raw``: spectra on the models' grid before normalisation. Returns the
-    robust scatter of each label's change (noisy fit minus noise-free fit),
-    and the mean and rms (along each spectrum, median over spectra) of the
-    continuum of the noisy spectra over that of the noise-free ones.
+    ``raw``: spectra on the models' grid before normalisation. A
+    `~stellarlatent.estimators.QuadraticSpectrumModel` normalised by the
+    running quantile (of flux smoothed over ``smoothing``, or not) is fitted
+    to them and labels them with and without noise, starting from the true
+    labels. Returns the robust scatter of each label's change (noisy fit
+    minus noise-free fit), and the mean and rms (along each spectrum,
+    median over spectra) of the continuum of the noisy spectra over that
+    of the noise-free ones.
     """
-    normalizer = ContinuumNormalizer(method="running_quantile", smoothing=smoothing,
-                                     store_continuum=True)
+    normalizer = ContinuumNormalizer(method="running_quantile", smoothing=smoothing)
     flux = np.asarray(raw.flux.value, float)
     sigma = np.nanmedian(flux, axis=1, keepdims=True) / snr / np.sqrt(MODEL_STEP / INSTRUMENT_STEP)
     noisy = flux + sigma * np.random.default_rng(seed).standard_normal(flux.shape)
-    results = []
-    for values in (flux, noisy):
-        spectra = Spectrum(flux=values * u.one, spectral_axis=raw.spectral_axis, mask=raw.mask,
-                           spectral_axis_index=1)
-        results.append(normalizer.transform(spectra))
-    (clean, noisy) = results
-    good = np.all(np.isfinite(clean.flux.value) & np.isfinite(noisy.flux.value), axis=0)
-    coef = np.linalg.lstsq(design(y)[0], clean.flux.value[:, good], rcond=None)[0]
-    change = (fit_labels(noisy.flux.value[:, good], coef, y)
-              - fit_labels(clean.flux.value[:, good], coef, y))
+    clean, noisy = (Spectrum(flux=values * u.one, spectral_axis=raw.spectral_axis,
+                             mask=raw.mask, spectral_axis_index=1) for values in (flux, noisy))
+    model = QuadraticSpectrumModel(continuum=normalizer).fit(clean, y)
+    fits = [model.predict(spectra, start=y) for spectra in (clean, noisy)]
+    change = np.column_stack([np.asarray(fits[1][name].value - fits[0][name].value)
+                              for name in model.labels])
     scatter = 1.4826 * np.median(np.abs(change - np.median(change, axis=0)), axis=0)
-    ratio = noisy.meta["continuum"].value / clean.meta["continuum"].value
+    continua = [ContinuumNormalizer(method="running_quantile", smoothing=smoothing,
+                                    store_continuum=True).transform(spectra).meta["continuum"]
+                for spectra in (clean, noisy)]
+    ratio = (continua[1] / continua[0]).value
     return scatter, float(np.nanmedian(np.nanmean(ratio, axis=1))), float(
         np.nanmedian(np.nanstd(ratio, axis=1)))
 

@@ -13,13 +13,14 @@ import torch.
 
 import importlib
 
-__all__ = ["DeepREMAP", "DeepREMAPEnsemble", "SpectralVAE", "TrainingDivergedError",
-           "resolve_device"]
+__all__ = ["DeepREMAP", "DeepREMAPEnsemble", "QuadraticSpectrumModel", "SpectralVAE",
+           "TrainingDivergedError", "resolve_device"]
 
 # where each public name is defined
 _MODULES = {
     "DeepREMAP": ".remap",
     "DeepREMAPEnsemble": ".ensemble",
+    "QuadraticSpectrumModel": ".spectrum_model",
     "SpectralVAE": ".vae",
     "TrainingDivergedError": "._base",
     "resolve_device": "._base",
