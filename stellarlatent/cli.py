@@ -211,6 +211,10 @@ def _grid(parser, required=False):
                              "(default: %(default)s)")
     parser.add_argument("--normalize", choices=("median", "running_quantile", "polynomial", "none"),
                         default="median", help="continuum normalisation (default: %(default)s)")
+    parser.add_argument("--continuum-smoothing", type=float, metavar="KM_S",
+                        help="estimate the running_quantile or polynomial continuum from flux "
+                             "smoothed over this width (km/s; ~900 for R ~ 2000): the "
+                             "continuum of noisy spectra then moves far less with the noise")
 
 
 def _training(parser, epochs, batch_size, lr, validation=0.1, recipe=None):

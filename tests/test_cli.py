@@ -236,6 +236,22 @@ def test_prepare_writes_a_store_with_labels_and_preprocessing(store):
         assert len(label) == 1 and np.isfinite(label.value[0])
 
 
+def test_prepare_estimates_the_continuum_from_smoothed_flux_when_asked(spectra_dir, tmp_path):
+    from stellarlatent._preprocessing_spec import build
+    from stellarlatent.datasets import SpectralStore
+
+    path = tmp_path / "smoothed.h5"
+    assert main(["prepare", str(spectra_dir), "--grid", "4600", "5900", "256",
+                 "--normalize", "running_quantile", "--continuum-smoothing", "900",
+                 "--out", str(path), "--quiet"]) == 0
+    with SpectralStore(path) as s:
+        normalizer = build(s.meta["preprocessing"])[1]
+        flux = s.read().flux.value
+    assert normalizer.method == "running_quantile"
+    assert normalizer.smoothing == 900 * u.km / u.s
+    assert np.nanquantile(flux, 0.9, axis=1) == pytest.approx(1.0, abs=0.05)
+
+
 def test_prepare_reports_and_skips_bad_files(spectra_dir, tmp_path, capsys):
     bad = tmp_path / "broken.fits"
     bad.write_bytes(b"this is not a FITS file")

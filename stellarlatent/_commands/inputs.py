@@ -179,8 +179,11 @@ def _check_format(fmt):
 
 
 def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_conserving",
-                  pad_multiple_of=None):
-    """The preprocessing of ``prepare``: Resampler, then a normaliser and a Padder."""
+                  pad_multiple_of=None, smoothing=None):
+    """The preprocessing of ``prepare``: Resampler, then a normaliser and a Padder.
+
+    ``smoothing`` (km/s, ``--continuum-smoothing``) is the normaliser's.
+    """
     from sklearn.pipeline import make_pipeline as sk_make_pipeline
 
     from ..preprocessing import ContinuumNormalizer, Padder, Resampler, SpectralGrid
@@ -195,9 +198,18 @@ def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_c
             grid = maker(start * u.AA, stop * u.AA, n)
         except ValueError as exc:
             raise UserError(f"--grid: {exc}") from None
+    if smoothing is not None:
+        if normalize in ("median", "none"):
+            raise UserError(f"--continuum-smoothing smooths the flux that a fitted or "
+                            f"running-quantile continuum is estimated from; --normalize "
+                            f"{normalize} estimates none: use running_quantile or polynomial")
+        if not (np.isfinite(smoothing) and smoothing > 0):
+            raise UserError(f"--continuum-smoothing must be a positive width in km/s, "
+                            f"got {smoothing}")
+        smoothing = smoothing * u.km / u.s
     steps = [Resampler(grid, method=method)]
     if normalize != "none":
-        steps.append(ContinuumNormalizer(method=normalize))
+        steps.append(ContinuumNormalizer(method=normalize, smoothing=smoothing))
     if pad_multiple_of is not None:
         if isinstance(pad_multiple_of, bool) or int(pad_multiple_of) != pad_multiple_of \
                 or pad_multiple_of < 1:

@@ -127,8 +127,9 @@ def model_pipeline(model):
 
 #: options of the raw-file reading and preprocessing: (attribute, default, flag)
 RAW_FILE_OPTIONS = (("grid", None, "--grid"), ("grid_kind", "log", "--grid-kind"),
-                    ("normalize", "median", "--normalize"), ("format", "auto", "--format"),
-                    ("phoenix_wave", None, "--phoenix-wave"))
+                    ("normalize", "median", "--normalize"),
+                    ("continuum_smoothing", None, "--continuum-smoothing"),
+                    ("format", "auto", "--format"), ("phoenix_wave", None, "--phoenix-wave"))
 
 
 def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
@@ -150,8 +151,9 @@ def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
                         "spectrum files and folders")
     given = [flag for attr, default, flag in options if getattr(args, attr, default) != default]
     if given:
-        what_it_is = ("already on its grid and normalised" if "--grid" in given or
-                      "--normalize" in given or "--grid-kind" in given else "already read")
+        what_it_is = ("already on its grid and normalised" if {
+            "--grid", "--normalize", "--grid-kind", "--continuum-smoothing"} & set(given)
+            else "already read")
         raise UserError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to raw files; "
                         f"{stores[0]} is a store, {what_it_is}: leave "
                         f"{'them' if len(given) > 1 else 'it'} out, or give the raw files")
@@ -192,7 +194,8 @@ def training_data(args, skips):
         names = _store_names(store)
         return store, names, store.labels, spec, store
     reader = make_reader(args.format, args.phoenix_wave)
-    pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize)
+    pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize,
+                             smoothing=args.continuum_smoothing)
     batch, names, _ = _read_files(args.data, reader, pipeline, skips, args.quiet)
     return batch, names, None, describe(pipeline), None
 
