@@ -229,8 +229,11 @@ class QuadraticSpectrumModel(BaseEstimator):
         self.error_scale_ = np.ones(len(labels))
         z_scores = []
         for left, coef in cross:
+            # started from the other half's stars, as a new star would be
+            start = self._starts(flux[left], good[left], coef, self.model_variance_,
+                                 values[~left])
             fitted_labels, errors = self._fit_labels(flux[left], good[left], coef,
-                                                     self.model_variance_, None)
+                                                     self.model_variance_, None, start)
             z_scores.append((fitted_labels - values[left]) / errors)
         z_scores = np.concatenate(z_scores)
         spread = 1.4826 * np.nanmedian(np.abs(z_scores - np.nanmedian(z_scores, axis=0)),
@@ -343,9 +346,10 @@ class QuadraticSpectrumModel(BaseEstimator):
                           np.asarray(broadened.flux.value, dtype=float)))
         return pairs
 
-    def _starts(self, flux, good, coef, variance):
-        """The training labels whose model spectrum fits each spectrum best."""
-        models = _terms(self._standard(self.training_labels_), self._cubic()) @ coef
+    def _starts(self, flux, good, coef, variance, candidates=None):
+        """The labels among ``candidates`` (the training labels) whose model fits best."""
+        candidates = self.training_labels_ if candidates is None else candidates
+        models = _terms(self._standard(candidates), self._cubic()) @ coef
         best = np.empty(len(flux), dtype=int)
         weights = np.where(good, 1.0 / variance, 0.0)
         for chunk in np.array_split(np.arange(len(flux)), max(1, -(-len(flux) // _CHUNK))):
@@ -354,7 +358,7 @@ class QuadraticSpectrumModel(BaseEstimator):
             # sum_p w (x - m)^2 = sum w x^2 - 2 (w x) m + w m^2
             cost = (-2 * (w * x) @ models.T + w @ (models ** 2).T)
             best[chunk] = np.argmin(cost, axis=1)
-        return self.training_labels_[best]
+        return candidates[best]
 
     def _fit_labels(self, flux, good, coef, variance, noise, start=None, details=False):
         """Gauss-Newton fits of the labels of each spectrum; errors scaled by error_scale_."""
