@@ -328,14 +328,28 @@ class QuadraticSpectrumModel(BaseEstimator):
     def _coefficients_at(self, input_fwhm, model_fwhm, n):
         """(rows, coefficients) pairs: the model's, and the model broadened for coarser rows."""
         rows = np.arange(n)
-        if input_fwhm is None or model_fwhm is None:
+        if (input_fwhm is None) != (model_fwhm is None):
+            raise ValueError("input_fwhm and model_fwhm go together: give both (the spectra's "
+                             "and the training spectra's FWHM) or neither")
+        if input_fwhm is None:
             return [(rows, self.coefficients_)]
         from specutils import Spectrum
 
         from ..preprocessing import Broadener
 
-        fwhm = np.broadcast_to(u.Quantity(input_fwhm).to_value(u.AA), (n,))
-        base = u.Quantity(model_fwhm).to_value(u.AA)
+        values = {}
+        for name, value in (("input_fwhm", input_fwhm), ("model_fwhm", model_fwhm)):
+            if not (isinstance(value, u.Quantity) and value.unit.is_equivalent(u.AA)):
+                raise u.UnitsError(f"{name} must be a wavelength Quantity (a FWHM), "
+                                   f"got {value!r}")
+            values[name] = value.to_value(u.AA)
+        if np.ndim(values["input_fwhm"]) > 0 and np.size(values["input_fwhm"]) != n:
+            raise ValueError(f"input_fwhm must be one value or one per spectrum ({n}), got "
+                             f"{np.size(values['input_fwhm'])}")
+        if not (np.ndim(values["model_fwhm"]) == 0 and values["model_fwhm"] > 0):
+            raise ValueError(f"model_fwhm must be one positive FWHM, got {model_fwhm!r}")
+        fwhm = np.broadcast_to(values["input_fwhm"], (n,))
+        base = float(values["model_fwhm"])
         coarser = np.isfinite(fwhm) & (fwhm > base * 1.01)
         pairs = [(rows[~coarser], self.coefficients_)] if (~coarser).any() else []
         model = Spectrum(flux=self.coefficients_ * u.one, spectral_axis=self.spectral_axis_,

@@ -134,6 +134,14 @@ def test_bad_input_is_refused_with_its_name(fitted, tmp_path):
         QuadraticSpectrumModel().fit(train[:10], y_train[:10])
     with pytest.raises(ValueError, match="start"):
         model.predict(test, start=truth[:3])
+    with pytest.raises(ValueError, match="go together"):
+        model.predict(test, input_fwhm=2 * u.AA)
+    with pytest.raises(u.UnitsError, match="input_fwhm"):
+        model.predict(test, input_fwhm=2.0, model_fwhm=1 * u.AA)
+    with pytest.raises(ValueError, match="one per spectrum"):
+        model.predict(test, input_fwhm=[2, 3] * u.AA, model_fwhm=1 * u.AA)
+    with pytest.raises(ValueError, match="model_fwhm"):
+        model.predict(test, input_fwhm=2 * u.AA, model_fwhm=-1 * u.AA)
     grid = SpectralGrid.log_uniform(4000 * u.AA, 5000 * u.AA, 500)
     with pytest.raises(ValueError, match="Resampler"):
         model.predict(Resampler(grid).fit_transform(test))
