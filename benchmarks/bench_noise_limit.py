@@ -3,7 +3,8 @@
 On the training stars of the bundled models (the held-out fifth of
 ``build_pretrained.py`` is left out) with Teff 4000-7000 K, on the models'
 grid and normalisation, a quadratic model of every pixel in (Teff, log g,
-[Fe/H]) (a cubic term in Teff; as The Cannon does) gives the derivatives of
+[Fe/H]) (a cubic term in Teff; as The Cannon does;
+`~stellarlatent.estimators.QuadraticSpectrumModel`) gives the derivatives of
 the spectrum with respect to each label. With white noise of standard
 deviation ``median flux / snr`` per pixel of the instrument's grid
 (69 km/s pixels in ``bench_transfer.py``, averaged into the model's
@@ -35,7 +36,7 @@ The last line is JSON.
 
 Usage::
 
-    python benchmarks/bench_noise_limit.py               # a few seconds
+    python benchmarks/bench_noise_limit.py               # about 80 s
     python benchmarks/bench_noise_limit.py --snr 10 --normalize median
 """
 
@@ -60,30 +61,20 @@ INSTRUMENT_STEP, MODEL_STEP = 69.0, 99.6
 FGK = (4000.0, 7000.0)
 
 
-def design(y):
-    """The quadratic model's terms and their derivatives with respect to each label."""
-    t, g, z = (y[:, 0] - 5500.0) / 1000.0, y[:, 1] - 4.0, y[:, 2]
-    one, zero = np.ones_like(t), np.zeros_like(t)
-    terms = np.column_stack([one, t, g, z, t * t, g * g, z * z, t * g, t * z, g * z, t ** 3])
-    d_teff = np.column_stack([zero, one, zero, zero, 2 * t, zero, zero, g, z, zero,
-                              3 * t * t]) / 1000.0
-    d_logg = np.column_stack([zero, zero, one, zero, zero, 2 * g, zero, t, zero, z, zero])
-    d_feh = np.column_stack([zero, zero, zero, one, zero, zero, 2 * z, zero, t, g, zero])
-    return terms, (d_teff, d_logg, d_feh)
+def bounds(normalised, y, snr):
+    """Per-star Cramer-Rao bounds (n_stars, 3) and the model's rms residual per pixel.
 
-
-def bounds(flux, y, snr):
-    """Per-star Cramer-Rao bounds (n_stars, 3) and the model's rms residual per pixel."""
-    terms, derivatives = design(y)
-    coef = np.linalg.lstsq(terms, flux, rcond=None)[0]
-    residual = float(np.sqrt(np.mean((flux - terms @ coef) ** 2)))
-    sigma = np.median(flux, axis=1) / snr / np.sqrt(MODEL_STEP / INSTRUMENT_STEP)
-    out = np.empty((len(flux), 3))
-    for i in range(len(flux)):
-        jacobian = np.column_stack([d[i] @ coef for d in derivatives])
-        fisher = jacobian.T @ jacobian / sigma[i] ** 2
-        out[i] = np.sqrt(np.diag(np.linalg.inv(fisher)))
-    return out, residual
+    ``normalised``: the stars on the models' grid and normalisation, pixels
+    invalid in any of them masked in all (they carry no information here).
+    """
+    model = QuadraticSpectrumModel().fit(normalised, y)
+    flux = np.asarray(normalised.flux.value, float)
+    good = ~np.asarray(normalised.mask)[0]
+    residual = float(np.sqrt(np.mean((flux - model.model_spectra(y))[:, good] ** 2)))
+    jacobian = model.model_derivatives(y)[:, good]
+    sigma = np.median(flux[:, good], axis=1) / snr / np.sqrt(MODEL_STEP / INSTRUMENT_STEP)
+    fisher = np.einsum("npi,npj->nij", jacobian, jacobian) / sigma[:, None, None] ** 2
+    return np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=1, axis2=2)), residual
 
 
 def fitted_noise(raw, y, snr, smoothing, seed=0):
@@ -122,7 +113,9 @@ def main(argv=None):
     parser.add_argument("--miles", help="MILES folder (default: find_data_dir('miles'))")
     parser.add_argument("--snr", type=float, default=30.0, help="S/N per instrument pixel")
     parser.add_argument("--normalize", choices=("running_quantile", "median"),
-                        default="running_quantile")
+                        default="running_quantile",
+                        help="the normalisation of the bound (the least-squares fits compare "
+                             "two running-quantile continua whatever it is)")
     parser.add_argument("--scatter", type=float, nargs=3, default=(83.0, 0.193, 0.121),
                         metavar=("TEFF", "LOGG", "FEH"),
                         help="undegraded robust scatter to add the bound to (default: "
@@ -139,18 +132,24 @@ def main(argv=None):
     spectra, table, y = labelled_miles(args.miles)
     _, train = held_out_split(table)
     stars = train[(y[train, 0] >= FGK[0]) & (y[train, 0] <= FGK[1])]
-    flux = np.asarray(pipeline(args.normalize).fit_transform(spectra[stars]).flux.value, float)
-    flux = flux[:, np.all(np.isfinite(flux), axis=0)]
-    per_star, residual = bounds(flux, y[stars], args.snr)
+    prepare = pipeline(args.normalize)
+    raw = prepare[0].fit_transform(spectra[stars])
+    normalised = prepare[1].transform(raw)
+    flux = np.asarray(normalised.flux.value, float)
+    invalid = ~np.all(np.isfinite(flux) & ~np.asarray(normalised.mask), axis=0)
+    normalised = Spectrum(flux=flux * u.one, spectral_axis=normalised.spectral_axis,
+                          mask=np.broadcast_to(invalid, flux.shape).copy(),
+                          spectral_axis_index=1)
+    per_star, residual = bounds(normalised, y[stars], args.snr)
     bound = np.median(per_star, axis=0)
     scatter = np.asarray(args.scatter)
     growth = np.sqrt(scatter ** 2 + bound ** 2) / scatter
-    print(f"{len(stars)} training FGK stars, {flux.shape[1]} pixels, S/N {args.snr:g}: "
+    print(f"{len(stars)} training FGK stars, {int((~invalid).sum())} pixels, "
+          f"S/N {args.snr:g}: "
           f"bound {bound[0]:.1f} K, {bound[1]:.3f} dex, {bound[2]:.3f} dex; added to "
           f"{scatter[0]:g} K, {scatter[1]:g}, {scatter[2]:g} dex: growth "
           f"x{growth[0]:.3f}, x{growth[1]:.3f}, x{growth[2]:.3f}; quadratic model's rms "
           f"residual {residual:.4f} per pixel")
-    raw = pipeline(args.normalize)[0].fit_transform(spectra[stars])
     fits = {}
     for label, smoothing in (("running_quantile", None),
                              ("smoothed", args.smoothing * u.km / u.s)):

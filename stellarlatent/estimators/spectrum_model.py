@@ -71,7 +71,9 @@ def _solve_coefficients(terms, flux, good):
     weights = good.astype(float)
     gram = np.einsum("np,ni,nj->pij", weights, terms, terms, optimize=True)
     rhs = np.einsum("np,ni->pi", weights * np.where(good, flux, 0.0), terms, optimize=True)
-    gram += 1e-9 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(terms.shape[1])
+    trace = np.trace(gram, axis1=1, axis2=2)
+    # a pixel valid in no training spectrum gets zero coefficients (and infinite variance)
+    gram += np.where(trace > 0, 1e-9 * trace, 1.0)[:, None, None] * np.eye(terms.shape[1])
     return np.linalg.solve(gram, rhs[..., np.newaxis])[..., 0].T
 
 
@@ -232,8 +234,8 @@ class QuadraticSpectrumModel(BaseEstimator):
             # started from the other half's stars, as a new star would be
             start = self._starts(flux[left], good[left], coef, self.model_variance_,
                                  values[~left])
-            fitted_labels, errors = self._fit_labels(flux[left], good[left], coef,
-                                                     self.model_variance_, None, start)
+            fitted_labels, errors, _, _ = self._fit_labels(flux[left], good[left], coef,
+                                                           self.model_variance_, None, start)
             z_scores.append((fitted_labels - values[left]) / errors)
         z_scores = np.concatenate(z_scores)
         spread = 1.4826 * np.nanmedian(np.abs(z_scores - np.nanmedian(z_scores, axis=0)),
@@ -255,10 +257,52 @@ class QuadraticSpectrumModel(BaseEstimator):
         Parameters
         ----------
         y : `~astropy.table.Table`, dict or array-like
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> from stellarlatent.datasets import make_synthetic_spectra
+        >>> kw = dict(teff=(5000.0, 6500.0), logg=(3.8, 4.6), feh=(-0.8, 0.3), snr=None,
+        ...           rv=0 * u.km / u.s)
+        >>> train, y_train = make_synthetic_spectra(100, random_state=0, **kw)
+        >>> model = QuadraticSpectrumModel().fit(train, y_train)
+        >>> model.model_spectra(y_train[:2]).shape
+        (2, 4300)
         """
         check_is_fitted(self, "coefficients_")
         values, _ = read_labels(y, self.labels, _n_rows(y), units=self.label_units_)
         return _terms(self._standard(values), self._cubic()) @ self.coefficients_
+
+    def model_derivatives(self, y):
+        """Derivatives of the model's flux with respect to each label at labels ``y``.
+
+        With the noise per pixel they give the Fisher information of a
+        spectrum about its labels (``benchmarks/bench_noise_limit.py``).
+
+        Parameters
+        ----------
+        y : `~astropy.table.Table`, dict or array-like
+
+        Returns
+        -------
+        ndarray, shape (n, n_pixels, n_labels)
+            Flux per unit of each label (``label_units_``).
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> from stellarlatent.datasets import make_synthetic_spectra
+        >>> kw = dict(teff=(5000.0, 6500.0), logg=(3.8, 4.6), feh=(-0.8, 0.3), snr=None,
+        ...           rv=0 * u.km / u.s)
+        >>> train, y_train = make_synthetic_spectra(100, random_state=0, **kw)
+        >>> model = QuadraticSpectrumModel().fit(train, y_train)
+        >>> model.model_derivatives(y_train[:2]).shape
+        (2, 4300, 3)
+        """
+        check_is_fitted(self, "coefficients_")
+        values, _ = read_labels(y, self.labels, _n_rows(y), units=self.label_units_)
+        derivatives = _derivatives(self._standard(values), self._cubic())
+        return np.stack([d @ self.coefficients_ for d in derivatives], axis=-1) / self.label_scale_
 
     def predict(self, X, *, start=None, input_fwhm=None, model_fwhm=None):
         """Labels of spectra on the training grid, with their uncertainties.
@@ -315,7 +359,7 @@ class QuadraticSpectrumModel(BaseEstimator):
             fitted[rows], errors[rows], chi2[rows], used_noise[rows] = self._fit_labels(
                 flux[rows], good[rows], coef, self.model_variance_,
                 None if noise is None else noise[rows],
-                None if starts is None else starts[rows], details=True)
+                None if starts is None else starts[rows])
         table = QTable()
         for j, label in enumerate(self.labels):
             unit = self.label_units_[label]
@@ -374,8 +418,8 @@ class QuadraticSpectrumModel(BaseEstimator):
             best[chunk] = np.argmin(cost, axis=1)
         return candidates[best]
 
-    def _fit_labels(self, flux, good, coef, variance, noise, start=None, details=False):
-        """Gauss-Newton fits of the labels of each spectrum; errors scaled by error_scale_."""
+    def _fit_labels(self, flux, good, coef, variance, noise, start=None):
+        """Gauss-Newton fits of each spectrum: labels, errors (times error_scale_), chi2, noise."""
         n, k = len(flux), len(self.labels)
         cubic = self._cubic()
         lower = self._standard(self.label_min_ - 0.1 * (self.label_max_ - self.label_min_))
@@ -409,21 +453,18 @@ class QuadraticSpectrumModel(BaseEstimator):
                 w = 1.0 / total
                 jacobian = np.column_stack([(d @ c)[0] for d in _derivatives(zi[np.newaxis],
                                                                              cubic)])
-                hessian = jacobian.T @ (jacobian * w[:, None])
+                hessian = jacobian.T @ (jacobian * w[:, None]) + 1e-9 * np.eye(k)
                 gradient = jacobian.T @ (residual * w)
-                zi = np.clip(zi + np.linalg.solve(hessian + 1e-9 * np.eye(k), gradient),
-                             lower, upper)
+                zi = np.clip(zi + np.linalg.solve(hessian, gradient), lower, upper)
             residual = x - (_terms(zi[np.newaxis], cubic) @ c)[0]
             chi2[i] = float(np.mean(residual ** 2 * w))
             used[i] = float(np.sqrt(np.median(total - s2))) if noise is not None else float(
                 np.sqrt(excess[i]))
             out_z[i] = zi
-            out_err[i] = np.sqrt(np.diag(np.linalg.inv(hessian + 1e-9 * np.eye(k))))
+            out_err[i] = np.sqrt(np.diag(np.linalg.inv(hessian)))
         labels = out_z * self.label_scale_ + self.label_loc_
         errors = out_err * self.label_scale_ * self.error_scale_
-        if details:
-            return labels, errors, chi2, used
-        return labels, errors
+        return labels, errors, chi2, used
 
     # -- files ----------------------------------------------------------------------------
 
@@ -434,6 +475,21 @@ class QuadraticSpectrumModel(BaseEstimator):
         ----------
         path : str or path-like
         overwrite : bool, default=False
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import astropy.units as u
+        >>> from stellarlatent.datasets import make_synthetic_spectra
+        >>> train, y_train = make_synthetic_spectra(60, snr=None, rv=0 * u.km / u.s,
+        ...                                         random_state=0)
+        >>> model = QuadraticSpectrumModel().fit(train, y_train)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     model.write(Path(folder) / "cannon.fits")
+        ...     again = QuadraticSpectrumModel.read(Path(folder) / "cannon.fits")
+        >>> bool((again.coefficients_ == model.coefficients_).all())
+        True
         """
         check_is_fitted(self, "coefficients_")
         header = fits.Header({"FORMAT": _FORMAT, "CUBIC": bool(self.cubic),
@@ -448,8 +504,8 @@ class QuadraticSpectrumModel(BaseEstimator):
             fits.Column(name="max", format="D", array=self.label_max_),
             fits.Column(name="error_scale", format="D", array=self.error_scale_),
         ], name="LABELS")
-        steps = [] if self.continuum is None else [self.continuum]
-        continuum = json.dumps(describe(make_pipeline(*steps)) if steps else None)
+        continuum = json.dumps(None if self.continuum is None
+                               else describe(make_pipeline(self.continuum)))
         continuum = fits.BinTableHDU.from_columns(
             [fits.Column(name="json", format=f"{len(continuum)}A", array=np.array([continuum]))],
             name="CONTINUUM")

@@ -219,10 +219,8 @@ class PCADenoiser(SpectrumTransformer):
         amplitudes = np.linalg.solve(systems, (centred[active] @ comps.T)[..., np.newaxis])[..., 0]
         model = self.mean_[good] + amplitudes @ comps
         out = flux.copy()
-        observed = flux[active][:, good]
-        denoised = out[active]
-        denoised[:, good] = model + (observed - model) * s2 / (s2 + v[:, None])
-        out[active] = denoised
+        rows = np.ix_(active, good)
+        out[rows] = model + (flux[rows] - model) * s2 / (s2 + v[:, None])
         excess[active] = np.sqrt(v)
         return out, excess
 

@@ -81,6 +81,15 @@ def test_masked_and_nan_pixels_take_no_part(fitted):
     assert np.all(np.isnan(_labels(table)[7]))
 
 
+def test_a_pixel_masked_in_every_training_spectrum_is_left_out():
+    train, y_train = make_synthetic_spectra(60, random_state=0, **FGK)
+    mask = np.zeros(train.flux.shape, dtype=bool)
+    mask[:, 10] = True
+    model = QuadraticSpectrumModel().fit(_with(train, train.flux.value, mask), y_train)
+    assert np.isinf(model.model_variance_[10]) and np.all(model.coefficients_[:, 10] == 0)
+    assert np.all(np.isfinite(_labels(model.predict(train[:3]))))
+
+
 def test_a_start_converges_to_the_same_labels(fitted):
     model, test, truth = fitted
     own = _labels(model.predict(test))
