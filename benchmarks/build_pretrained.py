@@ -276,6 +276,8 @@ def rv_templates(spectra, teff, rows, out):
 
 #: Principal components of the bundled models' denoisers
 DENOISER_COMPONENTS = 64
+#: How their excess noise follows the continuum (1: photon noise; see PCADenoiser)
+DENOISER_NOISE_EXPONENT = 1.0
 
 
 def write_denoiser(X_train, name, out):
@@ -286,7 +288,8 @@ def write_denoiser(X_train, name, out):
     path = out / f"{name}-denoiser.fits"
     PCADenoiser(n_components=DENOISER_COMPONENTS).fit(X_train).write(path, overwrite=True)
     print(f"denoiser: {path} ({path.stat().st_size / 1e3:.0f} kB)", flush=True)
-    return {"denoiser": path.name, "denoiser_sha256": sha256(path)}
+    return {"denoiser": path.name, "denoiser_sha256": sha256(path),
+            "denoiser_noise_exponent": DENOISER_NOISE_EXPONENT}
 
 
 def write(model, name, out):

@@ -192,3 +192,26 @@ def test_instrument_matcher_refuses_damaged_templates(tmp_path):
         pretrained.instrument_matcher("miles", registry=file)
     matcher = pretrained.instrument_matcher("miles", remove_rv=False, registry=file)
     assert matcher.rv_estimators_ == []
+
+
+def test_the_bundled_denoisers_take_photon_noise_and_their_pipelines_keep_the_continuum(
+        tmp_path):
+    from stellarlatent.preprocessing import ContinuumNormalizer
+
+    prior = pretrained.denoiser("miles-normalized")
+    assert prior.noise_exponent == 1.0
+    normalizers = [step for _, step in pretrained.pipeline("miles-normalized").steps
+                   if isinstance(step, ContinuumNormalizer)]
+    assert [step.store_continuum for step in normalizers] == [True]
+    plain = pretrained.pipeline("miles-normalized", denoise=False)
+    assert not any(getattr(step, "store_continuum", False) for _, step in plain.steps)
+    # a registry of an earlier release records no exponent: white noise
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    entry = dict(registry["miles-normalized"])
+    del entry["denoiser_noise_exponent"]
+    for key in ("file", "denoiser"):
+        (tmp_path / entry[key]).write_bytes((pretrained.REGISTRY_FILE.parent
+                                             / entry[key]).read_bytes())
+    file = tmp_path / "registry.json"
+    file.write_text(json.dumps({"miles-normalized": entry}))
+    assert pretrained.denoiser("miles-normalized", registry=file).noise_exponent == 0.0

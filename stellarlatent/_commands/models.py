@@ -225,8 +225,11 @@ def model_data(model, args, skips, before=None, after=None):
     if before or after:
         from sklearn.pipeline import make_pipeline as sk_make_pipeline
 
+        from ..preprocessing.denoise import store_continuum_for_denoiser
+
         steps = [step for _, step in pipeline.steps] if pipeline is not None else []
-        pipeline = sk_make_pipeline(*(before or []), *steps, *(after or []))
+        pipeline = sk_make_pipeline(
+            *store_continuum_for_denoiser([*(before or []), *steps, *(after or [])]))
     batch, names, n_files = _read_files(args.data, reader, pipeline, skips, args.quiet)
     return batch, names, None, n_files
 

@@ -1,6 +1,6 @@
 """Noise removed with a principal-component prior learned from training spectra."""
 
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import astropy.units as u
@@ -13,7 +13,7 @@ from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
 
-__all__ = ["PCADenoiser"]
+__all__ = ["PCADenoiser", "store_continuum_for_denoiser"]
 
 _FORMAT = "stellarlatent-pca-denoiser"
 #: Residuals beyond this many robust standard deviations do not count in the noise estimate
@@ -21,6 +21,9 @@ _FORMAT = "stellarlatent-pca-denoiser"
 _CLIP = 5.0
 #: Spectra denoised together (the batched solves hold n_components**2 numbers for each)
 _CHUNK = 1024
+#: Spectra denoised together when their noise varies along them (each then needs its own
+#: weighted products of the components: n_components * n_pixels numbers)
+_WEIGHTED_CHUNK = 32
 
 
 def _principal(flux, n_components):
@@ -69,6 +72,16 @@ class PCADenoiser(SpectrumTransformer):
         A prior that `write` saved: `fit` reads it and learns nothing from
         the spectra it is given, so that the fitted denoiser of a model
         survives `sklearn.base.clone` and a pipeline that is fitted again.
+    noise_exponent : float in [0, 2], default=0.0
+        How the excess noise varies along a spectrum: its variance in each
+        pixel is proportional to ``(median(c) / c) ** noise_exponent``, with
+        ``c`` the continuum by which the spectrum was divided. 0: the same
+        level in every pixel (white noise); 1: photon noise (in the
+        spectrum's own flux units a variance proportional to the flux, so
+        after division by the continuum proportional to ``1 / c``); 2: noise
+        of one level in the spectrum's own flux units (read-out, sky). With
+        anything but 0 the spectra must carry their continuum: normalise
+        them with ``ContinuumNormalizer(store_continuum=True)``.
 
     Attributes
     ----------
@@ -87,12 +100,15 @@ class PCADenoiser(SpectrumTransformer):
     -----
     Masked and non-finite pixels are left as they are and take no part in
     the estimate; in `fit` they are replaced by the mean of their pixel.
-    The excess noise is white with one level per spectrum, so at low S/N
-    the deepest lines (where photon noise is smaller) are smoothed a little
-    more than they need be. The prior is that of the training spectra:
+    The excess noise has one level per spectrum, shaped along it by the
+    continuum (``noise_exponent``) but not by the lines, so at low S/N the
+    deepest lines (where photon noise is smaller) are smoothed a little
+    more than they need be. Where the continuum falls steeply (a cool or
+    reddened star in the blue), the white model smooths the faint end too
+    little and the bright end too much. The prior is that of the training spectra:
     a star unlike any of them is pulled towards them, which is why the
     output records the excess noise (``meta["excess_noise"]``, in flux
-    units, zero where nothing was changed).
+    units at the median continuum, zero where nothing was changed).
 
     Examples
     --------
@@ -114,17 +130,40 @@ class PCADenoiser(SpectrumTransformer):
     0.05
     >>> float(np.median(denoiser.transform(clean).meta["excess_noise"]))
     0.0
+
+    Noise that follows the continuum (photon noise, here on a reddened
+    spectrum) is removed where it is, given the continuum:
+
+    >>> from stellarlatent.preprocessing import ContinuumNormalizer
+    >>> wave = clean.spectral_axis.to_value(u.AA)
+    >>> red = 0.2 + 0.8 * (wave - wave[0]) / (wave[-1] - wave[0])   # faint in the blue
+    >>> observed = clean.flux.value * red
+    >>> photon = np.sqrt(observed) * np.random.default_rng(3).normal(0.0, 0.05, observed.shape)
+    >>> normalizer = ContinuumNormalizer(store_continuum=True)
+    >>> noisy = normalizer.fit_transform(Spectrum(flux=(observed + photon) * u.one,
+    ...                                           spectral_axis=clean.spectral_axis,
+    ...                                           spectral_axis_index=1))
+    >>> truth = normalizer.transform(Spectrum(flux=observed * u.one,
+    ...                                       spectral_axis=clean.spectral_axis,
+    ...                                       spectral_axis_index=1)).flux.value
+    >>> error = lambda out: float(np.sqrt(np.mean((out.flux.value - truth) ** 2)))
+    >>> white = denoiser.transform(noisy)
+    >>> shaped = PCADenoiser(n_components=20, noise_exponent=1).fit(train).transform(noisy)
+    >>> bool(error(shaped) < error(white))
+    True
     """
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "prior_file": [None, str, Path],
+        "noise_exponent": [Interval(Real, 0, 2, closed="both")],
     }
     _fitted_attribute = "components_"
 
-    def __init__(self, n_components=64, prior_file=None):
+    def __init__(self, n_components=64, prior_file=None, noise_exponent=0.0):
         self.n_components = n_components
         self.prior_file = prior_file
+        self.noise_exponent = noise_exponent
 
     def fit(self, spectra=None, y=None):
         """Learn the prior from spectra on one grid, or read it from ``prior_file``.
@@ -179,20 +218,46 @@ class PCADenoiser(SpectrumTransformer):
             )
         flux = np.array(batch.flux, dtype=float)
         good = ~batch.mask & np.isfinite(flux) & np.isfinite(self.residual_variance_)
+        shape = self._noise_shape(batch)
+        if shape is not None:
+            good &= np.isfinite(shape)
         excess = np.zeros(batch.n_spectra)
         # spectra with the same good pixels share one least-squares problem
         patterns, which = np.unique(good, axis=0, return_inverse=True)
+        chunk_size = _CHUNK if shape is None else _WEIGHTED_CHUNK
         for p, pattern in enumerate(patterns):
             rows = np.flatnonzero(which.ravel() == p)
-            for chunk in np.array_split(rows, -(-rows.size // _CHUNK)):
-                flux[chunk], excess[chunk] = self._denoise(flux[chunk], pattern)
+            for chunk in np.array_split(rows, -(-rows.size // chunk_size)):
+                weight = None if shape is None else shape[np.ix_(chunk, pattern)]
+                flux[chunk], excess[chunk] = self._denoise(flux[chunk], pattern, weight)
         return batch.replace(flux=flux, meta=dict(batch.meta, excess_noise=excess))
 
-    def _denoise(self, flux, good):
+    def _noise_shape(self, batch):
+        """Relative variance of the excess noise in each pixel (None: white noise)."""
+        if not self.noise_exponent:
+            return None
+        continuum = batch.meta.get("continuum")
+        if continuum is None:
+            raise ValueError(
+                f"PCADenoiser(noise_exponent={self.noise_exponent}) needs the continuum of each "
+                "spectrum in meta['continuum']: normalise the spectra with "
+                "ContinuumNormalizer(store_continuum=True) before it")
+        continuum = np.array(u.Quantity(continuum).value, dtype=float)
+        if continuum.shape != batch.flux.shape:
+            raise ValueError(f"meta['continuum'] must have the shape of the flux, "
+                             f"{batch.flux.shape}, got {continuum.shape}")
+        continuum[~(continuum > 0)] = np.nan
+        with np.errstate(all="ignore"):
+            level = np.nanmedian(np.where(batch.mask, np.nan, continuum), axis=1, keepdims=True)
+            return (level / continuum) ** self.noise_exponent
+
+    def _denoise(self, flux, good, weight=None):
         """Posterior means of spectra with the same good pixels, and their excess noise.
 
-        ``flux`` has shape (n_spectra, n_pixels); spectra without excess noise
-        (0) are returned unchanged.
+        ``flux`` has shape (n_spectra, n_pixels); ``weight`` (n_spectra, good
+        pixels) is the relative variance of the excess noise in each good
+        pixel (None: one level everywhere). Spectra without excess noise (0)
+        are returned unchanged.
         """
         k = self.components_.shape[0]
         n = int(good.sum())
@@ -204,23 +269,30 @@ class PCADenoiser(SpectrumTransformer):
         s2 = self.residual_variance_[good]
         amplitudes = np.linalg.lstsq(comps.T, centred.T, rcond=None)[0].T
         residual = centred - amplitudes @ comps
-        spread = 1.4826 * np.median(np.abs(residual), axis=1, keepdims=True)
-        kept = np.where(spread > 0, np.abs(residual) <= _CLIP * spread, True)
-        n_kept = kept.sum(axis=1)
-        # E[residual**2] = s2 + sigma**2 (1 - k / n) for white noise of variance sigma**2
-        variance = ((np.sum(residual ** 2 * kept, axis=1) - kept @ s2) / n_kept) * n / (n - k)
+        standard = residual if weight is None else residual / np.sqrt(weight)
+        spread = 1.4826 * np.median(np.abs(standard), axis=1, keepdims=True)
+        kept = np.where(spread > 0, np.abs(standard) <= _CLIP * spread, True)
+        # E[residual**2] = s2 + sigma**2 weight (1 - k / n) for noise of variance sigma**2 weight
+        counted = kept.sum(axis=1) if weight is None else np.sum(weight * kept, axis=1)
+        variance = (np.sum(residual ** 2 * kept, axis=1) - kept @ s2) / counted * n / (n - k)
         active = variance > 0
         if not active.any():
             return flux, excess
         v = variance[active]
-        # (comps comps^T / v + diag(1 / explained)) a = comps centred / v, times v
-        systems = (comps @ comps.T)[np.newaxis] + v[:, None, None] * np.diag(
-            1.0 / self.explained_variance_)[np.newaxis]
-        amplitudes = np.linalg.solve(systems, (centred[active] @ comps.T)[..., np.newaxis])[..., 0]
-        model = self.mean_[good] + amplitudes @ comps
+        # (comps W^-1 comps^T / v + diag(1 / explained)) a = comps W^-1 centred / v, times v
+        if weight is None:
+            w = np.ones((1, n))
+            products = (comps @ comps.T)[np.newaxis]
+        else:
+            w = weight[active]
+            products = (comps[np.newaxis] / w[:, np.newaxis, :]) @ comps.T
+        systems = products + v[:, None, None] * np.diag(1.0 / self.explained_variance_)
+        amplitudes = np.linalg.solve(systems, ((centred[active] / w) @ comps.T)[..., np.newaxis])
+        model = self.mean_[good] + amplitudes[..., 0] @ comps
         out = flux.copy()
         rows = np.ix_(active, good)
-        out[rows] = model + (flux[rows] - model) * s2 / (s2 + v[:, None])
+        noise = v[:, None] * w
+        out[rows] = model + (flux[rows] - model) * s2 / (s2 + noise)
         excess[active] = np.sqrt(v)
         return out, excess
 
@@ -283,3 +355,23 @@ class PCADenoiser(SpectrumTransformer):
             wave = hdus["WAVE"]
             self.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
         return self
+
+
+def store_continuum_for_denoiser(steps):
+    """Make the normalisers of ``steps`` keep the continuum where a denoiser after them needs it.
+
+    ``steps`` is a list of transformers applied in turn; a
+    `~stellarlatent.preprocessing.ContinuumNormalizer` followed by a
+    `PCADenoiser` whose ``noise_exponent`` is not 0 gets
+    ``store_continuum=True``. Returns ``steps``.
+    """
+    from .normalize import ContinuumNormalizer
+
+    needed = False
+    for step in reversed(steps):
+        if isinstance(step, PCADenoiser) and step.noise_exponent:
+            needed = True
+        elif needed and isinstance(step, ContinuumNormalizer):
+            step.set_params(store_continuum=True)
+            needed = False
+    return steps

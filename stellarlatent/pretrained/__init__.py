@@ -192,7 +192,8 @@ def denoiser(name, registry=None):
 
     Its prior was learned from the model's training stars, on the model's
     grid and after its preprocessing; it removes the noise that a spectrum
-    carries beyond theirs (checked against its recorded SHA-256).
+    carries beyond theirs (checked against its recorded SHA-256), with the
+    ``noise_exponent`` the registry records (0 where it records none).
 
     Returns
     -------
@@ -212,7 +213,8 @@ def denoiser(name, registry=None):
     if not entry.get("denoiser"):
         return None
     path = _checked_file(name, entry["denoiser"], entry["denoiser_sha256"], registry, "denoiser")
-    return PCADenoiser(prior_file=path).fit()
+    return PCADenoiser(prior_file=path,
+                       noise_exponent=float(entry.get("denoiser_noise_exponent", 0.0))).fit()
 
 
 def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, denoise=True,
@@ -264,6 +266,7 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, denois
     from specutils import Spectrum
 
     from .._preprocessing_spec import build
+    from ..preprocessing.denoise import store_continuum_for_denoiser
 
     entry = _entry(name, registry)
     model = load(name, device="cpu", registry=registry)
@@ -285,4 +288,4 @@ def pipeline(name, *, input_resolution=None, input_fwhm=None, match=True, denois
     prior = denoiser(name, registry) if denoise else None
     if prior is not None:
         steps.append(prior)
-    return make_pipeline(*steps)
+    return make_pipeline(*store_continuum_for_denoiser(steps))

@@ -3,6 +3,7 @@
 import astropy.units as u
 import numpy as np
 import pytest
+from sklearn.base import clone
 from specutils import Spectrum
 
 from stellarlatent.datasets import make_synthetic_spectra, read_miles
@@ -129,6 +130,96 @@ def test_bad_input_is_refused_with_its_name(fitted, tmp_path):
         PCADenoiser.read(tmp_path / "other.fits")
 
 
+def _reddened(clean, seed, snr=30.0, exponent=1.0):
+    """``clean`` made faint in the blue, with noise whose variance goes as flux**(2 - exponent)
+    (exponent 1: photon noise; 2: one level in flux units), S/N ``snr`` at the median."""
+    wave = clean.spectral_axis.to_value(u.AA)
+    observed = clean.flux.value * (0.15 + 0.85 * (wave - wave[0]) / (wave[-1] - wave[0]))
+    level = np.median(observed, axis=1, keepdims=True)
+    sigma = level / snr * (np.clip(observed, 0, None) / level) ** ((2 - exponent) / 2)
+    noise = sigma * np.random.default_rng(seed).standard_normal(observed.shape)
+    return _with_flux(clean, observed), _with_flux(clean, observed + noise)
+
+
+def _divided(truth, noisy):
+    """Both divided by the running-quantile continuum of ``truth``, which they record."""
+    normalised = ContinuumNormalizer(method="running_quantile", store_continuum=True
+                                     ).fit_transform(truth)
+    continuum = normalised.meta["continuum"]
+    return normalised, Spectrum(flux=noisy.flux / continuum, spectral_axis=noisy.spectral_axis,
+                                mask=noisy.mask, meta={"continuum": continuum},
+                                spectral_axis_index=1)
+
+
+def _with_exponent(denoiser, exponent):
+    shaped = clone(denoiser).set_params(noise_exponent=exponent)
+    shaped.__dict__.update({k: v for k, v in vars(denoiser).items() if k.endswith("_")})
+    return shaped
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0])
+def test_noise_that_follows_the_continuum_is_measured_and_removed_where_it_is(exponent):
+    train, _ = make_synthetic_spectra(150, snr=None, random_state=0, **FGK)
+    clean, _ = make_synthetic_spectra(12, snr=None, random_state=1, **FGK)
+    white = PCADenoiser(n_components=16).fit(
+        ContinuumNormalizer(method="running_quantile").fit_transform(train))
+    truth, noisy = _divided(*_reddened(clean, 6, exponent=exponent))
+    plain, out = white.transform(noisy), _with_exponent(white, exponent).transform(noisy)
+    # the excess is the level at the median continuum, S/N 30 there; white noise misjudges it
+    np.testing.assert_allclose(out.meta["excess_noise"], 1 / 30, rtol=0.1)
+    assert np.all(plain.meta["excess_noise"] * 30 > 1.1)
+    # where the star is bright the noise is low: less smoothing, closer to the truth
+    red = slice(truth.flux.shape[1] // 2, None)
+    for i in range(len(clean.flux)):
+        assert (_rms(out.flux.value[i, red], truth.flux.value[i, red])
+                < _rms(plain.flux.value[i, red], truth.flux.value[i, red]))
+    # exponent 0 is white noise, whatever the continuum
+    np.testing.assert_array_equal(_with_exponent(white, 0.0).transform(noisy).flux.value,
+                                  plain.flux.value)
+
+
+def test_with_a_noise_shape_a_batch_gives_what_each_spectrum_gives_alone(fitted):
+    denoiser, clean = fitted
+    truth, noisy = _reddened(clean, 7)
+    mask = np.zeros(clean.flux.shape, dtype=bool)
+    mask[::3, 100:160] = True
+    noisy = _with_flux(clean, noisy.flux.value, mask)
+    shaped = _with_exponent(denoiser, 1.0)
+    together = shaped.transform(_divided(truth, noisy)[1])
+    for i in range(len(clean.flux)):
+        alone = shaped.transform(_divided(truth[i:i + 1], noisy[i:i + 1])[1])
+        np.testing.assert_allclose(together.flux.value[i], alone.flux.value[0],
+                                   rtol=1e-10, atol=1e-12)
+    assert np.all(together.meta["excess_noise"] > 0)
+
+
+def test_a_noise_shape_needs_the_continuum(fitted):
+    denoiser, clean = fitted
+    shaped = PCADenoiser(n_components=16, noise_exponent=1).fit(
+        make_synthetic_spectra(20, snr=None, random_state=0, **FGK)[0])
+    with pytest.raises(ValueError, match=r"noise_exponent=1.*store_continuum=True"):
+        shaped.transform(clean)
+    odd = Spectrum(flux=clean.flux, spectral_axis=clean.spectral_axis,
+                   meta={"continuum": np.ones(5)}, spectral_axis_index=1)
+    with pytest.raises(ValueError, match="continuum.*shape of the flux"):
+        shaped.transform(odd)
+    for bad in (-0.5, 2.5):
+        with pytest.raises(ValueError, match="noise_exponent"):
+            PCADenoiser(noise_exponent=bad).fit(clean)
+
+
+def test_normalisers_keep_the_continuum_only_for_a_denoiser_that_needs_it():
+    from stellarlatent.preprocessing.denoise import store_continuum_for_denoiser
+
+    def steps(exponent):
+        return [ContinuumNormalizer(method="running_quantile"), PCADenoiser(noise_exponent=exponent)]
+
+    assert store_continuum_for_denoiser(steps(1.0))[0].store_continuum
+    assert not store_continuum_for_denoiser(steps(0.0))[0].store_continuum
+    after = [PCADenoiser(noise_exponent=1.0), ContinuumNormalizer()]
+    assert not store_continuum_for_denoiser(after)[1].store_continuum
+
+
 def test_real_miles_stars_at_snr_30_come_closer_to_their_clean_spectra(miles_dir):
     spectra, labels = read_miles(miles_dir, exclude_flagged=True)
     grid = SpectralGrid.log_uniform(3700 * u.AA, 7300 * u.AA, 2048)
@@ -148,3 +239,29 @@ def test_real_miles_stars_at_snr_30_come_closer_to_their_clean_spectra(miles_dir
     gain = [_rms(clean.flux.value[i] + noise[i], clean.flux.value[i])
             / _rms(out.flux.value[i], clean.flux.value[i]) for i in range(len(test))]
     assert np.median(gain) > 2.0
+
+
+def test_real_reddened_miles_stars_are_denoised_better_with_their_noise_shape(miles_dir):
+    """E(B-V) = 0.3 and noise of one level in flux (S/N 30 at the median): the white model
+    smooths the faint blue too little and the bright red too much."""
+    from stellarlatent.preprocessing.augment import ccm89_extinction
+
+    spectra, labels = read_miles(miles_dir, exclude_flagged=True)
+    grid = SpectralGrid.log_uniform(3700 * u.AA, 7300 * u.AA, 2048)
+    resampled = Resampler(grid).fit_transform(spectra)
+    normalizer = ContinuumNormalizer(method="running_quantile", store_continuum=True)
+    teff = np.asarray(labels["teff"], dtype=float)
+    fgk = np.flatnonzero((teff > 4000) & (teff < 7000))
+    train, test = np.setdiff1d(np.arange(len(teff)), fgk[:30]), fgk[:30]
+    prior = PCADenoiser(n_components=64).fit(normalizer.fit_transform(resampled[train]))
+    reddening = 10 ** (-0.4 * 0.3 * 3.1 * ccm89_extinction(resampled.spectral_axis))
+    observed = resampled.flux.value[test] * reddening
+    sigma = np.nanmedian(observed, axis=1, keepdims=True) / 30
+    noisy = normalizer.transform(_with_flux(resampled[test], observed + sigma * np.random.default_rng(
+        1).standard_normal(observed.shape)))
+    truth = normalizer.transform(_with_flux(resampled[test], observed)).flux.value
+    errors = {}
+    for exponent in (0.0, 1.0, 2.0):
+        out = _with_exponent(prior, exponent).transform(noisy).flux.value
+        errors[exponent] = np.median([_rms(out[i], truth[i]) for i in range(len(test))])
+    assert errors[2.0] < errors[1.0] < errors[0.0]
