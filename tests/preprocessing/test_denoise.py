@@ -212,7 +212,8 @@ def test_normalisers_keep_the_continuum_only_for_a_denoiser_that_needs_it():
     from stellarlatent.preprocessing.denoise import store_continuum_for_denoiser
 
     def steps(exponent):
-        return [ContinuumNormalizer(method="running_quantile"), PCADenoiser(noise_exponent=exponent)]
+        return [ContinuumNormalizer(method="running_quantile"),
+                PCADenoiser(noise_exponent=exponent)]
 
     assert store_continuum_for_denoiser(steps(1.0))[0].store_continuum
     assert not store_continuum_for_denoiser(steps(0.0))[0].store_continuum
@@ -257,8 +258,8 @@ def test_real_reddened_miles_stars_are_denoised_better_with_their_noise_shape(mi
     reddening = 10 ** (-0.4 * 0.3 * 3.1 * ccm89_extinction(resampled.spectral_axis))
     observed = resampled.flux.value[test] * reddening
     sigma = np.nanmedian(observed, axis=1, keepdims=True) / 30
-    noisy = normalizer.transform(_with_flux(resampled[test], observed + sigma * np.random.default_rng(
-        1).standard_normal(observed.shape)))
+    noise = sigma * np.random.default_rng(1).standard_normal(observed.shape)
+    noisy = normalizer.transform(_with_flux(resampled[test], observed + noise))
     truth = normalizer.transform(_with_flux(resampled[test], observed)).flux.value
     errors = {}
     for exponent in (0.0, 1.0, 2.0):
