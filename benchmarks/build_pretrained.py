@@ -25,7 +25,8 @@ Both carry their preprocessing (a log-uniform grid of 2048 pixels over
 3700-7300 Angstrom in air, flux-conserving resampling, division by the
 median), so raw spectra go in. Each DeepREMAP model also gets a
 `~stellarlatent.preprocessing.PCADenoiser` (64 components) fitted on its
-training stars after that preprocessing (``--denoiser-only`` refits just
+training stars after that preprocessing, whose registry entry says it takes
+photon noise (``denoiser_noise_exponent`` 1; ``--denoiser-only`` refits just
 that, in seconds). The script writes the model files and
 ``registry.json`` (with each file's SHA-256) into ``stellarlatent/pretrained``
 and prints the numbers it records.

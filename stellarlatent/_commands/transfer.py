@@ -82,7 +82,7 @@ def add_transfer_columns(table, X, *, min_coverage):
     ``resolution_status`` what was done to the resolution (where the
     matching recorded them), ``excess_noise`` the noise a bundled model's
     denoiser found beyond its training spectra's (in units of the
-    normalised flux; where it ran). ``out_of_range`` is true when a label is out of
+    normalised flux at the median continuum; where it ran). ``out_of_range`` is true when a label is out of
     the training range, the coverage is below ``min_coverage`` or the
     spectrum is coarser than the model; ``out_of_range_reason`` says which.
     """
