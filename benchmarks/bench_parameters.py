@@ -27,10 +27,11 @@ onto a log-uniform grid of 2048 pixels over 3700-7300 Angstrom
 * **pca-knn**: per-pixel standardisation, PCA and distance-weighted k nearest
   neighbours, the number of components and of neighbours chosen by an inner
   3-fold cross-validation on the training stars;
-* **cannon**: a Cannon-style quadratic spectral model (per pixel, flux =
-  theta . [1, l, l l^T] of the standardised labels, fitted by linear least
-  squares, with a per-pixel scatter), labels of a test star by nonlinear least
-  squares (`scipy.optimize.least_squares`) from the training mean.
+* **cannon**: The Cannon (`~stellarlatent.estimators.QuadraticSpectrumModel`:
+  every pixel a quadratic function of the standardised labels plus the cube
+  of Teff, with the cross-fitted variance of what it misses; labels of a test
+  star by weighted least squares from the best-fitting training star), on
+  the same median-normalised flux.
 
 For Teff, log g and [Fe/H] the script prints the robust scatter
 (1.4826 x median absolute residual) and the bias (median residual) of every
@@ -121,7 +122,6 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import torch
-from scipy.optimize import least_squares
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import RidgeCV
@@ -131,7 +131,7 @@ from sklearn.pipeline import make_pipeline
 
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.diagnostics import interval_coverage, reliability_curve
-from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
+from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble, QuadraticSpectrumModel
 from specutils import Spectrum
 
 from stellarlatent.preprocessing import (ContinuumNormalizer, InstrumentAugmenter, Resampler,
@@ -184,10 +184,15 @@ def load_fgk(directory, others=False):
     return spectra[rows], y[rows], np.asarray(table["miles_id"])[rows]
 
 
+def model_grid(n_pixels):
+    """The log-uniform grid every method works on."""
+    return SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, n_pixels)
+
+
 def preprocess(spectra, n_pixels, normalisation="median"):
     """Resample onto the log-uniform grid and normalise: float32 flux, NaN = bad."""
-    grid = SpectralGrid.log_uniform(WAVE_RANGE[0] * u.AA, WAVE_RANGE[1] * u.AA, n_pixels)
-    prepare = make_pipeline(Resampler(grid), ContinuumNormalizer(method=normalisation))
+    prepare = make_pipeline(Resampler(model_grid(n_pixels)),
+                            ContinuumNormalizer(method=normalisation))
     batch = prepare.fit_transform(spectra)
     flux = np.asarray(batch.flux.value, dtype=np.float32)
     if batch.mask is not None:
@@ -315,31 +320,16 @@ def pca_knn(X_train, y_train, X_test, seed):
     return knn.predict(Z_test)
 
 
-_ROWS, _COLS = np.triu_indices(len(LABELS))
-
-
-def _cannon_design(labels):
-    labels = np.atleast_2d(labels)
-    quadratic = (labels[:, :, None] * labels[:, None, :])[:, _ROWS, _COLS]
-    return np.hstack([np.ones((labels.shape[0], 1)), labels, quadratic])
-
-
 def cannon(X_train, y_train, X_test, seed):
-    X_train, X_test = fill_bad(X_train, X_test)
-    loc, scale = y_train.mean(axis=0), y_train.std(axis=0)
-    design = _cannon_design((y_train - loc) / scale)
-    theta, *_ = np.linalg.lstsq(design, X_train, rcond=None)
-    scatter = np.std(X_train - design @ theta, axis=0)
-    weight = 1.0 / np.maximum(scatter, 1e-6)
-    predicted = np.empty((X_test.shape[0], len(LABELS)))
+    """The Cannon: `~stellarlatent.estimators.QuadraticSpectrumModel` on the same flux."""
+    axis = model_grid(X_train.shape[1]).spectral_axis
 
-    def residual(label_values, flux):
-        return (_cannon_design(label_values)[0] @ theta - flux) * weight
+    def spectra(flux):
+        return Spectrum(flux=flux * u.one, spectral_axis=axis, spectral_axis_index=1)
 
-    for i, flux in enumerate(X_test):
-        fit = least_squares(residual, np.zeros(len(LABELS)), args=(flux,), method="lm")
-        predicted[i] = fit.x * scale + loc
-    return predicted
+    model = QuadraticSpectrumModel(labels=LABELS).fit(spectra(X_train), y_train)
+    table = model.predict(spectra(X_test))
+    return np.column_stack([np.asarray(table[name].value, dtype=float) for name in LABELS])
 
 
 BASELINES = {"ridge": ridge, "pca-knn": pca_knn, "cannon": cannon}
