@@ -82,9 +82,10 @@ def add_transfer_columns(table, X, *, min_coverage):
     ``resolution_status`` what was done to the resolution (where the
     matching recorded them), ``excess_noise`` the noise a bundled model's
     denoiser found beyond its training spectra's (in units of the
-    normalised flux at the median continuum; where it ran). ``out_of_range`` is true when a label is out of
-    the training range, the coverage is below ``min_coverage`` or the
-    spectrum is coarser than the model; ``out_of_range_reason`` says which.
+    normalised flux at the median continuum; where it ran).
+    ``out_of_range`` is true when a label is out of the training range, the
+    coverage is below ``min_coverage`` or the spectrum is coarser than the
+    model; ``out_of_range_reason`` says which.
     """
     n = len(table)
     mask = np.asarray(X.mask, dtype=bool) if X.mask is not None else np.zeros(X.flux.shape, bool)

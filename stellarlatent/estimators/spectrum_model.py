@@ -24,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import _same_axis, to_batch
+from .._fits import axis_hdu, read_axis
 from .._params import Interval, Predicate, validate_params
 from .._preprocessing_spec import build, describe
 from ._binning import label_unit, read_labels
@@ -515,9 +516,7 @@ class QuadraticSpectrumModel(BaseEstimator):
             fits.ImageHDU(self.model_variance_, name="VARIANCE"),
             fits.ImageHDU(self.training_labels_, name="TRAINING"),
             labels,
-            fits.ImageHDU(self.spectral_axis_.value,
-                          header=fits.Header({"BUNIT": self.spectral_axis_.unit.to_string()}),
-                          name="WAVE"),
+            axis_hdu(self.spectral_axis_),
         ]).writeto(Path(path), overwrite=overwrite)
 
     @classmethod
@@ -549,8 +548,7 @@ class QuadraticSpectrumModel(BaseEstimator):
                                  ("label_min_", "min"), ("label_max_", "max"),
                                  ("error_scale_", "error_scale")):
                 setattr(model, name, np.asarray(table[column], dtype=float))
-            wave = hdus["WAVE"]
-            model.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
+            model.spectral_axis_ = read_axis(hdus)
         return model
 
 

@@ -9,6 +9,7 @@ from astropy.io import fits
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import _same_axis, to_batch
+from .._fits import axis_hdu, read_axis
 from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -319,9 +320,7 @@ class PCADenoiser(SpectrumTransformer):
             fits.ImageHDU(self.mean_, name="MEAN"),
             fits.ImageHDU(self.explained_variance_, name="VARIANCE"),
             fits.ImageHDU(self.residual_variance_, name="RESIDUAL"),
-            fits.ImageHDU(self.spectral_axis_.value,
-                          header=fits.Header({"BUNIT": self.spectral_axis_.unit.to_string()}),
-                          name="WAVE"),
+            axis_hdu(self.spectral_axis_),
         ])
         hdus.writeto(Path(path), overwrite=overwrite)
 
@@ -347,8 +346,7 @@ class PCADenoiser(SpectrumTransformer):
             self.mean_ = hdus["MEAN"].data.astype(float)
             self.explained_variance_ = hdus["VARIANCE"].data.astype(float)
             self.residual_variance_ = hdus["RESIDUAL"].data.astype(float)
-            wave = hdus["WAVE"]
-            self.spectral_axis_ = wave.data.astype(float) * u.Unit(wave.header["BUNIT"])
+            self.spectral_axis_ = read_axis(hdus)
         return self
 
 
