@@ -357,8 +357,9 @@ def main(argv=None):
         print(f"total {time.perf_counter() - started:.0f} s")
         return
     template_path, template_digest = rv_templates(spectra, _values(table, "teff"), train, out)
-    instrument = {"fwhm": "2.5 Angstrom", "medium": "air", "rv_templates": template_path.name,
-                  "rv_templates_sha256": template_digest}
+    instrument = {"fwhm": "2.5 Angstrom", "medium": "air",
+                  "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE],
+                  "rv_templates": template_path.name, "rv_templates_sha256": template_digest}
     print(f"radial-velocity templates: {template_path} "
           f"({template_path.stat().st_size / 1e3:.0f} kB)")
     if args.templates_only or args.denoiser_only:

@@ -215,3 +215,18 @@ def test_the_bundled_denoisers_take_photon_noise_and_their_pipelines_keep_the_co
     file = tmp_path / "registry.json"
     file.write_text(json.dumps({"miles-normalized": entry}))
     assert pretrained.denoiser("miles-normalized", registry=file).noise_exponent == 0.0
+
+
+def test_phoenix_models_are_broadened_to_the_bundled_model_and_labelled(real_dir, tmp_path):
+    """1.5 million vacuum pixels from 500 Angstrom: only the model's range is matched."""
+    files = sorted(str(p) for p in (real_dir / "phoenix").glob("lte*.fits"))
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", *files, "--phoenix-wave",
+                 str(real_dir / "phoenix" / "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits"),
+                 "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    table = QTable.read(out)
+    assert len(table) == 3 and table["resolution_status"].tolist() == ["matched"] * 3
+    assert np.all(table["coverage"] > 0.99)
+    # lte05800-4.50-0.0, lte06000-4.00-0.0 and lte06000-4.00-2.0
+    assert np.all(np.abs(table["teff"].value - [5800, 6000, 6000]) < 400)
+    assert table["feh"][2].value < -1.5 < -0.6 < table["feh"][0].value

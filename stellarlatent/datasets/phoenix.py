@@ -44,6 +44,9 @@ _NAME = re.compile(
 )
 _HEADER_LABELS = {"teff": "PHXTEFF", "logg": "PHXLOGG", "feh": "PHXM_H", "alpha": "PHXALPHA"}
 _LABEL_UNITS = {"teff": u.K, "logg": u.dex, "feh": u.dex, "alpha": u.dex}
+#: Resolving power of the HiRes spectra from 3000 to 25,000 Angstrom (Husser et al. 2013):
+#: computed, not observed, so far sharper than any spectrograph they are compared with
+_RESOLUTION = 500_000.0
 _FEH_VALUES = (-4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
 _ALPHA_VALUES = (-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
 
@@ -293,7 +296,10 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
         ``meta`` holds ``teff`` [K], ``logg``, ``feh`` and ``alpha`` [dex]
         from the header keywords ``PHXTEFF``, ``PHXLOGG``, ``PHXM_H`` and
         ``PHXALPHA`` (from the file name when they are missing),
-        ``wavelength_medium="vacuum"``, ``filename`` and ``header``. Use
+        ``wavelength_medium="vacuum"``, ``resolution`` (500,000, the
+        resolving power of the optical and near-infrared part, so that
+        `~stellarlatent.preprocessing.InstrumentMatcher` broadens them to a
+        model's resolution), ``filename`` and ``header``. Use
         `stellarlatent.preprocessing.vacuum_to_air` to compare with air
         wavelengths.
 
@@ -327,7 +333,8 @@ def read_phoenix(flux_file, wave_file, *, wavelength_range=None):
     labels = _labels_from(header, flux_file)
     meta = {key: value * _LABEL_UNITS[key] for key, value in labels.items()}
     meta.update(
-        wavelength_medium="vacuum", filename=Path(flux_file).name, header=header
+        wavelength_medium="vacuum", resolution=_RESOLUTION, filename=Path(flux_file).name,
+        header=header
     )
     return Spectrum(
         flux=flux,
@@ -376,7 +383,8 @@ def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavel
     -------
     spectra : `~specutils.Spectrum`
         A batch (flux ``(n_spectra, n_pixels)`` in `PHOENIX_FLUX_UNIT`,
-        spectral axis last, vacuum wavelengths).
+        spectral axis last, vacuum wavelengths; ``meta`` records the medium
+        and the ``resolution`` as `read_phoenix` does).
     labels : `~astropy.table.QTable`
         ``teff`` [K], ``logg``, ``feh``, ``alpha`` [dex] and ``filename``,
         one row per spectrum in the same order (files sorted by path).
@@ -427,7 +435,7 @@ def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavel
 
         batch = Resampler(grid=grid, method=method).fit(spectra).transform(spectra)
         batch.meta.clear()
-        batch.meta["wavelength_medium"] = "vacuum"
+        batch.meta.update(wavelength_medium="vacuum", resolution=_RESOLUTION)
         return batch, labels
     flux = np.vstack([s.flux.value for s in spectra])
     batch = SpectraBatch(
@@ -435,7 +443,7 @@ def read_phoenix_grid(directory, wave_file=None, *, pattern=_FILE_PATTERN, wavel
         spectral_axis=spectra[0].spectral_axis,
         mask=~np.isfinite(flux),
         flux_unit=PHOENIX_FLUX_UNIT,
-        meta={"wavelength_medium": "vacuum"},
+        meta={"wavelength_medium": "vacuum", "resolution": _RESOLUTION},
     )
     return from_batch(batch), labels
 

@@ -10,7 +10,7 @@ from .._logging import log
 from .._params import Converted, Options
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
-from .airvac import air_to_vacuum, vacuum_to_air
+from .airvac import _AIR_LIMIT, air_to_vacuum, vacuum_to_air
 from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
                       _fwhm_kms)
 from .doppler import _rv_bounds
@@ -40,6 +40,25 @@ def _check_templates(templates, name):
     if not spectra or not all(isinstance(s, Spectrum) for s in spectra):
         raise TypeError(f"{name} must be a specutils.Spectrum (one or a batch of templates), "
                         f"a list of them, or None; got {type(templates).__name__}")
+
+
+#: How far beyond ``wavelength_range`` (relative) pixels are kept: velocities, the
+#: line-spread function and the air-vacuum difference all stay well inside it
+_RANGE_MARGIN = 0.02
+
+
+def _wavelength_range(value, name):
+    """The (min, max) of a wavelength range in Angstrom, checked."""
+    try:
+        bounds = u.Quantity(value).to_value(u.AA, equivalencies=u.spectral())
+    except (TypeError, ValueError, u.UnitsError):
+        raise TypeError(f"{name} must be a (min, max) wavelength Quantity, got {value!r}"
+                        ) from None
+    bounds = np.sort(np.ravel(bounds))
+    if bounds.shape != (2,) or not np.all(np.isfinite(bounds)) or not 0 < bounds[0] < bounds[1]:
+        raise ValueError(f"{name} must be a (min, max) wavelength Quantity with 0 < min < max, "
+                         f"got {value!r}")
+    return bounds
 
 
 def _input_fwhm_kms(meta, k, n, wave, override_r, override_fwhm):
@@ -119,6 +138,12 @@ class InstrumentMatcher(SpectrumTransformer):
         output is dimensionless and spectra in different flux units (ADU,
         erg/s/cm2/A, relative) go on as one batch; for a model whose own
         normalisation does not depend on the flux scale.
+    wavelength_range : (min, max) `~astropy.units.Quantity`, default=None
+        The wavelengths the model uses. Pixels more than 2% beyond them are
+        left out first: they cannot reach the model's grid, and broadening
+        a spectrum of a million pixels that spans the infrared (a PHOENIX
+        model) takes far longer than the part the model sees. None keeps
+        every pixel.
 
     Attributes
     ----------
@@ -163,6 +188,8 @@ class InstrumentMatcher(SpectrumTransformer):
         "remove_rv": ["boolean"],
         "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
         "rescale": ["boolean"],
+        "wavelength_range": [None, Converted(_wavelength_range,
+                                             "a (min, max) wavelength Quantity")],
     }
     _fitted_attribute = "rv_estimators_"
 
@@ -177,6 +204,7 @@ class InstrumentMatcher(SpectrumTransformer):
         remove_rv=True,
         rv_range=(-500, 500) * u.km / u.s,
         rescale=False,
+        wavelength_range=None,
     ):
         self.fwhm = fwhm
         self.resolution = resolution
@@ -187,6 +215,7 @@ class InstrumentMatcher(SpectrumTransformer):
         self.remove_rv = remove_rv
         self.rv_range = rv_range
         self.rescale = rescale
+        self.wavelength_range = wavelength_range
 
     def _check_params(self):
         super()._check_params()
@@ -277,6 +306,7 @@ class InstrumentMatcher(SpectrumTransformer):
         return out[0] if len(out) == 1 else out
 
     def _transform_batch(self, batch):
+        batch = self._within_range(batch)
         batch = self._to_medium(batch)
         batch = self._match_resolution(batch)
         batch = self._rest_frame(batch)
@@ -291,11 +321,23 @@ class InstrumentMatcher(SpectrumTransformer):
         return batch.replace(flux=batch.flux / scale, flux_unit=u.dimensionless_unscaled,
                              ivar=None if batch.ivar is None else batch.ivar * scale**2)
 
+    def _within_range(self, batch):
+        if self.wavelength_range is None:
+            return batch
+        lo, hi = _wavelength_range(self.wavelength_range, "wavelength_range")
+        wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        keep = (wave >= lo * (1 - _RANGE_MARGIN)) & (wave <= hi * (1 + _RANGE_MARGIN))
+        if keep.all() or not keep.any():
+            return batch
+        return _pixels(batch, keep)
+
     def _to_medium(self, batch):
         given = batch.meta.get("wavelength_medium")
         if self.medium is None or given not in ("air", "vacuum") or given == self.medium:
             return batch
         convert = vacuum_to_air if self.medium == "air" else air_to_vacuum
+        if self.medium == "air":
+            batch = _without_far_ultraviolet(batch)
         axis = batch.spectral_axis
         wave = convert(axis.to(u.AA, equivalencies=u.spectral())).to(axis.unit,
                                                                      equivalencies=u.spectral())
@@ -392,3 +434,27 @@ class InstrumentMatcher(SpectrumTransformer):
             shifted = batch.replace(flux=back.flux, ivar=back.ivar, mask=back.mask)
         return shifted.replace(meta={**batch.meta, "rv": rv * u.km / u.s,
                                      "rv_err": rv_err * u.km / u.s})
+
+
+def _without_far_ultraviolet(batch):
+    """The pixels of a vacuum batch from 2000 Angstrom on, where it also has some beyond.
+
+    Below 2000 Angstrom wavelengths stay in vacuum (IAU convention), so the
+    0.65 Angstrom just above, converted to air, would fold back over them and
+    the axis would no longer increase (a PHOENIX spectrum starts at 500
+    Angstrom). No model reaches that far into the ultraviolet.
+    """
+    wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+    keep = wave >= _AIR_LIMIT
+    if keep.all() or not keep.any():
+        return batch
+    log.debug("InstrumentMatcher: %d pixels below %g Angstrom left out before the conversion "
+              "to air", int((~keep).sum()), _AIR_LIMIT)
+    return _pixels(batch, keep)
+
+
+def _pixels(batch, keep):
+    """The batch on the pixels where ``keep`` is true."""
+    return batch.replace(spectral_axis=batch.spectral_axis[keep], flux=batch.flux[:, keep],
+                         ivar=None if batch.ivar is None else batch.ivar[:, keep],
+                         mask=batch.mask[:, keep])

@@ -131,8 +131,9 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     """A fitted `~stellarlatent.preprocessing.InstrumentMatcher` for the bundled model ``name``.
 
     It brings spectra of another instrument to the model's: its wavelength
-    medium, its line-spread function (finer spectra broadened, coarser ones
-    flagged) and the rest frame, with radial velocities measured against
+    range (pixels far beyond it left out), its wavelength medium, its
+    line-spread function (finer spectra broadened, coarser ones flagged) and
+    the rest frame, with radial velocities measured against
     the model's own templates (median spectra of its training stars in bins
     of Teff, checked against their recorded SHA-256).
 
@@ -180,10 +181,14 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
         templates = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA,
                              meta={"wavelength_medium": instrument.get("medium")},
                              spectral_axis_index=1)
+    wavelength_range = instrument.get("wavelength_range")
+    if wavelength_range is not None:
+        wavelength_range = u.Quantity([u.Quantity(v) for v in wavelength_range])
     matcher = InstrumentMatcher(fwhm=u.Quantity(instrument["fwhm"]),
                                 medium=instrument.get("medium"),
                                 input_resolution=input_resolution, input_fwhm=input_fwhm,
-                                rv_templates=templates, remove_rv=remove_rv, rescale=rescale)
+                                rv_templates=templates, remove_rv=remove_rv, rescale=rescale,
+                                wavelength_range=wavelength_range)
     return matcher.fit()
 
 

@@ -64,6 +64,8 @@ def test_real_file_reads_without_a_format(real_dir, name, fmt, n, first, last, m
         assert wave[0] == pytest.approx(first, abs=1e-3)
         assert wave[-1] == pytest.approx(last, abs=1e-3)
     assert spectrum.meta["wavelength_medium"] == medium
+    if fmt == "PHOENIX":  # computed spectra, far sharper than any spectrograph
+        assert spectrum.meta["resolution"] == 500_000
     assert spectrum.meta.get("uncertainty_source") == source
     flux = spectrum.flux.value
     good = np.isfinite(flux) & ~spectrum.mask

@@ -29,6 +29,34 @@ def test_vacuum_spectra_come_back_in_air_and_the_reverse():
     np.testing.assert_array_equal(unchanged.spectral_axis.value, spectra.spectral_axis.value)
 
 
+def test_a_vacuum_spectrum_that_starts_in_the_far_ultraviolet_comes_back_in_air():
+    """Below 2000 A wavelengths stay in vacuum (IAU); the band just above, converted, would
+    fold back over them (PHOENIX models start at 500 A)."""
+    wave = np.linspace(1500.0, 8000.0, 20000) * u.AA
+    flux = np.ones((1, wave.size)) + 0.01 * np.sin(wave.value / 7.0)
+    spectrum = Spectrum(flux=flux * u.one, spectral_axis=wave,
+                        meta={"wavelength_medium": "vacuum"}, spectral_axis_index=1)
+    out = InstrumentMatcher(fwhm=None, medium="air", remove_rv=False).fit_transform(spectrum)
+    axis = out.spectral_axis.to_value(u.AA)
+    assert np.all(np.diff(axis) > 0) and 1999 < axis[0] < 2001 and axis[-1] < 8000
+
+
+def test_pixels_far_beyond_the_models_range_are_left_out_first():
+    grid = SpectralGrid.log_uniform(3000 * u.AA, 9000 * u.AA, 30000)
+    spectra, _ = _spectra(grid=grid, resolution=20000, air=True)
+    kept = InstrumentMatcher(wavelength_range=(4000, 7000) * u.AA, remove_rv=False)
+    out, every = kept.fit_transform(spectra), InstrumentMatcher(remove_rv=False).fit_transform(
+        spectra)
+    axis = out.spectral_axis.to_value(u.AA)
+    assert 3900 < axis[0] < 3930 and 7130 < axis[-1] < 7150  # 2% beyond
+    # the model's range itself comes out as it does from the whole spectrum
+    inner = (axis > 4000) & (axis < 7000)
+    full = every.spectral_axis.to_value(u.AA)
+    start = np.searchsorted(full, axis[inner][0])
+    np.testing.assert_allclose(out.flux.value[:, inner],
+                               every.flux.value[:, start:start + inner.sum()], rtol=1e-6)
+
+
 def test_a_finer_spectrum_is_broadened_to_the_model_as_broadener_does():
     spectra, _ = _spectra(resolution=10000, air=True)
     out = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False).fit_transform(spectra)
@@ -99,6 +127,9 @@ def test_empirical_templates_recover_injected_velocities_of_real_stars(miles_dir
     ({"input_resolution": 2000, "input_fwhm": 1 * u.AA}, "not both"),
     ({"rv_templates": np.ones(10)}, "rv_templates"),
     ({"remove_rv": 1}, "remove_rv"),
+    ({"wavelength_range": [3700, 7300]}, "wavelength_range.*wavelength Quantity"),
+    ({"wavelength_range": [0, 7300] * u.AA}, "wavelength_range.*0 < min < max"),
+    ({"wavelength_range": [3700, 5000, 7300] * u.AA}, "wavelength_range"),
 ])
 def test_bad_parameters_are_refused_by_name(params, match):
     spectra, _ = _spectra(resolution=5000)
