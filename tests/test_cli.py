@@ -327,6 +327,20 @@ def test_predict_applies_the_models_preprocessing_to_files_on_another_grid(
     assert z.colnames == ["filename", "z0", "z1", "z2"] and len(z) == 6
 
 
+def test_predict_with_a_model_file_reads_a_phoenix_model_in_vacuum_from_500_angstrom(
+        models, real_dir, tmp_path):
+    """Converted to the model's air medium, its axis no longer folds at 2000 A, and only the
+    pixels near the model's grid are kept."""
+    phoenix = real_dir / "phoenix"
+    out = tmp_path / "p.ecsv"
+    assert main(["predict", str(models[1]),
+                 str(phoenix / "lte05800-4.50-0.0.PHOENIX-ACES-AGSS-COND-2011-HiRes.fits"),
+                 "--phoenix-wave", str(phoenix / "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits"),
+                 "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    table = QTable.read(out)
+    assert len(table) == 1 and table["coverage"][0] > 0.99
+
+
 def test_predict_with_nothing_readable_exits_1(models, tmp_path, capsys):
     bad = tmp_path / "bad.fits"
     bad.write_bytes(b"broken")

@@ -23,8 +23,9 @@ def instrument_step(model, args):
     """The `~stellarlatent.preprocessing.InstrumentMatcher` that raw files go through, or None.
 
     A bundled model carries its instrument (resolution, medium, velocity
-    templates); a model file its wavelength medium only, so its files are
-    converted to that medium and otherwise left as they are.
+    templates, wavelength range); a model file its wavelength medium and
+    grid only, so its files are cut to near that grid, converted to that
+    medium and otherwise left as they are.
     """
     from .. import pretrained
     from ..preprocessing import InstrumentMatcher
@@ -46,7 +47,9 @@ def instrument_step(model, args):
         log.warning("--resolution: the model file records no resolution of its own, so the "
                     "spectra are not broadened to it")
     medium = getattr(model, "wavelength_medium_", None)
-    return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False).fit()
+    axis = getattr(model, "spectral_axis_", None)
+    return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False,
+                             wavelength_range=None if axis is None else axis[[0, -1]]).fit()
 
 
 def _bundled_name(args):
