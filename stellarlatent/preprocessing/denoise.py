@@ -83,6 +83,12 @@ class PCADenoiser(SpectrumTransformer):
         of one level in the spectrum's own flux units (read-out, sky). With
         anything but 0 the spectra must carry their continuum: normalise
         them with ``ContinuumNormalizer(store_continuum=True)``.
+    use_uncertainty : bool, default=True
+        For a spectrum with an uncertainty, take the excess noise as at most
+        the noise it reports (the median variance, at the median continuum):
+        whatever more its residual shows belongs to the star or to the
+        instrument (a star or a line-spread function unlike the training
+        spectra's), not to the noise, and is left in place.
 
     Attributes
     ----------
@@ -106,10 +112,12 @@ class PCADenoiser(SpectrumTransformer):
     deepest lines (where photon noise is smaller) are smoothed a little
     more than they need be. Where the continuum falls steeply (a cool or
     reddened star in the blue), the white model smooths the faint end too
-    little and the bright end too much. The prior is that of the training spectra:
-    a star unlike any of them is pulled towards them, which is why the
-    output records the excess noise (``meta["excess_noise"]``, in flux
-    units at the median continuum, zero where nothing was changed).
+    little and the bright end too much. The prior is that of the training
+    spectra: a star unlike any of them is pulled towards them, which is why
+    the output records the excess noise (``meta["excess_noise"]``, in flux
+    units at the median continuum, zero where nothing was changed), and why
+    a spectrum that reports its uncertainty is denoised by no more than it
+    reports (``use_uncertainty``).
 
     Examples
     --------
@@ -153,13 +161,16 @@ class PCADenoiser(SpectrumTransformer):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "prior_file": [None, str, Path],
         "noise_exponent": [Interval(Real, 0, 2, closed="both")],
+        "use_uncertainty": ["boolean"],
     }
     _fitted_attribute = "components_"
 
-    def __init__(self, n_components=64, prior_file=None, noise_exponent=0.0):
+    def __init__(self, n_components=64, prior_file=None, noise_exponent=0.0,
+                 use_uncertainty=True):
         self.n_components = n_components
         self.prior_file = prior_file
         self.noise_exponent = noise_exponent
+        self.use_uncertainty = use_uncertainty
 
     def fit(self, spectra=None, y=None):
         """Learn the prior from spectra on one grid, or read it from ``prior_file``.
@@ -217,6 +228,7 @@ class PCADenoiser(SpectrumTransformer):
         shape = self._noise_shape(batch)
         if shape is not None:
             good &= np.isfinite(shape)
+        reported = self._reported_noise(batch, good, shape)
         excess = np.zeros(batch.n_spectra)
         # spectra with the same good pixels share one least-squares problem
         patterns, which = np.unique(good, axis=0, return_inverse=True)
@@ -225,8 +237,25 @@ class PCADenoiser(SpectrumTransformer):
             rows = np.flatnonzero(which.ravel() == p)
             for chunk in np.array_split(rows, -(-rows.size // chunk_size)):
                 weight = None if shape is None else shape[np.ix_(chunk, pattern)]
-                flux[chunk], excess[chunk] = self._denoise(flux[chunk], pattern, weight)
+                flux[chunk], excess[chunk] = self._denoise(flux[chunk], pattern, weight,
+                                                           reported[chunk])
         return batch.replace(flux=flux, meta=dict(batch.meta, excess_noise=excess))
+
+    def _reported_noise(self, batch, good, shape):
+        """Per spectrum, the noise variance its uncertainty reports at the median continuum
+        (inf where it reports none, or with ``use_uncertainty=False``)."""
+        reported = np.full(batch.n_spectra, np.inf)
+        if not self.use_uncertainty or batch.ivar is None:
+            return reported
+        ivar = np.asarray(batch.ivar, dtype=float)
+        valid = good & np.isfinite(ivar) & (ivar > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = np.where(valid, 1.0 / ivar, np.nan)
+            if shape is not None:
+                variance = variance / shape
+        some = valid.any(axis=1)
+        reported[some] = np.nanmedian(variance[some], axis=1)
+        return reported
 
     def _noise_shape(self, batch):
         """Relative variance of the excess noise in each pixel (None: white noise)."""
@@ -247,12 +276,13 @@ class PCADenoiser(SpectrumTransformer):
             level = np.nanmedian(np.where(batch.mask, np.nan, continuum), axis=1, keepdims=True)
             return (level / continuum) ** self.noise_exponent
 
-    def _denoise(self, flux, good, weight=None):
+    def _denoise(self, flux, good, weight=None, reported=None):
         """Posterior means of spectra with the same good pixels, and their excess noise.
 
         ``flux`` has shape (n_spectra, n_pixels); ``weight`` (n_spectra, good
         pixels) is the relative variance of the excess noise in each good
-        pixel (None: one level everywhere). Spectra without excess noise (0)
+        pixel (None: one level everywhere); ``reported`` (n_spectra,) caps
+        the excess variance (inf: no cap). Spectra without excess noise (0)
         are returned unchanged.
         """
         k = self.components_.shape[0]
@@ -271,6 +301,8 @@ class PCADenoiser(SpectrumTransformer):
         # E[residual**2] = s2 + sigma**2 weight (1 - k / n) for noise of variance sigma**2 weight
         counted = kept.sum(axis=1) if weight is None else np.sum(weight * kept, axis=1)
         variance = (np.sum(residual ** 2 * kept, axis=1) - kept @ s2) / counted * n / (n - k)
+        if reported is not None:
+            variance = np.minimum(variance, reported)
         active = variance > 0
         if not active.any():
             return flux, excess

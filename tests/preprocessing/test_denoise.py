@@ -193,6 +193,37 @@ def test_with_a_noise_shape_a_batch_gives_what_each_spectrum_gives_alone(fitted)
     assert np.all(together.meta["excess_noise"] > 0)
 
 
+def _with_ivar(spectra, flux, sigma):
+    from astropy.nddata import InverseVariance
+
+    return Spectrum(flux=flux * spectra.flux.unit, spectral_axis=spectra.spectral_axis,
+                    uncertainty=InverseVariance(np.broadcast_to(sigma ** -2.0, flux.shape)),
+                    spectral_axis_index=1)
+
+
+def test_a_spectrum_is_denoised_by_no_more_than_its_uncertainty_reports(fitted):
+    denoiser, clean = fitted
+    rng = np.random.default_rng(8)
+    noise = 0.05 * rng.standard_normal(clean.flux.shape)
+    # an honest uncertainty: the noise is found and removed as without one
+    honest = denoiser.transform(_with_ivar(clean, clean.flux.value + noise, 0.05))
+    plain = denoiser.transform(_with_flux(clean, clean.flux.value + noise))
+    np.testing.assert_allclose(honest.meta["excess_noise"], plain.meta["excess_noise"], rtol=0.05)
+    # a star unlike the training ones, observed at high S/N: what the prior cannot describe is
+    # the star's, not noise, and stays
+    unlike = clean.flux.value * (1 + 0.05 * np.sin(clean.spectral_axis.value / 3.0))
+    sharp = denoiser.transform(_with_ivar(clean, unlike, 0.002))
+    assert np.all(sharp.meta["excess_noise"] <= 0.002 * 1.0001)
+    assert _rms(sharp.flux.value, unlike) < 0.6 * _rms(denoiser.transform(
+        _with_flux(clean, unlike)).flux.value, unlike)
+    ignored = clone(denoiser).set_params(use_uncertainty=False)
+    ignored.__dict__.update({k: v for k, v in vars(denoiser).items() if k.endswith("_")})
+    np.testing.assert_array_equal(ignored.transform(_with_ivar(clean, unlike, 0.002)).flux.value,
+                                  denoiser.transform(_with_flux(clean, unlike)).flux.value)
+    with pytest.raises((TypeError, ValueError), match="use_uncertainty"):
+        PCADenoiser(use_uncertainty="yes").fit(clean)
+
+
 def test_a_noise_shape_needs_the_continuum(fitted):
     denoiser, clean = fitted
     shaped = PCADenoiser(n_components=16, noise_exponent=1).fit(
