@@ -14,7 +14,7 @@ from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
 
-__all__ = ["PCADenoiser", "store_continuum_for_denoiser"]
+__all__ = ["PCADenoiser"]
 
 _FORMAT = "stellarlatent-pca-denoiser"
 #: Residuals beyond this many robust standard deviations do not count in the noise estimate

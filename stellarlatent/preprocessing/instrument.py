@@ -43,8 +43,9 @@ def _check_templates(templates, name):
 
 
 #: How far beyond ``wavelength_range`` (relative) pixels are kept: velocities, the
-#: line-spread function and the air-vacuum difference all stay well inside it
-_RANGE_MARGIN = 0.02
+#: line-spread function, the air-vacuum difference and the velocity templates (which
+#: may reach past the model's grid) all stay inside it
+_RANGE_MARGIN = 0.10
 
 
 def _wavelength_range(value, name):
@@ -139,7 +140,7 @@ class InstrumentMatcher(SpectrumTransformer):
         erg/s/cm2/A, relative) go on as one batch; for a model whose own
         normalisation does not depend on the flux scale.
     wavelength_range : (min, max) `~astropy.units.Quantity`, default=None
-        The wavelengths the model uses. Pixels more than 2% beyond them are
+        The wavelengths the model uses. Pixels more than 10% beyond them are
         left out first: they cannot reach the model's grid, and broadening
         a spectrum of a million pixels that spans the infrared (a PHOENIX
         model) takes far longer than the part the model sees. None keeps
