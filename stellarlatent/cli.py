@@ -498,8 +498,9 @@ def _add_predict(sub):
                         "resolution, rest frame) before predicting")
     p.add_argument("--no-denoise", action="store_true",
                    help="do not remove the noise that spectra carry beyond the bundled model's "
-                        "training spectra (its PCADenoiser; spectra as clean as those are "
-                        "unchanged either way)")
+                        "training spectra (its PCADenoiser, which takes photon noise and "
+                        "removes no more than a file's uncertainty reports; spectra as clean "
+                        "as those are unchanged either way)")
     p.add_argument("--min-coverage", type=_fraction, default=0.8, metavar="F",
                    help="spectra covering less of the model's wavelengths are flagged "
                         "out_of_range (default: %(default)s)")
