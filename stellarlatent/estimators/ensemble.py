@@ -37,6 +37,8 @@ _FORMAT_VERSION = 2
 _SEED_STEP = 7919
 #: Shares of the ridge expert in the product tried by `calibrate` (0.5: a plain product).
 _RIDGE_SHARES = np.linspace(0.0, 1.0, 11)
+#: Fewest spectra with a known value that a type needs to be calibrated on its own
+MIN_TYPE_SPECTRA = 20
 
 
 @fill_doc
@@ -113,6 +115,16 @@ class DeepREMAPEnsemble(SeededEstimator):
         a four times higher temperature, chosen with the temperature to match
         every coverage level (0 before `calibrate`, and with ``tail=False``
         or ``method="nll"``).
+    calibrated_by_ : tuple or None
+        ``(label, edges)`` when `calibrate` or `cross_calibrate` was given
+        ``by``: the spectra are sorted into types by their predicted value
+        of ``label`` (the posterior mean under the overall calibration)
+        between ``edges``, and each type has its own temperature and tail
+        weight. None: one of each for every spectrum.
+    type_temperatures_, type_tail_weights_ : dict
+        ``{label: [one value per type]}`` with ``by`` (a type with fewer than
+        `MIN_TYPE_SPECTRA` calibration spectra takes the overall ones);
+        empty without.
     ridge_ : `RidgeExpert` or None
         The ridge expert fitted by `fit` (None with ``ridge_expert=False``
         or before `fit`).
@@ -282,7 +294,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         self.network_temperatures_ = dict.fromkeys(first.bin_edges_, 1.0)
         self.ridge_shares_ = dict.fromkeys(first.bin_edges_, 0.5)
         self.tail_weights_ = dict.fromkeys(first.bin_edges_, 0.0)
+        self._clear_types()
         self._copy_member_state()
+
+    def _clear_types(self):
+        self.calibrated_by_ = None
+        self.type_temperatures_ = {}
+        self.type_tail_weights_ = {}
 
     def _copy_member_state(self):
         first = self.members_[0]
@@ -342,8 +360,25 @@ class DeepREMAPEnsemble(SeededEstimator):
         return self._joined(self._log_proba(X), self._ridge_log_mass(X))
 
     def _proba(self, log_proba):
-        return {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
-                for label, logp in log_proba.items()}
+        overall = {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
+                   for label, logp in log_proba.items()}
+        if getattr(self, "calibrated_by_", None) is None:
+            return overall
+        types = self._types(overall)
+        proba = {}
+        for label, logp in log_proba.items():
+            proba[label] = np.empty_like(overall[label])
+            for k, (temperature, tail) in enumerate(zip(self.type_temperatures_[label],
+                                                        self.type_tail_weights_[label])):
+                rows = types == k
+                proba[label][rows] = mixture(logp[rows], temperature, tail)
+        return proba
+
+    def _types(self, overall):
+        """The type of each spectrum: its predicted ``by`` label between the ``by`` edges."""
+        label, edges = self.calibrated_by_
+        mean = binned_summaries(overall[label], self.bin_edges_[label])[0]
+        return np.searchsorted(np.asarray(edges, dtype=float), mean, side="right")
 
     def _edges(self, label):
         return edges_with_unit(self.bin_edges_[label], self.label_units_[label])
@@ -443,7 +478,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         return distances, indices, table
 
     def calibrate(self, X, y=None, *, method="coverage", level=COVERAGE_LEVELS,
-                  ridge_train=None, tail=True):
+                  ridge_train=None, tail=True, by=None):
         """Fit the temperatures of each label to the distributions of held-out spectra.
 
         First the temperature of the networks' averaged log-probabilities;
@@ -484,6 +519,17 @@ class DeepREMAPEnsemble(SeededEstimator):
             share the miss between them: the residuals of real stars have
             heavier tails than the networks' distributions. False: the
             temperature alone.
+        by : tuple (label, edges), default=None
+            Calibrate each type of star on its own: the spectra are sorted
+            into types by their predicted ``label`` (the posterior mean under
+            the overall calibration) between ``edges`` (for example
+            ``("teff", [4000, 7000])``: cool, FGK and hot stars), and each
+            type gets its own temperature and tail weight, fitted on its
+            calibration spectra after the overall ones (`calibrated_by_`).
+            One calibration for every type makes the intervals too wide for
+            the easy stars and too narrow for the rare ones. A type with
+            fewer than `MIN_TYPE_SPECTRA` calibration spectra keeps the
+            overall calibration.
 
         Returns
         -------
@@ -508,6 +554,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         """
         check_is_fitted(self)
         levels = check_method(method, level)
+        by = self._check_by(by)
         if ridge_train is not None:
             if not self.ridge_expert:
                 raise ValueError("ridge_train refits the ridge expert: it needs "
@@ -527,13 +574,13 @@ class DeepREMAPEnsemble(SeededEstimator):
             ridge = self._fit_ridge(*ridge_train, also=(X, values))
             n_train = len(ridge.loo_predictions_) - len(values)
             ridge_mass = self._ridge_log_mass(X, ridge, ridge.loo_predictions_[n_train:])
-        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail)
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail, by)
         if ridge is not None:
             self.ridge_ = ridge
         return self
 
     def cross_calibrate(self, X, y=None, sample_weight=None, *, cv=5, groups=None,
-                        method="coverage", level=COVERAGE_LEVELS, tail=True):
+                        method="coverage", level=COVERAGE_LEVELS, tail=True, by=None):
         """Fit the temperatures to out-of-fold predictions of the training spectra.
 
         Call it after `fit` on the same spectra, instead of holding some of
@@ -565,7 +612,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             its augmented copies) stay in one fold, so that no prediction is
             of a star the copy was trained on. None: every spectrum is its
             own group, and the folds are drawn with ``random_state``.
-        method, level, tail
+        method, level, tail, by
             As in `calibrate`.
 
         Returns
@@ -602,6 +649,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         """
         check_is_fitted(self)
         levels = check_method(method, level)
+        by = self._check_by(by)
         if isinstance(cv, (bool, np.bool_)) or not isinstance(cv, numbers.Integral) or cv < 2:
             raise ValueError(f"cv must be an integer of at least 2, got {cv!r}")
         pretrained = getattr(self, "pretrained_members_", None)
@@ -646,12 +694,61 @@ class DeepREMAPEnsemble(SeededEstimator):
             for label, logm in (copy_._ridge_log_mass(held) or {}).items():
                 ridge_mass[label][test] = logm
             log.info("DeepREMAPEnsemble: cross_calibrate fold %d of %d done", k + 1, cv)
-        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail)
+        self._fit_calibration(log_proba, ridge_mass, values, method, levels, tail, by)
         return self
 
-    def _fit_calibration(self, log_proba, ridge_mass, values, method, levels, tail):
+    def _check_by(self, by):
+        """``by`` as ``(label, edges)`` with the edges a list of increasing floats, or None."""
+        if by is None:
+            return None
+        message = ("by must be None or a (label, edges) pair: a label of the model "
+                   f"({', '.join(self.bin_edges_)}) and the increasing values that separate "
+                   f"the types, got {by!r}")
+        try:
+            label, edges = by
+            edges = np.atleast_1d(np.asarray(getattr(edges, "value", edges), dtype=float))
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+        if (label not in self.bin_edges_ or edges.ndim != 1 or not edges.size
+                or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0)):
+            raise ValueError(message)
+        return str(label), edges.tolist()
+
+    def _fit_calibration(self, log_proba, ridge_mass, values, method, levels, tail, by=None):
         """Temperatures, ridge shares and tail weights fitted to out-of-sample distributions
-        and their true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert."""
+        and their true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert.
+        With ``by``, then a temperature and a tail weight for each type."""
+        self._fit_overall(log_proba, ridge_mass, values, method, levels, tail)
+        self._clear_types()
+        if by is None:
+            return
+        joined = self._joined(log_proba, ridge_mass)
+        overall = {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
+                   for label, logp in joined.items()}
+        self.calibrated_by_ = by
+        types = self._types(overall)
+        with_tail = tail and method == "coverage" and len(levels) > 1
+        for j, label in enumerate(self.bin_edges_):
+            self.type_temperatures_[label], self.type_tail_weights_[label] = [], []
+            for k in range(len(by[1]) + 1):
+                rows = (types == k) & np.isfinite(values[:, j])
+                temperature, weight = self.temperatures_[label], self.tail_weights_[label]
+                if rows.sum() >= MIN_TYPE_SPECTRA:
+                    edges = self.bin_edges_[label]
+                    if with_tail:
+                        temperature, weight = fit_tail(joined[label][rows], edges,
+                                                       values[rows, j], levels)
+                    else:
+                        temperature, weight = fit_temperature(
+                            joined[label][rows], edges, values[rows, j], method, levels,
+                            label), 0.0
+                self.type_temperatures_[label].append(float(temperature))
+                self.type_tail_weights_[label].append(float(weight))
+        log.info("DeepREMAPEnsemble: calibrated by %s types of %s: %s", len(by[1]) + 1, by[0],
+                 np.bincount(types, minlength=len(by[1]) + 1).tolist())
+
+    def _fit_overall(self, log_proba, ridge_mass, values, method, levels, tail):
+        """The overall temperatures, ridge shares and tail weights."""
         labels = tuple(self.bin_edges_)
         self.network_temperatures_ = fit_temperatures(log_proba, labels, self.bin_edges_,
                                                       values, method, levels)
@@ -719,7 +816,10 @@ class DeepREMAPEnsemble(SeededEstimator):
             "metadata": json.dumps({"params": params, "temperatures": self.temperatures_,
                                     "network_temperatures": self.network_temperatures_,
                                     "ridge_shares": self.ridge_shares_,
-                                    "tail_weights": self.tail_weights_}),
+                                    "tail_weights": self.tail_weights_,
+                                    "calibrated_by": self.calibrated_by_,
+                                    "type_temperatures": self.type_temperatures_,
+                                    "type_tail_weights": self.type_tail_weights_}),
             "members": members,
         }
         if getattr(self, "ridge_", None) is not None:
@@ -756,6 +856,14 @@ class DeepREMAPEnsemble(SeededEstimator):
             # files written before the tail weights have none
             ensemble.tail_weights_ = {k: float(v) for k, v in metadata.get(
                 "tail_weights", ensemble.tail_weights_).items()}
+            # files written before the calibration by type have none
+            by = metadata.get("calibrated_by")
+            ensemble.calibrated_by_ = (None if by is None
+                                       else (str(by[0]), [float(v) for v in by[1]]))
+            ensemble.type_temperatures_ = {k: [float(x) for x in v] for k, v in metadata.get(
+                "type_temperatures", {}).items()}
+            ensemble.type_tail_weights_ = {k: [float(x) for x in v] for k, v in metadata.get(
+                "type_tail_weights", {}).items()}
             ridge = payload.get("ridge")
             ensemble.ridge_ = None if ridge is None else RidgeExpert.from_state_dict(ridge)
             if ensemble.ridge_ is not None and ensemble.ridge_.coef_.shape != (

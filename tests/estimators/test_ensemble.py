@@ -269,6 +269,69 @@ def test_calibrating_with_the_tail_matches_both_levels_where_one_temperature_can
     assert fit_tail(logp, edges, exact, levels)[1] == 0.0
 
 
+@pytest.fixture(scope="module")
+def hot_noisier():
+    """Spectra whose hot half is five times noisier than its cool half, for calibration."""
+    flux, labels = line_spectra(n=120, n_pixels=96, seed=11, noise=0.0)
+    hot = labels["teff"].value > 5500
+    noise = np.where(hot, 0.05, 0.01)[:, None]
+    return flux + noise * np.random.default_rng(12).standard_normal(flux.shape), labels
+
+
+def test_calibrating_by_type_fits_each_type_on_its_own_stars(fitted, hot_noisier, tmp_path):
+    from stellarlatent.estimators._binning import binned_summaries
+    from stellarlatent.estimators._calibration import mixture
+    from stellarlatent.estimators.ensemble import MIN_TYPE_SPECTRA
+
+    flux, labels = hot_noisier
+    ensemble = uncalibrated_copy(fitted).calibrate(flux, labels, by=("teff", [5500]))
+    assert ensemble.calibrated_by_ == ("teff", [5500.0])
+    assert all(len(v) == 2 for v in ensemble.type_temperatures_.values())
+    # a spectrum's distribution is the mixture at the temperature and tail of its type
+    joined = ensemble._combined_log_proba(flux)
+    overall = mixture(joined["teff"], ensemble.temperatures_["teff"],
+                      ensemble.tail_weights_["teff"])
+    types = (binned_summaries(overall, ensemble.bin_edges_["teff"])[0] >= 5500).astype(int)
+    proba = ensemble.predict_proba(flux)
+    for label in ensemble.bin_edges_:
+        for k in (0, 1):
+            rows = types == k
+            expected = mixture(joined[label][rows], ensemble.type_temperatures_[label][k],
+                               ensemble.type_tail_weights_[label][k])
+            np.testing.assert_allclose(proba[label][0][rows], expected, rtol=1e-10)
+    # each type's 68% intervals hold about 68% of its own calibration stars
+    table = ensemble.predict(flux)
+    for label in ensemble.bin_edges_:
+        truth = labels[label].value
+        inside = (table[f"{label}_p16"].value <= truth) & (truth <= table[f"{label}_p84"].value)
+        for k in (0, 1):
+            if np.sum(types == k) >= MIN_TYPE_SPECTRA:
+                assert 0.55 <= np.mean(inside[types == k]) <= 0.8
+    # saved and read back, the same; calibrated again without types, none left
+    ensemble.save(tmp_path / "typed.pt")
+    again = DeepREMAPEnsemble.load(tmp_path / "typed.pt", device="cpu")
+    assert again.calibrated_by_ == ensemble.calibrated_by_
+    np.testing.assert_array_equal(again.predict_proba(flux)["feh"][0], proba["feh"][0])
+    ensemble.calibrate(flux, labels)
+    assert ensemble.calibrated_by_ is None and ensemble.type_temperatures_ == {}
+
+
+def test_a_type_with_too_few_stars_keeps_the_overall_calibration(fitted, hot_noisier):
+    flux, labels = hot_noisier
+    ensemble = uncalibrated_copy(fitted).calibrate(flux, labels, by=("teff", [4050]))
+    for label in ensemble.bin_edges_:
+        assert ensemble.type_temperatures_[label][0] == ensemble.temperatures_[label]
+        assert ensemble.type_tail_weights_[label][0] == ensemble.tail_weights_[label]
+
+
+@pytest.mark.parametrize("by", ["teff", ("mass", [1.0]), ("teff", []), ("teff", [6000, 5000]),
+                                ("teff", [np.nan]), ("teff", [5000], 3)])
+def test_calibrate_refuses_a_malformed_by(fitted, data, by):
+    flux, labels = data
+    with pytest.raises(ValueError, match="by must be None or a .label, edges. pair"):
+        uncalibrated_copy(fitted).calibrate(flux[64:], labels[64:], by=by)
+
+
 def test_the_ridge_expert_keeps_its_leave_one_out_predictions(data):
     from sklearn.linear_model import Ridge
 
@@ -414,6 +477,15 @@ def test_cross_calibrate_refuses_bad_arguments(pretrained, data, kwargs, message
     flux, labels = data
     with pytest.raises(ValueError, match=message):
         pretrained.cross_calibrate(flux[:64], labels[:64], **kwargs)
+
+
+def test_cross_calibrate_calibrates_by_type_on_the_out_of_fold_distributions(pretrained, data):
+    flux, labels = data
+    ensemble = uncalibrated_copy(pretrained, pretrained=True)
+    ensemble.cross_calibrate(flux[:64], labels[:64], cv=2, by=("logg", [3.0]))
+    assert ensemble.calibrated_by_ == ("logg", [3.0])
+    assert all(len(v) == 2 and all(t > 0 for t in v)
+               for v in ensemble.type_temperatures_.values())
 
 
 def test_cross_calibrate_needs_the_bins_of_a_pretraining(fitted, data):
