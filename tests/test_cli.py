@@ -553,6 +553,12 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
     assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
                  "--calibration-fraction", "0.25"]) == 0
     assert calls == [] and f"on {round(0.25 * n)} held-out spectra" in capsys.readouterr().out
+    # each type of star calibrated on its own, and the model keeps it
+    calls.clear()
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
+                 "--calibrate-by", "teff", "5500"]) == 0
+    assert calls == [(n, {"cv": 5, "method": "coverage", "by": ("teff", [5500.0])})]
+    assert DeepREMAPEnsemble.load(out).calibrated_by_ == ("teff", [5500.0])
 
 
 @pytest.mark.parametrize("option, method", [([], "cross_calibrate"),
@@ -584,6 +590,13 @@ def test_fit_remap_writes_the_uncalibrated_model_when_the_calibration_fails(
     (["--pretrain-epochs", "0"], "--pretrain-epochs must be at least 1"),
     (["--jobs", "0"], "--jobs must be a positive integer or -1"),
     (["--pretrain", "no/such/place"], "--pretrain: no store or folder"),
+    (["--calibrate-by", "teff"], "--calibrate-by takes a label and one or more increasing"),
+    (["--calibrate-by", "teff", "7000", "4000"], "--calibrate-by takes a label"),
+    (["--calibrate-by", "teff", "hot"], "--calibrate-by takes a label"),
+    (["--calibrate-by", "mass", "1"], "--calibrate-by: 'mass' is not a label of the model"),
+    (["--calibrate-by", "teff", "5000", "--members", "1"], "give --members 2 or more"),
+    (["--calibrate-by", "teff", "5000", "--calibration-fraction", "0"],
+     "--calibrate-by needs a calibration"),
 ])
 def test_fit_remap_refuses_bad_recipe_options_before_reading(store, tmp_path, capsys, options,
                                                              message):

@@ -279,6 +279,17 @@ def _check_recipe(args, template, guess):
     fraction = _calibration_fraction(args, 0)
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
+    if args.calibrate_by is not None:
+        label, _ = _calibrate_by(args)
+        if guess and label not in guess:
+            raise UserError(f"--calibrate-by: {label!r} is not a label of the model "
+                            f"({', '.join(guess)})")
+        if args.members < 2:
+            raise UserError("--calibrate-by calibrates the types of an ensemble: give "
+                            "--members 2 or more")
+        if not given and args.calibration_fraction == 0:
+            raise UserError("--calibrate-by needs a calibration: leave out "
+                            "--calibration-fraction 0")
     for flag, value, least in (("--pretrain-epochs", args.pretrain_epochs, 1),
                                ("--n-synthetic", args.n_synthetic, 2),
                                ("--members", args.members, 1)):
@@ -320,6 +331,28 @@ def _calibration_folds(args, n):
             and n >= 2 * CALIBRATION_CV):
         return CALIBRATION_CV
     return 0
+
+
+def _by_keyword(args):
+    """``{"by": ...}`` for the ensemble's calibration, or nothing."""
+    by = _calibrate_by(args)
+    return {} if by is None else {"by": by}
+
+
+def _calibrate_by(args):
+    """``--calibrate-by LABEL EDGE [EDGE ...]`` as ``(label, [edges])``, or None."""
+    given = args.calibrate_by
+    if given is None:
+        return None
+    try:
+        edges = [float(v) for v in given[1:]]
+    except ValueError:
+        edges = []
+    if len(given) < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise UserError("--calibrate-by takes a label and one or more increasing values that "
+                        f"separate the types, for example 'teff 4000 7000'; got "
+                        f"{' '.join(given)!r}")
+    return given[0], edges
 
 
 def _calibration_fraction(args, folds):
@@ -414,13 +447,15 @@ def run_fit_remap(args):
             calibrated = _calibrate(
                 model, out, args, f"the {folds}-fold cross-calibration",
                 lambda: model.cross_calibrate(X_train, y_train, cv=folds,
-                                              method=args.calibration_method),
+                                              method=args.calibration_method,
+                                              **_by_keyword(args)),
                 f"out-of-fold predictions of {folds} folds")
         elif calibrate:
             calibrated = _calibrate(
                 model, out, args, f"the calibration on {n_cal} held-out spectra",
                 lambda: model.calibrate(read(calibration), y[calibration],
-                                        method=args.calibration_method),
+                                        method=args.calibration_method,
+                                        **_by_keyword(args)),
                 f"{n_cal} held-out spectra")
     finally:
         if pretraining is not None:
