@@ -359,9 +359,13 @@ class DeepREMAPEnsemble(SeededEstimator):
     def _combined_log_proba(self, X):
         return self._joined(self._log_proba(X), self._ridge_log_mass(X))
 
+    def _overall(self, log_proba):
+        """The distributions at the overall temperatures and tail weights."""
+        return {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
+                for label, logp in log_proba.items()}
+
     def _proba(self, log_proba):
-        overall = {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
-                   for label, logp in log_proba.items()}
+        overall = self._overall(log_proba)
         if getattr(self, "calibrated_by_", None) is None:
             return overall
         types = self._types(overall)
@@ -723,10 +727,8 @@ class DeepREMAPEnsemble(SeededEstimator):
         if by is None:
             return
         joined = self._joined(log_proba, ridge_mass)
-        overall = {label: mixture(logp, self.temperatures_[label], self.tail_weights_[label])
-                   for label, logp in joined.items()}
         self.calibrated_by_ = by
-        types = self._types(overall)
+        types = self._types(self._overall(joined))
         with_tail = tail and method == "coverage" and len(levels) > 1
         for j, label in enumerate(self.bin_edges_):
             self.type_temperatures_[label], self.type_tail_weights_[label] = [], []
