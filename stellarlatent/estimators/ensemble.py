@@ -533,7 +533,10 @@ class DeepREMAPEnsemble(SeededEstimator):
             One calibration for every type makes the intervals too wide for
             the easy stars and too narrow for the rare ones. A type with
             fewer than `MIN_TYPE_SPECTRA` calibration spectra keeps the
-            overall calibration.
+            overall calibration. The labels are posterior means, so a
+            type's temperature moves them too: a high one pulls them
+            towards the middle of the bins (check the scatter of each type,
+            not only its coverage).
 
         Returns
         -------
