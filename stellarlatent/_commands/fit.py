@@ -443,19 +443,18 @@ def run_fit_remap(args):
             raise _labels_error(exc) from None
         _record_preprocessing(model, spec)
         calibrated = "; not calibrated"
+        by = _by_keyword(args)
         if folds:
             calibrated = _calibrate(
                 model, out, args, f"the {folds}-fold cross-calibration",
                 lambda: model.cross_calibrate(X_train, y_train, cv=folds,
-                                              method=args.calibration_method,
-                                              **_by_keyword(args)),
+                                              method=args.calibration_method, **by),
                 f"out-of-fold predictions of {folds} folds")
         elif calibrate:
             calibrated = _calibrate(
                 model, out, args, f"the calibration on {n_cal} held-out spectra",
                 lambda: model.calibrate(read(calibration), y[calibration],
-                                        method=args.calibration_method,
-                                        **_by_keyword(args)),
+                                        method=args.calibration_method, **by),
                 f"{n_cal} held-out spectra")
     finally:
         if pretraining is not None:

@@ -558,6 +558,16 @@ class DeepREMAPEnsemble(SeededEstimator):
         ...                                 ridge_train=(X[:45], {"teff": y["teff"][:45]}))
         >>> calibrated.ridge_.coef_.shape   # refitted on the 60 spectra
         (1, 64)
+
+        Each type of star on its own (here two, split at 5500 K; with 15
+        calibration spectra neither reaches `MIN_TYPE_SPECTRA`, so both keep
+        the overall temperature):
+
+        >>> typed = ensemble.calibrate(X[45:], {"teff": y["teff"][45:]}, by=("teff", [5500]))
+        >>> typed.calibrated_by_, len(typed.type_temperatures_["teff"])
+        (('teff', [5500.0]), 2)
+        >>> typed.type_temperatures_["teff"] == [typed.temperatures_["teff"]] * 2
+        True
         """
         check_is_fitted(self)
         levels = check_method(method, level)
