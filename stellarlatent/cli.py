@@ -460,9 +460,10 @@ def _add_fit_remap(sub):
     p.add_argument("--calibrate-by", nargs="+", default=None, metavar="LABEL_OR_EDGE",
                    help="calibrate each type of star on its own: LABEL then the values of it "
                         "that separate the types, sorted by the predicted LABEL (for example "
-                        "'teff 4000 7000': cool, FGK and hot stars each get their own "
-                        "temperature and tail weight; needs --members 2 or more and a "
-                        "calibration; default: one calibration for every star)")
+                        "'teff 4000 7000': the intervals of cool, FGK and hot stars are each "
+                        "widened or narrowed by a factor of their own, the labels unchanged; "
+                        "needs --members 2 or more and a calibration; default: one "
+                        "calibration for every star)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
                   f"{r.EPOCHS_SCRATCH} from scratch",

@@ -18,8 +18,8 @@ from .._logging import log
 from .._params import Interval, Predicate, validate_params
 from ._base import SeededEstimator, resolve_device
 from ._binning import binned_summaries
-from ._calibration import (COVERAGE_LEVELS, check_method, fit_tail, fit_temperature,
-                           fit_temperatures, mixture, product, softmax)
+from ._calibration import (COVERAGE_LEVELS, check_method, fit_scale, fit_tail,
+                           fit_temperature, fit_temperatures, mixture, product, softmax, widen)
 from ._data import take_rows
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
@@ -119,12 +119,14 @@ class DeepREMAPEnsemble(SeededEstimator):
         ``(label, edges)`` when `calibrate` or `cross_calibrate` was given
         ``by``: the spectra are sorted into types by their predicted value
         of ``label`` (the posterior mean under the overall calibration)
-        between ``edges``, and each type has its own temperature and tail
-        weight. None: one of each for every spectrum.
-    type_temperatures_, type_tail_weights_ : dict
-        ``{label: [one value per type]}`` with ``by`` (a type with fewer than
-        `MIN_TYPE_SPECTRA` calibration spectra takes the overall ones);
-        empty without.
+        between ``edges``, and the distributions of each type are widened
+        or narrowed about their means by a factor of its own
+        (`type_scales_`). None: one calibration for every spectrum.
+    type_scales_ : dict
+        ``{label: [one factor per type]}`` with ``by``: the overall
+        distributions of a type are stretched about their means by it (see
+        `calibrate`; 1 for a type with fewer than `MIN_TYPE_SPECTRA`
+        calibration spectra); empty without.
     ridge_ : `RidgeExpert` or None
         The ridge expert fitted by `fit` (None with ``ridge_expert=False``
         or before `fit`).
@@ -299,8 +301,7 @@ class DeepREMAPEnsemble(SeededEstimator):
 
     def _clear_types(self):
         self.calibrated_by_ = None
-        self.type_temperatures_ = {}
-        self.type_tail_weights_ = {}
+        self.type_scales_ = {}
 
     def _copy_member_state(self):
         first = self.members_[0]
@@ -370,12 +371,12 @@ class DeepREMAPEnsemble(SeededEstimator):
             return overall
         types = self._types(overall)
         proba = {}
-        for label, logp in log_proba.items():
-            proba[label] = np.empty_like(overall[label])
-            for k, (temperature, tail) in enumerate(zip(self.type_temperatures_[label],
-                                                        self.type_tail_weights_[label])):
+        for label, p in overall.items():
+            proba[label] = p.copy()
+            for k, scale in enumerate(self.type_scales_[label]):
                 rows = types == k
-                proba[label][rows] = mixture(logp[rows], temperature, tail)
+                if scale != 1.0 and rows.any():
+                    proba[label][rows] = widen(p[rows], self.bin_edges_[label], scale)
         return proba
 
     def _types(self, overall):
@@ -527,16 +528,18 @@ class DeepREMAPEnsemble(SeededEstimator):
             Calibrate each type of star on its own: the spectra are sorted
             into types by their predicted ``label`` (the posterior mean under
             the overall calibration) between ``edges`` (for example
-            ``("teff", [4000, 7000])``: cool, FGK and hot stars), and each
-            type gets its own temperature and tail weight, fitted on its
-            calibration spectra after the overall ones (`calibrated_by_`).
-            One calibration for every type makes the intervals too wide for
-            the easy stars and too narrow for the rare ones. A type with
-            fewer than `MIN_TYPE_SPECTRA` calibration spectra keeps the
-            overall calibration. The labels are posterior means, so a
-            type's temperature moves them too: a high one pulls them
-            towards the middle of the bins (check the scatter of each type,
-            not only its coverage).
+            ``("teff", [4000, 7000])``: cool, FGK and hot stars). After the
+            overall calibration, the distributions of each type are
+            stretched (or narrowed) about their means by a factor fitted to
+            its calibration spectra as the temperatures are, by ``method``
+            and ``level`` (`type_scales_`; see `widen`). One calibration for
+            every type makes the intervals too wide for the easy stars and
+            too narrow for the rare ones; the stretch changes their widths
+            and leaves the labels, the posterior means, where the overall
+            calibration put them (a temperature of each type would move
+            them: a high one pulls them towards the middle of the bins). A
+            type with fewer than `MIN_TYPE_SPECTRA` calibration spectra
+            keeps the overall calibration (factor 1).
 
         Returns
         -------
@@ -561,13 +564,11 @@ class DeepREMAPEnsemble(SeededEstimator):
 
         Each type of star on its own (here two, split at 5500 K; with 15
         calibration spectra neither reaches `MIN_TYPE_SPECTRA`, so both keep
-        the overall temperature):
+        the overall calibration):
 
         >>> typed = ensemble.calibrate(X[45:], {"teff": y["teff"][45:]}, by=("teff", [5500]))
-        >>> typed.calibrated_by_, len(typed.type_temperatures_["teff"])
-        (('teff', [5500.0]), 2)
-        >>> typed.type_temperatures_["teff"] == [typed.temperatures_["teff"]] * 2
-        True
+        >>> typed.calibrated_by_, typed.type_scales_["teff"]
+        (('teff', [5500.0]), [1.0, 1.0])
         """
         check_is_fitted(self)
         levels = check_method(method, level)
@@ -734,31 +735,23 @@ class DeepREMAPEnsemble(SeededEstimator):
     def _fit_calibration(self, log_proba, ridge_mass, values, method, levels, tail, by=None):
         """Temperatures, ridge shares and tail weights fitted to out-of-sample distributions
         and their true ``values`` (n, n_labels); ``ridge_mass`` None without a ridge expert.
-        With ``by``, then a temperature and a tail weight for each type."""
+        With ``by``, then a width factor for each type."""
         self._fit_overall(log_proba, ridge_mass, values, method, levels, tail)
         self._clear_types()
         if by is None:
             return
-        joined = self._joined(log_proba, ridge_mass)
+        overall = self._overall(self._joined(log_proba, ridge_mass))
         self.calibrated_by_ = by
-        types = self._types(self._overall(joined))
-        with_tail = tail and method == "coverage" and len(levels) > 1
+        types = self._types(overall)
         for j, label in enumerate(self.bin_edges_):
-            self.type_temperatures_[label], self.type_tail_weights_[label] = [], []
+            self.type_scales_[label] = []
             for k in range(len(by[1]) + 1):
                 rows = (types == k) & np.isfinite(values[:, j])
-                temperature, weight = self.temperatures_[label], self.tail_weights_[label]
+                scale = 1.0
                 if rows.sum() >= MIN_TYPE_SPECTRA:
-                    edges = self.bin_edges_[label]
-                    if with_tail:
-                        temperature, weight = fit_tail(joined[label][rows], edges,
-                                                       values[rows, j], levels)
-                    else:
-                        temperature, weight = fit_temperature(
-                            joined[label][rows], edges, values[rows, j], method, levels,
-                            label), 0.0
-                self.type_temperatures_[label].append(float(temperature))
-                self.type_tail_weights_[label].append(float(weight))
+                    scale = fit_scale(overall[label][rows], self.bin_edges_[label],
+                                      values[rows, j], method, levels)
+                self.type_scales_[label].append(scale)
         log.info("DeepREMAPEnsemble: calibrated by %s types of %s: %s", len(by[1]) + 1, by[0],
                  np.bincount(types, minlength=len(by[1]) + 1).tolist())
 
@@ -833,8 +826,7 @@ class DeepREMAPEnsemble(SeededEstimator):
                                     "ridge_shares": self.ridge_shares_,
                                     "tail_weights": self.tail_weights_,
                                     "calibrated_by": self.calibrated_by_,
-                                    "type_temperatures": self.type_temperatures_,
-                                    "type_tail_weights": self.type_tail_weights_}),
+                                    "type_scales": self.type_scales_}),
             "members": members,
         }
         if getattr(self, "ridge_", None) is not None:
@@ -875,10 +867,12 @@ class DeepREMAPEnsemble(SeededEstimator):
             by = metadata.get("calibrated_by")
             ensemble.calibrated_by_ = (None if by is None
                                        else (str(by[0]), [float(v) for v in by[1]]))
-            ensemble.type_temperatures_ = {k: [float(x) for x in v] for k, v in metadata.get(
-                "type_temperatures", {}).items()}
-            ensemble.type_tail_weights_ = {k: [float(x) for x in v] for k, v in metadata.get(
-                "type_tail_weights", {}).items()}
+            ensemble.type_scales_ = {k: [float(x) for x in v] for k, v in metadata.get(
+                "type_scales", {}).items()}
+            if ensemble.calibrated_by_ is not None and set(ensemble.type_scales_) != set(
+                    ensemble.bin_edges_):
+                raise ValueError("it is calibrated by type without a width factor for "
+                                 "every label")
             ridge = payload.get("ridge")
             ensemble.ridge_ = None if ridge is None else RidgeExpert.from_state_dict(ridge)
             if ensemble.ridge_ is not None and ensemble.ridge_.coef_.shape != (
