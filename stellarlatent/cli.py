@@ -457,13 +457,15 @@ def _add_fit_remap(sub):
                    help="stars held out to calibrate the probabilities instead of "
                         f"--calibration-cv; 0: no calibration (default: "
                         f"{r.CALIBRATION_FRACTION} when not cross-calibrating)")
+    by = f"{r.CALIBRATE_BY[0]} " + " ".join(f"{v:g}" for v in r.CALIBRATE_BY[1])
     p.add_argument("--calibrate-by", nargs="+", default=None, metavar="LABEL_OR_EDGE",
                    help="calibrate each type of star on its own: LABEL then the values of it "
-                        "that separate the types, sorted by the predicted LABEL (for example "
-                        "'teff 4000 7000': the intervals of cool, FGK and hot stars are each "
-                        "widened or narrowed by a factor of their own, the labels unchanged; "
-                        "needs --members 2 or more and a calibration; default: one "
-                        "calibration for every star)")
+                        "that separate the types, sorted by the predicted LABEL (the intervals "
+                        "of cool, FGK and hot stars are each widened or narrowed by a factor "
+                        "of their own, the labels unchanged; a type with fewer than 20 "
+                        "calibration stars keeps the overall calibration); 'none': "
+                        f"one calibration for every star (default: '{by}' for an ensemble that "
+                        "predicts teff, else none)")
     _training(p, epochs=None, batch_size=None, lr=None, validation=None, recipe={
         "epochs": f"{r.EPOCHS_PRETRAINED} of fine-tuning after pre-training, "
                   f"{r.EPOCHS_SCRATCH} from scratch",

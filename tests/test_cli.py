@@ -540,25 +540,37 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
     said = capsys.readouterr().out
     with SpectralStore(store) as opened:
         n = len(opened)
-    assert calls == [(n, {"cv": 3, "method": "coverage"})]  # every star, three folds
+    by = ("teff", [4000.0, 7000.0])  # the recipe's types, for an ensemble predicting Teff
+    assert calls == [(n, {"cv": 3, "method": "coverage", "by": by})]  # every star, three folds
     assert f"on {n} of {n} spectra" in said and "out-of-fold predictions of 3 folds" in said
     ensemble = DeepREMAPEnsemble.load(out)
     assert ensemble.temperatures_ != dict.fromkeys(ensemble.temperatures_, 1.0)
     # the default cross-calibrates on five folds; --calibration-fraction holds stars out
     calls.clear()
     assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite"]) == 0
-    assert calls == [(n, {"cv": 5, "method": "coverage"})]
-    assert "out-of-fold predictions of 5 folds" in capsys.readouterr().out
+    assert calls == [(n, {"cv": 5, "method": "coverage", "by": by})]
+    assert ("out-of-fold predictions of 5 folds, each type of star by teff (4000, 7000) on its "
+            "own") in capsys.readouterr().out
     calls.clear()
     assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
                  "--calibration-fraction", "0.25"]) == 0
     assert calls == [] and f"on {round(0.25 * n)} held-out spectra" in capsys.readouterr().out
-    # each type of star calibrated on its own, and the model keeps it
+    # other types, or one calibration for every star; the model keeps what it was given
     calls.clear()
     assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
                  "--calibrate-by", "teff", "5500"]) == 0
     assert calls == [(n, {"cv": 5, "method": "coverage", "by": ("teff", [5500.0])})]
     assert DeepREMAPEnsemble.load(out).calibrated_by_ == ("teff", [5500.0])
+    calls.clear()
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
+                 "--calibrate-by", "none"]) == 0
+    assert calls == [(n, {"cv": 5, "method": "coverage"})]
+    assert DeepREMAPEnsemble.load(out).calibrated_by_ is None
+    # an ensemble that does not predict Teff has no types by default
+    calls.clear()
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe, "--overwrite",
+                 "--labels", "logg", "feh"]) == 0
+    assert calls == [(n, {"cv": 5, "method": "coverage"})]
 
 
 @pytest.mark.parametrize("option, method", [([], "cross_calibrate"),

@@ -20,8 +20,8 @@ from .inputs import Skips, UserError
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
-from .recipe import (CALIBRATION_CV, CALIBRATION_FRACTION, EPOCHS_PRETRAINED, EPOCHS_SCRATCH,
-                     VAE_DEFAULTS, contrast_window, recipe_member)
+from .recipe import (CALIBRATE_BY, CALIBRATION_CV, CALIBRATION_FRACTION, EPOCHS_PRETRAINED,
+                     EPOCHS_SCRATCH, VAE_DEFAULTS, contrast_window, recipe_member)
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
@@ -279,7 +279,7 @@ def _check_recipe(args, template, guess):
     fraction = _calibration_fraction(args, 0)
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
-    if args.calibrate_by is not None:
+    if args.calibrate_by is not None and _calibrate_by(args) is not None:
         label, _ = _calibrate_by(args)
         if guess and label not in guess:
             raise UserError(f"--calibrate-by: {label!r} is not a label of the model "
@@ -333,16 +333,23 @@ def _calibration_folds(args, n):
     return 0
 
 
-def _by_keyword(args):
+def _by_keyword(args, model):
     """``{"by": ...}`` for the ensemble's calibration, or nothing."""
-    by = _calibrate_by(args)
+    by = _calibrate_by(args, tuple(getattr(model, "bin_edges_", ())))
     return {} if by is None else {"by": by}
 
 
-def _calibrate_by(args):
-    """``--calibrate-by LABEL EDGE [EDGE ...]`` as ``(label, [edges])``, or None."""
+def _calibrate_by(args, labels=()):
+    """``--calibrate-by LABEL EDGE [EDGE ...]`` as ``(label, [edges])``, or None.
+
+    Not given: the recipe's `CALIBRATE_BY` for an ensemble whose ``labels``
+    include its label; ``none``: None.
+    """
     given = args.calibrate_by
     if given is None:
+        label, edges = CALIBRATE_BY
+        return (label, list(edges)) if args.members > 1 and label in labels else None
+    if [v.lower() for v in given] == ["none"]:
         return None
     try:
         edges = [float(v) for v in given[1:]]
@@ -443,7 +450,7 @@ def run_fit_remap(args):
             raise _labels_error(exc) from None
         _record_preprocessing(model, spec)
         calibrated = "; not calibrated"
-        by = _by_keyword(args)
+        by = _by_keyword(args, model)
         if folds:
             calibrated = _calibrate(
                 model, out, args, f"the {folds}-fold cross-calibration",
@@ -484,7 +491,10 @@ def _calibrate(model, out, args, what, run, on):
         save_model(model, out, "fit-remap", note=" (uncalibrated)")
         raise UserError(f"{what} failed ({reason}); the uncalibrated model was written to "
                         f"{out}") from None
-    return f"; calibrated ({args.calibration_method}) on {on}"
+    by = getattr(model, "calibrated_by_", None)
+    types = ("" if by is None else
+             f", each type of star by {by[0]} ({', '.join(f'{v:g}' for v in by[1])}) on its own")
+    return f"; calibrated ({args.calibration_method}) on {on}{types}"
 
 
 def _record_preprocessing(model, spec):

@@ -5,8 +5,8 @@ seed on `N_SYNTHETIC` synthetic spectra made like the training spectra for
 `PRETRAIN_EPOCHS` epochs, fine-tuned on the training spectra for
 `EPOCHS_PRETRAINED` epochs, their log-probabilities averaged, joined by a
 ridge expert and calibrated by coverage on the out-of-fold predictions of
-`CALIBRATION_CV` more fine-tunings (Gilda 2025; the settings of
-``benchmarks/bench_parameters.py``).
+`CALIBRATION_CV` more fine-tunings, each type of star of `CALIBRATE_BY` on
+its own (Gilda 2025; the settings of ``benchmarks/bench_parameters.py``).
 """
 
 import math
@@ -15,7 +15,8 @@ import math
 from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
-           "EPOCHS_SCRATCH", "CALIBRATION_CV", "CALIBRATION_FRACTION", "CONTRAST_KMS",
+           "EPOCHS_SCRATCH", "CALIBRATION_CV", "CALIBRATION_FRACTION", "CALIBRATE_BY",
+           "CONTRAST_KMS",
            "VAE_DEFAULTS", "recipe_member", "contrast_window"]
 
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
@@ -30,6 +31,9 @@ EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 40, 150
 CALIBRATION_CV = 5
 #: --calibration-fraction: stars held out to calibrate when not cross-calibrating
 CALIBRATION_FRACTION = 0.2
+#: --calibrate-by: an ensemble that predicts Teff calibrates cool, FGK and hot stars apart
+#: (DeepREMAPEnsemble.calibrate's ``by``; a type with too few stars keeps the overall one)
+CALIBRATE_BY = ("teff", (4000.0, 7000.0))
 #: fit-vae's settings without --preset, by estimator parameter (its options' defaults)
 VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
                 "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,

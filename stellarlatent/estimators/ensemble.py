@@ -532,7 +532,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             overall calibration, the distributions of each type are
             stretched (or narrowed) about their means by a factor fitted to
             its calibration spectra as the temperatures are, by ``method``
-            and ``level`` (`type_scales_`; see `widen`). One calibration for
+            and ``level`` (`type_scales_`). One calibration for
             every type makes the intervals too wide for the easy stars and
             too narrow for the rare ones; the stretch changes their widths
             and leaves the labels, the posterior means, where the overall
