@@ -360,6 +360,18 @@ def test_calibrating_by_type_fits_each_type_on_its_own_stars(fitted, hot_noisier
     again = DeepREMAPEnsemble.load(tmp_path / "typed.pt", device="cpu")
     assert again.calibrated_by_ == ensemble.calibrated_by_
     np.testing.assert_array_equal(again.predict_proba(flux)["feh"][0], proba["feh"][0])
+    # a file calibrated by type without its factors is refused, not read as something else
+    import json
+
+    import torch
+
+    payload = torch.load(tmp_path / "typed.pt", weights_only=True)
+    metadata = json.loads(payload["metadata"])
+    del metadata["type_scales"]
+    payload["metadata"] = json.dumps(metadata)
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="calibrated by type without a width factor"):
+        DeepREMAPEnsemble.load(tmp_path / "broken.pt", device="cpu")
     ensemble.calibrate(flux, labels)
     assert ensemble.calibrated_by_ is None and ensemble.type_scales_ == {}
 
