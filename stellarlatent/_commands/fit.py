@@ -279,8 +279,9 @@ def _check_recipe(args, template, guess):
     fraction = _calibration_fraction(args, 0)
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
-    if args.calibrate_by is not None and _calibrate_by(args) is not None:
-        label, _ = _calibrate_by(args)
+    by = None if args.calibrate_by is None else _calibrate_by(args)
+    if by is not None:
+        label, _ = by
         if guess and label not in guess:
             raise UserError(f"--calibrate-by: {label!r} is not a label of the model "
                             f"({', '.join(guess)})")
