@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from sklearn.pipeline import make_pipeline
 
-from stellarlatent._commands.recipe import CALIBRATE_BY, CALIBRATION_CV
+from stellarlatent._commands.recipe import CALIBRATE_BY, CALIBRATION_CV, parse_calibrate_by
 from stellarlatent._preprocessing_spec import describe
 from stellarlatent.diagnostics import informative_dimensions, latent_correlation
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
@@ -296,15 +296,6 @@ def write_denoiser(X_train, name, out):
             "denoiser_noise_exponent": DENOISER_NOISE_EXPONENT}
 
 
-def calibrate_by(given):
-    """``--calibrate-by`` as DeepREMAPEnsemble's ``by``: the recipe's when not given."""
-    if given is None:
-        return CALIBRATE_BY[0], list(CALIBRATE_BY[1])
-    if [v.lower() for v in given] == ["none"]:
-        return None
-    return given[0], [float(v) for v in given[1:]]
-
-
 def write(model, name, out):
     path = out / f"{name}.pt"
     model.save(path)
@@ -351,6 +342,10 @@ def main(argv=None):
                         help="rewrite only the model's denoiser (fitted on its training stars) "
                              "and its registry entry; the network is left as it is")
     args = parser.parse_args(argv)
+    try:
+        by = parse_calibrate_by(args.calibrate_by)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.calibration_cv == 1 or args.calibration_cv < 0:
         parser.error(f"--calibration-cv must be 0 or at least 2, got {args.calibration_cv}")
     torch.set_num_threads(1)
@@ -432,7 +427,6 @@ def main(argv=None):
         print(f"augmented: {len(y_fit)} fine-tuning and {len(y_cal)} calibration spectra",
               flush=True)
     ensemble.fit(X_fit, y_fit)
-    by = calibrate_by(args.calibrate_by)
     if cross:
         ensemble.cross_calibrate(X_fit, y_fit, cv=args.calibration_cv, groups=star_fit, by=by)
     else:

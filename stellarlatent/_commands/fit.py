@@ -21,7 +21,8 @@ from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, 
                      training_data)
 from .outputs import MODEL_SUFFIXES, check_out_file, check_out_folder, save_model
 from .recipe import (CALIBRATE_BY, CALIBRATION_CV, CALIBRATION_FRACTION, EPOCHS_PRETRAINED,
-                     EPOCHS_SCRATCH, VAE_DEFAULTS, contrast_window, recipe_member)
+                     EPOCHS_SCRATCH, VAE_DEFAULTS, contrast_window, parse_calibrate_by,
+                     recipe_member)
 
 __all__ = ["run_fit_vae", "run_fit_remap"]
 
@@ -346,21 +347,13 @@ def _calibrate_by(args, labels=()):
     Not given: the recipe's `CALIBRATE_BY` for an ensemble whose ``labels``
     include its label; ``none``: None.
     """
-    given = args.calibrate_by
-    if given is None:
+    if args.calibrate_by is None:
         label, edges = CALIBRATE_BY
         return (label, list(edges)) if args.members > 1 and label in labels else None
-    if [v.lower() for v in given] == ["none"]:
-        return None
     try:
-        edges = [float(v) for v in given[1:]]
-    except ValueError:
-        edges = []
-    if len(given) < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise UserError("--calibrate-by takes a label and one or more increasing values that "
-                        f"separate the types, for example 'teff 4000 7000'; got "
-                        f"{' '.join(given)!r}")
-    return given[0], edges
+        return parse_calibrate_by(args.calibrate_by)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _calibration_fraction(args, folds):

@@ -17,7 +17,7 @@ from ..estimators._presets import CONTRAST_KMS, PRESETS, odd_window
 __all__ = ["RECIPE", "MEMBERS", "PRETRAIN_EPOCHS", "N_SYNTHETIC", "EPOCHS_PRETRAINED",
            "EPOCHS_SCRATCH", "CALIBRATION_CV", "CALIBRATION_FRACTION", "CALIBRATE_BY",
            "CONTRAST_KMS",
-           "VAE_DEFAULTS", "recipe_member", "contrast_window"]
+           "VAE_DEFAULTS", "recipe_member", "contrast_window", "parse_calibrate_by"]
 
 #: The network and training settings: DeepREMAP's "miles" preset (its defaults), a
 #: small residual CNN for ~2000-pixel spectra and a few hundred to a few thousand
@@ -34,6 +34,7 @@ CALIBRATION_FRACTION = 0.2
 #: --calibrate-by: an ensemble that predicts Teff calibrates cool, FGK and hot stars apart
 #: (DeepREMAPEnsemble.calibrate's ``by``; a type with too few stars keeps the overall one)
 CALIBRATE_BY = ("teff", (4000.0, 7000.0))
+
 #: fit-vae's settings without --preset, by estimator parameter (its options' defaults)
 VAE_DEFAULTS = {"latent_dim": 8, "beta": 0.003, "line_weight": 0.0,
                 "kl_reduction": "mean", "lr_schedule": "constant", "max_epochs": 30,
@@ -70,3 +71,36 @@ def contrast_window(spectral_axis):
     middle = max(1, n // 2)
     step = 299792.458 * abs(math.log(axis[middle] / axis[middle - 1]))
     return odd_window(round(CONTRAST_KMS / step) if step > 0 else 3, n)
+
+
+def parse_calibrate_by(given):
+    """``--calibrate-by`` values as DeepREMAPEnsemble's ``by``.
+
+    Not given (None): the recipe's `CALIBRATE_BY`; ``["none"]``: None (one
+    calibration for every star); else ``(label, [edges])``.
+
+    Raises
+    ------
+    ValueError
+        If the values are not a label and one or more increasing numbers.
+
+    Examples
+    --------
+    >>> parse_calibrate_by(None), parse_calibrate_by(["none"])
+    (('teff', [4000.0, 7000.0]), None)
+    >>> parse_calibrate_by(["logg", "3.5"])
+    ('logg', [3.5])
+    """
+    if given is None:
+        return CALIBRATE_BY[0], list(CALIBRATE_BY[1])
+    if [v.lower() for v in given] == ["none"]:
+        return None
+    try:
+        edges = [float(v) for v in given[1:]]
+    except ValueError:
+        edges = []
+    if len(given) < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError("--calibrate-by takes a label and one or more increasing values that "
+                         f"separate the types, for example 'teff 4000 7000'; got "
+                         f"{' '.join(given)!r}")
+    return given[0], edges
