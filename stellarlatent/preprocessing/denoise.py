@@ -155,6 +155,17 @@ class PCADenoiser(SpectrumTransformer):
     >>> shaped = PCADenoiser(n_components=20, noise_exponent=1).fit(train)
     >>> round(float(np.median(shaped.transform(noisy).meta["excess_noise"])), 3)
     0.041
+
+    A spectrum that reports its uncertainty is denoised by no more than it
+    reports (``use_uncertainty``): these say 0.02 where their residuals show
+    0.05, and the rest is left in place:
+
+    >>> from astropy.nddata import InverseVariance
+    >>> reporting = Spectrum(flux=clean.flux + noise * clean.flux.unit,
+    ...                      spectral_axis=clean.spectral_axis, spectral_axis_index=1,
+    ...                      uncertainty=InverseVariance(np.full(noise.shape, 0.02 ** -2)))
+    >>> round(float(np.median(denoiser.transform(reporting).meta["excess_noise"])), 3)
+    0.02
     """
 
     _parameter_constraints = {
