@@ -70,9 +70,17 @@ def test_models_command_and_an_unknown_name(capsys, tmp_path):
     out = capsys.readouterr().out
     for name in pretrained.list_models()["name"]:
         assert f"{name}:" in out
+    assert "recipe: " in out
     assert main(["predict", "no-such-model", str(tmp_path), "--out",
                  str(tmp_path / "p.ecsv"), "--quiet"]) == 1
     assert "no bundled model of that name" in capsys.readouterr().err
+
+
+def test_the_listing_says_how_each_model_was_calibrated():
+    recipes = dict(zip(pretrained.list_models()["name"], pretrained.list_models()["recipe"]))
+    assert "each type by teff (4000, 7000) on its own" in recipes["miles-normalized"]
+    assert "calibrated on 5-fold out-of-fold" in recipes["miles"]
+    assert "on its own" not in recipes["miles"]
 
 
 @pytest.mark.skipif("miles" not in pretrained.list_models()["name"],

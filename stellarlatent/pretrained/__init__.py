@@ -30,7 +30,7 @@ _HERE = Path(__file__).parent
 #: The registry of the bundled models (name -> description, file and SHA-256).
 REGISTRY_FILE = _HERE / "registry.json"
 _COLUMNS = ("name", "kind", "training_data", "wavelength_range", "resolution", "medium",
-            "label_ranges", "precision")
+            "label_ranges", "precision", "recipe")
 
 
 def _registry(registry=None):
@@ -54,8 +54,10 @@ def list_models(registry=None):
     `~astropy.table.Table`
         Columns ``name``, ``kind`` (the estimator class), ``training_data``,
         ``wavelength_range``, ``resolution``, ``medium`` (air or vacuum
-        wavelengths), ``label_ranges`` and ``precision`` (as measured by the
-        build script on stars it was not trained on).
+        wavelengths), ``label_ranges``, ``precision`` (as measured by the
+        build script on stars it was not trained on) and ``recipe`` (how it
+        was trained and calibrated: for instance whether each type of star
+        got its own calibration).
     """
     rows = [[name] + [str(entry.get(column, "")) for column in _COLUMNS[1:]]
             for name, entry in sorted(_registry(registry).items())]
