@@ -77,7 +77,8 @@ def test_models_command_and_an_unknown_name(capsys, tmp_path):
 
 
 def test_the_listing_says_how_each_model_was_calibrated():
-    recipes = dict(zip(pretrained.list_models()["name"], pretrained.list_models()["recipe"]))
+    table = pretrained.list_models()
+    recipes = dict(zip(table["name"], table["recipe"]))
     assert "each type by teff (4000, 7000) on its own" in recipes["miles-normalized"]
     assert "calibrated on 5-fold out-of-fold" in recipes["miles"]
     assert "on its own" not in recipes["miles"]

@@ -280,7 +280,7 @@ def _check_recipe(args, template, guess):
     fraction = _calibration_fraction(args, 0)
     if not 0 <= fraction < 1:
         raise UserError(f"--calibration-fraction must be in [0, 1), got {fraction}")
-    by = None if args.calibrate_by is None else _calibrate_by(args)
+    by = _calibrate_by(args)  # None when not given: no labels to check the default against
     if by is not None:
         label, _ = by
         if guess and label not in guess:

@@ -1,7 +1,10 @@
 """DeepREMAPEnsemble: members with their own seeds and pre-training, combined log-probabilities."""
 
+import json
+
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from stellarlatent._params import all_constraints
@@ -361,10 +364,6 @@ def test_calibrating_by_type_fits_each_type_on_its_own_stars(fitted, hot_noisier
     assert again.calibrated_by_ == ensemble.calibrated_by_
     np.testing.assert_array_equal(again.predict_proba(flux)["feh"][0], proba["feh"][0])
     # a file calibrated by type without its factors is refused, not read as something else
-    import json
-
-    import torch
-
     payload = torch.load(tmp_path / "typed.pt", weights_only=True)
     metadata = json.loads(payload["metadata"])
     del metadata["type_scales"]
