@@ -7,7 +7,12 @@ module, so the rules live in one place:
   axis last: ``flux.shape == (n_spectra, n_pixels)``.
 * Masks follow astropy: ``True`` marks a bad pixel. Non-finite flux and pixels
   whose inverse variance is not positive and finite are masked on the way in.
-* Uncertainties travel as inverse variance. A pixel whose uncertainty is
+* Uncertainties travel as inverse variance. Spectra with and without an
+  uncertainty can share a batch: a row of inverse variance that is NaN at
+  every pixel means "no uncertainty" (not "every pixel bad"), so that
+  stacking spectra never drops the uncertainties of the ones that have them;
+  `by_uncertainty` applies a transformation to each kind on its own. A pixel
+  whose uncertainty is
   negative (a negative standard deviation, variance or inverse variance) is
   masked, as are zero and non-finite uncertainties: ``1 / sigma**2`` of a
   negative sigma would be a valid-looking positive weight, so the sign is
@@ -27,6 +32,9 @@ from specutils import Spectrum
 
 __all__ = [
     "SpectraBatch",
+    "by_uncertainty",
+    "stack_ivar",
+    "unknown_ivar_rows",
     "iter_batches",
     "check_spectra",
     "to_batch",
@@ -206,9 +214,13 @@ def _spectrum_to_batch(spectrum, name):
         mask |= given.reshape(flux.shape)
     if ivar is not None:
         ivar = ivar.reshape(flux.shape)
-        good_ivar = np.isfinite(ivar) & (ivar > 0)
-        mask |= ~good_ivar
-        ivar = np.where(good_ivar, ivar, 0.0)
+        unknown = unknown_ivar_rows(ivar)
+        if unknown.all():
+            ivar = None
+        else:
+            good_ivar = np.isfinite(ivar) & (ivar > 0)
+            mask |= ~good_ivar & ~unknown[:, np.newaxis]
+            ivar = np.where(good_ivar, ivar, np.where(unknown[:, np.newaxis], np.nan, 0.0))
     mask |= ~np.isfinite(flux)
     empty = mask.all(axis=1)
     if empty.any():
@@ -307,21 +319,132 @@ def to_batch(spectra, name="spectra"):
                 f"{name}[{i}] has flux unit '{other.flux_unit}', not convertible to "
                 f"'{first.flux_unit}' of {name}[0]"
             )
-    has_ivar = all(b.ivar is not None for b in batches)
-    flux, ivar = [], []
-    for b in batches:
-        scale = b.flux_unit.to(first.flux_unit)
-        flux.append(b.flux * scale)
-        if has_ivar:
-            ivar.append(b.ivar / scale**2)
+    scales = [b.flux_unit.to(first.flux_unit) for b in batches]
     return SpectraBatch(
-        flux=np.concatenate(flux),
+        flux=np.concatenate([b.flux * scale for b, scale in zip(batches, scales)]),
         spectral_axis=first.spectral_axis,
-        ivar=np.concatenate(ivar) if has_ivar else None,
+        ivar=stack_ivar(batches, scales),
         mask=np.concatenate([b.mask for b in batches]),
         flux_unit=first.flux_unit,
         meta={**first.meta, **per_spectrum_meta(batches)},
     )
+
+
+def unknown_ivar_rows(ivar):
+    """Which rows of an inverse-variance array mean "no uncertainty" (NaN at every pixel).
+
+    Examples
+    --------
+    >>> unknown_ivar_rows(np.array([[1.0, 0.0], [np.nan, np.nan]])).tolist()
+    [False, True]
+    """
+    return np.isnan(ivar).all(axis=1)
+
+
+def stack_ivar(batches, scales=None):
+    """The inverse variances of ``batches`` stacked, NaN rows for the spectra without.
+
+    ``scales`` are the factors by which each batch's flux is multiplied in
+    the stack (its inverse variance is divided by their squares). None when
+    no batch has an uncertainty.
+
+    Examples
+    --------
+    >>> axis = np.arange(2.0) * u.AA
+    >>> a = SpectraBatch(np.ones((1, 2)), axis, ivar=np.full((1, 2), 4.0))
+    >>> b = SpectraBatch(np.ones((1, 2)), axis)
+    >>> stack_ivar([a, b]).tolist()
+    [[4.0, 4.0], [nan, nan]]
+    """
+    if all(b.ivar is None for b in batches):
+        return None
+    scales = [1.0] * len(batches) if scales is None else scales
+    return np.concatenate([np.full(b.flux.shape, np.nan) if b.ivar is None else b.ivar / s**2
+                           for b, s in zip(batches, scales)])
+
+
+def _rows_of(value, rows, n):
+    """``value`` restricted to ``rows`` when it holds one entry per spectrum of ``n``."""
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+        return value[rows]
+    return value
+
+
+def _take(batch, rows, ivar):
+    n = batch.n_spectra
+    return batch.replace(
+        flux=batch.flux[rows], ivar=ivar, mask=batch.mask[rows],
+        meta={key: _rows_of(value, rows, n) for key, value in batch.meta.items()})
+
+
+def _put(parts, n):
+    """One batch from ``(rows, batch)`` parts that together hold rows 0..n-1."""
+    order = np.argsort(np.concatenate([rows for rows, _ in parts]), kind="stable")
+    batches = [batch for _, batch in parts]
+    first = batches[0]
+    meta = {}
+    for key, value in first.meta.items():
+        values = [b.meta.get(key) for b in batches]
+        if all(isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == b.n_spectra
+               for v, b in zip(values, batches)):
+            try:
+                if isinstance(value, u.Quantity):
+                    joined = u.Quantity(np.concatenate([v.to_value(value.unit) for v in values]),
+                                        value.unit)
+                else:
+                    joined = np.concatenate(values)
+            except (TypeError, ValueError, u.UnitsError):
+                continue
+            if joined.shape[0] == n:
+                meta[key] = joined[order]
+            continue
+        try:
+            if all(key in b.meta and bool(np.all(b.meta[key] == value)) for b in batches[1:]):
+                meta[key] = value
+        except (TypeError, ValueError):
+            continue
+    ivar = stack_ivar(batches)
+    return first.replace(
+        flux=np.concatenate([b.flux for b in batches])[order],
+        ivar=None if ivar is None else ivar[order],
+        mask=np.concatenate([b.mask for b in batches])[order],
+        meta=meta)
+
+
+def by_uncertainty(function, batch):
+    """``function(batch)``, applied apart to the spectra with and without an uncertainty.
+
+    A transformation that weights by the inverse variance, or propagates
+    it, sees only spectra that all have one (``ivar`` an array) or that all
+    have none (``ivar`` None); the results are put back in order, with NaN
+    rows of inverse variance for the spectra without (see `stack_ivar`).
+    Per-spectrum ``meta`` entries (arrays with one row per spectrum) are
+    split and joined with them.
+
+    Examples
+    --------
+    >>> axis = np.arange(3.0) * u.AA
+    >>> ivar = np.array([[4.0, 4.0, 4.0], [np.nan, np.nan, np.nan]])
+    >>> batch = SpectraBatch(np.ones((2, 3)), axis, ivar=ivar)
+    >>> seen = []
+    >>> def halve(b):
+    ...     seen.append(b.ivar is None)
+    ...     return b.replace(flux=b.flux / 2)
+    >>> out = by_uncertainty(halve, batch)
+    >>> seen, out.flux[:, 0].tolist(), bool(np.isnan(out.ivar[1]).all())
+    ([False, True], [0.5, 0.5], True)
+    """
+    if batch.ivar is None:
+        return function(batch)
+    unknown = unknown_ivar_rows(batch.ivar)
+    if not unknown.any():
+        return function(batch)
+    if unknown.all():
+        return function(batch.replace(ivar=None))
+    known_rows, unknown_rows = np.flatnonzero(~unknown), np.flatnonzero(unknown)
+    return _put([(known_rows, function(_take(batch, known_rows, batch.ivar[known_rows]))),
+                 (unknown_rows, function(_take(batch, unknown_rows, None)))],
+                batch.n_spectra)
 
 
 def per_spectrum(value, n):

@@ -239,3 +239,17 @@ def test_phoenix_models_are_broadened_to_the_bundled_model_and_labelled(real_dir
     # lte05800-4.50-0.0, lte06000-4.00-0.0 and lte06000-4.00-2.0
     assert np.all(np.abs(table["teff"].value - [5800, 6000, 6000]) < 400)
     assert table["feh"][2].value < -1.5 < -0.6 < table["feh"][0].value
+
+
+def test_a_file_gets_the_same_labels_whatever_else_is_in_the_run(miles_dir, real_dir, tmp_path):
+    """A HARPS file reports its noise, a MILES file does not: run together, each keeps its own."""
+    harps = str(next((real_dir / "harps").glob("*_s1d_A.fits")))
+    tables = []
+    for k, files in enumerate(([harps], [harps, str(miles_dir / "MILES_res2.50_star_m0001V.fits")])):
+        out = tmp_path / f"labels{k}.ecsv"
+        assert main(["predict", "miles-normalized", *files, "--out", str(out), "--quiet",
+                     "--device", "cpu"]) == 0
+        tables.append(QTable.read(out))
+    alone, together = tables[0][0], tables[1][0]
+    for name in ("teff", "logg", "feh", "excess_noise"):
+        np.testing.assert_allclose(together[name], alone[name], rtol=1e-6, err_msg=name)

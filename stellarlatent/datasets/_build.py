@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import QTable, Table
 
-from .._batch import from_batch
+from .._batch import from_batch, unknown_ivar_rows
 from .._logging import log
 from ._io import files_from, same_grid
 from ._parallel import make_runner
@@ -142,7 +142,7 @@ class Builder:
 
     def _create(self, batch):
         kwargs = dict(self.create_kwargs)
-        kwargs.setdefault("ivar", batch.ivar is not None)
+        kwargs.setdefault("ivar", batch.ivar is not None and not unknown_ivar_rows(batch.ivar).any())
         kwargs.setdefault("flux_unit", batch.flux_unit)
         template = QTable() if self.labels is None else QTable(self.labels[:0])
         if "filename" not in template.colnames:

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 from specutils import Spectrum
 
-from .._batch import SpectraBatch, from_batch
+from .._batch import SpectraBatch, from_batch, unknown_ivar_rows
 from .._logging import log
 from ._build import build_store
 from ._io import read_rows, same_grid
@@ -541,9 +541,9 @@ class SpectralStore:
         batch = as_batch(spectra, mask, ivar, self.spectral_axis, self.flux_unit)
         n_new = batch.n_spectra
         columns = label_columns(self._file["labels"], self.label_names, labels, n_new)
-        if self.has_ivar and batch.ivar is None:
+        if self.has_ivar and (batch.ivar is None or unknown_ivar_rows(batch.ivar).any()):
             raise ValueError(
-                "spectra have no uncertainty but the store keeps inverse variances; "
+                "spectra (some or all) have no uncertainty but the store keeps inverse variances; "
                 "create the store with ivar=False or give uncertainties"
             )
         rows = {"flux": batch.flux.astype(np.float32), "mask": batch.mask.astype(np.uint8)}

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
-from .._batch import from_batch, iter_batches
+from .._batch import from_batch, iter_batches, stack_ivar
 from .._params import Converted
 from ._base import RANDOM_STATE, SpectrumTransformer
 from ._docs import fill_doc
@@ -247,10 +247,9 @@ class DopplerShift(SpectrumTransformer):
             and b.flux_unit == first.flux_unit
             for b in batches[1:]
         ):
-            has_ivar = all(b.ivar is not None for b in batches)
             merged = first.replace(
                 flux=np.concatenate([b.flux for b in batches]),
-                ivar=np.concatenate([b.ivar for b in batches]) if has_ivar else None,
+                ivar=stack_ivar(batches),
                 mask=np.concatenate([b.mask for b in batches]),
                 spectral_axis=_shift_axis(first.spectral_axis, factors[0]),
                 meta=dict(first.meta, rv=self.rv_applied_),

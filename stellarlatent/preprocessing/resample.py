@@ -10,7 +10,8 @@ from scipy import sparse
 from scipy.interpolate import CubicSpline
 from sklearn.utils.validation import check_is_fitted
 
-from .._batch import SpectraBatch, check_spectra, from_batch, iter_batches, merged_meta
+from .._batch import (SpectraBatch, check_spectra, from_batch, iter_batches, merged_meta,
+                      stack_ivar, unknown_ivar_rows)
 from .._params import Converted, Options, Predicate, is_number
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -238,7 +239,8 @@ class Resampler(SpectrumTransformer):
         -------
         `~specutils.Spectrum`
             A batch on ``grid_``: flux ``(n_spectra, n_pixels)``, inverse
-            variance when every input had an uncertainty, and the mask.
+            variance when an input had an uncertainty (a row of NaN for
+            each spectrum that had none), and the mask.
         """
         check_is_fitted(self)
         self._check_params()
@@ -249,11 +251,11 @@ class Resampler(SpectrumTransformer):
             key = (batch.spectral_axis.unit.to_string(), batch.spectral_axis.value.tobytes())
             groups.setdefault(key, []).append(index)
         unit = batches[0].flux_unit
-        has_ivar = all(b.ivar is not None for b in batches)
+        has_ivar = any(b.ivar is not None for b in batches)
         results = [None] * len(batches)
         for indices in groups.values():
             members = [batches[i] for i in indices]
-            stacked = self._stack(members, unit, has_ivar)
+            stacked = self._stack(members, unit)
             name = f"spectra[{indices[0]}]" if len(batches) > 1 else "spectra"
             out = self._apply(stacked, fill, name)
             bounds = np.cumsum([0] + [b.n_spectra for b in members])
@@ -261,7 +263,7 @@ class Resampler(SpectrumTransformer):
                 part = slice(bounds[k], bounds[k + 1])
                 results[i] = (
                     out.flux[part],
-                    None if out.ivar is None else out.ivar[part],
+                    np.full(out.flux[part].shape, np.nan) if out.ivar is None else out.ivar[part],
                     out.mask[part],
                 )
         return from_batch(
@@ -276,23 +278,20 @@ class Resampler(SpectrumTransformer):
         )
 
     @staticmethod
-    def _stack(members, unit, has_ivar):
+    def _stack(members, unit):
         if len(members) == 1 and members[0].flux_unit == unit:
-            return members[0] if has_ivar else members[0].replace(ivar=None)
-        flux, ivar = [], []
+            return members[0]
+        scales = []
         for b in members:
             try:
-                scale = b.flux_unit.to(unit)
+                scales.append(b.flux_unit.to(unit))
             except u.UnitConversionError as exc:
                 raise u.UnitsError(
                     f"spectra have incompatible flux units '{b.flux_unit}' and '{unit}'"
                 ) from exc
-            flux.append(b.flux if scale == 1 else b.flux * scale)
-            if has_ivar:
-                ivar.append(b.ivar if scale == 1 else b.ivar / scale**2)
         return members[0].replace(
-            flux=np.concatenate(flux),
-            ivar=np.concatenate(ivar) if has_ivar else None,
+            flux=np.concatenate([b.flux if s == 1 else b.flux * s for b, s in zip(members, scales)]),
+            ivar=stack_ivar(members, scales),
             mask=np.concatenate([b.mask for b in members]),
         )
 
@@ -332,6 +331,8 @@ class Resampler(SpectrumTransformer):
         mask |= ~np.isfinite(flux)
         if ivar is not None:
             ivar[mask] = 0.0
+            # spectra stacked without an uncertainty keep none
+            ivar[unknown_ivar_rows(batch.ivar)] = np.nan
         return batch.replace(flux=flux, ivar=ivar, mask=mask,
                              spectral_axis=self.grid_.spectral_axis)
 

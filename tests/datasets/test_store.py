@@ -14,6 +14,7 @@ from astropy.utils.masked import Masked
 from specutils import Spectrum
 
 from stellarlatent.datasets import SpectralStore
+from stellarlatent.preprocessing import Resampler
 
 from .test_harps import write_adp
 
@@ -329,6 +330,25 @@ def test_from_files_with_preprocessing(tmp_path, caplog):
         assert not store.read().mask.all(axis=1).any()
     assert "ADP.9.fits skipped" in caplog.text
     assert "1 of 6 files skipped" in caplog.text
+
+
+def test_spectra_without_uncertainty_beside_ones_with_make_a_store_without(tmp_path):
+    wave = WAVE
+    with_unc = Spectrum(flux=np.ones(N_PIX) * u.adu, spectral_axis=wave,
+                        uncertainty=InverseVariance(np.full(N_PIX, 4.0)))
+    without = Spectrum(flux=np.ones(N_PIX) * u.adu, spectral_axis=wave)
+    with SpectralStore.create(tmp_path / "a.h5", wave, flux_unit=u.adu) as store:
+        with pytest.raises(ValueError, match="some or all.*no uncertainty.*ivar=False"):
+            store.append([with_unc, without])
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_adp(folder / "ADP.a.fits")
+    write_adp(folder / "ADP.b.fits", err=np.full(200, np.nan), snr=None)  # no uncertainty
+    grid = np.linspace(5000.1, 5001.8, 50) * u.AA
+    store = SpectralStore.from_files(sorted(folder.glob("*.fits")), tmp_path / "m.h5",
+                                     preprocess=Resampler(grid=grid), progress=False)
+    with store:
+        assert len(store) == 2 and not store.has_ivar
 
 
 def test_from_files_without_preprocessing_skips_other_grids(tmp_path, caplog):

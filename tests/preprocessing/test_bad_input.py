@@ -81,6 +81,17 @@ def test_negative_uncertainties_are_masked(kind):
     np.testing.assert_allclose(out.uncertainty.array[0, 10:], 100.0)
 
 
+def test_an_uncertainty_that_is_nan_everywhere_means_none_not_every_pixel_bad():
+    sigma = np.full((2, 2000), 0.1)
+    sigma[1] = np.nan  # as an archive file's empty error column, or a spectrum stacked without
+    sigma[0, :5] = np.nan  # a few bad pixels of a spectrum that has one
+    out = Masker().transform(spectrum(n_spectra=2, uncertainty=StdDevUncertainty(sigma)))
+    assert out.mask[0, :5].all() and not out.mask[0, 5:].any()
+    assert not out.mask[1].any() and np.isnan(out.uncertainty.array[1]).all()
+    alone = Masker().transform(spectrum(uncertainty=StdDevUncertainty(sigma[1:])))
+    assert alone.uncertainty is None and not alone.mask.any()
+
+
 def test_uncertainty_without_conversion_names_the_spectrum():
     with pytest.raises(TypeError, match=r"spectra.uncertainty.*UnknownUncertainty"):
         Masker().transform(spectrum(uncertainty=UnknownUncertainty(np.ones((1, 2000)))))

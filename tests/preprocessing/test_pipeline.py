@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from specutils import Spectrum
 
+from stellarlatent.datasets import make_synthetic_spectra
 from stellarlatent.preprocessing import (
     Broadener,
     ContinuumNormalizer,
@@ -15,6 +16,7 @@ from stellarlatent.preprocessing import (
     Masker,
     NoiseAugmenter,
     Padder,
+    PCADenoiser,
     Resampler,
     SpectralGrid,
     air_to_vacuum,
@@ -128,3 +130,33 @@ def test_pipeline_on_real_miles_spectra(miles_dir):
         near = np.abs(wave - centre) < 3
         around = (np.abs(wave - centre) > 15) & (np.abs(wave - centre) < 30)
         assert flux[row, near].min() < np.median(flux[row, around])
+
+
+def _one(spectra, k, uncertain):
+    """Spectrum ``k`` of a synthetic batch, on a grid of its own, with or without an uncertainty."""
+    wave = spectra.spectral_axis.value * (1 + 1e-5 * (k + 1))
+    flux = spectra.flux.value[k]
+    unc = InverseVariance(np.full(flux.shape, 40.0 ** 2)) if uncertain else None
+    return Spectrum(flux=flux * spectra.flux.unit, spectral_axis=wave * u.AA, uncertainty=unc)
+
+
+def test_a_spectrum_is_transformed_alike_whatever_shares_its_batch():
+    train, _ = make_synthetic_spectra(60, snr=None, random_state=0)
+    noisy, _ = make_synthetic_spectra(3, snr=30, random_state=1)
+    grid = SpectralGrid.log_uniform(4200 * u.AA, 6600 * u.AA, 1500)
+    prepare = make_pipeline(Resampler(grid), ContinuumNormalizer(method="running_quantile",
+                                                                 store_continuum=True))
+    denoiser = PCADenoiser(n_components=8, noise_exponent=1).fit(prepare.fit_transform(train))
+    pipe = make_pipeline(*[step for _, step in prepare.steps], denoiser)
+    alone = pipe.transform([_one(noisy, 0, True)])
+    mixed = pipe.transform([_one(noisy, 0, True), _one(noisy, 1, False), _one(noisy, 2, True)])
+    # the first spectrum reports its noise, which caps the denoising: with or without the
+    # spectrum without an uncertainty beside it
+    np.testing.assert_allclose(mixed.flux.value[0], alone.flux.value[0], rtol=1e-12)
+    np.testing.assert_allclose(mixed.meta["excess_noise"][0], alone.meta["excess_noise"][0],
+                               rtol=1e-12)
+    # uncertainties are kept where they were given, NaN (none) where they were not
+    ivar = mixed.uncertainty.array
+    assert np.isfinite(ivar[0]).any() and np.isfinite(ivar[2]).any()
+    assert np.isnan(ivar[1]).all()
+    np.testing.assert_array_equal(mixed.mask[1], pipe.transform([_one(noisy, 1, False)]).mask[0])
