@@ -245,7 +245,8 @@ def test_a_file_gets_the_same_labels_whatever_else_is_in_the_run(miles_dir, real
     """A HARPS file reports its noise, a MILES file does not: run together, each keeps its own."""
     harps = str(next((real_dir / "harps").glob("*_s1d_A.fits")))
     tables = []
-    for k, files in enumerate(([harps], [harps, str(miles_dir / "MILES_res2.50_star_m0001V.fits")])):
+    miles = str(miles_dir / "MILES_res2.50_star_m0001V.fits")
+    for k, files in enumerate(([harps], [harps, miles])):
         out = tmp_path / f"labels{k}.ecsv"
         assert main(["predict", "miles-normalized", *files, "--out", str(out), "--quiet",
                      "--device", "cpu"]) == 0

@@ -290,7 +290,8 @@ class Resampler(SpectrumTransformer):
                     f"spectra have incompatible flux units '{b.flux_unit}' and '{unit}'"
                 ) from exc
         return members[0].replace(
-            flux=np.concatenate([b.flux if s == 1 else b.flux * s for b, s in zip(members, scales)]),
+            flux=np.concatenate([b.flux * s if s != 1 else b.flux
+                                 for b, s in zip(members, scales)]),
             ivar=stack_ivar(members, scales),
             mask=np.concatenate([b.mask for b in members]),
         )
