@@ -40,3 +40,6 @@ __all__ = [
     "air_to_vacuum",
     "vacuum_to_air",
 ]
+
+# the readers of real archive files, registered with specutils: spectra to preprocess come from them
+from .. import datasets as _datasets  # noqa: E402,F401

@@ -23,6 +23,9 @@ from pathlib import Path
 
 from astropy.table import Table
 
+# the readers of real archive files, registered with specutils: the models label such files
+from .. import datasets as _datasets  # noqa: F401
+
 __all__ = ["list_models", "load", "model_path", "instrument_matcher", "denoiser", "pipeline",
            "REGISTRY_FILE"]
 

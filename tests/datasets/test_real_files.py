@@ -1,5 +1,8 @@
 """Every real archive file of ../shared/data/real read through specutils, and by ``prepare``."""
 
+import subprocess
+import sys
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -243,3 +246,17 @@ def test_espresso_adp_prefers_air_wavelengths(tmp_path):
     assert spectrum.meta["wavelength_medium"] == "air"
     assert spectrum.spectral_axis[0].to_value(u.AA) == pytest.approx(5998.3)
     assert spectrum.mask.tolist() == [True] + [False] * (n - 1)
+
+
+@pytest.mark.parametrize("module", ["stellarlatent.pretrained", "stellarlatent.preprocessing"])
+def test_the_readers_are_registered_by_the_modules_that_use_real_files(real_dir, module):
+    """A user who imports only what labels or prepares spectra can read the archive files."""
+    files = [next((real_dir / "harps").glob("ADP*.fits")),
+             next((real_dir / "lamost").glob("med-*.fits"))]
+    code = (f"import {module}\nfrom specutils import Spectrum\n"
+            f"for f in {[str(f) for f in files]!r}:\n"
+            "    print(Spectrum.read(f).meta['wavelength_medium'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["air", "vacuum"]
