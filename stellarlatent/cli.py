@@ -92,7 +92,7 @@ SCHEDULERS = ("serial", "synchronous", "threads", "processes")
 def _common(parser, func):
     """The options of every subcommand, last in its help; ``func(args)`` runs it."""
     parser.add_argument("--device", default="auto",
-                        help="'auto' (CUDA when available), 'cpu' or 'cuda'")
+                        help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -557,9 +557,20 @@ def _run(module, function):
         import importlib
 
         _seed(args.seed)
+        _check_device(args.device)
         return getattr(importlib.import_module(f"._commands.{module}", __package__), function)(args)
 
     return run
+
+
+def _check_device(device):
+    """Refuse a ``--device`` this machine cannot give before any work (not as a damaged model)."""
+    from .estimators import resolve_device
+
+    try:
+        resolve_device(device)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--device: {exc}") from None
 
 
 def _seed(seed):

@@ -665,6 +665,7 @@ class TorchEstimator(SeededEstimator):
             If the file is not a readable stellarlatent model of this class.
         """
         path = Path(path)
+        resolved = resolve_device(device)  # a bad device is the caller's error, not the file's
         payload = read_payload(path, _FORMAT, _FORMAT_VERSION, "a stellarlatent model file")
         if payload.get("estimator") != cls.__name__:
             raise ValueError(
@@ -677,7 +678,7 @@ class TorchEstimator(SeededEstimator):
             estimator = cls(**{k: tuple(v) if isinstance(v, list) else v
                                for k, v in params.items()})
             estimator.set_params(device=device)
-            estimator.device_ = resolve_device(device)
+            estimator.device_ = resolved
             estimator._restore(metadata, payload["tensors"])
             estimator.module_.load_state_dict(payload["state_dict"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -843,6 +843,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             If the file is not a readable DeepREMAPEnsemble.
         """
         path = Path(path)
+        resolve_device(device)  # a bad device is the caller's error, not the file's
         payload = read_payload(path, _FORMAT, _FORMAT_VERSION, "a DeepREMAPEnsemble file")
         try:
             metadata = json.loads(payload["metadata"])
@@ -880,7 +881,6 @@ class DeepREMAPEnsemble(SeededEstimator):
                 raise ValueError("its ridge expert does not match its labels and pixels")
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path} is not a readable DeepREMAPEnsemble: {exc}") from exc
-        resolve_device(device)
         return ensemble
 
 

@@ -152,6 +152,12 @@ def test_load_refuses_corrupt_metadata(fitted_on_grid, tmp_path):
         DeepREMAP.load(path)
 
 
+def test_a_bad_device_is_named_as_such_not_as_a_damaged_file(fitted_on_grid, tmp_path):
+    path = fitted_on_grid[0].save(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="^device must be .* got 'gpu'$"):
+        DeepREMAP.load(path, device="gpu")
+
+
 def test_load_refuses_n_bins_that_disagree_with_the_weights(fitted_on_grid, tmp_path):
     path = fitted_on_grid[0].save(tmp_path / "m.pt")
 

@@ -597,6 +597,9 @@ def test_load_refuses_other_files(fitted, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a readable stellarlatent model file"):
         DeepREMAPEnsemble.load(tmp_path / "junk.pt")
+    fitted.save(tmp_path / "ensemble.pt")
+    with pytest.raises(ValueError, match="^device must be .* got 'gpu'$"):
+        DeepREMAPEnsemble.load(tmp_path / "ensemble.pt", device="gpu")
 
 
 def test_embed_and_kneighbors(fitted, data):
