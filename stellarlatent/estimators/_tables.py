@@ -1,8 +1,8 @@
 """The tables of `DeepREMAP.predict` and `DeepREMAPEnsemble.predict`, from bin probabilities.
 
-Each label's binned distribution gives its posterior mean, standard
-deviation and 16th and 84th percentiles (`binned_summaries`) and an edge
-flag (too much probability in the first or last bin, where no training star
+Each label's binned distribution gives its mean, half the width of its
+central 68% interval and its 16th and 84th percentiles, and an edge flag
+(too much probability in the first or last bin, where no training star
 lies); the table adds the novelty flag of the embedding to every label's
 ``L_out_of_range`` and ends with ``embedding_distance``.
 """
@@ -25,7 +25,16 @@ def edges_with_unit(edges, unit):
 
 
 def label_summaries(proba, edges, edge_probability):
-    """Mean, standard deviation, 16th and 84th percentiles and edge flag of one label.
+    """Mean, half the 68% interval, 16th and 84th percentiles and edge flag of one label.
+
+    The calibrated distributions have a wide tail (the calibration's tail
+    weight, for the stars whose errors are larger than the networks think):
+    it sets the 95% intervals, but it swells the standard deviation to
+    several times the 68% interval (six times in Teff for the bundled
+    ``"miles-normalized"``), so the error quoted is half that interval. The
+    mean stays the label (on held-out MILES stars the median of the binned
+    distribution scattered more: 89 K against 72 K in Teff for the FGK stars
+    of the bundled ``"miles"``).
 
     Parameters
     ----------
@@ -38,9 +47,19 @@ def label_summaries(proba, edges, edge_probability):
     Returns
     -------
     list of five ndarray (n,)
+
+    Examples
+    --------
+    >>> proba = np.array([[0.0, 0.2, 0.6, 0.2]])
+    >>> mean, err, p16, p84, edge = label_summaries(proba, [0.0, 1.0, 2.0, 3.0, 4.0], 0.5)
+    >>> np.round([mean[0], p16[0], p84[0], err[0]], 6).tolist(), bool(edge[0])
+    ([2.5, 1.8, 3.2, 0.7], False)
     """
+    proba = np.asarray(proba, dtype=float)
+    proba = proba / proba.sum(axis=1, keepdims=True)
     edge = np.maximum(proba[:, 0], proba[:, -1]) > edge_probability
-    return [*binned_summaries(proba, edges), edge]
+    mean, _, p16, p84 = binned_summaries(proba, edges)
+    return [mean, 0.5 * (p84 - p16), p16, p84, edge]
 
 
 def concatenated(parts):

@@ -575,10 +575,11 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         Returns
         -------
         `~astropy.table.QTable`
-            One row per spectrum. For each label ``L``: ``L`` (posterior
-            mean), ``L_err`` (posterior standard deviation), ``L_p16`` and
-            ``L_p84`` (percentiles of the binned distribution, linear inside
-            a bin), in K for Teff, dex for log g and [Fe/H] (Quantity
+            One row per spectrum. For each label ``L``: ``L`` (the mean of
+            the binned distribution), ``L_err`` (half its central 68%
+            interval: the calibrated distributions have a wide tail that
+            would swell a standard deviation), ``L_p16`` and ``L_p84`` (its
+            percentiles, linear inside a bin), in K for Teff, dex for log g and [Fe/H] (Quantity
             columns; plain columns for dimensionless labels), and
             ``L_out_of_range`` (bool): more than ``edge_probability`` in the
             first or last bin, or an embedding farther from every training
