@@ -214,6 +214,11 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
                    f'{vae.line_weight:g} over '
                    f'{vae.line_window} pixels, {vae.max_epochs} epochs, '
                    f'{vae.lr_schedule} learning rate from {vae.lr:g}'),
+        # brought to MILES' resolution, medium and range, but not to rest: a latent reads the
+        # velocity
+        "instrument": {"fwhm": "2.5 Angstrom", "medium": "air",
+                       "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE],
+                       "remove_rv": False},
     }
     print(f"miles-vae: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s", flush=True)

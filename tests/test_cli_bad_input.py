@@ -538,3 +538,12 @@ def test_checkpoint_dir_that_is_a_file_is_refused(store, bad, tmp_path, capsys):
                  "--out", str(tmp_path / "v.pt"), "--quiet"]) == 1
     _one_line_error(capsys, "--checkpoint-dir", str(bad["plain_file"]), "is a file")
     assert not os.path.exists(tmp_path / "v.pt")
+
+
+def test_a_folder_of_folders_names_the_subfolders_it_does_not_search(models, spectra_dir,  # noqa: F811,E501
+                                                                     tmp_path, capsys):
+    parent = spectra_dir.parent
+    assert main(["predict", str(models[1]), str(parent), "--out", str(tmp_path / "p.ecsv"),
+                 *CPU]) == 1
+    _one_line_error(capsys, "folder holds no FITS files", "subfolders are not searched",
+                    f"({spectra_dir.name})", f"{parent}/*/*.fits")

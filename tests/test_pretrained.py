@@ -58,7 +58,7 @@ def test_the_bundled_registry_lists_every_file_it_ships():
     registry = json.loads(pretrained.REGISTRY_FILE.read_text())
     listed = {entry["file"] for entry in registry.values()}
     listed |= {entry["instrument"]["rv_templates"] for entry in registry.values()
-               if "instrument" in entry}
+               if "rv_templates" in entry.get("instrument", {})}
     listed |= {entry["denoiser"] for entry in registry.values() if "denoiser" in entry}
     shipped = {p.name for p in pretrained.REGISTRY_FILE.parent.iterdir()
                if p.suffix in (".pt", ".fits")}
@@ -254,3 +254,23 @@ def test_a_file_gets_the_same_labels_whatever_else_is_in_the_run(miles_dir, real
     alone, together = tables[0][0], tables[1][0]
     for name in ("teff", "logg", "feh", "excess_noise"):
         np.testing.assert_allclose(together[name], alone[name], rtol=1e-6, err_msg=name)
+
+
+def test_the_vae_gets_spectra_at_its_resolution_but_keeps_their_velocity(real_dir, tmp_path):
+    """One latent of "miles-vae" reads the velocity: spectra are matched but not shifted."""
+    from stellarlatent.preprocessing import InstrumentMatcher
+
+    matcher = pretrained.pipeline("miles-vae").steps[0][1]
+    assert isinstance(matcher, InstrumentMatcher)
+    assert matcher.remove_rv is False and matcher.fwhm.to_value("AA") == 2.5
+    assert pretrained.instrument_matcher("miles", rescale=True).remove_rv is True
+    harps = str(next((real_dir / "harps").glob("*_s1d_A.fits")))
+    latents = []
+    for k, extra in enumerate(([], ["--no-match"])):
+        out = tmp_path / f"z{k}.ecsv"
+        assert main(["predict", "miles-vae", harps, "--out", str(out), "--quiet",
+                     "--device", "cpu", *extra]) == 0
+        table = QTable.read(out)
+        latents.append(np.array([table[f"z{j}"][0] for j in range(8)], dtype=float))
+    # R = 115,000 broadened to 2.5 Angstrom (matched) or not (--no-match)
+    assert np.max(np.abs(latents[0] - latents[1])) > 0.01

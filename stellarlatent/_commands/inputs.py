@@ -82,7 +82,11 @@ def expand_paths(paths, skips):
             found = sorted({p for pattern in FITS_PATTERNS for p in path.glob(pattern)
                             if p.is_file()})
             if not found:
-                skips.add(path, "folder holds no FITS files")
+                nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(
+                    q.is_file() for pattern in FITS_PATTERNS for q in p.glob(pattern)))
+                skips.add(path, "folder holds no FITS files" + (
+                    f"; its subfolders are not searched: give them ({', '.join(nested)}) or "
+                    f"{path}/*/*.fits" if nested else ""))
             files.extend(found)
         elif path.is_file():
             if is_store(path):

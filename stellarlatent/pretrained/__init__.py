@@ -131,7 +131,7 @@ def load(name, device="auto", registry=None):
     return classes[kind].load(model_path(name, registry), device=device)
 
 
-def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_rv=True,
+def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_rv=None,
                        rescale=False, registry=None):
     """A fitted `~stellarlatent.preprocessing.InstrumentMatcher` for the bundled model ``name``.
 
@@ -150,7 +150,11 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
         Resolving power of the spectra, when their files do not record it.
     input_fwhm : `~astropy.units.Quantity`, default=None
         Their FWHM instead.
-    remove_rv : bool, default=True
+    remove_rv : bool, default=None
+        Whether to measure the radial velocities and shift the spectra to
+        the rest frame; None: as the model records (the DeepREMAP models
+        do; ``"miles-vae"`` does not, since one of its latents reads the
+        velocity).
     rescale : bool, default=False
         Divide each spectrum by its median flux (see
         `~stellarlatent.preprocessing.InstrumentMatcher`).
@@ -177,6 +181,8 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     instrument = entry.get("instrument")
     if not isinstance(instrument, dict):
         raise ValueError(f"the pretrained model {name!r} records no instrument to match")
+    if remove_rv is None:
+        remove_rv = bool(instrument.get("remove_rv", True))
     templates = None
     if remove_rv and instrument.get("rv_templates"):
         path = _checked_file(name, instrument["rv_templates"], instrument["rv_templates_sha256"],
