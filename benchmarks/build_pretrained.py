@@ -53,6 +53,7 @@ import astropy.units as u
 import numpy as np
 import torch
 from sklearn.pipeline import make_pipeline
+from specutils import Spectrum
 
 from stellarlatent._commands.recipe import CALIBRATE_BY, CALIBRATION_CV, parse_calibrate_by
 from stellarlatent._preprocessing_spec import describe
@@ -60,7 +61,7 @@ from stellarlatent.diagnostics import informative_dimensions, latent_correlation
 from stellarlatent.datasets import find_data_dir, make_synthetic_spectra, read_miles
 from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 from stellarlatent.preprocessing import (ContinuumNormalizer, DopplerShift, InstrumentAugmenter,
-                                         PCADenoiser, Resampler, SpectralGrid)
+                                         InstrumentMatcher, PCADenoiser, Resampler, SpectralGrid)
 
 LABELS = ("teff", "logg", "feh")
 WAVE_RANGE = (3700.0, 7300.0)
@@ -130,8 +131,6 @@ def augment(spectra, rows, copies, seed, steps=AUGMENT_STEPS):
     ``steps`` chooses which (the flux-calibrated model keeps its continuum).
     Returns the copies (on the raw grid) and the index of the star of each.
     """
-    from specutils import Spectrum
-
     star = np.repeat(np.asarray(rows), copies)
     batch = Spectrum(flux=spectra.flux[star], spectral_axis=spectra.spectral_axis,
                      mask=spectra.mask[star], spectral_axis_index=1)
@@ -163,8 +162,6 @@ def doppler_copies(spectra, rows, copies, seed):
 
     Returns the shifted batch and the velocities (km/s).
     """
-    from specutils import Spectrum
-
     repeated = np.tile(np.asarray(rows), copies)
     mask = None if spectra.mask is None else spectra.mask[repeated]
     batch = Spectrum(flux=spectra.flux[repeated], spectral_axis=spectra.spectral_axis,
@@ -283,6 +280,35 @@ def rv_templates(spectra, teff, rows, out):
     return path, sha256(path)
 
 
+def rv_systematic(spectra, rows, template_path):
+    """The velocity error the templates add, from training stars that are at rest.
+
+    MILES spectra are in their rest frame: the velocities the templates find
+    for every third training star scatter by more than their statistical
+    uncertainties say (template mismatch, and the stars' own residual
+    velocities). Returns the quadrature difference of the robust scatter and
+    the median uncertainty, in km/s, which the matcher adds to every
+    uncertainty (``rv_systematic``).
+    """
+    from astropy.io import fits
+
+    with fits.open(template_path, memmap=False) as hdus:
+        templates = Spectrum(flux=hdus[0].data.astype(float) * u.one,
+                             spectral_axis=hdus["WAVE"].data.astype(float) * u.AA,
+                             meta={"wavelength_medium": "air"}, spectral_axis_index=1)
+    matcher = InstrumentMatcher(rv_templates=templates, rescale=True,
+                                wavelength_range=list(WAVE_RANGE) * u.AA).fit()
+    out = matcher.transform(spectra[rows[::3]])
+    rv, err = (np.asarray(out.meta[key].to_value(u.km / u.s)) for key in ("rv", "rv_err"))
+    ok = np.isfinite(rv)
+    scatter = 1.4826 * np.median(np.abs(rv[ok] - np.median(rv[ok])))
+    floor = float(np.sqrt(max(scatter ** 2 - np.median(err[ok]) ** 2, 0.0)))
+    print(f"radial velocities of {int(ok.sum())} training stars at rest: robust scatter "
+          f"{scatter:.2f} km/s, median uncertainty {np.median(err[ok]):.2f} km/s: "
+          f"rv_systematic {floor:.1f} km/s", flush=True)
+    return floor
+
+
 #: Principal components of the bundled models' denoisers
 DENOISER_COMPONENTS = 64
 #: How their excess noise follows the continuum (1: photon noise; see PCADenoiser)
@@ -377,7 +403,8 @@ def main(argv=None):
     template_path, template_digest = rv_templates(spectra, _values(table, "teff"), train, out)
     instrument = {"fwhm": "2.5 Angstrom", "medium": "air",
                   "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE],
-                  "rv_templates": template_path.name, "rv_templates_sha256": template_digest}
+                  "rv_templates": template_path.name, "rv_templates_sha256": template_digest,
+                  "rv_systematic": f"{rv_systematic(spectra, train, template_path):.1f} km / s"}
     print(f"radial-velocity templates: {template_path} "
           f"({template_path.stat().st_size / 1e3:.0f} kB)")
     if args.templates_only or args.denoiser_only:
@@ -413,8 +440,6 @@ def main(argv=None):
     X_cal, y_cal = X_all[cal], y_all[cal]
     if args.augment:
         from stellarlatent._batch import to_batch
-
-        from specutils import Spectrum
 
         def joined(rows, copies, seed):
             copies_raw, star = augment(spectra, rows, copies, seed, args.augment_steps)

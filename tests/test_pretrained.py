@@ -274,3 +274,15 @@ def test_the_vae_gets_spectra_at_its_resolution_but_keeps_their_velocity(real_di
         latents.append(np.array([table[f"z{j}"][0] for j in range(8)], dtype=float))
     # R = 115,000 broadened to 2.5 Angstrom (matched) or not (--no-match)
     assert np.max(np.abs(latents[0] - latents[1])) > 0.01
+
+
+def test_velocities_of_the_bundled_models_carry_the_error_their_templates_add(miles_dir):
+    """Rest-frame MILES stars scatter by about 6 km/s against the templates: the errors say so."""
+    from specutils import Spectrum
+
+    for name in ("miles", "miles-normalized"):
+        matcher = pretrained.instrument_matcher(name)
+        assert matcher.rv_systematic.to_value("km/s") == pytest.approx(5.8)
+    star = Spectrum.read(miles_dir / "MILES_res2.50_star_m0001V.fits")
+    out = pretrained.instrument_matcher("miles", rescale=True).transform(star)
+    assert 5.8 <= out.meta["rv_err"][0].to_value("km/s") < 8

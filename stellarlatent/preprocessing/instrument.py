@@ -14,7 +14,7 @@ from .airvac import _AIR_LIMIT, air_to_vacuum, vacuum_to_air
 from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
                       _fwhm_kms)
 from .doppler import _rv_bounds
-from .radial_velocity import RadialVelocityEstimator, _remove_rv
+from .radial_velocity import RadialVelocityEstimator, _check_systematic, _remove_rv
 from .grid import SpectralGrid
 from .resample import Resampler
 
@@ -134,6 +134,9 @@ class InstrumentMatcher(SpectrumTransformer):
         Whether to measure and remove radial velocities.
     rv_range : (low, high) `~astropy.units.Quantity`, default=(-500, 500) km/s
         Velocities searched.
+    rv_systematic : `~astropy.units.Quantity`, default=0 km/s
+        Added in quadrature to the uncertainty of every velocity (the
+        ``systematic_error`` of `RadialVelocityEstimator`).
     rescale : bool, default=False
         Divide each spectrum by the median of its valid flux, so that the
         output is dimensionless and spectra in different flux units (ADU,
@@ -188,6 +191,7 @@ class InstrumentMatcher(SpectrumTransformer):
                                                            "of them")],
         "remove_rv": ["boolean"],
         "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
+        "rv_systematic": [Converted(_check_systematic, "a velocity Quantity of at least 0")],
         "rescale": ["boolean"],
         "wavelength_range": [None, Converted(_wavelength_range,
                                              "a (min, max) wavelength Quantity")],
@@ -204,6 +208,7 @@ class InstrumentMatcher(SpectrumTransformer):
         rv_templates=None,
         remove_rv=True,
         rv_range=(-500, 500) * u.km / u.s,
+        rv_systematic=0 * u.km / u.s,
         rescale=False,
         wavelength_range=None,
     ):
@@ -215,6 +220,7 @@ class InstrumentMatcher(SpectrumTransformer):
         self.rv_templates = rv_templates
         self.remove_rv = remove_rv
         self.rv_range = rv_range
+        self.rv_systematic = rv_systematic
         self.rescale = rescale
         self.wavelength_range = wavelength_range
 
@@ -257,8 +263,10 @@ class InstrumentMatcher(SpectrumTransformer):
         for template in (templates if isinstance(templates, (list, tuple)) else [templates]):
             batch = iter_batches(template, "rv_templates")[0]
             rows.extend(from_batch(batch)[k] for k in range(batch.n_spectra))
-        self.rv_estimators_ = [RadialVelocityEstimator(template=t, rv_range=self.rv_range).fit(t)
-                               for t in rows]
+        self.rv_estimators_ = [
+            RadialVelocityEstimator(template=t, rv_range=self.rv_range,
+                                    systematic_error=self.rv_systematic).fit(t)
+            for t in rows]
         return self
 
     def _synthetic_templates(self, spectra):

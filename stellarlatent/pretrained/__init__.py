@@ -140,7 +140,9 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     line-spread function (finer spectra broadened, coarser ones flagged) and
     the rest frame, with radial velocities measured against
     the model's own templates (median spectra of its training stars in bins
-    of Teff, checked against their recorded SHA-256).
+    of Teff, checked against their recorded SHA-256); their uncertainties
+    include the error the templates add (``rv_systematic``, measured on the
+    training stars, which are at rest).
 
     Parameters
     ----------
@@ -199,6 +201,8 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
                                 medium=instrument.get("medium"),
                                 input_resolution=input_resolution, input_fwhm=input_fwhm,
                                 rv_templates=templates, remove_rv=remove_rv, rescale=rescale,
+                                rv_systematic=u.Quantity(instrument.get("rv_systematic",
+                                                                        0 * u.km / u.s)),
                                 wavelength_range=wavelength_range)
     return matcher.fit()
 

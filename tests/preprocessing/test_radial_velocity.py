@@ -191,3 +191,16 @@ def test_real_miles_stars_shifted_by_known_amounts(miles_dir):
     original = estimator.estimate(spectra)["rv"].to_value(KMS)
     # the injected shift adds to each star's own (barycentric) velocity
     np.testing.assert_allclose(measured - original, rv, atol=2.0)  # 1/20 of a pixel
+
+
+def test_a_systematic_error_adds_in_quadrature_and_moves_no_velocity():
+    template, spectra, _ = _sample(MILES, 5)
+    plain = RadialVelocityEstimator(template=template).fit(spectra).estimate(spectra)
+    floor = RadialVelocityEstimator(template=template, systematic_error=5 * KMS).fit(
+        spectra).estimate(spectra)
+    np.testing.assert_array_equal(floor["rv"], plain["rv"])
+    np.testing.assert_allclose(floor["rv_err"].value,
+                               np.hypot(plain["rv_err"].value, 5.0), rtol=1e-12)
+    for bad in (-1 * KMS, 5.0, [1, 2] * KMS):
+        with pytest.raises((TypeError, ValueError, u.UnitsError), match="systematic_error"):
+            RadialVelocityEstimator(template=template, systematic_error=bad).fit(spectra)
