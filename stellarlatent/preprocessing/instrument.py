@@ -426,7 +426,7 @@ class InstrumentMatcher(SpectrumTransformer):
         best_peak = np.full(n, -np.inf)
         rv, rv_err = np.full(n, np.nan), np.full(n, np.nan)
         for estimator in self.rv_estimators_:
-            table = estimator.estimate(spectrum)
+            table = estimator._estimate(spectrum)  # one warning below, not one per template
             peak = np.nan_to_num(np.asarray(table["ccf_peak"], dtype=float), nan=-np.inf)
             values = table["rv"].to_value(u.km / u.s)
             take = (peak > best_peak) & np.isfinite(values)

@@ -480,6 +480,17 @@ class RadialVelocityEstimator(SpectrumTransformer):
             inside ``rv_range``) and
             ``ccf_peak``, the correlation coefficient at the peak.
         """
+        table = self._estimate(spectra)
+        missing = ~np.isfinite(table["rv"])
+        if missing.any():
+            log.warning(
+                "%d spectra have no CCF peak inside rv_range (first: spectra[%d]); "
+                "their rv is NaN", missing.sum(), int(np.flatnonzero(missing)[0])
+            )
+        return table
+
+    def _estimate(self, spectra):
+        """`estimate` without its warning (for callers that try several templates)."""
         check_is_fitted(self)
         self._check_params()
         rows = list(_rows(iter_batches(spectra, "spectra")))
@@ -488,12 +499,6 @@ class RadialVelocityEstimator(SpectrumTransformer):
         slope = np.abs(_velocity_of_lag(lag + 0.5, self._du)
                        - _velocity_of_lag(lag - 0.5, self._du))
         rv_err = np.hypot(lag_err * slope, self.systematic_error.to_value(u.km / u.s))
-        missing = ~np.isfinite(rv)
-        if missing.any():
-            log.warning(
-                "%d spectra have no CCF peak inside rv_range (first: spectra[%d]); "
-                "their rv is NaN", missing.sum(), int(np.flatnonzero(missing)[0])
-            )
         self.rv_ = QTable(
             {"rv": rv * (u.km / u.s), "rv_err": rv_err * (u.km / u.s), "ccf_peak": peak}
         )
