@@ -76,8 +76,8 @@ PREPROCESSING_NOTE = (
     "from the first files. Unreadable files are reported and skipped."
 )
 MODEL_INPUT_NOTE = (
-    "DATA is a store built by 'prepare' (used as it is) or files and folders, which go "
-    "through the preprocessing recorded in the model (resampling onto its grid and its "
+    "The spectra are a store built by 'prepare' (used as it is) or files and folders, which "
+    "go through the preprocessing recorded in the model (resampling onto its grid and its "
     "normalisation). Unreadable files are reported and skipped; when none can be read the "
     "exit code is 1."
 )
