@@ -286,3 +286,12 @@ def test_velocities_of_the_bundled_models_carry_the_error_their_templates_add(mi
     star = Spectrum.read(miles_dir / "MILES_res2.50_star_m0001V.fits")
     out = pretrained.instrument_matcher("miles", rescale=True).transform(star)
     assert 5.8 <= out.meta["rv_err"][0].to_value("km/s") < 8
+
+
+def test_a_folder_of_phoenix_models_reads_its_models_not_its_wavelength_file(real_dir, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", str(real_dir / "phoenix"), "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    assert len(QTable.read(out)) == 3
+    assert "skipped" not in capsys.readouterr().err

@@ -79,8 +79,9 @@ def expand_paths(paths, skips):
     for text in paths:
         path = Path(text)
         if path.is_dir():
+            # the PHOENIX wavelength file is no spectrum: the reader finds it beside the models
             found = sorted({p for pattern in FITS_PATTERNS for p in path.glob(pattern)
-                            if p.is_file()})
+                            if p.is_file() and not p.name.startswith("WAVE_PHOENIX")})
             if not found:
                 nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(
                     q.is_file() for pattern in FITS_PATTERNS for q in p.glob(pattern)))
