@@ -168,6 +168,8 @@ def _cases(p, store, vae, remap, files, labels):
         ("predict", [remap, store, "--format", "MILES", "--out", out_table], "--format"),
         ("predict", [remap, store, *f[:1], "--out", out_table], "store"),
         ("predict", [str(p["garbage_h5"]), store, "--out", out_table], "MODEL"),
+        ("predict", [str(p["garbage_labels"]), store, "--out", out_table],
+         "not a file that fit-vae or fit-remap wrote"),
         ("predict", [remap, store, "--device", "gpu", "--out", out_table], "got 'gpu'"),
         ("explore", [str(p["missing_pt"]), store, "--out", report], "MODEL"),
         ("explore", [remap, store, "--out", report], "explore needs a SpectralVAE"),
