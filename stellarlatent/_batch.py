@@ -12,11 +12,10 @@ module, so the rules live in one place:
   every pixel means "no uncertainty" (not "every pixel bad"), so that
   stacking spectra never drops the uncertainties of the ones that have them;
   `by_uncertainty` applies a transformation to each kind on its own. A pixel
-  whose uncertainty is
-  negative (a negative standard deviation, variance or inverse variance) is
-  masked, as are zero and non-finite uncertainties: ``1 / sigma**2`` of a
-  negative sigma would be a valid-looking positive weight, so the sign is
-  checked before converting. An uncertainty class that astropy cannot convert
+  whose uncertainty is negative (a negative standard deviation, variance or
+  inverse variance) is masked, as are zero and non-finite uncertainties:
+  ``1 / sigma**2`` of a negative sigma would be a valid-looking positive
+  weight, so the sign is checked before converting. An uncertainty class that astropy cannot convert
   to an inverse variance is refused with a TypeError naming the spectrum.
 * Spectral axes are strictly monotonic; a decreasing axis (for example a
   frequency axis converted to wavelength) is flipped so that it increases.
