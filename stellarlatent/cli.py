@@ -121,8 +121,8 @@ def build_parser():
             "(pre-trained on synthetic spectra, with its ridge expert, calibrated on held-out "
             "spectra), compare it with ridge regression on the same spectra, run the "
             "diagnostics and write a report folder (index.html, the latent explorer page, PNG "
-            "figures, ECSV tables, saved models that 'predict' applies to raw files). About 3 "
-            "minutes on 2 CPU cores; --quick is a smaller run of well under a minute."
+            "figures, ECSV tables, saved models that 'predict' applies to raw files). About a "
+            "minute and a half on 2 CPU cores; --quick is a smaller run of well under a minute."
         ),
         epilog=EXAMPLES["demo"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
