@@ -549,3 +549,11 @@ def test_a_folder_of_folders_names_the_subfolders_it_does_not_search(models, spe
                  *CPU]) == 1
     _one_line_error(capsys, "folder holds no FITS files", "subfolders are not searched",
                     f"({spectra_dir.name})", f"{parent}/*/*.fits")
+
+
+def test_a_text_file_that_is_no_spectrum_says_so(models, tmp_path, capsys):  # noqa: F811
+    text = tmp_path / "notes.txt"
+    text.write_text("observing log\nnight 1: clouds\n")
+    assert main(["predict", str(models[1]), str(text), "--out", str(tmp_path / "p.ecsv"),
+                 *CPU]) == 1
+    _one_line_error(capsys, "notes.txt", "not a spectrum any reader recognises", "--format")

@@ -147,6 +147,14 @@ def make_reader(fmt="auto", phoenix_wave=None):
             raise ValueError(
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
+        except (OSError, ValueError) as exc:
+            if found or isinstance(exc, FileNotFoundError):
+                raise
+            # specutils' generic readers (tables, images) found no spectrum in it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
+            raise ValueError(f"not a spectrum any reader recognises ({type(exc).__name__}: "
+                             f"{reason}); give --format, e.g. {FORMAT_NAMES}, if it is one"
+                             ) from None
 
     def read(path):
         path = Path(path)
