@@ -8,15 +8,18 @@ module, so the rules live in one place:
 * Masks follow astropy: ``True`` marks a bad pixel. Non-finite flux and pixels
   whose inverse variance is not positive and finite are masked on the way in.
 * Uncertainties travel as inverse variance. Spectra with and without an
-  uncertainty can share a batch: a row of inverse variance that is NaN at
-  every pixel means "no uncertainty" (not "every pixel bad"), so that
-  stacking spectra never drops the uncertainties of the ones that have them;
-  `by_uncertainty` applies a transformation to each kind on its own. A pixel
-  whose uncertainty is negative (a negative standard deviation, variance or
-  inverse variance) is masked, as are zero and non-finite uncertainties:
-  ``1 / sigma**2`` of a negative sigma would be a valid-looking positive
-  weight, so the sign is checked before converting. An uncertainty class that astropy cannot convert
-  to an inverse variance is refused with a TypeError naming the spectrum.
+  uncertainty can share a batch: a row of inverse variance with no finite
+  positive value (NaN when stacked; zero or NaN after a transformation) means
+  "no uncertainty", not "every pixel bad" (`unknown_ivar_rows`), so that
+  stacking spectra never drops the uncertainties of the ones that have them,
+  and the transformations that weight by the inverse variance treat such a
+  spectrum as one without an uncertainty. A pixel whose uncertainty is
+  negative (a negative standard deviation, variance or inverse variance) is
+  masked, as are zero and non-finite uncertainties: ``1 / sigma**2`` of a
+  negative sigma would be a valid-looking positive weight, so the sign is
+  checked before converting. An uncertainty class that astropy cannot
+  convert to an inverse variance is refused with a TypeError naming the
+  spectrum.
 * Spectral axes are strictly monotonic; a decreasing axis (for example a
   frequency axis converted to wavelength) is flipped so that it increases.
 """
@@ -31,7 +34,6 @@ from specutils import Spectrum
 
 __all__ = [
     "SpectraBatch",
-    "by_uncertainty",
     "stack_ivar",
     "unknown_ivar_rows",
     "iter_batches",
@@ -54,7 +56,9 @@ class SpectraBatch:
     spectral_axis : `~astropy.units.Quantity`, shape (n_pixels,)
         Strictly increasing pixel centres.
     ivar : ndarray or None
-        Inverse variance, same shape as ``flux``; ``None`` when unknown.
+        Inverse variance, same shape as ``flux``; ``None`` when no spectrum
+        has an uncertainty, and a row without a finite positive value for
+        each spectrum that has none (see `unknown_ivar_rows`).
     mask : ndarray of bool
         ``True`` marks a bad pixel; same shape as ``flux``.
     flux_unit : `~astropy.units.UnitBase`
@@ -219,7 +223,8 @@ def _spectrum_to_batch(spectrum, name):
         else:
             good_ivar = np.isfinite(ivar) & (ivar > 0)
             mask |= ~good_ivar & ~unknown[:, np.newaxis]
-            ivar = np.where(good_ivar, ivar, np.where(unknown[:, np.newaxis], np.nan, 0.0))
+            ivar = np.where(good_ivar, ivar, 0.0)
+            ivar[unknown] = np.nan
     mask |= ~np.isfinite(flux)
     empty = mask.all(axis=1)
     if empty.any():
@@ -330,14 +335,20 @@ def to_batch(spectra, name="spectra"):
 
 
 def unknown_ivar_rows(ivar):
-    """Which rows of an inverse-variance array mean "no uncertainty" (NaN at every pixel).
+    """Which rows of an inverse-variance array mean "no uncertainty": no finite positive value.
+
+    A spectrum stacked without an uncertainty has a row of NaN; weighted or
+    masked by a transformation it may turn to zeros, and still says the same.
+    A spectrum whose every pixel is bad cannot reach a batch (it has no
+    valid pixel), so such a row is never a spectrum with every pixel masked.
 
     Examples
     --------
-    >>> unknown_ivar_rows(np.array([[1.0, 0.0], [np.nan, np.nan]])).tolist()
-    [False, True]
+    >>> unknown_ivar_rows(np.array([[1.0, 0.0], [np.nan, np.nan], [0.0, np.nan]])).tolist()
+    [False, True, True]
     """
-    return np.isnan(ivar).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        return ~np.any(np.isfinite(ivar) & (ivar > 0), axis=1)
 
 
 def stack_ivar(batches, scales=None):
@@ -360,90 +371,6 @@ def stack_ivar(batches, scales=None):
     scales = [1.0] * len(batches) if scales is None else scales
     return np.concatenate([np.full(b.flux.shape, np.nan) if b.ivar is None else b.ivar / s**2
                            for b, s in zip(batches, scales)])
-
-
-def _rows_of(value, rows, n):
-    """``value`` restricted to ``rows`` when it holds one entry per spectrum of ``n``."""
-    if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-        return value[rows]
-    return value
-
-
-def _take(batch, rows, ivar):
-    n = batch.n_spectra
-    return batch.replace(
-        flux=batch.flux[rows], ivar=ivar, mask=batch.mask[rows],
-        meta={key: _rows_of(value, rows, n) for key, value in batch.meta.items()})
-
-
-def _put(parts, n):
-    """One batch from ``(rows, batch)`` parts that together hold rows 0..n-1."""
-    order = np.argsort(np.concatenate([rows for rows, _ in parts]), kind="stable")
-    batches = [batch for _, batch in parts]
-    first = batches[0]
-    meta = {}
-    for key, value in first.meta.items():
-        values = [b.meta.get(key) for b in batches]
-        if all(isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == b.n_spectra
-               for v, b in zip(values, batches)):
-            try:
-                if isinstance(value, u.Quantity):
-                    joined = u.Quantity(np.concatenate([v.to_value(value.unit) for v in values]),
-                                        value.unit)
-                else:
-                    joined = np.concatenate(values)
-            except (TypeError, ValueError, u.UnitsError):
-                continue
-            if joined.shape[0] == n:
-                meta[key] = joined[order]
-            continue
-        try:
-            if all(key in b.meta and bool(np.all(b.meta[key] == value)) for b in batches[1:]):
-                meta[key] = value
-        except (TypeError, ValueError):
-            continue
-    ivar = stack_ivar(batches)
-    return first.replace(
-        flux=np.concatenate([b.flux for b in batches])[order],
-        ivar=None if ivar is None else ivar[order],
-        mask=np.concatenate([b.mask for b in batches])[order],
-        meta=meta)
-
-
-def by_uncertainty(function, batch):
-    """``function(batch)``, applied apart to the spectra with and without an uncertainty.
-
-    A transformation that weights by the inverse variance, or propagates
-    it, sees only spectra that all have one (``ivar`` an array) or that all
-    have none (``ivar`` None); the results are put back in order, with NaN
-    rows of inverse variance for the spectra without (see `stack_ivar`).
-    Per-spectrum ``meta`` entries (arrays with one row per spectrum) are
-    split and joined with them.
-
-    Examples
-    --------
-    >>> axis = np.arange(3.0) * u.AA
-    >>> ivar = np.array([[4.0, 4.0, 4.0], [np.nan, np.nan, np.nan]])
-    >>> batch = SpectraBatch(np.ones((2, 3)), axis, ivar=ivar)
-    >>> seen = []
-    >>> def halve(b):
-    ...     seen.append(b.ivar is None)
-    ...     return b.replace(flux=b.flux / 2)
-    >>> out = by_uncertainty(halve, batch)
-    >>> seen, out.flux[:, 0].tolist(), bool(np.isnan(out.ivar[1]).all())
-    ([False, True], [0.5, 0.5], True)
-    """
-    if batch.ivar is None:
-        return function(batch)
-    unknown = unknown_ivar_rows(batch.ivar)
-    if not unknown.any():
-        return function(batch)
-    if unknown.all():
-        return function(batch.replace(ivar=None))
-    known_rows, unknown_rows = np.flatnonzero(~unknown), np.flatnonzero(unknown)
-    return _put([(known_rows, function(_take(batch, known_rows, batch.ivar[known_rows]))),
-                 (unknown_rows, function(_take(batch, unknown_rows, None)))],
-                batch.n_spectra)
 
 
 def per_spectrum(value, n):
@@ -531,7 +458,8 @@ def as_flux_array(X, name="X", dtype=np.float32):
     mask : ndarray of bool
         ``True`` marks a bad pixel.
     ivar : ndarray or None
-        Inverse variance (zero at masked pixels), or ``None`` when unknown.
+        Inverse variance (zero at masked pixels), or ``None`` when unknown
+        for any of the spectra (an estimator weights all of them alike then).
     spectral_axis : `~astropy.units.Quantity` or None
         The shared spectral axis when ``X`` was a Spectrum.
     """
@@ -540,6 +468,8 @@ def as_flux_array(X, name="X", dtype=np.float32):
     ):
         batch = to_batch(X, name)
         flux, mask, ivar, axis = batch.flux, batch.mask, batch.ivar, batch.spectral_axis
+        if ivar is not None and unknown_ivar_rows(ivar).any():
+            ivar = None
     else:
         if isinstance(X, u.Quantity):
             X = X.value

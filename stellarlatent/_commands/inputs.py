@@ -148,7 +148,7 @@ def make_reader(fmt="auto", phoenix_wave=None):
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
         except (OSError, ValueError) as exc:
-            if found or isinstance(exc, FileNotFoundError):
+            if found or isinstance(exc, (FileNotFoundError, PermissionError)):
                 raise
             # specutils' generic readers (tables, images) found no spectrum in it
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")

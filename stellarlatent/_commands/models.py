@@ -1,5 +1,6 @@
 """Saved models and the spectra and labels given to them on the command line."""
 
+import pickle
 from pathlib import Path
 
 from .._logging import log
@@ -50,11 +51,13 @@ def load_model(path, device="auto"):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         kind = payload.get("estimator") or ENSEMBLE_FORMATS.get(payload.get("format"))
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-        # torch's own words advise weights_only=False, which is never right for a file that is
-        # not a model: say what the file is not instead
-        raise UserError(f"MODEL: {path} is not a readable stellarlatent model file (not a "
-                        f"file that fit-vae or fit-remap wrote: {type(exc).__name__})"
-                        ) from None
+        reason = _first_line(exc)
+        if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+            # torch's own words advise weights_only=False, which is never right for a file
+            # that is not a model: say what the file is not instead
+            reason = f"not a file that fit-vae or fit-remap wrote: {type(exc).__name__}"
+        raise UserError(f"MODEL: {path} is not a readable stellarlatent model file "
+                        f"({reason})") from None
     classes = {"SpectralVAE": SpectralVAE, "DeepREMAP": DeepREMAP,
                "DeepREMAPEnsemble": DeepREMAPEnsemble}
     if kind not in classes:

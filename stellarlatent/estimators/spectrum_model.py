@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._batch import _same_axis, to_batch
+from .._batch import _same_axis, to_batch, unknown_ivar_rows
 from .._fits import axis_hdu, read_axis
 from .._params import Interval, Predicate, validate_params
 from .._preprocessing_spec import build, describe
@@ -345,10 +345,13 @@ class QuadraticSpectrumModel(BaseEstimator):
         noise = None
         if batch.ivar is not None:
             ivar = np.asarray(batch.ivar, dtype=float)
-            if np.any(ivar[good] > 0):
-                with np.errstate(divide="ignore"):
+            # spectra stacked without an uncertainty keep their noise found from the data
+            known = ~unknown_ivar_rows(ivar)
+            if np.any(ivar[good & known[:, np.newaxis]] > 0):
+                with np.errstate(divide="ignore", invalid="ignore"):
                     noise = np.where(ivar > 0, 1.0 / ivar, np.nan)
-                good &= ivar > 0
+                noise[~known] = np.nan
+                good &= (ivar > 0) | ~known[:, np.newaxis]
         starts = None
         if start is not None:
             starts, _ = read_labels(start, self.labels, n, units=self.label_units_,
@@ -444,7 +447,7 @@ class QuadraticSpectrumModel(BaseEstimator):
             for step in range(self.n_iter):
                 design = _terms(zi[np.newaxis], cubic)
                 residual = x - (design @ c)[0]
-                if noise is not None:
+                if noise is not None and np.isfinite(noise[i, ok]).any():
                     total = s2 + noise[i, ok]
                 else:
                     # the noise in excess of what the model misses on a star it was not
@@ -459,8 +462,9 @@ class QuadraticSpectrumModel(BaseEstimator):
                 zi = np.clip(zi + np.linalg.solve(hessian, gradient), lower, upper)
             residual = x - (_terms(zi[np.newaxis], cubic) @ c)[0]
             chi2[i] = float(np.mean(residual ** 2 * w))
-            used[i] = float(np.sqrt(np.median(total - s2))) if noise is not None else float(
-                np.sqrt(excess[i]))
+            from_data = noise is None or not np.isfinite(noise[i, ok]).any()
+            used[i] = float(np.sqrt(excess[i])) if from_data else float(
+                np.sqrt(np.median(total - s2)))
             out_z[i] = zi
             out_err[i] = np.sqrt(np.diag(np.linalg.inv(hessian)))
         labels = out_z * self.label_scale_ + self.label_loc_

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
-from .._batch import by_uncertainty, from_batch, iter_batches, to_batch
+from .._batch import from_batch, iter_batches, to_batch
 from .._params import Interval, validate_params
 from ._docs import fill_doc
 
@@ -85,7 +85,7 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         self._check_params()
-        return from_batch(by_uncertainty(self._transform_batch, to_batch(spectra, "spectra")))
+        return from_batch(self._transform_batch(to_batch(spectra, "spectra")))
 
     def _transform_batch(self, batch):  # pragma: no cover - abstract
         raise NotImplementedError

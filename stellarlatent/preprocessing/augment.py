@@ -5,7 +5,7 @@ import numbers
 import astropy.units as u
 import numpy as np
 
-from .._batch import SpectraBatch, from_batch, to_batch
+from .._batch import SpectraBatch, from_batch, to_batch, unknown_ivar_rows
 from .._params import Converted, Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -297,8 +297,8 @@ class InstrumentAugmenter(SpectrumTransformer):
                 one = to_batch(Resampler(grid).fit_transform(shifted))
             flux, mask = np.array(one.flux[0], dtype=float), np.array(one.mask[0], dtype=bool)
             var = np.zeros_like(flux)
-            if one.ivar is not None:
-                with np.errstate(divide="ignore"):
+            if one.ivar is not None and not unknown_ivar_rows(one.ivar)[0]:
+                with np.errstate(divide="ignore", invalid="ignore"):
                     var = np.where(one.ivar[0] > 0, 1.0 / one.ivar[0], np.inf)
             factor = np.ones_like(flux)
             if self.tilt is not None:

@@ -9,6 +9,7 @@ from scipy import sparse
 from scipy.signal import fftconvolve
 from scipy.special import erf
 
+from .._batch import unknown_ivar_rows
 from .._params import Converted, Interval, is_number
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -203,10 +204,11 @@ def _normalised_apply(apply, flux, ivar, mask, shared):
         new_mask = mask | ~(den >= _MIN_COVERAGE * full) | ~np.isfinite(out)
         new_ivar = None
         if ivar is not None:
+            unknown = unknown_ivar_rows(ivar)[:, np.newaxis]  # spectra without an uncertainty
             var = np.where(mask | ~(ivar > 0), 0.0, 1.0 / np.where(ivar > 0, ivar, 1.0))
             out_var = apply(var, squared=True) / den**2
-            new_mask |= ~(out_var > 0)
-            new_ivar = np.where(new_mask, 0.0, 1.0 / out_var)
+            new_mask |= ~(out_var > 0) & ~unknown
+            new_ivar = np.where(unknown, np.nan, np.where(new_mask, 0.0, 1.0 / out_var))
     out = np.where(np.isfinite(out), out, flux)
     return out, new_ivar, new_mask
 

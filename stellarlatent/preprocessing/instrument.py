@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
-from .._batch import by_uncertainty, from_batch, iter_batches, per_spectrum
+from .._batch import from_batch, iter_batches, per_spectrum
 from .._logging import log
 from .._params import Converted, Options
 from ._base import SpectrumTransformer
@@ -311,8 +311,7 @@ class InstrumentMatcher(SpectrumTransformer):
         """
         check_is_fitted(self)
         self._check_params()
-        out = [from_batch(by_uncertainty(self._transform_batch, b))
-               for b in iter_batches(spectra, "spectra")]
+        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
         return out[0] if len(out) == 1 else out
 
     def _transform_batch(self, batch):

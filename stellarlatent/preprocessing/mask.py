@@ -4,6 +4,7 @@ import astropy.units as u
 import numpy as np
 from specutils import SpectralRegion
 
+from .._batch import unknown_ivar_rows
 from .._params import Converted
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -153,6 +154,8 @@ class Masker(SpectrumTransformer):
             if self.mask_nonpositive_flux:
                 mask |= ~(batch.flux > 0)
             if self.mask_nonpositive_uncertainty and batch.ivar is not None:
-                mask |= ~(np.isfinite(batch.ivar) & (batch.ivar > 0))
+                # spectra stacked without an uncertainty have none to judge their pixels by
+                known = ~unknown_ivar_rows(batch.ivar)[:, np.newaxis]
+                mask |= ~(np.isfinite(batch.ivar) & (batch.ivar > 0)) & known
         ivar = None if batch.ivar is None else np.where(mask, 0.0, batch.ivar)
         return batch.replace(mask=mask, ivar=ivar)

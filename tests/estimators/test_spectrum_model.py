@@ -178,3 +178,17 @@ def test_real_miles_fgk_stars(miles_dir):
     noisy = flux + flux * np.random.default_rng(1).standard_normal(flux.shape) / 30
     moved = _labels(model.predict(_with(prepared[200:], noisy, prepared[200:].mask))) - predicted
     assert np.all(1.4826 * np.median(np.abs(moved), axis=0) < 0.6 * scatter)
+
+
+def test_a_spectrum_without_an_uncertainty_beside_one_with_is_fitted_as_alone(fitted):
+    model, test, _ = fitted
+    flux = test.flux.value
+    noisy = flux[:2] + np.random.default_rng(4).normal(0, 0.02, flux[:2].shape)
+    a = _with(test[0:1], noisy[:1], ivar=np.full(noisy[:1].shape, 0.02 ** -2))
+    b = _with(test[1:2], noisy[1:2])
+    together, alone = model.predict([a, b]), model.predict(b)
+    for name in ("teff", "logg", "feh", "noise"):
+        np.testing.assert_allclose(np.asarray(together[name])[1], np.asarray(alone[name])[0],
+                                   rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(np.asarray(together["teff"])[0],
+                               np.asarray(model.predict(a)["teff"])[0], rtol=1e-9)

@@ -160,3 +160,42 @@ def test_a_spectrum_is_transformed_alike_whatever_shares_its_batch():
     assert np.isfinite(ivar[0]).any() and np.isfinite(ivar[2]).any()
     assert np.isnan(ivar[1]).all()
     np.testing.assert_array_equal(mixed.mask[1], pipe.transform([_one(noisy, 1, False)]).mask[0])
+
+
+def _mixed_pair():
+    """Two spectra on one grid, the first with an uncertainty, the second without."""
+    spectra, _ = make_synthetic_spectra(2, snr=None, random_state=3)
+    axis = spectra.spectral_axis
+    a = Spectrum(flux=spectra.flux[0], spectral_axis=axis,
+                 uncertainty=InverseVariance(np.full(axis.shape, 50.0 ** 2)))
+    b = Spectrum(flux=spectra.flux[1], spectral_axis=axis)
+    return a, b
+
+
+def test_spectra_without_an_uncertainty_beside_ones_with_are_treated_as_such():
+    a, b = _mixed_pair()
+    # weighted transformations leave the spectrum without one unmasked and uncertain-free
+    for step in (Masker(), Broadener(resolution=1500), InstrumentAugmenter(random_state=0)):
+        out = step.transform([a, b])
+        assert not out.mask[1].all(), type(step).__name__
+        alone = step.transform(b)
+        np.testing.assert_array_equal(out.mask[1], alone.mask[0], err_msg=type(step).__name__)
+    broadened = Broadener(resolution=1500).transform([a, b])
+    assert np.isnan(broadened.uncertainty.array[1]).all()
+    assert np.isfinite(broadened.uncertainty.array[0]).any()
+    # per-spectrum parameters and one random stream for the whole batch, as with any batch
+    noisy = NoiseAugmenter(snr=np.array([50.0, 100.0]), random_state=0).transform([a, b])
+    added = noisy.flux.value - np.vstack([a.flux.value, b.flux.value])
+    assert abs(np.corrcoef(added)[0, 1]) < 0.2
+    assert Broadener(vsini=[5, 10] * u.km / u.s).transform([a, b]).flux.shape[0] == 2
+    drawn = InstrumentAugmenter(random_state=0).transform([a, b]).meta["augment_rv"]
+    assert drawn[0] != drawn[1]
+
+
+def test_estimators_weight_a_mixed_batch_alike():
+    """An estimator's inverse variance is None when any spectrum has no uncertainty."""
+    from stellarlatent._batch import as_flux_array
+
+    a, b = _mixed_pair()
+    assert as_flux_array([a, b])[2] is None
+    assert as_flux_array([a, a])[2].shape == (2, a.flux.shape[-1])
