@@ -142,8 +142,9 @@ class Builder:
 
     def _create(self, batch):
         kwargs = dict(self.create_kwargs)
-        uncertain = batch.ivar is not None and not unknown_ivar_rows(batch.ivar).any()
-        kwargs.setdefault("ivar", uncertain)
+        # spectra without an uncertainty get rows of NaN in a store that keeps them
+        kwargs.setdefault("ivar", batch.ivar is not None
+                          and not unknown_ivar_rows(batch.ivar).all())
         kwargs.setdefault("flux_unit", batch.flux_unit)
         template = QTable() if self.labels is None else QTable(self.labels[:0])
         if "filename" not in template.colnames:

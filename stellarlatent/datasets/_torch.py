@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._batch import unknown_ivar_rows
 from ._io import read_rows
 
 __all__ = ["StoreDataset"]
@@ -87,7 +88,7 @@ class StoreDataset(Dataset):
         bad : ndarray of bool
             True at bad pixels (masked or not finite).
         ivar : ndarray, float32
-            Inverse variances (unit weights when the store has none), zero
+            Inverse variances (unit weights when the store or the spectrum has none), zero
             at bad pixels.
         """
         rows = self.rows(positions)
@@ -99,6 +100,9 @@ class StoreDataset(Dataset):
         if self.has_ivar:
             ivar = read_rows(f["ivar"], rows)
             ivar[bad] = 0.0
+            # spectra stored without an uncertainty: unit weights, as in a store without any
+            unknown = unknown_ivar_rows(ivar)
+            ivar[unknown] = (~bad[unknown]).astype(ivar.dtype)
         else:
             ivar = (~bad).astype(np.float32)
         return flux.astype(np.float32, copy=False), bad, ivar.astype(np.float32, copy=False)

@@ -524,6 +524,10 @@ class SpectralStore:
         mask, ivar : array-like, default=None
             Only with a flux array.
 
+        A store that keeps inverse variances records a row of NaN for each
+        spectrum without an uncertainty: it is read back as a spectrum
+        without one, and training weights its pixels alike.
+
         Returns
         -------
         slice
@@ -541,14 +545,13 @@ class SpectralStore:
         batch = as_batch(spectra, mask, ivar, self.spectral_axis, self.flux_unit)
         n_new = batch.n_spectra
         columns = label_columns(self._file["labels"], self.label_names, labels, n_new)
-        if self.has_ivar and (batch.ivar is None or unknown_ivar_rows(batch.ivar).any()):
-            raise ValueError(
-                "spectra (some or all) have no uncertainty but the store keeps inverse variances; "
-                "create the store with ivar=False or give uncertainties"
-            )
         rows = {"flux": batch.flux.astype(np.float32), "mask": batch.mask.astype(np.uint8)}
         if self.has_ivar:
-            rows["ivar"] = np.where(batch.mask, 0.0, batch.ivar).astype(np.float32)
+            # a spectrum without an uncertainty keeps none: a row of NaN (see unknown_ivar_rows)
+            ivar = np.full(batch.flux.shape, np.nan) if batch.ivar is None else batch.ivar
+            ivar = np.where(batch.mask, 0.0, ivar)
+            ivar[unknown_ivar_rows(ivar)] = np.nan
+            rows["ivar"] = ivar.astype(np.float32)
         for name, (values, missing) in columns.items():
             rows[f"labels/{name}"] = values
             rows[f"label_masks/{name}"] = missing

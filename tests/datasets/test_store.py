@@ -169,10 +169,6 @@ def test_append_validation(tmp_path):
                          uncertainty=InverseVariance(np.ones((1, 10))), spectral_axis_index=1)
         with pytest.raises(ValueError, match="another grid"):
             store.append(other)
-        no_ivar = Spectrum(flux=np.ones((1, N_PIX)) * u.Jy, spectral_axis=WAVE,
-                           spectral_axis_index=1)
-        with pytest.raises(ValueError, match="uncertaint"):
-            store.append(no_ivar)
         with pytest.raises(u.UnitsError, match="flux unit"):
             store.append(make_batch(1, unit=u.m)[0])
         with pytest.raises(ValueError, match="shape"):
@@ -332,23 +328,34 @@ def test_from_files_with_preprocessing(tmp_path, caplog):
     assert "1 of 6 files skipped" in caplog.text
 
 
-def test_spectra_without_uncertainty_beside_ones_with_make_a_store_without(tmp_path):
+def test_spectra_without_uncertainty_beside_ones_with_keep_none(tmp_path):
     wave = WAVE
     with_unc = Spectrum(flux=np.ones(N_PIX) * u.adu, spectral_axis=wave,
                         uncertainty=InverseVariance(np.full(N_PIX, 4.0)))
     without = Spectrum(flux=np.ones(N_PIX) * u.adu, spectral_axis=wave)
     with SpectralStore.create(tmp_path / "a.h5", wave, flux_unit=u.adu) as store:
-        with pytest.raises(ValueError, match="some or all.*no uncertainty.*ivar=False"):
-            store.append([with_unc, without])
+        store.append([with_unc, without])
+        store.append(without)
+    with SpectralStore(tmp_path / "a.h5") as store:
+        back = store.read()
+        np.testing.assert_array_equal(back.uncertainty.array[0], 4.0)
+        assert np.isnan(back.uncertainty.array[1:]).all() and not back.mask.any()
+        # training weights a spectrum without an uncertainty alike, as a store without any
+        _, _, ivar = store.to_torch_dataset().read_batch(np.arange(3))
+        np.testing.assert_array_equal(ivar[1:], 1.0)
+    # a folder of files with and without uncertainties, in any order
     folder = tmp_path / "mixed"
     folder.mkdir()
     write_adp(folder / "ADP.a.fits")
     write_adp(folder / "ADP.b.fits", err=np.full(200, np.nan), snr=None)  # no uncertainty
     grid = np.linspace(5000.1, 5001.8, 50) * u.AA
-    store = SpectralStore.from_files(sorted(folder.glob("*.fits")), tmp_path / "m.h5",
-                                     preprocess=Resampler(grid=grid), progress=False)
-    with store:
-        assert len(store) == 2 and not store.has_ivar
+    for batch_size in (1, 2):
+        store = SpectralStore.from_files(sorted(folder.glob("*.fits")),
+                                         tmp_path / f"m{batch_size}.h5", batch_size=batch_size,
+                                         preprocess=Resampler(grid=grid), progress=False)
+        with store:
+            assert len(store) == 2 and store.has_ivar
+            assert np.isnan(store.read().uncertainty.array[1]).all()
 
 
 def test_from_files_without_preprocessing_skips_other_grids(tmp_path, caplog):
