@@ -55,6 +55,7 @@ import torch
 from sklearn.pipeline import make_pipeline
 from specutils import Spectrum
 
+from stellarlatent import pretrained
 from stellarlatent._commands.recipe import CALIBRATE_BY, CALIBRATION_CV, parse_calibrate_by
 from stellarlatent._preprocessing_spec import describe
 from stellarlatent.diagnostics import informative_dimensions, latent_correlation
@@ -290,13 +291,8 @@ def rv_systematic(spectra, rows, template_path):
     the median uncertainty, in km/s, which the matcher adds to every
     uncertainty (``rv_systematic``).
     """
-    from astropy.io import fits
-
-    with fits.open(template_path, memmap=False) as hdus:
-        templates = Spectrum(flux=hdus[0].data.astype(float) * u.one,
-                             spectral_axis=hdus["WAVE"].data.astype(float) * u.AA,
-                             meta={"wavelength_medium": "air"}, spectral_axis_index=1)
-    matcher = InstrumentMatcher(rv_templates=templates, rescale=True,
+    matcher = InstrumentMatcher(rv_templates=pretrained.read_rv_templates(template_path),
+                                rescale=True,
                                 wavelength_range=list(WAVE_RANGE) * u.AA).fit()
     out = matcher.transform(spectra[rows[::3]])
     rv, err = (np.asarray(out.meta[key].to_value(u.km / u.s)) for key in ("rv", "rv_err"))

@@ -73,18 +73,24 @@ class Skips:
         return lines
 
 
+def _fits_files(folder):
+    """The spectrum files of a folder (not its subfolders), sorted.
+
+    The PHOENIX wavelength file is no spectrum: the reader finds it beside the models.
+    """
+    return sorted({p for pattern in FITS_PATTERNS for p in folder.glob(pattern)
+                   if p.is_file() and not p.name.startswith("WAVE_PHOENIX")})
+
+
 def expand_paths(paths, skips):
     """Files named on the command line, folders expanded to their FITS files."""
     files = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            # the PHOENIX wavelength file is no spectrum: the reader finds it beside the models
-            found = sorted({p for pattern in FITS_PATTERNS for p in path.glob(pattern)
-                            if p.is_file() and not p.name.startswith("WAVE_PHOENIX")})
+            found = _fits_files(path)
             if not found:
-                nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(
-                    q.is_file() for pattern in FITS_PATTERNS for q in p.glob(pattern)))
+                nested = sorted(p.name for p in path.iterdir() if p.is_dir() and _fits_files(p))
                 skips.add(path, "folder holds no FITS files" + (
                     f"; its subfolders are not searched: give them ({', '.join(nested)}) or "
                     f"{path}/*/*.fits" if nested else ""))

@@ -55,8 +55,6 @@ def label_summaries(proba, edges, edge_probability):
     >>> np.round([mean[0], p16[0], p84[0], err[0]], 6).tolist(), bool(edge[0])
     ([2.5, 1.8, 3.2, 0.7], False)
     """
-    proba = np.asarray(proba, dtype=float)
-    proba = proba / proba.sum(axis=1, keepdims=True)
     edge = np.maximum(proba[:, 0], proba[:, -1]) > edge_probability
     mean, _, p16, p84 = binned_summaries(proba, edges)
     return [mean, 0.5 * (p84 - p16), p16, p84, edge]

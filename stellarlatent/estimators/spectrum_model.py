@@ -443,12 +443,14 @@ class QuadraticSpectrumModel(BaseEstimator):
                 continue
             x, s2 = flux[i, ok], finite[ok]
             c = coef[:, ok]
+            # a spectrum stacked without an uncertainty: its noise is found from the data
+            given = None if noise is None or not np.isfinite(noise[i, ok]).any() else noise[i, ok]
             zi = z[i].copy()
             for step in range(self.n_iter):
                 design = _terms(zi[np.newaxis], cubic)
                 residual = x - (design @ c)[0]
-                if noise is not None and np.isfinite(noise[i, ok]).any():
-                    total = s2 + noise[i, ok]
+                if given is not None:
+                    total = s2 + given
                 else:
                     # the noise in excess of what the model misses on a star it was not
                     # fitted to, from the residual at the current labels
@@ -462,8 +464,7 @@ class QuadraticSpectrumModel(BaseEstimator):
                 zi = np.clip(zi + np.linalg.solve(hessian, gradient), lower, upper)
             residual = x - (_terms(zi[np.newaxis], cubic) @ c)[0]
             chi2[i] = float(np.mean(residual ** 2 * w))
-            from_data = noise is None or not np.isfinite(noise[i, ok]).any()
-            used[i] = float(np.sqrt(excess[i])) if from_data else float(
+            used[i] = float(np.sqrt(excess[i])) if given is None else float(
                 np.sqrt(np.median(total - s2)))
             out_z[i] = zi
             out_err[i] = np.sqrt(np.diag(np.linalg.inv(hessian)))

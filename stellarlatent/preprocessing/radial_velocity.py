@@ -42,15 +42,20 @@ def _check_template(template, name):
 
 
 def _check_step(step, name):
-    value = _velocity(step, name, below_c=True)
-    if value.ndim != 0 or not value > 0:
-        raise ValueError(f"{name} must be a positive scalar velocity Quantity, got {step!r}")
+    """A velocity above zero (``step``)."""
+    _check_speed(step, name, zero=False)
 
 
 def _check_systematic(value, name):
+    """A velocity of zero or more (``systematic_error``)."""
+    _check_speed(value, name, zero=True)
+
+
+def _check_speed(value, name, *, zero):
     speed = _velocity(value, name, below_c=True)
-    if speed.ndim != 0 or not speed >= 0:
-        raise ValueError(f"{name} must be a velocity Quantity of at least 0, got {value!r}")
+    if speed.ndim != 0 or not (speed >= 0 if zero else speed > 0):
+        least = "at least 0" if zero else "positive"
+        raise ValueError(f"{name} must be a {least} scalar velocity Quantity, got {value!r}")
 
 
 def _log_wave(axis):

@@ -251,7 +251,6 @@ class Resampler(SpectrumTransformer):
             key = (batch.spectral_axis.unit.to_string(), batch.spectral_axis.value.tobytes())
             groups.setdefault(key, []).append(index)
         unit = batches[0].flux_unit
-        has_ivar = any(b.ivar is not None for b in batches)
         results = [None] * len(batches)
         for indices in groups.values():
             members = [batches[i] for i in indices]
@@ -261,17 +260,15 @@ class Resampler(SpectrumTransformer):
             bounds = np.cumsum([0] + [b.n_spectra for b in members])
             for k, i in enumerate(indices):
                 part = slice(bounds[k], bounds[k + 1])
-                results[i] = (
-                    out.flux[part],
-                    np.full(out.flux[part].shape, np.nan) if out.ivar is None else out.ivar[part],
-                    out.mask[part],
-                )
+                results[i] = out.replace(
+                    flux=out.flux[part], mask=out.mask[part],
+                    ivar=None if out.ivar is None else out.ivar[part])
         return from_batch(
             SpectraBatch(
-                flux=np.concatenate([r[0] for r in results]),
+                flux=np.concatenate([r.flux for r in results]),
                 spectral_axis=self.grid_.spectral_axis,
-                ivar=np.concatenate([r[1] for r in results]) if has_ivar else None,
-                mask=np.concatenate([r[2] for r in results]),
+                ivar=stack_ivar(results),
+                mask=np.concatenate([r.mask for r in results]),
                 flux_unit=unit,
                 meta=merged_meta(batches),
             )

@@ -26,8 +26,8 @@ from astropy.table import Table
 # the readers of real archive files, registered with specutils: the models label such files
 from .. import datasets as _datasets  # noqa: F401
 
-__all__ = ["list_models", "load", "model_path", "instrument_matcher", "denoiser", "pipeline",
-           "REGISTRY_FILE"]
+__all__ = ["list_models", "load", "model_path", "instrument_matcher", "read_rv_templates",
+           "denoiser", "pipeline", "REGISTRY_FILE"]
 
 _HERE = Path(__file__).parent
 #: The registry of the bundled models (name -> description, file and SHA-256).
@@ -174,8 +174,6 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     (<Quantity 2.5 Angstrom>, 'air', 8)
     """
     import astropy.units as u
-    from astropy.io import fits
-    from specutils import Spectrum
 
     from ..preprocessing import InstrumentMatcher
 
@@ -189,11 +187,7 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
     if remove_rv and instrument.get("rv_templates"):
         path = _checked_file(name, instrument["rv_templates"], instrument["rv_templates_sha256"],
                              registry, "radial-velocity templates")
-        with fits.open(path, memmap=False) as hdus:
-            flux, wave = hdus[0].data.astype(float), hdus["WAVE"].data.astype(float)
-        templates = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA,
-                             meta={"wavelength_medium": instrument.get("medium")},
-                             spectral_axis_index=1)
+        templates = read_rv_templates(path, instrument.get("medium"))
     wavelength_range = instrument.get("wavelength_range")
     if wavelength_range is not None:
         wavelength_range = u.Quantity([u.Quantity(v) for v in wavelength_range])
@@ -205,6 +199,30 @@ def instrument_matcher(name, *, input_resolution=None, input_fwhm=None, remove_r
                                                                         0 * u.km / u.s)),
                                 wavelength_range=wavelength_range)
     return matcher.fit()
+
+
+def read_rv_templates(path, medium="air"):
+    """The radial-velocity templates a bundled model's registry names, as one batch Spectrum.
+
+    The file holds the templates' flux in its primary HDU and their
+    wavelengths (Angstrom) in ``WAVE``; ``medium`` is recorded in ``meta``.
+
+    Examples
+    --------
+    >>> from stellarlatent import pretrained
+    >>> templates = pretrained.read_rv_templates(pretrained.REGISTRY_FILE.parent
+    ...                                          / "miles-rv-templates.fits")
+    >>> templates.flux.shape[1] == templates.spectral_axis.size, templates.meta
+    (True, {'wavelength_medium': 'air'})
+    """
+    import astropy.units as u
+    from astropy.io import fits
+    from specutils import Spectrum
+
+    with fits.open(path, memmap=False) as hdus:
+        flux, wave = hdus[0].data.astype(float), hdus["WAVE"].data.astype(float)
+    return Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA,
+                    meta={"wavelength_medium": medium}, spectral_axis_index=1)
 
 
 def denoiser(name, registry=None):
