@@ -522,7 +522,9 @@ class SpectralStore:
             (quantities are converted to the store's units; masked values stay
             masked). Without it the labels of these spectra are masked.
         mask, ivar : array-like, default=None
-            Only with a flux array.
+            Only with a flux array. Zero or non-finite inverse variances mask
+            their pixels, except in a row that has no finite positive value:
+            that is a spectrum without an uncertainty.
 
         A store that keeps inverse variances records a row of NaN for each
         spectrum without an uncertainty: it is read back as a spectrum

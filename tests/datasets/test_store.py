@@ -343,6 +343,15 @@ def test_spectra_without_uncertainty_beside_ones_with_keep_none(tmp_path):
         # training weights a spectrum without an uncertainty alike, as a store without any
         _, _, ivar = store.to_torch_dataset().read_batch(np.arange(3))
         np.testing.assert_array_equal(ivar[1:], 1.0)
+    # the same from arrays: a row of NaN or zero inverse variance is no uncertainty, a zero
+    # pixel beside positive ones is a bad pixel
+    ivar = np.array([np.full(N_PIX, 4.0), np.full(N_PIX, np.nan), np.zeros(N_PIX)])
+    ivar[0, 3] = 0.0
+    with SpectralStore.create(tmp_path / "b.h5", wave, flux_unit=u.adu) as store:
+        store.append(np.ones((3, N_PIX)), ivar=ivar)
+        back = store.read()
+        assert back.mask[0].tolist() == [k == 3 for k in range(N_PIX)]
+        assert not back.mask[1:].any() and np.isnan(back.uncertainty.array[1:]).all()
     # a folder of files with and without uncertainties, in any order
     folder = tmp_path / "mixed"
     folder.mkdir()
