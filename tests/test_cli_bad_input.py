@@ -6,7 +6,10 @@ file never stops a run; checks come before the expensive work.
 """
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import astropy.units as u
@@ -557,3 +560,21 @@ def test_a_text_file_that_is_no_spectrum_says_so(models, tmp_path, capsys):  # n
     assert main(["predict", str(models[1]), str(text), "--out", str(tmp_path / "p.ecsv"),
                  *CPU]) == 1
     _one_line_error(capsys, "notes.txt", "not a spectrum any reader recognises", "--format")
+
+
+def test_a_skipped_file_is_reported_on_a_line_of_its_own_beside_the_progress_bar(
+        spectra_dir, tmp_path):  # noqa: F811
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for path in sorted(spectra_dir.glob("*.fits"))[:3]:
+        shutil.copy(path, folder)
+    (folder / "ADP.broken.fits").write_bytes(b"not a FITS file" * 20)
+    result = subprocess.run(
+        [sys.executable, "-m", "stellarlatent.cli", "prepare", str(folder), *GRID,
+         "--out", str(tmp_path / "s.h5")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "spectra: 100%" in result.stderr  # the bar is shown
+    lines = re.split(r"[\r\n]", result.stderr)
+    assert any(line.startswith("ADP.broken.fits skipped") for line in lines), result.stderr

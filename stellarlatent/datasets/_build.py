@@ -13,7 +13,7 @@ import numpy as np
 from astropy.table import QTable, Table
 
 from .._batch import from_batch, unknown_ivar_rows
-from .._logging import log
+from .._logging import log, progress_bar
 from ._io import files_from, same_grid
 from ._parallel import make_runner
 from ._reading import SkippedFile, chunk_batches, is_fitted, log_skip, read_chunk
@@ -62,15 +62,13 @@ def build(cls, files, path, *, reader, preprocess, labels, batch_size, progress,
     `SkippedFile` of each file skipped (by default it is logged). Returns the
     store and the number of files skipped.
     """
-    from tqdm.auto import tqdm
-
     batches = [files[start:start + batch_size] for start in range(0, len(files), batch_size)]
     starts = range(0, len(files), batch_size)
     builder = Builder(cls, path, preprocess, labels, overwrite, create_kwargs, on_skip)
     skipped, done = 0, 0
     try:
-        with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar, \
-                runner:
+        with progress_bar(total=len(files), enabled=progress, unit="file",
+                          desc="spectra") as bar, runner:
             if len(batches) > 1:
                 runner.start()
             while done < len(batches) and not builder.fitted:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._batch import from_batch
-from .._logging import log
+from .._logging import log, progress_bar
 from ._io import files_from, same_grid, stack_spectra
 
 __all__ = ["SkippedFile", "SpectraRead", "read_spectra_files", "SKIPPED_ERRORS", "skip_reason",
@@ -232,8 +232,6 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
     >>> [name for name, reason in read.skipped]
     ['MILES_res2.50_star_m0004V.fits', 'missing.fits']
     """
-    from tqdm.auto import tqdm
-
     files = files_from(paths, pattern, name="paths")
     batch_size = int(batch_size)
     if batch_size < 1:
@@ -245,7 +243,7 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         skipped.append(record)
         on_skip(record)
 
-    with tqdm(total=len(files), disable=not progress, unit="file", desc="spectra") as bar:
+    with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar:
         for start in range(0, len(files), batch_size):
             batch_files = files[start:start + batch_size]
             fit = preprocess is not None and not is_fitted(preprocess)

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
-from .._logging import log
+from .._logging import log, progress_bar
 from .._params import Converted, Interval, Options, validate_params
 from . import _distributed
 from ._data import as_source
@@ -383,27 +383,26 @@ class TorchEstimator(SeededEstimator):
         self._wrapped_module = self._wrap_for_training(module)
         self.n_iter_ = run.iteration
         rank = _distributed.rank()
-        progress = _progress(range(run.epoch, n_epochs), self.verbose if rank == 0 else 0,
-                             type(self).__name__)
+        shown = bool(self.verbose) and rank == 0
         run.last_good = copy.deepcopy(module.state_dict())
         try:
-            for epoch in progress:
-                started = time.perf_counter()
-                record = {"epoch": epoch + 1}
-                record.update(self._train_epoch(source, train_idx, epoch, run, weights))
-                record.update(self._after_epoch(epoch))
-                record.update(self._validate_epoch(source, val_idx))
-                record["lr"] = self.optimizer_.param_groups[0]["lr"]
-                record["time"] = time.perf_counter() - started
-                if hasattr(progress, "set_postfix"):
-                    progress.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                                          if k in ("train_loss", "val_loss")})
-                if self._end_epoch(record, run, checkpoint):
-                    break
+            with progress_bar(total=n_epochs - run.epoch, enabled=shown,
+                              desc=type(self).__name__, unit="epoch", leave=False) as bar:
+                for epoch in range(run.epoch, n_epochs):
+                    started = time.perf_counter()
+                    record = {"epoch": epoch + 1}
+                    record.update(self._train_epoch(source, train_idx, epoch, run, weights))
+                    record.update(self._after_epoch(epoch))
+                    record.update(self._validate_epoch(source, val_idx))
+                    record["lr"] = self.optimizer_.param_groups[0]["lr"]
+                    record["time"] = time.perf_counter() - started
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                     if k in ("train_loss", "val_loss")}, refresh=False)
+                    bar.update(1)
+                    if self._end_epoch(record, run, checkpoint):
+                        break
         finally:
             self._wrapped_module = None
-            if hasattr(progress, "close"):
-                progress.close()
         if self._restore_best() and run.stopping.best_state is not None and len(val_idx):
             module.load_state_dict(run.stopping.best_state)
         self._finish_training(source, train_idx)
@@ -726,14 +725,6 @@ def _grid_mismatch(given, trained):
 
 def _describe_grid(axis):
     return f"{axis[0].value:.6g}-{axis[-1].value:.6g} {axis.unit} ({axis.size} pixels)"
-
-
-def _progress(iterable, verbose, name):
-    if not verbose:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=name, unit="epoch", leave=False)
 
 
 class _BatchReader(torch.utils.data.Dataset):
