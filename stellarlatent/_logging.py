@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import sys
 
 __all__ = ["log", "progress_bar"]
 
@@ -29,5 +30,13 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
         if not enabled:
             yield bar
             return
-        with logging_redirect_tqdm(loggers=[logging.root, log], tqdm_class=tqdm):
+        # a logger without console handlers of its own prints through the root's: redirecting
+        # it too would print each message twice
+        loggers = [logger for logger in (logging.root, log) if _prints_to_console(logger)]
+        with logging_redirect_tqdm(loggers=loggers, tqdm_class=tqdm):
             yield bar
+
+
+def _prints_to_console(logger):
+    return any(type(handler) is logging.StreamHandler
+               and handler.stream in (sys.stdout, sys.stderr) for handler in logger.handlers)
