@@ -578,3 +578,21 @@ def test_a_skipped_file_is_reported_on_a_line_of_its_own_beside_the_progress_bar
     assert "spectra: 100%" in result.stderr  # the bar is shown
     lines = re.split(r"[\r\n]", result.stderr)
     assert sum(line.startswith("ADP.broken.fits skipped") for line in lines) == 1, result.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "explore"])
+def test_a_store_on_another_grid_names_both_pixel_counts(command, models, spectra_dir,  # noqa: F811
+                                                         tmp_path, capsys):
+    other = tmp_path / "other.h5"
+    assert main(["prepare", str(spectra_dir), *GRID, "--out", str(other), "--quiet"]) == 0
+    assert main([command, str(models[0]), str(other), "--out", str(tmp_path / "o.ecsv"),
+                 *CPU]) == 1
+    _one_line_error(capsys, "DATA: the store has 64 pixels", "the model expects 256")
+
+
+@pytest.mark.parametrize("command", ["fit-remap", "fit-vae", "predict"])
+def test_a_missing_store_is_named(command, models, tmp_path, capsys):  # noqa: F811
+    model = [] if command.startswith("fit") else [str(models[1])]
+    out = tmp_path / ("o.pt" if command.startswith("fit") else "o.ecsv")
+    assert main([command, *model, str(tmp_path / "nosuch.h5"), "--out", str(out), *CPU]) == 1
+    _one_line_error(capsys, "DATA: no store at", "nosuch.h5")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from .._logging import log
 from .._preprocessing_spec import build
-from .inputs import (UserError, expand_paths, is_store, labels_for_files, looks_like_store,
-                     make_pipeline, make_reader, open_store, read_label_table)
+from .inputs import (STORE_SUFFIXES, UserError, expand_paths, is_store, labels_for_files,
+                     looks_like_store, make_pipeline, make_reader, open_store, read_label_table)
 
 __all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input",
            "training_data", "model_data", "early_labels", "parse_labels", "select_labels"]
@@ -146,6 +146,9 @@ def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
     """
     paths = list(args.data)
     for path in paths:
+        if Path(path).suffix.lower() in STORE_SUFFIXES and not Path(path).exists():
+            raise UserError(f"{what}: no store at {path} (no such file); build one with "
+                            "'stellarlatent prepare', or give spectrum files and folders")
         if looks_like_store(path):
             raise UserError(f"{what}: {path} is not an HDF5 file, so not a store written by "
                             "'stellarlatent prepare' (corrupt, truncated or misnamed?)")
@@ -220,10 +223,11 @@ def model_data(model, args, skips, before=None, after=None):
     path = store_input(args, options=MODEL_RAW_OPTIONS)
     if path is not None:
         store = open_store(path)
-        if store.n_pixels != model.n_features_in_:
+        n_pixels = store.n_pixels
+        if n_pixels != model.n_features_in_:
             store.close()
             raise UserError(
-                f"DATA: the store has {store.n_pixels} pixels per spectrum but the model expects "
+                f"DATA: the store has {n_pixels} pixels per spectrum but the model expects "
                 f"{model.n_features_in_}; build it with the model's grid or give raw files")
         return store, _store_names(store), store.labels, len(store)
     reader = make_reader(args.format, args.phoenix_wave)
