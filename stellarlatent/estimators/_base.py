@@ -19,7 +19,7 @@ from .. import __version__
 from .._logging import log, progress_bar
 from .._params import Converted, Interval, Options, validate_params
 from . import _distributed
-from ._data import as_source
+from ._data import SpectraSource, as_source
 from ._files import read_payload, writable_path, write_atomically
 from ._stopping import EarlyStopping, TrainingRun
 
@@ -213,8 +213,34 @@ class TorchEstimator(SeededEstimator):
                 f"{self.n_features_in_} features as input (the pixels of its training grid); "
                 "resample the spectra onto the training grid first"
             )
+        source = self._in_training_order(source, name)
         self._check_grid(source, name)
         return source
+
+    def _in_training_order(self, source, name):
+        """``source`` with its pixels reversed when its axis runs against the training one.
+
+        Spectra on a frequency axis increase in frequency, so their pixels run
+        from red to blue where a wavelength grid runs from blue to red.
+        """
+        trained = getattr(self, "spectral_axis_", None)
+        given = source.spectral_axis
+        if trained is None or given is None:
+            return source
+        try:
+            values = given.to_value(trained.unit, equivalencies=u.spectral())
+        except u.UnitConversionError:
+            return source  # _check_grid says why
+        if (values[-1] - values[0]) * (trained.value[-1] - trained.value[0]) > 0:
+            return source
+        if not isinstance(source, SpectraSource):
+            raise ValueError(
+                f"{name}: its pixels run from {given[0]:.6g} to {given[-1]:.6g}, against the "
+                f"order of the training grid ({_describe_grid(trained)}); build the store on "
+                "the model's grid, for example with stellarlatent.preprocessing.Resampler"
+                "(SpectralGrid(model.spectral_axis_))"
+            )
+        return source.reversed()
 
     def _record_grid(self, source):
         """Remember the spectral axis and its air/vacuum convention of the training spectra."""
@@ -712,8 +738,6 @@ def _grid_mismatch(given, trained):
     reference = trained.value
     if values.shape != reference.shape:
         return f"{values.size} pixels against {reference.size}"
-    order = np.argsort(values) if values[0] > values[-1] else slice(None)
-    values = values[order]
     tolerance = 1e-3 * np.min(np.abs(np.diff(reference)))
     offset = np.abs(values - reference)
     if np.all(offset <= tolerance):

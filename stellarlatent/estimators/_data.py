@@ -49,6 +49,15 @@ class SpectraSource:
     def n_pixels(self):
         return self.flux.shape[1]
 
+    def reversed(self):
+        """The same spectra with their pixels (and spectral axis) in the opposite order."""
+        return SpectraSource(
+            self.flux.flip(1).numpy(), self.mask.flip(1).numpy(),
+            None if self.ivar is None else self.ivar.flip(1).numpy(),
+            None if self.spectral_axis is None else self.spectral_axis[::-1],
+            self.wavelength_medium,
+        )
+
     def batch(self, indices):
         """Tensors ``flux``, ``mask`` (bool) and ``ivar`` (or None) of some spectra."""
         idx = torch.as_tensor(indices, dtype=torch.long)

@@ -55,6 +55,24 @@ def test_remap_accepts_its_own_grid_in_other_units(fitted_on_grid):
     assert len(model.predict(flux)) == len(flux)
 
 
+def test_spectra_on_a_frequency_axis_are_put_in_the_training_order(fitted_on_grid, tmp_path):
+    model, flux, _ = fitted_on_grid
+    in_wavelength = _spectra(flux[:5], _log_axis(5000, 5500, 128))
+    # a frequency axis increases from red to blue: the pixels come in the other order
+    frequency = _log_axis(5000, 5500, 128).to(u.THz, equivalencies=u.spectral())[::-1]
+    in_frequency = _spectra(flux[:5, ::-1], frequency)
+    np.testing.assert_allclose(model.embed(in_frequency), model.embed(in_wavelength),
+                               rtol=1e-5, atol=1e-6)
+    expected = model.predict(in_wavelength)
+    for name in model.labels:
+        np.testing.assert_allclose(model.predict(in_frequency)[name], expected[name], rtol=1e-6)
+    # a store cannot be reordered on the fly: it is refused, not read backwards
+    with SpectralStore.create(tmp_path / "f.h5", frequency, ivar=False) as store:
+        store.append(flux[:5, ::-1])
+        with pytest.raises(ValueError, match="against the order of the training grid"):
+            model.predict(store)
+
+
 def test_remap_refuses_vacuum_spectra_when_trained_on_air(fitted_on_grid):
     model, flux, _ = fitted_on_grid
     vacuum = _spectra(flux, _log_axis(5000, 5500, 128), medium="vacuum")
