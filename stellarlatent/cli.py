@@ -486,8 +486,24 @@ def _add_diagnose(sub):
     _data(p)
     _table_labels(p, "the model's labels, or every known label")
     _reading(p)
+    _matching(p)
     _out(p, "the report folder", overwrite=False)
     _common(p, _run("diagnose", "run_diagnose"))
+
+
+def _matching(p):
+    """The options that bring raw files to a model's instrument (predict, diagnose, explore)."""
+    p.add_argument("--resolution", type=_positive_float, default=None, metavar="R",
+                   help="resolving power of the spectra, where their files do not record it "
+                        "(a bundled model broadens finer spectra to its own resolution)")
+    p.add_argument("--no-match", action="store_true",
+                   help="do not bring the spectra to the model's instrument (wavelength medium, "
+                        "resolution, rest frame) first")
+    p.add_argument("--no-denoise", action="store_true",
+                   help="do not remove the noise that spectra carry beyond the bundled model's "
+                        "training spectra (its PCADenoiser, which takes photon noise and "
+                        "removes no more than a file's uncertainty reports; spectra as clean "
+                        "as those are unchanged either way)")
 
 
 def _add_predict(sub):
@@ -499,17 +515,7 @@ def _add_predict(sub):
     _data(p, metavar="FILES", help="spectrum files/folders, or a store (*.h5)")
     _reading(p)
     _out(p, "the table to write (*.ecsv, *.fits, *.csv...)")
-    p.add_argument("--resolution", type=_positive_float, default=None, metavar="R",
-                   help="resolving power of the spectra, where their files do not record it "
-                        "(a bundled model broadens finer spectra to its own resolution)")
-    p.add_argument("--no-match", action="store_true",
-                   help="do not bring the spectra to the model's instrument (wavelength medium, "
-                        "resolution, rest frame) before predicting")
-    p.add_argument("--no-denoise", action="store_true",
-                   help="do not remove the noise that spectra carry beyond the bundled model's "
-                        "training spectra (its PCADenoiser, which takes photon noise and "
-                        "removes no more than a file's uncertainty reports; spectra as clean "
-                        "as those are unchanged either way)")
+    _matching(p)
     p.add_argument("--min-coverage", type=_fraction, default=0.8, metavar="F",
                    help="spectra covering less of the model's wavelengths are flagged "
                         "out_of_range (default: %(default)s)")
@@ -535,6 +541,7 @@ def _add_explore(sub):
                    help="observed spectra stored in the page; the others show their "
                         "reconstruction (default: %(default)s)")
     _reading(p)
+    _matching(p)
     _out(p, "the folder of explorer.html", metavar="DIR", overwrite=False)
     _common(p, _run("explore", "run_explore"))
 

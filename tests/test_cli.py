@@ -356,6 +356,14 @@ def test_predict_on_a_store(models, store, tmp_path):
                  "--device", "cpu"]) == 0
     table = QTable.read(out)
     assert len(table) == 48 and table["filename"][0].startswith("ADP.synthetic")
+    # the same flags as for files, so that a script reads either table alike
+    from stellarlatent.datasets import SpectralStore
+
+    with SpectralStore(store) as s:
+        _, mask, _ = s.read_arrays()
+    np.testing.assert_allclose(table["coverage"], (~mask).mean(axis=1))
+    assert {"out_of_range", "out_of_range_reason"} <= set(table.colnames)
+    assert table["out_of_range"].tolist() == [bool(r) for r in table["out_of_range_reason"]]
 
 
 @pytest.mark.parametrize("which", [0, 1])

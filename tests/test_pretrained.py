@@ -295,3 +295,34 @@ def test_a_folder_of_phoenix_models_reads_its_models_not_its_wavelength_file(rea
                  "--quiet", "--device", "cpu"]) == 0
     assert len(QTable.read(out)) == 3
     assert "skipped" not in capsys.readouterr().err
+
+
+def test_explore_and_diagnose_bring_files_to_the_model_as_predict_does(real_dir, tmp_path):
+    """Vacuum files (LAMOST, PHOENIX) get the same latents from every command."""
+    import re
+
+    from stellarlatent.diagnostics import LatentExplorer
+
+    files = [str(next((real_dir / "lamost").glob("spec-*.fits"))),
+             str(next((real_dir / "phoenix").glob("lte*.fits")))]
+    common = ["--quiet", "--device", "cpu"]
+    assert main(["predict", "miles-vae", *files, "--out", str(tmp_path / "z.ecsv"),
+                 *common]) == 0
+    table = QTable.read(tmp_path / "z.ecsv")
+    predicted = np.array([[row[f"z{j}"] for j in range(8)] for row in table], dtype=float)
+    found = []
+    for k, extra in enumerate(([], ["--no-match"])):
+        out = tmp_path / f"explore{k}"
+        assert main(["explore", "miles-vae", *files, "--out", str(out), "--neighbors", "1",
+                     *common, *extra]) == 0
+        page = (out / "explorer.html").read_text()
+        data = re.search(r'id="explorer-data">(.*?)</script>', page, re.S).group(1)
+        found.append(LatentExplorer(json.loads(data)).latents)
+    np.testing.assert_allclose(found[0], predicted, atol=1e-4)
+    assert np.max(np.abs(found[1] - predicted)) > 0.05  # unmatched vacuum spectra differ
+    # diagnose reads them the same way (it refused the files of a bundled DeepREMAP before)
+    labels = tmp_path / "labels.ecsv"
+    QTable({"filename": [f.rsplit("/", 1)[1] for f in files], "teff": [5200.0, 5800.0],
+            "logg": [4.4, 4.5], "feh": [0.0, 0.0]}).write(labels)
+    assert main(["diagnose", "miles", *files, "--labels", str(labels), "--out",
+                 str(tmp_path / "report"), *common]) == 0

@@ -9,6 +9,7 @@ from .models import (MODEL_RAW_OPTIONS, early_labels, is_remap, load_model, mode
                      parse_labels, store_input)
 from .outputs import check_out_folder
 from .sections import VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section
+from .transfer import transfer_steps
 
 __all__ = ["run_diagnose"]
 
@@ -31,7 +32,9 @@ def run_diagnose(args):
             raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but "
                             f"{args.labels[0]} lacks {missing}")
     skips = Skips()
-    X, names, source, n_inputs = model_data(model, args, skips)
+    # raw files are brought to the model's instrument, as predict does
+    before, after = (None, None) if has_store else transfer_steps(model, args)
+    X, names, source, n_inputs = model_data(model, args, skips, before=before, after=after)
     store = X if hasattr(X, "label_names") else None
     try:
         spectra = store.read() if store is not None else X

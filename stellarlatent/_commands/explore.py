@@ -7,6 +7,7 @@ from .inputs import Skips, UserError
 from .models import (MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels,
                      store_input)
 from .outputs import check_out_folder
+from .transfer import transfer_steps
 
 __all__ = ["run_explore"]
 
@@ -47,14 +48,19 @@ def run_explore(args):
     skips = Skips()
     X = remap_X = None
     try:
-        X, names, source, n_inputs = model_data(vae, args, skips)
+        # raw files are brought to each model's instrument, as predict does
+        before, after = (None, None) if has_store else transfer_steps(vae, args)
+        X, names, source, n_inputs = model_data(vae, args, skips, before=before, after=after)
         if args.labels:
             table, wanted = parse_labels(args.labels, names, source, table=table_file)
             labels = table[wanted]
         else:
             labels = source  # a store's own labels, or none for files
         if remap is not None:
-            remap_X, remap_names, _, _ = model_data(remap, args, Skips())
+            before, after = (None, None) if has_store else transfer_steps(remap, args,
+                                                                          args.remap)
+            remap_X, remap_names, _, _ = model_data(remap, args, Skips(), before=before,
+                                                    after=after)
             if list(remap_names) != list(names):
                 raise UserError("--remap: the spectra read through the DeepREMAP's preprocessing "
                                 "are not those read through the SpectralVAE's (some files failed "

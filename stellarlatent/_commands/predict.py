@@ -9,7 +9,7 @@ from astropy.table import QTable
 from .inputs import Skips
 from .models import MODEL_RAW_OPTIONS, is_remap, load_model, model_data, store_input
 from .outputs import check_table_out, write_table
-from .transfer import add_transfer_columns, denoise_step, instrument_step
+from .transfer import add_transfer_columns, transfer_steps
 
 __all__ = ["run_predict"]
 
@@ -24,16 +24,12 @@ def run_predict(args):
     model = load_model(args.model, args.device)
     skips = Skips()
     raw = store_input(args, options=MODEL_RAW_OPTIONS) is None
-    matcher = instrument_step(model, args) if raw else None
-    denoiser = denoise_step(args) if raw else None
-    X, names, _, n_inputs = model_data(model, args, skips,
-                                       before=None if matcher is None else [matcher],
-                                       after=None if denoiser is None else [denoiser])
+    before, after = transfer_steps(model, args) if raw else (None, None)
+    X, names, _, n_inputs = model_data(model, args, skips, before=before, after=after)
     try:
         if is_remap(model):
             result = model.predict(X)
-            if raw:
-                add_transfer_columns(result, X, min_coverage=args.min_coverage)
+            add_transfer_columns(result, X, min_coverage=args.min_coverage)
         else:
             Z = model.transform(X)
             result = QTable({f"z{i}": Z[:, i] for i in range(Z.shape[1])})

@@ -9,7 +9,7 @@ from .._batch import per_spectrum
 from .._logging import log
 from . import UserError
 
-__all__ = ["instrument_step", "denoise_step", "add_transfer_columns"]
+__all__ = ["transfer_steps", "instrument_step", "denoise_step", "add_transfer_columns"]
 
 #: the reasons of ``out_of_range_reason``, joined with "; "
 _REASONS = {
@@ -19,7 +19,18 @@ _REASONS = {
 }
 
 
-def instrument_step(model, args):
+def transfer_steps(model, args, model_arg=None):
+    """``(before, after)`` for `model_data`: what raw files go through around the model's own
+    preprocessing (the instrument matcher, a bundled model's denoiser), each a list or None.
+
+    ``model_arg`` is the command-line name of ``model`` (default ``args.model``).
+    """
+    matcher = instrument_step(model, args, model_arg)
+    denoiser = denoise_step(args, model_arg)
+    return (None if matcher is None else [matcher]), (None if denoiser is None else [denoiser])
+
+
+def instrument_step(model, args, model_arg=None):
     """The `~stellarlatent.preprocessing.InstrumentMatcher` that raw files go through, or None.
 
     A bundled model carries its instrument (resolution, medium, velocity
@@ -35,7 +46,7 @@ def instrument_step(model, args):
             raise UserError("--resolution: the spectra are matched to the model's resolution, "
                             "which --no-match turns off; leave one out")
         return None
-    name = _bundled_name(args)
+    name = _bundled_name(args.model if model_arg is None else model_arg)
     if name is not None:
         try:
             return pretrained.instrument_matcher(name, input_resolution=args.resolution,
@@ -52,23 +63,23 @@ def instrument_step(model, args):
                              wavelength_range=None if axis is None else axis[[0, -1]]).fit()
 
 
-def _bundled_name(args):
+def _bundled_name(model_arg):
     from .. import pretrained
 
-    name = str(args.model)
+    name = str(model_arg)
     if not Path(name).exists() and name in pretrained.list_models()["name"]:
         return name
     return None
 
 
-def denoise_step(args):
+def denoise_step(args, model_arg=None):
     """The bundled model's `~stellarlatent.preprocessing.PCADenoiser`, or None.
 
     None for a model file, a model that records no denoiser, or ``--no-denoise``.
     """
     from .. import pretrained
 
-    name = _bundled_name(args)
+    name = _bundled_name(args.model if model_arg is None else model_arg)
     if name is None or getattr(args, "no_denoise", False):
         return None
     try:
@@ -91,11 +102,9 @@ def add_transfer_columns(table, X, *, min_coverage):
     model; ``out_of_range_reason`` says which.
     """
     n = len(table)
-    mask = np.asarray(X.mask, dtype=bool) if X.mask is not None else np.zeros(X.flux.shape, bool)
-    valid = ~mask & np.isfinite(np.asarray(X.flux.value))
-    table["coverage"] = valid.mean(axis=1)
+    table["coverage"] = _valid_fraction(X)
     for key in ("rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise"):
-        column = (X.meta or {}).get(key)
+        column = (getattr(X, "meta", None) or {}).get(key)
         if per_spectrum(column, n):
             table[key] = column
     flags = [name for name in table.colnames if name.endswith("_out_of_range")]
@@ -118,3 +127,15 @@ def add_transfer_columns(table, X, *, min_coverage):
     if table["out_of_range"].any():
         log.warning("%d of %d spectra are out of the model's range (see out_of_range_reason)",
                     int(table["out_of_range"].sum()), n)
+
+
+def _valid_fraction(X, chunk=1024):
+    """The fraction of valid pixels of each spectrum of a batch or a store (read by chunks)."""
+    if hasattr(X, "read_arrays"):
+        parts = []
+        for start in range(0, len(X), chunk):
+            flux, mask, _ = X.read_arrays(np.arange(start, min(start + chunk, len(X))))
+            parts.append((~mask & np.isfinite(flux)).mean(axis=1))
+        return np.concatenate(parts)
+    mask = np.asarray(X.mask, dtype=bool) if X.mask is not None else np.zeros(X.flux.shape, bool)
+    return (~mask & np.isfinite(np.asarray(X.flux.value))).mean(axis=1)
