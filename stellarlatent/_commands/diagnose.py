@@ -52,7 +52,8 @@ def run_diagnose(args):
     report.paragraph(
         f"{spectra.flux.shape[0]} spectra of "
         f"{args.data[0] if len(args.data) == 1 else f'{n_inputs} files'}"
-        f" ({spectra.flux.shape[1]} pixels), labels {', '.join(labels) or 'none'}."
+        f" ({spectra.flux.shape[1]} pixels), labels {', '.join(labels) or 'none'}"
+        + (" (and log_teff, from teff)." if not remap and "teff" in labels else ".")
         + (f" {len(skips)} input files could not be read and were skipped." if len(skips) else "")
     )
     files = []

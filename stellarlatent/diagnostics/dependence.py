@@ -114,6 +114,11 @@ class LatentDependence:
             )
         elif k == n and n > 2:
             sentences.append("not pruned: every latent is informative")
+        elif k == 1:
+            sentences.append(
+                f"disentangled: latent {int(self.informative[0])} is the only informative one, "
+                "so no pair can depend on each other"
+            )
         else:
             sentences.append(
                 f"disentangled: no pair of the {k} informative latents depends on another "

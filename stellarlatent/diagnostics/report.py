@@ -277,20 +277,44 @@ class DisentanglementReport:
          'latents 1 and 4 share ...']
         """
         sentences = list(self.dependence.verdict())
+        factor = self._same_factor()
         best = {}
         for label in self.label_names:
             try:
                 dim = self.best_dimension(label).dim
             except ValueError:
                 continue
-            best.setdefault(dim, []).append(label)
+            best.setdefault(dim, {}).setdefault(factor[label], label)
         for dim, labels in best.items():
             if len(labels) > 1:
                 sentences.append(
-                    f"{' and '.join(labels)} are carried best by the same latent {dim}: "
-                    "they are not separated"
+                    f"labels {' and '.join(labels.values())} are carried best by the same "
+                    f"latent {dim}: they are not separated"
                 )
         return sentences
+
+    def _same_factor(self, min_abs_rho=0.99):
+        """The first label of each label's group of labels that are one factor in other forms.
+
+        Teff and log Teff (or any two labels that rise or fall together
+        almost exactly, abs(Spearman rho) above ``min_abs_rho``) are one
+        factor: sharing a latent does not make them entangled.
+        """
+        from scipy.stats import spearmanr
+
+        factor = {}
+        for k, label in enumerate(self.label_names):
+            factor[label] = label
+            a = np.asarray(self.labels[label][0], dtype=float)
+            for other in self.label_names[:k]:
+                b = np.asarray(self.labels[other][0], dtype=float)
+                both = np.isfinite(a) & np.isfinite(b)
+                if both.sum() < 3 or np.ptp(a[both]) == 0 or np.ptp(b[both]) == 0:
+                    continue
+                if abs(spearmanr(a[both], b[both]).statistic) > min_abs_rho:
+                    factor[label] = factor[other]
+                    break
+        return factor
 
     @property
     def label_names(self):

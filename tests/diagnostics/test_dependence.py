@@ -94,6 +94,29 @@ def test_the_report_flags_entangled_pairs_and_labels_sharing_a_latent(rng):
     assert "entangled" in repr(report)
 
 
+def test_one_factor_in_two_forms_sharing_a_latent_is_not_flagged(rng):
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    teff, rv = rng.uniform(4000, 7000, 1500), rng.uniform(-300, 300, 1500)
+    Z = rng.normal(0, 0.005, (1500, 5))
+    Z[:, 0] = (teff - 5500) / 1000
+    Z[:, 2] = rv / 300
+    labels = {"teff": teff, "log_teff": np.log10(teff), "rv": rv}
+    assert not any("not separated" in s for s in
+                   DisentanglementReport.from_latents(Z, labels).verdict)
+    # a real second factor on the same latent still is, named once with its first form
+    Z[:, 0] += 0.5 * rv / 300
+    Z[:, 2] = rng.normal(0, 0.005, 1500)
+    sentences = [s for s in DisentanglementReport.from_latents(Z, labels).verdict
+                 if "not separated" in s]
+    assert sentences == ["labels teff and rv are carried best by the same latent 0: they are "
+                         "not separated"]
+    # a single informative latent has no pair
+    Z[:, 0] = (teff - 5500) / 1000
+    assert DisentanglementReport.from_latents(Z, {"teff": teff}).verdict[0] == (
+        "disentangled: latent 0 is the only informative one, so no pair can depend on each other")
+
+
 def test_the_report_of_independent_factors_says_disentangled(rng):
     from stellarlatent.diagnostics import DisentanglementReport
 
