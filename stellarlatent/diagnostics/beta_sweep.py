@@ -124,9 +124,15 @@ class BetaSweep:
                         "lowest loss of that beta: it may have stopped near the mean spectrum "
                         "(refit it with another random_state, or sweep with n_init=2)"
                         for beta, size, ratio in self.stuck())
+        collapsed = [size for size, n in self.counts().items()
+                     if n[list(self.betas).index(self.chosen_beta)] == 0]
+        networks = ("networks" if len(collapsed) > 1 else "network")
+        collapsed = (f"; at the chosen beta the {'- and '.join(map(str, collapsed))}-latent "
+                     f"{networks} collapsed (no informative latent): lower beta or train longer"
+                     if collapsed else "")
         return (f"informative latents (MAD > {self.threshold:g}) at beta "
                 f"{', '.join(f'{b:g}' for b in self.betas)}: {counts}; "
-                f"chosen beta {self.chosen_beta:g} ({verdict}){stuck}")
+                f"chosen beta {self.chosen_beta:g} ({verdict}){collapsed}{stuck}")
 
 
 def _starts(random_state, n_init):
@@ -169,17 +175,20 @@ def _kept_loss(model):
 def _choose(table, sizes):
     betas = np.unique(np.asarray(table["beta"], dtype=float))
     largest = max(sizes)
-    gaps, prunes = [], []
+    gaps, prunes, penalties = [], [], []
     for beta in betas:
         rows = table[table["beta"] == beta]
         counts = {int(r["latent_dim"]): int(r["n_informative"]) for r in rows}
         values = [counts[s] for s in sizes]
         gaps.append(max(values) - min(values))
         prunes.append(0 < counts[largest] < largest and min(values) > 0)
+        # a collapsed network learned nothing: worse than a gap, and two worse than one
+        penalties.append(largest * sum(v == 0 for v in values)
+                         + (largest if counts[largest] == largest else 0))
     for beta, gap, pruned in zip(betas, gaps, prunes):
         if gap <= 1 and pruned:
             return float(beta), True
-    best = int(np.argmin([g + (0 if p else largest) for g, p in zip(gaps, prunes)]))
+    best = int(np.argmin(np.add(gaps, penalties)))
     return float(betas[best]), False
 
 

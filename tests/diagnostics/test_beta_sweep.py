@@ -51,6 +51,19 @@ def test_the_chosen_beta_is_the_smallest_where_the_sizes_agree_and_prune():
     assert _choose(no_agreement, [8, 32]) == (0.1, False)
 
 
+def test_without_agreement_a_collapsed_pair_is_not_chosen_and_a_collapse_is_said():
+    from stellarlatent.diagnostics.beta_sweep import BetaSweep
+
+    # the 16-latent network collapsed at both betas, the 8-latent one at the larger
+    table = Table({"beta": [0.001, 0.001, 0.01, 0.01], "latent_dim": [8, 16, 8, 16],
+                   "n_informative": [3, 0, 0, 0]})
+    assert _choose(table, [8, 16]) == (0.001, False)
+    sweep = BetaSweep(table, 0.02, 0.001, False, [None] * 4)
+    assert "at the chosen beta the 16-latent network collapsed" in sweep.summary()
+    sweep = BetaSweep(table, 0.02, 0.01, False, [None] * 4)
+    assert "the 8- and 16-latent networks collapsed" in sweep.summary()
+
+
 def test_parallel_sweep_equals_the_sequential_one():
     X = _two_factor_spectra(n=64)
     vae = SpectralVAE(max_epochs=2, batch_size=32, verbose=0, random_state=0,
