@@ -624,3 +624,27 @@ def test_fit_remap_refuses_bad_recipe_options_before_reading(store, tmp_path, ca
                  *options]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_fit_remap_pretrains_on_a_store_whose_labels_cover_the_training_stars(
+        store, spectra_dir, tmp_path, capsys):
+    from stellarlatent.estimators import DeepREMAP
+
+    out = tmp_path / "remap.pt"
+    recipe = ["--device", "cpu", "--members", "1", "--pretrain-epochs", "1", "--epochs", "1",
+              "--n-bins", "8", "--batch-size", "16", "--quiet", "--labels", "teff"]
+    assert main(["fit-remap", str(store), "--pretrain", str(store), "--out", str(out),
+                 *recipe]) == 0
+    assert DeepREMAP.load(out).labels == ("teff",)
+    # a store of a few stars sets bins that would miss most of the training stars
+    narrow = tmp_path / "narrow.h5"
+    files = sorted(spectra_dir.glob("*.fits"))[:3]
+    assert main(["prepare", *map(str, files), "--grid", "4600", "5900", "256", "--labels",
+                 str(spectra_dir.parent / "harps_labels.ecsv"), "--out", str(narrow),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["fit-remap", str(store), "--pretrain", str(narrow), "--out",
+                 str(tmp_path / "no.pt"), *recipe]) == 1
+    err = capsys.readouterr().err
+    assert "--pretrain: its teff spans" in err and "training stars lie outside" in err
+    assert not (tmp_path / "no.pt").exists()

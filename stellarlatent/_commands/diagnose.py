@@ -43,6 +43,11 @@ def run_diagnose(args):
             store.close()
     default = tuple(model.bin_edges_) if remap else VAE_LABELS
     table, labels = parse_labels(args.labels, names, source, default=default, table=table_file)
+    if not remap and not labels:
+        where = args.data[0] if source is not None else "the files"
+        raise UserError(f"--labels: {where} has none of the labels {', '.join(VAE_LABELS)} to "
+                        "compare the latents with; give a table file (--labels TABLE) or name "
+                        "the store's numeric columns")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -33,6 +33,9 @@ OPTIONS = {
     "num_workers": "--workers", "precision": "--precision", "device": "--device",
     "random_state": "--seed", "n_bins": "--n-bins", "contrast_window": "--contrast-window",
     "label_smoothing": "--label-smoothing", "labels": "--labels",
+    "line_weight": "--line-weight", "coarse_weight": "--coarse-weight",
+    "coarse_window": "--coarse-window", "kl_reduction": "--kl-reduction",
+    "lr_schedule": "--lr-schedule",
 }
 
 
@@ -56,6 +59,10 @@ def _check_estimator(estimator, label_bins=None):
             estimator._check_network_size(label_bins)
     except (TypeError, ValueError) as exc:
         raise UserError(option_message(str(exc))) from None
+
+
+def _epochs(n):
+    return f"{n} epoch{'' if n == 1 else 's'}"
 
 
 def option_message(message):
@@ -141,7 +148,7 @@ def run_fit_vae(args):
     lines = [] if sweep is None else _sweep_lines(sweep, out, vae.latent_dim)
     return skips.finish(
         *lines,
-        f"stellarlatent fit-vae: {len(vae.history_)} epochs on {n_spectra} spectra x {n} "
+        f"stellarlatent fit-vae: {_epochs(len(vae.history_))} on {n_spectra} spectra x {n} "
         f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
 
 
@@ -234,6 +241,30 @@ OPTIONS.update({
     "n_members": "--members", "n_jobs": "--jobs", "fine_tune_epochs": "--epochs",
     "fine_tune_lr": "--lr", "base_channels": "--base-channels", "n_stages": "--n-stages",
 })
+
+
+def _check_pretraining_covers(pretrain, train, labels, most_outside=0.01):
+    """Refuse pre-training labels whose ranges miss the training stars'.
+
+    The bins are set on the pre-training labels: a training star beyond
+    them lands in an edge bin, and a model whose bins miss most of its
+    stars predicts the edge for every one of them.
+    """
+    from .pretrain import said_range
+
+    for j, label in enumerate(labels):
+        known = pretrain[:, j][np.isfinite(pretrain[:, j])]
+        values = train[:, j][np.isfinite(train[:, j])]
+        if not known.size or not values.size:
+            continue
+        outside = (values < known.min()) | (values > known.max())
+        if outside.mean() > most_outside:
+            raise UserError(
+                f"--pretrain: its {label} spans {said_range(known.min(), known.max())}, but "
+                f"{int(outside.sum())} of {values.size} training stars lie outside "
+                f"({said_range(values.min(), values.max())}); the bins are set on the "
+                "pre-training labels, so give pre-training spectra that cover the training "
+                "stars, or --pretrain synthetic")
 
 
 def _values(y, labels):
@@ -416,6 +447,8 @@ def run_fit_remap(args):
                 seed=args.seed, in_memory=in_memory)
         except u.UnitsError as exc:
             raise _labels_error(exc) from None
+        if pretraining is not None:
+            _check_pretraining_covers(_values(pretraining.y, labels), _values(y, labels), labels)
         epochs = args.epochs or (EPOCHS_SCRATCH if pretraining is None else EPOCHS_PRETRAINED)
 
         rng = np.random.default_rng(args.seed)
@@ -467,9 +500,9 @@ def run_fit_remap(args):
         return 0
     what = (f"an ensemble of {args.members} DeepREMAP networks" if args.members > 1
             else "a DeepREMAP")
-    how = (f"pre-trained on {pretraining.description} for {args.pretrain_epochs} epochs, "
-           f"fine-tuned for {epochs} epochs" if pretraining is not None
-           else f"trained from scratch for {epochs} epochs")
+    how = (f"pre-trained on {pretraining.description} for {_epochs(args.pretrain_epochs)}, "
+           f"fine-tuned for {_epochs(epochs)}" if pretraining is not None
+           else f"trained from scratch for {_epochs(epochs)}")
     return skips.finish(
         f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
         f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "

@@ -153,14 +153,27 @@ def synthetic_pretraining(n, labels, values, spectral_axis, meta, spec, seed):
             for k, v in draw.items() if v is not None}
     log.info("pre-training spectra: %d synthetic ones on the training grid, %s wavelengths, "
              "%s, %s", n, medium or "air (none recorded)", said,
-             ", ".join(f"{k} {v[0]:.4g}-{v[1]:.4g}" for k, v in ranges.items()))
+             _said_ranges(ranges))
     spectra, table = make_synthetic_spectra(
         n, grid=spectral_axis, snr=SNR, air=medium != "vacuum", random_state=seed,
         **draw, **resolution)
     spectra = _without_medium(_prepare(spectra, spec), medium)
     y = QTable({label: table[label] for label in labels})
-    ranges_said = ", ".join(f"{k} {v[0]:.4g}-{v[1]:.4g}" for k, v in ranges.items())
-    return PretrainingData(spectra, y, f"{n} synthetic spectra ({ranges_said}; {said})", n)
+    return PretrainingData(spectra, y, f"{n} synthetic spectra ({_said_ranges(ranges)}; {said})",
+                           n)
+
+
+def _said_ranges(ranges):
+    """``"teff 2995-23710, logg -0.26-5.45"``."""
+    return ", ".join(f"{k} {said_range(lo, hi)}" for k, (lo, hi) in ranges.items())
+
+
+def said_range(low, high):
+    """``"2995-23710"``, ``"-0.26-5.45"``: whole numbers from 100 on, three digits below."""
+    def number(value):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+    return f"{number(low)}-{number(high)}"
 
 
 def _store_pretraining(path, labels, spectral_axis, in_memory):
