@@ -41,6 +41,11 @@ def write_atomically(payload, path, what):
     return path
 
 
+#: the estimator that writes each other file format, to name in a refusal
+_OTHER_FORMATS = {"stellarlatent-ensemble": "DeepREMAPEnsemble",
+                  "stellarlatent-model": "DeepREMAP"}
+
+
 def read_payload(path, file_format, format_version, description):
     """The dict saved at ``path`` (read with ``weights_only=True``), checked for its format.
 
@@ -59,6 +64,11 @@ def read_payload(path, file_format, format_version, description):
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
         raise ValueError(f"{path} is not a readable stellarlatent model file ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != file_format:
+        other = None
+        if isinstance(payload, dict) and payload.get("format") in _OTHER_FORMATS:
+            other = payload.get("estimator") or _OTHER_FORMATS[payload["format"]]
+        if other is not None:
+            raise ValueError(f"{path} holds a {other}, not {description}; use {other}.load")
         raise ValueError(f"{path} is not {description}")
     if payload.get("format_version", 0) > format_version:
         raise ValueError(

@@ -593,8 +593,13 @@ def test_an_ensemble_file_of_the_first_format_still_loads(fitted, data, tmp_path
 
 def test_load_refuses_other_files(fitted, tmp_path):
     path = fitted.members_[0].save(tmp_path / "member.pt")
-    with pytest.raises(ValueError, match="not a DeepREMAPEnsemble file"):
+    with pytest.raises(ValueError, match="holds a DeepREMAP, not a DeepREMAPEnsemble file; "
+                                         "use DeepREMAP.load"):
         DeepREMAPEnsemble.load(path)
+    # and the other way round
+    with pytest.raises(ValueError, match="holds a DeepREMAPEnsemble, not a stellarlatent model "
+                                         "file; use DeepREMAPEnsemble.load"):
+        DeepREMAP.load(fitted.save(tmp_path / "ensemble.pt"))
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a readable stellarlatent model file"):
         DeepREMAPEnsemble.load(tmp_path / "junk.pt")
