@@ -109,15 +109,23 @@ RESOLVING_POWER = {"LRS": 1800.0, "MRS": 7500.0}
 
 
 def _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, what):
-    """A Spectrum on increasing wavelengths; masked where flagged, ivar <= 0 or flux not finite."""
+    """A Spectrum on increasing wavelengths; masked where flagged, ivar <= 0 or flux not finite.
+
+    An ``IVAR`` without any finite positive value holds no uncertainty (as
+    an all-NaN ``ERR`` column of a HARPS ADP file): the spectrum gets none,
+    not a mask over every pixel.
+    """
     axis, flipped = spectral_axis(wave * u.AA, f"{name}: {what}", "LAMOST")
     if flipped:
         flux, ivar, bad = flux[::-1], ivar[::-1], bad[::-1]
     good_ivar = np.isfinite(ivar) & (ivar > 0)
-    mask = bad | ~good_ivar | ~np.isfinite(flux)
-    ivar = np.where(good_ivar, ivar, 0.0)
-    return Spectrum(flux=flux * flux_unit, spectral_axis=axis,
-                    uncertainty=InverseVariance(ivar, unit=flux_unit**-2), mask=mask, meta=meta)
+    mask = bad | ~np.isfinite(flux)
+    if not good_ivar.any():
+        meta["uncertainty_source"] = None
+        return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=mask, meta=meta)
+    return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=mask | ~good_ivar,
+                    uncertainty=InverseVariance(np.where(good_ivar, ivar, 0.0),
+                                                unit=flux_unit**-2), meta=meta)
 
 
 @register_loader(LAMOST_LRS_FORMAT, identify_lamost_lrs, extensions=("fits", "fits.gz"))

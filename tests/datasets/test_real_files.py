@@ -141,6 +141,21 @@ def test_lamost_values(real_dir):
         read_lamost_mrs(real_dir / MRS, arm="green")
 
 
+def test_a_lamost_file_whose_ivar_holds_nothing_has_no_uncertainty(real_dir, tmp_path):
+    """IVAR all zero (or NaN) means no uncertainty, as an all-NaN ERR of a HARPS ADP file."""
+    from astropy.io import fits
+
+    original = Spectrum.read(real_dir / LRS)
+    for value in (0.0, np.nan):
+        with fits.open(real_dir / LRS) as hdulist:
+            hdulist[0].data[1] = value  # the IVAR row of the primary image
+            hdulist.writeto(tmp_path / "spec-copy.fits", overwrite=True)
+        lrs = Spectrum.read(tmp_path / "spec-copy.fits")
+        assert lrs.uncertainty is None and lrs.meta["uncertainty_source"] is None
+        assert int(lrs.mask.sum()) < 48  # only the pixels flagged or without flux
+        np.testing.assert_array_equal(lrs.flux, original.flux)
+
+
 def test_phoenix_wavelength_file_is_refused_by_name(real_dir):
     assert identify_format(real_dir / WAVE) == "PHOENIX-wave"
     with pytest.raises(ValueError, match="PHOENIX wavelength file.*not a spectrum"):
