@@ -200,7 +200,14 @@ def _label_payload(labels, n):
             numeric.append({"name": str(name), "unit": unit, "values": _b64(values, "<f4")})
         elif kind in "USO":
             text.append({"name": str(name), "values": [str(v)[:120] for v in column]})
+    # the scatter is first coloured by the first numeric column: a stellar label, not a catalogue id
+    numeric.sort(key=lambda c: (_FIRST_COLOURS.index(c["name"].lower())
+                                if c["name"].lower() in _FIRST_COLOURS else len(_FIRST_COLOURS)))
     return numeric, text
+
+
+#: labels that colour the scatter first, in this order, where the table has them
+_FIRST_COLOURS = ("teff", "log_teff", "logg", "feh", "rv", "vsini")
 
 
 # -- the explorer -----------------------------------------------------------------------

@@ -139,6 +139,15 @@ def test_labels_reach_the_page(fitted):
     assert "<title>My &lt;stars&gt;</title>" in page
 
 
+def test_the_scatter_is_first_coloured_by_a_stellar_label_not_a_catalogue_number(fitted):
+    vae, X, labels = fitted
+    table = Table(labels)
+    table.add_column(np.arange(len(table)), name="miles_id", index=0)
+    explorer = LatentExplorer.from_estimator(vae, X, table, max_spectra=0)
+    names = [column["name"] for column in explorer._payload["labels"]]
+    assert names[0] == "teff" and "miles_id" in names
+
+
 def test_page_for_10000_spectra_stays_small(fitted):
     vae, X, _ = fitted
     rng = np.random.default_rng(1)
