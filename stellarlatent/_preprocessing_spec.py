@@ -9,7 +9,12 @@ model's grid, normalised the same way) before the model sees them.
 The description is a dict::
 
     {"format": "stellarlatent-preprocessing", "version": 1,
-     "steps": [{"class": "Resampler", "params": {...}}, ...]}
+     "steps": [{"class": "Resampler", "params": {...}}, ...],
+     "instrument": {"fwhm": {"Quantity": 2.5, "unit": "Angstrom"}}}
+
+``"instrument"`` (optional) is the resolution of the spectra before the
+steps, when every one recorded the same (`with_instrument`): a model keeps
+it, and spectra of finer instruments are broadened to it before prediction.
 
 Only steps that are deterministic at prediction time are described:
 `~stellarlatent.preprocessing.Resampler` (its fitted grid),
@@ -22,7 +27,7 @@ plain values with their units.
 import astropy.units as u
 import numpy as np
 
-__all__ = ["describe", "build", "grid_of"]
+__all__ = ["describe", "build", "grid_of", "with_instrument", "instrument_of"]
 
 _FORMAT = "stellarlatent-preprocessing"
 _VERSION = 1
@@ -165,3 +170,43 @@ def grid_of(spec):
         if step["class"] == "Resampler":
             return _decode(step["params"]["grid"])
     return None
+
+
+def with_instrument(spec, meta):
+    """``spec`` with the resolution that ``meta`` records (``"fwhm"`` or ``"resolution"``).
+
+    ``meta`` is a store's or a batch's meta; without a resolution in it, or
+    without ``spec``, ``spec`` is returned as it is.
+
+    Examples
+    --------
+    >>> spec = {"format": "stellarlatent-preprocessing", "version": 1, "steps": []}
+    >>> instrument_of(with_instrument(spec, {"fwhm": "2.5 Angstrom"}))
+    {'fwhm': <Quantity 2.5 Angstrom>}
+    >>> instrument_of(with_instrument(spec, {"resolution": 1800.0}))
+    {'resolution': 1800.0}
+    """
+    if not isinstance(spec, dict) or not meta:
+        return spec
+    instrument = {}
+    fwhm = meta.get("fwhm")
+    if fwhm is not None:
+        try:
+            fwhm = u.Quantity(fwhm, u.AA) if not isinstance(fwhm, u.Quantity) else fwhm.to(u.AA)
+        except (TypeError, ValueError, u.UnitsError):
+            fwhm = None
+        if fwhm is not None and fwhm.isscalar and np.isfinite(fwhm.value) and fwhm.value > 0:
+            instrument["fwhm"] = _encode(fwhm, "fwhm")
+    resolution = meta.get("resolution")
+    if not instrument and isinstance(resolution, (int, float)) and np.isfinite(resolution) \
+            and resolution > 0:
+        instrument["resolution"] = float(resolution)
+    return dict(spec, instrument=instrument) if instrument else spec
+
+
+def instrument_of(spec):
+    """``{"fwhm": Quantity}`` or ``{"resolution": R}`` recorded by `with_instrument`, or ``{}``."""
+    if not isinstance(spec, dict):
+        return {}
+    return {key: _decode(value) for key, value in (spec.get("instrument") or {}).items()
+            if key in ("fwhm", "resolution")}

@@ -648,3 +648,34 @@ def test_fit_remap_pretrains_on_a_store_whose_labels_cover_the_training_stars(
     err = capsys.readouterr().err
     assert "--pretrain: its teff spans" in err and "training stars lie outside" in err
     assert not (tmp_path / "no.pt").exists()
+
+
+def test_a_model_trained_on_files_of_one_resolution_brings_finer_spectra_to_it(
+        miles_dir, real_dir, tmp_path):
+    """MILES files record FWHM 2.5 A: the store, the model and predict keep to it."""
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import DeepREMAP
+
+    files = sorted(miles_dir.glob("MILES_res2.50_star_m00*.fits"))[:24]
+    store = tmp_path / "miles.h5"
+    assert main(["prepare", *map(str, files), "--format", "MILES", "--grid", "3700", "7300",
+                 "256", "--labels", str(miles_dir / "paramsMILES_v9.1.txt"), "--out",
+                 str(store), "--quiet"]) == 0
+    with SpectralStore(store) as opened:
+        assert opened.meta["fwhm"] == "2.5 Angstrom"
+    model = tmp_path / "remap.pt"
+    assert main(["fit-remap", str(store), "--labels", "teff", "--out", str(model),
+                 "--device", "cpu", "--quiet", *TINY_REMAP]) == 0
+    assert DeepREMAP.load(model).preprocessing_["instrument"] == {
+        "fwhm": {"Quantity": 2.5, "unit": "Angstrom"}}
+    harps = next((real_dir / "harps").glob("*_s1d_A.fits"))
+    out = tmp_path / "p.ecsv"
+    assert main(["predict", str(model), str(harps), "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert QTable.read(out)["resolution_status"][0] == "matched"
+    # files of different resolutions record none, and their model broadens nothing
+    mixed = tmp_path / "mixed.h5"
+    assert main(["prepare", *map(str, files[:3]), str(harps), "--grid", "3700", "7300", "256",
+                 "--out", str(mixed), "--quiet"]) == 0
+    with SpectralStore(mixed) as opened:
+        assert "fwhm" not in opened.meta and "resolution" not in opened.meta

@@ -194,19 +194,20 @@ def training_data(args, skips):
     batch Spectrum read from files with the ``prepare`` options; ``store`` is the
     open store or None.
     """
-    from .._preprocessing_spec import describe
+    from .._preprocessing_spec import describe, with_instrument
 
     path = store_input(args)
     if path is not None:
         store = open_store(path)
-        spec = store.meta.get("preprocessing")
+        # the resolution the files recorded goes with the model (predict matches to it)
+        spec = with_instrument(store.meta.get("preprocessing"), store.meta)
         names = _store_names(store)
         return store, names, store.labels, spec, store
     reader = make_reader(args.format, args.phoenix_wave)
     pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize,
                              smoothing=args.continuum_smoothing)
     batch, names, _ = _read_files(args.data, reader, pipeline, skips, args.quiet)
-    return batch, names, None, describe(pipeline), None
+    return batch, names, None, with_instrument(describe(pipeline), batch.meta), None
 
 
 MODEL_RAW_OPTIONS = tuple(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave"))

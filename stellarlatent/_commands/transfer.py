@@ -34,11 +34,13 @@ def instrument_step(model, args, model_arg=None):
     """The `~stellarlatent.preprocessing.InstrumentMatcher` that raw files go through, or None.
 
     A bundled model carries its instrument (resolution, medium, velocity
-    templates, wavelength range); a model file its wavelength medium and
-    grid only, so its files are cut to near that grid, converted to that
-    medium and otherwise left as they are.
+    templates, wavelength range); a model file its wavelength medium, its
+    grid and, when its training files all stated one, their resolution: its
+    files are cut to near that grid, converted to that medium, broadened to
+    that resolution, and otherwise left as they are.
     """
     from .. import pretrained
+    from .._preprocessing_spec import instrument_of
     from ..preprocessing import InstrumentMatcher
 
     if getattr(args, "no_match", False):
@@ -54,12 +56,15 @@ def instrument_step(model, args, model_arg=None):
         except ValueError as exc:
             if "records no instrument" not in str(exc):
                 raise UserError(f"MODEL: {exc}") from None
-    if args.resolution is not None:
+    # a model trained by fit-vae or fit-remap records the resolution its files stated
+    instrument = instrument_of(getattr(model, "preprocessing_", None))
+    if args.resolution is not None and not instrument:
         log.warning("--resolution: the model file records no resolution of its own, so the "
                     "spectra are not broadened to it")
     medium = getattr(model, "wavelength_medium_", None)
     axis = getattr(model, "spectral_axis_", None)
-    return InstrumentMatcher(fwhm=None, medium=medium, remove_rv=False,
+    return InstrumentMatcher(fwhm=instrument.get("fwhm"), resolution=instrument.get("resolution"),
+                             medium=medium, remove_rv=False, input_resolution=args.resolution,
                              wavelength_range=None if axis is None else axis[[0, -1]]).fit()
 
 

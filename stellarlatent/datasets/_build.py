@@ -16,7 +16,8 @@ from .._batch import from_batch, unknown_ivar_rows
 from .._logging import log, progress_bar
 from ._io import files_from, same_grid
 from ._parallel import make_runner
-from ._reading import SkippedFile, chunk_batches, is_fitted, log_skip, read_chunk
+from ._reading import (SkippedFile, chunk_batches, common_resolution, is_fitted, log_skip,
+                       read_chunk)
 
 __all__ = ["Builder", "build", "build_store"]
 
@@ -101,6 +102,7 @@ class Builder:
         self.store = None
         self.fitted = preprocess is None or is_fitted(preprocess)
         self.media = set()
+        self.resolutions = []
 
     def add(self, chunk, rows, files):
         """Log the chunk's events, append what can be appended; return the files skipped.
@@ -112,6 +114,7 @@ class Builder:
         for record in chunk.skipped:
             self.on_skip(record)
         self.media.update(chunk.media)
+        self.resolutions.extend(chunk.resolutions)
         if chunk.parts:
             # a batch whose every file failed leaves the preprocessing to the next one
             self.fitted = True
@@ -167,27 +170,31 @@ class Builder:
             raise ValueError(
                 f"files: none of the files could be read; no store written at {self.path}"
             )
-        self._record_medium()
+        self._record_instrument()
         return self.store
 
-    def _record_medium(self):
-        """Keep the files' air/vacuum convention in the store's meta, when they all state one.
+    def _record_instrument(self):
+        """Keep the files' air/vacuum convention and resolution in the store's meta, when
+        they all state the same.
 
         The estimators read ``meta["wavelength_medium"]`` of a store to refuse
         spectra of the other convention; files of both are said in a warning.
+        ``meta["fwhm"]`` (``"2.5 Angstrom"``) or ``meta["resolution"]`` (R)
+        is what ``fit-remap`` pre-trains at and what its model brings other
+        spectra to.
         """
         import json
 
+        meta = self.store.meta
         if {"air", "vacuum"} <= self.media:
             log.warning(
                 "%s: the files mix air (HARPS, MILES) and vacuum (LAMOST, PHOENIX, SDSS) "
                 "wavelengths, about 1.5 A apart at 5000 A; convert one kind first "
                 "(stellarlatent.preprocessing.air_to_vacuum or vacuum_to_air)", self.path)
-            return
-        if len(self.media) != 1 or None in self.media:
-            return
-        meta = self.store.meta
-        meta.setdefault("wavelength_medium", next(iter(self.media)))
+        elif len(self.media) == 1 and None not in self.media:
+            meta.setdefault("wavelength_medium", next(iter(self.media)))
+        for key, value in common_resolution(self.resolutions).items():
+            meta.setdefault(key, f"{value.value:g} {value.unit}" if key == "fwhm" else value)
         self.store._file.attrs["meta"] = json.dumps(meta)
 
     def abort(self):

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+import astropy.units as u
 import numpy as np
 
 from .._batch import from_batch
@@ -243,6 +244,7 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         skipped.append(record)
         on_skip(record)
 
+    resolutions = []
     with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar:
         for start in range(0, len(files), batch_size):
             batch_files = files[start:start + batch_size]
@@ -251,6 +253,7 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
                 chunk = read_chunk(batch_files, reader, preprocess, fit=fit)
             for level, message, args in chunk.events:
                 log.log(level, message, *args)
+            resolutions.extend(chunk.resolutions)
             for record in chunk.skipped:
                 skip(record)
             for batch, positions, counts in chunk_batches(chunk):
@@ -265,6 +268,9 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
     if not parts:
         return SpectraRead(None, [], skipped)
     spectra = from_batch(stack_spectra([from_batch(p) for p in parts], "spectra"))
+    # the files' common resolution: a model trained on them records it (fit-remap, fit-vae)
+    for key, value in common_resolution(resolutions).items():
+        spectra.meta.setdefault(key, value)
     return SpectraRead(spectra, names, skipped)
 
 
@@ -288,6 +294,8 @@ class Chunk(NamedTuple):
     events: list
     #: ``meta["wavelength_medium"]`` of each spectrum read ("air", "vacuum" or None)
     media: tuple = ()
+    #: the resolution each spectrum's file recorded (`resolution_of`)
+    resolutions: tuple = ()
 
 
 def chunk_batches(chunk):
@@ -332,19 +340,52 @@ def read_chunk(paths, reader, preprocess, fit=False):
     if not spectra:
         return Chunk([], False, skipped, events)
     media = tuple(_medium_of(s) for s in spectra)
+    resolutions = tuple(resolution_of(s) for s in spectra)
     names = [Path(paths[k]).name for k in positions]
     transformed, kept = _transform(preprocess, spectra, names, fit, events, skipped)
     kept = [positions[k] for k in kept]
     if preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
         return Chunk([(kept, stack_spectra(transformed[0], "spectra"))], True, skipped, events,
-                     media)
+                     media, resolutions)
     parts = []
     for position, spectrum in zip(kept, transformed):
         try:
             parts.append((position, stack_spectra(spectrum, "spectra")))
         except (TypeError, ValueError) as exc:
             skipped.append(SkippedFile(Path(paths[position]).name, _one_line(exc)))
-    return Chunk(parts, False, skipped, events, media)
+    return Chunk(parts, False, skipped, events, media, resolutions)
+
+
+def resolution_of(spectrum):
+    """``("fwhm", Angstrom)`` or ``("resolution", R)`` that a spectrum's meta records, or None."""
+    meta = getattr(spectrum, "meta", None) or {}
+    fwhm = meta.get("fwhm")
+    if (isinstance(fwhm, u.Quantity) and fwhm.isscalar and fwhm.unit.is_equivalent(u.AA)
+            and np.isfinite(fwhm.value) and fwhm.value > 0):
+        return ("fwhm", round(float(fwhm.to_value(u.AA)), 6))
+    for key in ("resolution", "resolving_power"):
+        value = meta.get(key)
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
+                and np.isfinite(value) and value > 0:
+            return ("resolution", float(value))
+    return None
+
+
+def common_resolution(resolutions):
+    """``{"fwhm": Quantity}`` or ``{"resolution": R}`` when every spectrum records the same.
+
+    Examples
+    --------
+    >>> common_resolution([("fwhm", 2.5), ("fwhm", 2.5)])
+    {'fwhm': <Quantity 2.5 Angstrom>}
+    >>> common_resolution([("fwhm", 2.5), None])
+    {}
+    """
+    found = set(resolutions)
+    if len(found) != 1 or None in found:
+        return {}
+    kind, value = found.pop()
+    return {"fwhm": value * u.AA} if kind == "fwhm" else {"resolution": value}
 
 
 def _medium_of(spectrum):
