@@ -244,13 +244,25 @@ def beta_sweep(estimator, X, betas, latent_dims=(8, 32), *, X_eval=None, thresho
     """
     from sklearn.base import clone
 
-    betas = [float(b) for b in np.atleast_1d(np.asarray(betas, dtype=float))]
+    given = betas
+    try:
+        betas = [float(b) for b in np.atleast_1d(np.asarray(betas, dtype=float)).ravel()]
+    except (TypeError, ValueError):
+        betas = None
     if not betas or not all(np.isfinite(b) and b >= 0 for b in betas):
-        raise ValueError(f"betas must be a non-empty sequence of numbers >= 0, got {betas!r}")
-    sizes = list(latent_dims)
+        raise ValueError(f"betas must be a non-empty sequence of numbers >= 0, got {given!r}")
+    sizes = [latent_dims] if isinstance(latent_dims, numbers.Integral) else latent_dims
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        sizes = []
     if not sizes or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
                             for s in sizes):
-        raise ValueError(f"latent_dims must be positive integers, got {latent_dims!r}")
+        raise ValueError(f"latent_dims must be positive integers (the network sizes to compare), "
+                         f"got {latent_dims!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
+            not threshold >= 0:
+        raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
                                or n_jobs == 0 or n_jobs < -1):
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")

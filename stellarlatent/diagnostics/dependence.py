@@ -204,10 +204,14 @@ def latent_dependence(Z, dims=None, threshold=0.02, n_bins=None, rho_threshold=0
     'not pruned: every latent is informative'
     """
     Z = check_latents(Z)
-    for name, value in (("threshold", threshold), ("rho_threshold", rho_threshold),
-                        ("nmi_threshold", nmi_threshold)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
+            not threshold >= 0:
+        raise ValueError(f"threshold must be a non-negative number, got {threshold!r}")
+    for name, value in (("rho_threshold", rho_threshold), ("nmi_threshold", nmi_threshold)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a number in [0, 1] (it is compared with an "
+                             f"absolute correlation or a normalised MI), got {value!r}")
     mad = latent_mad(Z)
     informative = np.flatnonzero(mad > threshold)
     dims = informative if dims is None else _check_dims(dims, Z.shape[1])

@@ -113,9 +113,13 @@ def informative_dimensions(Z, threshold=0.02):
     >>> informative_dimensions(Z)
     array([0, 2])
     """
-    threshold = float(threshold)
-    if not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be a finite non-negative number, got {threshold}")
+    given = threshold
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        threshold = np.nan
+    if isinstance(given, (bool, str)) or not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be a finite non-negative number, got {given!r}")
     return np.flatnonzero(latent_mad(Z) > threshold)
 
 

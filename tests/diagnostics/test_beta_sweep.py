@@ -79,10 +79,22 @@ def test_parallel_sweep_equals_the_sequential_one():
     ({"betas": [-1.0]}, "betas must be a non-empty sequence"),
     ({"betas": [0.1], "latent_dims": (0,)}, "latent_dims must be positive integers"),
     ({"betas": [0.1], "n_jobs": 0}, "n_jobs must be None, -1 or a positive integer"),
+    ({"betas": ["a"]}, "betas must be a non-empty sequence"),
+    ({"betas": [0.1], "latent_dims": "8"}, "latent_dims must be positive integers"),
+    ({"betas": [0.1], "threshold": -1}, "threshold must be a non-negative number"),
+    ({"betas": [0.1], "threshold": "x"}, "threshold must be a non-negative number"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         beta_sweep(SpectralVAE(), np.ones((4, 16)), **kwargs)
+
+
+def test_one_network_size_may_be_given_as_an_int():
+    X = _two_factor_spectra(n=32)
+    vae = SpectralVAE(max_epochs=1, batch_size=16, verbose=0, random_state=0,
+                      validation_fraction=0.0)
+    sweep = beta_sweep(vae, X, betas=[0.1], latent_dims=3)
+    assert sweep.table["latent_dim"].tolist() == [3]
 
 
 def test_display_draws_one_panel_per_size():

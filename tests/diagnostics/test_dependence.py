@@ -71,8 +71,13 @@ def test_explicit_dims_and_bad_arguments(rng):
     assert list(latent_dependence(Z, dims=[2, 0]).dims) == [2, 0]
     with pytest.raises(ValueError, match="n_bins must be an integer >= 2"):
         latent_dependence(Z, n_bins=1)
-    with pytest.raises(ValueError, match="rho_threshold must be a non-negative number"):
-        latent_dependence(Z, rho_threshold=-1)
+    for bad in (-1, 2):
+        with pytest.raises(ValueError, match=r"rho_threshold must be a number in \[0, 1\]"):
+            latent_dependence(Z, rho_threshold=bad)
+    with pytest.raises(ValueError, match="nmi_threshold must be a number in"):
+        latent_dependence(Z, nmi_threshold=1.5)
+    with pytest.raises(ValueError, match="threshold must be a non-negative number"):
+        latent_dependence(Z, threshold=-0.1)
 
 
 def test_the_report_flags_entangled_pairs_and_labels_sharing_a_latent(rng):

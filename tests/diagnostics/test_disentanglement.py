@@ -57,8 +57,9 @@ def test_latent_validation_names_argument(Z, match):
 
 
 def test_threshold_validation():
-    with pytest.raises(ValueError, match="threshold"):
-        informative_dimensions(np.zeros((3, 2)), threshold=-1)
+    for bad in (-1, "x", None, True):
+        with pytest.raises(ValueError, match="threshold must be a finite non-negative number"):
+            informative_dimensions(np.zeros((3, 2)), threshold=bad)
 
 
 # --- mutual information -------------------------------------------------------------
