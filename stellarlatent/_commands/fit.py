@@ -219,8 +219,11 @@ def _run_beta_sweep(vae, X, args, sizes, in_memory):
 
 def _sweep_lines(sweep, out, latent_dim):
     table_file, figure_file = _sweep_files(out)
-    return [f"beta sweep: {sweep.summary()}; the {latent_dim}-latent network at that beta "
-            "is the model", f"beta sweep: {table_file} and {figure_file}"]
+    # one clause a line: the summary of a sweep with stuck networks runs to hundreds of characters
+    first, *rest = sweep.summary().split("; ")
+    return ([f"beta sweep: {first}"] + [f"  {clause}" for clause in rest]
+            + [f"  the {latent_dim}-latent network at that beta is the model",
+               f"beta sweep: {table_file} and {figure_file}"])
 
 
 def _count(X):

@@ -119,7 +119,7 @@ class BetaSweep:
                            for size, n in self.counts().items())
         verdict = ("the sizes agree there" if self.agreed else
                    "no beta made the sizes agree within one with pruning: this is the "
-                   "closest; widen the betas or train longer")
+                   "closest, so widen the betas or train longer")
         stuck = "".join(f"; {size} latents at beta {beta:g} ended at {ratio:.2f} times the "
                         "lowest loss of that beta: it may have stopped near the mean spectrum "
                         "(refit it with another random_state, or sweep with n_init=2)"
@@ -375,6 +375,7 @@ class BetaSweepDisplay:
             panel.axhline(self.sweep.threshold, color="k", ls="--", lw=0.8)
             panel.set_xscale("log")
             panel.set_yscale("symlog", linthresh=1e-3)
+            panel.set_ylim(bottom=0)  # a MAD is never negative
             panel.set_xlabel("beta" + (" (0 drawn at the left)"
                                        if np.any(rows["beta"] == 0) else ""))
             panel.set_ylabel("MAD of each latent")

@@ -105,6 +105,7 @@ def test_display_draws_one_panel_per_size():
                                     [0.4, 0.01, np.nan, np.nan], [0.4, 0.01, 0.0, 0.0]])})
     display = BetaSweepDisplay.from_sweep(BetaSweep(table, 0.02, 1.0, True, [None] * 4)).plot()
     assert len(display.axes_) == 2
+    assert all(panel.get_ylim()[0] == 0 for panel in display.axes_)
     assert len(display.axes_[1].lines) == 4 + 2  # four latents, the threshold and the choice
     assert "4 latents: informative 4, 1" in display.axes_[1].get_title()
     import matplotlib.pyplot as plt
