@@ -679,3 +679,18 @@ def test_a_model_trained_on_files_of_one_resolution_brings_finer_spectra_to_it(
                  "--out", str(mixed), "--quiet"]) == 0
     with SpectralStore(mixed) as opened:
         assert "fwhm" not in opened.meta and "resolution" not in opened.meta
+
+
+def test_diagnose_of_a_collapsed_vae_says_so_instead_of_an_empty_table(
+        models, store, tmp_path, monkeypatch):
+    from stellarlatent.estimators import SpectralVAE
+
+    def collapsed(self, X):
+        return np.zeros((len(self._check_X(X)), self.latent_dim))
+
+    monkeypatch.setattr(SpectralVAE, "transform", collapsed)
+    out = tmp_path / "report"
+    assert main(["diagnose", str(models[0]), str(store), "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    html = (out / "index.html").read_text()
+    assert "No latent is informative" in html and "collapsed" in html

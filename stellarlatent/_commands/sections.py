@@ -61,7 +61,11 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
         "informative latent, the label it shares most information with, that mutual "
         "information (nats; nmi normalised to [0, 1]) and the Spearman correlation."
     )
-    report.table(summary, caption="Informative latents and what they track")
+    if len(summary):
+        report.table(summary, caption="Informative latents and what they track")
+    else:
+        report.paragraph("No latent is informative: the posterior collapsed to the prior, so "
+                         "there is nothing to compare with the labels (see the verdict below).")
     verdict = disentanglement.verdict
     if verdict:
         report.paragraph("Are the latents independent of one another? "
