@@ -16,7 +16,8 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
 
     While the bar shows, the console handlers of the root and package loggers
     write through ``tqdm.write``, so that a warning gets a line of its own
-    instead of being glued to the bar.
+    instead of being glued to the bar. Only their stream changes: each keeps
+    its level, filters and format.
 
     Examples
     --------
@@ -24,19 +25,33 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
     ...     bar.update(2)
     """
     from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
     with tqdm(total=total, disable=not enabled, **kwargs) as bar:
         if not enabled:
             yield bar
             return
-        # a logger without console handlers of its own prints through the root's: redirecting
-        # it too would print each message twice
-        loggers = [logger for logger in (logging.root, log) if _prints_to_console(logger)]
-        with logging_redirect_tqdm(loggers=loggers, tqdm_class=tqdm):
+        swapped = []
+        try:
+            for logger in (logging.root, log):
+                for handler in logger.handlers:
+                    stream = getattr(handler, "stream", None)
+                    if (isinstance(handler, logging.StreamHandler)
+                            and stream in (sys.stdout, sys.stderr)):
+                        swapped.append((handler, handler.setStream(_BarSafe(stream, tqdm))))
             yield bar
+        finally:
+            for handler, stream in reversed(swapped):
+                handler.setStream(stream)
 
 
-def _prints_to_console(logger):
-    return any(type(handler) is logging.StreamHandler
-               and handler.stream in (sys.stdout, sys.stderr) for handler in logger.handlers)
+class _BarSafe:
+    """A console stream that writes with ``tqdm.write``: the bar is cleared and redrawn."""
+
+    def __init__(self, stream, tqdm_class):
+        self.stream, self.tqdm_class = stream, tqdm_class
+
+    def write(self, text):
+        self.tqdm_class.write(text, file=self.stream, end="")
+
+    def flush(self):
+        self.stream.flush()

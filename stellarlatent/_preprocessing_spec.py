@@ -13,8 +13,9 @@ The description is a dict::
      "instrument": {"fwhm": {"Quantity": 2.5, "unit": "Angstrom"}}}
 
 ``"instrument"`` (optional) is the resolution of the spectra before the
-steps, when every one recorded the same (`with_instrument`): a model keeps
-it, and spectra of finer instruments are broadened to it before prediction.
+steps, when every one recorded the same and it is coarser than a pixel of
+the grid (`with_instrument`): a model keeps it, and spectra of finer
+instruments are broadened to it before prediction.
 
 Only steps that are deterministic at prediction time are described:
 `~stellarlatent.preprocessing.Resampler` (its fitted grid),
@@ -196,12 +197,32 @@ def with_instrument(spec, meta):
         except (TypeError, ValueError, u.UnitsError):
             fwhm = None
         if fwhm is not None and fwhm.isscalar and np.isfinite(fwhm.value) and fwhm.value > 0:
-            instrument["fwhm"] = _encode(fwhm, "fwhm")
+            instrument["fwhm"] = fwhm
     resolution = meta.get("resolution")
     if not instrument and isinstance(resolution, (int, float)) and np.isfinite(resolution) \
             and resolution > 0:
         instrument["resolution"] = float(resolution)
-    return dict(spec, instrument=instrument) if instrument else spec
+    if not instrument or _finer_than_a_pixel(instrument, grid_of(spec)):
+        return spec
+    return dict(spec, instrument={k: _encode(v, k) for k, v in instrument.items()})
+
+
+def _finer_than_a_pixel(instrument, grid):
+    """Whether a line-spread function is narrower than a pixel at the middle of ``grid``.
+
+    The grid then sets the resolution of the spectra a model sees (as it
+    did before any matching): a finer spectrum is not broadened, nor a
+    coarser one that is still finer than a pixel flagged.
+    """
+    if grid is None:
+        return False
+    axis = grid.spectral_axis.to(u.AA, equivalencies=u.spectral())
+    axis = np.sort(axis.value)
+    middle = len(axis) // 2
+    pixel = axis[middle] - axis[middle - 1]
+    fwhm = (instrument["fwhm"].to_value(u.AA) if "fwhm" in instrument
+            else axis[middle] / instrument["resolution"])
+    return fwhm < pixel
 
 
 def instrument_of(spec):

@@ -658,8 +658,10 @@ def test_a_model_trained_on_files_of_one_resolution_brings_finer_spectra_to_it(
 
     files = sorted(miles_dir.glob("MILES_res2.50_star_m00*.fits"))[:24]
     store = tmp_path / "miles.h5"
+    # 2048 pixels: 1.8 A at 5500 A, finer than the 2.5 A it records (a coarser grid sets the
+    # resolution itself, and the model records none)
     assert main(["prepare", *map(str, files), "--format", "MILES", "--grid", "3700", "7300",
-                 "256", "--labels", str(miles_dir / "paramsMILES_v9.1.txt"), "--out",
+                 "2048", "--labels", str(miles_dir / "paramsMILES_v9.1.txt"), "--out",
                  str(store), "--quiet"]) == 0
     with SpectralStore(store) as opened:
         assert opened.meta["fwhm"] == "2.5 Angstrom"
@@ -673,6 +675,14 @@ def test_a_model_trained_on_files_of_one_resolution_brings_finer_spectra_to_it(
     assert main(["predict", str(model), str(harps), "--out", str(out), "--quiet",
                  "--device", "cpu"]) == 0
     assert QTable.read(out)["resolution_status"][0] == "matched"
+    coarse = tmp_path / "coarse.h5"
+    assert main(["prepare", *map(str, files), "--format", "MILES", "--grid", "3700", "7300",
+                 "256", "--out", str(coarse), "--quiet"]) == 0
+    assert main(["fit-vae", str(coarse), "--out", str(tmp_path / "vae.pt"), "--device", "cpu",
+                 "--quiet", *TINY_VAE]) == 0
+    from stellarlatent.estimators import SpectralVAE
+
+    assert "instrument" not in SpectralVAE.load(tmp_path / "vae.pt").preprocessing_
     # files of different resolutions record none, and their model broadens nothing
     mixed = tmp_path / "mixed.h5"
     assert main(["prepare", *map(str, files[:3]), str(harps), "--grid", "3700", "7300", "256",

@@ -146,7 +146,9 @@ def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
     """
     paths = list(args.data)
     for path in paths:
-        if Path(path).suffix.lower() in STORE_SUFFIXES and not Path(path).exists():
+        # one missing store is the whole input; among files it is skipped as any missing file
+        if (len(paths) == 1 and Path(path).suffix.lower() in STORE_SUFFIXES
+                and not Path(path).exists()):
             raise UserError(f"{what}: no store at {path} (no such file); build one with "
                             "'stellarlatent prepare', or give spectrum files and folders")
         if looks_like_store(path):

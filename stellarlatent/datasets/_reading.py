@@ -340,7 +340,9 @@ def read_chunk(paths, reader, preprocess, fit=False):
     if not spectra:
         return Chunk([], False, skipped, events)
     media = tuple(_medium_of(s) for s in spectra)
-    resolutions = tuple(resolution_of(s) for s in spectra)
+    # a step that broadens (or is unknown) leaves the files' resolution behind: record none
+    resolutions = tuple(resolution_of(s) if keeps_resolution(preprocess) else None
+                        for s in spectra)
     names = [Path(paths[k]).name for k in positions]
     transformed, kept = _transform(preprocess, spectra, names, fit, events, skipped)
     kept = [positions[k] for k in kept]
@@ -369,6 +371,21 @@ def resolution_of(spectrum):
                 and np.isfinite(value) and value > 0:
             return ("resolution", float(value))
     return None
+
+
+#: the steps that leave a spectrum's line-spread function as it is (a grid finer than a pixel
+#: aside, which `~stellarlatent._preprocessing_spec.with_instrument` looks after)
+_KEEP_RESOLUTION = ("Resampler", "ContinuumNormalizer", "Masker", "Padder")
+
+
+def keeps_resolution(preprocess):
+    """Whether ``preprocess`` (None, a transformer or a Pipeline) keeps the files' resolution."""
+    if preprocess is None:
+        return True
+    steps = ([step for _, step in preprocess.steps] if hasattr(preprocess, "steps")
+             else [preprocess])
+    return all(step in (None, "passthrough") or type(step).__name__ in _KEEP_RESOLUTION
+               for step in steps)
 
 
 def common_resolution(resolutions):

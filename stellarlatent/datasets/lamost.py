@@ -113,14 +113,16 @@ def _spectrum(wave, flux, ivar, bad, flux_unit, meta, name, what):
 
     An ``IVAR`` without any finite positive value holds no uncertainty (as
     an all-NaN ``ERR`` column of a HARPS ADP file): the spectrum gets none,
-    not a mask over every pixel.
+    not a mask over every pixel, unless it has no flux either (a dead
+    spectrum, masked whole).
     """
     axis, flipped = spectral_axis(wave * u.AA, f"{name}: {what}", "LAMOST")
     if flipped:
         flux, ivar, bad = flux[::-1], ivar[::-1], bad[::-1]
     good_ivar = np.isfinite(ivar) & (ivar > 0)
     mask = bad | ~np.isfinite(flux)
-    if not good_ivar.any():
+    # a dead spectrum (no flux at all) stays masked whole: it is skipped, not read as data
+    if not good_ivar.any() and np.any(np.isfinite(flux) & (flux != 0)):
         meta["uncertainty_source"] = None
         return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=mask, meta=meta)
     return Spectrum(flux=flux * flux_unit, spectral_axis=axis, mask=mask | ~good_ivar,

@@ -124,8 +124,10 @@ class BetaSweep:
                         "lowest loss of that beta: it may have stopped near the mean spectrum "
                         "(refit it with another random_state, or sweep with n_init=2)"
                         for beta, size, ratio in self.stuck())
-        collapsed = [size for size, n in self.counts().items()
-                     if n[list(self.betas).index(self.chosen_beta)] == 0]
+        at_chosen = self.table[np.isclose(np.asarray(self.table["beta"], dtype=float),
+                                          self.chosen_beta, rtol=1e-6, atol=0)]
+        collapsed = sorted(int(row["latent_dim"]) for row in at_chosen
+                           if int(row["n_informative"]) == 0)
         networks = ("networks" if len(collapsed) > 1 else "network")
         collapsed = (f"; at the chosen beta the {'- and '.join(map(str, collapsed))}-latent "
                      f"{networks} collapsed (no informative latent): lower beta or train longer"

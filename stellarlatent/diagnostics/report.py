@@ -309,7 +309,7 @@ class DisentanglementReport:
             for other in self.label_names[:k]:
                 b = np.asarray(self.labels[other][0], dtype=float)
                 both = np.isfinite(a) & np.isfinite(b)
-                if both.sum() < 3 or np.ptp(a[both]) == 0 or np.ptp(b[both]) == 0:
+                if both.sum() < 10 or np.ptp(a[both]) == 0 or np.ptp(b[both]) == 0:
                     continue
                 if abs(spearmanr(a[both], b[both]).statistic) > min_abs_rho:
                     factor[label] = factor[other]

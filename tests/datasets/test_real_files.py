@@ -154,6 +154,11 @@ def test_a_lamost_file_whose_ivar_holds_nothing_has_no_uncertainty(real_dir, tmp
         assert lrs.uncertainty is None and lrs.meta["uncertainty_source"] is None
         assert int(lrs.mask.sum()) < 48  # only the pixels flagged or without flux
         np.testing.assert_array_equal(lrs.flux, original.flux)
+    # without flux as well, it is a dead spectrum: masked whole (and so skipped by the commands)
+    with fits.open(real_dir / LRS) as hdulist:
+        hdulist[0].data[0:2] = 0.0
+        hdulist.writeto(tmp_path / "spec-dead.fits", overwrite=True)
+    assert Spectrum.read(tmp_path / "spec-dead.fits").mask.all()
 
 
 def test_phoenix_wavelength_file_is_refused_by_name(real_dir):

@@ -62,6 +62,12 @@ def test_without_agreement_a_collapsed_pair_is_not_chosen_and_a_collapse_is_said
     assert "at the chosen beta the 16-latent network collapsed" in sweep.summary()
     sweep = BetaSweep(table, 0.02, 0.01, False, [None] * 4)
     assert "the 8- and 16-latent networks collapsed" in sweep.summary()
+    # a float32 column, and a size without a network at every beta
+    table["beta"] = table["beta"].astype(np.float32)
+    assert "16-latent network collapsed" in BetaSweep(table, 0.02, 0.001, False,
+                                                      [None] * 4).summary()
+    assert "collapsed" not in BetaSweep(table[[0, 2, 3]], 0.02, 0.001, False,
+                                        [None] * 3).summary()
 
 
 def test_parallel_sweep_equals_the_sequential_one():

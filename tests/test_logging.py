@@ -1,0 +1,35 @@
+"""The progress bar and the user's logging: messages print beside the bar, and each console
+handler keeps its level and filters."""
+
+import logging
+import sys
+
+from stellarlatent._logging import log, progress_bar
+
+
+def test_console_handlers_keep_their_levels_and_filters_while_a_bar_shows(capsys):
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), log.level
+    out = logging.StreamHandler(sys.stdout)
+    out.setLevel(logging.INFO)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    try:
+        root.setLevel(logging.DEBUG)
+        log.setLevel(logging.NOTSET)  # the commands set it; here the root's level rules
+        root.handlers[:] = [out, err]
+        with progress_bar(total=2, unit="file", desc="spectra") as bar:
+            logging.getLogger("another.library").debug("debug of another library")
+            log.info("an info")
+            log.warning("a warning")
+            bar.update(2)
+        assert out.stream is sys.stdout and err.stream is sys.stderr
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        log.setLevel(saved[2])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["an info"]
+    assert "a warning\n" in captured.err and "an info" not in captured.err
+    assert "debug of another library" not in captured.out + captured.err
