@@ -25,12 +25,15 @@ module, so the rules live in one place:
 """
 
 import functools
+import numbers
 from dataclasses import dataclass, field, replace
 
 import astropy.units as u
 import numpy as np
 from astropy.nddata import InverseVariance, NDUncertainty
 from specutils import Spectrum
+
+from ._logging import log
 
 __all__ = [
     "SpectraBatch",
@@ -330,7 +333,7 @@ def to_batch(spectra, name="spectra"):
         ivar=stack_ivar(batches, scales),
         mask=np.concatenate([b.mask for b in batches]),
         flux_unit=first.flux_unit,
-        meta={**first.meta, **per_spectrum_meta(batches)},
+        meta=merged_meta(batches),
     )
 
 
@@ -378,49 +381,109 @@ def per_spectrum(value, n):
     return isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n
 
 
-def per_spectrum_meta(batches):
-    """The ``meta`` entries that hold one value per spectrum, joined over ``batches``.
-
-    An entry joins when every batch has it as a 1-D array (or Quantity) of one
-    value per spectrum, as `~stellarlatent.preprocessing.RadialVelocityEstimator`
-    records ``rv``; stacking batches then keeps each spectrum's value.
-    """
-    keys = [key for key, value in batches[0].meta.items()
-            if per_spectrum(value, batches[0].n_spectra)]
-    joined = {}
-    for key in keys:
-        values = [b.meta.get(key) for b in batches]
-        if not all(per_spectrum(v, b.n_spectra) for v, b in zip(values, batches)):
-            continue
-        try:
-            if isinstance(values[0], u.Quantity):
-                unit = values[0].unit
-                joined[key] = u.Quantity(np.concatenate([v.to_value(unit) for v in values]), unit)
-            else:
-                joined[key] = np.concatenate(values)
-        except (TypeError, ValueError, u.UnitsError):
-            continue
-    return joined
-
-
 def merged_meta(batches):
-    """``meta`` of batches stacked from several sources.
+    """``meta`` of batches stacked into one, each spectrum keeping its own values.
 
-    The entries every batch has with the same value, and the per-spectrum
-    entries joined (`per_spectrum_meta`).
+    Entries every batch has with the same value stay as they are. Entries
+    with one row per spectrum (arrays or Quantities whose first axis runs
+    over a batch's spectra, as `~stellarlatent.preprocessing.RadialVelocityEstimator`
+    records ``rv``) are joined. Numbers, scalar Quantities and strings that
+    differ between the batches become one value per spectrum (NaN for a
+    number that a batch lacks). A ``wavelength_medium`` that differs is left
+    out with a warning: air and vacuum spectra on one grid have no common
+    convention. Anything else that differs is left out.
+
+    Examples
+    --------
+    >>> axis = np.arange(2.0) * u.AA
+    >>> a = SpectraBatch(np.ones((1, 2)), axis, meta={"resolution": 2e4, "library": "x"})
+    >>> b = SpectraBatch(np.ones((2, 2)), axis, meta={"resolution": 1e3, "library": "x"})
+    >>> meta = merged_meta([a, b])
+    >>> meta["library"], meta["resolution"].tolist()
+    ('x', [20000.0, 1000.0, 1000.0])
     """
     if len(batches) == 1:
         return dict(batches[0].meta)
-    common = {}
-    for key, value in batches[0].meta.items():
-        if isinstance(value, np.ndarray):
-            continue
+    out = {}
+    for key in dict.fromkeys(k for b in batches for k in b.meta):
+        values = [b.meta.get(key, _MISSING) for b in batches]
+        rows = _joined_rows(values, batches)
+        if rows is not None:
+            out[key] = rows
+        elif all(v is not _MISSING for v in values) and _all_same(values):
+            out[key] = values[0]
+        elif key == "wavelength_medium":
+            log.warning("spectra with air and vacuum wavelengths (or an unknown convention) "
+                        "were stacked on one grid; the batch records none: convert them to one "
+                        "first (stellarlatent.preprocessing.vacuum_to_air or air_to_vacuum)")
+        else:
+            column = _one_per_spectrum(values, batches)
+            if column is not None:
+                out[key] = column
+    return out
+
+
+_MISSING = object()
+
+
+def row_meta(meta, n, k):
+    """The ``meta`` of spectrum ``k`` of a batch of ``n``: entries with one row per spectrum
+    give that spectrum's row.
+
+    Examples
+    --------
+    >>> meta = row_meta({"snr": np.array([10.0, 20.0]), "library": "x"}, 2, 1)
+    >>> float(meta["snr"]), meta["library"]
+    (20.0, 'x')
+    """
+    return {key: (value[k] if isinstance(value, np.ndarray) and value.ndim >= 1
+                  and value.shape[0] == n else value)
+            for key, value in meta.items()}
+
+
+def _joined_rows(values, batches):
+    """The rows of every batch's entry joined, or None when not every batch has rows."""
+    if not all(isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == b.n_spectra
+               for v, b in zip(values, batches)):
+        return None
+    if len({v.shape[1:] for v in values}) != 1:
+        return None
+    try:
+        if isinstance(values[0], u.Quantity):
+            unit = values[0].unit
+            return u.Quantity(np.concatenate([u.Quantity(v).to_value(unit) for v in values]),
+                              unit)
+        if any(isinstance(v, u.Quantity) for v in values):
+            return None
+        return np.concatenate(values)
+    except (TypeError, ValueError, u.UnitsError):
+        return None
+
+
+def _all_same(values):
+    try:
+        return all(bool(v == values[0]) for v in values[1:])
+    except (TypeError, ValueError):
+        return False
+
+
+def _one_per_spectrum(values, batches):
+    """Scalar entries that differ, as one value per spectrum (None when they cannot be)."""
+    present = [v for v in values if v is not _MISSING]
+    counts = [b.n_spectra for b in batches]
+    if all(isinstance(v, u.Quantity) and v.isscalar for v in present):
+        unit = present[0].unit
         try:
-            if all(key in b.meta and bool(b.meta[key] == value) for b in batches[1:]):
-                common[key] = value
-        except (TypeError, ValueError):
-            continue
-    return {**common, **per_spectrum_meta(batches)}
+            column = [np.nan if v is _MISSING else v.to_value(unit) for v in values]
+        except u.UnitsError:
+            return None
+        return np.repeat(column, counts) * unit
+    if all(isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
+           for v in present):
+        return np.repeat([np.nan if v is _MISSING else float(v) for v in values], counts)
+    if len(present) == len(values) and all(isinstance(v, str) for v in present):
+        return np.repeat(np.array(values, dtype=str), counts)
+    return None
 
 
 def from_batch(batch):

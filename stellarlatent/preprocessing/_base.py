@@ -4,17 +4,46 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import metadata_routing
+from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import from_batch, iter_batches, to_batch
 from .._params import Interval, validate_params
 from ._docs import fill_doc
 
-__all__ = ["SpectrumTransformer", "RANDOM_STATE"]
+__all__ = ["SpectrumTransformer", "RANDOM_STATE", "legacy_rng", "generator_rng"]
 
-#: What `sklearn.utils.check_random_state` accepts: None, a seed or a RandomState.
-RANDOM_STATE = [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState]
+#: None, a seed, a RandomState or a Generator: every random transformer takes each
+RANDOM_STATE = [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState,
+                np.random.Generator]
+
+
+def legacy_rng(random_state):
+    """A `numpy.random.RandomState` for ``random_state`` (a Generator seeds a new one).
+
+    Examples
+    --------
+    >>> legacy_rng(0).randint(100) == legacy_rng(0).randint(100)
+    True
+    >>> isinstance(legacy_rng(np.random.default_rng(0)), np.random.RandomState)
+    True
+    """
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(int(random_state.integers(2**32)))
+    return check_random_state(random_state)
+
+
+def generator_rng(random_state):
+    """A `numpy.random.Generator` for ``random_state`` (a RandomState seeds a new one).
+
+    Examples
+    --------
+    >>> isinstance(generator_rng(np.random.RandomState(0)), np.random.Generator)
+    True
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(int(random_state.randint(2**32, dtype=np.int64)))
+    return np.random.default_rng(random_state)
 
 
 @fill_doc

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._batch import SpectraBatch, from_batch, to_batch, unknown_ivar_rows
 from .._params import Converted, Interval
-from ._base import SpectrumTransformer
+from ._base import RANDOM_STATE, SpectrumTransformer, generator_rng
 from ._docs import fill_doc
 from .broaden import Broadener
 from .doppler import DopplerShift
@@ -178,7 +178,7 @@ class InstrumentAugmenter(SpectrumTransformer):
         ``[[3700, 4000], [6700, 7300]] * u.AA``.
     coverage_probability : float, default=0.5
         Share of the spectra whose coverage is cut (with ``coverage``).
-    random_state : int, `~numpy.random.Generator` or None, default=None
+    random_state : int, `~numpy.random.RandomState`, `~numpy.random.Generator` or None, default=None
         Seed of the draws (`numpy.random.default_rng`); an int draws the same
         degradations at every call.
 
@@ -221,8 +221,7 @@ class InstrumentAugmenter(SpectrumTransformer):
                                 "a positive number or range")],
         "coverage": [None, Converted(_check_coverage, "a (2, 2) wavelength Quantity")],
         "coverage_probability": [Interval(numbers.Real, 0, 1, closed="both")],
-        "random_state": [None, Interval(numbers.Integral, 0, None, closed="left"),
-                         np.random.Generator],
+        "random_state": RANDOM_STATE,
     }
 
     def __init__(self, fwhm=None, input_fwhm=None, rv_scatter=5 * u.km / u.s,
@@ -272,7 +271,7 @@ class InstrumentAugmenter(SpectrumTransformer):
         return draw
 
     def _transform_batch(self, batch):
-        rng = np.random.default_rng(self.random_state)
+        rng = generator_rng(self.random_state)
         ranges = self._ranges()
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         x = (wave - wave[0]) / (wave[-1] - wave[0]) - 0.5

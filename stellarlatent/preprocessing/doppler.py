@@ -4,13 +4,12 @@ import astropy.units as u
 import numpy as np
 from astropy.constants import c
 from astropy.nddata import InverseVariance
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
-from .._batch import from_batch, iter_batches, stack_ivar
+from .._batch import from_batch, iter_batches, merged_meta, row_meta, stack_ivar
 from .._params import Converted
-from ._base import RANDOM_STATE, SpectrumTransformer
+from ._base import RANDOM_STATE, SpectrumTransformer, legacy_rng
 from ._docs import fill_doc
 
 __all__ = ["DopplerShift", "doppler_factor"]
@@ -117,7 +116,7 @@ class DopplerShift(SpectrumTransformer):
         light in absolute value (checked before drawing, so the answer does
         not depend on ``random_state``). Giving both ``rv`` and ``rv_range``
         is an error.
-    random_state : int, `~numpy.random.RandomState` or None, default=None
+    random_state : int, `~numpy.random.RandomState`, `~numpy.random.Generator` or None, default=None
         Seed of the drawn velocities; an int draws the same velocities at
         every call.
 
@@ -198,7 +197,7 @@ class DopplerShift(SpectrumTransformer):
         if self.inject:
             rv_range = (-300, 300) * u.km / u.s if self.rv_range is None else self.rv_range
             bounds = _rv_bounds(rv_range, "rv_range")
-            rng = check_random_state(self.random_state)
+            rng = legacy_rng(self.random_state)
             return rng.uniform(bounds[0], bounds[1], size=n_total)
         items = [spectra] if isinstance(spectra, Spectrum) else list(spectra)
         return np.concatenate(
@@ -252,7 +251,7 @@ class DopplerShift(SpectrumTransformer):
                 ivar=stack_ivar(batches),
                 mask=np.concatenate([b.mask for b in batches]),
                 spectral_axis=_shift_axis(first.spectral_axis, factors[0]),
-                meta=dict(first.meta, rv=self.rv_applied_),
+                meta=dict(merged_meta(batches), rv=self.rv_applied_),
             )
             return from_batch(merged)
         out = []
@@ -268,7 +267,8 @@ class DopplerShift(SpectrumTransformer):
                         spectral_axis=_shift_axis(batch.spectral_axis, factors[row]),
                         uncertainty=uncertainty,
                         mask=batch.mask[k].copy(),
-                        meta=dict(batch.meta, rv=self.rv_applied_[row]),
+                        meta=dict(row_meta(batch.meta, batch.n_spectra, k),
+                                  rv=self.rv_applied_[row]),
                     )
                 )
                 row += 1

@@ -104,7 +104,12 @@ class InstrumentMatcher(SpectrumTransformer):
     3. **Radial velocity**: measured by cross-correlation
        (`RadialVelocityEstimator`) against each template, the one with the
        highest correlation peak kept, and removed (the spectrum is shifted to
-       its rest frame on its own grid).
+       its rest frame).
+
+    The output is in Angstrom. A spectrum much finer than ``fwhm`` (a HARPS
+    spectrum for a MILES model) is first resampled, flux-conserving, onto a
+    log-uniform grid of a sixth of ``fwhm``, so its output has fewer pixels
+    than its input; the model's own preprocessing resamples it afterwards.
 
     Parameters
     ----------

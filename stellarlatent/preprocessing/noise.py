@@ -3,10 +3,9 @@
 import numbers
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 from .._params import Converted, Options
-from ._base import RANDOM_STATE, SpectrumTransformer
+from ._base import RANDOM_STATE, SpectrumTransformer, legacy_rng
 from ._docs import fill_doc
 from .normalize import nanmedian_rows
 
@@ -87,7 +86,7 @@ class NoiseAugmenter(SpectrumTransformer):
         the flux equals the median and is lower in absorption lines;
         ``"constant"``: one standard deviation, median flux / ``snr``, for
         every pixel.
-    random_state : int, `~numpy.random.RandomState` or None, default=None
+    random_state : int, `~numpy.random.RandomState`, `~numpy.random.Generator` or None, default=None
         Seed of the noise and of the drawn S/N. An int gives the same noise
         at every call.
 
@@ -143,7 +142,7 @@ class NoiseAugmenter(SpectrumTransformer):
         self.random_state = random_state
 
     def _transform_batch(self, batch):
-        rng = check_random_state(self.random_state)
+        rng = legacy_rng(self.random_state)
         snr = draw_values(self.snr, batch.n_spectra, rng, "snr")
         flux = np.where(batch.mask, np.nan, batch.flux)
         level = nanmedian_rows(flux)

@@ -54,8 +54,8 @@ def _check_systematic(value, name):
 def _check_speed(value, name, *, zero):
     speed = _velocity(value, name, below_c=True)
     if speed.ndim != 0 or not (speed >= 0 if zero else speed > 0):
-        least = "at least 0" if zero else "positive"
-        raise ValueError(f"{name} must be a {least} scalar velocity Quantity, got {value!r}")
+        least = "zero or more" if zero else "above zero"
+        raise ValueError(f"{name} must be a scalar velocity Quantity {least}, got {value!r}")
 
 
 def _log_wave(axis):

@@ -199,3 +199,65 @@ def test_estimators_weight_a_mixed_batch_alike():
     a, b = _mixed_pair()
     assert as_flux_array([a, b])[2] is None
     assert as_flux_array([a, a])[2].shape == (2, a.flux.shape[-1])
+
+
+def test_spectra_stacked_on_one_grid_keep_their_own_meta(caplog):
+    """A list of spectra becomes one batch: each keeps its resolution, S/N and name."""
+    import logging
+
+    from stellarlatent.preprocessing import InstrumentMatcher
+
+    wave = np.linspace(6000, 7000, 2000) * u.AA
+    fine = Spectrum(flux=np.ones(2000) * u.Jy, spectral_axis=wave,
+                    meta={"wavelength_medium": "air", "resolution": 20000.0, "object": "a"})
+    coarse = Spectrum(flux=np.ones(2000) * u.Jy, spectral_axis=wave,
+                      meta={"wavelength_medium": "air", "resolution": 1000.0, "object": "b",
+                            "snr": 50.0})
+    matched = make_pipeline(Masker(regions=[(6690 * u.AA, 6700 * u.AA)]),
+                            InstrumentMatcher(remove_rv=False)).fit_transform([fine, coarse])
+    assert matched.meta["resolution_status"].tolist() == ["matched", "coarser"]
+    stacked = ContinuumNormalizer().fit_transform([fine, coarse]).meta
+    assert stacked["wavelength_medium"] == "air"
+    assert stacked["object"].tolist() == ["a", "b"]
+    np.testing.assert_array_equal(stacked["snr"], [np.nan, 50.0])
+    # air and vacuum on one grid have no common convention: none is recorded, with a warning
+    vacuum = Spectrum(flux=np.ones(2000) * u.Jy, spectral_axis=wave,
+                      meta={"wavelength_medium": "vacuum"})
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        mixed = ContinuumNormalizer().fit_transform([fine, vacuum]).meta
+    assert "wavelength_medium" not in mixed and "air and vacuum" in caplog.text
+
+
+def test_doppler_shift_gives_each_spectrum_its_own_meta():
+    wave = np.linspace(6000, 7000, 500) * u.AA
+    batch = Spectrum(flux=np.ones((2, 500)) * u.Jy, spectral_axis=wave, spectral_axis_index=1,
+                     meta={"snr": np.array([10.0, 20.0]), "library": "x"})
+    shifted = DopplerShift(inject=True, random_state=0).fit_transform(batch)
+    assert [float(s.meta["snr"]) for s in shifted] == [10.0, 20.0]
+    assert shifted[1].meta["library"] == "x"
+    grid = SpectralGrid.linear(6100 * u.AA, 6900 * u.AA, 300)
+    resampled = make_pipeline(DopplerShift(inject=True, random_state=0),
+                              Resampler(grid)).fit_transform(batch)
+    assert resampled.meta["snr"].tolist() == [10.0, 20.0] and len(resampled.meta["rv"]) == 2
+
+
+@pytest.mark.parametrize("make", [
+    lambda rs: NoiseAugmenter(snr=30, random_state=rs),
+    lambda rs: DopplerShift(inject=True, random_state=rs),
+    lambda rs: InstrumentAugmenter(fwhm=(3, 4) * u.AA, input_fwhm=2.5 * u.AA, random_state=rs),
+])
+def test_random_transformers_take_a_seed_a_random_state_or_a_generator(make):
+    """One random state can go through a pipeline of them, whichever numpy API it comes from."""
+    grid = SpectralGrid.linear(5000 * u.AA, 5500 * u.AA, 300)
+    spectra, _ = make_synthetic_spectra(3, grid, random_state=0)
+
+    def flux(out):
+        parts = out if isinstance(out, list) else [out]
+        return np.concatenate([np.ravel(s.flux.value) for s in parts])
+
+    for kind in (np.random.RandomState, np.random.default_rng):
+        a = flux(make(kind(7)).fit_transform(spectra))
+        b = flux(make(kind(7)).fit_transform(spectra))
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(flux(make(3).fit_transform(spectra)),
+                                  flux(make(3).fit_transform(spectra)))
