@@ -462,7 +462,7 @@ def _joined_rows(values, batches):
 
 def _all_same(values):
     try:
-        return all(bool(v == values[0]) for v in values[1:])
+        return all(v is values[0] or bool(v == values[0]) for v in values[1:])
     except (TypeError, ValueError):
         return False
 
