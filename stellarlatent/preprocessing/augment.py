@@ -6,6 +6,7 @@ import astropy.units as u
 import numpy as np
 
 from .._batch import SpectraBatch, from_batch, to_batch, unknown_ivar_rows
+from .._logging import log
 from .._params import Converted, Interval
 from ._base import RANDOM_STATE, SpectrumTransformer, generator_rng
 from ._docs import fill_doc
@@ -244,6 +245,14 @@ class InstrumentAugmenter(SpectrumTransformer):
             raise u.UnitsError("fwhm and input_fwhm must both be wavelengths or both "
                                f"velocities, got '{self.fwhm.unit}' and "
                                f"'{self.input_fwhm.unit}'")
+        if self.fwhm is not None and self.input_fwhm is not None:
+            unit = _fwhm_unit(self.fwhm)
+            highest = _as_range(self.fwhm, "fwhm", unit)[1]
+            given = self.input_fwhm.to_value(unit)
+            if highest <= 1.02 * given:
+                log.warning("InstrumentAugmenter: fwhm (up to %g %s) is not above input_fwhm "
+                            "(%g %s): a spectrum cannot be sharpened, so no copy is broadened",
+                            highest, unit, given, unit)
 
     def _ranges(self):
         def pair(value, name, unit=None):

@@ -43,10 +43,15 @@ def test_broadening_reaches_the_drawn_fwhm_and_keeps_the_equivalent_width():
                                    rtol=1e-3)
 
 
-def test_a_target_at_or_below_the_input_fwhm_leaves_the_resolution():
-    out = InstrumentAugmenter(fwhm=2.0 * u.AA, input_fwhm=2.5 * u.AA, **NONE).transform(star(1))
+def test_a_target_at_or_below_the_input_fwhm_leaves_the_resolution(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        out = InstrumentAugmenter(fwhm=2.0 * u.AA, input_fwhm=2.5 * u.AA,
+                                  **NONE).transform(star(1))
     np.testing.assert_allclose(out.flux.value, star(1).flux.value)
     assert out.meta["augment_fwhm"][0] == 2.5 * u.AA
+    assert "no copy is broadened" in caplog.text  # the whole range is below: said so
 
 
 def test_velocity_scatter_moves_the_line_by_the_recorded_velocity():
