@@ -407,19 +407,18 @@ def merged_meta(batches):
     out = {}
     for key in dict.fromkeys(k for b in batches for k in b.meta):
         values = [b.meta.get(key, _MISSING) for b in batches]
-        rows = _joined_rows(values, batches)
-        if rows is not None:
-            out[key] = rows
-        elif all(v is not _MISSING for v in values) and _all_same(values):
+        has_rows = any(_has_rows(v, b.n_spectra) for v, b in zip(values, batches))
+        if not has_rows and all(v is not _MISSING for v in values) and _all_same(values):
             out[key] = values[0]
-        elif key == "wavelength_medium":
-            log.warning("spectra with air and vacuum wavelengths (or an unknown convention) "
-                        "were stacked on one grid; the batch records none: convert them to one "
-                        "first (stellarlatent.preprocessing.vacuum_to_air or air_to_vacuum)")
-        else:
-            column = _one_per_spectrum(values, batches)
-            if column is not None:
-                out[key] = column
+            continue
+        if key == "wavelength_medium":
+            if {"air", "vacuum"} <= set(v for v in values if isinstance(v, str)):
+                log.warning("spectra with air and vacuum wavelengths were stacked on one grid; "
+                            "the batch records no convention")
+            continue
+        column = _joined(values, batches)
+        if column is not None:
+            out[key] = column
     return out
 
 
@@ -436,54 +435,79 @@ def row_meta(meta, n, k):
     >>> float(meta["snr"]), meta["library"]
     (20.0, 'x')
     """
-    return {key: (value[k] if isinstance(value, np.ndarray) and value.ndim >= 1
-                  and value.shape[0] == n else value)
-            for key, value in meta.items()}
+    return {key: (value[k] if _has_rows(value, n) else value) for key, value in meta.items()}
 
 
-def _joined_rows(values, batches):
-    """The rows of every batch's entry joined, or None when not every batch has rows."""
-    if not all(isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == b.n_spectra
-               for v, b in zip(values, batches)):
-        return None
-    if len({v.shape[1:] for v in values}) != 1:
-        return None
-    try:
-        if isinstance(values[0], u.Quantity):
-            unit = values[0].unit
-            return u.Quantity(np.concatenate([u.Quantity(v).to_value(unit) for v in values]),
-                              unit)
-        if any(isinstance(v, u.Quantity) for v in values):
-            return None
-        return np.concatenate(values)
-    except (TypeError, ValueError, u.UnitsError):
-        return None
+def _has_rows(value, n):
+    return isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n
 
 
 def _all_same(values):
+    """Whether every value equals the first: simple values compared, others only if the same
+    object (a FITS header is not compared card by card)."""
+    first = values[0]
+    simple = (isinstance(first, str) or _is_real(first)
+              or (isinstance(first, u.Quantity) and first.isscalar))
+    if not simple:
+        return all(v is first for v in values[1:])
     try:
-        return all(v is values[0] or bool(v == values[0]) for v in values[1:])
-    except (TypeError, ValueError):
+        return all(v is first or (type(v) is type(first) and bool(v == first))
+                   for v in values[1:])
+    except (TypeError, ValueError, u.UnitsError):
         return False
 
 
-def _one_per_spectrum(values, batches):
-    """Scalar entries that differ, as one value per spectrum (None when they cannot be)."""
-    present = [v for v in values if v is not _MISSING]
-    counts = [b.n_spectra for b in batches]
-    if all(isinstance(v, u.Quantity) and v.isscalar for v in present):
-        unit = present[0].unit
-        try:
-            column = [np.nan if v is _MISSING else v.to_value(unit) for v in values]
-        except u.UnitsError:
-            return None
-        return np.repeat(column, counts) * unit
-    if all(isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
-           for v in present):
-        return np.repeat([np.nan if v is _MISSING else float(v) for v in values], counts)
-    if len(present) == len(values) and all(isinstance(v, str) for v in present):
-        return np.repeat(np.array(values, dtype=str), counts)
+def _joined(values, batches):
+    """One value (or row) per spectrum of the stacked batch, or None when they cannot join.
+
+    Each batch gives its rows (an entry with one per spectrum) or its single
+    value repeated; a number or Quantity a batch lacks is NaN. Only real
+    numbers, Quantities of one kind, strings and rows of them join.
+    """
+    parts, unit = [], None
+    for value, batch in zip(values, batches):
+        n = batch.n_spectra
+        if value is _MISSING:
+            parts.append(None)
+            continue
+        rows = value if _has_rows(value, n) else None
+        if rows is None:
+            if isinstance(value, (str, u.Quantity)) or _is_real(value):
+                if isinstance(value, u.Quantity) and not value.isscalar:
+                    return None
+                rows = np.repeat(np.asarray(value.value if isinstance(value, u.Quantity)
+                                            else value)[np.newaxis], n, axis=0)
+                if isinstance(value, u.Quantity):
+                    rows = rows * value.unit
+            else:
+                return None
+        if isinstance(rows, u.Quantity):
+            if unit is None:
+                unit = rows.unit
+            try:
+                rows = rows.to_value(unit)
+            except u.UnitsError:
+                return None
+        elif unit is not None and rows.dtype.kind in "iuf":
+            return None  # numbers without a unit beside a Quantity
+        parts.append(np.asarray(rows))
+    present = [p for p in parts if p is not None]
+    kinds = {p.dtype.kind for p in present}
+    if len({p.shape[1:] for p in present}) != 1:
+        return None
+    if kinds <= set("iuf"):
+        shape = present[0].shape[1:]
+        joined = np.concatenate([np.full((b.n_spectra,) + shape, np.nan) if p is None
+                                 else p.astype(float) for p, b in zip(parts, batches)])
+        return joined if unit is None else joined * unit
+    if len(present) == len(parts) and (kinds <= set("U") or kinds <= set("b")) and unit is None:
+        return np.concatenate(present)
     return None
+
+
+def _is_real(value):
+    return (isinstance(value, (numbers.Real, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
 
 
 def from_batch(batch):

@@ -187,13 +187,17 @@ def _pretraining(args, spectra, labels, fit_rows, preprocessing, n_synthetic):
     S/N 30-300, as `~stellarlatent._commands.pretrain.synthetic_pretraining`
     draws them), put through the demo's preprocessing.
     """
+    from specutils import Spectrum
+
     from ._commands.pretrain import synthetic_pretraining
     from ._commands.sections import label_values
 
     values = np.column_stack([label_values(labels, name)[fit_rows] for name in LABELS])
-    return synthetic_pretraining(n_synthetic, LABELS, values, spectra.spectral_axis,
-                                 getattr(spectra, "meta", None), preprocessing,
-                                 args.seed + 1)
+    # MILES spectra with injected velocities come as a list, each on its shifted grid: the
+    # first one's grid is as good as any (the preprocessing resamples the synthetic spectra)
+    first = spectra if isinstance(spectra, Spectrum) else spectra[0]
+    return synthetic_pretraining(n_synthetic, LABELS, values, first.spectral_axis,
+                                 getattr(first, "meta", None), preprocessing, args.seed + 1)
 
 
 def _train_remap(args, settings, pretraining, X, y, verbose):

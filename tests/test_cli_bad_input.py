@@ -599,3 +599,16 @@ def test_a_missing_store_is_named(command, models, tmp_path, capsys):  # noqa: F
     out = tmp_path / ("o.pt" if command.startswith("fit") else "o.ecsv")
     assert main([command, *model, str(tmp_path / "nosuch.h5"), "--out", str(out), *CPU]) == 1
     _one_line_error(capsys, "DATA: no store at", "nosuch.h5")
+
+
+def test_the_demo_runs_on_miles_spectra_with_injected_velocities(
+        miles_dir, tmp_path, monkeypatch, capsys):
+    """--miles gives a list of spectra, each on its own shifted grid (it raised on them)."""
+    from stellarlatent import _demo
+
+    monkeypatch.setattr(_demo, "_settings", lambda args: {
+        "n_spectra": 60, "n_pixels": 128, "vae_epochs": 1, "remap_epochs": 1, "latent_dim": 2,
+        "n_members": 2, "n_synthetic": 40, "pretrain_epochs": 1})
+    report = tmp_path / "demo"
+    assert main(["demo", "--miles", str(miles_dir), "--out", str(report), *CPU]) == 0
+    assert "MILES spectra with injected radial velocities" in (report / "index.html").read_text()

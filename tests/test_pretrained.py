@@ -326,3 +326,17 @@ def test_explore_and_diagnose_bring_files_to_the_model_as_predict_does(real_dir,
             "logg": [4.4, 4.5], "feh": [0.0, 0.0]}).write(labels)
     assert main(["diagnose", "miles", *files, "--labels", str(labels), "--out",
                  str(tmp_path / "report"), *common]) == 0
+
+
+def test_predict_writes_only_the_velocities_the_matching_measured(real_dir, miles_dir,
+                                                                  tmp_path):
+    """A LAMOST header's velocity is no velocity removed: without matching there is no rv."""
+    files = [str(next((real_dir / "lamost").glob("spec-*.fits"))),
+             str(miles_dir / "MILES_res2.50_star_m0001V.fits")]
+    out = tmp_path / "t.ecsv"
+    assert main(["predict", "miles", *files, "--no-match", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert "rv" not in QTable.read(out).colnames
+    assert main(["predict", "miles", *files, "--out", str(out), "--quiet", "--device", "cpu",
+                 "--overwrite"]) == 0
+    assert {"rv", "rv_err"} <= set(QTable.read(out).colnames)

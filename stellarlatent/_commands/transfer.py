@@ -108,9 +108,12 @@ def add_transfer_columns(table, X, *, min_coverage):
     """
     n = len(table)
     table["coverage"] = _valid_fraction(X)
+    meta = getattr(X, "meta", None) or {}
+    # a velocity the matching measured comes with its error; a file's header value does not
+    measured = per_spectrum(meta.get("rv_err"), n)
     for key in ("rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise"):
-        column = (getattr(X, "meta", None) or {}).get(key)
-        if per_spectrum(column, n):
+        column = meta.get(key)
+        if per_spectrum(column, n) and (measured or key not in ("rv", "rv_err")):
             table[key] = column
     flags = [name for name in table.colnames if name.endswith("_out_of_range")]
     status = table["resolution_status"] if "resolution_status" in table.colnames else None

@@ -11,11 +11,15 @@ from .._batch import from_batch, iter_batches, to_batch
 from .._params import Interval, validate_params
 from ._docs import fill_doc
 
-__all__ = ["SpectrumTransformer", "RANDOM_STATE", "legacy_rng", "generator_rng"]
+__all__ = ["SpectrumTransformer", "RANDOM_STATE", "GENERATOR_RANDOM_STATE", "legacy_rng",
+           "generator_rng"]
 
-#: None, a seed, a RandomState or a Generator: every random transformer takes each
+#: None, a seed, a RandomState or a Generator: every random transformer takes each (a seed
+#: of a Generator-based one may exceed the 2**32 - 1 of `legacy_rng`: see `generator_rng`)
 RANDOM_STATE = [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState,
                 np.random.Generator]
+GENERATOR_RANDOM_STATE = [None, Interval(Integral, 0, None, closed="left"),
+                          np.random.RandomState, np.random.Generator]
 
 
 def legacy_rng(random_state):

@@ -8,7 +8,7 @@ import numpy as np
 from .._batch import SpectraBatch, from_batch, to_batch, unknown_ivar_rows
 from .._logging import log
 from .._params import Converted, Interval
-from ._base import RANDOM_STATE, SpectrumTransformer, generator_rng
+from ._base import GENERATOR_RANDOM_STATE, SpectrumTransformer, generator_rng
 from ._docs import fill_doc
 from .broaden import Broadener
 from .doppler import DopplerShift
@@ -222,7 +222,7 @@ class InstrumentAugmenter(SpectrumTransformer):
                                 "a positive number or range")],
         "coverage": [None, Converted(_check_coverage, "a (2, 2) wavelength Quantity")],
         "coverage_probability": [Interval(numbers.Real, 0, 1, closed="both")],
-        "random_state": RANDOM_STATE,
+        "random_state": GENERATOR_RANDOM_STATE,
     }
 
     def __init__(self, fwhm=None, input_fwhm=None, rv_scatter=5 * u.km / u.s,
@@ -245,6 +245,21 @@ class InstrumentAugmenter(SpectrumTransformer):
             raise u.UnitsError("fwhm and input_fwhm must both be wavelengths or both "
                                f"velocities, got '{self.fwhm.unit}' and "
                                f"'{self.input_fwhm.unit}'")
+
+    def transform(self, spectra):
+        """Degrade each spectrum with its own draws (see the class description).
+
+        Parameters
+        ----------
+        spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            One spectrum, a batch, or a list of spectra on one grid.
+
+        Returns
+        -------
+        `~specutils.Spectrum`
+            A batch of the degraded copies.
+        """
+        out = super().transform(spectra)
         if self.fwhm is not None and self.input_fwhm is not None:
             unit = _fwhm_unit(self.fwhm)
             highest = _as_range(self.fwhm, "fwhm", unit)[1]
@@ -253,6 +268,7 @@ class InstrumentAugmenter(SpectrumTransformer):
                 log.warning("InstrumentAugmenter: fwhm (up to %g %s) is not above input_fwhm "
                             "(%g %s): a spectrum cannot be sharpened, so no copy is broadened",
                             highest, unit, given, unit)
+        return out
 
     def _ranges(self):
         def pair(value, name, unit=None):

@@ -226,6 +226,17 @@ def test_spectra_stacked_on_one_grid_keep_their_own_meta(caplog):
     with caplog.at_level(logging.WARNING, logger="stellarlatent"):
         mixed = ContinuumNormalizer().fit_transform([fine, vacuum]).meta
     assert "wavelength_medium" not in mixed and "air and vacuum" in caplog.text
+    # a batch's rows beside another's single value, whatever the grouping; odd types left out
+    pair = Masker(regions=[(6600 * u.AA, 6610 * u.AA)]).fit_transform([fine, coarse])
+    third = Spectrum(flux=np.ones(2000) * u.Jy, spectral_axis=wave,
+                     meta={"wavelength_medium": "air", "resolution": 20000.0,
+                           "t": np.timedelta64(1, "D")})
+    grouped = make_pipeline(Masker(regions=[(6690 * u.AA, 6700 * u.AA)]),
+                            InstrumentMatcher(remove_rv=False)).fit_transform([pair, third])
+    assert grouped.meta["resolution_status"].tolist() == ["matched", "coarser", "matched"]
+    fourth = Spectrum(flux=np.ones(2000) * u.Jy, spectral_axis=wave,
+                      meta={"t": np.timedelta64(2, "h")})
+    assert "t" not in ContinuumNormalizer().fit_transform([third, fourth]).meta
 
 
 def test_doppler_shift_gives_each_spectrum_its_own_meta():
@@ -261,3 +272,9 @@ def test_random_transformers_take_a_seed_a_random_state_or_a_generator(make):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(flux(make(3).fit_transform(spectra)),
                                   flux(make(3).fit_transform(spectra)))
+
+
+def test_a_generator_based_augmenter_takes_any_seed():
+    grid = SpectralGrid.linear(5000 * u.AA, 5500 * u.AA, 300)
+    spectra, _ = make_synthetic_spectra(2, grid, random_state=0)
+    InstrumentAugmenter(random_state=2**40).fit_transform(spectra)
