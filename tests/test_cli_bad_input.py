@@ -612,3 +612,14 @@ def test_the_demo_runs_on_miles_spectra_with_injected_velocities(
     report = tmp_path / "demo"
     assert main(["demo", "--miles", str(miles_dir), "--out", str(report), *CPU]) == 0
     assert "MILES spectra with injected radial velocities" in (report / "index.html").read_text()
+
+
+def test_resolution_for_a_model_without_one_names_the_model(models, spectra_dir,  # noqa: F811
+                                                            tmp_path, caplog):
+    import logging
+
+    files = [str(p) for p in sorted(spectra_dir.glob("*.fits"))[:2]]
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        assert main(["predict", str(models[1]), *files, "--resolution", "2000", "--out",
+                     str(tmp_path / "p.ecsv"), *CPU]) == 0
+    assert "the model file remap.pt records no resolution of its own" in caplog.text

@@ -59,8 +59,9 @@ def instrument_step(model, args, model_arg=None):
     # a model trained by fit-vae or fit-remap records the resolution its files stated
     instrument = instrument_of(getattr(model, "preprocessing_", None))
     if args.resolution is not None and not instrument:
-        log.warning("--resolution: the model file records no resolution of its own, so the "
-                    "spectra are not broadened to it")
+        log.warning("--resolution: the model file %s records no resolution of its own, so the "
+                    "spectra are not broadened to it",
+                    Path(str(args.model if model_arg is None else model_arg)).name)
     medium = getattr(model, "wavelength_medium_", None)
     axis = getattr(model, "spectral_axis_", None)
     return InstrumentMatcher(fwhm=instrument.get("fwhm"), resolution=instrument.get("resolution"),
