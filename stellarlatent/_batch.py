@@ -220,14 +220,11 @@ def _spectrum_to_batch(spectrum, name):
         mask |= given.reshape(flux.shape)
     if ivar is not None:
         ivar = ivar.reshape(flux.shape)
-        unknown = unknown_ivar_rows(ivar)
-        if unknown.all():
+        if unknown_ivar_rows(ivar).all():
             ivar = None
         else:
-            good_ivar = np.isfinite(ivar) & (ivar > 0)
-            mask |= ~good_ivar & ~unknown[:, np.newaxis]
-            ivar = np.where(good_ivar, ivar, 0.0)
-            ivar[unknown] = np.nan
+            ivar, bad = checked_ivar(ivar)
+            mask |= bad
     mask |= ~np.isfinite(flux)
     empty = mask.all(axis=1)
     if empty.any():
@@ -352,6 +349,23 @@ def unknown_ivar_rows(ivar):
     """
     with np.errstate(invalid="ignore"):
         return ~np.any(np.isfinite(ivar) & (ivar > 0), axis=1)
+
+
+def checked_ivar(ivar):
+    """``(ivar, bad)``: zero where a value is not finite and positive, NaN rows where none is
+    (no uncertainty, `unknown_ivar_rows`), and the pixels to mask (bad values in other rows).
+
+    Examples
+    --------
+    >>> ivar, bad = checked_ivar(np.array([[4.0, 0.0], [0.0, np.nan]]))
+    >>> ivar.tolist(), bad.tolist()
+    ([[4.0, 0.0], [nan, nan]], [[False, True], [False, False]])
+    """
+    unknown = unknown_ivar_rows(ivar)
+    good = np.isfinite(ivar) & (ivar > 0)
+    ivar = np.where(good, ivar, 0.0)
+    ivar[unknown] = np.nan
+    return ivar, ~good & ~unknown[:, np.newaxis]
 
 
 def stack_ivar(batches, scales=None):

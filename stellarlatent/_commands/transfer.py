@@ -25,12 +25,13 @@ def transfer_steps(model, args, model_arg=None):
 
     ``model_arg`` is the command-line name of ``model`` (default ``args.model``).
     """
+    model_arg = args.model if model_arg is None else model_arg
     matcher = instrument_step(model, args, model_arg)
     denoiser = denoise_step(args, model_arg)
     return (None if matcher is None else [matcher]), (None if denoiser is None else [denoiser])
 
 
-def instrument_step(model, args, model_arg=None):
+def instrument_step(model, args, model_arg):
     """The `~stellarlatent.preprocessing.InstrumentMatcher` that raw files go through, or None.
 
     A bundled model carries its instrument (resolution, medium, velocity
@@ -48,7 +49,7 @@ def instrument_step(model, args, model_arg=None):
             raise UserError("--resolution: the spectra are matched to the model's resolution, "
                             "which --no-match turns off; leave one out")
         return None
-    name = _bundled_name(args.model if model_arg is None else model_arg)
+    name = _bundled_name(model_arg)
     if name is not None:
         try:
             return pretrained.instrument_matcher(name, input_resolution=args.resolution,
@@ -61,7 +62,7 @@ def instrument_step(model, args, model_arg=None):
     if args.resolution is not None and not instrument:
         log.warning("--resolution: the model file %s records no resolution of its own, so the "
                     "spectra are not broadened to it",
-                    Path(str(args.model if model_arg is None else model_arg)).name)
+                    Path(str(model_arg)).name)
     medium = getattr(model, "wavelength_medium_", None)
     axis = getattr(model, "spectral_axis_", None)
     return InstrumentMatcher(fwhm=instrument.get("fwhm"), resolution=instrument.get("resolution"),
@@ -78,14 +79,14 @@ def _bundled_name(model_arg):
     return None
 
 
-def denoise_step(args, model_arg=None):
+def denoise_step(args, model_arg):
     """The bundled model's `~stellarlatent.preprocessing.PCADenoiser`, or None.
 
     None for a model file, a model that records no denoiser, or ``--no-denoise``.
     """
     from .. import pretrained
 
-    name = _bundled_name(args.model if model_arg is None else model_arg)
+    name = _bundled_name(model_arg)
     if name is None or getattr(args, "no_denoise", False):
         return None
     try:

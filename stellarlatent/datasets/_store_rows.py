@@ -11,7 +11,7 @@ from astropy.table import MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 from specutils import Spectrum
 
-from .._batch import SpectraBatch, check_spectral_axis, unknown_ivar_rows
+from .._batch import SpectraBatch, check_spectral_axis, checked_ivar
 from .._logging import log
 from ._io import read_rows, same_grid, stack_spectra
 from ._labels import h5_dtype, label_values
@@ -51,11 +51,8 @@ def as_batch(spectra, mask, ivar, axis, flux_unit):
             if ivar.shape != flux.shape:
                 raise ValueError(f"ivar has shape {ivar.shape}, expected {flux.shape}")
             # a row without any finite positive value is a spectrum without an uncertainty
-            unknown = unknown_ivar_rows(ivar)
-            good = np.isfinite(ivar) & (ivar > 0)
-            mask = mask | (~good & ~unknown[:, np.newaxis])
-            ivar = np.where(good, ivar, 0.0)
-            ivar[unknown] = np.nan
+            ivar, bad = checked_ivar(ivar)
+            mask = mask | bad
         return SpectraBatch(
             flux=flux, spectral_axis=axis, ivar=ivar, mask=mask, flux_unit=flux_unit
         )
