@@ -66,6 +66,9 @@ from stellarlatent.preprocessing import (ContinuumNormalizer, DopplerShift, Inst
 
 LABELS = ("teff", "logg", "feh")
 WAVE_RANGE = (3700.0, 7300.0)
+#: MILES' instrument as the registry records it (each model adds its own entries)
+MILES_INSTRUMENT = {"fwhm": "2.5 Angstrom", "medium": "air",
+                    "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE]}
 N_PIXELS = 2048
 HOLDOUT_SEED = 2026
 PACKAGE = Path(__file__).resolve().parents[1] / "stellarlatent" / "pretrained"
@@ -214,9 +217,7 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
                    f'{vae.lr_schedule} learning rate from {vae.lr:g}'),
         # brought to MILES' resolution, medium and range, but not to rest: a latent reads the
         # velocity
-        "instrument": {"fwhm": "2.5 Angstrom", "medium": "air",
-                       "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE],
-                       "remove_rv": False},
+        "instrument": {**MILES_INSTRUMENT, "remove_rv": False},
     }
     print(f"miles-vae: {path.stat().st_size / 1e6:.1f} MB; {precision}; "
           f"{time.perf_counter() - started:.0f} s", flush=True)
@@ -397,8 +398,7 @@ def main(argv=None):
         print(f"total {time.perf_counter() - started:.0f} s")
         return
     template_path, template_digest = rv_templates(spectra, _values(table, "teff"), train, out)
-    instrument = {"fwhm": "2.5 Angstrom", "medium": "air",
-                  "wavelength_range": [f"{w:g} Angstrom" for w in WAVE_RANGE],
+    instrument = {**MILES_INSTRUMENT,
                   "rv_templates": template_path.name, "rv_templates_sha256": template_digest,
                   "rv_systematic": f"{rv_systematic(spectra, train, template_path):.1f} km / s"}
     print(f"radial-velocity templates: {template_path} "
