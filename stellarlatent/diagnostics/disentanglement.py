@@ -141,12 +141,18 @@ def _bin_indices(x, keep, n_bins):
     return idx
 
 
-def _entropy_of_counts(counts, total):
-    """Plug-in entropy (nats) of each row of a count array."""
-    p = counts / np.where(total > 0, total, 1)[:, np.newaxis]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return -terms.sum(axis=1)
+def _row_entropies(cells, weights, cells_per_row, n_rows, total):
+    """Plug-in entropy (nats) of each row's histogram, from the cell of every sample.
+
+    ``cells`` holds each sample's flat cell index (row ``r`` owns cells
+    ``r * cells_per_row`` to ``(r + 1) * cells_per_row - 1``); most cells
+    of a fine histogram are empty, so only occupied ones are summed.
+    """
+    counts = np.bincount(cells, weights, minlength=n_rows * cells_per_row)
+    occupied = np.flatnonzero(counts)
+    rows = occupied // cells_per_row
+    p = counts[occupied] / np.where(total > 0, total, 1)[rows]
+    return -np.bincount(rows, weights=p * np.log(p), minlength=n_rows)
 
 
 def _histogram_mi(Zv, y, keep, bins):
@@ -168,11 +174,10 @@ def _histogram_mi(Zv, y, keep, bins):
     for i, b in enumerate(bins):
         iz = _bin_indices(Zv, keep, b)
         iy = _bin_indices(y2, y_keep, b)
-        flat = (iz * b + iy + np.arange(k) * (b * b)).ravel()
-        joint = np.bincount(flat, weights, minlength=k * b * b).reshape(k, b, b)
-        hz = _entropy_of_counts(joint.sum(axis=2), total)
-        hy = _entropy_of_counts(joint.sum(axis=1), total)
-        hzy = _entropy_of_counts(joint.reshape(k, b * b), total)
+        row = np.arange(k)
+        hz = _row_entropies((iz + row * b).ravel(), weights, b, k, total)
+        hy = _row_entropies((np.broadcast_to(iy, (n, k)) + row * b).ravel(), weights, b, k, total)
+        hzy = _row_entropies((iz * b + iy + row * (b * b)).ravel(), weights, b * b, k, total)
         mi_b = np.maximum(hz + hy - hzy, 0.0)
         denominator = np.sqrt(hz * hy)
         mi[i] = mi_b

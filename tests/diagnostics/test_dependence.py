@@ -132,3 +132,47 @@ def test_the_report_of_independent_factors_says_disentangled(rng):
     report = DisentanglementReport.from_latents(Z, {"teff": teff, "rv": rv})
     assert report.verdict[0].startswith("disentangled")
     assert not any(report.dependence_table["entangled"])
+
+
+def test_a_label_no_latent_carries_is_not_said_to_share_one(rng):
+    # the plug-in histogram gives an independent label about 0.37 on 300 stars,
+    # as much as a real label on a latent that carries something else
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    n = 300
+    teff, rv = rng.uniform(4000, 7000, n), rng.uniform(-300, 300, n)
+    vsini, feh = rng.uniform(0, 30, n), rng.uniform(-1, 0.4, n)
+    Z = rng.normal(0, 0.005, (n, 6))
+    Z[:, 0] = (teff - 5500) / 1000 + rng.normal(0, 0.05, n)
+    Z[:, 3] = rv / 200 + rng.normal(0, 0.05, n)
+    report = DisentanglementReport.from_latents(
+        Z, {"teff": teff, "rv": rv, "vsini": vsini, "feh": feh})
+    assert report.best_dimension("vsini").mi > 0.3
+    assert report.best_dimension("vsini").mi <= report.chance_level("vsini")
+    assert report.best_dimension("rv").mi > report.chance_level("rv")
+    assert not any("not separated" in s for s in report.verdict)
+    assert report.verdict[-1].startswith("labels vsini, feh: no informative latent carries them "
+                                         "beyond chance")
+    # a weak but significant rank correlation is not called chance
+    Z[:, 3] += 0.4 * (feh - feh.mean()) / feh.std()
+    report = DisentanglementReport.from_latents(Z, {"teff": teff, "feh": feh})
+    assert not any("beyond chance" in s for s in report.verdict)
+
+
+def test_chance_level_checks_its_arguments_and_keeps_its_value(rng):
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    Z = rng.normal(size=(200, 3))
+    report = DisentanglementReport.from_latents(Z, {"teff": rng.normal(size=200)})
+    level = report.chance_level("teff")
+    assert 0 < level < 1
+    assert report.chance_level("teff") == level
+    assert report.chance_level("teff", random_state=1) != level
+    with pytest.raises(ValueError, match="label must be one of"):
+        report.chance_level("logg")
+    with pytest.raises(ValueError, match="among must be"):
+        report.chance_level("teff", among="some")
+    with pytest.raises(ValueError, match="n_permutations must be an integer >= 2"):
+        report.chance_level("teff", n_permutations=1)
+    collapsed = DisentanglementReport.from_latents(np.zeros((200, 3)), {"teff": Z[:, 0]})
+    assert np.isnan(collapsed.chance_level("teff"))
