@@ -272,7 +272,7 @@ def run_demo(args):
 
     matplotlib.use("Agg")
 
-    from ._commands.sections import remap_section, vae_label_table, vae_section
+    from ._commands.sections import remap_section, vae_label_table, vae_section, what_it_tracks
     from .diagnostics import LatentExplorer
     started = time.perf_counter()
     out = _check_args(args)
@@ -373,8 +373,7 @@ def run_demo(args):
              f"  SpectralVAE: {len(disentanglement.informative)} informative latents of "
              f"{settings['latent_dim']}; {disentanglement.verdict[0]}"]
     for row in summary:
-        lines.append(f"    latent {row['dim']}: tracks {row['best_label']} "
-                     f"(Spearman {row['spearman']:+.2f})")
+        lines.append(f"    latent {row['dim']}: {what_it_tracks(row)}")
     lines.append("  robust scatter on test spectra, DeepREMAP (68%/95% coverage) vs ridge:")
     for name, cov in zip(LABELS, coverage):
         mine = accuracy[(accuracy["label"] == name) & (accuracy["method"] == "DeepREMAP")]

@@ -8,7 +8,8 @@ from .inputs import Skips, UserError
 from .models import (MODEL_RAW_OPTIONS, early_labels, is_remap, load_model, model_data,
                      parse_labels, store_input)
 from .outputs import check_out_folder
-from .sections import VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section
+from .sections import (VAE_LABELS, remap_section, remap_truth, vae_label_table, vae_section,
+                       what_it_tracks)
 from .transfer import transfer_steps
 
 __all__ = ["run_diagnose"]
@@ -79,8 +80,7 @@ def run_diagnose(args):
                                       heading="What the SpectralVAE learned")
         files.append("disentanglement.ecsv")
         lines = [f"  {len(disentanglement.informative)} informative latents of {model.latent_dim}"]
-        lines += [f"    latent {row['dim']}: tracks {row['best_label']} "
-                  f"(Spearman {row['spearman']:+.2f})" for row in disentanglement.summary]
+        lines += [f"    latent {row['dim']}: {what_it_tracks(row)}" for row in disentanglement.summary]
     report.heading("Files")
     for name in files:
         report.link(name, name)

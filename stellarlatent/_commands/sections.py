@@ -38,6 +38,14 @@ def vae_label_table(labels, names=None):
     return table
 
 
+def what_it_tracks(row):
+    """A row of `DisentanglementReport.summary` in words: the label its latent tracks."""
+    if not row["best_label"]:
+        return "no label to compare with"
+    said = f"{row['best_label']} (Spearman {row['spearman']:+.2f})"
+    return f"tracks {said}" if row["beyond_chance"] else f"no label beyond chance; closest {said}"
+
+
 def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_teff"):
     """What a SpectralVAE learned: informative latents, mutual information, traversals.
 
@@ -59,7 +67,9 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
         "alone. A latent is informative when its median absolute deviation over the spectra "
         "shown here exceeds 0.02 (Sedaghat et al. 2021). The table gives, for each "
         "informative latent, the label it shares most information with, that mutual "
-        "information (nats; nmi normalised to [0, 1]) and the Spearman correlation."
+        "information (nats; nmi normalised to [0, 1]), the Spearman correlation, and whether "
+        "the latent carries that label beyond chance (more information than the label "
+        "shuffled gets, or a significant rank correlation)."
     )
     if len(summary):
         report.table(summary, caption="Informative latents and what they track")

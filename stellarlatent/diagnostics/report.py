@@ -306,17 +306,18 @@ class DisentanglementReport:
             )
         return sentences
 
-    def _rank_correlated(self, label, p_value=1e-3):
-        """Whether an informative latent's Spearman correlation with ``label`` is significant.
+    def _rank_correlated(self, label, dims=None, p_value=1e-3):
+        """Whether the Spearman correlation of a latent of ``dims`` with ``label`` is significant.
 
-        The test of each latent is at ``p_value`` divided by the number of
-        informative latents searched (Bonferroni).
+        ``dims`` defaults to the informative latents; the test of each is at
+        ``p_value`` divided by their number (Bonferroni).
         """
         from scipy.stats import t as student_t
 
         table = self.correlation
-        dims = np.asarray(table["dim"], dtype=int)
-        rho = np.abs(np.asarray(table[label], dtype=float)[np.isin(dims, self.informative)])
+        searched = self.informative if dims is None else dims
+        rows = np.isin(np.asarray(table["dim"], dtype=int), searched)
+        rho = np.abs(np.asarray(table[label], dtype=float)[rows])
         rho = rho[np.isfinite(rho)]
         n = int(np.isfinite(np.asarray(self.labels[label][0], dtype=float)).sum())
         if rho.size == 0 or n < 4:
@@ -452,8 +453,11 @@ class DisentanglementReport:
 
         Columns: ``dim``, ``mad``, ``best_label`` (the label of largest mutual
         information), ``mi`` (its mutual information in nats), ``nmi`` (its
-        normalised mutual information, comparable between rows) and
-        ``spearman`` (its Spearman correlation).
+        normalised mutual information, comparable between rows),
+        ``spearman`` (its Spearman correlation) and ``beyond_chance`` (whether
+        the latent carries that label beyond chance: more normalised mutual
+        information than `chance_level`, or a significant rank correlation;
+        otherwise the best label is only the closest).
         """
         names = self.label_names
         rows = []
@@ -464,23 +468,25 @@ class DisentanglementReport:
             i = self._row(self.mutual_information, dim)
             mi = np.array([self.mutual_information[k][i] for k in names], dtype=float)
             if np.all(np.isnan(mi)):
-                rows.append((dim, self.mad[dim], "", np.nan, np.nan, np.nan))
+                rows.append((dim, self.mad[dim], "", np.nan, np.nan, np.nan, False))
                 continue
             best = names[int(np.nanargmax(mi))]
+            nmi = self.normalized_mutual_information[best][i]
             rows.append(
                 (
                     dim,
                     self.mad[dim],
                     best,
                     mi[names.index(best)],
-                    self.normalized_mutual_information[best][i],
+                    nmi,
                     self.correlation[best][i],
+                    bool(nmi > self.chance_level(best) or self._rank_correlated(best, [dim])),
                 )
             )
         return Table(
             rows=rows if rows else None,
-            names=["dim", "mad", "best_label", "mi", "nmi", "spearman"],
-            dtype=[int, float, str, float, float, float],
+            names=["dim", "mad", "best_label", "mi", "nmi", "spearman", "beyond_chance"],
+            dtype=[int, float, str, float, float, float, bool],
         )
 
     def best_dimension(self, label, among="informative"):

@@ -176,3 +176,19 @@ def test_chance_level_checks_its_arguments_and_keeps_its_value(rng):
         report.chance_level("teff", n_permutations=1)
     collapsed = DisentanglementReport.from_latents(np.zeros((200, 3)), {"teff": Z[:, 0]})
     assert np.isnan(collapsed.chance_level("teff"))
+
+
+def test_a_latent_whose_best_label_is_chance_says_so(rng):
+    from stellarlatent._commands.sections import what_it_tracks
+    from stellarlatent.diagnostics import DisentanglementReport
+
+    n = 200
+    teff, feh = rng.uniform(4000, 7000, n), rng.uniform(-1, 0.4, n)
+    Z = rng.normal(0, 0.005, (n, 4))
+    Z[:, 0] = (teff - 5500) / 1000 + rng.normal(0, 0.05, n)
+    Z[:, 2] = rng.normal(0, 0.05, n)  # informative, but of nothing labelled
+    summary = DisentanglementReport.from_latents(Z, {"teff": teff, "feh": feh}).summary
+    assert summary["dim"].tolist() == [0, 2]
+    assert summary["beyond_chance"].tolist() == [True, False]
+    assert what_it_tracks(summary[0]).startswith("tracks teff (Spearman +1.00")
+    assert what_it_tracks(summary[1]).startswith("no label beyond chance; closest ")

@@ -261,7 +261,9 @@ def test_report_from_estimator(fake_vae, latent_data):
     np.testing.assert_array_equal(report.informative, [0, 1])
     assert report.label_names == ["teff", "logg", "feh"]
     summary = report.summary
-    assert summary.colnames == ["dim", "mad", "best_label", "mi", "nmi", "spearman"]
+    assert summary.colnames == ["dim", "mad", "best_label", "mi", "nmi", "spearman",
+                                "beyond_chance"]
+    assert summary["beyond_chance"].tolist() == [True, True]
     # sorted by decreasing MAD: logg latent spans 4 dex, teff latent 3 (x 1000 K)
     assert summary["dim"].tolist() == [1, 0]
     assert summary["best_label"].tolist() == ["logg", "teff"]
