@@ -80,7 +80,8 @@ def run_diagnose(args):
                                       heading="What the SpectralVAE learned")
         files.append("disentanglement.ecsv")
         lines = [f"  {len(disentanglement.informative)} informative latents of {model.latent_dim}"]
-        lines += [f"    latent {row['dim']}: {what_it_tracks(row)}" for row in disentanglement.summary]
+        lines += [f"    latent {row['dim']}: {what_it_tracks(row)}"
+                  for row in disentanglement.summary]
     report.heading("Files")
     for name in files:
         report.link(name, name)
