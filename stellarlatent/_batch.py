@@ -149,7 +149,7 @@ def check_spectral_axis(axis, name="spectral_axis"):
     )
 
 
-def _ivar_from(uncertainty, shape, name):
+def _ivar_from(uncertainty, shape, name, flux_unit=None):
     if uncertainty is None:
         return None
     if not isinstance(uncertainty, NDUncertainty):
@@ -159,11 +159,13 @@ def _ivar_from(uncertainty, shape, name):
         )
     if isinstance(uncertainty, InverseVariance):
         ivar = np.asarray(uncertainty.array, dtype=float)
+        unit = uncertainty.unit
     else:
         # zero uncertainties give infinite inverse variance; such pixels are masked below
         try:
             with np.errstate(divide="ignore"):
-                ivar = np.asarray(uncertainty.represent_as(InverseVariance).array, dtype=float)
+                inverse = uncertainty.represent_as(InverseVariance)
+            ivar, unit = np.asarray(inverse.array, dtype=float), inverse.unit
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name}.uncertainty is a {type(uncertainty).__name__}, which cannot be "
@@ -175,12 +177,35 @@ def _ivar_from(uncertainty, shape, name):
             negative = np.asarray(uncertainty.array, dtype=float) < 0
         if negative.shape == ivar.shape and negative.any():
             ivar = np.where(negative, -1.0, ivar)
+    ivar = _in_flux_unit(ivar, unit, flux_unit, name)
     if ivar.shape != shape:
         raise ValueError(
             f"{name}: uncertainty has shape {ivar.shape} but flux has shape {shape}; "
             "expected the same shape"
         )
     return ivar
+
+
+def _in_flux_unit(ivar, unit, flux_unit, name):
+    """Inverse variance ``ivar`` in ``unit`` expressed in ``1 / flux_unit**2``.
+
+    An uncertainty without a unit is taken to be in the flux unit.
+    """
+    if unit is None or flux_unit is None:
+        return ivar
+    try:
+        factor = u.Unit(unit).to(u.Unit(flux_unit) ** -2)
+    except (u.UnitsError, TypeError, ValueError):
+        # an unrecognised unit allows no arithmetic at all
+        raise ValueError(
+            f"{name}.uncertainty is in {u.Unit(unit).to_string()} (as an inverse variance), "
+            f"which cannot be converted to the flux unit {u.Unit(flux_unit).to_string()} "
+            "(as 1 / flux**2); expected an uncertainty in the flux unit"
+        ) from None
+    if factor == 1:
+        return ivar
+    negative = ivar < 0
+    return np.where(negative, ivar, ivar * factor)
 
 
 def _spectrum_to_batch(spectrum, name):
@@ -209,7 +234,7 @@ def _spectrum_to_batch(spectrum, name):
             f"{flux.shape[1]} pixels"
         )
     axis, flipped = check_spectral_axis(axis, name=f"{name}.spectral_axis")
-    ivar = _ivar_from(spectrum.uncertainty, spectrum.flux.shape, name)
+    ivar = _ivar_from(spectrum.uncertainty, spectrum.flux.shape, name, spectrum.flux.unit)
     mask = np.zeros(flux.shape, dtype=bool)
     if spectrum.mask is not None:
         given = np.asarray(spectrum.mask, dtype=bool)

@@ -97,6 +97,18 @@ def test_uncertainty_without_conversion_names_the_spectrum():
         Masker().transform(spectrum(uncertainty=UnknownUncertainty(np.ones((1, 2000)))))
 
 
+def test_an_uncertainty_in_another_unit_than_the_flux_is_converted():
+    wave = np.linspace(5000, 5100, 50) * u.AA
+    expected = (0.01 / u.Jy**2).to_value(1 / u.mJy**2)  # 10 Jy, as an inverse variance
+    for uncertainty in (StdDevUncertainty(np.full(50, 10.0) * u.Jy),
+                        InverseVariance(np.full(50, 0.01) / u.Jy**2)):
+        given = Spectrum(flux=np.full(50, 5e4) * u.mJy, spectral_axis=wave,
+                         uncertainty=uncertainty)
+        out = Masker().transform(given)
+        assert out.uncertainty.unit == 1 / u.mJy**2
+        np.testing.assert_allclose(out.uncertainty.array, expected)
+
+
 # 6. DopplerShift rv_range
 
 
