@@ -49,6 +49,7 @@ class StoreSubset:
     spectral_axis = _from_store("spectral_axis")
     n_pixels = _from_store("n_pixels")
     has_ivar = _from_store("has_ivar")
+    flux_unit = _from_store("flux_unit")
     label_names = _from_store("label_names")
     meta = _from_store("meta")
 

@@ -98,6 +98,17 @@ def _jsonable(value):
     return value
 
 
+def saved_params(estimator):
+    """The parameters of ``estimator`` as JSON values, its device left out."""
+    return _jsonable({k: v for k, v in estimator.get_params(deep=False).items()
+                      if k != "device"})
+
+
+def from_saved_params(cls, params):
+    """An unfitted ``cls`` with parameters written by `saved_params` (lists back to tuples)."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+
 class SeededEstimator(BaseEstimator):
     """Base class of the estimators of stellarlatent (`TorchEstimator` and
     `~stellarlatent.estimators.DeepREMAPEnsemble`).
@@ -215,7 +226,30 @@ class TorchEstimator(SeededEstimator):
             )
         source = self._in_training_order(source, name)
         self._check_grid(source, name)
-        return source
+        return self._in_training_unit(source, name)
+
+    def _in_training_unit(self, source, name):
+        """``source`` with its flux in the unit of the training spectra.
+
+        Nothing is checked where either unit is unknown (plain arrays, or a
+        unit astropy does not recognise).
+        """
+        trained = getattr(self, "flux_unit_", None)
+        given = getattr(source, "flux_unit", None)
+        if (trained is None or given is None or given == trained
+                or isinstance(trained, u.UnrecognizedUnit) or isinstance(given, u.UnrecognizedUnit)):
+            return source
+        if not given.is_equivalent(trained) or not isinstance(source, SpectraSource):
+            convertible = given.is_equivalent(trained)
+            raise ValueError(
+                f"{name} has flux in {given.to_string()!r}, but {type(self).__name__} was trained "
+                f"on flux in {trained.to_string()!r}; "
+                + ("build the store in the model's flux unit" if convertible else
+                   f"convert them with Spectrum.with_flux_unit({trained.to_string()!r}) where "
+                   "that is the same quantity, or bring them through the preprocessing of the "
+                   "training spectra (for example the same normalisation)")
+            )
+        return source.in_unit(trained)
 
     def _in_training_order(self, source, name):
         """``source`` with its pixels reversed when its axis runs against the training one.
@@ -247,6 +281,7 @@ class TorchEstimator(SeededEstimator):
         self.n_features_in_ = source.n_pixels
         self.spectral_axis_ = source.spectral_axis
         self.wavelength_medium_ = getattr(source, "wavelength_medium", None)
+        self.flux_unit_ = getattr(source, "flux_unit", None)
 
     def _check_grid(self, source, name):
         trained = getattr(self, "spectral_axis_", None)
@@ -614,11 +649,13 @@ class TorchEstimator(SeededEstimator):
         """JSON-serialisable fitted state besides the weights (subclasses extend)."""
         axis = getattr(self, "spectral_axis_", None)
         return {
-            "params": _jsonable({k: v for k, v in self.get_params().items() if k != "device"}),
+            "params": saved_params(self),
             "n_features_in": int(self.n_features_in_),
             "spectral_axis": None if axis is None else {
                 "values": axis.value.tolist(), "unit": axis.unit.to_string()},
             "wavelength_medium": getattr(self, "wavelength_medium_", None),
+            "flux_unit": (None if getattr(self, "flux_unit_", None) is None
+                          else self.flux_unit_.to_string()),
             "history": self.history_,
             "n_iter": int(getattr(self, "n_iter_", 0)),
             "preprocessing": getattr(self, "preprocessing_", None),
@@ -700,8 +737,7 @@ class TorchEstimator(SeededEstimator):
         try:
             metadata = json.loads(payload["metadata"])
             params = metadata["params"]
-            estimator = cls(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in params.items()})
+            estimator = from_saved_params(cls, params)
             estimator.set_params(device=device)
             estimator.device_ = resolved
             estimator._restore(metadata, payload["tensors"])
@@ -721,6 +757,8 @@ class TorchEstimator(SeededEstimator):
         self.spectral_axis_ = (None if axis is None
                                else np.asarray(axis["values"]) * u.Unit(axis["unit"]))
         self.wavelength_medium_ = metadata.get("wavelength_medium")
+        unit = metadata.get("flux_unit")  # absent from files of earlier versions
+        self.flux_unit_ = None if unit is None else u.Unit(unit, parse_strict="silent")
         self.history_ = metadata["history"]
         self.n_iter_ = metadata.get("n_iter", 0)
         self.preprocessing_ = metadata.get("preprocessing")

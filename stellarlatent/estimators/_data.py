@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import torch
+from specutils import Spectrum
 
 from .._batch import as_flux_array
 
@@ -24,15 +25,19 @@ class SpectraSource:
     spectral_axis : `~astropy.units.Quantity` or None
     wavelength_medium : {"air", "vacuum"} or None
         The convention of ``spectral_axis`` when the input said.
+    flux_unit : `~astropy.units.UnitBase` or None
+        The unit of ``flux`` when the input had one.
     """
 
-    def __init__(self, flux, mask, ivar=None, spectral_axis=None, wavelength_medium=None):
+    def __init__(self, flux, mask, ivar=None, spectral_axis=None, wavelength_medium=None,
+                 flux_unit=None):
         self.flux = torch.from_numpy(np.ascontiguousarray(flux, dtype=np.float32))
         self.mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
         self.ivar = (None if ivar is None
                      else torch.from_numpy(np.ascontiguousarray(ivar, dtype=np.float32)))
         self.spectral_axis = spectral_axis
         self.wavelength_medium = wavelength_medium
+        self.flux_unit = flux_unit
 
     def digest(self):
         """A SHA-256 of the flux, mask and inverse variance (for checkpoint fingerprints)."""
@@ -55,7 +60,16 @@ class SpectraSource:
             self.flux.flip(1).numpy(), self.mask.flip(1).numpy(),
             None if self.ivar is None else self.ivar.flip(1).numpy(),
             None if self.spectral_axis is None else self.spectral_axis[::-1],
-            self.wavelength_medium,
+            self.wavelength_medium, self.flux_unit,
+        )
+
+    def in_unit(self, unit):
+        """The same spectra with their flux (and inverse variance) converted to ``unit``."""
+        factor = float(self.flux_unit.to(unit))
+        return SpectraSource(
+            (self.flux * factor).numpy(), self.mask.numpy(),
+            None if self.ivar is None else (self.ivar / factor**2).numpy(),
+            self.spectral_axis, self.wavelength_medium, unit,
         )
 
     def batch(self, indices):
@@ -79,6 +93,7 @@ class StoreSource:
         self.path = str(store.path)
         self.spectral_axis = store.spectral_axis
         self.wavelength_medium = recorded_medium(store.meta)
+        self.flux_unit = store.flux_unit
         self._n = len(store)
         self._n_pixels = store.n_pixels
         self.has_ivar = store.has_ivar
@@ -149,7 +164,10 @@ def as_source(X, name="X"):
         medium = media.pop() if len(media) == 1 else None
     else:
         medium = recorded_medium(getattr(X, "meta", None))
-    return SpectraSource(flux, mask, ivar, axis, medium)
+    # a list of spectra is stacked in the unit of its first
+    first = X[0] if isinstance(X, (list, tuple)) and X else X
+    unit = first.flux.unit if isinstance(first, Spectrum) else None
+    return SpectraSource(flux, mask, ivar, axis, medium, unit)
 
 
 def recorded_medium(meta):

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import __version__
 from .._logging import log
 from .._params import Interval, Predicate, validate_params
-from ._base import SeededEstimator, resolve_device
+from ._base import SeededEstimator, from_saved_params, resolve_device, saved_params
 from ._binning import binned_summaries
 from ._calibration import (COVERAGE_LEVELS, check_method, fit_scale, fit_tail,
                            fit_temperature, fit_temperatures, mixture, product, softmax, widen)
@@ -817,6 +817,8 @@ class DeepREMAPEnsemble(SeededEstimator):
         path = writable_path(path)
         members = [_member_bytes(member) for member in self.members_]
         params = {k: v for k, v in self.get_params(deep=False).items() if k != "estimator"}
+        # the template of the members, so that a loaded ensemble refits as the saved one did
+        params["estimator"] = None if self.estimator is None else saved_params(self.estimator)
         payload = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -851,6 +853,10 @@ class DeepREMAPEnsemble(SeededEstimator):
             params = dict(metadata["params"])
             # files of version 1 had no ridge expert
             params.setdefault("ridge_expert", False)
+            # files written before the template was saved have none
+            template = params.pop("estimator", None)
+            if template is not None:
+                params["estimator"] = from_saved_params(DeepREMAP, template)
             ensemble = cls(**params)
             if not members:
                 raise ValueError("it holds no member")

@@ -20,6 +20,9 @@ _FORMAT = "stellarlatent-pca-denoiser"
 #: Residuals beyond this many robust standard deviations do not count in the noise estimate
 #: (a cosmic ray or a telluric residue would otherwise pass for noise everywhere).
 _CLIP = 5.0
+#: Principal components of a prior fitted with n_components=None
+_DEFAULT_COMPONENTS = 64
+
 #: Spectra denoised together (the batched solves hold n_components**2 numbers for each)
 _CHUNK = 1024
 #: Spectra denoised together when their noise varies along them (each then needs its own
@@ -66,9 +69,11 @@ class PCADenoiser(SpectrumTransformer):
 
     Parameters
     ----------
-    n_components : int, default=64
+    n_components : int, default=None
         Principal components of the prior (at most the number of spectra
-        given to `fit`). Ignored with ``prior_file``.
+        given to `fit`); None means 64, or with ``prior_file`` the number
+        the file holds (another number is refused: the file's residual
+        variance belongs to its own number of components).
     prior_file : str or path-like, default=None
         A prior that `write` saved: `fit` reads it and learns nothing from
         the spectra it is given, so that the fitted denoiser of a model
@@ -169,14 +174,14 @@ class PCADenoiser(SpectrumTransformer):
     """
 
     _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [None, Interval(Integral, 1, None, closed="left")],
         "prior_file": [None, str, Path],
         "noise_exponent": [Interval(Real, 0, 2, closed="both")],
         "use_uncertainty": ["boolean"],
     }
     _fitted_attribute = "components_"
 
-    def __init__(self, n_components=64, prior_file=None, noise_exponent=0.0,
+    def __init__(self, n_components=None, prior_file=None, noise_exponent=0.0,
                  use_uncertainty=True):
         self.n_components = n_components
         self.prior_file = prior_file
@@ -209,14 +214,15 @@ class PCADenoiser(SpectrumTransformer):
         flux, counts = _filled(batch)
         if not np.any(counts):
             raise ValueError("spectra has no valid pixel")
-        self.mean_, components, self.explained_variance_ = _principal(flux, self.n_components)
+        n_components = _DEFAULT_COMPONENTS if self.n_components is None else self.n_components
+        self.mean_, components, self.explained_variance_ = _principal(flux, n_components)
         # as `write` stores them, so that a model read back denoises as the one fitted
         self.components_ = components.astype(np.float32).astype(float)
         # the residual of a star left out, from two halves that fit each other
         halves = (np.arange(batch.n_spectra) % 2 == 0, np.arange(batch.n_spectra) % 2 == 1)
         squares = []
         for fitted, left in (halves, halves[::-1]):
-            k = min(self.n_components, int(fitted.sum()) - 1)
+            k = min(n_components, int(fitted.sum()) - 1)
             mean, comps, _ = _principal(flux[fitted], k)
             centred = flux[left] - mean
             squares.append((centred - (centred @ comps.T) @ comps) ** 2)
@@ -385,6 +391,13 @@ class PCADenoiser(SpectrumTransformer):
             if hdus[0].header.get("FORMAT") != _FORMAT:
                 raise ValueError(f"prior_file {str(path)!r} is not a PCADenoiser file "
                                  f"(FORMAT {hdus[0].header.get('FORMAT')!r})")
+            held = hdus[0].data.shape[0]
+            if self.n_components is not None and self.n_components != held:
+                raise ValueError(
+                    f"n_components={self.n_components}, but prior_file {str(path)!r} holds "
+                    f"{held} components (and the residual variance of that number); leave "
+                    "n_components None with a prior_file, or fit a new prior"
+                )
             self.components_ = hdus[0].data.astype(float)
             self.mean_ = hdus["MEAN"].data.astype(float)
             self.explained_variance_ = hdus["VARIANCE"].data.astype(float)

@@ -62,12 +62,23 @@ def _wavelength_range(value, name):
     return bounds
 
 
-def _input_fwhm_kms(meta, k, n, wave, override_r, override_fwhm):
-    """FWHM (km/s, per pixel) of spectrum ``k`` of a batch of ``n``, or None when unknown."""
-    if override_r is not None:
-        return _fwhm_kms(float(override_r), wave, "input_resolution")
-    if override_fwhm is not None:
-        return _fwhm_kms(override_fwhm, wave, "input_fwhm")
+def _input_fwhm_kms(meta, k, n, wave, given_r, given_fwhm):
+    """FWHM (km/s, per pixel) of spectrum ``k`` of a batch of ``n``, or None when unknown.
+
+    What the spectrum's ``meta`` records comes first; ``given_r`` or
+    ``given_fwhm`` stand in where it records nothing.
+    """
+    recorded = _recorded_fwhm_kms(meta, k, n, wave)
+    if recorded is not None:
+        return recorded
+    if given_r is not None:
+        return _fwhm_kms(float(given_r), wave, "input_resolution")
+    if given_fwhm is not None:
+        return _fwhm_kms(given_fwhm, wave, "input_fwhm")
+    return None
+
+
+def _recorded_fwhm_kms(meta, k, n, wave):
     for key, kind in (("fwhm", "fwhm"), ("resolution", "r"), ("resolving_power", "r")):
         value = (meta or {}).get(key)
         if per_spectrum(value, n):
@@ -97,9 +108,9 @@ class InstrumentMatcher(SpectrumTransformer):
        in the other convention than ``medium``.
     2. **Resolution**: a spectrum finer than the model's line-spread function
        (``fwhm`` or ``resolution``) is broadened to it by a Gaussian of the
-       quadrature difference, from its own resolution (``input_resolution``
-       or ``input_fwhm``, else ``meta["fwhm"]`` or ``meta["resolution"]`` as
-       the readers record them). A spectrum coarser than the model cannot be
+       quadrature difference, from its own resolution (``meta["fwhm"]`` or
+       ``meta["resolution"]`` as the readers record them, else
+       ``input_resolution`` or ``input_fwhm``). A spectrum coarser than the model cannot be
        sharpened: it is left as it is and flagged.
     3. **Radial velocity**: measured by cross-correlation
        (`RadialVelocityEstimator`) against each template, the one with the
@@ -123,10 +134,10 @@ class InstrumentMatcher(SpectrumTransformer):
         The model's wavelength convention; None leaves the wavelengths as
         they are.
     input_resolution : float, default=None
-        Resolving power of every input spectrum, overriding what their
-        ``meta`` records.
+        Resolving power of the input spectra whose ``meta`` records none
+        (a file's own header, read into ``meta``, is taken first).
     input_fwhm : `~astropy.units.Quantity`, default=None
-        FWHM of every input spectrum's line-spread function, instead.
+        FWHM of their line-spread function, instead.
     rv_templates : `~specutils.Spectrum` or list of `~specutils.Spectrum`, default=None
         Rest-frame templates on any grid, in ``medium``, at about the model's
         resolution; a batch counts as one template per row. None makes six

@@ -198,7 +198,9 @@ class Resampler(SpectrumTransformer):
         return SpectralGrid.log_uniform(lo * unit, hi * unit, max(n, 2))
 
     def _operator(self, axis):
-        key = (axis.unit.to_string(), hashlib.sha1(np.ascontiguousarray(axis.value)).hexdigest())
+        # method is read at transform time, so set_params(method=...) takes effect at once
+        key = (self.method, axis.unit.to_string(),
+               hashlib.sha1(np.ascontiguousarray(axis.value)).hexdigest())
         cache = self.__dict__.setdefault("_cache", OrderedDict())
         if key in cache:
             cache.move_to_end(key)

@@ -88,6 +88,28 @@ def test_the_grid_convention_survives_save_and_load(fitted_on_grid, tmp_path):
         loaded.predict(_spectra(flux, _log_axis(6000, 6500, 128)))
 
 
+def test_flux_in_another_unit_is_converted_to_the_training_one(tmp_path):
+    flux, _ = line_spectra(n=32, n_pixels=64)
+    axis = _log_axis(5000, 5500, 64)
+    in_jy = Spectrum(flux=flux * u.Jy, spectral_axis=axis, spectral_axis_index=1)
+    vae = SpectralVAE(latent_dim=2, max_epochs=1, batch_size=16, validation_fraction=0.0,
+                      verbose=0, random_state=0).fit(in_jy)
+    assert vae.flux_unit_ == u.Jy
+    in_mjy = Spectrum(flux=flux * 1000 * u.mJy, spectral_axis=axis, spectral_axis_index=1)
+    np.testing.assert_allclose(vae.transform(in_mjy), vae.transform(in_jy), rtol=1e-5, atol=1e-6)
+    other = Spectrum(flux=flux * u.erg / u.s / u.cm**2 / u.AA, spectral_axis=axis,
+                     spectral_axis_index=1)
+    with pytest.raises(ValueError, match=r"X has flux in 'erg .*', but SpectralVAE was trained "
+                                         r"on flux in 'Jy'; convert them with "):
+        vae.transform(other)
+    loaded = SpectralVAE.load(vae.save(tmp_path / "vae.pt"), device="cpu")
+    assert loaded.flux_unit_ == u.Jy
+    with pytest.raises(ValueError, match="trained on flux in 'Jy'"):
+        loaded.transform(other)
+    # plain arrays carry no unit, and are taken as they are
+    assert vae.transform(flux).shape == (32, 2)
+
+
 def test_vae_transform_refuses_another_grid():
     flux, _ = line_spectra(n=32, n_pixels=64)
     vae = SpectralVAE(latent_dim=2, max_epochs=1, batch_size=16, validation_fraction=0.0,

@@ -564,6 +564,8 @@ def test_save_and_load_give_the_same_predictions(fitted, data, tmp_path):
     np.testing.assert_allclose(loaded.predict(flux[64:])["feh"], fitted.predict(flux[64:])["feh"])
     np.testing.assert_array_equal(loaded.ridge_.coef_, fitted.ridge_.coef_)
     assert loaded.ridge_shares_ == fitted.ridge_shares_
+    # the members' template comes back, so that the loaded ensemble refits the same networks
+    assert loaded.estimator.get_params() == {**fitted.estimator.get_params(), "device": "auto"}
     fitted.temperatures_ = {k: 1.0 for k in fitted.temperatures_}
     fitted.tail_weights_ = {k: 0.0 for k in fitted.tail_weights_}
 

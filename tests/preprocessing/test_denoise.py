@@ -109,6 +109,10 @@ def test_written_and_read_back_it_denoises_identically(fitted, tmp_path):
     with pytest.raises(OSError):
         denoiser.write(tmp_path / "prior.fits")
     denoiser.write(tmp_path / "prior.fits", overwrite=True)
+    # the file's number of components, or none: another number is not silently ignored
+    assert PCADenoiser(16, prior_file=tmp_path / "prior.fits").fit().components_.shape[0] == 16
+    with pytest.raises(ValueError, match="n_components=2, but prior_file .* holds 16"):
+        PCADenoiser(2, prior_file=tmp_path / "prior.fits").fit()
 
 
 def test_bad_input_is_refused_with_its_name(fitted, tmp_path):

@@ -65,9 +65,16 @@ def test_a_finer_spectrum_is_broadened_to_the_model_as_broadener_does():
     assert out.meta["resolution_status"].tolist() == ["matched"] * 3
     np.testing.assert_allclose(out.meta["input_fwhm"].to_value(u.AA),
                                np.median(spectra.spectral_axis.value) / 10000, rtol=0.05)
-    # a given input resolution overrides the recorded one
+    # a given input resolution stands in only where the spectrum records none: one value
+    # for a folder of files must not override the HARPS headers among them
     given = InstrumentMatcher(input_resolution=20000, remove_rv=False).fit_transform(spectra)
-    assert not np.allclose(given.flux.value, out.flux.value)
+    np.testing.assert_array_equal(given.flux.value, out.flux.value)
+    unrecorded = Spectrum(flux=spectra.flux, spectral_axis=spectra.spectral_axis,
+                          meta={k: v for k, v in spectra.meta.items()
+                                if k not in ("resolution", "fwhm", "resolving_power")})
+    given = InstrumentMatcher(input_resolution=20000, remove_rv=False).fit_transform(unrecorded)
+    expected = Broadener(fwhm=2.5 * u.AA, input_resolution=20000).transform(unrecorded)
+    np.testing.assert_allclose(given.flux.value, expected.flux.value, rtol=1e-6, atol=1e-9)
 
 
 def test_coarser_and_unknown_resolutions_are_flagged_and_left_as_they_are():

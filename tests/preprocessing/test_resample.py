@@ -181,6 +181,13 @@ def test_matrix_is_cached_per_grid(irregular_spectra):
     assert len(resampler._cache) == 3
     resampler.transform(irregular_spectra[0])
     assert len(resampler._cache) == 3
+    # a method set after a transform is the one used, not the cached matrices of the old one
+    conserving = resampler.transform(irregular_spectra[0]).flux
+    resampler.set_params(method="linear")
+    linear = resampler.transform(irregular_spectra[0]).flux
+    fresh = Resampler(resampler.grid, method="linear").fit(irregular_spectra)
+    np.testing.assert_array_equal(linear, fresh.transform(irregular_spectra[0]).flux)
+    assert not np.array_equal(linear, conserving)
 
 
 def test_clone_and_unfitted():
