@@ -236,8 +236,9 @@ class TorchEstimator(SeededEstimator):
         """
         trained = getattr(self, "flux_unit_", None)
         given = getattr(source, "flux_unit", None)
-        if (trained is None or given is None or given == trained
-                or isinstance(trained, u.UnrecognizedUnit) or isinstance(given, u.UnrecognizedUnit)):
+        unknown = (trained is None or given is None or isinstance(trained, u.UnrecognizedUnit)
+                   or isinstance(given, u.UnrecognizedUnit))
+        if unknown or given == trained:
             return source
         if not given.is_equivalent(trained) or not isinstance(source, SpectraSource):
             convertible = given.is_equivalent(trained)
