@@ -623,3 +623,50 @@ def test_resolution_for_a_model_without_one_names_the_model(models, spectra_dir,
         assert main(["predict", str(models[1]), *files, "--resolution", "2000", "--out",
                      str(tmp_path / "p.ecsv"), *CPU]) == 0
     assert "the model file remap.pt records no resolution of its own" in caplog.text
+
+
+def test_files_of_one_name_in_two_folders_keep_their_own_labels(models, spectra_dir,  # noqa: F811
+                                                                tmp_path, capsys, caplog):
+    first, second = sorted(spectra_dir.glob("*.fits"))[:2]
+    for folder, source in (("starA", first), ("starB", second)):
+        (tmp_path / "obs" / folder).mkdir(parents=True)
+        shutil.copy(source, tmp_path / "obs" / folder / "spectrum.fits")
+    out = tmp_path / "p.ecsv"
+    assert main(["predict", str(models[1]), str(tmp_path / "obs" / "starA"),
+                 str(tmp_path / "obs" / "starB"), "--out", str(out), *CPU]) == 0
+    table = QTable.read(out)
+    assert table["filename"].tolist() == ["starA/spectrum.fits", "starB/spectrum.fits"]
+    assert table["teff"][0] != table["teff"][1]
+    from stellarlatent._commands.inputs import labels_for_files
+
+    # matched by the path the table holds, each to its own row
+    matched = labels_for_files(table, ["starB/spectrum.fits", "starA/spectrum.fits"])
+    assert matched["teff"].tolist() == [table["teff"][1].value, table["teff"][0].value]
+    # a bare file name that two rows share is not given either row's labels
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        matched = labels_for_files(table, ["spectrum.fits", "starA/spectrum.fits"])
+    assert matched["teff"].mask.tolist() == [True, False]
+    assert "named by more than one row" in caplog.text
+
+
+def test_a_folder_is_searched_for_fits_files_in_any_case_and_says_what_it_leaves(
+        models, spectra_dir, tmp_path, capsys, caplog):  # noqa: F811
+    import gzip
+
+    source = sorted(spectra_dir.glob("*.fits"))[0]
+    folder = tmp_path / "obs"
+    (folder / "night2").mkdir(parents=True)
+    data = source.read_bytes()
+    for name in ("A.FITS", "b.Fit", "night2/c.fits"):
+        (folder / name).write_bytes(data)
+    (folder / "d.FITS.GZ").write_bytes(gzip.compress(data))
+    (folder / "._A.FITS").write_bytes(b"\0" * 4096)  # what macOS copies leave beside a file
+    (folder / "notes.txt").write_text("seeing 1.2 arcsec\n")
+    out = tmp_path / "p.ecsv"
+    with caplog.at_level("INFO", logger="stellarlatent"):
+        assert main(["predict", str(models[1]), str(folder), "--out", str(out),
+                     "--device", "cpu"]) == 0
+    assert sorted(QTable.read(out)["filename"]) == ["A.FITS", "b.Fit", "d.FITS.GZ"]
+    assert "its subfolders are not searched (night2)" in caplog.text
+    assert "1 files not read, not being FITS by their names (notes.txt)" in caplog.text
+    assert "._A.FITS" not in caplog.text

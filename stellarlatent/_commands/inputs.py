@@ -18,7 +18,9 @@ __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline",
            "is_store", "looks_like_store", "open_store", "read_label_table",
            "labels_for_files"]
 
-FITS_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz")
+#: endings (in any case) of the files a folder is searched for
+FITS_SUFFIXES = tuple(f"{ext}{packed}" for ext in (".fits", ".fit", ".fts")
+                      for packed in ("", ".gz", ".bz2"))
 FORMAT_ALIASES = {"miles": "MILES", "phoenix": "PHOENIX", "harps": "HARPS-ADP",
                   "harps-adp": "HARPS-ADP",
                   "adp": "HARPS-ADP", "espresso": "HARPS-ADP", "harps-s1d": "HARPS-s1d",
@@ -76,10 +78,37 @@ class Skips:
 def _fits_files(folder):
     """The spectrum files of a folder (not its subfolders), sorted.
 
-    The PHOENIX wavelength file is no spectrum: the reader finds it beside the models.
+    Hidden files (macOS leaves ``._NAME`` beside copied files) are no
+    spectra, and neither is the PHOENIX wavelength file: the reader finds it
+    beside the models.
     """
-    return sorted({p for pattern in FITS_PATTERNS for p in folder.glob(pattern)
-                   if p.is_file() and not p.name.startswith("WAVE_PHOENIX")})
+    return sorted(p for p in folder.iterdir()
+                  if p.name.lower().endswith(FITS_SUFFIXES) and p.is_file()
+                  and not p.name.startswith((".", "WAVE_PHOENIX")))
+
+
+def _say_what_is_left(folder, found):
+    """Say which files and subfolders of ``folder`` its search leaves out.
+
+    Subfolders that hold FITS files get a warning (their spectra were
+    probably meant); other files, such as a README or a label table, a note.
+    """
+    taken = set(found)
+    entries = [p for p in folder.iterdir()
+               if p not in taken and not p.name.startswith((".", "WAVE_PHOENIX"))]
+    nested = sorted(p.name for p in entries if p.is_dir() and _fits_files(p))
+    if nested:
+        log.warning("%s: its subfolders are not searched (%s); give them, or %s/*/*.fits",
+                    folder, _some(nested), folder)
+    others = sorted(p.name for p in entries if p.is_file())
+    if others:
+        log.info("%s: %d files not read, not being FITS by their names (%s); name them to "
+                 "read them", folder, len(others), _some(others))
+
+
+def _some(names, shown=5):
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def expand_paths(paths, skips):
@@ -89,7 +118,9 @@ def expand_paths(paths, skips):
         path = Path(text)
         if path.is_dir():
             found = _fits_files(path)
-            if not found:
+            if found:
+                _say_what_is_left(path, found)
+            else:
                 nested = sorted(p.name for p in path.iterdir() if p.is_dir() and _fits_files(p))
                 skips.add(path, "folder holds no FITS files" + (
                     f"; its subfolders are not searched: give them ({', '.join(nested)}) or "
@@ -346,6 +377,9 @@ def _miles_table(path, what):
     return table
 
 
+_AMBIGUOUS = -2
+
+
 def labels_for_files(table, names, what="--labels"):
     """Rows of ``table`` for each file name: by its ``filename`` column, else in order.
 
@@ -361,11 +395,23 @@ def labels_for_files(table, names, what="--labels"):
                 "'filename' column to match them by"
             )
         return table
-    keys = {}
+    # a path as written matches first; a bare file name or stem only where it names one file
+    exact, short, owner = {}, {}, {}
     for i, value in enumerate(table["filename"]):
-        keys.setdefault(Path(str(value)).name, i)
-        keys.setdefault(Path(str(value)).stem, i)
-    rows = np.array([keys.get(n, keys.get(Path(n).stem, -1)) for n in names])
+        text = str(value)
+        exact.setdefault(text, i)
+        for key in (Path(text).name, Path(text).stem):
+            if owner.setdefault(key, text) != text:
+                short[key] = _AMBIGUOUS
+            else:
+                short.setdefault(key, i)
+    rows = np.array([exact.get(n, short.get(Path(n).name, short.get(Path(n).stem, -1)))
+                     for n in names])
+    ambiguous = rows == _AMBIGUOUS
+    if ambiguous.any():
+        log.warning("%s: %d files are named by more than one row of the table (the same file "
+                    "name in other folders); their labels are masked", what, int(ambiguous.sum()))
+        rows[ambiguous] = -1
     if (rows < 0).all():
         raise UserError(f"{what}: no file name matches the table's 'filename' column")
     out = Table()

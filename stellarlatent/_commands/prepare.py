@@ -34,7 +34,9 @@ def run_prepare(args):
         raise UserError(_nothing_read(skips))
     labels = None
     if table is not None:
-        labels = labels_for_files(table, [f.name for f in files])
+        from ..datasets._io import spectrum_names
+
+        labels = labels_for_files(table, spectrum_names(files))
 
     meta = {"preprocessing": None, "created_by": "stellarlatent prepare"}
     # reader threads cannot catch their warnings themselves (catch_warnings is

@@ -14,7 +14,7 @@ from astropy.table import QTable, Table
 
 from .._batch import from_batch, unknown_ivar_rows
 from .._logging import log, progress_bar
-from ._io import files_from, same_grid
+from ._io import files_from, same_grid, spectrum_names
 from ._parallel import make_runner
 from ._reading import (SkippedFile, chunk_batches, common_resolution, is_fitted, log_skip,
                        read_chunk)
@@ -162,7 +162,9 @@ class Builder:
         repeat = np.repeat(np.asarray(rows, dtype=int), counts)
         table = QTable() if self.labels is None else QTable(self.labels[repeat])
         if "filename" not in table.colnames:
-            table["filename"] = np.array([files[i].name for i in repeat], dtype=str)
+            if getattr(self, "_names", None) is None:
+                self._names = spectrum_names(files)
+            table["filename"] = np.array([self._names[i] for i in repeat], dtype=str)
         return table
 
     def finish(self):

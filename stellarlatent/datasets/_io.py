@@ -149,6 +149,30 @@ def files_from(source, pattern, name="source"):
     return files
 
 
+def spectrum_names(files):
+    """The name each file's spectra go by: its file name, or where two files share one,
+    its path below the folder that holds them all (``starA/spectrum.fits``).
+
+    Examples
+    --------
+    >>> [str(n) for n in spectrum_names([Path("a/x.fits"), Path("a/b/y.fits")])]
+    ['x.fits', 'y.fits']
+    >>> spectrum_names([Path("obs/starA/s.fits"), Path("obs/starB/s.fits"), Path("obs/t.fits")])
+    ['starA/s.fits', 'starB/s.fits', 't.fits']
+    """
+    import os
+    from collections import Counter
+
+    files = [Path(f) for f in files]
+    counts = Counter(f.name for f in files)
+    if all(n == 1 for n in counts.values()):
+        return [f.name for f in files]
+    resolved = [f.resolve() for f in files]
+    common = Path(os.path.commonpath([str(f.parent) for f in resolved]))
+    return [f.name if counts[f.name] == 1 else r.relative_to(common).as_posix()
+            for f, r in zip(files, resolved)]
+
+
 def stack_spectra(spectra, name="spectra"):
     """`~stellarlatent._batch.to_batch`, quiet about zero inverse variances of masked pixels."""
     with np.errstate(divide="ignore"):

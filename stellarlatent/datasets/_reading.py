@@ -20,7 +20,7 @@ import numpy as np
 
 from .._batch import from_batch
 from .._logging import log, progress_bar
-from ._io import files_from, same_grid, stack_spectra
+from ._io import files_from, same_grid, spectrum_names, stack_spectra
 
 __all__ = ["SkippedFile", "SpectraRead", "read_spectra_files", "SKIPPED_ERRORS", "skip_reason",
            "read_each", "log_skip", "read_logged", "warn_skipped", "Chunk", "read_chunk",
@@ -244,7 +244,7 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         skipped.append(record)
         on_skip(record)
 
-    resolutions = []
+    resolutions, name_of = [], dict(zip(files, spectrum_names(files)))
     with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar:
         for start in range(0, len(files), batch_size):
             batch_files = files[start:start + batch_size]
@@ -257,7 +257,7 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
             for record in chunk.skipped:
                 skip(record)
             for batch, positions, counts in chunk_batches(chunk):
-                batch_names = [batch_files[k].name for k in positions]
+                batch_names = [name_of[batch_files[k]] for k in positions]
                 if parts and not same_grid(parts[0].spectral_axis, batch.spectral_axis):
                     for name in batch_names:
                         skip(SkippedFile(name, OTHER_GRID))
