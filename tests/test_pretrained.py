@@ -122,6 +122,34 @@ def test_predict_brings_other_instruments_to_the_model_and_flags_what_it_cannot(
     assert 4800 < table["teff"][lrs].value < 6500  # a G3 star by LAMOST's own class
 
 
+def test_predict_flags_a_velocity_it_cannot_find_and_noise_beyond_the_training_spectra(
+        miles_dir, tmp_path):
+    from astropy.io import fits
+
+    source = miles_dir / "MILES_res2.50_star_m0003V.fits"
+    files = {}
+    for name, rv, snr in (("clean", 0, None), ("fast", 700, None), ("noisy", 0, 8)):
+        with fits.open(source) as hdus:
+            flux = np.asarray(hdus[0].data, dtype=float)
+            if snr:
+                noise = np.random.default_rng(0).normal(0, np.median(flux) / snr, flux.shape)
+                hdus[0].data = (flux + noise).astype(np.float32)
+            stretch = 1 + rv / 299792.458  # beyond the matcher's search, 500 km/s
+            hdus[0].header["CRVAL1"] *= stretch
+            hdus[0].header["CDELT1"] *= stretch
+            files[name] = tmp_path / f"MILES_{name}.fits"
+            hdus.writeto(files[name])
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", *map(str, files.values()), "--out", str(out),
+                 "--quiet", "--device", "cpu", "--format", "MILES"]) == 0
+    table = QTable.read(out)
+    reasons = dict(zip(table["filename"], table["out_of_range_reason"]))
+    assert "radial velocity" not in reasons["MILES_clean.fits"]
+    assert "noisier" not in reasons["MILES_clean.fits"]
+    assert "no radial velocity found" in reasons["MILES_fast.fits"]
+    assert "noisier than the training spectra (S/N about" in reasons["MILES_noisy.fits"]
+
+
 def test_predict_without_matching_and_its_bad_options(miles_dir, tmp_path, capsys):
     file = str(miles_dir / "MILES_res2.50_star_m0001V.fits")
     out = tmp_path / "labels.ecsv"

@@ -16,7 +16,14 @@ _REASONS = {
     "labels": "{labels} at the edge of the training range or unlike the training spectra",
     "coverage": "covers {coverage:.0%} of the model's wavelengths (less than {minimum:.0%})",
     "coarser": "coarser than the model's resolution (FWHM {fwhm:.2f} A); it cannot be sharpened",
+    "rv": "no radial velocity found in the search range; the spectrum was left unshifted",
+    "noise": "noisier than the training spectra (S/N about {snr:.1f} at the median continuum, "
+             "below {minimum:.0f}); the denoiser pulls such spectra towards the training stars",
 }
+
+#: the lowest S/N of the degraded copies the bundled models were trained on
+#: (benchmarks/build_pretrained.py); a noisier spectrum is out of their range
+_LOWEST_TRAINING_SNR = 20.0
 
 
 def transfer_steps(model, args, model_arg=None):
@@ -105,8 +112,10 @@ def add_transfer_columns(table, X, *, min_coverage):
     denoiser found beyond its training spectra's (in units of the
     normalised flux at the median continuum; where it ran).
     ``out_of_range`` is true when a label is out of the training range, the
-    coverage is below ``min_coverage`` or the spectrum is coarser than the
-    model; ``out_of_range_reason`` says which.
+    coverage is below ``min_coverage``, the spectrum is coarser than the
+    model, no radial velocity was found where the matching looked for one,
+    or the denoiser found more noise than the training spectra had (S/N
+    below 20); ``out_of_range_reason`` says which.
     """
     n = len(table)
     table["coverage"] = _valid_fraction(X)
@@ -131,6 +140,11 @@ def add_transfer_columns(table, X, *, min_coverage):
         if status is not None and status[k] == "coarser":
             fwhm = table["input_fwhm"][k]
             why.append(_REASONS["coarser"].format(fwhm=float(u.Quantity(fwhm, u.AA).value)))
+        if measured and not np.isfinite(float(u.Quantity(table["rv"][k]).value)):
+            why.append(_REASONS["rv"])
+        noise = float(table["excess_noise"][k]) if "excess_noise" in table.colnames else 0.0
+        if noise > 1.0 / _LOWEST_TRAINING_SNR:
+            why.append(_REASONS["noise"].format(snr=1.0 / noise, minimum=_LOWEST_TRAINING_SNR))
         reasons.append("; ".join(why))
     table["out_of_range"] = np.array([bool(r) for r in reasons])
     table["out_of_range_reason"] = np.array(reasons, dtype=str)
