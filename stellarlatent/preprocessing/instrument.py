@@ -97,12 +97,37 @@ def _recorded_fwhm_kms(meta, k, n, wave):
     return None
 
 
+#: flux density per unit wavelength, the convention of the spectral libraries
+_PER_WAVELENGTH = u.erg / u.s / u.cm**2 / u.AA
+
+
+def _per_wavelength(batch):
+    """``batch`` with a flux density per unit frequency (F_nu: Jy, erg/s/cm2/Hz)
+    converted to one per unit wavelength (F_lambda), whose slope the models learned.
+
+    Any other flux (F_lambda, counts, a relative flux) is left as it is.
+    """
+    unit = batch.flux_unit
+    if unit is None or isinstance(unit, u.UnrecognizedUnit) \
+            or unit.physical_type != "spectral flux density":
+        return batch
+    wave = batch.spectral_axis.to(u.AA, equivalencies=u.spectral())
+    factor = (1 * unit).to_value(_PER_WAVELENGTH, equivalencies=u.spectral_density(wave))
+    flux = batch.flux * factor
+    ivar = None if batch.ivar is None else batch.ivar / factor**2
+    return batch.replace(flux=flux, ivar=ivar, flux_unit=_PER_WAVELENGTH)
+
+
 @fill_doc
 class InstrumentMatcher(SpectrumTransformer):
     """Bring spectra of another instrument to the instrument a model was trained on.
 
     For each spectrum, in order:
 
+    0. **Flux density**: a flux per unit frequency (F_nu, such as Jy) is
+       converted to one per unit wavelength (F_lambda), the convention of
+       the spectral libraries models are trained on: the slope of F_nu
+       against wavelength is another star's.
     1. **Wavelength medium**: air wavelengths are converted to vacuum, or
        vacuum to air, when ``meta["wavelength_medium"]`` says the spectrum is
        in the other convention than ``medium``.
@@ -332,6 +357,7 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
+        batch = _per_wavelength(batch)
         batch = self._to_medium(batch)
         batch = self._match_resolution(batch)
         batch = self._rest_frame(batch)

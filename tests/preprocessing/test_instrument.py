@@ -142,3 +142,15 @@ def test_bad_parameters_are_refused_by_name(params, match):
     spectra, _ = _spectra(resolution=5000)
     with pytest.raises((TypeError, ValueError), match=match):
         InstrumentMatcher(**params).fit(spectra)
+
+
+def test_a_flux_per_unit_frequency_is_matched_as_the_same_flux_per_unit_wavelength():
+    spectra, _ = _spectra(fwhm=2.5 * u.AA, air=True)
+    f_lambda = spectra.flux.value * (u.erg / u.s / u.cm**2 / u.AA)
+    in_jy = Spectrum(flux=f_lambda.to(u.mJy, equivalencies=u.spectral_density(
+                         spectra.spectral_axis)),
+                     spectral_axis=spectra.spectral_axis, meta=spectra.meta)
+    as_given = Spectrum(flux=f_lambda, spectral_axis=spectra.spectral_axis, meta=spectra.meta)
+    matcher = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False, rescale=True).fit()
+    np.testing.assert_allclose(matcher.transform(in_jy).flux.value,
+                               matcher.transform(as_given).flux.value, rtol=1e-6)
