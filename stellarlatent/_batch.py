@@ -253,9 +253,14 @@ def _spectrum_to_batch(spectrum, name):
     mask |= ~np.isfinite(flux)
     empty = mask.all(axis=1)
     if empty.any():
+        first = int(np.flatnonzero(empty)[0])
+        negative = ivar is not None and bool(np.all(ivar[first] == 0)) and not np.all(
+            mask[first] & ~np.isfinite(flux[first]))
         raise ValueError(
             f"{name} has {int(empty.sum())} spectra with no valid pixel (all NaN or masked; "
-            f"first at row {int(np.flatnonzero(empty)[0])}); expected at least one valid pixel"
+            f"first at row {first}"
+            + ("; its uncertainties are negative, a sign error upstream?"
+               if negative else "") + "); expected at least one valid pixel"
         )
     if flipped:
         flux, mask = flux[:, ::-1], mask[:, ::-1]
@@ -360,20 +365,24 @@ def to_batch(spectra, name="spectra"):
 
 
 def unknown_ivar_rows(ivar):
-    """Which rows of an inverse-variance array mean "no uncertainty": no finite positive value.
+    """Which rows of an inverse-variance array mean "no uncertainty": no finite positive value
+    and no negative one.
 
     A spectrum stacked without an uncertainty has a row of NaN; weighted or
     masked by a transformation it may turn to zeros, and still says the same.
     A spectrum whose every pixel is bad cannot reach a batch (it has no
     valid pixel), so such a row is never a spectrum with every pixel masked.
+    A negative value is an error upstream (a sign flipped), not a missing
+    uncertainty: its pixels are masked, even where the whole row is negative.
 
     Examples
     --------
-    >>> unknown_ivar_rows(np.array([[1.0, 0.0], [np.nan, np.nan], [0.0, np.nan]])).tolist()
-    [False, True, True]
+    >>> ivar = np.array([[1.0, 0.0], [np.nan, np.nan], [0.0, np.nan], [-1.0, -1.0]])
+    >>> unknown_ivar_rows(ivar).tolist()
+    [False, True, True, False]
     """
     with np.errstate(invalid="ignore"):
-        return ~np.any(np.isfinite(ivar) & (ivar > 0), axis=1)
+        return ~np.any(np.isfinite(ivar) & (ivar > 0), axis=1) & ~np.any(ivar < 0, axis=1)
 
 
 def checked_ivar(ivar):

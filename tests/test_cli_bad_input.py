@@ -670,3 +670,11 @@ def test_a_folder_is_searched_for_fits_files_in_any_case_and_says_what_it_leaves
     assert "its subfolders are not searched (night2)" in caplog.text
     assert "1 files not read, not being FITS by their names (notes.txt)" in caplog.text
     assert "._A.FITS" not in caplog.text
+
+
+@pytest.mark.parametrize("option", [["--resolution", "500"], ["--no-match"], ["--no-denoise"]])
+def test_matching_options_with_a_store_are_refused(option, models, store, tmp_path,  # noqa: F811
+                                                   capsys):
+    assert main(["predict", str(models[1]), str(store), *option,
+                 "--out", str(tmp_path / "p.ecsv"), *CPU]) == 1
+    _one_line_error(capsys, f"{option[0]} applies to raw files", str(store))

@@ -212,7 +212,10 @@ def training_data(args, skips):
     return batch, names, None, with_instrument(describe(pipeline), batch.meta), None
 
 
-MODEL_RAW_OPTIONS = tuple(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave"))
+MODEL_RAW_OPTIONS = (*(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave")),
+                     # what raw files go through before a model, never a store
+                     ("resolution", None, "--resolution"), ("no_match", False, "--no-match"),
+                     ("no_denoise", False, "--no-denoise"))
 
 
 def model_data(model, args, skips, before=None, after=None):

@@ -422,8 +422,8 @@ def check_spectrum(spectrum):
 
 
 _NO_VALID_PIXEL = re.compile(
-    r"^\S+ has (\d+) spectra with no valid pixel \(all NaN or masked; first at row \d+\); "
-    r"expected at least one valid pixel")
+    r"^\S+ has (\d+) spectra with no valid pixel \(all NaN or masked; first at row \d+"
+    r"(; its uncertainties are negative[^)]*)?\); expected at least one valid pixel")
 
 
 def file_reason(message):
@@ -432,6 +432,8 @@ def file_reason(message):
     if match is None:
         return message
     where = "" if match.group(1) == "1" else f" (in {match.group(1)} of its spectra)"
+    if match.group(2):
+        return f"no valid pixel: its uncertainties are negative, a sign error upstream?{where}"
     return f"no valid pixel: every flux value is NaN, masked or of zero weight{where}"
 
 

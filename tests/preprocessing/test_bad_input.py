@@ -92,6 +92,21 @@ def test_an_uncertainty_that_is_nan_everywhere_means_none_not_every_pixel_bad():
     assert alone.uncertainty is None and not alone.mask.any()
 
 
+def test_an_uncertainty_negative_everywhere_is_a_sign_error_not_a_missing_one():
+    sigma = np.full((2, 2000), 0.1)
+    sigma[1, :10] *= -1
+    out = Masker().transform(spectrum(n_spectra=2, uncertainty=StdDevUncertainty(sigma)))
+    assert out.mask[1, :10].all() and not out.mask[0].any()
+    with pytest.raises(ValueError, match="first at row 0; its uncertainties are negative"):
+        Masker().transform(spectrum(n_spectra=2, uncertainty=StdDevUncertainty(-sigma)))
+    from stellarlatent.datasets._reading import file_reason
+
+    with pytest.raises(ValueError) as excinfo:
+        Masker().transform(spectrum(uncertainty=StdDevUncertainty(-sigma[:1])))
+    assert file_reason(str(excinfo.value)) == (
+        "no valid pixel: its uncertainties are negative, a sign error upstream?")
+
+
 def test_uncertainty_without_conversion_names_the_spectrum():
     with pytest.raises(TypeError, match=r"spectra.uncertainty.*UnknownUncertainty"):
         Masker().transform(spectrum(uncertainty=UnknownUncertainty(np.ones((1, 2000)))))
