@@ -30,6 +30,20 @@ __all__ = ["SpectralStore", "StoreSubset"]
 __doctest_requires__ = {"SpectralStore.from_files": ["dask"]}
 
 
+def _describe(axis):
+    """``2048 pixels, log-uniform, 3600 Angstrom to 7400 Angstrom``: enough to tell grids apart."""
+    values = axis.value
+    spacing = "irregular"
+    if values.size > 2:
+        steps = np.diff(values)
+        ratios = values[1:] / values[:-1]
+        if np.allclose(steps, steps[0], rtol=1e-6):
+            spacing = "linear"
+        elif np.allclose(ratios, ratios[0], rtol=1e-9):
+            spacing = "log-uniform"
+    return f"{values.size} pixels, {spacing}, {axis[0]:.6g} to {axis[-1]:.6g}"
+
+
 class SpectralStore:
     """Spectra on one grid in an HDF5 file, read (and streamed) lazily.
 
@@ -501,9 +515,8 @@ class SpectralStore:
         if not same_grid(self.spectral_axis, axis):
             mine = self.spectral_axis
             raise ValueError(
-                f"{self.path} was written on another grid ({mine.size} pixels, "
-                f"{mine[0]:.6g} to {mine[-1]:.6g}) than the one expected ({axis.size} pixels, "
-                f"{axis[0]:.6g} to {axis[-1]:.6g})"
+                f"{self.path} was written on another grid ({_describe(mine)}) than the one "
+                f"expected ({_describe(axis)})"
             )
 
     # -- writing ----------------------------------------------------------------------

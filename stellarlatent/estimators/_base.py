@@ -729,7 +729,7 @@ class TorchEstimator(SeededEstimator):
         """
         path = Path(path)
         resolved = resolve_device(device)  # a bad device is the caller's error, not the file's
-        payload = read_payload(path, _FORMAT, _FORMAT_VERSION, "a stellarlatent model file")
+        payload = read_payload(path, _FORMAT, _FORMAT_VERSION, f"a {cls.__name__} file")
         if payload.get("estimator") != cls.__name__:
             raise ValueError(
                 f"{path} holds a {payload.get('estimator')}, not a {cls.__name__}; "

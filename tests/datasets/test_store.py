@@ -242,6 +242,13 @@ def test_refuses_other_grid(store_path):
         store.check_grid(WAVE)
         with pytest.raises(ValueError, match="another grid"):
             store.check_grid(np.linspace(1, 2, N_PIX) * u.um)
+        # a grid of the same size and ends but other spacing is told apart in words
+        other = (np.geomspace if np.allclose(np.diff(WAVE.value), np.diff(WAVE.value)[0])
+                 else np.linspace)(WAVE[0].value, WAVE[-1].value, N_PIX) * WAVE.unit
+        with pytest.raises(ValueError) as excinfo:
+            store.check_grid(other)
+        spacings = [kind for kind in ("linear", "log-uniform") if kind in str(excinfo.value)]
+        assert len(spacings) == 2, str(excinfo.value)
 
 
 def test_refuses_missing_column_or_dataset(store_path, tmp_path):

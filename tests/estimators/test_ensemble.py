@@ -599,7 +599,7 @@ def test_load_refuses_other_files(fitted, tmp_path):
                                          "use DeepREMAP.load"):
         DeepREMAPEnsemble.load(path)
     # and the other way round
-    with pytest.raises(ValueError, match="holds a DeepREMAPEnsemble, not a stellarlatent model "
+    with pytest.raises(ValueError, match="holds a DeepREMAPEnsemble, not a DeepREMAP "
                                          "file; use DeepREMAPEnsemble.load"):
         DeepREMAP.load(fitted.save(tmp_path / "ensemble.pt"))
     (tmp_path / "junk.pt").write_bytes(b"junk")

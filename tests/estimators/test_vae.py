@@ -207,7 +207,7 @@ def test_load_refuses_bad_files(tmp_path):
         SpectralVAE.load(corrupt)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(ValueError, match="not a stellarlatent model"):
+    with pytest.raises(ValueError, match="is not a SpectralVAE file"):
         SpectralVAE.load(other)
 
     class Evil:
