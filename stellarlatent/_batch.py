@@ -213,7 +213,8 @@ def _spectrum_to_batch(spectrum, name):
         raise TypeError(
             f"{name} must be a specutils.Spectrum or a list of them, got {type(spectrum).__name__}"
         )
-    flux = np.asarray(spectrum.flux.value, dtype=float)
+    # a copy: a transformer that changes only the mask must not hand back the caller's array
+    flux = np.array(spectrum.flux.value, dtype=float)
     if flux.ndim == 1:
         flux = flux[np.newaxis, :]
     elif flux.ndim != 2:

@@ -354,6 +354,16 @@ def test_explore_and_diagnose_bring_files_to_the_model_as_predict_does(real_dir,
             "logg": [4.4, 4.5], "feh": [0.0, 0.0]}).write(labels)
     assert main(["diagnose", "miles", *files, "--labels", str(labels), "--out",
                  str(tmp_path / "report"), *common]) == 0
+    # its predictions say which file each row is, beside the true labels
+    predictions = QTable.read(tmp_path / "report" / "predictions.ecsv")
+    assert predictions["filename"].tolist() == [f.rsplit("/", 1)[1] for f in files]
+    assert predictions["teff_true"].value.tolist() == [5200.0, 5800.0]
+    # no known label: nothing to compare with, so no report of NaN
+    QTable({"filename": [f.rsplit("/", 1)[1] for f in files], "teff": [np.nan] * 2,
+            "logg": [np.nan] * 2, "feh": [np.nan] * 2}).write(labels, overwrite=True)
+    assert main(["diagnose", "miles", *files, "--labels", str(labels), "--out",
+                 str(tmp_path / "report2"), *common]) == 1
+    assert not (tmp_path / "report2" / "predictions.ecsv").exists()
 
 
 def test_predict_writes_only_the_velocities_the_matching_measured(real_dir, miles_dir,

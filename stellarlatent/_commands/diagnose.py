@@ -3,6 +3,9 @@
 import time
 from pathlib import Path
 
+import astropy.units as u
+import numpy as np
+
 from .._report import HTMLReport
 from .inputs import Skips, UserError
 from .models import (MODEL_RAW_OPTIONS, early_labels, is_remap, load_model, model_data,
@@ -69,10 +72,15 @@ def run_diagnose(args):
             raise UserError(f"--labels: the model predicts {list(model.bin_edges_)} but the "
                             f"labels lack {missing}")
         truth = remap_truth(table, tuple(model.bin_edges_))
+        if not any(np.isfinite(u.Quantity(truth[name]).value).any() for name in truth.colnames):
+            raise UserError(f"--labels: no spectrum has a known {', '.join(truth.colnames)}; "
+                            "is the table the one of these files (its 'filename' column)?")
         _, accuracy, coverage = remap_section(
-            report, model, spectra, truth, out, heading="Stellar parameters (DeepREMAP)")
+            report, model, spectra, truth, out, heading="Stellar parameters (DeepREMAP)",
+            names=names)
         files += ["predictions.ecsv", "accuracy.ecsv", "coverage.ecsv"]
-        lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g}, "
+        lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g} "
+                 f"({row['n']} stars with the label), "
                  f"68%/95% coverage {cov['coverage_68']:.2f} / {cov['coverage_95']:.2f}"
                  for row, cov in zip(accuracy, coverage)]
     else:

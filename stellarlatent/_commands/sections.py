@@ -144,11 +144,14 @@ def _accuracy_rows(accuracy, method, predictions, truth, labels, coverage=None):
             accuracy.add_row((method, name, np.nan, np.nan, np.nan, 0))
 
 
-def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None, training=None):
+def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None, training=None,
+                  names=None):
     """Accuracy and calibration of a DeepREMAP against known labels.
 
-    Writes ``predictions.ecsv``, ``accuracy.ecsv`` and ``coverage.ecsv`` into
-    ``out``; returns ``(predictions, accuracy, coverage)``. ``accuracy`` has
+    Writes ``predictions.ecsv`` (with a ``filename`` column when ``names``
+    are given, and the true labels as ``L_true``), ``accuracy.ecsv`` and
+    ``coverage.ecsv`` into ``out``; returns ``(predictions, accuracy,
+    coverage)``. ``accuracy`` has
     one row per method and label (``method`` "DeepREMAP", then those of
     ``baselines``, a dict ``{method: predictions}`` of other models'
     predictions of the same spectra, with ``L`` and optionally ``L_p16``,
@@ -162,7 +165,12 @@ def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None
     out = Path(out)
     labels = tuple(remap.bin_edges_)
     predictions = remap.predict(spectra)
-    predictions.write(out / "predictions.ecsv", overwrite=True)
+    written = predictions.copy()
+    for label in labels:
+        written[f"{label}_true"] = truth[label]
+    if names is not None:
+        written.add_column(np.asarray(names, dtype=str), name="filename", index=0)
+    written.write(out / "predictions.ecsv", overwrite=True)
     # the exact central intervals of the binned distributions (a Gaussian from L_err would
     # miss their wide tails at 95%)
     coverage = interval_coverage(remap.predict_proba(spectra), truth, levels=(0.68, 0.95))

@@ -240,3 +240,11 @@ def test_valid_inputs_still_work():
     assert DopplerShift(inject=True, random_state=0).transform(flux).shape == (1, 2000)
     assert len(SpectralGrid.from_velocity_step(5000 * u.AA, 5001 * u.AA, 10 * u.km / u.s)) == 6
     assert Broadener(resolution=5000).transform(flux).shape == (1, 2000)
+
+
+def test_an_output_never_shares_the_callers_flux():
+    given = spectrum(n_spectra=2)
+    for out in (Masker().transform(given), Masker(regions=[(5000, 5001) * u.AA]).transform(given)):
+        assert not np.shares_memory(out.flux.value, given.flux.value)
+        out.flux.value[0, 0] = -999.0
+        assert given.flux.value[0, 0] != -999.0
