@@ -338,6 +338,9 @@ def test_explore_and_diagnose_bring_files_to_the_model_as_predict_does(real_dir,
                  *common]) == 0
     table = QTable.read(tmp_path / "z.ecsv")
     predicted = np.array([[row[f"z{j}"] for j in range(8)] for row in table], dtype=float)
+    # latents say how far to trust them as labels do; miles-vae measures no velocity
+    assert {"coverage", "resolution_status", "out_of_range"} <= set(table.colnames)
+    assert "rv" not in table.colnames and table["out_of_range"][0]  # LAMOST: coarser
     found = []
     for k, extra in enumerate(([], ["--no-match"])):
         out = tmp_path / f"explore{k}"

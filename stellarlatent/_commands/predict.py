@@ -33,6 +33,8 @@ def run_predict(args):
         else:
             Z = model.transform(X)
             result = QTable({f"z{i}": Z[:, i] for i in range(Z.shape[1])})
+            # latents of a spectrum that covers a tenth of the grid are no better than labels
+            add_transfer_columns(result, X, min_coverage=args.min_coverage)
     finally:
         if hasattr(X, "label_names"):
             X.close()

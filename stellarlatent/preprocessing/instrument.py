@@ -198,7 +198,8 @@ class InstrumentMatcher(SpectrumTransformer):
     Notes
     -----
     `transform` records, one value per spectrum, ``meta["rv"]`` and
-    ``meta["rv_err"]`` (km/s; NaN where no velocity was measured),
+    ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
+    with ``remove_rv=False``),
     ``meta["input_fwhm"]`` (the spectrum's FWHM in Angstrom at the centre of
     its range; NaN when unknown) and ``meta["resolution_status"]``
     (``"matched"``, ``"coarser"`` or ``"unknown"``; see `RESOLUTION_STATUS`).
@@ -461,8 +462,8 @@ class InstrumentMatcher(SpectrumTransformer):
     def _rest_frame(self, batch):
         n = batch.n_spectra
         if not self.rv_estimators_:
-            return batch.replace(meta={**batch.meta, "rv": np.full(n, np.nan) * u.km / u.s,
-                                       "rv_err": np.full(n, np.nan) * u.km / u.s})
+            # nothing measured: a velocity the file's header gave stays as it was
+            return batch
         spectrum = from_batch(batch)
         best_peak = np.full(n, -np.inf)
         rv, rv_err = np.full(n, np.nan), np.full(n, np.nan)
