@@ -106,8 +106,9 @@ def test_predict_brings_other_instruments_to_the_model_and_flags_what_it_cannot(
                  "--device", "cpu"]) == 0
     table = QTable.read(out)
     rows = {name.split("-")[0].split("_")[0]: k for k, name in enumerate(table["filename"])}
-    assert {"coverage", "rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise",
-            "out_of_range", "out_of_range_reason"} <= set(table.colnames)
+    assert {"coverage", "rv", "rv_err", "input_medium", "input_fwhm", "resolution_status",
+            "excess_noise", "out_of_range", "out_of_range_reason"} <= set(table.colnames)
+    assert table["input_medium"].tolist() == ["air", "vacuum", "vacuum"]
     miles, lrs, mrs = rows["MILES"], rows["spec"], rows["med"]
     # MILES itself: the model's instrument, at rest, every wavelength
     assert table["coverage"][miles] == 1 and abs(table["rv"][miles].value) < 20

@@ -106,7 +106,8 @@ def add_transfer_columns(table, X, *, min_coverage):
     """Add ``coverage``, the matching's columns, ``out_of_range`` and its reason to ``table``.
 
     ``coverage`` is the fraction of the model's pixels with a valid flux;
-    ``rv``/``rv_err`` the velocities removed, ``input_fwhm`` and
+    ``rv``/``rv_err`` the velocities removed, ``input_medium`` the
+    wavelength convention each file stated (or ``"unknown"``), ``input_fwhm`` and
     ``resolution_status`` what was done to the resolution (where the
     matching recorded them), ``excess_noise`` the noise a bundled model's
     denoiser found beyond its training spectra's (in units of the
@@ -122,7 +123,8 @@ def add_transfer_columns(table, X, *, min_coverage):
     meta = getattr(X, "meta", None) or {}
     # a velocity the matching measured comes with its error; a file's header value does not
     measured = per_spectrum(meta.get("rv_err"), n)
-    for key in ("rv", "rv_err", "input_fwhm", "resolution_status", "excess_noise"):
+    for key in ("rv", "rv_err", "input_medium", "input_fwhm", "resolution_status",
+                "excess_noise"):
         column = meta.get(key)
         if per_spectrum(column, n) and (measured or key not in ("rv", "rv_err")):
             table[key] = column

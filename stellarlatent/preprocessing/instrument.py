@@ -200,6 +200,9 @@ class InstrumentMatcher(SpectrumTransformer):
     `transform` records, one value per spectrum, ``meta["rv"]`` and
     ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
     with ``remove_rv=False``),
+    ``meta["input_medium"]`` (``"air"``, ``"vacuum"``, or ``"unknown"``
+    where the spectrum did not say: it is then taken to be in ``medium``,
+    and a wrong guess shows as a velocity of about 85 km/s),
     ``meta["input_fwhm"]`` (the spectrum's FWHM in Angstrom at the centre of
     its range; NaN when unknown) and ``meta["resolution_status"]``
     (``"matched"``, ``"coarser"`` or ``"unknown"``; see `RESOLUTION_STATUS`).
@@ -385,6 +388,9 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _to_medium(self, batch):
         given = batch.meta.get("wavelength_medium")
+        stated = given if given in ("air", "vacuum") else "unknown"
+        batch = batch.replace(meta={**batch.meta,
+                                    "input_medium": np.full(batch.n_spectra, stated, dtype="U7")})
         if self.medium is None or given not in ("air", "vacuum") or given == self.medium:
             return batch
         convert = vacuum_to_air if self.medium == "air" else air_to_vacuum

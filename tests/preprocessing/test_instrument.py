@@ -27,6 +27,12 @@ def test_vacuum_spectra_come_back_in_air_and_the_reverse():
     np.testing.assert_allclose(back.spectral_axis.value, spectra.spectral_axis.value, rtol=1e-9)
     unchanged = InstrumentMatcher(medium=None, remove_rv=False).fit_transform(spectra)
     np.testing.assert_array_equal(unchanged.spectral_axis.value, spectra.spectral_axis.value)
+    assert out.meta["input_medium"].tolist() == ["vacuum"] * 3
+    # a spectrum that does not say is taken to be in the model's medium, and said to be unknown
+    unstated = Spectrum(flux=spectra.flux, spectral_axis=spectra.spectral_axis)
+    out = InstrumentMatcher(medium="air", remove_rv=False).fit_transform(unstated)
+    np.testing.assert_array_equal(out.spectral_axis.value, spectra.spectral_axis.value)
+    assert out.meta["input_medium"].tolist() == ["unknown"] * 3
 
 
 def test_a_vacuum_spectrum_that_starts_in_the_far_ultraviolet_comes_back_in_air():
