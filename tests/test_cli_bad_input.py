@@ -678,3 +678,17 @@ def test_matching_options_with_a_store_are_refused(option, models, store, tmp_pa
     assert main(["predict", str(models[1]), str(store), *option,
                  "--out", str(tmp_path / "p.ecsv"), *CPU]) == 1
     _one_line_error(capsys, f"{option[0]} applies to raw files", str(store))
+
+
+def test_an_empty_and_a_truncated_file_are_said_to_be_so(models, spectra_dir, tmp_path,  # noqa: F811
+                                                         capsys):
+    good = sorted(spectra_dir.glob("*.fits"))[0]
+    (tmp_path / "empty.fits").write_bytes(b"")
+    data = good.read_bytes()
+    (tmp_path / "cut.fits").write_bytes(data[:len(data) * 3 // 4])
+    out = tmp_path / "p.ecsv"
+    assert main(["predict", str(models[1]), str(good), str(tmp_path / "empty.fits"),
+                 str(tmp_path / "cut.fits"), "--out", str(out), "--device", "cpu"]) == 0
+    summary = capsys.readouterr()
+    assert "empty.fits: ValueError: the file is empty (0 bytes)" in summary.out + summary.err
+    assert "cut.fits: ValueError: the file is truncated or damaged" in summary.out + summary.err

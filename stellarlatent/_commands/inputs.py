@@ -171,6 +171,8 @@ def make_reader(fmt="auto", phoenix_wave=None):
     from astropy.io.registry import IORegistryError
 
     def read_file(path):
+        if path.is_file() and path.stat().st_size == 0:
+            raise ValueError("the file is empty (0 bytes)")
         # one opening of the file for the package's formats, then specutils' own
         found = fmt or identify_format(path)
         # the PHOENIX wavelength file is looked for beside the models, unless given
@@ -185,6 +187,10 @@ def make_reader(fmt="auto", phoenix_wave=None):
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
         except (OSError, ValueError) as exc:
+            if "cannot reshape array" in str(exc) or "truncated" in str(exc).lower():
+                raise ValueError(f"the file is truncated or damaged ({_first(exc)})") from None
+            if found == "PHOENIX" and "wave_file" in str(exc):
+                raise ValueError(f"{_first(exc)}; give it with --phoenix-wave") from None
             if found or isinstance(exc, (FileNotFoundError, PermissionError)):
                 raise
             # specutils' generic readers (tables, images) found no spectrum in it
@@ -214,6 +220,10 @@ def make_reader(fmt="auto", phoenix_wave=None):
 
     said_units = []
     return read
+
+
+def _first(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
 
 
 def _check_format(fmt):

@@ -219,10 +219,14 @@ class TorchEstimator(SeededEstimator):
         """
         source = self._source(X, name)
         if source.n_pixels != self.n_features_in_:
+            recorded = getattr(self, "preprocessing_", None) is not None
             raise ValueError(
                 f"{name} has {source.n_pixels} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input (the pixels of its training grid); "
-                "resample the spectra onto the training grid first"
+                + ("the model records the preprocessing of its training spectra, which "
+                   "'stellarlatent predict' applies to raw files (for a bundled model, "
+                   "stellarlatent.pretrained.pipeline(name) in Python)"
+                   if recorded else "resample the spectra onto the training grid first")
             )
         source = self._in_training_order(source, name)
         self._check_grid(source, name)

@@ -382,7 +382,12 @@ class InstrumentMatcher(SpectrumTransformer):
         lo, hi = _wavelength_range(self.wavelength_range, "wavelength_range")
         wave = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
         keep = (wave >= lo * (1 - _RANGE_MARGIN)) & (wave <= hi * (1 + _RANGE_MARGIN))
-        if keep.all() or not keep.any():
+        if not keep.any():
+            hint = (" (a logarithm of the wavelength read as the wavelength? IRAF files with "
+                    "DC-FLAG = 1 are log-linear)" if np.nanmax(wave) < 10 else "")
+            raise ValueError(f"the spectra lie at {np.nanmin(wave):.6g}-{np.nanmax(wave):.6g} "
+                             f"Angstrom, none of the model's {lo:.6g}-{hi:.6g} Angstrom{hint}")
+        if keep.all():
             return batch
         return _pixels(batch, keep)
 

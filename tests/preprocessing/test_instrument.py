@@ -160,3 +160,13 @@ def test_a_flux_per_unit_frequency_is_matched_as_the_same_flux_per_unit_waveleng
     matcher = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False, rescale=True).fit()
     np.testing.assert_allclose(matcher.transform(in_jy).flux.value,
                                matcher.transform(as_given).flux.value, rtol=1e-6)
+
+
+def test_spectra_outside_the_models_range_are_refused_with_their_range():
+    spectra, _ = _spectra(air=True)
+    logged = Spectrum(flux=spectra.flux, spectral_axis=np.log10(spectra.spectral_axis.value)
+                      * u.AA, meta=spectra.meta)
+    matcher = InstrumentMatcher(remove_rv=False, wavelength_range=(3700, 7300) * u.AA).fit()
+    with pytest.raises(ValueError, match=r"lie at 3\.\d+-3\.\d+ Angstrom, none of the "
+                                         r"model's 3700-7300 Angstrom \(a logarithm"):
+        matcher.transform(logged)
