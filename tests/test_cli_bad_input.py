@@ -680,8 +680,8 @@ def test_matching_options_with_a_store_are_refused(option, models, store, tmp_pa
     _one_line_error(capsys, f"{option[0]} applies to raw files", str(store))
 
 
-def test_an_empty_and_a_truncated_file_are_said_to_be_so(models, spectra_dir, tmp_path,  # noqa: F811
-                                                         capsys):
+def test_an_empty_and_a_truncated_file_are_said_to_be_so(
+        models, spectra_dir, tmp_path, capsys):  # noqa: F811
     good = sorted(spectra_dir.glob("*.fits"))[0]
     (tmp_path / "empty.fits").write_bytes(b"")
     data = good.read_bytes()
