@@ -22,6 +22,7 @@ from astropy.table import QTable
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
+from specutils import Spectrum
 
 from .._batch import _same_axis, to_batch, unknown_ivar_rows
 from .._fits import axis_hdu, read_axis
@@ -169,6 +170,11 @@ class QuadraticSpectrumModel(BaseEstimator):
 
     def _normalised(self, X):
         if self.continuum is not None:
+            if not isinstance(X, (Spectrum, list, tuple)):
+                raise TypeError(
+                    f"X must be a specutils.Spectrum or a list of them when continuum is set "
+                    f"(the continuum is estimated on the spectral axis), got {type(X).__name__}"
+                )
             X = self.continuum.transform(X)
         return to_batch(X, "X")
 

@@ -139,6 +139,8 @@ def test_bad_input_is_refused_with_its_name(fitted, tmp_path):
         QuadraticSpectrumModel(n_iter=0).fit(train, y_train)
     with pytest.raises(ValueError, match="continuum"):
         QuadraticSpectrumModel(continuum="running_quantile").fit(train, y_train)
+    with pytest.raises(TypeError, match="X must be a specutils.Spectrum .* when continuum"):
+        QuadraticSpectrumModel(continuum=ContinuumNormalizer()).fit(train.flux.value, y_train)
     with pytest.raises(ValueError, match="at least 22"):
         QuadraticSpectrumModel().fit(train[:10], y_train[:10])
     with pytest.raises(ValueError, match="start"):
