@@ -2,6 +2,7 @@
 
 from numbers import Integral
 
+import astropy.units as u
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state, metadata_routing
@@ -51,6 +52,57 @@ def generator_rng(random_state):
 
 
 @fill_doc
+class _PickledSpectrum(dict):
+    """The parts of a `~specutils.Spectrum` that pickle (see `SpectrumTransformer.__getstate__`)."""
+
+
+def _picklable(value):
+    from specutils import Spectrum
+
+    if isinstance(value, Spectrum):
+        uncertainty = value.uncertainty
+        # an uncertainty refers to its parent Spectrum: it travels as its class and numbers
+        if uncertainty is not None:
+            uncertainty = (type(uncertainty), np.asarray(uncertainty.array), uncertainty.unit)
+        return _PickledSpectrum(
+            flux=u.Quantity(value.flux), spectral_axis=u.Quantity(value.spectral_axis),
+            uncertainty=uncertainty,
+            mask=value.mask, meta=_picklable_meta(value.meta),
+            spectral_axis_index=getattr(value, "spectral_axis_index", value.flux.ndim - 1))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_picklable(v) for v in value)
+    return value
+
+
+def _picklable_meta(meta):
+    """``meta`` without what cannot pickle: a slice of a Spectrum keeps its WCS there
+    (``original_wcs``), made on the fly like the Spectrum's own."""
+    import pickle
+
+    kept = {}
+    for key, value in (meta or {}).items():
+        try:
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001 - unpicklable objects raise many types
+            continue
+        kept[key] = value
+    return kept
+
+
+def _unpickled(value):
+    from specutils import Spectrum
+
+    if isinstance(value, _PickledSpectrum):
+        parts = dict(value)
+        if parts["uncertainty"] is not None:
+            kind, array, unit = parts["uncertainty"]
+            parts["uncertainty"] = kind(array, unit=unit)
+        return Spectrum(**parts)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unpickled(v) for v in value)
+    return value
+
+
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """Base class for transformers that take and return `~specutils.Spectrum`.
 
@@ -76,6 +128,14 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
     # ``spectra`` is the data, not metadata to route
     __metadata_request__fit = {"spectra": metadata_routing.UNUSED}
     __metadata_request__transform = {"spectra": metadata_routing.UNUSED}
+
+    def __getstate__(self):
+        # specutils makes the WCS class of a Spectrum on the fly, so pickle cannot find
+        # it: a Spectrum held (a template, fitted or given) travels as its parts
+        return {key: _picklable(value) for key, value in super().__getstate__().items()}
+
+    def __setstate__(self, state):
+        super().__setstate__({key: _unpickled(value) for key, value in state.items()})
 
     def fit(self, spectra, y=None):
         """Validate ``spectra``; nothing is learned.

@@ -84,6 +84,27 @@ def test_transform_brings_the_spectra_to_the_rest_frame():
     assert np.all(np.abs(again) < 3), again
 
 
+def test_a_fitted_estimator_and_its_template_survive_pickling():
+    import pickle
+
+    from sklearn.base import clone
+
+    from stellarlatent.preprocessing import InstrumentMatcher
+
+    template, spectra, _ = _sample(MILES, 4, snr=100, seed=3)
+    template = Spectrum(flux=template.flux, spectral_axis=template.spectral_axis,
+                        uncertainty=InverseVariance(np.full(template.flux.shape, 1e4)),
+                        mask=np.zeros(template.flux.shape, bool), meta={"name": "template"})
+    for fitted in (RadialVelocityEstimator(template=template).fit(spectra),
+                   InstrumentMatcher(rv_templates=template).fit(spectra)):
+        again = pickle.loads(pickle.dumps(fitted))
+        np.testing.assert_array_equal(again.transform(spectra).flux.value,
+                                      fitted.transform(spectra).flux.value)
+        assert clone(again).get_params()["rv_range"] is not None
+    assert again.rv_templates.meta["name"] == "template"
+    assert again.rv_templates.uncertainty.array[0] == 1e4
+
+
 def test_remove_false_only_records_the_velocities():
     template, spectra, labels = _sample(MILES, 3, snr=100, seed=4)
     out = RadialVelocityEstimator(template=template, remove=False).fit(spectra).transform(spectra)
