@@ -195,7 +195,9 @@ def _out(parser, help, metavar=None, overwrite=True):
 def _reading(parser):
     parser.add_argument("--format", default="auto",
                         help="file format: auto (detected), HARPS-ADP, HARPS-s1d, LAMOST-LRS, "
-                             "LAMOST-MRS, MILES, PHOENIX or any format specutils reads "
+                             "LAMOST-MRS, MILES, PHOENIX, columns (a text or FITS table of "
+                             "wavelength, flux and error columns; tried when nothing else "
+                             "reads a file) or any format specutils reads "
                              "(default: %(default)s)")
     parser.add_argument("--phoenix-wave", metavar="FILE",
                         help="the PHOENIX wavelength file (WAVE_PHOENIX-ACES-AGSS-COND-2011.fits), "

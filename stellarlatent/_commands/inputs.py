@@ -24,9 +24,10 @@ FITS_SUFFIXES = tuple(f"{ext}{packed}" for ext in (".fits", ".fit", ".fts")
 FORMAT_ALIASES = {"miles": "MILES", "phoenix": "PHOENIX", "harps": "HARPS-ADP",
                   "harps-adp": "HARPS-ADP",
                   "adp": "HARPS-ADP", "espresso": "HARPS-ADP", "harps-s1d": "HARPS-s1d",
-                  "s1d": "HARPS-s1d", "lamost-lrs": "LAMOST-LRS", "lamost-mrs": "LAMOST-MRS"}
+                  "s1d": "HARPS-s1d", "lamost-lrs": "LAMOST-LRS", "lamost-mrs": "LAMOST-MRS",
+                  "columns": "columns", "table": "columns", "text": "columns"}
 #: the formats named in messages
-FORMAT_NAMES = "HARPS-ADP, HARPS-s1d, LAMOST-LRS, LAMOST-MRS, MILES, PHOENIX"
+FORMAT_NAMES = "HARPS-ADP, HARPS-s1d, LAMOST-LRS, LAMOST-MRS, MILES, PHOENIX, columns"
 #: the most pixels of a --grid: over ten times a HARPS 1-D spectrum; more is a typo
 MAX_GRID_PIXELS = 4_000_000
 #: extensions of an HDF5 store
@@ -183,6 +184,10 @@ def make_reader(fmt="auto", phoenix_wave=None):
             # specutils' own formats; SDSS and APOGEE do not record their vacuum wavelengths
             return complete_survey_meta(Spectrum.read(path), path)
         except IORegistryError as exc:
+            try:
+                return Spectrum.read(path, format="columns")
+            except (OSError, ValueError):
+                pass
             raise ValueError(
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
@@ -193,7 +198,12 @@ def make_reader(fmt="auto", phoenix_wave=None):
                 raise ValueError(f"{_first(exc)}; give it with --phoenix-wave") from None
             if found or isinstance(exc, (FileNotFoundError, PermissionError)):
                 raise
-            # specutils' generic readers (tables, images) found no spectrum in it
+            # specutils' generic readers found no spectrum in it: a table of columns
+            # (wavelength, flux, error) without the units they look for, perhaps
+            try:
+                return Spectrum.read(path, format="columns")
+            except (OSError, ValueError):
+                pass
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
             raise ValueError(f"not a spectrum any reader recognises ({type(exc).__name__}: "
                              f"{reason}); give --format, e.g. {FORMAT_NAMES}, if it is one"

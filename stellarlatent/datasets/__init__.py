@@ -29,11 +29,14 @@ from .phoenix import (
     read_phoenix_wave,
 )
 from ._reading import SkippedFile, SpectraRead, read_spectra_files
+from .columns import COLUMNS_FORMAT, read_columns
 from .store import SpectralStore, StoreSubset
 from .synthetic import make_synthetic_spectra
 
 __all__ = [
     "find_data_dir",
+    "read_columns",
+    "COLUMNS_FORMAT",
     "read_miles",
     "read_miles_table",
     "read_miles_spectrum",

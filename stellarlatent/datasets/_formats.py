@@ -35,6 +35,8 @@ FORMATS = {
     "LAMOST-MRS": "LAMOST medium-resolution spectra (med-*.fits)",
     "MILES": "MILES library spectra (MILES_res2.50_star_m*V.fits)",
     "PHOENIX": "PHOENIX-ACES HiRes model spectra, with the wavelength file beside them",
+    "columns": "tables of wavelength, flux and error columns (text, CSV, ECSV, FITS; "
+               "read when asked for, never guessed)",
 }
 
 

@@ -1,0 +1,75 @@
+"""Spectra kept as columns of a table: the "columns" format."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.nddata import InverseVariance, StdDevUncertainty
+from astropy.table import QTable, Table
+from specutils import Spectrum
+
+from stellarlatent.datasets import read_columns
+
+WAVE = np.linspace(5000.0, 5100.0, 201)
+FLUX = 1.0 - 0.5 * np.exp(-0.5 * ((WAVE - 5050.0) / 0.8) ** 2)
+
+
+def test_plain_columns_without_a_header_are_wavelength_and_flux(tmp_path):
+    path = tmp_path / "star.dat"
+    np.savetxt(path, np.column_stack([WAVE, FLUX]))
+    spectrum = read_columns(path)
+    np.testing.assert_allclose(spectrum.spectral_axis.to_value(u.AA), WAVE)
+    np.testing.assert_allclose(spectrum.flux.value, FLUX)
+    assert spectrum.flux.unit == u.one and spectrum.uncertainty is None
+    # and through specutils, by asking for the format
+    assert np.array_equal(Spectrum.read(path, format="columns").flux.value, spectrum.flux.value)
+
+
+def test_columns_are_found_by_their_names_and_units(tmp_path):
+    table = QTable({"order": np.ones(WAVE.size, int), "LAMBDA": WAVE * u.AA,
+                    "FLUX_NORM": FLUX, "sigma": np.full(WAVE.size, 0.01)})
+    table.write(tmp_path / "odd.fits")
+    spectrum = read_columns(tmp_path / "odd.fits")
+    assert spectrum.meta["columns"] == {"wavelength": "LAMBDA", "flux": "FLUX_NORM",
+                                        "error": "sigma"}
+    assert isinstance(spectrum.uncertainty, StdDevUncertainty)
+    in_microns = QTable({"wavelength": (WAVE * u.AA).to(u.um), "flux": FLUX * u.mJy,
+                         "ivar": np.full(WAVE.size, 1e4) / u.mJy**2})
+    in_microns.write(tmp_path / "um.ecsv")
+    spectrum = read_columns(tmp_path / "um.ecsv")
+    assert spectrum.spectral_axis.unit == u.um and spectrum.flux.unit == u.mJy
+    assert isinstance(spectrum.uncertainty, InverseVariance)
+    # a log-wavelength column, in reverse order
+    Table({"loglam": np.log10(WAVE)[::-1], "flux": FLUX[::-1]}).write(tmp_path / "log.csv")
+    spectrum = read_columns(tmp_path / "log.csv")
+    np.testing.assert_allclose(spectrum.spectral_axis.to_value(u.AA), WAVE, rtol=1e-10)
+    np.testing.assert_allclose(spectrum.flux.value, FLUX)
+
+
+def test_what_cannot_be_a_spectrum_is_refused_with_the_reason(tmp_path):
+    (tmp_path / "one.txt").write_text("5000\n5001\n5002\n")
+    with pytest.raises(ValueError, match="needs a wavelength and a flux column"):
+        read_columns(tmp_path / "one.txt")
+    np.savetxt(tmp_path / "micron.txt", np.column_stack([WAVE / 1e4, FLUX]))
+    with pytest.raises(ValueError, match="without a unit"):
+        read_columns(tmp_path / "micron.txt")
+    assert read_columns(tmp_path / "micron.txt", wavelength_unit="um").spectral_axis.unit == u.um
+    np.savetxt(tmp_path / "star.txt", np.column_stack([WAVE, FLUX]))
+    with pytest.raises(ValueError, match="flux='f': no numeric column of that name"):
+        read_columns(tmp_path / "star.txt", flux="f")
+
+
+def test_the_command_reads_a_text_spectrum_that_nothing_else_reads(tmp_path, miles_dir):
+    from stellarlatent.cli import main
+
+    miles = Spectrum.read(miles_dir / "MILES_res2.50_star_m0001V.fits", format="MILES")
+    wave = miles.spectral_axis.to_value(u.AA)
+    np.savetxt(tmp_path / "m0001.txt", np.column_stack([wave, miles.flux.value.ravel()]),
+               header="wavelength flux")
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles", str(tmp_path / "m0001.txt"),
+                 str(miles_dir / "MILES_res2.50_star_m0001V.fits"), "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    table = QTable.read(out)
+    assert table["filename"].tolist() == ["m0001.txt", "MILES_res2.50_star_m0001V.fits"]
+    # the same star, told apart only by what the text file does not say (its medium)
+    assert abs(table["teff"][0] - table["teff"][1]) < 30 * u.K
