@@ -236,12 +236,15 @@ class TorchEstimator(SeededEstimator):
         """``source`` with its flux in the unit of the training spectra.
 
         Nothing is checked where either unit is unknown (plain arrays, or a
-        unit astropy does not recognise).
+        unit astropy does not recognise), nor for a model trained on a
+        dimensionless (normalised) flux: whether other spectra went through
+        the same normalisation is not a matter of their unit.
         """
         trained = getattr(self, "flux_unit_", None)
         given = getattr(source, "flux_unit", None)
         unknown = (trained is None or given is None or isinstance(trained, u.UnrecognizedUnit)
-                   or isinstance(given, u.UnrecognizedUnit))
+                   or isinstance(given, u.UnrecognizedUnit)
+                   or trained.physical_type == "dimensionless")
         if unknown or given == trained:
             return source
         if not given.is_equivalent(trained) or not isinstance(source, SpectraSource):
