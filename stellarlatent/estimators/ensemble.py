@@ -97,6 +97,11 @@ class DeepREMAPEnsemble(SeededEstimator):
         The fitted networks.
     pretrained_members_ : list of `DeepREMAP`
         The networks after `pretrain`, before `fit` (absent without it).
+        A fitted attribute, so `sklearn.base.clone` (and with it
+        cross-validation and grid searches) drops it: a clone's `fit` trains
+        from scratch. Cross-validate a pre-trained ensemble by calling `fit`
+        on each fold's stars yourself (`fit` may be called again from the
+        same pre-training), as ``benchmarks/bench_parameters.py`` does.
     temperatures_ : dict
         ``{label: temperature}`` of the combined distributions (1 before
         `calibrate`).
