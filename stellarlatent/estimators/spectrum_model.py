@@ -123,7 +123,7 @@ class QuadraticSpectrumModel(BaseEstimator):
         correlated along the spectrum, so the formal errors alone are too
         small. The two half-models of the cross-fit are worse than the
         model fitted on every star, so the errors err on the wide side
-        (measured on synthetic spectra: 1.5-2 times the scatter with 60-200
+        (measured on synthetic spectra: 1.2-2 times the scatter with 60-200
         training stars).
     training_labels_ : ndarray, shape (n_train, n_labels)
         Where `predict` starts from.
