@@ -328,6 +328,13 @@ def read_miles_spectrum(file_obj, **kwargs):
     else:
         values, wave, header = load_fits(file_obj, kwargs, _from_hdulist, "MILES", _EXPECTED,
                                          wrapped=())
+    if _from_harps_family(header) or "PHXTEFF" in header:
+        # read as asked, but its air wavelengths and resolution are the library's, not its own
+        log.warning("%s: read as a MILES spectrum, but its header is that of %s; give its own "
+                    "format (or none, to have it found)",
+                    Path(str(getattr(file_obj, "name", file_obj))).name,
+                    f"a {header.get('INSTRUME', 'HARPS-family')} file"
+                    if "PHXTEFF" not in header else "a PHOENIX model")
     return Spectrum(flux=values * u.one, spectral_axis=wave,
                     mask=(values == 0) | ~np.isfinite(values), meta=_meta(header, wave.unit))
 
