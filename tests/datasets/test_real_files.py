@@ -92,13 +92,6 @@ def test_harps_adp_without_err_gets_its_uncertainty_from_snr(real_dir):
     # only the gap between the CCDs, where the DRS wrote zeros, is masked
     gap = spectrum.spectral_axis[spectrum.mask].to_value(u.AA)
     assert int(spectrum.mask.sum()) == 3295 and 5300 < gap.min() and gap.max() < 5340
-
-
-def test_a_harps_file_read_as_miles_says_what_its_header_is(real_dir, caplog):
-    with caplog.at_level("WARNING", logger="stellarlatent"):
-        Spectrum.read(real_dir / S1D, format="MILES")
-    assert f"{(real_dir / S1D).name}: read as a MILES spectrum, but its header is that of a " \
-           "HARPS file" in caplog.text
     assert spectrum.flux.unit == u.adu
     meta = spectrum.meta
     assert meta["object"] == "IC4651No9122" and meta["snr"] == 23.35
