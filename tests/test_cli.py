@@ -324,7 +324,9 @@ def test_predict_applies_the_models_preprocessing_to_files_on_another_grid(
     assert main(["predict", str(models[0]), str(miles), "--out", str(latents),
                  "--device", "cpu", "--quiet"]) == 0
     z = QTable.read(latents)
-    assert z.colnames == ["filename", "z0", "z1", "z2"] and len(z) == 6
+    # the latents, then how far to trust them (as labels get)
+    assert z.colnames[:4] == ["filename", "z0", "z1", "z2"] and len(z) == 6
+    assert {"coverage", "input_medium", "out_of_range", "out_of_range_reason"} <= set(z.colnames)
 
 
 def test_predict_with_a_model_file_reads_a_phoenix_model_in_vacuum_from_500_angstrom(
