@@ -184,10 +184,9 @@ def make_reader(fmt="auto", phoenix_wave=None):
             # specutils' own formats; SDSS and APOGEE do not record their vacuum wavelengths
             return complete_survey_meta(Spectrum.read(path), path)
         except IORegistryError as exc:
-            try:
-                return Spectrum.read(path, format="columns")
-            except (OSError, ValueError):
-                pass
+            spectrum = _as_columns(path)
+            if spectrum is not None:
+                return spectrum
             raise ValueError(
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
@@ -200,10 +199,9 @@ def make_reader(fmt="auto", phoenix_wave=None):
                 raise
             # specutils' generic readers found no spectrum in it: a table of columns
             # (wavelength, flux, error) without the units they look for, perhaps
-            try:
-                return Spectrum.read(path, format="columns")
-            except (OSError, ValueError):
-                pass
+            spectrum = _as_columns(path)
+            if spectrum is not None:
+                return spectrum
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
             raise ValueError(f"not a spectrum any reader recognises ({type(exc).__name__}: "
                              f"{reason}); give --format, e.g. {FORMAT_NAMES}, if it is one"
@@ -230,6 +228,24 @@ def make_reader(fmt="auto", phoenix_wave=None):
 
     said_units = []
     return read
+
+
+def _as_columns(path):
+    """The spectrum of a table whose wavelength and flux columns go by their names, or None.
+
+    Tried on files that no format reads: by name only, so that a label
+    table beside the spectra is not read as one.
+    """
+    from ..datasets import read_columns
+
+    try:
+        spectrum = read_columns(path, by_name=True)
+    except (OSError, ValueError):
+        return None
+    columns = spectrum.meta["columns"]
+    log.info("%s: read as columns (wavelength %s, flux %s, error %s)", Path(path).name,
+             columns["wavelength"], columns["flux"], columns["error"])
+    return spectrum
 
 
 def _first(exc):

@@ -36,7 +36,7 @@ FORMATS = {
     "MILES": "MILES library spectra (MILES_res2.50_star_m*V.fits)",
     "PHOENIX": "PHOENIX-ACES HiRes model spectra, with the wavelength file beside them",
     "columns": "tables of wavelength, flux and error columns (text, CSV, ECSV, FITS; "
-               "read when asked for, never guessed)",
+               "read when asked for, or by the commands where the columns' names say so)",
 }
 
 

@@ -26,6 +26,7 @@ _WAVELENGTH = ("wavelength", "wave", "lambda", "lam", "wl", "wavelength_air", "w
                "awav", "vacwave", "airwave", "frequency", "freq", "nu", "loglam", "log_wave",
                "logwave", "log_lambda")
 _LOG_WAVELENGTH = ("loglam", "log_wave", "logwave", "log_lambda")
+_FREQUENCY = ("frequency", "freq", "nu")
 _FLUX = ("flux", "flux_norm", "norm_flux", "normalized_flux", "f_lambda", "flam", "f_lam",
          "f_nu", "fnu", "flux_density", "intensity", "spec", "f")
 #: error columns and what they hold
@@ -73,7 +74,7 @@ def _unit(column):
 
 
 def read_columns(path, wavelength=None, flux=None, error=None, wavelength_unit=None,
-                 flux_unit=None):
+                 flux_unit=None, by_name=False):
     """Read a spectrum kept as columns of a table.
 
     Parameters
@@ -88,7 +89,14 @@ def read_columns(path, wavelength=None, flux=None, error=None, wavelength_unit=N
         the first and second numeric columns (no error column then).
     wavelength_unit, flux_unit : str or `~astropy.units.Unit`, default=None
         Units where the table records none: Angstrom (a ``loglam`` column
-        read as the base-10 logarithm of Angstrom) and a relative flux.
+        read as the base-10 logarithm of Angstrom, a ``freq`` or ``nu``
+        column as Hz) and a relative flux.
+    by_name : bool, default=False
+        Take the wavelength and flux columns by their names only (or, in a
+        table without a header line, the first two): a table of other
+        numbers, such as a label table, is then refused rather than read.
+        The ``stellarlatent`` commands read so the files that no other
+        format reads.
 
     Returns
     -------
@@ -122,16 +130,26 @@ def read_columns(path, wavelength=None, flux=None, error=None, wavelength_unit=N
         if given is not None and given not in numeric:
             raise ValueError(f"{what}={given!r}: no numeric column of that name in {name} "
                              f"(it has {numeric})")
-    wave_name = wavelength or _pick(numeric, _WAVELENGTH) or numeric[0]
+    headerless = all(n == f"col{k + 1}" for k, n in enumerate(table.colnames))
+    wave_name = wavelength or _pick(numeric, _WAVELENGTH)
     rest = [n for n in numeric if n != wave_name]
-    flux_name = flux or _pick(rest, _FLUX) or next(
-        (n for n in rest if "flux" in n.lower()), rest[0])
+    flux_name = flux or _pick(rest, _FLUX) or next((n for n in rest if "flux" in n.lower()),
+                                                   None)
+    if by_name and not headerless and (wave_name is None or flux_name is None):
+        raise ValueError(f"{name}: no wavelength and flux columns by their names "
+                         f"({table.colnames}); read it with format='columns' (--format "
+                         "columns) to take its first two numeric columns")
+    wave_name = wave_name or numeric[0]
+    rest = [n for n in numeric if n != wave_name]
+    flux_name = flux_name if flux_name in rest else rest[0]
     error_name = error or _pick([n for n in rest if n != flux_name], _ERROR)
 
     wave = _values(table[wave_name])
     unit = _unit(table[wave_name]) or (u.Unit(wavelength_unit) if wavelength_unit else None)
     if wave_name.lower() in _LOG_WAVELENGTH and unit in (None, u.dex(u.AA)):
         wave, unit = 10.0 ** wave, u.AA
+    if wave_name.lower() in _FREQUENCY and unit is None:
+        unit = u.Hz
     if unit is None:
         if np.nanmax(wave) < 100:
             raise ValueError(
@@ -172,6 +190,7 @@ def _never(*args, **kwargs):
 @register_loader(COLUMNS_FORMAT, _never,
                  extensions=("txt", "dat", "csv", "tsv", "ecsv", "ascii", "fits"), priority=-10)
 def _load_columns(file_obj, **kwargs):
+    """Read a spectrum kept as columns of a table (`read_columns`)."""
     if not isinstance(file_obj, (str, Path)):
         raise TypeError("the 'columns' format reads a file by its path")
     return read_columns(file_obj, **kwargs)

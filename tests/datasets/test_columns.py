@@ -58,6 +58,18 @@ def test_what_cannot_be_a_spectrum_is_refused_with_the_reason(tmp_path):
         read_columns(tmp_path / "star.txt", flux="f")
 
 
+def test_by_name_a_table_of_other_numbers_is_refused_and_a_frequency_is_in_hz(tmp_path):
+    Table({"teff": [5000.0, 6000.0], "logg": [4.0, 3.0]}).write(tmp_path / "labels.fits")
+    with pytest.raises(ValueError, match="no wavelength and flux columns by their names"):
+        read_columns(tmp_path / "labels.fits", by_name=True)
+    assert read_columns(tmp_path / "labels.fits").meta["columns"]["wavelength"] == "teff"
+    np.savetxt(tmp_path / "bare.txt", np.column_stack([WAVE, FLUX]))
+    assert read_columns(tmp_path / "bare.txt", by_name=True).flux.shape == FLUX.shape
+    frequency = (WAVE * u.AA).to_value(u.Hz, equivalencies=u.spectral())[::-1]
+    Table({"nu": frequency, "flux": FLUX[::-1]}).write(tmp_path / "nu.csv")
+    assert read_columns(tmp_path / "nu.csv").spectral_axis.unit == u.Hz
+
+
 def test_the_command_reads_a_text_spectrum_that_nothing_else_reads(tmp_path, miles_dir):
     from stellarlatent.cli import main
 
@@ -73,3 +85,8 @@ def test_the_command_reads_a_text_spectrum_that_nothing_else_reads(tmp_path, mil
     assert table["filename"].tolist() == ["m0001.txt", "MILES_res2.50_star_m0001V.fits"]
     # the same star, told apart only by what the text file does not say (its medium)
     assert abs(table["teff"][0] - table["teff"][1]) < 30 * u.K
+    # a label table beside the spectra is not read as a star
+    Table({"teff": [5000.0, 6000.0], "logg": [4.0, 3.0]}).write(tmp_path / "labels.fits")
+    assert main(["predict", "miles", str(tmp_path / "labels.fits"), str(tmp_path / "m0001.txt"),
+                 "--out", str(out), "--overwrite", "--quiet", "--device", "cpu"]) == 0
+    assert QTable.read(out)["filename"].tolist() == ["m0001.txt"]
