@@ -72,8 +72,10 @@ def instrument_step(model, args, model_arg):
                     Path(str(model_arg)).name)
     medium = getattr(model, "wavelength_medium_", None)
     axis = getattr(model, "spectral_axis_", None)
+    # fit-vae and fit-remap read their files without the matching: the flux stays as given
     return InstrumentMatcher(fwhm=instrument.get("fwhm"), resolution=instrument.get("resolution"),
                              medium=medium, remove_rv=False, input_resolution=args.resolution,
+                             flux_density=None,
                              wavelength_range=None if axis is None else axis[[0, -1]]).fit()
 
 

@@ -124,10 +124,11 @@ class InstrumentMatcher(SpectrumTransformer):
 
     For each spectrum, in order:
 
-    0. **Flux density**: a flux per unit frequency (F_nu, such as Jy) is
-       converted to one per unit wavelength (F_lambda), the convention of
-       the spectral libraries models are trained on: the slope of F_nu
-       against wavelength is another star's.
+    0. **Flux density** (``flux_density="per_wavelength"``): a flux per
+       unit frequency (F_nu, such as Jy) is converted to one per unit
+       wavelength (F_lambda), the convention of the spectral libraries
+       models are trained on: the slope of F_nu against wavelength is
+       another star's.
     1. **Wavelength medium**: air wavelengths are converted to vacuum, or
        vacuum to air, when ``meta["wavelength_medium"]`` says the spectrum is
        in the other convention than ``medium``.
@@ -183,6 +184,11 @@ class InstrumentMatcher(SpectrumTransformer):
         output is dimensionless and spectra in different flux units (ADU,
         erg/s/cm2/A, relative) go on as one batch; for a model whose own
         normalisation does not depend on the flux scale.
+    flux_density : {"per_wavelength", None}, default="per_wavelength"
+        The flux the model was trained on: per unit wavelength (F_lambda, as
+        the bundled models, trained on MILES), to which a flux per unit
+        frequency is converted; None leaves every flux as it is (a model
+        trained on spectra in F_nu).
     wavelength_range : (min, max) `~astropy.units.Quantity`, default=None
         The wavelengths the model uses. Pixels more than 10% beyond them are
         left out first: they cannot reach the model's grid, and broadening
@@ -238,6 +244,7 @@ class InstrumentMatcher(SpectrumTransformer):
         "rv_range": [Converted(_rv_bounds, "a (low, high) velocity Quantity")],
         "rv_systematic": [Converted(_check_systematic, "a velocity Quantity of at least 0")],
         "rescale": ["boolean"],
+        "flux_density": [None, Options("per_wavelength")],
         "wavelength_range": [None, Converted(_wavelength_range,
                                              "a (min, max) wavelength Quantity")],
     }
@@ -256,6 +263,7 @@ class InstrumentMatcher(SpectrumTransformer):
         rv_systematic=0 * u.km / u.s,
         rescale=False,
         wavelength_range=None,
+        flux_density="per_wavelength",
     ):
         self.fwhm = fwhm
         self.resolution = resolution
@@ -268,6 +276,7 @@ class InstrumentMatcher(SpectrumTransformer):
         self.rv_systematic = rv_systematic
         self.rescale = rescale
         self.wavelength_range = wavelength_range
+        self.flux_density = flux_density
 
     def _check_params(self):
         super()._check_params()
@@ -361,7 +370,8 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
-        batch = _per_wavelength(batch)
+        if self.flux_density == "per_wavelength":
+            batch = _per_wavelength(batch)
         batch = self._to_medium(batch)
         batch = self._match_resolution(batch)
         batch = self._rest_frame(batch)

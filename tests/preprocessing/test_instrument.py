@@ -160,6 +160,9 @@ def test_a_flux_per_unit_frequency_is_matched_as_the_same_flux_per_unit_waveleng
     matcher = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False, rescale=True).fit()
     np.testing.assert_allclose(matcher.transform(in_jy).flux.value,
                                matcher.transform(as_given).flux.value, rtol=1e-6)
+    # for a model trained on F_nu itself (the command's model files read their files so)
+    kept = InstrumentMatcher(fwhm=None, remove_rv=False, flux_density=None).fit()
+    assert kept.transform(in_jy).flux.unit == u.mJy
 
 
 def test_spectra_outside_the_models_range_are_refused_with_their_range():
