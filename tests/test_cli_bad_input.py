@@ -646,7 +646,20 @@ def test_files_of_one_name_in_two_folders_keep_their_own_labels(models, spectra_
     with caplog.at_level("WARNING", logger="stellarlatent"):
         matched = labels_for_files(table, ["spectrum.fits", "starA/spectrum.fits"])
     assert matched["teff"].mask.tolist() == [True, False]
-    assert "named by more than one row" in caplog.text
+    assert "does not tell them apart" in caplog.text
+    # one row of a bare name, two files of that name: neither gets it
+    one = QTable({"filename": ["spectrum.fits", "other.fits"], "teff": [5200.0, 1.0] * u.K})
+    matched = labels_for_files(one, ["starA/spectrum.fits", "starB/spectrum.fits", "other.fits"])
+    assert matched["teff"].mask.tolist() == [True, True, False]
+    from stellarlatent._commands import UserError
+
+    with pytest.raises(UserError, match="does not tell apart the files of one name"):
+        labels_for_files(one, ["starA/spectrum.fits", "starB/spectrum.fits"])
+    # a table of the paths as typed, longer than the names: matched by their ends
+    typed = QTable({"filename": ["obs/starA/spectrum.fits", "obs/starB/spectrum.fits"],
+                    "teff": [5200.0, 4200.0] * u.K})
+    matched = labels_for_files(typed, ["starB/spectrum.fits", "starA/spectrum.fits"])
+    assert matched["teff"].tolist() == [4200.0, 5200.0]
 
 
 def test_a_folder_is_searched_for_fits_files_in_any_case_and_says_what_it_leaves(

@@ -441,12 +441,35 @@ def labels_for_files(table, names, what="--labels"):
                 short[key] = _AMBIGUOUS
             else:
                 short.setdefault(key, i)
-    rows = np.array([exact.get(n, short.get(Path(n).name, short.get(Path(n).stem, -1)))
-                     for n in names])
+    rows, reached = [], {}
+    for n in names:
+        if n in exact:
+            rows.append(exact[n])
+            continue
+        if "/" in n:
+            # a path below the folder the files share: the table may hold a longer one
+            hits = {i for text, i in exact.items() if text.endswith("/" + n)}
+            if hits:
+                rows.append(hits.pop() if len(hits) == 1 else _AMBIGUOUS)
+                continue
+        key = Path(n).name if Path(n).name in short else Path(n).stem
+        rows.append(short.get(key, -1))
+        reached.setdefault(key, set()).add(n)
+    rows = np.array(rows)
+    # one row's bare name reached from files of several folders belongs to none of them
+    for k, n in enumerate(names):
+        key = Path(n).name if Path(n).name in short else Path(n).stem
+        if n not in exact and len(reached.get(key, ())) > 1:
+            rows[k] = _AMBIGUOUS
     ambiguous = rows == _AMBIGUOUS
+    if ambiguous.all():
+        raise UserError(f"{what}: the table's 'filename' column does not tell apart the files "
+                        f"of one name in several folders ({', '.join(names[:2])}...); give "
+                        "their paths there, as predict writes them")
     if ambiguous.any():
-        log.warning("%s: %d files are named by more than one row of the table (the same file "
-                    "name in other folders); their labels are masked", what, int(ambiguous.sum()))
+        log.warning("%s: %d files share their name with files of other folders, and the table "
+                    "does not tell them apart; their labels are masked", what,
+                    int(ambiguous.sum()))
         rows[ambiguous] = -1
     if (rows < 0).all():
         raise UserError(f"{what}: no file name matches the table's 'filename' column")

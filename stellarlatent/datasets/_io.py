@@ -167,7 +167,8 @@ def spectrum_names(files):
     counts = Counter(f.name for f in files)
     if all(n == 1 for n in counts.values()):
         return [f.name for f in files]
-    resolved = [f.resolve() for f in files]
+    # absolute, not resolved: a link is named by where it is, not by what it points at
+    resolved = [Path(os.path.abspath(f)) for f in files]
     common = Path(os.path.commonpath([str(f.parent) for f in resolved]))
     return [f.name if counts[f.name] == 1 else r.relative_to(common).as_posix()
             for f, r in zip(files, resolved)]
