@@ -310,7 +310,8 @@ class DisentanglementReport:
         """Whether the Spearman correlation of a latent of ``dims`` with ``label`` is significant.
 
         ``dims`` defaults to the informative latents; the test of each is at
-        ``p_value`` divided by their number (Bonferroni).
+        ``p_value`` divided by the number of informative latents (Bonferroni),
+        whichever are asked about, so that the verdict and the summary agree.
         """
         from scipy.stats import t as student_t
 
@@ -324,7 +325,7 @@ class DisentanglementReport:
             return False
         r = min(float(rho.max()), 1 - 1e-12)
         t = r * np.sqrt((n - 2) / (1 - r * r))
-        return bool(2 * student_t.sf(t, n - 2) < p_value / rho.size)
+        return bool(2 * student_t.sf(t, n - 2) < p_value / max(len(self.informative), 1))
 
     def chance_level(self, label, among="informative", n_permutations=19, random_state=0):
         """How much normalised mutual information ``label`` reaches by chance.

@@ -197,6 +197,11 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         Embedding distance above which a spectrum is flagged out of range.
     n_features_in_ : int
     spectral_axis_ : `~astropy.units.Quantity` or None
+    flux_unit_ : `~astropy.units.UnitBase` or None
+        The flux unit of the training spectra, when they were Spectrum
+        objects or a store: spectra in another unit of the same quantity are
+        converted to it, others refused (nothing is checked for a
+        dimensionless, normalised flux).
     history_ : list of dict
         Per-epoch ``train_loss``, ``train_focal``, ``train_focal_<label>``,
         ``train_triplet``, ``swa_n``, ``val_...``, ``lr`` and ``time``.

@@ -173,6 +173,11 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
         Pixels per training spectrum.
     spectral_axis_ : `~astropy.units.Quantity` or None
         The grid of the training spectra, when they were Spectrum objects.
+    flux_unit_ : `~astropy.units.UnitBase` or None
+        The flux unit of the training spectra, when they were Spectrum
+        objects or a store: spectra in another unit of the same quantity are
+        converted to it, others refused (nothing is checked for a
+        dimensionless, normalised flux).
     history_ : list of dict
         Per-epoch losses (``train_loss``, ``train_reconstruction``,
         ``train_kl``, ``beta``, ``val_...``), learning rate and time.

@@ -67,7 +67,7 @@ def _picklable(value):
         return _PickledSpectrum(
             flux=u.Quantity(value.flux), spectral_axis=u.Quantity(value.spectral_axis),
             uncertainty=uncertainty,
-            mask=value.mask, meta=_picklable_meta(value.meta),
+            mask=value.mask, meta=_picklable_meta(value.meta), redshift=value.redshift,
             spectral_axis_index=getattr(value, "spectral_axis_index", value.flux.ndim - 1))
     if isinstance(value, (list, tuple)):
         return type(value)(_picklable(v) for v in value)

@@ -203,6 +203,11 @@ class InstrumentMatcher(SpectrumTransformer):
 
     Notes
     -----
+    `transform` refuses spectra that lie wholly outside ``wavelength_range``
+    (a ValueError that says where they lie): given in a list with others on
+    other grids, they stop the whole list, so read such files one by one (as
+    the ``stellarlatent`` commands do, skipping them).
+
     `transform` records, one value per spectrum, ``meta["rv"]`` and
     ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
     with ``remove_rv=False``),

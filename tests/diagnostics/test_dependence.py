@@ -164,9 +164,12 @@ def test_chance_level_checks_its_arguments_and_keeps_its_value(rng):
 
     Z = rng.normal(size=(200, 3))
     report = DisentanglementReport.from_latents(Z, {"teff": rng.normal(size=200)})
+    calls = []
+    compute = report._chance_level
+    report._chance_level = lambda *args: calls.append(args) or compute(*args)
     level = report.chance_level("teff")
     assert 0 < level < 1
-    assert report.chance_level("teff") == level
+    assert report.chance_level("teff") == level and len(calls) == 1  # kept, not recomputed
     assert report.chance_level("teff", random_state=1) != level
     with pytest.raises(ValueError, match="label must be one of"):
         report.chance_level("logg")
