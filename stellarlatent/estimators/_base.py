@@ -285,7 +285,17 @@ class TorchEstimator(SeededEstimator):
         return source.reversed()
 
     def _record_grid(self, source):
-        """Remember the spectral axis and its air/vacuum convention of the training spectra."""
+        """Remember the spectral axis and its air/vacuum convention of the training spectra.
+
+        A preprocessing recorded for earlier training spectra (a loaded model
+        fitted again) is forgotten: it need not be these spectra's.
+        """
+        if getattr(self, "preprocessing_", None) is not None:
+            log.warning("%s.fit: the preprocessing recorded for the earlier training spectra is "
+                        "forgotten (preprocessing_ is None); record that of the new ones if "
+                        "'stellarlatent predict' is to apply it to raw files",
+                        type(self).__name__)
+        self.preprocessing_ = None
         self.n_features_in_ = source.n_pixels
         self.spectral_axis_ = source.spectral_axis
         self.wavelength_medium_ = getattr(source, "wavelength_medium", None)

@@ -269,7 +269,12 @@ class DeepREMAPEnsemble(SeededEstimator):
         """
         check_is_fitted(self)
         jobs = [(member, "fine_tune", kwargs) for member in self.members_]
+        calibrated = (any(t != 1.0 for t in self.temperatures_.values())
+                      or getattr(self, "calibrated_by_", None) is not None)
         self._adopt(self._run(jobs, X, y, sample_weight))
+        if calibrated:
+            log.warning("DeepREMAPEnsemble.fine_tune: the calibration of the ensemble before "
+                        "no longer holds and is dropped; calibrate (or cross_calibrate) again")
         self.ridge_ = self._fit_ridge(X, y) if self.ridge_expert else None
         return self
 

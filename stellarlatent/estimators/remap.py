@@ -15,6 +15,7 @@ import torch
 from astropy.table import QTable
 from sklearn.utils.validation import check_is_fitted
 
+from .._logging import log
 from ._base import TorchEstimator, _check_positive_int, resolve_device
 from ._binning import digitize
 from ._calibration import COVERAGE_LEVELS, check_method, fit_temperatures
@@ -488,6 +489,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
             self.module_.unfreeze()
             self.fine_tune_history_ = history
             self._stage = "fit"
+        if any(t != 1.0 for t in getattr(self, "temperatures_", {}).values()):
+            log.warning("DeepREMAP.fine_tune: the calibration of the network before (its "
+                        "temperatures) no longer holds and is dropped; calibrate again")
         self.temperatures_ = {label: 1.0 for label in labels}
         return self
 

@@ -245,3 +245,28 @@ def test_vae_checks_every_architecture_parameter(params, error, message):
     flux, _ = line_spectra(n=20, n_pixels=64)
     with pytest.raises(error, match=message):
         SpectralVAE(max_epochs=1, verbose=0, **params).fit(flux)
+
+
+def test_fitting_again_forgets_the_preprocessing_of_the_earlier_spectra(caplog):
+    flux, _ = line_spectra(n=32, n_pixels=64)
+    vae = SpectralVAE(latent_dim=2, max_epochs=1, batch_size=16, validation_fraction=0.0,
+                      verbose=0, random_state=0).fit(flux)
+    vae.preprocessing_ = {"steps": ["as a loaded model records them"]}
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        vae.fit(flux)
+    assert vae.preprocessing_ is None
+    assert "preprocessing recorded for the earlier training spectra is forgotten" in caplog.text
+
+
+def test_fine_tuning_a_calibrated_network_says_its_calibration_is_dropped(fitted_on_grid,
+                                                                        caplog):
+    import copy
+
+    model, flux, labels = fitted_on_grid
+    tuned = copy.deepcopy(model)
+    tuned.temperatures_ = {label: 0.7 for label in tuned.temperatures_}
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        tuned.fine_tune(_spectra(flux, _log_axis(5000, 5500, 128), medium="air"), labels,
+                        max_epochs=1)
+    assert set(tuned.temperatures_.values()) == {1.0}
+    assert "calibration of the network before" in caplog.text
