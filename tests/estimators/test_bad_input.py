@@ -258,8 +258,8 @@ def test_fitting_again_forgets_the_preprocessing_of_the_earlier_spectra(caplog):
     assert "preprocessing recorded for the earlier training spectra is forgotten" in caplog.text
 
 
-def test_fine_tuning_a_calibrated_network_says_its_calibration_is_dropped(fitted_on_grid,
-                                                                        caplog):
+def test_fine_tuning_a_calibrated_network_says_its_calibration_is_dropped(
+        fitted_on_grid, caplog):
     import copy
 
     model, flux, labels = fitted_on_grid
