@@ -705,3 +705,14 @@ def test_an_empty_and_a_truncated_file_are_said_to_be_so(
     summary = capsys.readouterr()
     assert "empty.fits: ValueError: the file is empty (0 bytes)" in summary.out + summary.err
     assert "cut.fits: ValueError: the file is truncated or damaged" in summary.out + summary.err
+
+
+def test_training_labels_in_other_units_are_converted_or_refused_before_any_training():
+    from stellarlatent._commands import UserError
+    from stellarlatent._commands.fit import _values
+
+    celsius = QTable({"teff": [4726.85, 5726.85] * u.deg_C, "logg": [4.0, 2.5] * u.dex})
+    np.testing.assert_allclose(_values(celsius, ("teff", "logg")), [[5000.0, 4.0], [6000.0, 2.5]])
+    cgs = QTable({"teff": [5000.0, 6000.0] * u.K, "logg": [1e4, 300.0] * u.cm / u.s**2})
+    with pytest.raises(UserError, match="the label 'logg' is in 'cm / s2'"):
+        _values(cgs, ("teff", "logg"))

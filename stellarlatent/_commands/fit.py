@@ -275,16 +275,21 @@ def _values(y, labels):
     from .pretrain import SYNTHETIC_LABELS
     from .sections import label_values
 
+    from ..estimators._binning import _convert
+
     columns = []
     for label in labels:
         column = y[label]
         unit = SYNTHETIC_LABELS.get(label, (None,))[0]
-        if isinstance(column, u.Quantity) and unit is not None:
+        given = getattr(column, "unit", None)
+        values = label_values({label: column}, label)
+        if given is not None and unit is not None:
+            # as the estimator converts them (Celsius to kelvin too), before any training
             try:
-                column = column.to(unit)
-            except u.UnitsError:
-                pass
-        columns.append(label_values({label: column}, label))
+                values = _convert(values, u.Unit(given), unit, f"the label '{label}'")
+            except u.UnitsError as exc:
+                raise UserError(f"--labels: {exc}") from None
+        columns.append(values)
     return np.column_stack(columns) if columns else np.empty((len(y), 0))
 
 
