@@ -527,10 +527,29 @@ def _calibrate(model, out, args, what, run, on):
         save_model(model, out, "fit-remap", note=" (uncalibrated)")
         raise UserError(f"{what} failed ({reason}); the uncalibrated model was written to "
                         f"{out}") from None
+    return f"; calibrated ({args.calibration_method}) on {on}{_said_types(model)}"
+
+
+def _said_types(model):
+    """How many types of star got a calibration of their own (those with too few stars keep
+    the overall one: their width factors stay 1)."""
+    from ..estimators.ensemble import MIN_TYPE_SPECTRA
+
     by = getattr(model, "calibrated_by_", None)
-    types = ("" if by is None else
-             f", each type of star by {by[0]} ({', '.join(f'{v:g}' for v in by[1])}) on its own")
-    return f"; calibrated ({args.calibration_method}) on {on}{types}"
+    if by is None:
+        return ""
+    scales = np.array(list(getattr(model, "type_scales_", {}).values()), dtype=float)
+    n_types = len(by[1]) + 1
+    own = int(np.any(scales != 1.0, axis=0).sum()) if scales.size else 0
+    edges = ", ".join(f"{v:g}" for v in by[1])
+    if own == n_types:
+        return f", each type of star by {by[0]} ({edges}) on its own"
+    if own == 0:
+        return (f"; no type of star by {by[0]} ({edges}) had {MIN_TYPE_SPECTRA} calibration "
+                "stars of its own, so all share one calibration")
+    return (f", by {by[0]} ({edges}): {own} of {n_types} types of star on their own (the "
+            f"others had fewer than {MIN_TYPE_SPECTRA} calibration stars and keep the overall "
+            "calibration)")
 
 
 def _record_preprocessing(model, spec):
