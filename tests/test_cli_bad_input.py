@@ -716,3 +716,11 @@ def test_training_labels_in_other_units_are_converted_or_refused_before_any_trai
     cgs = QTable({"teff": [5000.0, 6000.0] * u.K, "logg": [1e4, 300.0] * u.cm / u.s**2})
     with pytest.raises(UserError, match="the label 'logg' is in 'cm / s2'"):
         _values(cgs, ("teff", "logg"))
+
+
+def test_more_calibration_folds_than_stars_are_refused_before_training(
+        store, tmp_path, capsys):  # noqa: F811
+    assert main(["fit-remap", str(store), "--members", "2", "--calibration-cv", "100",
+                 "--out", str(tmp_path / "r.pt"), *CPU]) == 1
+    _one_line_error(capsys, "--calibration-cv 100 folds need at least as many training stars")
+    assert not (tmp_path / "r.pt").exists()  # nothing trained, nothing written

@@ -367,6 +367,10 @@ def _calibration_folds(args, n):
     --calibration-fraction (or --calibration-cv 0) holds stars out instead.
     """
     if args.calibration_cv is not None:
+        if args.calibration_cv > n:
+            # said now, not after every network has trained
+            raise UserError(f"--calibration-cv {args.calibration_cv} folds need at least as many "
+                            f"training stars, got {n}")
         return args.calibration_cv
     if (args.calibration_fraction is None and _can_cross_calibrate(args)
             and n >= 2 * CALIBRATION_CV):
