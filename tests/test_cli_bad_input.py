@@ -724,3 +724,16 @@ def test_more_calibration_folds_than_stars_are_refused_before_training(
                  "--out", str(tmp_path / "r.pt"), *CPU]) == 1
     _one_line_error(capsys, "--calibration-cv 100 folds need at least as many training stars")
     assert not (tmp_path / "r.pt").exists()  # nothing trained, nothing written
+
+
+def test_a_model_given_as_data_is_named(models, tmp_path, capsys):  # noqa: F811
+    for command, extra in (("predict", []), ("diagnose", []), ("explore", [])):
+        out = tmp_path / ("p.ecsv" if command == "predict" else command)
+        assert main([command, str(models[0]), str(models[1]), "--out", str(out), *extra,
+                     *CPU]) == 1
+        _one_line_error(capsys, f"DATA: {models[1]} is a model file, not spectra")
+    from stellarlatent.estimators import SpectralVAE
+
+    (tmp_path / "s.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(ValueError, match="is an HDF5 file .*, not a SpectralVAE file"):
+        SpectralVAE.load(tmp_path / "s.h5")

@@ -7,6 +7,7 @@ from .._logging import log
 from .._preprocessing_spec import build
 from .inputs import (STORE_SUFFIXES, UserError, expand_paths, is_store, labels_for_files,
                      looks_like_store, make_pipeline, make_reader, open_store, read_label_table)
+from .outputs import MODEL_SUFFIXES
 
 __all__ = ["load_model", "is_remap", "quiet", "describe_model", "model_pipeline", "store_input",
            "training_data", "model_data", "early_labels", "parse_labels", "select_labels"]
@@ -146,6 +147,9 @@ def store_input(args, what="DATA", options=RAW_FILE_OPTIONS):
     """
     paths = list(args.data)
     for path in paths:
+        if Path(path).suffix.lower() in MODEL_SUFFIXES and Path(path).is_file():
+            raise UserError(f"{what}: {path} is a model file, not spectra (the model comes "
+                            "first, the spectra after it)")
         # one missing store is the whole input; among files it is skipped as any missing file
         if (len(paths) == 1 and Path(path).suffix.lower() in STORE_SUFFIXES
                 and not Path(path).exists()):

@@ -59,6 +59,9 @@ def read_payload(path, file_format, format_version, description):
     """
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
+    with open(path, "rb") as handle:
+        if handle.read(8) == b"\x89HDF\r\n\x1a\n":
+            raise ValueError(f"{path} is an HDF5 file (a SpectralStore?), not {description}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
