@@ -655,6 +655,12 @@ def test_files_of_one_name_in_two_folders_keep_their_own_labels(models, spectra_
 
     with pytest.raises(UserError, match="does not tell apart the files of one name"):
         labels_for_files(one, ["starA/spectrum.fits", "starB/spectrum.fits"])
+    # a name with two rows: the first is used, and said to be
+    twice = QTable({"filename": ["a.fits", "a.fits"], "teff": [5200.0, 9999.0] * u.K})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        assert labels_for_files(twice, ["a.fits"])["teff"].tolist() == [5200.0]
+    assert "1 file names have more than one row in the table (such as a.fits)" in caplog.text
     # a table of the paths as typed, longer than the names: matched by their ends
     typed = QTable({"filename": ["obs/starA/spectrum.fits", "obs/starB/spectrum.fits"],
                     "teff": [5200.0, 4200.0] * u.K})

@@ -77,7 +77,8 @@ def run_diagnose(args):
                             "is the table the one of these files (its 'filename' column)?")
         _, accuracy, coverage = remap_section(
             report, model, spectra, truth, out, heading="Stellar parameters (DeepREMAP)",
-            names=names)
+            names=names, which="these spectra (on the model's own training stars it flatters "
+                               "the model: judge it on others)")
         files += ["predictions.ecsv", "accuracy.ecsv", "coverage.ecsv"]
         lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g} "
                  f"({row['n']} stars with the label), "

@@ -433,14 +433,20 @@ def labels_for_files(table, names, what="--labels"):
         return table
     # a path as written matches first; a bare file name or stem only where it names one file
     exact, short, owner = {}, {}, {}
+    repeated = set()
     for i, value in enumerate(table["filename"]):
         text = str(value)
+        if text in exact:
+            repeated.add(text)
         exact.setdefault(text, i)
         for key in (Path(text).name, Path(text).stem):
             if owner.setdefault(key, text) != text:
                 short[key] = _AMBIGUOUS
             else:
                 short.setdefault(key, i)
+    if repeated:
+        log.warning("%s: %d file names have more than one row in the table (such as %s); the "
+                    "first row of each is used", what, len(repeated), sorted(repeated)[0])
     rows, reached = [], {}
     for n in names:
         if n in exact:

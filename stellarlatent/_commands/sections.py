@@ -145,7 +145,7 @@ def _accuracy_rows(accuracy, method, predictions, truth, labels, coverage=None):
 
 
 def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None, training=None,
-                  names=None):
+                  names=None, which="the test spectra"):
     """Accuracy and calibration of a DeepREMAP against known labels.
 
     Writes ``predictions.ecsv`` (with a ``filename`` column when ``names``
@@ -208,7 +208,7 @@ def remap_section(report, remap, spectra, truth, out, *, heading, baselines=None
     if baselines:
         wins = _wins(accuracy, labels, baselines)
         report.paragraph(wins)
-    report.table(accuracy, caption="Accuracy on the test spectra")
+    report.table(accuracy, caption=f"Accuracy on {which}")
     report.table(coverage, caption="Interval coverage")
     display = CalibrationDisplay.from_estimator(remap, spectra, truth, labels=labels)
     display.plot()
