@@ -459,6 +459,10 @@ class TorchEstimator(SeededEstimator):
         )
         history.clear()
         checkpoint = self._open_checkpoint(checkpoint_dir, source, run)
+        if run.epoch > n_epochs:
+            log.warning("%s: the checkpoint holds %d epochs, more than the %d asked; the network "
+                        "is returned as it is (delete the checkpoint to train %d epochs anew)",
+                        type(self).__name__, run.epoch, n_epochs, n_epochs)
         self._wrapped_module = self._wrap_for_training(module)
         self.n_iter_ = run.iteration
         rank = _distributed.rank()
@@ -646,7 +650,8 @@ class TorchEstimator(SeededEstimator):
         if payload.get("fingerprint") != run.fingerprint:
             raise ValueError(
                 f"checkpoint {path} was written for other data or hyperparameters; "
-                "use another checkpoint_dir or delete the file"
+                "use another checkpoint folder (checkpoint_dir, --checkpoint-dir) or delete "
+                "the file"
             )
         self.module_.load_state_dict(payload["module"])
         self.optimizer_.load_state_dict(payload["optimizer"])

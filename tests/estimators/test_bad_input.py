@@ -149,6 +149,16 @@ def test_vae_checkpoint_of_other_flux_is_not_resumed(tmp_path):
         SpectralVAE(max_epochs=2, **params).fit(flux + 0.01, checkpoint_dir=tmp_path)
 
 
+def test_a_checkpoint_longer_than_asked_is_said_to_be(tmp_path, caplog):
+    flux, _ = line_spectra(n=24, n_pixels=64)
+    params = dict(latent_dim=2, batch_size=8, validation_fraction=0.0, verbose=0, random_state=0)
+    SpectralVAE(max_epochs=3, **params).fit(flux, checkpoint_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        shorter = SpectralVAE(max_epochs=1, **params).fit(flux, checkpoint_dir=tmp_path)
+    assert len(shorter.history_) == 3
+    assert "the checkpoint holds 3 epochs, more than the 1 asked" in caplog.text
+
+
 def test_num_workers_does_not_invalidate_a_remap_checkpoint(tmp_path):
     flux, labels = line_spectra(n=40, n_pixels=96)
     small_remap(max_epochs=1).fit(flux, labels, checkpoint_dir=tmp_path)
