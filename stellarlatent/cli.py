@@ -236,7 +236,8 @@ def _training(parser, epochs, batch_size, lr, validation=0.1, recipe=None):
                         help="spectra held out to monitor the loss (default: "
                              f"{default('validation_fraction')})")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
-                        help="checkpoint after every epoch and resume from a checkpoint there")
+                        help="checkpoint after every epoch and resume from a checkpoint there "
+                             "(one network: for fit-remap, with --members 1)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="background processes reading batches (default: %(default)s)")
     parser.add_argument("--precision", choices=("float32", "bf16-mixed"), default="float32",
