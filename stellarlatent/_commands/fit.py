@@ -283,6 +283,8 @@ def _values(y, labels):
         unit = SYNTHETIC_LABELS.get(label, (None,))[0]
         given = getattr(column, "unit", None)
         values = label_values({label: column}, label)
+        if isinstance(given, u.UnrecognizedUnit):
+            given = None  # the estimator says what it makes of it
         if given is not None and unit is not None:
             # as the estimator converts them (Celsius to kelvin too), before any training
             try:
