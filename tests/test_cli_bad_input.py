@@ -631,9 +631,13 @@ def test_files_of_one_name_in_two_folders_keep_their_own_labels(models, spectra_
     for folder, source in (("starA", first), ("starB", second)):
         (tmp_path / "obs" / folder).mkdir(parents=True)
         shutil.copy(source, tmp_path / "obs" / folder / "spectrum.fits")
+    (tmp_path / "obs" / "starC").mkdir()
+    (tmp_path / "obs" / "starC" / "spectrum.fits").write_bytes(b"")
     out = tmp_path / "p.ecsv"
     assert main(["predict", str(models[1]), str(tmp_path / "obs" / "starA"),
-                 str(tmp_path / "obs" / "starB"), "--out", str(out), *CPU]) == 0
+                 str(tmp_path / "obs" / "starB"), str(tmp_path / "obs" / "starC"),
+                 "--out", str(out), *CPU]) == 0
+    assert "starC/spectrum.fits: ValueError: the file is empty" in capsys.readouterr().out
     table = QTable.read(out)
     assert table["filename"].tolist() == ["starA/spectrum.fits", "starB/spectrum.fits"]
     assert table["teff"][0] != table["teff"][1]

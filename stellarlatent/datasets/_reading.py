@@ -98,7 +98,7 @@ def log_skip(record):
     log.warning("%s skipped: %s", record.name, record.reason)
 
 
-def read_each(paths, read, check=None):
+def read_each(paths, read, check=None, names=None):
     """Read each file with ``read(path)``; skip, with its reason, each one that fails.
 
     Parameters
@@ -109,6 +109,9 @@ def read_each(paths, read, check=None):
     check : callable, default=None
         ``check(item)`` on what ``read`` returned; a ValueError or TypeError
         skips the file with the message as its reason.
+    names : sequence of str, default=None
+        The name each file goes by in the skip records (`spectrum_names`);
+        its file name by default.
 
     Returns
     -------
@@ -120,7 +123,7 @@ def read_each(paths, read, check=None):
     """
     items, positions, skipped = [], [], []
     for k, path in enumerate(paths):
-        name = Path(path).name
+        name = Path(path).name if names is None else names[k]
         try:
             item = read(str(path))
         except _NOT_SKIPPED:
@@ -250,7 +253,8 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
             batch_files = files[start:start + batch_size]
             fit = preprocess is not None and not is_fitted(preprocess)
             with np.errstate(divide="ignore", invalid="ignore"):
-                chunk = read_chunk(batch_files, reader, preprocess, fit=fit)
+                chunk = read_chunk(batch_files, reader, preprocess, fit=fit,
+                                   names=[name_of[f] for f in batch_files])
             for level, message, args in chunk.events:
                 log.log(level, message, *args)
             resolutions.extend(chunk.resolutions)
@@ -311,7 +315,7 @@ def chunk_batches(chunk):
     return [(batch, [position], [batch.n_spectra]) for position, batch in chunk.parts]
 
 
-def read_chunk(paths, reader, preprocess, fit=False):
+def read_chunk(paths, reader, preprocess, fit=False, names=None):
     """Read and preprocess a batch of files, skipping (and recording) the bad ones.
 
     Parameters
@@ -324,6 +328,8 @@ def read_chunk(paths, reader, preprocess, fit=False):
         Fitted, unless ``fit`` is true.
     fit : bool, default=False
         Fit ``preprocess`` (in place) on the spectra read before transforming them.
+    names : sequence of str, default=None
+        The name each file goes by in the skip records; its file name by default.
 
     Returns
     -------
@@ -336,15 +342,16 @@ def read_chunk(paths, reader, preprocess, fit=False):
     events = []
     # checked here, where the file is known: in a batch, one file without
     # a valid pixel would stop the batch and name only its index
-    spectra, positions, skipped = read_each(paths, reader, check=check_spectrum)
+    names = [Path(p).name for p in paths] if names is None else list(names)
+    spectra, positions, skipped = read_each(paths, reader, check=check_spectrum, names=names)
     if not spectra:
         return Chunk([], False, skipped, events)
     media = tuple(_medium_of(s) for s in spectra)
     # a step that broadens (or is unknown) leaves the files' resolution behind: record none
     resolutions = tuple(resolution_of(s) if keeps_resolution(preprocess) else None
                         for s in spectra)
-    names = [Path(paths[k]).name for k in positions]
-    transformed, kept = _transform(preprocess, spectra, names, fit, events, skipped)
+    transformed, kept = _transform(preprocess, spectra, [names[k] for k in positions], fit,
+                                   events, skipped)
     kept = [positions[k] for k in kept]
     if preprocess is not None and len(transformed) == 1 and len(kept) == len(spectra):
         return Chunk([(kept, stack_spectra(transformed[0], "spectra"))], True, skipped, events,
@@ -354,7 +361,7 @@ def read_chunk(paths, reader, preprocess, fit=False):
         try:
             parts.append((position, stack_spectra(spectrum, "spectra")))
         except (TypeError, ValueError) as exc:
-            skipped.append(SkippedFile(Path(paths[position]).name, _one_line(exc)))
+            skipped.append(SkippedFile(names[position], _one_line(exc)))
     return Chunk(parts, False, skipped, events, media, resolutions)
 
 
