@@ -747,3 +747,14 @@ def test_a_model_given_as_data_is_named(models, tmp_path, capsys):  # noqa: F811
     (tmp_path / "s.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(ValueError, match="is an HDF5 file .*, not a SpectralVAE file"):
         SpectralVAE.load(tmp_path / "s.h5")
+
+
+def test_a_missing_value_code_in_a_label_table_is_said(tmp_path, caplog):
+    from stellarlatent._commands.inputs import read_label_table
+
+    QTable({"filename": ["a.fits", "b.fits"], "logg": [4.4, -9999.0],
+            "teff": [5800.0, 9999.5]}).write(tmp_path / "labels.ecsv")
+    with caplog.at_level("WARNING", logger="stellarlatent"):
+        read_label_table(tmp_path / "labels.ecsv")
+    assert "1 values of 'logg' are -9999, a code for 'unknown'?" in caplog.text
+    assert "'teff'" not in caplog.text

@@ -397,7 +397,29 @@ def read_label_table(path, what="--labels"):
                         f"{LABEL_TABLE_KINDS}{detail}") from None
     if not len(table.colnames) or not len(table):
         raise UserError(f"{what}: the label table {path} is empty")
+    _say_missing_value_codes(table, what)
     return table
+
+
+#: numbers that tables write for "unknown", which no stellar label takes
+_MISSING_CODES = (-9999.0, -999.0, 9999.0, -99999.0, 99999.0)
+
+
+def _say_missing_value_codes(table, what):
+    """Warn of columns holding a missing-value code: it would be trained on as a label."""
+    for name in table.colnames:
+        column = table[name]
+        values = np.asarray(getattr(column, "value", column))
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
+            continue
+        coded = np.isin(values, _MISSING_CODES)
+        mask = getattr(column, "mask", None)
+        if mask is not None:
+            coded &= ~np.asarray(mask, dtype=bool)
+        if coded.any():
+            log.warning("%s: %d values of %r are %g, a code for 'unknown'? They are taken as "
+                        "they are: mask them (or write NaN) in the table", what,
+                        int(coded.sum()), name, values[coded][0])
 
 
 def _miles_table(path, what):
