@@ -758,3 +758,11 @@ def test_a_missing_value_code_in_a_label_table_is_said(tmp_path, caplog):
         read_label_table(tmp_path / "labels.ecsv")
     assert "1 values of 'logg' are -9999, a code for 'unknown'?" in caplog.text
     assert "'teff'" not in caplog.text
+
+
+def test_the_summary_counts_the_spectra_held_out_to_monitor_the_loss(
+        store, tmp_path, capsys):  # noqa: F811
+    assert main(["fit-vae", str(store), "--out", str(tmp_path / "v.pt"), *TINY_VAE,
+                 "--validation-fraction", "0.25", "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert "on 48 spectra x 256 pixels (12 of them held out to monitor the loss)" in said, said

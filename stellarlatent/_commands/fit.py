@@ -149,7 +149,18 @@ def run_fit_vae(args):
     return skips.finish(
         *lines,
         f"stellarlatent fit-vae: {_epochs(len(vae.history_))} on {n_spectra} spectra x {n} "
-        f"pixels in {time.perf_counter() - started:.0f} s ({_losses(vae)}); model: {out}")
+        f"pixels{_monitored(vae, n_spectra)} in {time.perf_counter() - started:.0f} s "
+        f"({_losses(vae)}); model: {out}")
+
+
+def _monitored(model, n):
+    """``" (K of them held out to monitor the loss)"``, as the estimator's split holds them out."""
+    member = model.members_[0] if hasattr(model, "members_") else model
+    fraction = getattr(member, "validation_fraction", 0) or 0
+    held = int(round(n * fraction))
+    if held == 0 or n - held < 1:
+        return ""
+    return f" ({held} of them held out to monitor the loss)"
 
 
 def _vae_from_options(args):
@@ -519,7 +530,8 @@ def run_fit_remap(args):
            f"fine-tuned for {_epochs(epochs)}" if pretraining is not None
            else f"trained from scratch for {_epochs(epochs)}")
     return skips.finish(
-        f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra: "
+        f"stellarlatent fit-remap: {what} ({how}) on {len(train)} of {n} spectra"
+        f"{_monitored(model, len(train))}: "
         f"{', '.join(labels)} in {time.perf_counter() - started:.0f} s "
         f"({_history_losses(model)}{calibrated}); model: {out}")
 
