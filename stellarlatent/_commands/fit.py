@@ -156,11 +156,8 @@ def run_fit_vae(args):
 def _monitored(model, n):
     """``" (K of them held out to monitor the loss)"``, as the estimator's split holds them out."""
     member = model.members_[0] if hasattr(model, "members_") else model
-    fraction = getattr(member, "validation_fraction", 0) or 0
-    held = int(round(n * fraction))
-    if held == 0 or n - held < 1:
-        return ""
-    return f" ({held} of them held out to monitor the loss)"
+    held = len(member._split(n, 0)[1])  # the estimator's own rule
+    return f" ({held} of them held out to monitor the loss)" if held else ""
 
 
 def _vae_from_options(args):

@@ -12,7 +12,7 @@ import astropy.units as u
 import numpy as np
 
 from .._logging import log
-from . import UserError
+from . import UserError, first_line
 
 __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline", "check_grid",
            "is_store", "looks_like_store", "open_store", "read_label_table",
@@ -162,7 +162,7 @@ def make_reader(fmt="auto", phoenix_wave=None):
         try:
             wave = datasets.read_phoenix_wave(wave_path)
         except Exception as exc:  # noqa: BLE001 - a damaged FITS file fails in many ways
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             raise UserError(f"--phoenix-wave: could not read {wave_path} as the PHOENIX "
                             f"wavelength file ({reason})") from None
     fmt = None if key == "auto" else FORMAT_ALIASES.get(key, fmt)
@@ -191,10 +191,11 @@ def make_reader(fmt="auto", phoenix_wave=None):
                 f"{str(exc).splitlines()[0].rstrip('.')} (give --format, e.g. {FORMAT_NAMES})"
             ) from None
         except (OSError, ValueError) as exc:
+            reason = first_line(exc).rstrip(".:")
             if "cannot reshape array" in str(exc) or "truncated" in str(exc).lower():
-                raise ValueError(f"the file is truncated or damaged ({_first(exc)})") from None
+                raise ValueError(f"the file is truncated or damaged ({reason})") from None
             if found == "PHOENIX" and "wave_file" in str(exc):
-                raise ValueError(f"{_first(exc)}; give it with --phoenix-wave") from None
+                raise ValueError(f"{reason}; give it with --phoenix-wave") from None
             if found or isinstance(exc, (FileNotFoundError, PermissionError)):
                 raise
             # specutils' generic readers found no spectrum in it: a table of columns
@@ -202,7 +203,6 @@ def make_reader(fmt="auto", phoenix_wave=None):
             spectrum = _as_columns(path)
             if spectrum is not None:
                 return spectrum
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
             raise ValueError(f"not a spectrum any reader recognises ({type(exc).__name__}: "
                              f"{reason}); give --format, e.g. {FORMAT_NAMES}, if it is one"
                              ) from None
@@ -246,10 +246,6 @@ def _as_columns(path):
     log.info("%s: read as columns (wavelength %s, flux %s, error %s)", Path(path).name,
              columns["wavelength"], columns["flux"], columns["error"])
     return spectrum
-
-
-def _first(exc):
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".:")
 
 
 def _check_format(fmt):
@@ -350,7 +346,7 @@ def open_store(path, what="DATA"):
     try:
         return SpectralStore(path)
     except (ValueError, OSError, KeyError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         if str(path) not in reason and path.name not in reason:
             reason = f"{path}: {reason}"
         raise UserError(f"{what}: {reason}") from None
@@ -392,7 +388,7 @@ def read_label_table(path, what="--labels"):
         raise
     except Exception as exc:  # noqa: BLE001 - astropy raises many types for unreadable tables
         detail = "" if isinstance(exc, IORegistryError) else \
-            f" ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+            f" ({first_line(exc)})"
         raise UserError(f"{what}: could not read the label table {path}: expected "
                         f"{LABEL_TABLE_KINDS}{detail}") from None
     if not len(table.colnames) or not len(table):
@@ -429,7 +425,7 @@ def _miles_table(path, what):
         table = read_miles_table(path)
         table["filename"] = [f"MILES_res2.50_star_m{int(i):04d}V.fits" for i in table["miles_id"]]
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise UserError(f"{what}: could not read {path} as the MILES parameter file "
                         f"({reason})") from None
     return table
@@ -469,25 +465,24 @@ def labels_for_files(table, names, what="--labels"):
     if repeated:
         log.warning("%s: %d file names have more than one row in the table (such as %s); the "
                     "first row of each is used", what, len(repeated), sorted(repeated)[0])
-    rows, reached = [], {}
+    rows, keys, reached = [], [], {}
     for n in names:
+        key = None
         if n in exact:
             rows.append(exact[n])
-            continue
-        if "/" in n:
+        elif "/" in n and any(text.endswith("/" + n) for text in exact):
             # a path below the folder the files share: the table may hold a longer one
             hits = {i for text, i in exact.items() if text.endswith("/" + n)}
-            if hits:
-                rows.append(hits.pop() if len(hits) == 1 else _AMBIGUOUS)
-                continue
-        key = Path(n).name if Path(n).name in short else Path(n).stem
-        rows.append(short.get(key, -1))
-        reached.setdefault(key, set()).add(n)
+            rows.append(hits.pop() if len(hits) == 1 else _AMBIGUOUS)
+        else:
+            key = Path(n).name if Path(n).name in short else Path(n).stem
+            rows.append(short.get(key, -1))
+            reached.setdefault(key, set()).add(n)
+        keys.append(key)
     rows = np.array(rows)
     # one row's bare name reached from files of several folders belongs to none of them
-    for k, n in enumerate(names):
-        key = Path(n).name if Path(n).name in short else Path(n).stem
-        if n not in exact and len(reached.get(key, ())) > 1:
+    for k, key in enumerate(keys):
+        if key is not None and len(reached[key]) > 1:
             rows[k] = _AMBIGUOUS
     ambiguous = rows == _AMBIGUOUS
     if ambiguous.all():

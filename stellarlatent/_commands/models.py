@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .._logging import log
 from .._preprocessing_spec import build
+from . import first_line as _first_line
 from .inputs import (STORE_SUFFIXES, UserError, expand_paths, is_store, labels_for_files,
                      looks_like_store, make_pipeline, make_reader, open_store, read_label_table)
 from .outputs import MODEL_SUFFIXES
@@ -34,7 +35,7 @@ def load_model(path, device="auto"):
             try:
                 model = pretrained.load(str(path), device=device)
             except ValueError as exc:
-                raise UserError(f"MODEL: {_first_line(exc)}") from None
+                raise UserError(f"MODEL: {_first_line(exc, 300)}") from None
             quiet(model)
             return model
         names = ", ".join(pretrained.list_models()["name"]) or "none is installed"
@@ -52,7 +53,7 @@ def load_model(path, device="auto"):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         kind = payload.get("estimator") or ENSEMBLE_FORMATS.get(payload.get("format"))
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-        reason = _first_line(exc)
+        reason = _first_line(exc, 300)
         if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
             # torch's own words advise weights_only=False, which is never right for a file
             # that is not a model: say what the file is not instead
@@ -67,7 +68,7 @@ def load_model(path, device="auto"):
     try:
         model = classes[kind].load(path, device=device)
     except (ValueError, KeyError, RuntimeError) as exc:
-        message = _first_line(exc)
+        message = _first_line(exc, 300)
         raise UserError(f"MODEL: {message if str(path.name) in message else f'{path}: {message}'}"
                         ) from None
     quiet(model)
@@ -101,11 +102,6 @@ def describe_model(model):
     return f"a {type(model).__name__}"
 
 
-def _first_line(exc, limit=300):
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def model_pipeline(model):
     """The preprocessing that turns raw files into the model's input, or None.
 
@@ -122,7 +118,7 @@ def model_pipeline(model):
             return build(spec)
         except (TypeError, ValueError, KeyError) as exc:
             raise UserError(f"MODEL: its recorded preprocessing cannot be rebuilt "
-                            f"({_first_line(exc)})") from None
+                            f"({_first_line(exc, 300)})") from None
     axis = getattr(model, "spectral_axis_", None)
     if axis is not None:
         log.warning("the model carries no preprocessing: files are resampled onto its grid "

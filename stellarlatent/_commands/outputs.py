@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .._logging import log
 from . import UserError
+from . import first_line as _first_line
 
 __all__ = ["check_out_file", "check_out_folder", "check_table_out", "write_table",
            "save_model", "MODEL_SUFFIXES", "STORE_SUFFIXES"]
@@ -204,8 +205,3 @@ def _save_reason(exc):
         if isinstance(error, OSError) and error.strerror:
             return error.strerror
     return _first_line(exc)
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__

@@ -1,8 +1,9 @@
 """Small helpers shared by the readers and the store."""
 
-from pathlib import Path
-
+import os
 import warnings
+from collections import Counter
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -160,9 +161,6 @@ def spectrum_names(files):
     >>> spectrum_names([Path("obs/starA/s.fits"), Path("obs/starB/s.fits"), Path("obs/t.fits")])
     ['starA/s.fits', 'starB/s.fits', 't.fits']
     """
-    import os
-    from collections import Counter
-
     files = [Path(f) for f in files]
     counts = Counter(f.name for f in files)
     if all(n == 1 for n in counts.values()):
