@@ -16,6 +16,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from .._logging import log
 from .inputs import Skips, UserError
 from .models import (DEFAULT_LABELS, early_labels, parse_labels, select_labels, store_input,
                      training_data)
@@ -278,6 +279,27 @@ def _check_pretraining_covers(pretrain, train, labels, most_outside=0.01):
                 "stars, or --pretrain synthetic")
 
 
+def _say_shared_stars(pretraining, X, y, labels, calibrated):
+    """Warn when training stars are pre-training spectra too (a --pretrain DIR of the same library).
+
+    Harmless for the fit, but a calibration then judges networks on stars
+    their pre-training saw, and its intervals come out too narrow.
+    """
+    from .pretrain import shared_stars
+
+    shared = shared_stars(pretraining.X, _values(pretraining.y, labels), X, _values(y, labels))
+    if not shared.size:
+        return
+    said = (f"--pretrain: {shared.size} of the {_count(X)} training spectra are also "
+            "pre-training spectra (the same labels and flux)")
+    if calibrated:
+        log.warning("%s; the networks saw them before fine-tuning, so the calibration judges "
+                    "them on stars they know and its intervals come out too narrow: pre-train "
+                    "on other stars, or on synthetic spectra", said)
+    else:
+        log.info("%s", said)
+
+
 def _values(y, labels):
     """The labels as floats (NaN where missing), in the units of the synthetic generator."""
     from .pretrain import SYNTHETIC_LABELS
@@ -348,9 +370,6 @@ def _check_recipe(args, template, guess):
             raise UserError(f"{flag} must be at least {least}, got {value}")
     if args.jobs == 0 or args.jobs < -1:
         raise UserError(f"--jobs must be a positive integer or -1, got {args.jobs}")
-    if args.members > 1 and args.checkpoint_dir is not None:
-        raise UserError("--checkpoint-dir checkpoints one network: give --members 1, or leave "
-                        "it out")
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be a positive integer, got {args.epochs}")
     check_source(args.pretrain)
@@ -478,6 +497,8 @@ def run_fit_remap(args):
         folds = _calibration_folds(args, n)
         n_cal = int(round(_calibration_fraction(args, folds) * n))
         calibrate = n_cal >= 2 and n - n_cal >= 2
+        if pretraining is not None and args.pretrain != SYNTHETIC:
+            _say_shared_stars(pretraining, X, y, labels, calibrated=bool(folds or calibrate))
         if calibrate:
             order = rng.permutation(n)
             calibration, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
@@ -504,8 +525,9 @@ def run_fit_remap(args):
         if folds:
             calibrated = _calibrate(
                 model, out, args, f"the {folds}-fold cross-calibration",
-                lambda: model.cross_calibrate(X_train, y_train, cv=folds,
-                                              method=args.calibration_method, **by),
+                lambda: model.cross_calibrate(
+                    X_train, y_train, cv=folds, method=args.calibration_method,
+                    checkpoint_dir=_step_folder(args, "cross_calibrate"), **by),
                 f"out-of-fold predictions of {folds} folds")
         elif calibrate:
             calibrated = _calibrate(
@@ -583,18 +605,22 @@ def _train_recipe(args, template, pretraining, epochs, X, y):
         if pretraining is None:
             remap.set_params(max_epochs=epochs)
             return remap.fit(X, y, checkpoint_dir=args.checkpoint_dir)
-        folder = None if args.checkpoint_dir is None else Path(args.checkpoint_dir)
         remap.set_params(max_epochs=args.pretrain_epochs)
-        remap.fit(pretraining.X, pretraining.y,
-                  checkpoint_dir=None if folder is None else folder / "pretrain")
+        remap.fit(pretraining.X, pretraining.y, checkpoint_dir=_step_folder(args, "pretrain"))
         return remap.fine_tune(X, y, max_epochs=epochs, lr=remap.lr,
-                               checkpoint_dir=None if folder is None else folder / "fine_tune")
+                               checkpoint_dir=_step_folder(args, "fine_tune"))
     ensemble = DeepREMAPEnsemble(
         template, n_members=args.members, fine_tune_epochs=epochs, n_jobs=args.jobs,
         random_state=args.seed)
     if pretraining is None:
         template.set_params(max_epochs=epochs)
-    else:
-        template.set_params(max_epochs=args.pretrain_epochs)
-        ensemble.pretrain(pretraining.X, pretraining.y)
-    return ensemble.fit(X, y)
+        return ensemble.fit(X, y, checkpoint_dir=_step_folder(args, "fit"))
+    template.set_params(max_epochs=args.pretrain_epochs)
+    ensemble.pretrain(pretraining.X, pretraining.y,
+                      checkpoint_dir=_step_folder(args, "pretrain"))
+    return ensemble.fit(X, y, checkpoint_dir=_step_folder(args, "fine_tune"))
+
+
+def _step_folder(args, step):
+    """The checkpoint folder of one training step (one folder per member below it), or None."""
+    return None if args.checkpoint_dir is None else Path(args.checkpoint_dir) / step

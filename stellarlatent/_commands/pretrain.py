@@ -306,6 +306,45 @@ def pretraining_data(source, *, n_synthetic, labels, values, spectral_axis, meta
                     "or a folder")
 
 
+def shared_stars(pretrain_X, pretrain_values, X, values, rtol=1e-3):
+    """Indices of training spectra that are also pre-training spectra.
+
+    A training spectrum counts as shared when a pre-training spectrum has
+    exactly its labels (every label known) and the same flux: the median
+    absolute difference over the pixels valid in both is below ``rtol``
+    times the median absolute flux.
+    """
+    from ..estimators._data import take_rows
+
+    known = np.isfinite(pretrain_values).all(axis=1)
+    where = {}
+    for i in np.flatnonzero(known):
+        where.setdefault(tuple(pretrain_values[i]), i)
+    pairs = [(j, where[tuple(row)]) for j, row in enumerate(values)
+             if np.isfinite(row).all() and tuple(row) in where]
+    if not pairs:
+        return np.empty(0, dtype=int)
+    mine, theirs = (np.array(side) for side in zip(*pairs))
+    a, b = _flux_rows(take_rows(X, mine)), _flux_rows(take_rows(pretrain_X, theirs))
+    both = np.isfinite(a) & np.isfinite(b)
+    same = [bool(ok.any()) and np.median(np.abs(x[ok] - y[ok])) <= rtol * np.median(np.abs(x[ok]))
+            for x, y, ok in zip(a, b, both)]
+    return mine[np.array(same, dtype=bool)]
+
+
+def _flux_rows(X):
+    """The flux of spectra (a store subset, Spectrum or array) as floats, NaN where masked."""
+    if hasattr(X, "read"):
+        X = X.read()
+    mask = getattr(X, "mask", None)
+    flux = getattr(X, "flux", X)
+    flux = np.array(np.ma.getdata(getattr(flux, "value", flux)), dtype=float)
+    mask = np.ma.getmaskarray(X) if isinstance(X, np.ma.MaskedArray) else mask
+    if mask is not None:
+        flux[np.broadcast_to(np.asarray(mask, dtype=bool), flux.shape)] = np.nan
+    return flux
+
+
 def check_source(source):
     """Check ``--pretrain`` before anything is read."""
     if source in (SYNTHETIC, NONE):

@@ -36,6 +36,12 @@ Parameters
 ----------
 X, y, sample_weight
     As in `DeepREMAP.fit`.
+checkpoint_dir : str or `pathlib.Path`, default=None
+    Member m writes a checkpoint after every epoch in
+    ``checkpoint_dir/member-m`` and resumes from one written for the same
+    data and parameters, so an interrupted run picks up where it stopped
+    (with the same result). Needs a fixed ``random_state``. Give each
+    step (`pretrain`, `fit`, `fine_tune`) a folder of its own.
 
 Returns
 -------

@@ -285,7 +285,11 @@ class RemapNetwork:
         digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
         for label in self._labels:
             digest.update(np.asarray(self.bin_edges_[label], dtype=float).tobytes())
-        return {"stage": self._stage, "labels": digest.hexdigest()}
+        extra = {"stage": self._stage, "labels": digest.hexdigest()}
+        if self._stage == "fine_tune":
+            # a fine-tuning resumes only from the network it started from
+            extra["start"] = _weights_digest(self.module_)
+        return extra
 
     def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed, n_epochs,
                history):
@@ -300,3 +304,12 @@ class RemapNetwork:
             self._set_reference(source)
             self._clear_training_state()
             raise
+
+
+def _weights_digest(module):
+    """A SHA-256 of a module's weights and buffers, in the order of its state dict."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

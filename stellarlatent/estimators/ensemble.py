@@ -188,7 +188,7 @@ class DeepREMAPEnsemble(SeededEstimator):
 
     # -- training --------------------------------------------------------------------
 
-    def pretrain(self, X, y=None, sample_weight=None):
+    def pretrain(self, X, y=None, sample_weight=None, *, checkpoint_dir=None):
         """Train every member from scratch, typically on synthetic spectra.
 
         The bins of the labels are set here, from the range of ``y``: give
@@ -200,13 +200,13 @@ class DeepREMAPEnsemble(SeededEstimator):
         %(ensemble_fit_parameters)s
         """
         jobs = self._from_scratch(self._template(), self._seeds())
-        self.pretrained_members_ = self._run(jobs, X, y, sample_weight)
+        self.pretrained_members_ = self._run(jobs, X, y, sample_weight, checkpoint_dir)
         self._adopt(self.pretrained_members_)
         self.ridge_ = None
         log.info("DeepREMAPEnsemble: pre-trained %d members", len(self.pretrained_members_))
         return self
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, checkpoint_dir=None):
         """Fit every member: fine-tune the pre-trained ones, or train from scratch.
 
         After `pretrain`, each member is a copy of its pre-trained network,
@@ -235,7 +235,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             for seed, member in zip(seeds, pretrained):
                 member = copy.deepcopy(member).set_params(random_state=seed + 1)
                 jobs.append((member, "fine_tune", {"max_epochs": epochs, "lr": lr}))
-        self._adopt(self._run(jobs, X, y, sample_weight))
+        self._adopt(self._run(jobs, X, y, sample_weight, checkpoint_dir))
         self.ridge_ = self._fit_ridge(X, y) if self.ridge_expert else None
         return self
 
@@ -257,11 +257,11 @@ class DeepREMAPEnsemble(SeededEstimator):
             zip(labels, np.round(ridge.alpha_, 3).tolist())))
         return ridge
 
-    def fine_tune(self, X, y=None, sample_weight=None, **kwargs):
+    def fine_tune(self, X, y=None, sample_weight=None, *, checkpoint_dir=None, **kwargs):
         """Fine-tune every fitted member further (see `DeepREMAP.fine_tune` for ``kwargs``).
 
         The ridge expert (with ``ridge_expert``) is refitted on ``X`` and the
-        temperatures are reset to 1.
+        temperatures are reset to 1. ``checkpoint_dir`` is as in `fit`.
 
         Returns
         -------
@@ -271,7 +271,7 @@ class DeepREMAPEnsemble(SeededEstimator):
         jobs = [(member, "fine_tune", kwargs) for member in self.members_]
         calibrated = (any(t != 1.0 for t in self.temperatures_.values())
                       or getattr(self, "calibrated_by_", None) is not None)
-        self._adopt(self._run(jobs, X, y, sample_weight))
+        self._adopt(self._run(jobs, X, y, sample_weight, checkpoint_dir))
         if calibrated:
             log.warning("DeepREMAPEnsemble.fine_tune: the calibration of the ensemble before "
                         "no longer holds and is dropped; calibrate (or cross_calibrate) again")
@@ -283,7 +283,18 @@ class DeepREMAPEnsemble(SeededEstimator):
         """Jobs that fit a clone of ``template`` with each seed from scratch."""
         return [(clone(template).set_params(random_state=seed), "fit", {}) for seed in seeds]
 
-    def _run(self, jobs, X, y, sample_weight):
+    def _run(self, jobs, X, y, sample_weight, checkpoint_dir=None):
+        """Run each ``(member, method, kwargs)`` job; member m checkpoints in DIR/member-m."""
+        if checkpoint_dir is not None:
+            if self.random_state is None:
+                raise ValueError("checkpoint_dir needs a fixed random_state: members with "
+                                 "fresh random seeds never match their checkpoints")
+            folder = Path(checkpoint_dir)
+            if folder.exists() and not folder.is_dir():
+                raise NotADirectoryError(f"checkpoint_dir {folder} is a file; expected a "
+                                         "folder (or a new path)")
+            jobs = [(member, method, {**kwargs, "checkpoint_dir": folder / f"member-{m}"})
+                    for m, (member, method, kwargs) in enumerate(jobs)]
         n_jobs = self.n_jobs
         if n_jobs in (None, 1) or len(jobs) == 1:
             return [_train_member(member, method, X, y, sample_weight, kwargs, None)
@@ -608,7 +619,8 @@ class DeepREMAPEnsemble(SeededEstimator):
         return self
 
     def cross_calibrate(self, X, y=None, sample_weight=None, *, cv=5, groups=None,
-                        method="coverage", level=COVERAGE_LEVELS, tail=True, by=None):
+                        method="coverage", level=COVERAGE_LEVELS, tail=True, by=None,
+                        checkpoint_dir=None):
         """Fit the temperatures to out-of-fold predictions of the training spectra.
 
         Call it after `fit` on the same spectra, instead of holding some of
@@ -642,6 +654,10 @@ class DeepREMAPEnsemble(SeededEstimator):
             own group, and the folds are drawn with ``random_state``.
         method, level, tail, by
             As in `calibrate`.
+        checkpoint_dir : str or `pathlib.Path`, default=None
+            Checkpoint the copy of fold k in ``checkpoint_dir/fold-k`` (one
+            folder per member, as in `fit`), so that an interrupted
+            cross-calibration resumes where it stopped.
 
         Returns
         -------
@@ -715,7 +731,9 @@ class DeepREMAPEnsemble(SeededEstimator):
             copy_.pretrained_members_ = pretrained
             copy_.fit(take_rows(X, train), {label: values[train, j]
                                             for j, label in enumerate(labels)},
-                      None if weights is None else weights[train])
+                      None if weights is None else weights[train],
+                      checkpoint_dir=None if checkpoint_dir is None
+                      else Path(checkpoint_dir) / f"fold-{k}")
             held = take_rows(X, test)
             for label, logp in copy_._log_proba(held).items():
                 log_proba[label][test] = logp

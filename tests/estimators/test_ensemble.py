@@ -459,9 +459,9 @@ def test_cross_calibrate_predicts_each_star_with_a_copy_that_never_saw_it(pretra
     seen, predicted = [], []
     fit, log_proba = DeepREMAPEnsemble.fit, DeepREMAPEnsemble._log_proba
 
-    def recording_fit(self, X, y=None, sample_weight=None):
+    def recording_fit(self, X, y=None, sample_weight=None, checkpoint_dir=None):
         seen.append({row.tobytes() for row in np.asarray(X)})
-        return fit(self, X, y, sample_weight)
+        return fit(self, X, y, sample_weight, checkpoint_dir=checkpoint_dir)
 
     def recording_log_proba(self, X):
         predicted.append({row.tobytes() for row in np.asarray(X)})
@@ -668,3 +668,89 @@ def test_every_parameter_is_constrained_and_clone_works(fitted):
     copy = clone(fitted)
     assert isinstance(copy.estimator, DeepREMAP)
     assert not hasattr(copy, "members_")
+
+
+def _interrupt_fine_tune_of(monkeypatch, random_state, at_epoch):
+    """Make the fine-tuning of the network seeded ``random_state`` stop after ``at_epoch``."""
+    original = DeepREMAP._after_epoch
+
+    def interrupt(self, epoch):
+        if self._stage == "fine_tune" and self.random_state == random_state and epoch == at_epoch:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", interrupt)
+    return original
+
+
+def test_an_interrupted_ensemble_resumes_from_its_members_checkpoints(data, tmp_path,
+                                                                      monkeypatch):
+    flux, labels = data
+
+    def ensemble():
+        return DeepREMAPEnsemble(small_remap(max_epochs=2), n_members=2, fine_tune_epochs=3,
+                                 fine_tune_lr=1e-3, random_state=0)
+
+    synthetic = (flux[::-1][:64].copy(), labels[::-1][:64])
+    full = ensemble()
+    full.pretrain(*synthetic)
+    full.fit(flux[:64], labels[:64])
+
+    # member 1 (seed 7919, fine-tuned with 7920) is stopped in its second epoch
+    original = _interrupt_fine_tune_of(monkeypatch, 7920, 2)
+    first = ensemble()
+    first.pretrain(*synthetic, checkpoint_dir=tmp_path / "pretrain")
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(flux[:64], labels[:64], checkpoint_dir=tmp_path / "fit")
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", original)
+    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["member-0", "member-1"]
+
+    resumed = ensemble()
+    resumed.pretrain(*synthetic, checkpoint_dir=tmp_path / "pretrain")
+    resumed.fit(flux[:64], labels[:64], checkpoint_dir=tmp_path / "fit")
+    assert [[h["epoch"] for h in m.fine_tune_history_] for m in resumed.members_] == [
+        [1, 2, 3], [1, 2, 3]]
+    np.testing.assert_allclose(resumed.predict(flux[64:])["teff"], full.predict(flux[64:])["teff"],
+                               rtol=1e-5)
+
+
+def test_a_fine_tuning_checkpoint_resumes_only_from_its_own_start(data, tmp_path):
+    flux, labels = data
+    ensemble = DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=1, fine_tune_epochs=1,
+                                 random_state=0)
+    ensemble.pretrain(flux[::-1][:64].copy(), labels[::-1][:64])
+    ensemble.fit(flux[:64], labels[:64], checkpoint_dir=tmp_path)
+    # another pre-training (other spectra, same bins) leaves the fine-tuning's checkpoint
+    # written for other starting weights
+    other = clone(ensemble)
+    other.pretrain(flux[:64], labels[::-1][:64])
+    other.pretrained_members_[0].bin_edges_ = ensemble.pretrained_members_[0].bin_edges_
+    with pytest.raises(ValueError, match="other data or hyperparameters"):
+        other.fit(flux[:64], labels[:64], checkpoint_dir=tmp_path)
+
+
+def test_checkpoints_need_a_fixed_random_state(data, tmp_path):
+    flux, labels = data
+    with pytest.raises(ValueError, match="checkpoint_dir needs a fixed random_state"):
+        DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2).fit(
+            flux[:32], labels[:32], checkpoint_dir=tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        DeepREMAPEnsemble(small_remap(max_epochs=1), n_members=2, random_state=0).fit(
+            flux[:32], labels[:32], checkpoint_dir=tmp_path / "file")
+
+
+def test_cross_calibrate_checkpoints_each_fold_and_resumes_to_the_same_calibration(
+        pretrained, data, tmp_path):
+    flux, labels = data
+    plain = uncalibrated_copy(pretrained, pretrained=True)
+    plain.cross_calibrate(flux[:64], labels[:64], cv=2)
+    checkpointed = uncalibrated_copy(pretrained, pretrained=True)
+    checkpointed.cross_calibrate(flux[:64], labels[:64], cv=2, checkpoint_dir=tmp_path)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("*/*")) == [
+        "fold-0/member-0", "fold-0/member-1", "fold-1/member-0", "fold-1/member-1"]
+    again = uncalibrated_copy(pretrained, pretrained=True)
+    again.cross_calibrate(flux[:64], labels[:64], cv=2, checkpoint_dir=tmp_path)
+    for model in (checkpointed, again):
+        assert model.temperatures_ == pytest.approx(plain.temperatures_, rel=1e-5)
+        assert model.ridge_shares_ == pytest.approx(plain.ridge_shares_)
