@@ -6,7 +6,7 @@ from pathlib import Path
 from .inputs import Skips, UserError
 from .models import (MODEL_RAW_OPTIONS, early_labels, load_model, model_data, parse_labels,
                      store_input)
-from .outputs import check_out_folder
+from .outputs import check_report_folder
 from .transfer import transfer_steps
 
 __all__ = ["run_explore"]
@@ -25,7 +25,9 @@ def run_explore(args):
     from ..estimators import DeepREMAP, DeepREMAPEnsemble, SpectralVAE
 
     started = time.perf_counter()
-    out = check_out_folder(args.out)
+    # an earlier page is replaced only with --overwrite; a report folder takes the page
+    out = check_report_folder(args.out, (PAGE,), kind="a latent explorer page",
+                              overwrite=getattr(args, "overwrite", False))
     if args.neighbors < 1:
         raise UserError(f"--neighbors must be a positive integer, got {args.neighbors}")
     if args.max_spectra < 0:

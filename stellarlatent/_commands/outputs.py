@@ -3,6 +3,9 @@
 Every ``--out`` is checked before any spectrum is read or any network is
 trained: the folder it goes into exists and takes new files, it is not a
 folder (or, for a report, not a file), and its extension says what it is.
+What is there already is replaced only with ``--overwrite``: a file, or the
+files of an earlier report in a report folder (`check_report_folder`, which
+names them; `clear_report` removes those and nothing else).
 Tables are written to a temporary file beside ``--out`` and moved into place,
 so an interrupted write never leaves half a table; a model that cannot be
 written where asked is written somewhere else, and the error says where.
@@ -18,8 +21,8 @@ from .._logging import log
 from . import UserError
 from . import first_line as _first_line
 
-__all__ = ["check_out_file", "check_out_folder", "check_table_out", "write_table",
-           "save_model", "MODEL_SUFFIXES", "STORE_SUFFIXES"]
+__all__ = ["check_out_file", "check_out_folder", "check_report_folder", "clear_report",
+           "check_table_out", "write_table", "save_model", "MODEL_SUFFIXES", "STORE_SUFFIXES"]
 
 #: extensions of a model file written by fit-vae and fit-remap
 MODEL_SUFFIXES = (".pt", ".pth")
@@ -84,6 +87,60 @@ def check_out_folder(path, *, what="--out"):
         raise UserError(f"{what}: cannot make the folder {out}: {existing} is a file")
     _probe(existing, what)
     return out
+
+
+def check_report_folder(path, files, *, what="--out", kind="a report", overwrite=False):
+    """Check before the work a folder that a command writes ``files`` into; return it.
+
+    A new folder, an empty one or one of other files is fine; a folder that
+    holds one of ``files`` (the names of everything the command may write
+    there) holds an earlier run's output, which the new one would replace or
+    mix with: refused unless ``overwrite``.
+
+    Parameters
+    ----------
+    files : sequence of str
+        Names of the files the command may write in the folder (no subfolders).
+    kind : str
+        What the files are, for the message ("a report", "a latent explorer page").
+    overwrite : bool
+        Whether the earlier files may be replaced (remove them with `clear_report`).
+    """
+    out = check_out_folder(path, what=what)
+    for name in files:
+        if (out / name).is_dir():
+            raise UserError(f"{what}: {out / name} is a folder, not a file of {kind}; give "
+                            "another folder")
+    found = _written(out, files)
+    if found and not overwrite:
+        listed = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise UserError(f"{what}: {out} already holds {kind} ({listed}); pass --overwrite to "
+                        "replace it, or give another folder")
+    return out
+
+
+def _written(folder, files):
+    """The names of ``files`` there are in ``folder`` (as files or links)."""
+    if not folder.is_dir():
+        return []
+    return [name for name in files if (folder / name).is_file() or (folder / name).is_symlink()]
+
+
+def clear_report(folder, files, *, what="--out"):
+    """Remove from ``folder`` the files named ``files`` of an earlier run; nothing else.
+
+    Other files and the subfolders are left alone, so that a report replaced
+    with ``--overwrite`` leaves none of its files behind (an old table or
+    figure beside the new page would look current) and no file of the
+    astronomer's is lost.
+    """
+    folder = Path(folder)
+    for name in _written(folder, files):
+        try:
+            (folder / name).unlink()
+        except OSError as exc:
+            raise UserError(f"{what}: cannot remove {folder / name} of the earlier report "
+                            f"({exc.strerror or exc})") from None
 
 
 def check_table_out(path, *, what="--out", overwrite=False):

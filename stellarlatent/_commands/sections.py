@@ -10,9 +10,15 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable, Table
 
-__all__ = ["label_values", "vae_label_table", "vae_section", "remap_section"]
+__all__ = ["label_values", "vae_label_table", "vae_section", "remap_section", "VAE_FILES",
+           "REMAP_FILES"]
 
 VAE_LABELS = ("teff", "logg", "feh", "rv", "vsini")
+#: every file `vae_section` may write into a report folder (its table and figures)
+VAE_FILES = ("disentanglement.ecsv", "latent_mad.png", "mutual_information.png",
+             "pairwise_latents.png", "latent_traversals.png")
+#: every file `remap_section` may write into a report folder
+REMAP_FILES = ("predictions.ecsv", "accuracy.ecsv", "coverage.ecsv", "calibration.png")
 
 
 def label_values(labels, name):
@@ -49,39 +55,61 @@ def what_it_tracks(row):
 def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_teff"):
     """What a SpectralVAE learned: informative latents, mutual information, traversals.
 
-    Writes ``disentanglement.ecsv`` into ``out``; returns the
+    ``labels`` is None (or a table without columns) for spectra without
+    labels: the section then shows what needs none (the informative latents,
+    their dependence, the traversals). Writes ``disentanglement.ecsv`` into
+    ``out`` (only ``dim`` and ``mad`` without labels); returns the
     `~stellarlatent.diagnostics.DisentanglementReport`.
     """
     import matplotlib.pyplot as plt
 
     from ..diagnostics import DisentanglementReport
 
-    disentanglement = DisentanglementReport.from_estimator(vae, spectra, labels)
+    no_labels = labels is None or not len(labels.colnames)
+    disentanglement = DisentanglementReport.from_estimator(vae, spectra,
+                                                           None if no_labels else labels)
     summary = disentanglement.summary
+    if no_labels:
+        summary = summary["dim", "mad"]
     summary.write(Path(out) / "disentanglement.ecsv", overwrite=True)
 
     report.heading(heading)
     kind = f"beta-VAE (beta = {vae.beta:g})" if vae.variational else "autoencoder"
+    about = (
+        "No labels were given, so no latent is compared with a label: this shows which "
+        "latents are informative (the table gives the MAD of each), how they depend on one "
+        "another and what each does to a spectrum."
+        if no_labels else
+        "The table gives, for each informative latent, the label it shares most information "
+        "with, that mutual information (nats; nmi normalised to [0, 1]), the Spearman "
+        "correlation, and whether the latent carries that label beyond chance (more "
+        "information than the label shuffled gets, or a significant rank correlation)."
+    )
     report.paragraph(
         f"A convolutional {kind} with {vae.latent_dim} latents was trained on the spectra "
         "alone. A latent is informative when its median absolute deviation over the spectra "
-        "shown here exceeds 0.02 (Sedaghat et al. 2021). The table gives, for each "
-        "informative latent, the label it shares most information with, that mutual "
-        "information (nats; nmi normalised to [0, 1]), the Spearman correlation, and whether "
-        "the latent carries that label beyond chance (more information than the label "
-        "shuffled gets, or a significant rank correlation)."
+        f"shown here exceeds 0.02 (Sedaghat et al. 2021). {about}"
     )
     if len(summary):
-        report.table(summary, caption="Informative latents and what they track")
+        report.table(summary, caption="Informative latents and their MAD" if no_labels
+                     else "Informative latents and what they track")
     else:
-        report.paragraph("No latent is informative: the posterior collapsed to the prior, so "
-                         "there is nothing to compare with the labels (see the verdict below).")
+        report.paragraph("No latent is informative: the posterior collapsed to the prior"
+                         + ("" if no_labels else
+                            ", so there is nothing to compare with the labels")
+                         + " (see the verdict below).")
     verdict = disentanglement.verdict
     if verdict:
         report.paragraph("Are the latents independent of one another? "
                          "(stellarlatent.diagnostics.latent_dependence) " + verdict[0] + ".")
         for sentence in verdict[1:]:
             report.paragraph(sentence[:1].upper() + sentence[1:] + ".")
+    pairs = disentanglement.dependence_table[:10] if no_labels else []
+    if len(pairs):
+        pairs["entangled"] = ["yes" if flag else "no" for flag in pairs["entangled"]]
+        report.table(pairs, caption="The most dependent pairs of informative latents: "
+                     "absolute Spearman correlation and normalised mutual information "
+                     "(stellarlatent.diagnostics.latent_dependence)")
     fig, ax = plt.subplots(figsize=(6, 3))
     disentanglement.plot_mad(ax=ax)
     report.figure(fig, "latent_mad", "Median absolute deviation of each latent; the dashed line "
@@ -89,14 +117,20 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
     plt.close(fig)
     if not len(disentanglement.informative):
         report.paragraph("No latent is informative: train longer, or lower beta.")
-    elif len(labels.colnames):
+    elif not no_labels:
         fig, ax = plt.subplots(figsize=(6, 4))
         disentanglement.plot_mutual_information(ax=ax, normalize="nmi")
         report.figure(fig, "mutual_information", "Normalised mutual information between each "
                       "latent (rows) and each label (columns): bright cells show which parameter "
                       "a latent tracks.")
         plt.close(fig)
-    if len(disentanglement.informative) >= 2 and color_label in labels.colnames:
+    if len(disentanglement.informative) >= 2 and no_labels:
+        fig = disentanglement.plot_pairwise(None)
+        report.figure(fig, "pairwise_latents", "Informative latents against each other: a "
+                      "thin curve or a tilted cloud shows two latents that depend on one "
+                      "another (one factor in two latents).")
+        plt.close(fig)
+    elif len(disentanglement.informative) >= 2 and color_label in labels.colnames:
         fig = disentanglement.plot_pairwise(color_label)
         report.figure(fig, "pairwise_latents", "Informative latents against each other, "
                       f"coloured by {color_label}: smooth colour gradients show a latent that "

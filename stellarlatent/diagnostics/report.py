@@ -47,7 +47,8 @@ class DisentanglementReport:
     ----------
     latents : ndarray of shape (n_samples, latent_dim)
     labels : dict
-        ``{name: (values, unit)}`` of the labels, NaN where missing.
+        ``{name: (values, unit)}`` of the labels, NaN where missing (empty
+        when the report was made without labels).
     mad : ndarray of shape (latent_dim,)
     informative : ndarray of int
     threshold : float
@@ -129,10 +130,14 @@ class DisentanglementReport:
         ----------
         Z : array-like of shape (n_samples, latent_dim)
             Latent vectors.
-        labels : `~astropy.table.Table`, dict, or array-like
+        labels : `~astropy.table.Table`, dict, array-like or None
             Labels of the same samples (see
             `~stellarlatent.diagnostics.mutual_information`); NaN and masked
-            values are dropped label by label.
+            values are dropped label by label. None for spectra without
+            labels: the report then has what needs none (the MAD, the
+            informative dimensions, their `dependence`, the traversals), and
+            its mutual information and correlation tables only a ``dim``
+            column.
         threshold : float
             MAD above which a dimension is informative.
         dims : {"informative", "all"} or sequence of int
@@ -149,7 +154,7 @@ class DisentanglementReport:
         `DisentanglementReport`
         """
         Z = check_latents(Z)
-        columns = label_columns(labels, Z.shape[0], names=names)
+        columns = {} if labels is None else label_columns(labels, Z.shape[0], names=names)
         mad = latent_mad(Z)
         informative = informative_dimensions(Z, threshold)
         if isinstance(dims, str):
@@ -158,7 +163,7 @@ class DisentanglementReport:
             dims = informative if dims == "informative" else np.arange(Z.shape[1])
         dims = np.asarray(dims, dtype=int)
         values = {key: value for key, (value, _) in columns.items()}
-        if dims.size:
+        if dims.size and values:
             kwargs = dict(method=method, bins=bins, sigma_clip=sigma_clip, dims=dims)
             raw = mutual_information(
                 Z, values, normalize=False, random_state=random_state, **kwargs
@@ -172,11 +177,13 @@ class DisentanglementReport:
                 scaled.meta["normalize"] = "linfoot"
             correlation = latent_correlation(Z, values, dims=dims)
         else:
-            log.warning(
-                "no latent dimension has MAD > %g; the report has no mutual information",
-                threshold,
-            )
-            raw = Table({"dim": np.zeros(0, dtype=int), **{k: np.zeros(0) for k in values}})
+            if not dims.size:
+                log.warning(
+                    "no latent dimension has MAD > %g; the report has no mutual information",
+                    threshold,
+                )
+            # without labels, the analysed dimensions and no label column
+            raw = Table({"dim": dims, **{k: np.zeros(0) for k in values}})
             scaled, correlation = raw.copy(), raw.copy()
         return cls(
             Z,
@@ -201,8 +208,8 @@ class DisentanglementReport:
             ``transform(X) -> (n_samples, latent_dim)``).
         X : `~specutils.Spectrum` or array-like
             Spectra, as accepted by ``vae.transform``.
-        labels : `~astropy.table.Table`, dict, or array-like
-            Labels of the spectra.
+        labels : `~astropy.table.Table`, dict, array-like or None
+            Labels of the spectra; None when they have none (see `from_latents`).
         threshold : float
             MAD above which a dimension is informative.
         **kwargs
@@ -224,7 +231,7 @@ class DisentanglementReport:
         return (
             f"<{type(self).__name__}: {self.informative.size} of {self.mad.size} latent "
             f"dimensions informative (MAD > {self.threshold:g}); labels: "
-            f"{', '.join(self.label_names)}; {self.dependence.verdict()[0]}>"
+            f"{', '.join(self.label_names) or 'none'}; {self.dependence.verdict()[0]}>"
         )
 
     @property
@@ -435,7 +442,8 @@ class DisentanglementReport:
     def relative_mutual_information(self):
         """Mutual information with each row divided by its maximum (the paper's figures)."""
         table = self.mutual_information.copy()
-        values = np.column_stack([table[k] for k in self.label_names]) if len(table) else None
+        values = (np.column_stack([table[k] for k in self.label_names])
+                  if len(table) and self.label_names else None)
         if values is not None:
             with np.errstate(invalid="ignore"):
                 top = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1)
@@ -567,6 +575,8 @@ class DisentanglementReport:
         -------
         `~matplotlib.axes.Axes`
         """
+        if not self.label_names:
+            raise ValueError("the report has no mutual information to draw (made without labels)")
         tables = {
             "max": self.relative_mutual_information,
             "nmi": self.normalized_mutual_information,
@@ -598,8 +608,9 @@ class DisentanglementReport:
 
         Parameters
         ----------
-        label : str
-            Label that colours the points.
+        label : str or None
+            Label that colours the points; None draws them in one colour
+            (a report without labels).
         dims : sequence of int, default=None
             Dimensions to pair (default the informative ones).
         s : float
@@ -613,7 +624,7 @@ class DisentanglementReport:
             A grid with the histogram of each dimension on the diagonal and
             scatter plots below it.
         """
-        if label not in self.labels:
+        if label is not None and label not in self.labels:
             raise ValueError(f"label must be one of {self.label_names}, got {label!r}")
         dims = self.informative if dims is None else np.atleast_1d(np.asarray(dims, dtype=int))
         if dims.size == 0:
@@ -621,9 +632,12 @@ class DisentanglementReport:
         if dims.min() < 0 or dims.max() >= self.mad.size:
             raise ValueError(f"dims must be in [0, {self.mad.size}), got {dims.tolist()}")
         import_pyplot()
-        values, unit = self.labels[label]
-        order = np.argsort(np.where(np.isnan(values), -np.inf, values))
-        Z, c = self.latents[order], values[order]
+        if label is None:
+            Z, colour = self.latents, {"color": "0.2"}
+        else:
+            values, unit = self.labels[label]
+            order = np.argsort(np.where(np.isnan(values), -np.inf, values))
+            Z, colour = self.latents[order], {"c": values[order], "cmap": cmap}
         k = dims.size
         fig, axes = axes_grid(None, k, k, panel_size=(2.2, 2.2))
         scatter = None
@@ -636,13 +650,13 @@ class DisentanglementReport:
                 if i == j:
                     panel.hist(Z[:, di][np.isfinite(Z[:, di])], bins=40, color="0.5")
                 else:
-                    scatter = panel.scatter(Z[:, dj], Z[:, di], c=c, s=s, cmap=cmap,
-                                            plotnonfinite=True, linewidths=0)
+                    scatter = panel.scatter(Z[:, dj], Z[:, di], s=s, plotnonfinite=True,
+                                            linewidths=0, **colour)
                 if i == k - 1:
                     panel.set_xlabel(f"z{dj}")
                 if j == 0 and i > 0:
                     panel.set_ylabel(f"z{di}")
-        if scatter is not None:
+        if scatter is not None and label is not None:
             fig.colorbar(scatter, ax=axes.ravel().tolist(), label=axis_label(label, unit))
         return fig
 

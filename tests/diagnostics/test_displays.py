@@ -204,6 +204,30 @@ def test_report_figures(fake_vae, latent_data):
         report.plot_mutual_information(normalize="entropy")
 
 
+def test_report_without_labels_has_what_needs_none(fake_vae, latent_data):
+    X, _, labels = latent_data
+    report = DisentanglementReport.from_estimator(fake_vae, X, None)
+    labelled = DisentanglementReport.from_estimator(fake_vae, X, labels)
+    assert report.label_names == [] and "labels: none" in repr(report)
+    np.testing.assert_array_equal(report.informative, labelled.informative)
+    np.testing.assert_allclose(report.mad, labelled.mad)
+    assert report.mutual_information.colnames == ["dim"]
+    assert report.relative_mutual_information.colnames == ["dim"]
+    assert report.mutual_information["dim"].tolist() == [0, 1]
+    summary = report.summary
+    assert summary["dim"].tolist() == [1, 0] and summary["best_label"].tolist() == ["", ""]
+    assert report.verdict == list(labelled.dependence.verdict())
+    assert len(report.dependence_table) == 1
+    assert len(report.plot_mad().patches) == 4
+    fig = report.plot_pairwise(None)
+    assert len([a for a in fig.axes if a.get_visible()]) == 3  # no colour bar
+    assert report.plot_traversals(X[0], values=[-1.0, 1.0]).dims == [0, 1]
+    with pytest.raises(ValueError, match="made without labels"):
+        report.plot_mutual_information()
+    with pytest.raises(ValueError, match="label must be one of"):
+        report.plot_pairwise("teff")
+
+
 def test_report_traversals_need_an_estimator(latent_data):
     _, Z, labels = latent_data
     report = DisentanglementReport.from_latents(Z, labels)
