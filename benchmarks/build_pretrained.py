@@ -215,6 +215,8 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
                    f'{vae.line_weight:g} over '
                    f'{vae.line_window} pixels, {vae.max_epochs} epochs, '
                    f'{vae.lr_schedule} learning rate from {vae.lr:g}'),
+        # no noise drawn: the training stars as MILES observed them (and no denoiser)
+        "lowest_training_snr": None,
         # brought to MILES' resolution, medium and range, but not to rest: a latent reads the
         # velocity
         "instrument": {**MILES_INSTRUMENT, "remove_rv": False},
@@ -225,6 +227,22 @@ def build_vae(spectra, table, train, held, prepare, spec, quick, out, registry):
 
 def robust(predicted, truth):
     return 1.4826 * np.nanmedian(np.abs(predicted - truth), axis=0)
+
+
+#: S/N of the synthetic pre-training spectra, drawn per spectrum
+SYNTHETIC_SNR = (30.0, 300.0)
+
+
+def lowest_training_snr(augment, steps):
+    """The lowest S/N drawn for a spectrum a DeepREMAP model trains on, as the registry records it.
+
+    Its synthetic pre-training spectra (`SYNTHETIC_SNR`) and, with ``augment``
+    copies that ``steps`` add noise to, the degraded copies of the training
+    stars (`AUGMENT`); ``predict`` flags a spectrum whose denoiser finds it
+    noisier as out of the model's range.
+    """
+    noisy = augment and "noise" in steps
+    return min(SYNTHETIC_SNR[0], AUGMENT["snr"][0] if noisy else np.inf)
 
 
 def synthetic(n, y, spectral_axis, seed, prepare):
@@ -240,7 +258,7 @@ def synthetic(n, y, spectral_axis, seed, prepare):
                         min(hi + 0.05 * (hi - lo), limits[1]))
     spectra, table = make_synthetic_spectra(
         n, grid=spectral_axis, teff=ranges["teff"], logg=ranges["logg"], feh=ranges["feh"],
-        rv=0 * u.km / u.s, vsini=(0.0, 15.0) * u.km / u.s, snr=(30.0, 300.0),
+        rv=0 * u.km / u.s, vsini=(0.0, 15.0) * u.km / u.s, snr=SYNTHETIC_SNR,
         fwhm=2.5 * u.AA, air=True, random_state=seed)
     X = prepare.transform(spectra)
     return X, np.column_stack([_values(table, name) for name in LABELS]), ranges
@@ -504,6 +522,7 @@ def main(argv=None):
                      + (" and a copy of each" if args.augment else ""))
                   + ("" if by is None else f", each type by {by[0]} ("
                      + ", ".join(f"{v:g}" for v in by[1]) + ") on its own"),
+        "lowest_training_snr": float(lowest_training_snr(args.augment, args.augment_steps)),
         "instrument": instrument,
         **write_denoiser(X_all[train], name, out),
     }

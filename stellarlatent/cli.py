@@ -1,6 +1,7 @@
 """The ``stellarlatent`` command.
 
-Exit codes: 0 on success, 1 when the work failed, 2 for a usage error. User
+Exit codes: 0 on success, 1 when the work failed, 2 for a usage error, 130
+when interrupted (Ctrl-C). User
 errors print one line that says what to fix; ``--debug`` shows the traceback.
 
 Subcommands: ``prepare`` (files -> SpectralStore), ``fit-vae``, ``fit-remap``,
@@ -237,7 +238,7 @@ def _training(parser, epochs, batch_size, lr, validation=0.1, recipe=None):
                              f"{default('validation_fraction')})")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="checkpoint after every epoch and resume from a checkpoint there "
-                             "(one network: for fit-remap, with --members 1)")
+                             "(run the same command again to resume)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="background processes reading batches (default: %(default)s)")
     parser.add_argument("--precision", choices=("float32", "bf16-mixed"), default="float32",
@@ -490,7 +491,7 @@ def _add_diagnose(sub):
     _table_labels(p, "the model's labels, or every known label")
     _reading(p)
     _matching(p)
-    _out(p, "the report folder", overwrite=False)
+    _out(p, "the report folder")
     _common(p, _run("diagnose", "run_diagnose"))
 
 
@@ -545,7 +546,7 @@ def _add_explore(sub):
                         "reconstruction (default: %(default)s)")
     _reading(p)
     _matching(p)
-    _out(p, "the folder of explorer.html", metavar="DIR", overwrite=False)
+    _out(p, "the folder of explorer.html", metavar="DIR")
     _common(p, _run("explore", "run_explore"))
 
 
@@ -623,23 +624,54 @@ def _demo(args):
 
 
 def main(argv=None):
-    """Run the ``stellarlatent`` command; return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s")
-    logging.getLogger("stellarlatent").setLevel(level)
+    """Run the ``stellarlatent`` command; return its exit code.
+
+    0 on success, 1 when the work failed (one line on standard error), 2 for
+    a usage error (from the parser) and 130, the convention for SIGINT, when
+    interrupted (Ctrl-C), at any point of the command, its start-up included:
+    one line on standard error, the traceback only with ``--debug``.
+    """
+    args = None
     try:
-        _common_options(args)
-        return args.func(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+        logging.basicConfig(level=level, format="%(message)s")
+        logging.getLogger("stellarlatent").setLevel(level)
+        try:
+            _common_options(args)
+            return args.func(args)
+        except Exception as exc:  # noqa: BLE001 - every failure is one line (--debug: traceback)
+            # an error that an interrupt became is an interrupt: Python turns one raised in
+            # a class's __set_name__ (specutils' import) into a RuntimeError
+            link, links = exc, 0
+            while link is not None and not isinstance(link, KeyboardInterrupt) and links < 50:
+                link, links = link.__cause__ or link.__context__, links + 1
+            if isinstance(link, KeyboardInterrupt):
+                raise KeyboardInterrupt from exc
+            if args.debug:
+                raise
+            print(f"stellarlatent {args.command}: error: {error_line(exc)}", file=sys.stderr)
+            return 1
     except KeyboardInterrupt:
-        print("stellarlatent: interrupted", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - every failure is one line (--debug: traceback)
-        if args.debug:
-            raise
-        print(f"stellarlatent {args.command}: error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+        # torch's loggers are quiet once its import completes; interrupted before, one of
+        # them would log its cache statistics at exit through the INFO root logger
+        torch_log = logging.getLogger("torch")
+        if torch_log.level == logging.NOTSET:
+            torch_log.setLevel(logging.WARNING)
+        command = getattr(args, "command", None)
+        line = f"stellarlatent {command}: interrupted" if command else "stellarlatent: interrupted"
+        if command in ("fit-vae", "fit-remap") and not getattr(args, "beta_sweep", None):
+            folder = getattr(args, "checkpoint_dir", None)
+            line += (f"; run the same command again to resume from its checkpoints in {folder}"
+                     if folder is not None else
+                     " (with --checkpoint-dir DIR, a fit run again resumes where it stopped)")
+        print(line, file=sys.stderr)
+        return 130
 
 
 #: the exceptions whose message is addressed to the user as it is

@@ -529,6 +529,51 @@ def test_fit_remap_trains_the_recipe_ensemble_with_synthetic_pretraining(store, 
     assert {"teff", "teff_err", "logg", "feh"} <= set(table.colnames)
 
 
+def test_fit_remap_checkpoints_every_member_of_every_step_and_resumes(
+        store, tmp_path, capsys, monkeypatch):
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import DeepREMAP, DeepREMAPEnsemble
+
+    recipe = ["--device", "cpu", "--members", "2", "--n-synthetic", "48",
+              "--pretrain-epochs", "1", "--epochs", "2", "--n-bins", "8", "--batch-size", "16",
+              "--calibration-cv", "2", "--quiet", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    whole = tmp_path / "whole.pt"
+    assert main(["fit-remap", str(store), "--out", str(whole), *recipe[:-2]]) == 0
+    original = DeepREMAP._after_epoch
+
+    def interrupt(self, epoch):
+        # member 1 (seed 7919) is fine-tuned with seed 7920: on all stars, then on the folds;
+        # the copy of the second fold stops in its last epoch
+        if self._stage == "fine_tune" and self.random_state == 7920:
+            if epoch == 0:  # counted from 0
+                interrupt.fine_tunes += 1
+            elif interrupt.fine_tunes == 3:
+                raise KeyboardInterrupt
+        return original(self, epoch)
+
+    interrupt.fine_tunes = 0
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", interrupt)
+    out = tmp_path / "resumed.pt"
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe]) == 130
+    assert interrupt.fine_tunes == 3
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", original)
+    assert not out.exists()
+    folders = sorted(str(p.relative_to(tmp_path / "ckpt"))
+                     for p in (tmp_path / "ckpt").glob("**/member-*"))
+    assert folders == ["cross_calibrate/fold-0/member-0", "cross_calibrate/fold-0/member-1",
+                       "cross_calibrate/fold-1/member-0", "cross_calibrate/fold-1/member-1",
+                       "fine_tune/member-0", "fine_tune/member-1",
+                       "pretrain/member-0", "pretrain/member-1"]
+    assert main(["fit-remap", str(store), "--out", str(out), *recipe]) == 0
+    capsys.readouterr()
+    resumed, uninterrupted = DeepREMAPEnsemble.load(out), DeepREMAPEnsemble.load(whole)
+    assert resumed.temperatures_ == pytest.approx(uninterrupted.temperatures_, rel=1e-5)
+    with SpectralStore(store) as opened:
+        spectra = opened.read()
+    np.testing.assert_allclose(resumed.predict(spectra)["teff"],
+                               uninterrupted.predict(spectra)["teff"], rtol=1e-5)
+
+
 def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fold(
         store, tmp_path, capsys, monkeypatch):
     from stellarlatent.datasets import SpectralStore
@@ -538,8 +583,9 @@ def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fol
     cross_calibrate = DeepREMAPEnsemble.cross_calibrate
 
     def recording(self, X, y=None, sample_weight=None, **kwargs):
+        assert kwargs.pop("checkpoint_dir") is None
         calls.append((len(self.members_[0]._check_X(X)), kwargs))
-        return cross_calibrate(self, X, y, sample_weight, **kwargs)
+        return cross_calibrate(self, X, y, sample_weight, checkpoint_dir=None, **kwargs)
 
     monkeypatch.setattr(DeepREMAPEnsemble, "cross_calibrate", recording)
     out = tmp_path / "ensemble.pt"
@@ -632,6 +678,42 @@ def test_fit_remap_refuses_bad_recipe_options_before_reading(store, tmp_path, ca
                  *options]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_fit_remap_says_when_the_training_stars_were_pre_trained_on(store, tmp_path, capsys,
+                                                                    caplog):
+    from stellarlatent.datasets import SpectralStore
+
+    with SpectralStore(store) as opened:
+        n = len(opened)
+    recipe = ["--device", "cpu", "--members", "1", "--pretrain-epochs", "1", "--epochs", "1",
+              "--n-bins", "8", "--batch-size", "16", "--quiet", "--labels", "teff"]
+    assert main(["fit-remap", str(store), "--pretrain", str(store), "--out",
+                 str(tmp_path / "same.pt"), *recipe]) == 0
+    said = [r.getMessage() for r in caplog.records if "pre-training spectra" in r.getMessage()]
+    assert len(said) == 1 and f"{n} of the {n} training spectra" in said[0]
+    assert "intervals come out too narrow" in said[0]
+    caplog.clear()
+    assert main(["fit-remap", str(store), "--out", str(tmp_path / "synthetic.pt"), *recipe,
+                 "--n-synthetic", "32"]) == 0
+    assert not [r for r in caplog.records if "pre-training spectra" in r.getMessage()]
+
+
+def test_shared_stars_needs_the_same_labels_and_the_same_flux():
+    from stellarlatent._commands.pretrain import shared_stars
+
+    rng = np.random.default_rng(0)
+    flux = 1 + 0.1 * rng.standard_normal((6, 50))
+    labels = rng.uniform(4000, 7000, (6, 2))
+    pretrain_flux = np.concatenate([flux[[4, 1]], 1 + 0.1 * rng.standard_normal((3, 50))])
+    pretrain_labels = np.concatenate([labels[[4, 1]], labels[[0, 2]], [[np.nan, 1.0]]])
+    masked = np.ma.masked_array(flux, mask=np.zeros_like(flux, dtype=bool))
+    masked.mask[4, :10] = True
+    masked.data[4, :10] = 50.0  # masked pixels do not count
+    # stars 4 and 1 are shared; 0 and 2 have the labels of another flux
+    np.testing.assert_array_equal(shared_stars(pretrain_flux, pretrain_labels, masked, labels),
+                                  [1, 4])
+    assert shared_stars(pretrain_flux[2:], pretrain_labels[2:], flux, labels).size == 0
 
 
 def test_fit_remap_pretrains_on_a_store_whose_labels_cover_the_training_stars(

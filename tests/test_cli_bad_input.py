@@ -166,7 +166,7 @@ def _cases(p, store, vae, remap, files, labels):
         ("diagnose", [remap, store, "--labels", str(p["garbage_labels"]), "--out", report],
          "could not read the label table"),
         ("diagnose", [remap, *f, "--labels", str(p["metres"]), "--out", report], "lacks"),
-        ("diagnose", [vae, *f, "--out", report], "--labels"),
+        ("diagnose", [remap, *f, "--out", report], "--labels"),  # a SpectralVAE needs none
         ("predict", [remap, store, "--out", str(p["dir"] / "p.xyz")], "--out"),
         ("predict", [remap, str(p["missing"]), "--out", out_table], "missing.fits"),
         ("predict", [remap, str(p["garbage"]), "--out", out_table], "garbage.fits"),
@@ -250,7 +250,7 @@ def test_unexpected_errors_are_one_line(models, store, tmp_path, capsys, monkeyp
     _one_line_error(capsys, "IORegistryError: No writer")
     monkeypatch.undo()
     monkeypatch.setattr(SpectralVAE, "transform", raiser(KeyboardInterrupt()))
-    assert main(argv) == 1
+    assert main(argv) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "z.ecsv").exists()
 

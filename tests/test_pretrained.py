@@ -151,6 +151,83 @@ def test_predict_flags_a_velocity_it_cannot_find_and_noise_beyond_the_training_s
     assert "noisier than the training spectra (S/N about" in reasons["MILES_noisy.fits"]
 
 
+def _build_script():
+    """benchmarks/build_pretrained.py, imported (its main is not run)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "build_pretrained.py"
+    if not path.is_file():
+        pytest.skip("benchmarks/build_pretrained.py is not beside the tests")
+    spec = importlib.util.spec_from_file_location("build_pretrained", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_registry_records_the_lowest_snr_the_build_drew_for_each_model():
+    """What out_of_range judges noise against is the build's, not a copy of its number."""
+    import re
+
+    build = _build_script()
+    for name, entry in json.loads(pretrained.REGISTRY_FILE.read_text()).items():
+        assert "lowest_training_snr" in entry, name
+        if entry["kind"] == "SpectralVAE":
+            assert entry["lowest_training_snr"] is None  # the stars as observed: no noise drawn
+            continue
+        found = re.search(r"(\d+) degraded copies of each training star \(([^)]*)\)",
+                          entry["recipe"])
+        copies, steps = (int(found[1]), found[2].split(", ")) if found else (0, [])
+        assert entry["lowest_training_snr"] == build.lowest_training_snr(copies, steps), name
+        assert entry["lowest_training_snr"] == 20  # the noisiest degraded copies
+    # without noisy copies, the noisiest spectra are the synthetic pre-training ones
+    assert build.lowest_training_snr(3, ["resolution", "rv"]) == build.SYNTHETIC_SNR[0] == 30
+    assert "lowest_training_snr" not in pretrained.list_models().colnames
+
+
+def test_excess_noise_is_judged_against_the_lowest_snr_recorded_before_it():
+    import astropy.units as u
+    from specutils import Spectrum
+
+    from stellarlatent._commands.transfer import add_transfer_columns
+
+    denoised = Spectrum(flux=np.ones((3, 8)) * u.one,
+                        spectral_axis=np.linspace(5000.0, 5010.0, 8) * u.AA,
+                        meta={"excess_noise": np.array([0.0, 0.04, 0.1])}, spectral_axis_index=1)
+    reasons = {}
+    for snr in (20.0, 5.0, None):
+        table = QTable({"teff": np.full(3, 5000.0)})
+        add_transfer_columns(table, denoised, min_coverage=0.5, lowest_snr=snr)
+        assert table["excess_noise"].tolist() == [0.0, 0.04, 0.1]
+        reasons[snr] = table["out_of_range_reason"].tolist()
+    assert reasons[20.0][:2] == ["", ""]
+    assert "S/N about 10.0 at the median continuum, below 20)" in reasons[20.0][2]
+    assert reasons[5.0] == reasons[None] == ["", "", ""]  # a model trained on S/N 5; none recorded
+
+
+def test_predict_judges_noise_by_the_lowest_snr_in_the_models_registry_entry(
+        miles_dir, tmp_path, monkeypatch):
+    from astropy.io import fits
+
+    path = tmp_path / "MILES_noisy.fits"
+    with fits.open(miles_dir / "MILES_res2.50_star_m0003V.fits") as hdus:
+        flux = np.asarray(hdus[0].data, dtype=float)
+        noise = np.random.default_rng(0).normal(0, np.median(flux) / 8, flux.shape)
+        hdus[0].data = (flux + noise).astype(np.float32)
+        hdus.writeto(path)
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    registry["miles-normalized"]["lowest_training_snr"] = 5.0  # a build that drew S/N 5-150
+    file = tmp_path / "registry.json"
+    file.write_text(json.dumps(registry))
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", file)  # the model files stay where they are
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", str(path), "--out", str(out), "--quiet",
+                 "--device", "cpu", "--format", "MILES"]) == 0
+    table = QTable.read(out)
+    assert 0.05 < table["excess_noise"][0] < 0.2  # S/N about 8: in the range of S/N 5 and up
+    assert "noisier" not in table["out_of_range_reason"][0]
+
+
 def test_predict_without_matching_and_its_bad_options(miles_dir, tmp_path, capsys):
     file = str(miles_dir / "MILES_res2.50_star_m0001V.fits")
     out = tmp_path / "labels.ecsv"

@@ -18,9 +18,6 @@ __all__ = ["UserError", "Skips", "expand_paths", "make_reader", "make_pipeline",
            "is_store", "looks_like_store", "open_store", "read_label_table",
            "labels_for_files"]
 
-#: endings (in any case) of the files a folder is searched for
-FITS_SUFFIXES = tuple(f"{ext}{packed}" for ext in (".fits", ".fit", ".fts")
-                      for packed in ("", ".gz", ".bz2"))
 FORMAT_ALIASES = {"miles": "MILES", "phoenix": "PHOENIX", "harps": "HARPS-ADP",
                   "harps-adp": "HARPS-ADP",
                   "adp": "HARPS-ADP", "espresso": "HARPS-ADP", "harps-s1d": "HARPS-s1d",
@@ -83,6 +80,8 @@ def _fits_files(folder):
     spectra, and neither is the PHOENIX wavelength file: the reader finds it
     beside the models.
     """
+    from ..datasets._formats import FITS_SUFFIXES  # the endings searched for, in any case
+
     return sorted(p for p in folder.iterdir()
                   if p.name.lower().endswith(FITS_SUFFIXES) and p.is_file()
                   and not p.name.startswith((".", "WAVE_PHOENIX")))

@@ -9,7 +9,7 @@ from astropy.table import QTable
 from .inputs import Skips
 from .models import MODEL_RAW_OPTIONS, is_remap, load_model, model_data, store_input
 from .outputs import check_table_out, write_table
-from .transfer import add_transfer_columns, transfer_steps
+from .transfer import add_transfer_columns, lowest_training_snr, transfer_steps
 
 __all__ = ["run_predict"]
 
@@ -26,15 +26,16 @@ def run_predict(args):
     raw = store_input(args, options=MODEL_RAW_OPTIONS) is None
     before, after = transfer_steps(model, args) if raw else (None, None)
     X, names, _, n_inputs = model_data(model, args, skips, before=before, after=after)
+    judged = dict(min_coverage=args.min_coverage, lowest_snr=lowest_training_snr(args.model))
     try:
         if is_remap(model):
             result = model.predict(X)
-            add_transfer_columns(result, X, min_coverage=args.min_coverage)
+            add_transfer_columns(result, X, **judged)
         else:
             Z = model.transform(X)
             result = QTable({f"z{i}": Z[:, i] for i in range(Z.shape[1])})
             # latents of a spectrum that covers a tenth of the grid are no better than labels
-            add_transfer_columns(result, X, min_coverage=args.min_coverage)
+            add_transfer_columns(result, X, **judged)
     finally:
         if hasattr(X, "label_names"):
             X.close()

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from astropy.io import fits
 
-__all__ = ["FORMATS", "SURVEY_SPECTROGRAPHS", "identify_format", "complete_survey_meta"]
+__all__ = ["FITS_SUFFIXES", "FORMATS", "SURVEY_SPECTROGRAPHS", "identify_format",
+           "complete_survey_meta"]
+
+#: the endings of FITS files, in any case (``name.lower().endswith(FITS_SUFFIXES)``),
+#: compressed ones included: the files the commands take from a folder, and the tables
+#: the columns format reads as FITS
+FITS_SUFFIXES = tuple(f"{ext}{packed}" for ext in (".fits", ".fit", ".fts")
+                      for packed in ("", ".gz", ".bz2"))
 
 
 def _identifiers():

@@ -13,9 +13,11 @@ batches in flight so that memory does not grow with the number of files:
 The store itself is always written by the calling process.
 """
 
+import contextlib
 import copy
 import itertools
 import re
+import signal
 import threading
 import uuid
 from collections import deque
@@ -182,11 +184,19 @@ class LocalDaskRunner(_Runner):
         else:
             from dask.multiprocessing import get_context
 
-            self._pool = ProcessPoolExecutor(self.n_workers, mp_context=get_context())
+            # Ctrl-C reaches the whole process group: the workers leave it to this process,
+            # which cancels the build and shuts them down (interrupted while they import
+            # specutils, each would print a traceback or fail the build with another error).
+            # They start with SIGINT blocked, then ignore it. The pool comes first: it starts
+            # multiprocessing's resource tracker, which unblocks SIGINT in this thread.
+            self._pool = ProcessPoolExecutor(self.n_workers, mp_context=get_context(),
+                                             initializer=signal.signal,
+                                             initargs=(signal.SIGINT, signal.SIG_IGN))
             # a new process imports astropy, specutils and scikit-learn (seconds):
             # start every worker now, from the main thread
-            for _ in range(self.n_workers):
-                self._pool.submit(_warm_up)
+            with _sigint_held():
+                for _ in range(self.n_workers):
+                    self._pool.submit(_warm_up)
         # threads here wait on dask's pool, one per batch in flight
         self._driver = ThreadPoolExecutor(self.window, thread_name_prefix="stellarlatent-driver")
 
@@ -270,6 +280,22 @@ class DistributedRunner(_Runner):
         if self._own and self.client is not None:
             self.client.close()
             self.client, self._own = None, False
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold SIGINT back from this thread, and from the processes it starts, until the end.
+
+    A signal that arrives meanwhile is delivered at the end, not lost.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 _local = threading.local()

@@ -16,6 +16,7 @@ from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertain
 from astropy.table import Table
 from specutils import Spectrum
 
+from ._formats import FITS_SUFFIXES
 from ._loader import register_loader, spectral_axis
 
 __all__ = ["COLUMNS_FORMAT", "read_columns"]
@@ -34,12 +35,11 @@ _ERROR = {"error": "sigma", "err": "sigma", "flux_err": "sigma", "flux_error": "
           "e_flux": "sigma", "sigma": "sigma", "uncertainty": "sigma", "unc": "sigma",
           "ivar": "ivar", "inverse_variance": "ivar", "flux_ivar": "ivar",
           "var": "variance", "variance": "variance", "flux_var": "variance"}
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 def _read_table(path):
     name = Path(path).name.lower()
-    if name.endswith(_FITS_SUFFIXES):
+    if name.endswith(FITS_SUFFIXES):
         return Table.read(path, hdu=1 if not name.endswith(".gz") else None)
     if name.endswith(".ecsv"):
         return Table.read(path, format="ascii.ecsv")

@@ -45,6 +45,24 @@ def test_columns_are_found_by_their_names_and_units(tmp_path):
     np.testing.assert_allclose(spectrum.flux.value, FLUX)
 
 
+@pytest.mark.parametrize("name", ["star.fits", "star.FTS", "star.fit.gz", "star.fits.bz2",
+                                  "star.FTS.BZ2"])
+def test_every_ending_a_folder_gives_as_fits_is_read_as_a_fits_table(tmp_path, name):
+    """One list of FITS endings: the files the commands take from a folder are FITS here."""
+    import bz2
+    import gzip
+
+    from stellarlatent._commands.inputs import _fits_files
+
+    Table({"wave": WAVE, "flux": FLUX}).write(tmp_path / "plain.fits")
+    data = (tmp_path / "plain.fits").read_bytes()
+    pack = {".gz": gzip.compress, ".bz2": bz2.compress}.get(name[name.rindex("."):].lower())
+    (tmp_path / "plain.fits").unlink()
+    (tmp_path / name).write_bytes(pack(data) if pack else data)
+    assert _fits_files(tmp_path) == [tmp_path / name]
+    np.testing.assert_allclose(read_columns(tmp_path / name).flux.value, FLUX)
+
+
 def test_what_cannot_be_a_spectrum_is_refused_with_the_reason(tmp_path):
     (tmp_path / "one.txt").write_text("5000\n5001\n5002\n")
     with pytest.raises(ValueError, match="needs a wavelength and a flux column"):

@@ -209,6 +209,24 @@ def test_only_a_few_batches_are_in_flight():
     assert [c.skipped[0].name for c in seen] == [f"missing{i}.fits" for i in range(30)]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_process_workers_leave_ctrl_c_to_the_calling_process():
+    """Ctrl-C reaches every process of the group: workers starting up must survive it."""
+    import os
+    import signal
+
+    runner = LocalDaskRunner("processes", n_workers=1)
+    with runner:
+        runner.start()
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        (pid,) = runner._pool._processes
+        os.kill(pid, signal.SIGINT)  # while it starts: it imports specutils for seconds
+        assert runner._pool.submit(os.getpid).result(timeout=120) == pid
+        os.kill(pid, signal.SIGINT)  # and once started
+        assert runner._pool.submit(signal.getsignal, signal.SIGINT).result(
+            timeout=120) == signal.SIG_IGN
+
+
 @pytest.mark.parametrize("scheduler", ["dask", "thread", 3, "tcp:/nowhere"])
 def test_unknown_scheduler_is_refused(scheduler):
     with pytest.raises(ValueError, match="scheduler must be None, 'serial', 'synchronous'"):
