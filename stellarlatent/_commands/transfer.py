@@ -9,7 +9,8 @@ from .._batch import per_spectrum
 from .._logging import log
 from . import UserError
 
-__all__ = ["transfer_steps", "instrument_step", "denoise_step", "add_transfer_columns"]
+__all__ = ["transfer_steps", "instrument_step", "denoise_step", "lowest_training_snr",
+           "add_transfer_columns"]
 
 #: the reasons of ``out_of_range_reason``, joined with "; "
 _REASONS = {
@@ -20,10 +21,6 @@ _REASONS = {
     "noise": "noisier than the training spectra (S/N about {snr:.1f} at the median continuum, "
              "below {minimum:.0f}); the denoiser pulls such spectra towards the training stars",
 }
-
-#: the lowest S/N of the degraded copies the bundled models were trained on
-#: (benchmarks/build_pretrained.py); a noisier spectrum is out of their range
-_LOWEST_TRAINING_SNR = 20.0
 
 
 def transfer_steps(model, args, model_arg=None):
@@ -104,21 +101,38 @@ def denoise_step(args, model_arg):
         raise UserError(f"MODEL: {exc}") from None
 
 
-def add_transfer_columns(table, X, *, min_coverage):
+def lowest_training_snr(model_arg):
+    """The lowest S/N of the spectra the bundled model ``model_arg`` was trained on, or None.
+
+    As its registry entry records it (``lowest_training_snr``, written by
+    ``benchmarks/build_pretrained.py`` from the S/N ranges it draws the noise
+    of its training spectra from); None for a model file, and where no
+    noise was drawn (the training stars as observed) or the entry records none.
+    """
+    from .. import pretrained
+
+    name = _bundled_name(model_arg)
+    value = None if name is None else pretrained._entry(name).get("lowest_training_snr")
+    return None if value is None else float(value)
+
+
+def add_transfer_columns(table, X, *, min_coverage, lowest_snr=None):
     """Add ``coverage``, the matching's columns, ``out_of_range`` and its reason to ``table``.
 
     ``coverage`` is the fraction of the model's pixels with a valid flux;
     ``rv``/``rv_err`` the velocities removed, ``input_medium`` the
     wavelength convention each file stated (or ``"unknown"``), ``input_fwhm`` and
     ``resolution_status`` what was done to the resolution (where the
-    matching recorded them), ``excess_noise`` the noise a bundled model's
+    matching recorded them), ``cosmic_rays`` the pixels it masked as cosmic
+    rays, ``excess_noise`` the noise a bundled model's
     denoiser found beyond its training spectra's (in units of the
     normalised flux at the median continuum; where it ran).
     ``out_of_range`` is true when a label is out of the training range, the
     coverage is below ``min_coverage``, the spectrum is coarser than the
     model, no radial velocity was found where the matching looked for one,
-    or the denoiser found more noise than the training spectra had (S/N
-    below 20); ``out_of_range_reason`` says which.
+    or the denoiser found more noise than the training spectra had (an S/N
+    below ``lowest_snr``, the lowest of theirs, `lowest_training_snr`; None
+    judges no noise); ``out_of_range_reason`` says which.
     """
     n = len(table)
     table["coverage"] = _valid_fraction(X)
@@ -126,12 +140,18 @@ def add_transfer_columns(table, X, *, min_coverage):
     # a velocity the matching measured comes with its error; a file's header value does not
     measured = per_spectrum(meta.get("rv_err"), n)
     for key in ("rv", "rv_err", "input_medium", "input_fwhm", "resolution_status",
-                "excess_noise"):
+                "cosmic_rays", "excess_noise"):
         column = meta.get(key)
         if per_spectrum(column, n) and (measured or key not in ("rv", "rv_err")):
             table[key] = column
     flags = [name for name in table.colnames if name.endswith("_out_of_range")]
     status = table["resolution_status"] if "resolution_status" in table.colnames else None
+    # the denoiser's excess noise, judged against the noisiest training spectra where the
+    # model records them
+    noise = np.asarray(table["excess_noise"] if "excess_noise" in table.colnames else np.zeros(n),
+                       dtype=float)
+    noisier = (np.zeros(n, dtype=bool) if lowest_snr is None
+               else noise > 1.0 / float(lowest_snr))
     reasons = []
     for k in range(n):
         why = []
@@ -146,9 +166,8 @@ def add_transfer_columns(table, X, *, min_coverage):
             why.append(_REASONS["coarser"].format(fwhm=float(u.Quantity(fwhm, u.AA).value)))
         if measured and not np.isfinite(float(u.Quantity(table["rv"][k]).value)):
             why.append(_REASONS["rv"])
-        noise = float(table["excess_noise"][k]) if "excess_noise" in table.colnames else 0.0
-        if noise > 1.0 / _LOWEST_TRAINING_SNR:
-            why.append(_REASONS["noise"].format(snr=1.0 / noise, minimum=_LOWEST_TRAINING_SNR))
+        if noisier[k]:
+            why.append(_REASONS["noise"].format(snr=1.0 / noise[k], minimum=float(lowest_snr)))
         reasons.append("; ".join(why))
     table["out_of_range"] = np.array([bool(r) for r in reasons])
     table["out_of_range_reason"] = np.array(reasons, dtype=str)

@@ -8,6 +8,7 @@ learns what there is to learn), ``transform`` returns a batch
 from .airvac import air_to_vacuum, vacuum_to_air
 from .augment import InstrumentAugmenter, ccm89_extinction
 from .broaden import Broadener, gaussian_broaden, rotational_broaden, rotational_profile
+from .cosmic import CosmicRayMasker, find_cosmic_rays
 from .denoise import PCADenoiser
 from .doppler import DopplerShift, doppler_factor
 from .grid import SpectralGrid
@@ -32,6 +33,8 @@ __all__ = [
     "rotational_broaden",
     "rotational_profile",
     "Masker",
+    "CosmicRayMasker",
+    "find_cosmic_rays",
     "Padder",
     "NoiseAugmenter",
     "PCADenoiser",

@@ -11,6 +11,7 @@ from .._params import Converted, Options
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
 from .airvac import _AIR_LIMIT, air_to_vacuum, vacuum_to_air
+from .cosmic import COSMIC_RAY_THRESHOLD, mask_cosmic_rays
 from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
                       _fwhm_kms)
 from .doppler import _rv_bounds
@@ -124,21 +125,25 @@ class InstrumentMatcher(SpectrumTransformer):
 
     For each spectrum, in order:
 
-    0. **Flux density** (``flux_density="per_wavelength"``): a flux per
+    0. **Cosmic rays** (``mask_cosmic_rays=True``): upward spikes of one or
+       two pixels, narrower than any line-spread function, are masked at the
+       spectrum's own sampling (`find_cosmic_rays`), before broadening
+       spreads them into something a model reads as a line.
+    1. **Flux density** (``flux_density="per_wavelength"``): a flux per
        unit frequency (F_nu, such as Jy) is converted to one per unit
        wavelength (F_lambda), the convention of the spectral libraries
        models are trained on: the slope of F_nu against wavelength is
        another star's.
-    1. **Wavelength medium**: air wavelengths are converted to vacuum, or
+    2. **Wavelength medium**: air wavelengths are converted to vacuum, or
        vacuum to air, when ``meta["wavelength_medium"]`` says the spectrum is
        in the other convention than ``medium``.
-    2. **Resolution**: a spectrum finer than the model's line-spread function
+    3. **Resolution**: a spectrum finer than the model's line-spread function
        (``fwhm`` or ``resolution``) is broadened to it by a Gaussian of the
        quadrature difference, from its own resolution (``meta["fwhm"]`` or
        ``meta["resolution"]`` as the readers record them, else
        ``input_resolution`` or ``input_fwhm``). A spectrum coarser than the model cannot be
        sharpened: it is left as it is and flagged.
-    3. **Radial velocity**: measured by cross-correlation
+    4. **Radial velocity**: measured by cross-correlation
        (`RadialVelocityEstimator`) against each template, the one with the
        highest correlation peak kept, and removed (the spectrum is shifted to
        its rest frame).
@@ -189,6 +194,10 @@ class InstrumentMatcher(SpectrumTransformer):
         the bundled models, trained on MILES), to which a flux per unit
         frequency is converted; None leaves every flux as it is (a model
         trained on spectra in F_nu).
+    mask_cosmic_rays : bool, default=True
+        Whether to mask cosmic rays (see `CosmicRayMasker`; spectra sampled
+        more coarsely than two pixels per FWHM are not what its test is
+        for).
     wavelength_range : (min, max) `~astropy.units.Quantity`, default=None
         The wavelengths the model uses. Pixels more than 10% beyond them are
         left out first: they cannot reach the model's grid, and broadening
@@ -208,7 +217,9 @@ class InstrumentMatcher(SpectrumTransformer):
     other grids, they stop the whole list, so read such files one by one (as
     the ``stellarlatent`` commands do, skipping them).
 
-    `transform` records, one value per spectrum, ``meta["rv"]`` and
+    `transform` records, one value per spectrum, ``meta["cosmic_rays"]``
+    (the pixels masked as cosmic rays; with ``mask_cosmic_rays``),
+    ``meta["rv"]`` and
     ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
     with ``remove_rv=False``),
     ``meta["input_medium"]`` (``"air"``, ``"vacuum"``, or ``"unknown"``
@@ -250,6 +261,7 @@ class InstrumentMatcher(SpectrumTransformer):
         "rv_systematic": [Converted(_check_systematic, "a velocity Quantity of at least 0")],
         "rescale": ["boolean"],
         "flux_density": [None, Options("per_wavelength")],
+        "mask_cosmic_rays": ["boolean"],
         "wavelength_range": [None, Converted(_wavelength_range,
                                              "a (min, max) wavelength Quantity")],
     }
@@ -269,6 +281,7 @@ class InstrumentMatcher(SpectrumTransformer):
         rescale=False,
         wavelength_range=None,
         flux_density="per_wavelength",
+        mask_cosmic_rays=True,
     ):
         self.fwhm = fwhm
         self.resolution = resolution
@@ -282,6 +295,7 @@ class InstrumentMatcher(SpectrumTransformer):
         self.rescale = rescale
         self.wavelength_range = wavelength_range
         self.flux_density = flux_density
+        self.mask_cosmic_rays = mask_cosmic_rays
 
     def _check_params(self):
         super()._check_params()
@@ -375,6 +389,8 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
+        if self.mask_cosmic_rays:
+            batch = mask_cosmic_rays(batch, COSMIC_RAY_THRESHOLD)
         if self.flux_density == "per_wavelength":
             batch = _per_wavelength(batch)
         batch = self._to_medium(batch)

@@ -1,0 +1,197 @@
+"""Find and mask cosmic rays: upward spikes narrower than any line a spectrograph records."""
+
+import numbers
+
+import numpy as np
+
+from .._batch import unknown_ivar_rows
+from .._params import Interval
+from ._base import SpectrumTransformer
+from ._docs import fill_doc
+
+__all__ = ["CosmicRayMasker", "find_cosmic_rays"]
+
+#: the default height of a cosmic ray above its neighbours, in units of the noise
+COSMIC_RAY_THRESHOLD = 10.0
+
+#: A spectrograph samples its line-spread function with at least two pixels per FWHM
+#: (Nyquist). On a Gaussian line of FWHM 2 pixels, the drop from the peak pixel to a
+#: neighbour is at most 1.14 times the drop from that neighbour to the next one, on the
+#: side where it is smaller; for the two pixels of a line centred between them, at most
+#: 3.2 times. A spike must drop more steeply, on both sides, than these margins allow.
+_SINGLE_STEEPNESS = 4.0
+_PAIR_STEEPNESS = 8.0
+#: pixels of the blocks in which the noise is estimated from the flux
+_NOISE_BLOCK = 256
+#: DER_SNR (Stoehr et al. 2008): noise = this factor x median |2 f_i - f_(i-2) - f_(i+2)|
+_DER_SNR = 1.482602 / np.sqrt(6.0)
+
+
+def find_cosmic_rays(flux, mask=None, ivar=None, threshold=COSMIC_RAY_THRESHOLD):
+    """Flag upward spikes of one or two pixels that no line-spread function can make.
+
+    A pixel is flagged when it stands more than ``threshold`` times the
+    noise above both its neighbours, and the flux drops from it to each
+    neighbour more than 4 times as steeply as from that neighbour to the
+    next pixel (beyond what the noise allows). The sharpest line of a
+    Nyquist-sampled spectrum (FWHM of two pixels) drops at most 1.14 times as
+    steeply, on one side at least. Two adjacent pixels are flagged together
+    when they pass the same test with 8 (a line centred between them drops
+    at most 3.2 times as steeply). Emission lines, however strong, and the
+    flux between two absorption lines are as wide as the line-spread
+    function and are left alone; spectra sampled more coarsely than two
+    pixels per FWHM are not what this test is for.
+
+    The noise is the larger of the one the inverse variance states and the
+    one the flux shows (DER_SNR of Stoehr et al. 2008, in blocks of 256
+    pixels), so an underestimated uncertainty does not flag noise.
+
+    Parameters
+    ----------
+    flux : array-like, shape (n_spectra, n_pixels) or (n_pixels,)
+        Spectra at their native sampling (before any resampling or
+        broadening, which spreads a spike over several pixels).
+    mask : array of bool, same shape, default=None
+        ``True`` marks pixels to ignore; non-finite flux is always ignored.
+    ivar : array-like, same shape, default=None
+        Inverse variance; None, or a row of all NaN (no uncertainty), has the
+        noise estimated from the flux alone.
+    threshold : float, default=10.0
+        Height above the running median, in units of the noise.
+
+    Returns
+    -------
+    ndarray of bool, the shape of ``flux``
+        True where a cosmic ray (or another spike narrower than the
+        line-spread function) was found.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.arange(400)
+    >>> flux = 1 - 0.6 * np.exp(-0.5 * ((x - 200) / 1.5) ** 2) + rng.normal(0, 0.01, 400)
+    >>> flux[[50, 120, 121]] += [3.0, 1.5, 2.0]     # one single and one double spike
+    >>> np.flatnonzero(find_cosmic_rays(flux))
+    array([ 50, 120, 121])
+    >>> emission = 1 + 2.0 * np.exp(-0.5 * ((x - 300) / 0.85) ** 2)   # FWHM 2 pixels
+    >>> find_cosmic_rays(emission + rng.normal(0, 0.01, 400)).any()
+    np.False_
+    """
+    flux = np.asarray(flux, dtype=float)
+    one = flux.ndim == 1
+    flux = np.atleast_2d(flux)
+    mask = np.zeros(flux.shape, bool) if mask is None else np.atleast_2d(
+        np.asarray(mask, dtype=bool))
+    if ivar is not None:
+        ivar = np.atleast_2d(np.asarray(ivar, dtype=float))
+        unknown = unknown_ivar_rows(ivar)
+    found = np.zeros(flux.shape, bool)
+    for k in range(flux.shape[0]):
+        valid = np.flatnonzero(~mask[k] & np.isfinite(flux[k]))
+        row_ivar = None if ivar is None or unknown[k] else ivar[k, valid]
+        found[k, valid] = _spikes(flux[k, valid], row_ivar, threshold)
+    return found[0] if one else found
+
+
+def _spikes(f, ivar, threshold):
+    """The spikes of one spectrum's valid pixels ``f`` (see `find_cosmic_rays`)."""
+    n = f.size
+    found = np.zeros(n, bool)
+    if n < 8:
+        return found
+    sigma = _flux_noise(f)
+    if ivar is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stated = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
+        sigma = np.fmax(sigma, stated)
+    # beyond the ends the flux is taken as unknown (nothing is flagged within 2 pixels of them)
+    g = np.concatenate([[np.nan] * 3, f, [np.nan] * 3])
+    at = np.arange(n) + 3
+    with np.errstate(invalid="ignore"):
+        # one pixel: it stands high above both neighbours, which fall no further
+        found |= _steep(g[at] - g[at - 1], g[at - 1] - g[at - 2], g[at] - g[at + 1],
+                        g[at + 1] - g[at + 2], sigma, threshold, _SINGLE_STEEPNESS)
+        # two pixels i, i + 1 together, judged by the lower of the two
+        top = np.minimum(g[at], g[at + 1])
+        pair = _steep(top - g[at - 1], g[at - 1] - g[at - 2], top - g[at + 2],
+                      g[at + 2] - g[at + 3], np.maximum(sigma, np.roll(sigma, -1)), threshold,
+                      _PAIR_STEEPNESS)
+    pair[-1] = False
+    found |= pair | np.roll(pair, 1)
+    return found
+
+
+def _steep(first_left, second_left, first_right, second_right, sigma, threshold, steepness):
+    """Whether a peak drops by more than ``threshold`` noise to each neighbour, and by more
+    than ``steepness`` times (beyond the noise) what the flux drops one pixel further out."""
+    rise = np.minimum(first_left, first_right)  # NaN where a side is unknown
+    # what the noise alone lets a second drop be (three of its standard deviations)
+    slack = 3.0 * np.sqrt(2.0) * sigma
+    further = np.maximum(np.abs(second_left), np.abs(second_right)) - slack
+    ok = (rise > threshold * sigma) & (rise > steepness * np.clip(further, 0.0, None))
+    return ok & np.isfinite(rise) & np.isfinite(further)
+
+
+def _flux_noise(f):
+    """Noise per pixel from the flux (DER_SNR in blocks of `_NOISE_BLOCK` pixels)."""
+    second = np.full(f.size, np.nan)
+    second[2:-2] = np.abs(2.0 * f[2:-2] - f[:-4] - f[4:])
+    sigma = np.empty(f.size)
+    for start in range(0, f.size, _NOISE_BLOCK):
+        block = second[start:start + _NOISE_BLOCK]
+        if start + 2 * _NOISE_BLOCK > f.size:  # a short last block joins the one before
+            block = second[start:]
+            sigma[start:] = _DER_SNR * np.nanmedian(block) if np.isfinite(block).any() else np.nan
+            break
+        sigma[start:start + _NOISE_BLOCK] = _DER_SNR * np.nanmedian(block)
+    return sigma
+
+
+@fill_doc
+class CosmicRayMasker(SpectrumTransformer):
+    """Mask cosmic rays: upward spikes of one or two pixels, narrower than any line.
+
+    Run it on spectra at their native sampling, before resampling or
+    broadening spread a spike over its neighbours. The spikes are found by
+    `find_cosmic_rays`; their pixels are masked (their flux kept, their
+    inverse variance set to zero), and the number masked in each spectrum
+    is recorded as ``meta["cosmic_rays"]``.
+
+    Parameters
+    ----------
+    threshold : float, default=10.0
+        Height above the running median of the flux, in units of the noise,
+        from which a spike narrower than the line-spread function is masked.
+
+    Examples
+    --------
+    %(example_imports)s
+    >>> from stellarlatent.preprocessing import CosmicRayMasker
+    >>> rng = np.random.default_rng(1)
+    >>> flux = 1 + rng.normal(0, 0.02, (2, 300))
+    >>> flux[1, 140] = 4.0
+    >>> spectra = Spectrum(flux=flux * u.one, spectral_axis=np.linspace(5000, 5300, 300) * u.AA)
+    >>> masked = CosmicRayMasker().fit_transform(spectra)
+    >>> masked.meta["cosmic_rays"].tolist(), bool(masked.mask[1, 140])
+    ([0, 1], True)
+    """
+
+    _parameter_constraints = {
+        "threshold": [Interval(numbers.Real, 0, None, closed="neither",
+                               description="a positive number")],
+    }
+
+    def __init__(self, threshold=COSMIC_RAY_THRESHOLD):
+        self.threshold = threshold
+
+    def _transform_batch(self, batch):
+        return mask_cosmic_rays(batch, self.threshold)
+
+
+def mask_cosmic_rays(batch, threshold):
+    """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta."""
+    found = find_cosmic_rays(batch.flux, batch.mask, batch.ivar, threshold)
+    ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)
+    return batch.replace(mask=batch.mask | found, ivar=ivar,
+                         meta={**batch.meta, "cosmic_rays": found.sum(axis=1)})

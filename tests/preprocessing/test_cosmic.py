@@ -1,0 +1,176 @@
+"""Cosmic rays: spikes narrower than any line are masked; lines, noise and real spectra are not."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from sklearn.base import clone
+from specutils import Spectrum
+
+from stellarlatent.preprocessing import CosmicRayMasker, InstrumentMatcher, find_cosmic_rays
+
+PIXELS = np.arange(2000)
+
+
+def lines(centres, depth, fwhm_pixels, continuum=1.0):
+    """A continuum with Gaussian lines (negative ``depth``: emission) of one FWHM in pixels."""
+    sigma = fwhm_pixels / 2.3548
+    flux = np.full(PIXELS.size, continuum, dtype=float)
+    for centre in centres:
+        flux -= depth * np.exp(-0.5 * ((PIXELS - centre) / sigma) ** 2)
+    return flux
+
+
+def test_single_and_double_spikes_are_found_and_nothing_else():
+    rng = np.random.default_rng(0)
+    flux = lines(rng.uniform(20, 1980, 60), 0.5, 3.0) + rng.normal(0, 0.02, PIXELS.size)
+    hits = [100, 500, 501, 1500, 1750, 1751]
+    flux[hits] += [0.8, 2.0, 1.2, 5.0, 0.9, 0.9]
+    np.testing.assert_array_equal(np.flatnonzero(find_cosmic_rays(flux)), hits)
+
+
+def test_noise_alone_flags_nothing():
+    rng = np.random.default_rng(1)
+    flux = lines(rng.uniform(20, 1980, 80), 0.6, 2.5) + rng.normal(0, 1 / 30, (300, PIXELS.size))
+    assert not find_cosmic_rays(flux).any()
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.1, 0.25, 0.4, 0.5])
+@pytest.mark.parametrize("fwhm", [2.0, 3.0, 6.0])
+def test_lines_as_sharp_as_a_nyquist_sampled_spectrum_allows_are_left_alone(offset, fwhm):
+    # emission lines a thousand times the noise, on a spectrum full of absorption lines
+    rng = np.random.default_rng(2)
+    flux = (lines(np.arange(30, 2000, 97) + offset, -3.0, fwhm)
+            - lines(np.arange(60, 2000, 41) + offset, 0.7, fwhm) + 1
+            + rng.normal(0, 0.003, PIXELS.size))
+    assert not find_cosmic_rays(flux).any()
+
+
+def test_the_continuum_between_two_deep_lines_is_not_a_spike():
+    # the sodium doublet of a cool star at MILES's sampling (2.8 pixels per FWHM)
+    flux = lines([1000, 1006.6], 0.85, 2.8) + np.random.default_rng(3).normal(0, 0.002,
+                                                                              PIXELS.size)
+    assert not find_cosmic_rays(flux).any()
+
+
+def test_an_underestimated_uncertainty_does_not_turn_noise_into_spikes():
+    rng = np.random.default_rng(4)
+    flux = 1 + rng.normal(0, 0.05, (20, PIXELS.size))
+    ivar = np.full(flux.shape, 1 / 0.005**2)  # ten times too small an error
+    assert not find_cosmic_rays(flux, ivar=ivar).any()
+    flux[3, 700] += 1.0
+    assert np.flatnonzero(find_cosmic_rays(flux, ivar=ivar)[3]).tolist() == [700]
+
+
+def test_masked_and_nan_pixels_are_skipped():
+    rng = np.random.default_rng(5)
+    flux = 1 + rng.normal(0, 0.01, (2, PIXELS.size))
+    flux[0, 300] = 50.0
+    mask = np.zeros(flux.shape, bool)
+    mask[0, 300] = True
+    flux[1, 10:40] = np.nan
+    flux[1, 41] = 3.0  # beside a gap: its neighbours are the valid pixels on either side
+    found = find_cosmic_rays(flux, mask=mask)
+    assert not found[0].any()
+    assert np.flatnonzero(found[1]).tolist() == [41]
+    assert find_cosmic_rays(flux[1]).shape == (PIXELS.size,)
+
+
+def test_the_masker_masks_zeroes_their_inverse_variance_and_counts_them():
+    rng = np.random.default_rng(6)
+    flux = 1 + rng.normal(0, 0.01, (3, 400))
+    flux[1, [50, 51, 200]] += [1.0, 1.0, 2.0]
+    spectra = Spectrum(flux=flux * u.Jy, spectral_axis=np.linspace(5000, 5400, 400) * u.AA,
+                       uncertainty=None)
+    masker = clone(CosmicRayMasker())
+    out = masker.fit_transform(spectra)
+    assert out.meta["cosmic_rays"].tolist() == [0, 3, 0]
+    assert np.flatnonzero(out.mask[1]).tolist() == [50, 51, 200]
+    np.testing.assert_array_equal(out.flux.value, flux)  # the flux is kept
+    assert out.flux.unit == u.Jy
+    # a higher threshold keeps what is lower than it
+    assert CosmicRayMasker(threshold=150).fit_transform(spectra).meta["cosmic_rays"].tolist() == [
+        0, 1, 0]
+
+
+@pytest.mark.parametrize("threshold", [0, -1.0, "high"])
+def test_a_bad_threshold_is_refused(threshold):
+    spectra = Spectrum(flux=np.ones((1, 50)) * u.one, spectral_axis=np.arange(50.0) * u.AA)
+    with pytest.raises((ValueError, TypeError), match="threshold must be a positive number"):
+        CosmicRayMasker(threshold=threshold).fit_transform(spectra)
+
+
+def test_real_spectra_keep_their_lines_and_lose_their_spikes(miles_dir, real_dir):
+    from stellarlatent._batch import to_batch
+    from stellarlatent.datasets import read_miles, read_phoenix_grid
+
+    # a MILES star with a cosmic ray left at 4555.7 Angstrom (twice the continuum)
+    spectra, _ = read_miles(miles_dir, ids=[1, 3, 459])
+    batch = to_batch(spectra)
+    found = find_cosmic_rays(batch.flux, batch.mask, batch.ivar)
+    assert found.sum(axis=1).tolist() == [0, 0, 1]
+    assert batch.spectral_axis[found[2]].to_value(u.AA) == pytest.approx([4555.7], abs=0.1)
+    # noise-free PHOENIX models: sharp lines and nothing else
+    models, _ = read_phoenix_grid(real_dir / "phoenix", wavelength_range=[4000, 7000] * u.AA)
+    assert not find_cosmic_rays(models.flux.value).any()
+    # a HARPS DRS spectrum of 313,000 pixels: its two-pixel spike at 5516.75 Angstrom
+    from stellarlatent.datasets._io import UnknownUnitWarning
+
+    with pytest.warns(UnknownUnitWarning, match="Relative Flux"):
+        harps = to_batch(Spectrum.read(real_dir / "harps" /
+                                       "HARPS.2010-09-18T23:42:36.178_s1d_A.fits"))
+    found = find_cosmic_rays(harps.flux, harps.mask, harps.ivar)
+    assert harps.spectral_axis[found[0]].to_value(u.AA) == pytest.approx([5516.75, 5516.76],
+                                                                         abs=0.005)
+
+
+def test_spikes_no_longer_move_the_labels_of_a_bundled_model(miles_dir):
+    from stellarlatent import pretrained
+    from stellarlatent.datasets import read_miles
+
+    spectra, table = read_miles(miles_dir, ids=[2, 5])  # a G dwarf and an F subgiant
+    flux = spectra.flux.value
+    spiked = flux.copy()
+    rng = np.random.default_rng(7)
+    for k in range(2):
+        pixels = rng.choice(np.flatnonzero(np.isfinite(flux[k]))[10:-10], 20, replace=False)
+        spiked[k, pixels] += 20 * np.nanmedian(flux[k])
+
+    def spectrum(values):
+        return Spectrum(flux=values * spectra.flux.unit, spectral_axis=spectra.spectral_axis,
+                        spectral_axis_index=1, meta=dict(spectra.meta))
+
+    model = pretrained.load("miles-normalized")
+    shifts = {}
+    for masking in (True, False):
+        pipeline = pretrained.pipeline("miles-normalized")
+        [name] = [n for n, step in pipeline.steps if isinstance(step, InstrumentMatcher)]
+        pipeline.set_params(**{f"{name}__mask_cosmic_rays": masking})
+        clean = model.predict(pipeline.transform(spectrum(flux)))
+        hit = pipeline.transform(spectrum(spiked))
+        if masking:
+            assert hit.meta["cosmic_rays"].tolist() == [20, 20]
+        shifts[masking] = np.abs(model.predict(hit)["teff"].value - clean["teff"].value)
+    assert np.all(shifts[True] < 60)
+    assert np.all(shifts[False] > 150)  # what the spikes did before
+
+
+def test_predict_writes_how_many_cosmic_rays_it_masked(miles_dir, tmp_path):
+    from astropy.io import fits
+    from astropy.table import QTable
+
+    from stellarlatent.cli import main
+
+    path = tmp_path / "MILES_hit.fits"
+    with fits.open(miles_dir / "MILES_res2.50_star_m0003V.fits") as hdus:
+        flux = np.asarray(hdus[0].data, dtype=float)
+        flat = flux.reshape(-1)
+        flat[[1000, 2200, 2201, 3000]] += 10 * np.median(flat)
+        hdus[0].data = flux.astype(np.float32)
+        hdus.writeto(path)
+    out = tmp_path / "labels.ecsv"
+    assert main(["predict", "miles-normalized", str(path), str(miles_dir /
+                 "MILES_res2.50_star_m0003V.fits"), "--out", str(out), "--quiet",
+                 "--device", "cpu", "--format", "MILES"]) == 0
+    table = QTable.read(out)
+    assert table["cosmic_rays"].tolist() == [4, 0]
+    assert abs(table["teff"][0] - table["teff"][1]).to_value(u.K) < 30
