@@ -287,8 +287,8 @@ class RemapNetwork:
             digest.update(np.asarray(self.bin_edges_[label], dtype=float).tobytes())
         extra = {"stage": self._stage, "labels": digest.hexdigest()}
         if self._stage == "fine_tune":
-            # a fine-tuning resumes only from the network it started from
-            extra["start"] = _weights_digest(self.module_)
+            # a fine-tuning resumes only from the network it started from, at its settings
+            extra["start"] = self._fine_tune_start
         return extra
 
     def _train(self, source, train_idx, val_idx, sample_weight, checkpoint_dir, seed, n_epochs,
@@ -306,7 +306,7 @@ class RemapNetwork:
             raise
 
 
-def _weights_digest(module):
+def weights_digest(module):
     """A SHA-256 of a module's weights and buffers, in the order of its state dict."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():

@@ -268,7 +268,8 @@ class DeepREMAPEnsemble(SeededEstimator):
         self
         """
         check_is_fitted(self)
-        jobs = [(member, "fine_tune", kwargs) for member in self.members_]
+        # copies: an interrupted fine-tuning leaves every member as it was, to resume
+        jobs = [(copy.deepcopy(member), "fine_tune", kwargs) for member in self.members_]
         calibrated = (any(t != 1.0 for t in self.temperatures_.values())
                       or getattr(self, "calibrated_by_", None) is not None)
         self._adopt(self._run(jobs, X, y, sample_weight, checkpoint_dir))

@@ -7,6 +7,7 @@ and the reference set of embeddings (`_remap_network`), the tables of
 the saved file's layout (`_remap_io`) have modules of their own.
 """
 
+import copy
 import math
 
 import astropy.units as u
@@ -16,7 +17,7 @@ from astropy.table import QTable
 from sklearn.utils.validation import check_is_fitted
 
 from .._logging import log
-from ._base import TorchEstimator, _check_positive_int, resolve_device
+from ._base import TorchEstimator, TrainingDivergedError, _check_positive_int, resolve_device
 from ._binning import digitize
 from ._calibration import COVERAGE_LEVELS, check_method, fit_temperatures
 from ._docs import fill_doc
@@ -32,7 +33,7 @@ from ._remap_params import (
     is_real,
     per_label,
 )
-from ._remap_network import RemapNetwork
+from ._remap_network import RemapNetwork, weights_digest
 from ._tables import concatenated, edges_with_unit, label_summaries, prediction_table
 
 __all__ = ["DeepREMAP"]
@@ -480,11 +481,21 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         self.module_.freeze(n_frozen)
         train_idx, val_idx = self._split(n, seed)
         self._stage = "fine_tune"
+        start = copy.deepcopy(self.module_.state_dict())
+        # a checkpoint resumes only the fine-tuning of these weights with these settings
+        self._fine_tune_start = {"lr": float(lr), "frozen": n_frozen,
+                                 "weights": weights_digest(self.module_)}
         self._setup_training(train_idx, n_epochs, float(lr))
         history = []
         try:
             self._train(source, train_idx, val_idx, sample_weight, checkpoint_dir, seed,
                         n_epochs, history)
+        except TrainingDivergedError:
+            raise  # the last good weights are kept, as `_train` says
+        except BaseException:
+            # interrupted: the network it started from, so that the same call resumes
+            self.module_.load_state_dict(start)
+            raise
         finally:
             self.module_.unfreeze()
             self.fine_tune_history_ = history

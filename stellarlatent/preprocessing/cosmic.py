@@ -21,6 +21,12 @@ COSMIC_RAY_THRESHOLD = 10.0
 #: 3.2 times. A spike must drop more steeply, on both sides, than these margins allow.
 _SINGLE_STEEPNESS = 4.0
 _PAIR_STEEPNESS = 8.0
+#: pixels on each side (beyond the spike's neighbours) whose highest flux stands for the
+#: continuum that absorption lines cannot rise above: five FWHM of a Nyquist-sampled line
+_ENVELOPE_PIXELS = 10
+#: which of them, from the highest, is taken as the continuum: the third, so that two
+#: more spikes among them do not hide a spike
+_ENVELOPE_RANK = 3
 #: pixels of the blocks in which the noise is estimated from the flux
 _NOISE_BLOCK = 256
 #: DER_SNR (Stoehr et al. 2008): noise = this factor x median |2 f_i - f_(i-2) - f_(i+2)|
@@ -30,34 +36,49 @@ _DER_SNR = 1.482602 / np.sqrt(6.0)
 def find_cosmic_rays(flux, mask=None, ivar=None, threshold=COSMIC_RAY_THRESHOLD):
     """Flag upward spikes of one or two pixels that no line-spread function can make.
 
-    A pixel is flagged when it stands more than ``threshold`` times the
-    noise above both its neighbours, and the flux drops from it to each
-    neighbour more than 4 times as steeply as from that neighbour to the
-    next pixel (beyond what the noise allows). The sharpest line of a
-    Nyquist-sampled spectrum (FWHM of two pixels) drops at most 1.14 times as
-    steeply, on one side at least. Two adjacent pixels are flagged together
-    when they pass the same test with 8 (a line centred between them drops
-    at most 3.2 times as steeply). Emission lines, however strong, and the
-    flux between two absorption lines are as wide as the line-spread
-    function and are left alone; spectra sampled more coarsely than two
-    pixels per FWHM are not what this test is for.
+    A pixel is flagged when three things hold:
+
+    * it stands more than ``threshold`` times the noise above both its
+      neighbours;
+    * the flux drops from it to each neighbour more than 4 times as steeply
+      as from that neighbour to the next pixel, that next drop counted one
+      standard deviation of the noise larger than measured. The sharpest
+      line of a Nyquist-sampled spectrum (FWHM of two pixels) drops at most
+      1.14 times as steeply, on one side at least, so emission lines,
+      however strong, are left alone;
+    * it stands more than ``threshold`` times the noise above the
+      continuum about it, the third highest of the pixels 2 to 11 pixels
+      away on either side: a spike rises above the continuum, which the
+      flux between two absorption lines cannot.
+
+    Two adjacent pixels are flagged together when they pass the same tests
+    with 8 for 4 (a line centred between them drops at most 3.2 times as
+    steeply). Missed by design: spikes on the core of a line that do not
+    reach the continuum, three or more adjacent pixels, and two spikes one
+    pixel apart. Spectra sampled more coarsely than two pixels per FWHM are
+    not what this test is for.
 
     The noise is the larger of the one the inverse variance states and the
     one the flux shows (DER_SNR of Stoehr et al. 2008, in blocks of 256
-    pixels), so an underestimated uncertainty does not flag noise.
+    pixels, leaving out the differences that are exactly zero, as runs of
+    one value and integer counts give), so an underestimated uncertainty
+    does not flag noise; where neither says anything, nothing is flagged.
 
     Parameters
     ----------
     flux : array-like, shape (n_spectra, n_pixels) or (n_pixels,)
         Spectra at their native sampling (before any resampling or
-        broadening, which spreads a spike over several pixels).
-    mask : array of bool, same shape, default=None
-        ``True`` marks pixels to ignore; non-finite flux is always ignored.
-    ivar : array-like, same shape, default=None
+        broadening, which spreads a spike over several pixels); masked
+        arrays keep their mask.
+    mask : array of bool, the shape of ``flux`` or (n_pixels,), default=None
+        ``True`` marks pixels to ignore; non-finite flux, and pixels whose
+        inverse variance is not positive, are always ignored.
+    ivar : array-like, the shape of ``flux``, default=None
         Inverse variance; None, or a row of all NaN (no uncertainty), has the
         noise estimated from the flux alone.
     threshold : float, default=10.0
-        Height above the running median, in units of the noise.
+        Height of a spike above its neighbours and above the continuum, in
+        units of the noise.
 
     Returns
     -------
@@ -78,18 +99,24 @@ def find_cosmic_rays(flux, mask=None, ivar=None, threshold=COSMIC_RAY_THRESHOLD)
     >>> find_cosmic_rays(emission + rng.normal(0, 0.01, 400)).any()
     np.False_
     """
-    flux = np.asarray(flux, dtype=float)
+    given_mask = np.ma.getmaskarray(flux) if np.ma.isMaskedArray(flux) else None
+    flux = np.asarray(np.ma.getdata(flux), dtype=float)
     one = flux.ndim == 1
     flux = np.atleast_2d(flux)
-    mask = np.zeros(flux.shape, bool) if mask is None else np.atleast_2d(
-        np.asarray(mask, dtype=bool))
+    bad = np.zeros(flux.shape, bool)
+    for extra in (given_mask, mask):
+        if extra is not None:
+            bad |= np.broadcast_to(np.asarray(extra, dtype=bool), flux.shape)
+    unknown = np.ones(flux.shape[0], bool)
     if ivar is not None:
-        ivar = np.atleast_2d(np.asarray(ivar, dtype=float))
+        ivar = np.broadcast_to(np.asarray(ivar, dtype=float), flux.shape)
         unknown = unknown_ivar_rows(ivar)
+        with np.errstate(invalid="ignore"):
+            bad |= ~(ivar > 0) & ~unknown[:, np.newaxis]
     found = np.zeros(flux.shape, bool)
     for k in range(flux.shape[0]):
-        valid = np.flatnonzero(~mask[k] & np.isfinite(flux[k]))
-        row_ivar = None if ivar is None or unknown[k] else ivar[k, valid]
+        valid = np.flatnonzero(~bad[k] & np.isfinite(flux[k]))
+        row_ivar = None if unknown[k] else ivar[k, valid]
         found[k, valid] = _spikes(flux[k, valid], row_ivar, threshold)
     return found[0] if one else found
 
@@ -105,46 +132,61 @@ def _spikes(f, ivar, threshold):
         with np.errstate(divide="ignore", invalid="ignore"):
             stated = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
         sigma = np.fmax(sigma, stated)
-    # beyond the ends the flux is taken as unknown (nothing is flagged within 2 pixels of them)
-    g = np.concatenate([[np.nan] * 3, f, [np.nan] * 3])
-    at = np.arange(n) + 3
+    sigma = np.where(sigma > 0, sigma, np.nan)  # no noise known: nothing is judged
+    # beyond the ends the flux is unknown (nothing is flagged within 2 pixels of them)
+    pad = _ENVELOPE_PIXELS + 3
+    g = np.concatenate([np.full(pad, np.nan), f, np.full(pad, np.nan)])
+    at = np.arange(n) + pad
     with np.errstate(invalid="ignore"):
         # one pixel: it stands high above both neighbours, which fall no further
-        found |= _steep(g[at] - g[at - 1], g[at - 1] - g[at - 2], g[at] - g[at + 1],
+        single = _steep(g[at] - g[at - 1], g[at - 1] - g[at - 2], g[at] - g[at + 1],
                         g[at + 1] - g[at + 2], sigma, threshold, _SINGLE_STEEPNESS)
+        found |= single & _above_envelope(g, at, at, g[at], sigma, threshold)
         # two pixels i, i + 1 together, judged by the lower of the two
         top = np.minimum(g[at], g[at + 1])
+        both = np.maximum(sigma, np.append(sigma[1:], np.nan))
         pair = _steep(top - g[at - 1], g[at - 1] - g[at - 2], top - g[at + 2],
-                      g[at + 2] - g[at + 3], np.maximum(sigma, np.roll(sigma, -1)), threshold,
-                      _PAIR_STEEPNESS)
-    pair[-1] = False
-    found |= pair | np.roll(pair, 1)
+                      g[at + 2] - g[at + 3], both, threshold, _PAIR_STEEPNESS)
+        pair &= _above_envelope(g, at, at + 1, top, both, threshold)
+    found |= pair
+    found[1:] |= pair[:-1]
     return found
 
 
 def _steep(first_left, second_left, first_right, second_right, sigma, threshold, steepness):
     """Whether a peak drops by more than ``threshold`` noise to each neighbour, and by more
-    than ``steepness`` times (beyond the noise) what the flux drops one pixel further out."""
+    than ``steepness`` times what the flux drops one pixel further out (that drop counted
+    one standard deviation of its noise larger, so that noise cannot make a line steep)."""
     rise = np.minimum(first_left, first_right)  # NaN where a side is unknown
-    # what the noise alone lets a second drop be (three of its standard deviations)
-    slack = 3.0 * np.sqrt(2.0) * sigma
-    further = np.maximum(np.abs(second_left), np.abs(second_right)) - slack
-    ok = (rise > threshold * sigma) & (rise > steepness * np.clip(further, 0.0, None))
-    return ok & np.isfinite(rise) & np.isfinite(further)
+    further = np.maximum(np.abs(second_left), np.abs(second_right)) + np.sqrt(2.0) * sigma
+    return (rise > threshold * sigma) & (rise > steepness * further)
+
+
+def _above_envelope(g, first, last, height, sigma, threshold):
+    """Whether ``height`` at pixels ``first``..``last`` of the padded flux ``g`` stands more
+    than ``threshold`` noise above the continuum about them: the third highest of the pixels
+    2 to ``_ENVELOPE_PIXELS + 1`` beyond them (two more spikes nearby do not hide it)."""
+    near = [g[first - d] for d in range(2, _ENVELOPE_PIXELS + 2)]
+    near += [g[last + d] for d in range(2, _ENVELOPE_PIXELS + 2)]
+    near = np.stack(near)
+    near[np.isnan(near)] = -np.inf  # beyond the ends
+    envelope = np.sort(near, axis=0)[-_ENVELOPE_RANK]
+    return height - envelope > threshold * sigma
 
 
 def _flux_noise(f):
     """Noise per pixel from the flux (DER_SNR in blocks of `_NOISE_BLOCK` pixels)."""
     second = np.full(f.size, np.nan)
     second[2:-2] = np.abs(2.0 * f[2:-2] - f[:-4] - f[4:])
-    sigma = np.empty(f.size)
-    for start in range(0, f.size, _NOISE_BLOCK):
-        block = second[start:start + _NOISE_BLOCK]
-        if start + 2 * _NOISE_BLOCK > f.size:  # a short last block joins the one before
-            block = second[start:]
-            sigma[start:] = _DER_SNR * np.nanmedian(block) if np.isfinite(block).any() else np.nan
-            break
-        sigma[start:start + _NOISE_BLOCK] = _DER_SNR * np.nanmedian(block)
+    second[second == 0] = np.nan  # runs of one value and integer counts say nothing of noise
+    sigma = np.full(f.size, np.nan)
+    starts = list(range(0, f.size, _NOISE_BLOCK))
+    if len(starts) > 1 and f.size - starts[-1] < _NOISE_BLOCK:
+        starts.pop()  # a short last block joins the one before
+    for start, stop in zip(starts, starts[1:] + [f.size]):
+        block = second[start:stop]
+        if np.isfinite(block).any():
+            sigma[start:stop] = _DER_SNR * np.nanmedian(block)
     return sigma
 
 
@@ -161,7 +203,7 @@ class CosmicRayMasker(SpectrumTransformer):
     Parameters
     ----------
     threshold : float, default=10.0
-        Height above the running median of the flux, in units of the noise,
+        Height above the neighbours and the continuum, in units of the noise,
         from which a spike narrower than the line-spread function is masked.
 
     Examples
@@ -186,10 +228,10 @@ class CosmicRayMasker(SpectrumTransformer):
         self.threshold = threshold
 
     def _transform_batch(self, batch):
-        return mask_cosmic_rays(batch, self.threshold)
+        return masked_spikes(batch, self.threshold)
 
 
-def mask_cosmic_rays(batch, threshold):
+def masked_spikes(batch, threshold):
     """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta."""
     found = find_cosmic_rays(batch.flux, batch.mask, batch.ivar, threshold)
     ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)

@@ -11,7 +11,7 @@ from .._params import Converted, Options
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
 from .airvac import _AIR_LIMIT, air_to_vacuum, vacuum_to_air
-from .cosmic import COSMIC_RAY_THRESHOLD, mask_cosmic_rays
+from .cosmic import COSMIC_RAY_THRESHOLD, masked_spikes
 from .broaden import (_C_KMS, _FWHM_PER_SIGMA, _broaden, _check_fwhm, _check_resolution,
                       _fwhm_kms)
 from .doppler import _rv_bounds
@@ -390,7 +390,7 @@ class InstrumentMatcher(SpectrumTransformer):
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
         if self.mask_cosmic_rays:
-            batch = mask_cosmic_rays(batch, COSMIC_RAY_THRESHOLD)
+            batch = masked_spikes(batch, COSMIC_RAY_THRESHOLD)
         if self.flux_density == "per_wavelength":
             batch = _per_wavelength(batch)
         batch = self._to_medium(batch)

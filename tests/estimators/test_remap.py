@@ -392,6 +392,37 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch)
         small_remap(**params).fit(X, y_other, checkpoint_dir=tmp_path)
 
 
+def test_an_interrupted_fine_tuning_called_again_resumes_from_its_checkpoint(tmp_path,
+                                                                             monkeypatch):
+    X, y = line_spectra(64)
+    pretrained = small_remap(max_epochs=2).fit(X[::-1].copy(), y[::-1])
+    full = copy.deepcopy(pretrained).fine_tune(X, y, max_epochs=3, lr=1e-3)
+    original = DeepREMAP._after_epoch
+
+    def interrupt(self, epoch):
+        if self._stage == "fine_tune" and epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    remap = copy.deepcopy(pretrained)
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        remap.fine_tune(X, y, max_epochs=3, lr=1e-3, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(DeepREMAP, "_after_epoch", original)
+    # the network it started from is back, so the same call (in the same session) resumes
+    np.testing.assert_array_equal(remap.embed(X), pretrained.embed(X))
+    with pytest.raises(ValueError, match="other data or hyperparameters"):
+        copy.deepcopy(pretrained).fine_tune(X, y, max_epochs=3, lr=5e-3,
+                                            checkpoint_dir=tmp_path)  # another lr
+    with pytest.raises(ValueError, match="other data or hyperparameters"):
+        copy.deepcopy(pretrained).fine_tune(X, y, max_epochs=3, lr=1e-3, freeze="backbone",
+                                            checkpoint_dir=tmp_path)
+    remap.fine_tune(X, y, max_epochs=3, lr=1e-3, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in remap.fine_tune_history_] == [1, 2, 3]
+    np.testing.assert_allclose(remap.predict(X)["teff"].value, full.predict(X)["teff"].value,
+                               rtol=1e-5)
+
+
 def test_swa_gives_the_averaged_network():
     X, y = line_spectra(48)
     averaged = small_remap(max_epochs=3, swa_start=1).fit(X, y)
