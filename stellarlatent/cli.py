@@ -503,6 +503,10 @@ def _matching(p):
     p.add_argument("--no-match", action="store_true",
                    help="do not bring the spectra to the model's instrument (wavelength medium, "
                         "resolution, rest frame) first")
+    p.add_argument("--keep-cosmic-rays", action="store_true",
+                   help="do not mask cosmic rays (spikes of one or two pixels sharper than any "
+                        "line, found before the spectra are broadened; the output counts them "
+                        "in cosmic_rays)")
     p.add_argument("--no-denoise", action="store_true",
                    help="do not remove the noise that spectra carry beyond the bundled model's "
                         "training spectra (its PCADenoiser, which takes photon noise and "

@@ -714,6 +714,12 @@ def test_shared_stars_needs_the_same_labels_and_the_same_flux():
     np.testing.assert_array_equal(shared_stars(pretrain_flux, pretrain_labels, masked, labels),
                                   [1, 4])
     assert shared_stars(pretrain_flux[2:], pretrain_labels[2:], flux, labels).size == 0
+    # a label tuple twice among the pre-training spectra (repeat observations, copies): each
+    # is compared
+    twice = np.concatenate([pretrain_flux[2:3], flux[[0]]])
+    np.testing.assert_array_equal(shared_stars(twice, labels[[0, 0]], flux, labels), [0])
+    np.testing.assert_array_equal(
+        shared_stars(pretrain_flux, pretrain_labels, masked, labels, chunk=1), [1, 4])
 
 
 def test_fit_remap_pretrains_on_a_store_whose_labels_cover_the_training_stars(

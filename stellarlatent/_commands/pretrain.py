@@ -306,30 +306,31 @@ def pretraining_data(source, *, n_synthetic, labels, values, spectral_axis, meta
                     "or a folder")
 
 
-def shared_stars(pretrain_X, pretrain_values, X, values, rtol=1e-3):
+def shared_stars(pretrain_X, pretrain_values, X, values, rtol=1e-3, chunk=256):
     """Indices of training spectra that are also pre-training spectra.
 
     A training spectrum counts as shared when a pre-training spectrum has
     exactly its labels (every label known) and the same flux: the median
     absolute difference over the pixels valid in both is below ``rtol``
-    times the median absolute flux.
+    times the median absolute flux. Spectra are read ``chunk`` pairs at a time.
     """
     from ..estimators._data import take_rows
 
-    known = np.isfinite(pretrain_values).all(axis=1)
     where = {}
-    for i in np.flatnonzero(known):
-        where.setdefault(tuple(pretrain_values[i]), i)
-    pairs = [(j, where[tuple(row)]) for j, row in enumerate(values)
-             if np.isfinite(row).all() and tuple(row) in where]
-    if not pairs:
-        return np.empty(0, dtype=int)
-    mine, theirs = (np.array(side) for side in zip(*pairs))
-    a, b = _flux_rows(take_rows(X, mine)), _flux_rows(take_rows(pretrain_X, theirs))
-    both = np.isfinite(a) & np.isfinite(b)
-    same = [bool(ok.any()) and np.median(np.abs(x[ok] - y[ok])) <= rtol * np.median(np.abs(x[ok]))
-            for x, y, ok in zip(a, b, both)]
-    return mine[np.array(same, dtype=bool)]
+    for i in np.flatnonzero(np.isfinite(pretrain_values).all(axis=1)):
+        where.setdefault(tuple(pretrain_values[i]), []).append(i)
+    pairs = [(j, i) for j, row in enumerate(values) if np.isfinite(row).all()
+             for i in where.get(tuple(row), ())]
+    shared = set()
+    for start in range(0, len(pairs), chunk):
+        mine, theirs = (np.array(side) for side in zip(*pairs[start:start + chunk]))
+        a, b = _flux_rows(take_rows(X, mine)), _flux_rows(take_rows(pretrain_X, theirs))
+        both = np.isfinite(a) & np.isfinite(b)
+        for j, x, y, ok in zip(mine, a, b, both):
+            if ok.any() and (np.median(np.abs(x[ok] - y[ok]))
+                             <= rtol * np.median(np.abs(x[ok]))):
+                shared.add(int(j))
+    return np.array(sorted(shared), dtype=int)
 
 
 def _flux_rows(X):

@@ -69,8 +69,6 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
     disentanglement = DisentanglementReport.from_estimator(vae, spectra,
                                                            None if no_labels else labels)
     summary = disentanglement.summary
-    if no_labels:
-        summary = summary["dim", "mad"]
     summary.write(Path(out) / "disentanglement.ecsv", overwrite=True)
 
     report.heading(heading)

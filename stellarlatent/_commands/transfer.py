@@ -52,12 +52,18 @@ def instrument_step(model, args, model_arg):
         if args.resolution is not None:
             raise UserError("--resolution: the spectra are matched to the model's resolution, "
                             "which --no-match turns off; leave one out")
+        if getattr(args, "keep_cosmic_rays", False):
+            raise UserError("--keep-cosmic-rays: the cosmic rays are masked as the spectra are "
+                            "matched to the model's instrument, which --no-match turns off; "
+                            "leave one out")
         return None
+    keep = getattr(args, "keep_cosmic_rays", False)
     name = _bundled_name(model_arg)
     if name is not None:
         try:
-            return pretrained.instrument_matcher(name, input_resolution=args.resolution,
-                                                 rescale=True)
+            return pretrained.instrument_matcher(
+                name, input_resolution=args.resolution, rescale=True).set_params(
+                    mask_cosmic_rays=not keep)
         except ValueError as exc:
             if "records no instrument" not in str(exc):
                 raise UserError(f"MODEL: {exc}") from None
@@ -72,7 +78,7 @@ def instrument_step(model, args, model_arg):
     # fit-vae and fit-remap read their files without the matching: the flux stays as given
     return InstrumentMatcher(fwhm=instrument.get("fwhm"), resolution=instrument.get("resolution"),
                              medium=medium, remove_rv=False, input_resolution=args.resolution,
-                             flux_density=None,
+                             flux_density=None, mask_cosmic_rays=not keep,
                              wavelength_range=None if axis is None else axis[[0, -1]]).fit()
 
 

@@ -466,9 +466,14 @@ class DisentanglementReport:
         ``spearman`` (its Spearman correlation) and ``beyond_chance`` (whether
         the latent carries that label beyond chance: more normalised mutual
         information than `chance_level`, or a significant rank correlation;
-        otherwise the best label is only the closest).
+        otherwise the best label is only the closest). A report without
+        labels has ``dim`` and ``mad`` only.
         """
         names = self.label_names
+        if not names:
+            order = self.informative[np.argsort(-self.mad[self.informative], kind="stable")]
+            return Table({"dim": np.asarray(order, dtype=int),
+                          "mad": np.asarray(self.mad[order], dtype=float)})
         rows = []
         analysed = set(np.asarray(self.mutual_information["dim"]).tolist())
         for dim in self.informative[np.argsort(-self.mad[self.informative], kind="stable")]:

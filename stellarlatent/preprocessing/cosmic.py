@@ -231,9 +231,17 @@ class CosmicRayMasker(SpectrumTransformer):
         return masked_spikes(batch, self.threshold)
 
 
-def masked_spikes(batch, threshold):
-    """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta."""
+def masked_spikes(batch, threshold, skip=None):
+    """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta.
+
+    ``skip`` (bool per spectrum) leaves those spectra unsearched: their
+    count is NaN.
+    """
     found = find_cosmic_rays(batch.flux, batch.mask, batch.ivar, threshold)
+    counts = found.sum(axis=1).astype(float)
+    if skip is not None:
+        found[skip] = False
+        counts[skip] = np.nan
     ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)
     return batch.replace(mask=batch.mask | found, ivar=ivar,
-                         meta={**batch.meta, "cosmic_rays": found.sum(axis=1)})
+                         meta={**batch.meta, "cosmic_rays": counts})

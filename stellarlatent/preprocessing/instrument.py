@@ -31,6 +31,10 @@ RESOLUTION_STATUS = {
 _COARSER_BY = 1.05
 #: pixels per FWHM of the target below which a finer spectrum is resampled before broadening
 _PIXELS_PER_FWHM = 6.0
+#: pixels per FWHM below which a spectrum is not searched for cosmic rays: a line of FWHM
+#: 1.5 pixels drops 2.5 times as steeply to its neighbours as beyond them, still short of the
+#: test's 4 (see `find_cosmic_rays`, which assumes 2 and has this margin)
+_LEAST_PIXELS_PER_FWHM = 1.5
 #: the templates of the synthetic set: (Teff, log g), solar metallicity, no rotation
 _SYNTHETIC_TEMPLATES = ((3600.0, 4.6), (4500.0, 4.5), (5500.0, 4.4), (6500.0, 4.2),
                         (8500.0, 4.0), (15000.0, 4.0))
@@ -195,9 +199,10 @@ class InstrumentMatcher(SpectrumTransformer):
         frequency is converted; None leaves every flux as it is (a model
         trained on spectra in F_nu).
     mask_cosmic_rays : bool, default=True
-        Whether to mask cosmic rays (see `CosmicRayMasker`; spectra sampled
-        more coarsely than two pixels per FWHM are not what its test is
-        for).
+        Whether to mask cosmic rays (see `CosmicRayMasker`). A spectrum
+        whose resolution is known (``meta`` or ``input_resolution``) and
+        sampled with fewer than 1.5 pixels per FWHM is not searched: a line
+        could pass for a spike there.
     wavelength_range : (min, max) `~astropy.units.Quantity`, default=None
         The wavelengths the model uses. Pixels more than 10% beyond them are
         left out first: they cannot reach the model's grid, and broadening
@@ -218,7 +223,8 @@ class InstrumentMatcher(SpectrumTransformer):
     the ``stellarlatent`` commands do, skipping them).
 
     `transform` records, one value per spectrum, ``meta["cosmic_rays"]``
-    (the pixels masked as cosmic rays; with ``mask_cosmic_rays``),
+    (the pixels masked as cosmic rays, NaN for a spectrum not searched;
+    with ``mask_cosmic_rays``),
     ``meta["rv"]`` and
     ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
     with ``remove_rv=False``),
@@ -390,13 +396,33 @@ class InstrumentMatcher(SpectrumTransformer):
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
         if self.mask_cosmic_rays:
-            batch = masked_spikes(batch, COSMIC_RAY_THRESHOLD)
+            batch = masked_spikes(batch, COSMIC_RAY_THRESHOLD, skip=self._undersampled(batch))
         if self.flux_density == "per_wavelength":
             batch = _per_wavelength(batch)
         batch = self._to_medium(batch)
         batch = self._match_resolution(batch)
         batch = self._rest_frame(batch)
         return self._rescale(batch) if self.rescale else batch
+
+    def _undersampled(self, batch):
+        """Which spectra are known to sample their line-spread function too coarsely for the
+        cosmic-ray test (fewer than `_LEAST_PIXELS_PER_FWHM` pixels per FWHM)."""
+        axis = batch.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        wave = np.sort(axis)
+        centre = len(wave) // 2
+        if len(wave) < 3:
+            return np.zeros(batch.n_spectra, bool)
+        step = _C_KMS * float(np.median(np.diff(np.log(wave))))
+        coarse = np.zeros(batch.n_spectra, bool)
+        for k in range(batch.n_spectra):
+            fwhm = _input_fwhm_kms(batch.meta, k, batch.n_spectra, wave, self.input_resolution,
+                                   self.input_fwhm)
+            coarse[k] = fwhm is not None and fwhm[centre] < _LEAST_PIXELS_PER_FWHM * step
+        if coarse.any():
+            log.warning("%d of %d spectra sample their line-spread function with fewer than "
+                        "%g pixels per FWHM: not searched for cosmic rays (cosmic_rays NaN)",
+                        int(coarse.sum()), batch.n_spectra, _LEAST_PIXELS_PER_FWHM)
+        return coarse
 
     @staticmethod
     def _rescale(batch):

@@ -215,7 +215,7 @@ def test_report_without_labels_has_what_needs_none(fake_vae, latent_data):
     assert report.relative_mutual_information.colnames == ["dim"]
     assert report.mutual_information["dim"].tolist() == [0, 1]
     summary = report.summary
-    assert summary["dim"].tolist() == [1, 0] and summary["best_label"].tolist() == ["", ""]
+    assert summary.colnames == ["dim", "mad"] and summary["dim"].tolist() == [1, 0]
     assert report.verdict == list(labelled.dependence.verdict())
     assert len(report.dependence_table) == 1
     assert len(report.plot_mad().patches) == 4

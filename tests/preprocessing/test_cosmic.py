@@ -209,6 +209,22 @@ def test_spikes_no_longer_move_the_labels_of_a_bundled_model(miles_dir):
     assert np.all(shifts[False] > 150)  # what the spikes did before
 
 
+def test_the_matcher_leaves_spectra_sampled_too_coarsely_unsearched(caplog):
+    wave = np.linspace(5000.0, 5400.0, 401)  # 1 Angstrom pixels
+    flux = 1 + np.random.default_rng(12).normal(0, 0.01, (2, wave.size))
+    flux[:, 200] += 1.0
+    spectra = Spectrum(flux=flux * u.one, spectral_axis=wave * u.AA,
+                       meta={"fwhm": [3.0, 1.2] * u.AA})  # 3 and 1.2 pixels per FWHM
+    matcher = InstrumentMatcher(fwhm=None, medium=None, remove_rv=False).fit()
+    out = matcher.transform(spectra)
+    counts = out.meta["cosmic_rays"]
+    assert counts[0] == 1 and np.isnan(counts[1])
+    assert out.mask[0, 200] and not out.mask[1, 200]
+    assert "fewer than 1.5 pixels per FWHM" in caplog.text
+    kept = matcher.set_params(mask_cosmic_rays=False).transform(spectra)
+    assert "cosmic_rays" not in kept.meta and not kept.mask.any()
+
+
 def test_predict_writes_how_many_cosmic_rays_it_masked(miles_dir, tmp_path):
     from astropy.io import fits
     from astropy.table import QTable
@@ -229,3 +245,10 @@ def test_predict_writes_how_many_cosmic_rays_it_masked(miles_dir, tmp_path):
     table = QTable.read(out)
     assert table["cosmic_rays"].tolist() == [4, 0]
     assert abs(table["teff"][0] - table["teff"][1]).to_value(u.K) < 30
+    # --keep-cosmic-rays leaves them (and counts nothing); without the matching it has no sense
+    kept = tmp_path / "kept.ecsv"
+    assert main(["predict", "miles-normalized", str(path), "--out", str(kept), "--quiet",
+                 "--device", "cpu", "--format", "MILES", "--keep-cosmic-rays"]) == 0
+    assert "cosmic_rays" not in QTable.read(kept).colnames
+    assert main(["predict", "miles-normalized", str(path), "--out", str(kept), "--overwrite",
+                 "--quiet", "--format", "MILES", "--keep-cosmic-rays", "--no-match"]) == 1
