@@ -235,13 +235,13 @@ def masked_spikes(batch, threshold, skip=None):
     """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta.
 
     ``skip`` (bool per spectrum) leaves those spectra unsearched: their
-    count is NaN.
+    count is NaN (the counts are then floats).
     """
     found = find_cosmic_rays(batch.flux, batch.mask, batch.ivar, threshold)
-    counts = found.sum(axis=1).astype(float)
-    if skip is not None:
+    counts = found.sum(axis=1)
+    if skip is not None and np.any(skip):
         found[skip] = False
-        counts[skip] = np.nan
+        counts = np.where(skip, np.nan, counts)
     ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)
     return batch.replace(mask=batch.mask | found, ivar=ivar,
                          meta={**batch.meta, "cosmic_rays": counts})
