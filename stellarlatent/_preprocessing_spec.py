@@ -20,7 +20,8 @@ instruments are broadened to it before prediction.
 Only steps that are deterministic at prediction time are described:
 `~stellarlatent.preprocessing.Resampler` (its fitted grid),
 `~stellarlatent.preprocessing.ContinuumNormalizer`,
-`~stellarlatent.preprocessing.Masker` and
+`~stellarlatent.preprocessing.Masker`,
+`~stellarlatent.preprocessing.CosmicRayMasker` and
 `~stellarlatent.preprocessing.Padder`. Quantities and grids are written as
 plain values with their units.
 """
@@ -32,7 +33,7 @@ __all__ = ["describe", "build", "grid_of", "with_instrument", "instrument_of"]
 
 _FORMAT = "stellarlatent-preprocessing"
 _VERSION = 1
-_CLASSES = ("Resampler", "ContinuumNormalizer", "Masker", "Padder")
+_CLASSES = ("CosmicRayMasker", "Resampler", "ContinuumNormalizer", "Masker", "Padder")
 
 
 def _encode(value, where):

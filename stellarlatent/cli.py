@@ -214,6 +214,10 @@ def _grid(parser, required=False):
                              "(default: %(default)s)")
     parser.add_argument("--normalize", choices=("median", "running_quantile", "polynomial", "none"),
                         default="median", help="continuum normalisation (default: %(default)s)")
+    parser.add_argument("--mask-cosmic-rays", action="store_true",
+                        help="mask cosmic rays (spikes of one or two pixels sharper than any "
+                             "line) at the files' own sampling, before resampling; recorded "
+                             "with the preprocessing (predict masks them in any case)")
     parser.add_argument("--continuum-smoothing", type=float, metavar="KM_S",
                         help="estimate the running_quantile or polynomial continuum from flux "
                              "smoothed over this width (km/s; ~900 for R ~ 2000): the "

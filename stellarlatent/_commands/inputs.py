@@ -260,14 +260,17 @@ def _check_format(fmt):
 
 
 def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_conserving",
-                  pad_multiple_of=None, smoothing=None):
+                  pad_multiple_of=None, smoothing=None, mask_cosmic_rays=False):
     """The preprocessing of ``prepare``: Resampler, then a normaliser and a Padder.
 
-    ``smoothing`` (km/s, ``--continuum-smoothing``) is the normaliser's.
+    ``smoothing`` (km/s, ``--continuum-smoothing``) is the normaliser's;
+    ``mask_cosmic_rays`` (``--mask-cosmic-rays``) puts a `CosmicRayMasker`
+    first, at the files' own sampling.
     """
     from sklearn.pipeline import make_pipeline as sk_make_pipeline
 
-    from ..preprocessing import ContinuumNormalizer, Padder, Resampler, SpectralGrid
+    from ..preprocessing import (ContinuumNormalizer, CosmicRayMasker, Padder, Resampler,
+                                 SpectralGrid)
 
     if grid is None and grid_kind != "log":
         raise UserError(f"--grid-kind {grid_kind} needs --grid START STOP N (without --grid "
@@ -288,7 +291,8 @@ def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_c
             raise UserError(f"--continuum-smoothing must be a positive width in km/s, "
                             f"got {smoothing}")
         smoothing = smoothing * u.km / u.s
-    steps = [Resampler(grid, method=method)]
+    steps = [CosmicRayMasker()] if mask_cosmic_rays else []
+    steps.append(Resampler(grid, method=method))
     if normalize != "none":
         steps.append(ContinuumNormalizer(method=normalize, smoothing=smoothing))
     if pad_multiple_of is not None:

@@ -132,6 +132,7 @@ def model_pipeline(model):
 RAW_FILE_OPTIONS = (("grid", None, "--grid"), ("grid_kind", "log", "--grid-kind"),
                     ("normalize", "median", "--normalize"),
                     ("continuum_smoothing", None, "--continuum-smoothing"),
+                    ("mask_cosmic_rays", False, "--mask-cosmic-rays"),
                     ("format", "auto", "--format"), ("phoenix_wave", None, "--phoenix-wave"))
 
 
@@ -207,7 +208,8 @@ def training_data(args, skips):
         return store, names, store.labels, spec, store
     reader = make_reader(args.format, args.phoenix_wave)
     pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize,
-                             smoothing=args.continuum_smoothing)
+                             smoothing=args.continuum_smoothing,
+                             mask_cosmic_rays=args.mask_cosmic_rays)
     batch, names, _ = _read_files(args.data, reader, pipeline, skips, args.quiet)
     return batch, names, None, with_instrument(describe(pipeline), batch.meta), None
 
@@ -215,7 +217,8 @@ def training_data(args, skips):
 MODEL_RAW_OPTIONS = (*(o for o in RAW_FILE_OPTIONS if o[0] in ("format", "phoenix_wave")),
                      # what raw files go through before a model, never a store
                      ("resolution", None, "--resolution"), ("no_match", False, "--no-match"),
-                     ("no_denoise", False, "--no-denoise"))
+                     ("no_denoise", False, "--no-denoise"),
+                     ("keep_cosmic_rays", False, "--keep-cosmic-rays"))
 
 
 def model_data(model, args, skips, before=None, after=None):

@@ -24,7 +24,8 @@ def run_prepare(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     pipeline = make_pipeline(args.grid, args.grid_kind, args.normalize, args.resample,
-                             args.pad_multiple_of, smoothing=args.continuum_smoothing)
+                             args.pad_multiple_of, smoothing=args.continuum_smoothing,
+                             mask_cosmic_rays=args.mask_cosmic_rays)
     scheduler, workers = _scheduler(args)
     reader = make_reader(args.format, args.phoenix_wave)
     table = read_label_table(args.labels) if args.labels else None

@@ -252,3 +252,39 @@ def test_predict_writes_how_many_cosmic_rays_it_masked(miles_dir, tmp_path):
     assert "cosmic_rays" not in QTable.read(kept).colnames
     assert main(["predict", "miles-normalized", str(path), "--out", str(kept), "--overwrite",
                  "--quiet", "--format", "MILES", "--keep-cosmic-rays", "--no-match"]) == 1
+
+
+def test_prepare_masks_cosmic_rays_when_asked_and_records_it(miles_dir, tmp_path):
+    from astropy.io import fits
+
+    from stellarlatent.cli import main
+    from stellarlatent.datasets import SpectralStore
+
+    files = []
+    for k, name in enumerate(["m0001V", "m0003V", "m0005V"]):
+        path = tmp_path / f"MILES_res2.50_star_{name}.fits"
+        with fits.open(miles_dir / path.name) as hdus:
+            flux = np.asarray(hdus[0].data, dtype=float)
+            if k == 1:
+                flux.reshape(-1)[2000] += 30 * np.median(flux)
+            hdus[0].data = flux.astype(np.float32)
+            hdus.writeto(path)
+        files.append(str(path))
+    grid = ["--grid", "3700", "7300", "1024", "--format", "MILES", "--quiet"]
+    stores = {}
+    for flag in ([], ["--mask-cosmic-rays"]):
+        out = tmp_path / f"store{len(flag)}.h5"
+        assert main(["prepare", *files, *grid, *flag, "--out", str(out)]) == 0
+        with SpectralStore(out) as store:
+            stores[bool(flag)] = (store.read().flux.value,
+                                  [s["class"] for s in store.meta["preprocessing"]["steps"]])
+    assert stores[True][1] == ["CosmicRayMasker", "Resampler", "ContinuumNormalizer"]
+    assert stores[False][1] == ["Resampler", "ContinuumNormalizer"]
+    plain, masked = stores[False][0], stores[True][0]
+    assert np.nanmax(plain[1]) > 5 > np.nanmax(masked[1])  # the spike, resampled, is gone
+    np.testing.assert_allclose(masked[[0, 2]], plain[[0, 2]])  # the others are as they were
+    # the option is for raw files: with a store it would do nothing
+    assert main(["fit-remap", str(tmp_path / "store0.h5"), "--mask-cosmic-rays", "--out",
+                 str(tmp_path / "m.pt"), "--quiet"]) == 1
+    assert main(["predict", "miles", str(tmp_path / "store0.h5"), "--keep-cosmic-rays",
+                 "--out", str(tmp_path / "t.ecsv"), "--quiet"]) == 1
