@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._batch import unknown_ivar_rows
+from .._batch import per_spectrum, unknown_ivar_rows
 from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -242,6 +242,9 @@ def masked_spikes(batch, threshold, skip=None):
     if skip is not None and np.any(skip):
         found[skip] = False
         counts = np.where(skip, np.nan, counts)
+    earlier = batch.meta.get("cosmic_rays")
+    if per_spectrum(earlier, batch.n_spectra):
+        counts = counts + np.asarray(earlier)  # masked by a step before (the matcher)
     ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)
     return batch.replace(mask=batch.mask | found, ivar=ivar,
                          meta={**batch.meta, "cosmic_rays": counts})

@@ -141,6 +141,8 @@ def test_the_masker_masks_zeroes_their_inverse_variance_and_counts_them():
     assert np.flatnonzero(out.mask[1]).tolist() == [50, 51, 200]
     np.testing.assert_array_equal(out.flux.value, flux)  # the flux is kept
     assert out.flux.unit == u.Jy
+    # a second masker adds what it finds to the count of the first
+    assert CosmicRayMasker().fit_transform(out).meta["cosmic_rays"].tolist() == [0, 3, 0]
     # a higher threshold keeps what is lower than it
     assert CosmicRayMasker(threshold=150).fit_transform(spectra).meta["cosmic_rays"].tolist() == [
         0, 1, 0]
@@ -283,6 +285,16 @@ def test_prepare_masks_cosmic_rays_when_asked_and_records_it(miles_dir, tmp_path
     plain, masked = stores[False][0], stores[True][0]
     assert np.nanmax(plain[1]) > 5 > np.nanmax(masked[1])  # the spike, resampled, is gone
     np.testing.assert_allclose(masked[[0, 2]], plain[[0, 2]])  # the others are as they were
+    # a model trained on files read so keeps the masker, after the matcher's: the count adds up
+    model = tmp_path / "vae.pt"
+    assert main(["fit-vae", *files, *grid, "--mask-cosmic-rays", "--latent-dim", "2",
+                 "--epochs", "1", "--batch-size", "2", "--out", str(model)]) == 0
+    table = tmp_path / "z.ecsv"
+    assert main(["predict", str(model), *files, "--format", "MILES", "--out", str(table),
+                 "--quiet"]) == 0
+    from astropy.table import QTable
+
+    assert QTable.read(table)["cosmic_rays"].tolist() == [0, 1, 0]
     # the option is for raw files: with a store it would do nothing
     assert main(["fit-remap", str(tmp_path / "store0.h5"), "--mask-cosmic-rays", "--out",
                  str(tmp_path / "m.pt"), "--quiet"]) == 1
