@@ -215,9 +215,10 @@ def _grid(parser, required=False):
     parser.add_argument("--normalize", choices=("median", "running_quantile", "polynomial", "none"),
                         default="median", help="continuum normalisation (default: %(default)s)")
     parser.add_argument("--mask-cosmic-rays", action="store_true",
-                        help="mask cosmic rays (spikes of one or two pixels sharper than any "
-                             "line) at the files' own sampling, before resampling; recorded "
-                             "with the preprocessing (predict masks them in any case)")
+                        help="interpolate over cosmic rays (spikes of one or two pixels sharper "
+                             "than any line) at the files' own sampling, before resampling; "
+                             "recorded "
+                             "with the preprocessing (predict repairs them in any case)")
     parser.add_argument("--continuum-smoothing", type=float, metavar="KM_S",
                         help="estimate the running_quantile or polynomial continuum from flux "
                              "smoothed over this width (km/s; ~900 for R ~ 2000): the "
@@ -508,9 +509,9 @@ def _matching(p):
                    help="do not bring the spectra to the model's instrument (wavelength medium, "
                         "resolution, rest frame) first")
     p.add_argument("--keep-cosmic-rays", action="store_true",
-                   help="do not mask cosmic rays (spikes of one or two pixels sharper than any "
-                        "line, found before the spectra are broadened; the output counts them "
-                        "in cosmic_rays)")
+                   help="leave cosmic rays as they are (spikes of one or two pixels sharper "
+                        "than any line, otherwise interpolated over before the spectra are "
+                        "broadened and counted in the output's cosmic_rays)")
     p.add_argument("--no-denoise", action="store_true",
                    help="do not remove the noise that spectra carry beyond the bundled model's "
                         "training spectra (its PCADenoiser, which takes photon noise and "

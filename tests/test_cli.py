@@ -720,6 +720,15 @@ def test_shared_stars_needs_the_same_labels_and_the_same_flux():
     np.testing.assert_array_equal(shared_stars(twice, labels[[0, 0]], flux, labels), [0])
     np.testing.assert_array_equal(
         shared_stars(pretrain_flux, pretrain_labels, masked, labels, chunk=1), [1, 4])
+    # spectra as a --pretrain DIR gives them: a batch Spectrum
+    from specutils import Spectrum
+
+    def batch(values):
+        return Spectrum(flux=values * u.one, spectral_axis=np.arange(50.0) * u.AA,
+                        spectral_axis_index=1)
+
+    np.testing.assert_array_equal(
+        shared_stars(batch(pretrain_flux), pretrain_labels, batch(flux), labels), [1, 4])
 
 
 def test_fit_remap_pretrains_on_a_store_whose_labels_cover_the_training_stars(

@@ -265,7 +265,8 @@ def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_c
 
     ``smoothing`` (km/s, ``--continuum-smoothing``) is the normaliser's;
     ``mask_cosmic_rays`` (``--mask-cosmic-rays``) puts a `CosmicRayMasker`
-    first, at the files' own sampling.
+    first, at the files' own sampling, interpolating over them as the
+    instrument matching does.
     """
     from sklearn.pipeline import make_pipeline as sk_make_pipeline
 
@@ -291,7 +292,7 @@ def make_pipeline(grid=None, grid_kind="log", normalize="median", method="flux_c
             raise UserError(f"--continuum-smoothing must be a positive width in km/s, "
                             f"got {smoothing}")
         smoothing = smoothing * u.km / u.s
-    steps = [CosmicRayMasker()] if mask_cosmic_rays else []
+    steps = [CosmicRayMasker(interpolate=True)] if mask_cosmic_rays else []
     steps.append(Resampler(grid, method=method))
     if normalize != "none":
         steps.append(ContinuumNormalizer(method=normalize, smoothing=smoothing))

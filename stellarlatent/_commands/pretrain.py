@@ -335,7 +335,9 @@ def shared_stars(pretrain_X, pretrain_values, X, values, rtol=1e-3, chunk=256):
 
 def _flux_rows(X):
     """The flux of spectra (a store subset, Spectrum or array) as floats, NaN where masked."""
-    if hasattr(X, "read"):
+    from ..estimators._data import _is_store
+
+    if _is_store(X):  # a Spectrum has a read too: astropy's file reader
         X = X.read()
     mask = getattr(X, "mask", None)
     flux = getattr(X, "flux", X)

@@ -129,7 +129,7 @@ def add_transfer_columns(table, X, *, min_coverage, lowest_snr=None):
     ``rv``/``rv_err`` the velocities removed, ``input_medium`` the
     wavelength convention each file stated (or ``"unknown"``), ``input_fwhm`` and
     ``resolution_status`` what was done to the resolution (where the
-    matching recorded them), ``cosmic_rays`` the pixels it masked as cosmic
+    matching recorded them), ``cosmic_rays`` the pixels it interpolated over as cosmic
     rays, ``excess_noise`` the noise a bundled model's
     denoiser found beyond its training spectra's (in units of the
     normalised flux at the median continuum; where it ran).

@@ -51,7 +51,6 @@ def generator_rng(random_state):
     return np.random.default_rng(random_state)
 
 
-@fill_doc
 class _PickledSpectrum(dict):
     """The parts of a `~specutils.Spectrum` that pickle (see `SpectrumTransformer.__getstate__`)."""
 
@@ -103,6 +102,7 @@ def _unpickled(value):
     return value
 
 
+@fill_doc
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """Base class for transformers that take and return `~specutils.Spectrum`.
 

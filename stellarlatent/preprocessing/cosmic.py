@@ -133,7 +133,7 @@ def _spikes(f, ivar, threshold):
             stated = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
         sigma = np.fmax(sigma, stated)
     sigma = np.where(sigma > 0, sigma, np.nan)  # no noise known: nothing is judged
-    # beyond the ends the flux is unknown (nothing is flagged within 2 pixels of them)
+    # beyond the ends the flux is unknown: a pixel there is judged on its other side
     pad = _ENVELOPE_PIXELS + 3
     g = np.concatenate([np.full(pad, np.nan), f, np.full(pad, np.nan)])
     at = np.arange(n) + pad
@@ -156,10 +156,21 @@ def _spikes(f, ivar, threshold):
 def _steep(first_left, second_left, first_right, second_right, sigma, threshold, steepness):
     """Whether a peak drops by more than ``threshold`` noise to each neighbour, and by more
     than ``steepness`` times what the flux drops one pixel further out (that drop counted
-    one standard deviation of its noise larger, so that noise cannot make a line steep)."""
-    rise = np.minimum(first_left, first_right)  # NaN where a side is unknown
-    further = np.maximum(np.abs(second_left), np.abs(second_right)) + np.sqrt(2.0) * sigma
-    return (rise > threshold * sigma) & (rise > steepness * further)
+    one standard deviation of its noise larger, so that noise cannot make a line steep).
+
+    At the ends of a spectrum a side may be missing (NaN): the sides that are there are
+    judged, and at least one must be whole (both drops known).
+    """
+    slack = np.sqrt(2.0) * sigma
+    ok = np.isfinite(sigma)
+    whole = np.zeros(sigma.shape, bool)
+    for first, second in ((first_left, second_left), (first_right, second_right)):
+        known = np.isfinite(first)
+        ok &= ~known | (first > threshold * sigma)
+        full = known & np.isfinite(second)
+        ok &= ~full | (first > steepness * (np.abs(second) + slack))
+        whole |= full
+    return ok & whole
 
 
 def _above_envelope(g, first, last, height, sigma, threshold):
@@ -197,14 +208,22 @@ class CosmicRayMasker(SpectrumTransformer):
     Run it on spectra at their native sampling, before resampling or
     broadening spread a spike over its neighbours. The spikes are found by
     `find_cosmic_rays`; their pixels are masked (their flux kept, their
-    inverse variance set to zero), and the number masked in each spectrum
-    is recorded as ``meta["cosmic_rays"]``.
+    inverse variance set to zero), or with ``interpolate`` given the flux
+    interpolated between the pixels about them, and the number found in
+    each spectrum is recorded as ``meta["cosmic_rays"]`` (added to what a
+    masker before recorded).
 
     Parameters
     ----------
     threshold : float, default=10.0
         Height above the neighbours and the continuum, in units of the noise,
         from which a spike narrower than the line-spread function is masked.
+    interpolate : bool, default=False
+        Replace the flux of a cosmic ray by the linear interpolation between
+        the nearest valid pixels on either side instead of masking it. Use
+        it before broadening or resampling a spectrum much finer than the
+        output: there a masked pixel of 0.01 Angstrom would mask a whole
+        output pixel, while the interpolated one costs what it is worth.
 
     Examples
     --------
@@ -222,17 +241,20 @@ class CosmicRayMasker(SpectrumTransformer):
     _parameter_constraints = {
         "threshold": [Interval(numbers.Real, 0, None, closed="neither",
                                description="a positive number")],
+        "interpolate": ["boolean"],
     }
 
-    def __init__(self, threshold=COSMIC_RAY_THRESHOLD):
+    def __init__(self, threshold=COSMIC_RAY_THRESHOLD, interpolate=False):
         self.threshold = threshold
+        self.interpolate = interpolate
 
     def _transform_batch(self, batch):
-        return masked_spikes(batch, self.threshold)
+        return masked_spikes(batch, self.threshold, interpolate=self.interpolate)
 
 
-def masked_spikes(batch, threshold, skip=None):
-    """A `~stellarlatent._batch.SpectraBatch` with its spikes masked and counted in meta.
+def masked_spikes(batch, threshold, skip=None, interpolate=False):
+    """A `~stellarlatent._batch.SpectraBatch` with its spikes masked (or, with
+    ``interpolate``, interpolated over) and counted in meta.
 
     ``skip`` (bool per spectrum) leaves those spectra unsearched: their
     count is NaN (the counts are then floats).
@@ -245,6 +267,19 @@ def masked_spikes(batch, threshold, skip=None):
     earlier = batch.meta.get("cosmic_rays")
     if per_spectrum(earlier, batch.n_spectra):
         counts = counts + np.asarray(earlier)  # masked by a step before (the matcher)
+    meta = {**batch.meta, "cosmic_rays": counts}
+    if interpolate:
+        return batch.replace(flux=_interpolated(batch.flux, batch.mask, found), meta=meta)
     ivar = None if batch.ivar is None else np.where(found, 0.0, batch.ivar)
-    return batch.replace(mask=batch.mask | found, ivar=ivar,
-                         meta={**batch.meta, "cosmic_rays": counts})
+    return batch.replace(mask=batch.mask | found, ivar=ivar, meta=meta)
+
+
+def _interpolated(flux, mask, found):
+    """``flux`` with the ``found`` pixels of each row interpolated linearly (in pixel index)
+    between the nearest pixels on either side that are neither masked nor found."""
+    flux = np.array(flux, dtype=float)
+    pixels = np.arange(flux.shape[1])
+    for k in np.flatnonzero(found.any(axis=1)):
+        good = ~mask[k] & ~found[k] & np.isfinite(flux[k])
+        flux[k, found[k]] = np.interp(pixels[found[k]], pixels[good], flux[k, good])
+    return flux

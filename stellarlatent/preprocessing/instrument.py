@@ -130,8 +130,9 @@ class InstrumentMatcher(SpectrumTransformer):
     For each spectrum, in order:
 
     0. **Cosmic rays** (``mask_cosmic_rays=True``): upward spikes of one or
-       two pixels, narrower than any line-spread function, are masked at the
-       spectrum's own sampling (`find_cosmic_rays`), before broadening
+       two pixels, narrower than any line-spread function, are found at the
+       spectrum's own sampling (`find_cosmic_rays`) and their flux
+       interpolated between the pixels about them, before broadening
        spreads them into something a model reads as a line.
     1. **Flux density** (``flux_density="per_wavelength"``): a flux per
        unit frequency (F_nu, such as Jy) is converted to one per unit
@@ -223,7 +224,7 @@ class InstrumentMatcher(SpectrumTransformer):
     the ``stellarlatent`` commands do, skipping them).
 
     `transform` records, one value per spectrum, ``meta["cosmic_rays"]``
-    (the pixels masked as cosmic rays, NaN for a spectrum not searched;
+    (the pixels interpolated over as cosmic rays, NaN for a spectrum not searched;
     with ``mask_cosmic_rays``),
     ``meta["rv"]`` and
     ``meta["rv_err"]`` (km/s; NaN where no velocity was found; not recorded
@@ -396,7 +397,10 @@ class InstrumentMatcher(SpectrumTransformer):
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
         if self.mask_cosmic_rays:
-            batch = masked_spikes(batch, COSMIC_RAY_THRESHOLD, skip=self._undersampled(batch))
+            # interpolated over: a masked pixel of a spectrum much finer than the model
+            # would mask a whole pixel of the model after broadening
+            batch = masked_spikes(batch, COSMIC_RAY_THRESHOLD, skip=self._undersampled(batch),
+                                  interpolate=True)
         if self.flux_density == "per_wavelength":
             batch = _per_wavelength(batch)
         batch = self._to_medium(batch)
