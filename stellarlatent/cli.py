@@ -14,6 +14,7 @@ its training spectra, so ``predict`` and ``diagnose`` put raw files through it.
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -676,9 +677,12 @@ def main(argv=None):
         line = f"stellarlatent {command}: interrupted" if command else "stellarlatent: interrupted"
         if command in ("fit-vae", "fit-remap") and not getattr(args, "beta_sweep", None):
             folder = getattr(args, "checkpoint_dir", None)
-            line += (f"; run the same command again to resume from its checkpoints in {folder}"
-                     if folder is not None else
-                     " (with --checkpoint-dir DIR, a fit run again resumes where it stopped)")
+            if folder is None:
+                line += " (with --checkpoint-dir DIR, a fit run again resumes where it stopped)"
+            elif any(Path(folder).rglob("checkpoint.pt")):
+                line += f"; run the same command again to resume from its checkpoints in {folder}"
+            else:
+                line += f"; no epoch had ended, so {folder} holds no checkpoint yet"
         print(line, file=sys.stderr)
         return 130
 

@@ -62,6 +62,11 @@ def test_an_interrupted_fit_says_whether_running_it_again_resumes(monkeypatch, c
     assert main([*argv, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 130
     line = _one_line(capsys)
     assert line.startswith(f"stellarlatent {command}: interrupted")
+    assert line.endswith(f"no epoch had ended, so {tmp_path / 'ckpt'} holds no checkpoint yet")
+    (tmp_path / "ckpt" / "pretrain" / "member-0").mkdir(parents=True)
+    (tmp_path / "ckpt" / "pretrain" / "member-0" / "checkpoint.pt").write_bytes(b"")
+    assert main([*argv, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 130
+    line = _one_line(capsys)
     assert "run the same command again to resume" in line and str(tmp_path / "ckpt") in line
     assert main(argv) == 130
     line = _one_line(capsys)

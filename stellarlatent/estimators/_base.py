@@ -406,20 +406,28 @@ class TorchEstimator(SeededEstimator):
         """What else besides parameters and spectra a checkpoint must match (subclasses extend)."""
         return {}
 
-    def _fingerprint(self, source):
+    def _schedule_spans_epochs(self):
+        """Whether the learning-rate schedule is laid over the epochs asked for, so that a
+        checkpoint of a run of another length resumes a run no fresh one would give."""
+        return False
+
+    def _fingerprint(self, source, n_epochs=None):
         """A string that changes when the parameters, the spectra or the targets change.
 
         It covers the parameters that matter (all but `_fingerprint_ignored`),
         the spectra themselves (a hash of the flux, mask and inverse
         variance, see ``source.digest``) and `_fingerprint_extra`, so a
-        checkpoint is never resumed on other data of the same shape.
+        checkpoint is never resumed on other data of the same shape, and
+        ``n_epochs`` where the schedule spans them (`_schedule_spans_epochs`).
         """
         params = {k: v for k, v in self._encoded_params().items()
                   if k not in self._fingerprint_ignored}
+        epochs = {"epochs": int(n_epochs)} if (
+            n_epochs is not None and self._schedule_spans_epochs()) else {}
         return json.dumps(
             _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
                        "n_pixels": source.n_pixels, "data": source.digest(),
-                       **self._fingerprint_extra()}),
+                       **epochs, **self._fingerprint_extra()}),
             sort_keys=True,
             default=str,
         )
@@ -458,7 +466,7 @@ class TorchEstimator(SeededEstimator):
             stopping=EarlyStopping(self.n_iter_no_change, monitor_only=not len(val_idx)),
         )
         history.clear()
-        checkpoint = self._open_checkpoint(checkpoint_dir, source, run)
+        checkpoint = self._open_checkpoint(checkpoint_dir, source, run, n_epochs)
         if run.epoch > n_epochs:
             log.warning("%s: the checkpoint holds %d epochs, more than the %d asked; the network "
                         "is returned as it is (delete the checkpoint to train %d epochs anew)",
@@ -505,7 +513,7 @@ class TorchEstimator(SeededEstimator):
             network = torch.compile(network)
         return None if network is module else network
 
-    def _open_checkpoint(self, checkpoint_dir, source, run):
+    def _open_checkpoint(self, checkpoint_dir, source, run, n_epochs=None):
         """The checkpoint file (resumed into ``run`` when one exists), or None."""
         if checkpoint_dir is None:
             return None
@@ -514,7 +522,7 @@ class TorchEstimator(SeededEstimator):
             raise NotADirectoryError(
                 f"checkpoint_dir {checkpoint_dir} is a file; expected a folder (or a new path)"
             )
-        run.fingerprint = self._fingerprint(source)
+        run.fingerprint = self._fingerprint(source, n_epochs)
         checkpoint = checkpoint_dir / "checkpoint.pt"
         if _distributed.rank() == 0:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -649,7 +657,8 @@ class TorchEstimator(SeededEstimator):
             ) from exc
         if payload.get("fingerprint") != run.fingerprint:
             raise ValueError(
-                f"checkpoint {path} was written for other data or hyperparameters; "
+                f"checkpoint {path} was written for other data or hyperparameters "
+                f"({_fingerprint_difference(payload.get('fingerprint'), run.fingerprint)}); "
                 "use another checkpoint folder (checkpoint_dir, --checkpoint-dir) or delete "
                 "the file"
             )
@@ -832,3 +841,33 @@ class _BatchReader(torch.utils.data.Dataset):
 
 def _as_is(item):
     return item
+
+
+#: what the entries of a checkpoint fingerprint are, in words
+_FINGERPRINT_PARTS = {
+    "class": "the estimator", "n": "the number of spectra", "n_pixels": "the number of pixels",
+    "data": "the spectra", "labels": "the labels or their bins", "stage": "the training step",
+    "start": "the weights, learning rate or frozen blocks a fine-tuning starts from",
+}
+
+
+def _fingerprint_difference(old, new):
+    """What differs between two checkpoint fingerprints, in words (for the refusal)."""
+    try:
+        old, new = json.loads(old), json.loads(new)
+    except (TypeError, ValueError):
+        return "a checkpoint of another version"
+    said = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "params":
+            names = sorted(k for k in set(old.get(key, {})) | set(new.get(key, {}))
+                           if old.get(key, {}).get(k) != new.get(key, {}).get(k))
+            said.append(f"parameters {', '.join(names)}")
+        elif key == "epochs":
+            said.append(f"epochs: {old.get(key, 'not recorded')} in the checkpoint, "
+                        f"{new.get(key)} now (its learning-rate schedule spans them)")
+        else:
+            said.append(_FINGERPRINT_PARTS.get(key, key))
+    return "; ".join(said) or "unknown"

@@ -281,6 +281,9 @@ class RemapNetwork:
     def _load_extra_state(self, extra):
         self._schedule.load_state_dict(extra)
 
+    def _schedule_spans_epochs(self):
+        return True  # the cosine schedule and the start of SWA
+
     def _fingerprint_extra(self):
         digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
         for label in self._labels:

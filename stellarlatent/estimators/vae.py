@@ -409,6 +409,9 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
             self._scheduler.step()
         return {}
 
+    def _schedule_spans_epochs(self):
+        return self.lr_schedule == "cosine"
+
     def _extra_state(self):
         return {} if self._scheduler is None else {"scheduler": self._scheduler.state_dict()}
 

@@ -134,11 +134,18 @@ def test_remap_refuses_a_store_on_another_grid(fitted_on_grid, tmp_path):
 
 def test_a_checkpoint_of_other_flux_with_the_same_shape_is_not_resumed(tmp_path):
     flux, labels = line_spectra(n=40, n_pixels=96)
-    small_remap(max_epochs=1).fit(flux, labels, checkpoint_dir=tmp_path)
-    with pytest.raises(ValueError, match="written for other data"):
+    small_remap(max_epochs=2).fit(flux, labels, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"written for other data .*\(the spectra\)"):
         small_remap(max_epochs=2).fit(flux[::-1].copy(), labels, checkpoint_dir=tmp_path)
     # the same data resumes
     small_remap(max_epochs=2).fit(flux, labels, checkpoint_dir=tmp_path)
+    # the schedule spans the epochs, so a run of another length does not resume it, and the
+    # refusal says what differs
+    for epochs in (1, 3):
+        with pytest.raises(ValueError, match=f"epochs: 2 in the checkpoint, {epochs} now"):
+            small_remap(max_epochs=epochs).fit(flux, labels, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="parameters lr"):
+        small_remap(max_epochs=2, lr=0.5).fit(flux, labels, checkpoint_dir=tmp_path)
 
 
 def test_vae_checkpoint_of_other_flux_is_not_resumed(tmp_path):
@@ -157,11 +164,16 @@ def test_a_checkpoint_longer_than_asked_is_said_to_be(tmp_path, caplog):
         shorter = SpectralVAE(max_epochs=1, **params).fit(flux, checkpoint_dir=tmp_path)
     assert len(shorter.history_) == 3
     assert "the checkpoint holds 3 epochs, more than the 1 asked" in caplog.text
+    # with a cosine schedule the length is part of the run: another one is refused
+    cosine = dict(params, lr_schedule="cosine")
+    SpectralVAE(max_epochs=2, **cosine).fit(flux, checkpoint_dir=tmp_path / "cosine")
+    with pytest.raises(ValueError, match="epochs: 2 in the checkpoint, 4 now"):
+        SpectralVAE(max_epochs=4, **cosine).fit(flux, checkpoint_dir=tmp_path / "cosine")
 
 
 def test_num_workers_does_not_invalidate_a_remap_checkpoint(tmp_path):
     flux, labels = line_spectra(n=40, n_pixels=96)
-    small_remap(max_epochs=1).fit(flux, labels, checkpoint_dir=tmp_path)
+    small_remap(max_epochs=2).fit(flux, labels, checkpoint_dir=tmp_path)
     model = small_remap(max_epochs=2, num_workers=1).fit(flux, labels, checkpoint_dir=tmp_path)
     assert len(model.history_) == 2
 
