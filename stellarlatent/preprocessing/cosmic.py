@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._batch import per_spectrum, unknown_ivar_rows
+from .._batch import from_batch, iter_batches, per_spectrum, unknown_ivar_rows
 from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -247,6 +247,24 @@ class CosmicRayMasker(SpectrumTransformer):
     def __init__(self, threshold=COSMIC_RAY_THRESHOLD, interpolate=False):
         self.threshold = threshold
         self.interpolate = interpolate
+
+    @fill_doc
+    def transform(self, spectra):
+        """Mask (or interpolate over) the cosmic rays of spectra on any grids.
+
+        Parameters
+        ----------
+        %(spectra)s
+
+        Returns
+        -------
+        `~specutils.Spectrum` or list of `~specutils.Spectrum`
+            One batch when the spectra share a grid, else one per grid, in
+            order (for the `Resampler` that follows).
+        """
+        self._check_params()
+        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
+        return out[0] if len(out) == 1 else out
 
     def _transform_batch(self, batch):
         return masked_spikes(batch, self.threshold, interpolate=self.interpolate)

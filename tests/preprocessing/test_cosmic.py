@@ -170,6 +170,26 @@ def test_the_masker_masks_zeroes_their_inverse_variance_and_counts_them():
         0, 1, 0]
 
 
+def test_the_masker_takes_spectra_on_several_grids_ahead_of_a_resampler():
+    from sklearn.pipeline import make_pipeline
+
+    from stellarlatent.preprocessing import Resampler, SpectralGrid
+
+    rng = np.random.default_rng(16)
+    spectra = []
+    for k, (start, n) in enumerate([(5000.0, 400), (5010.0, 800)]):
+        flux = 1 + rng.normal(0, 0.01, n)
+        flux[n // 2] += 2.0
+        spectra.append(Spectrum(flux=flux * u.one,
+                                spectral_axis=np.linspace(start, start + 380, n) * u.AA))
+    out = CosmicRayMasker(interpolate=True).fit_transform(spectra)
+    assert isinstance(out, list) and [o.meta["cosmic_rays"].tolist() for o in out] == [[1], [1]]
+    grid = SpectralGrid.log_uniform(5020 * u.AA, 5370 * u.AA, 300)
+    batch = make_pipeline(CosmicRayMasker(interpolate=True), Resampler(grid)).fit_transform(
+        spectra)
+    assert batch.flux.shape == (2, 300) and np.nanmax(batch.flux.value) < 1.1
+
+
 @pytest.mark.parametrize("threshold", [0, -1.0, "high"])
 def test_a_bad_threshold_is_refused(threshold):
     spectra = Spectrum(flux=np.ones((1, 50)) * u.one, spectral_axis=np.arange(50.0) * u.AA)
