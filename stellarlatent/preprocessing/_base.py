@@ -180,6 +180,14 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         self._check_params()
         return from_batch(self._transform_batch(to_batch(spectra, "spectra")))
 
+    def _transform_each_grid(self, spectra):
+        """`_transform_batch` of each grid's batch: one Spectrum, or a list of one per grid
+        (for transformers that run before the `Resampler` and take spectra on any grids)."""
+        check_is_fitted(self)
+        self._check_params()
+        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
+        return out[0] if len(out) == 1 else out
+
     def _transform_batch(self, batch):  # pragma: no cover - abstract
         raise NotImplementedError
 

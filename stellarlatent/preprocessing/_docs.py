@@ -20,6 +20,19 @@ fill_doc = doc_filler({
     "y": _Y,
     # the whole of a fit docstring but its summary
     "fit_sections": "Parameters\n----------\n" + _SPECTRA + _Y + "\nReturns\n-------\nself\n",
+    # transform of the transformers that run before the Resampler, on spectra of any grids
+    "each_grid": """\
+Parameters
+----------
+spectra : `~specutils.Spectrum` or list of `~specutils.Spectrum`
+    Spectra on any grids.
+
+Returns
+-------
+`~specutils.Spectrum` or list of `~specutils.Spectrum`
+    One batch when the spectra share a grid, else one per grid, in order
+    (for the `Resampler` that follows).
+""",
     # the first lines of the transformers' examples
     "example_imports": """\
 >>> import numpy as np

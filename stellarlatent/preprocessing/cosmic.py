@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._batch import from_batch, iter_batches, per_spectrum, unknown_ivar_rows
+from .._batch import per_spectrum, unknown_ivar_rows
 from .._params import Interval
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
@@ -252,19 +252,9 @@ class CosmicRayMasker(SpectrumTransformer):
     def transform(self, spectra):
         """Mask (or interpolate over) the cosmic rays of spectra on any grids.
 
-        Parameters
-        ----------
-        %(spectra)s
-
-        Returns
-        -------
-        `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            One batch when the spectra share a grid, else one per grid, in
-            order (for the `Resampler` that follows).
+        %(each_grid)s
         """
-        self._check_params()
-        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
-        return out[0] if len(out) == 1 else out
+        return self._transform_each_grid(spectra)
 
     def _transform_batch(self, batch):
         return masked_spikes(batch, self.threshold, interpolate=self.interpolate)

@@ -2,7 +2,6 @@
 
 import astropy.units as u
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 from specutils import Spectrum
 
 from .._batch import from_batch, iter_batches, per_spectrum
@@ -379,20 +378,11 @@ class InstrumentMatcher(SpectrumTransformer):
     def transform(self, spectra):
         """Convert, broaden and shift the spectra to the model's instrument.
 
-        Parameters
-        ----------
-        %(spectra)s
+        See Notes for the ``meta`` entries of the output.
 
-        Returns
-        -------
-        `~specutils.Spectrum` or list of `~specutils.Spectrum`
-            One batch when the spectra share a grid, else one per grid, in
-            order; see Notes for the ``meta`` entries.
+        %(each_grid)s
         """
-        check_is_fitted(self)
-        self._check_params()
-        out = [from_batch(self._transform_batch(b)) for b in iter_batches(spectra, "spectra")]
-        return out[0] if len(out) == 1 else out
+        return self._transform_each_grid(spectra)
 
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
