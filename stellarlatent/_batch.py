@@ -438,7 +438,8 @@ def merged_meta(batches):
     over a batch's spectra, as `~stellarlatent.preprocessing.RadialVelocityEstimator`
     records ``rv``) are joined. Numbers, scalar Quantities and strings that
     differ between the batches become one value per spectrum (NaN for a
-    number that a batch lacks). A ``wavelength_medium`` that differs is left
+    number that a batch lacks; whole numbers that every batch has stay
+    whole, as counts should). A ``wavelength_medium`` that differs is left
     out with a warning: air and vacuum spectra on one grid have no common
     convention. Anything else that differs is left out.
 
@@ -450,6 +451,9 @@ def merged_meta(batches):
     >>> meta = merged_meta([a, b])
     >>> meta["library"], meta["resolution"].tolist()
     ('x', [20000.0, 1000.0, 1000.0])
+    >>> a.meta["n"], b.meta["n"] = np.array([3]), np.array([0, 1])
+    >>> merged_meta([a, b])["n"].tolist()
+    [3, 0, 1]
     """
     if len(batches) == 1:
         return dict(batches[0].meta)
@@ -544,6 +548,8 @@ def _joined(values, batches):
     kinds = {p.dtype.kind for p in present}
     if len({p.shape[1:] for p in present}) != 1:
         return None
+    if kinds <= set("iu") and unit is None and len(present) == len(parts):
+        return np.concatenate(present)  # counts stay whole numbers
     if kinds <= set("iuf"):
         shape = present[0].shape[1:]
         joined = np.concatenate([np.full((b.n_spectra,) + shape, np.nan) if p is None

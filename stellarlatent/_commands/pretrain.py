@@ -335,16 +335,15 @@ def shared_stars(pretrain_X, pretrain_values, X, values, rtol=1e-3, chunk=256):
 
 def _flux_rows(X):
     """The flux of spectra (a store subset, Spectrum or array) as floats, NaN where masked."""
+    from .._batch import as_flux_array
     from ..estimators._data import _is_store
 
     if _is_store(X):  # a Spectrum has a read too: astropy's file reader
         X = X.read()
-    mask = getattr(X, "mask", None)
-    flux = getattr(X, "flux", X)
-    flux = np.array(np.ma.getdata(getattr(flux, "value", flux)), dtype=float)
-    mask = np.ma.getmaskarray(X) if isinstance(X, np.ma.MaskedArray) else mask
-    if mask is not None:
-        flux[np.broadcast_to(np.asarray(mask, dtype=bool), flux.shape)] = np.nan
+    elif np.ma.isMaskedArray(X):
+        X = np.ma.filled(X.astype(float), np.nan)
+    flux, mask, _, _ = as_flux_array(X, "--pretrain", dtype=float)
+    flux[mask] = np.nan
     return flux
 
 

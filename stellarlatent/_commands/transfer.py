@@ -149,8 +149,6 @@ def add_transfer_columns(table, X, *, min_coverage, lowest_snr=None):
                 "cosmic_rays", "excess_noise"):
         column = meta.get(key)
         if per_spectrum(column, n) and (measured or key not in ("rv", "rv_err")):
-            if key == "cosmic_rays" and np.all(np.isfinite(column)):
-                column = column.astype(int)  # stacking files pads with NaN, so floats
             table[key] = column
     flags = [name for name in table.colnames if name.endswith("_out_of_range")]
     status = table["resolution_status"] if "resolution_status" in table.colnames else None

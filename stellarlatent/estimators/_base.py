@@ -517,11 +517,7 @@ class TorchEstimator(SeededEstimator):
         """The checkpoint file (resumed into ``run`` when one exists), or None."""
         if checkpoint_dir is None:
             return None
-        checkpoint_dir = Path(checkpoint_dir)
-        if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
-            raise NotADirectoryError(
-                f"checkpoint_dir {checkpoint_dir} is a file; expected a folder (or a new path)"
-            )
+        checkpoint_dir = checkpoint_folder(checkpoint_dir)
         run.fingerprint = self._fingerprint(source, n_epochs)
         checkpoint = checkpoint_dir / "checkpoint.pt"
         if _distributed.rank() == 0:
@@ -841,6 +837,15 @@ class _BatchReader(torch.utils.data.Dataset):
 
 def _as_is(item):
     return item
+
+
+def checkpoint_folder(path):
+    """``checkpoint_dir`` as a Path; a file there is refused (a folder is made when missing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"checkpoint_dir {path} is a file; expected a folder (or a "
+                                 "new path)")
+    return path
 
 
 #: what the entries of a checkpoint fingerprint are, in words

@@ -16,7 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 from .. import __version__
 from .._logging import log
 from .._params import Interval, Predicate, validate_params
-from ._base import SeededEstimator, from_saved_params, resolve_device, saved_params
+from ._base import (SeededEstimator, checkpoint_folder, from_saved_params, resolve_device,
+                    saved_params)
 from ._binning import binned_summaries
 from ._calibration import (COVERAGE_LEVELS, check_method, fit_scale, fit_tail,
                            fit_temperature, fit_temperatures, mixture, product, softmax, widen)
@@ -290,10 +291,7 @@ class DeepREMAPEnsemble(SeededEstimator):
             if self.random_state is None:
                 raise ValueError("checkpoint_dir needs a fixed random_state: members with "
                                  "fresh random seeds never match their checkpoints")
-            folder = Path(checkpoint_dir)
-            if folder.exists() and not folder.is_dir():
-                raise NotADirectoryError(f"checkpoint_dir {folder} is a file; expected a "
-                                         "folder (or a new path)")
+            folder = checkpoint_folder(checkpoint_dir)
             jobs = [(member, method, {**kwargs, "checkpoint_dir": folder / f"member-{m}"})
                     for m, (member, method, kwargs) in enumerate(jobs)]
         n_jobs = self.n_jobs
