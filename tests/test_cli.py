@@ -574,6 +574,29 @@ def test_fit_remap_checkpoints_every_member_of_every_step_and_resumes(
                                uninterrupted.predict(spectra)["teff"], rtol=1e-5)
 
 
+def test_fit_remap_resumes_a_checkpoint_written_with_another_jobs(store, tmp_path, capsys):
+    # above --jobs 1 the store is read into memory: the same spectra, the same fingerprint
+    from stellarlatent.datasets import SpectralStore
+    from stellarlatent.estimators import DeepREMAPEnsemble
+
+    recipe = ["--device", "cpu", "--members", "2", "--n-synthetic", "48",
+              "--pretrain-epochs", "1", "--epochs", "2", "--n-bins", "8", "--batch-size", "16",
+              "--calibration-cv", "0", "--quiet", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    streamed, in_memory = tmp_path / "streamed.pt", tmp_path / "in_memory.pt"
+    assert main(["fit-remap", str(store), "--out", str(streamed), *recipe, "--jobs", "1"]) == 0
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "ckpt").glob("**/checkpoint.pt")}
+    assert len(written) == 4  # pre-training and fine-tuning of two members
+    assert main(["fit-remap", str(store), "--out", str(in_memory), *recipe, "--jobs", "2"]) == 0
+    capsys.readouterr()
+    # resumed after its last epoch, not trained again
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+    with SpectralStore(store) as opened:
+        spectra = opened.read()
+    np.testing.assert_allclose(DeepREMAPEnsemble.load(in_memory).predict(spectra)["teff"],
+                               DeepREMAPEnsemble.load(streamed).predict(spectra)["teff"],
+                               rtol=1e-5)
+
+
 def test_fit_remap_calibration_cv_trains_on_every_star_and_calibrates_out_of_fold(
         store, tmp_path, capsys, monkeypatch):
     from stellarlatent.datasets import SpectralStore

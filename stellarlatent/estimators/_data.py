@@ -40,12 +40,8 @@ class SpectraSource:
         self.flux_unit = flux_unit
 
     def digest(self):
-        """A SHA-256 of the flux, mask and inverse variance (for checkpoint fingerprints)."""
-        digest = hashlib.sha256()
-        for tensor in (self.flux, self.mask, self.ivar):
-            if tensor is not None:
-                digest.update(tensor.numpy().tobytes())
-        return digest.hexdigest()
+        """A SHA-256 of the spectra (see `digest_rows`)."""
+        return digest_rows(self)
 
     def __len__(self):
         return self.flux.shape[0]
@@ -115,27 +111,40 @@ class StoreSource:
             "ivar": torch.from_numpy(ivar) if self.has_ivar else None,
         }
 
-    def digest(self, max_rows=512):
-        """A SHA-256 of up to ``max_rows`` evenly spaced spectra (for checkpoint fingerprints).
-
-        Hashing every row would cost a full read of a store larger than
-        memory before training starts; evenly spaced rows tell one data set
-        from another just as well in practice.
-        """
-        rows = np.unique(np.linspace(0, self._n - 1, min(self._n, max_rows)).astype(np.int64))
-        digest = hashlib.sha256(f"{self._n}x{self._n_pixels}".encode())
-        # small reads: memory stays bounded whatever the spectrum length
-        for start in range(0, len(rows), 8):
-            batch = self.batch(rows[start:start + 8])
-            for tensor in (batch["flux"], batch["mask"], batch["ivar"]):
-                if tensor is not None:
-                    digest.update(tensor.numpy().tobytes())
-        self.close()
-        return digest.hexdigest()
+    def digest(self):
+        """A SHA-256 of the spectra (see `digest_rows`), read in one streamed pass."""
+        try:
+            return digest_rows(self)
+        finally:
+            self.close()
 
     def close(self):
         """Close this process's handle on the file (it reopens on the next batch)."""
         self._dataset.close()
+
+
+def digest_rows(source, chunk_bytes=2**25):
+    """A SHA-256 of the flux, mask and inverse variance of every spectrum of ``source``,
+    for checkpoint fingerprints.
+
+    The spectra are read ``chunk_bytes`` of flux at a time, so a store larger
+    than memory is hashed in one streamed pass (a read of each row, as one
+    epoch of training makes). Spectra held in memory and the same spectra in
+    a store give the same digest, so a checkpoint written while a store was
+    streamed resumes when the store is read into memory (``fit-remap
+    --jobs``), and the other way round.
+    """
+    n, n_pixels = len(source), source.n_pixels
+    # one hash per array, so the digest does not depend on the chunks
+    parts = {key: hashlib.sha256() for key in ("flux", "mask", "ivar")}
+    step = max(1, chunk_bytes // (4 * n_pixels))
+    for start in range(0, n, step):
+        batch = source.batch(np.arange(start, min(n, start + step)))
+        for key, part in parts.items():
+            if batch[key] is not None:
+                part.update(batch[key].numpy().tobytes())
+    summary = f"{n}x{n_pixels}:" + ":".join(part.hexdigest() for part in parts.values())
+    return hashlib.sha256(summary.encode()).hexdigest()
 
 
 def _is_store(X):

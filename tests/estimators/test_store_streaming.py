@@ -11,7 +11,7 @@ from astropy.table import QTable
 
 from stellarlatent.datasets import SpectralStore
 from stellarlatent.estimators import DeepREMAP, SpectralVAE
-from stellarlatent.estimators._data import StoreSource, as_source
+from stellarlatent.estimators._data import StoreSource, as_source, digest_rows
 
 N, N_PIX = 40, 96
 
@@ -70,6 +70,24 @@ def test_store_source_reads_like_the_store(store_path):
     with pytest.raises(IndexError):
         source.batch([N])
     source.close()
+
+
+def test_a_store_and_its_spectra_in_memory_have_one_fingerprint_that_sees_every_row(
+        store_path, tmp_path):
+    # fit-remap --jobs above 1 reads the store into memory; a checkpoint must resume either way
+    with SpectralStore(store_path) as store:
+        streamed, in_memory = as_source(store), as_source(store.read())
+        flux, mask, ivar = store.read_arrays()
+        axis = store.spectral_axis
+    assert streamed.digest() == in_memory.digest()
+    # read in chunks of any size, the same digest
+    assert digest_rows(streamed, chunk_bytes=3 * 4 * N_PIX) == in_memory.digest()
+    changed = tmp_path / "changed.h5"
+    flux[N - 2, 50] += 1e-3  # one pixel of one row
+    with SpectralStore.create(changed, axis, labels={"teff": u.K}) as store:
+        store.append(flux, QTable({"teff": np.ones(N) * u.K}), mask=mask, ivar=ivar)
+    with SpectralStore(changed) as store:
+        assert as_source(store).digest() != streamed.digest()
 
 
 def test_store_source_pickles_without_its_file(store_path):
