@@ -10,6 +10,7 @@ log g and [Fe/H].
 
 import numbers
 import re
+import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -23,7 +24,7 @@ from specutils import Spectrum
 from .._batch import SpectraBatch, from_batch, to_batch
 from .._logging import log
 from ._docs import fill_doc
-from ._io import fits_identifier, same_grid
+from ._io import UnknownUnitWarning, fits_identifier, parse_unit, same_grid
 from ._loader import load_fits, register_loader
 from ._paths import find_data_dir
 from ._reading import read_logged
@@ -296,7 +297,8 @@ def read_miles_spectrum(file_obj, **kwargs):
     Returns
     -------
     `~specutils.Spectrum`
-        The 1-D relative (dimensionless) flux on the air wavelengths of the
+        The 1-D flux (relative, dimensionless, unless the header states a
+        ``BUNIT``: a file written with a flux unit) on the air wavelengths of the
         header keywords ``CRVAL1``, ``CDELT1`` and ``CRPIX1``, as one row of
         `read_miles`: zero-valued and non-finite pixels are masked, and
         ``meta`` holds ``wavelength_medium="air"``, ``library="MILES"`` and
@@ -335,8 +337,14 @@ def read_miles_spectrum(file_obj, **kwargs):
                     Path(str(getattr(file_obj, "name", file_obj))).name,
                     f"a {header.get('INSTRUME', 'HARPS-family')} file"
                     if "PHXTEFF" not in header else "a PHOENIX model")
-    return Spectrum(flux=values * u.one, spectral_axis=wave,
+    name = Path(str(getattr(file_obj, "name", file_obj))).name
+    return Spectrum(flux=values * _flux_unit(header, name), spectral_axis=wave,
                     mask=(values == 0) | ~np.isfinite(values), meta=_meta(header, wave.unit))
+
+
+def _flux_unit(header, name):
+    """``BUNIT`` (a file written with a flux unit), dimensionless when absent or unparseable."""
+    return parse_unit(header.get("BUNIT"), u.dimensionless_unscaled, name, "flux")
 
 
 def _file_id(path):
@@ -468,7 +476,10 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
         A batch: flux of shape ``(n_spectra, n_pixels)``, spectral axis last
         (``spectral_axis_index=1``), in air wavelengths (Angstrom) from the
         header keywords ``CRVAL1``, ``CDELT1`` and ``CRPIX1``. The flux is
-        relative (dimensionless). Zero-valued pixels (fill values at the ends
+        relative (dimensionless), or in the ``BUNIT`` of the first file when
+        it states one (files with another ``BUNIT`` are skipped with a logged
+        warning naming them; an unparseable one reads as dimensionless with an
+        `~stellarlatent.datasets.UnknownUnitWarning`). Zero-valued pixels (fill values at the ends
         of a few spectra, one isolated dead pixel) and non-finite ones are
         masked (``mask`` True). ``meta`` holds ``wavelength_medium="air"`` and
         the resolution ``fwhm`` when the header gives it.
@@ -561,7 +572,7 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
             f"directory: none of the {len(files)} MILES files in {directory} could be read "
             f"({shown})"
         )
-    read = _majority_grid(read, directory)
+    read = _one_flux_unit(_majority_grid(read, directory))
     flux = [item[2] for item in read]
     kept = [item[0] for item in read]
     kept_ids = [item[1] for item in read]
@@ -573,6 +584,7 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
     flux = np.vstack(flux)
     mask = (flux == 0) | ~np.isfinite(flux)
     batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask,
+                         flux_unit=_flux_unit(header0, read[0][0].name),
                          meta=_meta(header0, axis.unit))
     labels = _labels_for(kept_ids, kept, params, directory)
     return from_batch(batch), labels
@@ -623,6 +635,23 @@ def _majority_grid(read, directory):
             )
     chosen = {id(item) for item in members}
     return [item for item in read if id(item) in chosen]
+
+
+def _one_flux_unit(read):
+    """The files whose flux unit (``BUNIT``) is that of the first, the others skipped with a
+    warning naming them."""
+    with warnings.catch_warnings():  # an unparseable unit is told once, when the batch is built
+        warnings.simplefilter("ignore", UnknownUnitWarning)
+        units = [_flux_unit(item[4], item[0].name) for item in read]
+    kept = []
+    for item, unit in zip(read, units):
+        if unit == units[0]:
+            kept.append(item)
+        else:
+            log.warning("%s skipped: its flux unit (BUNIT %r) differs from that of %s (%s)",
+                        item[0].name, item[4].get("BUNIT"), read[0][0].name,
+                        units[0].to_string() or "dimensionless")
+    return kept
 
 
 def _format_label(value, fmt, width):
@@ -682,6 +711,8 @@ def write_miles(directory, spectra, labels, *, overwrite=False):
         header["CRVAL1"] = float(wave.value[0])
         header["CDELT1"] = float(step.mean())
         header["CUNIT1"] = "Angstrom"
+        if batch.flux_unit != u.dimensionless_unscaled:
+            header["BUNIT"] = batch.flux_unit.to_string("fits")
         fits.PrimaryHDU(flux[row], header=header).writeto(
             directory / f"MILES_res2.50_star_m{int(miles_id):04d}V.fits", overwrite=overwrite
         )

@@ -190,3 +190,33 @@ def test_errors(tmp_path):
     (tmp_path / "bad.txt").write_text("Nothing here\n\n\n")
     with pytest.raises(ValueError, match="no column 'Name'"):
         read_miles_table(tmp_path / "bad.txt")
+
+
+def test_a_flux_unit_in_the_header_is_read_and_written(tmp_path, caplog):
+    from stellarlatent.datasets import UnknownUnitWarning
+
+    wave = (3540.5 + 0.9 * np.arange(40)) * u.AA
+    flux = np.ones((2, 40)) * 3e-26
+    table = QTable({"miles_id": [1, 2], "teff": [5800, 4500] * u.K})
+    write_miles(tmp_path, Spectrum(flux=flux * u.Jy, spectral_axis=wave, spectral_axis_index=1),
+                table)
+    assert fits.getheader(tmp_path / "MILES_res2.50_star_m0001V.fits")["BUNIT"] == "Jy"
+    spectra, _ = read_miles(tmp_path)
+    assert spectra.flux.unit == u.Jy
+    one = Spectrum.read(tmp_path / "MILES_res2.50_star_m0002V.fits", format="MILES")
+    assert one.flux.unit == u.Jy
+    # another unit in the folder: that file is skipped, by name
+    other = fits.PrimaryHDU(np.ones(40), header=fits.Header(
+        {"CRVAL1": 3540.5, "CDELT1": 0.9, "CRPIX1": 1, "BUNIT": "erg / (s cm2 Angstrom)"}))
+    other.writeto(tmp_path / "MILES_res2.50_star_m0003V.fits")
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        spectra, labels = read_miles(tmp_path)
+    assert spectra.flux.unit == u.Jy and labels["miles_id"].tolist() == [1, 2]
+    assert "m0003V.fits skipped: its flux unit" in caplog.text
+    # a unit astropy cannot parse: dimensionless, with a warning naming the file
+    fits.PrimaryHDU(np.ones(40), header=fits.Header(
+        {"CRVAL1": 3540.5, "CDELT1": 0.9, "CRPIX1": 1, "BUNIT": "Relative Flux"})).writeto(
+        tmp_path / "odd.fits")
+    with pytest.warns(UnknownUnitWarning, match="odd.fits"):
+        odd = Spectrum.read(tmp_path / "odd.fits", format="MILES")
+    assert odd.flux.unit == u.dimensionless_unscaled

@@ -51,7 +51,7 @@ def folder(tmp_path_factory):
     write_miles(folder / "other", other, other_labels)
     for path in sorted((folder / "other").glob("*.fits")):
         path.rename(folder / path.name)
-    zero = Spectrum(flux=np.zeros(300) * u.Jy, spectral_axis=spectra.spectral_axis)
+    zero = Spectrum(flux=np.zeros(300) * u.one, spectral_axis=spectra.spectral_axis)
     zero_labels = QTable({"miles_id": [7]})
     write_miles(folder / "zero", [zero], zero_labels)
     (folder / "zero" / "MILES_res2.50_star_m0007V.fits").rename(

@@ -119,7 +119,11 @@ def test_harps_s1d_values(real_dir):
 
 
 def test_a_harps_file_read_as_miles_says_what_its_header_is(real_dir, caplog):
-    with caplog.at_level("WARNING", logger="stellarlatent"):
+    from stellarlatent.datasets import UnknownUnitWarning
+
+    # its BUNIT, 'Relative Flux', is told too
+    with caplog.at_level("WARNING", logger="stellarlatent"), \
+            pytest.warns(UnknownUnitWarning, match="Relative Flux"):
         Spectrum.read(real_dir / S1D, format="MILES")
     assert f"{(real_dir / S1D).name}: read as a MILES spectrum, but its header is that of a " \
            "HARPS file" in caplog.text
