@@ -26,6 +26,14 @@ OTHER_GRID = ("its grid differs from the store's (give preprocess=Resampler(grid
               "every file on one grid)")
 
 
+def other_unit(unit, store_unit):
+    """Why a file whose flux unit cannot be converted to the store's is skipped."""
+    return (f"its flux unit ({unit.to_string() or 'dimensionless'}) cannot be converted to the "
+            f"store's ({store_unit.to_string() or 'dimensionless'}); normalise the flux "
+            "(preprocess=ContinuumNormalizer(...), prepare --normalize) to put files of "
+            "different units in one store")
+
+
 def build_store(cls, files, path, *, reader, preprocess, labels, pattern, batch_size, progress,
                 overwrite, scheduler, n_workers, on_skip, create_kwargs):
     """`SpectralStore.from_files` after its arguments are checked: build, log, reopen."""
@@ -122,11 +130,15 @@ class Builder:
         batches, counts, keep_rows = [], [], []
         for batch, positions, per_file in chunk_batches(chunk):
             axis = batch.spectral_axis
-            reference = self.store.spectral_axis if self.store is not None else (
-                batches[0].spectral_axis if batches else None)
-            if reference is not None and not same_grid(reference, axis):
+            first = self.store if self.store is not None else (batches[0] if batches else None)
+            reason = None
+            if first is not None and not same_grid(first.spectral_axis, axis):
+                reason = OTHER_GRID
+            elif first is not None and not batch.flux_unit.is_equivalent(first.flux_unit):
+                reason = other_unit(batch.flux_unit, first.flux_unit)
+            if reason is not None:
                 for k in positions:
-                    self.on_skip(SkippedFile(files[rows[k]].name, OTHER_GRID))
+                    self.on_skip(SkippedFile(files[rows[k]].name, reason))
                 skipped += len(positions)
                 continue
             batches.append(batch)

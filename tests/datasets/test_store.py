@@ -8,6 +8,7 @@ import astropy.units as u
 import h5py
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.nddata import InverseVariance
 from astropy.table import MaskedColumn, QTable
 from astropy.utils.masked import Masked
@@ -372,6 +373,30 @@ def test_spectra_without_uncertainty_beside_ones_with_keep_none(tmp_path):
         with store:
             assert len(store) == 2 and store.has_ivar
             assert np.isnan(store.read().uncertainty.array[1]).all()
+
+
+def test_from_files_skips_files_whose_flux_unit_the_store_cannot_take(tmp_path, caplog):
+    # HARPS ADP flux in adu beside a MILES file of relative flux, resampled but not normalised
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_adp(folder / "ADP.a.fits")
+    hdu = fits.PrimaryHDU(np.ones(40))
+    hdu.header.update(CRVAL1=4990.0, CDELT1=0.9, CRPIX1=1)
+    hdu.writeto(folder / "MILES_res2.50_star_m0001V.fits")
+    write_adp(folder / "ADP.c.fits")
+    grid = np.linspace(5000.1, 5001.8, 50) * u.AA
+    for batch_size in (1, 3):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+            store = SpectralStore.from_files(sorted(folder.glob("*.fits")),
+                                             tmp_path / f"s{batch_size}.h5", progress=False,
+                                             preprocess=Resampler(grid=grid),
+                                             batch_size=batch_size)
+        with store:
+            assert store.labels["filename"].tolist() == ["ADP.a.fits", "ADP.c.fits"]
+            assert store.flux_unit == u.adu
+        assert "m0001V.fits skipped: its flux unit (dimensionless) cannot be converted to " \
+               "the store's (adu)" in caplog.text
 
 
 def test_from_files_without_preprocessing_skips_other_grids(tmp_path, caplog):
