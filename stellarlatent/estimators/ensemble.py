@@ -25,7 +25,7 @@ from ._data import take_rows
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
-from ._tables import edges_with_unit, label_summaries, prediction_table
+from ._tables import edges_with_unit, label_summaries, prediction_table, training_range
 from .remap import DeepREMAP
 
 __all__ = ["DeepREMAPEnsemble"]
@@ -425,9 +425,11 @@ class DeepREMAPEnsemble(SeededEstimator):
 
         The columns are those of `DeepREMAP.predict`, from the combined
         distributions. ``L_out_of_range`` is set when the combined
-        distribution puts more than the members' ``edge_probability`` in an
-        edge bin, or when more than half of the members find the spectrum
-        farther from their training spectra than their novelty threshold;
+        distribution puts more than the members' ``edge_probability`` outside
+        the range of the labels they were trained on (their
+        ``reference_labels_``), or when more than half of the members find
+        the spectrum farther from their training spectra than their novelty
+        threshold;
         ``embedding_distance`` is the median over the members of their
         distances to the nearest training spectrum.
 
@@ -444,9 +446,19 @@ class DeepREMAPEnsemble(SeededEstimator):
         novel = np.mean([distance > member.novelty_threshold_
                          for member, distance in zip(self.members_, distances)], axis=0) > 0.5
         edge_probability = self.members_[0].edge_probability
-        summaries = {label: label_summaries(proba[label], self.bin_edges_[label], edge_probability)
+        summaries = {label: label_summaries(proba[label], self.bin_edges_[label], edge_probability,
+                                            self._training_range(label))
                      for label in self.bin_edges_}
         return prediction_table(summaries, self.label_units_, novel, np.median(distances, axis=0))
+
+    def _training_range(self, label):
+        """The lowest and highest known ``label`` among the members' training spectra."""
+        ranges = [training_range(getattr(member, "reference_labels_", None), label)
+                  for member in self.members_]
+        ranges = [r for r in ranges if r is not None]
+        if not ranges:
+            return None
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def embed(self, X):
         """The members' embeddings side by side, scaled to unit length.

@@ -34,7 +34,8 @@ from ._remap_params import (
     per_label,
 )
 from ._remap_network import RemapNetwork, weights_digest
-from ._tables import concatenated, edges_with_unit, label_summaries, prediction_table
+from ._tables import (concatenated, edges_with_unit, label_summaries, prediction_table,
+                      training_range)
 
 __all__ = ["DeepREMAP"]
 
@@ -156,8 +157,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         Learning rate during SWA and floor of the cosine schedule; default
         ``lr / 10``.
     edge_probability : float
-        A label is flagged out of range when its first or last bin (in the
-        margin, where no training star lies) holds more probability.
+        A label is flagged out of range when its distribution puts more
+        probability than this below the lowest or above the highest label of
+        the training spectra (the bins' margin, where no training star lies).
     novelty_quantile : float
         A spectrum is flagged out of range (every label) when its embedding is
         farther from its nearest training spectrum than this quantile of the
@@ -601,8 +603,9 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
             would swell a standard deviation), ``L_p16`` and ``L_p84`` (its
             percentiles, linear inside a bin), in K for Teff, dex for log g and [Fe/H] (Quantity
             columns; plain columns for dimensionless labels), and
-            ``L_out_of_range`` (bool): more than ``edge_probability`` in the
-            first or last bin, or an embedding farther from every training
+            ``L_out_of_range`` (bool): more than ``edge_probability`` outside
+            the range of the training labels (those of ``reference_labels_``:
+            the spectra of the last fit or fine-tuning), or an embedding farther from every training
             spectrum than ``novelty_threshold_``. Last,
             ``embedding_distance``: the distance to the nearest training
             spectrum in the unnormalised embedding (see
@@ -612,7 +615,8 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         parts, raws = [], []
         for proba, raw in self._predicted(self._check_X(X)):
             raws.append(raw)
-            parts.append({label: label_summaries(p, self.bin_edges_[label], self.edge_probability)
+            parts.append({label: label_summaries(p, self.bin_edges_[label], self.edge_probability,
+                                                 training_range(self.reference_labels_, label))
                           for label, p in proba.items()})
         distance = self._nearest_distance(raws)
         return prediction_table(concatenated(parts), self.label_units_,

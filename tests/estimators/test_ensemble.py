@@ -54,6 +54,7 @@ def test_predict_has_the_columns_of_deep_remap(fitted, data):
 
 def test_predict_runs_each_member_once_and_its_columns_come_from_predict_proba(fitted, data):
     from stellarlatent.estimators._binning import binned_summaries
+    from stellarlatent.estimators._tables import probability_outside
 
     flux, _ = data
     X = flux[64:]  # 32 spectra: two batches of each member
@@ -85,8 +86,11 @@ def test_predict_runs_each_member_once_and_its_columns_come_from_predict_proba(f
         for suffix, value in zip(("", "_err", "_p16", "_p84"),
                                  (mean, 0.5 * (p84 - p16), p16, p84)):
             np.testing.assert_allclose(np.asarray(table[label + suffix]), value, rtol=1e-12)
-        np.testing.assert_array_equal(table[label + "_out_of_range"],
-                                      (np.maximum(p[:, 0], p[:, -1]) > edge) | novel)
+        values = np.concatenate([np.asarray(m.reference_labels_[label].value, dtype=float)
+                                 for m in fitted.members_])
+        outside = probability_outside(p, fitted.bin_edges_[label], np.nanmin(values),
+                                      np.nanmax(values))
+        np.testing.assert_array_equal(table[label + "_out_of_range"], (outside > edge) | novel)
     np.testing.assert_array_equal(
         table["embedding_distance"], np.median([t["embedding_distance"] for t in members], axis=0))
 

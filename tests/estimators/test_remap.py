@@ -14,6 +14,7 @@ from specutils import Spectrum
 
 from stellarlatent.estimators import DeepREMAP, TrainingDivergedError
 from stellarlatent.estimators._binning import binned_summaries, digitize, make_edges
+from stellarlatent.estimators._tables import probability_outside
 
 from ._helpers import line_spectra, small_remap
 
@@ -194,6 +195,30 @@ def test_out_of_range_flags_novel_spectra_and_piled_up_edges(fitted, monkeypatch
     flagged = remap.predict(X_test[:20])
     assert np.all(flagged["logg_out_of_range"])
     np.testing.assert_array_equal(flagged["teff_out_of_range"], normal["teff_out_of_range"])
+
+
+def test_out_of_range_is_probability_beyond_the_training_labels(fitted):
+    # with many bins of margin (a bin width), a distribution that spreads below the coolest
+    # training star is flagged although its first bin holds next to nothing
+    remap, X, y, X_test, _ = fitted
+    normal = remap.predict(X_test[:30])
+    proba = remap.predict_proba(X_test[:30])["teff"][0]
+    low, high = (float(np.nanmin(y["teff"].value)), float(np.nanmax(y["teff"].value)))
+    outside = probability_outside(proba, remap.bin_edges_["teff"], low, high)
+    novel = np.asarray(normal["embedding_distance"]) > remap.novelty_threshold_
+    np.testing.assert_array_equal(normal["teff_out_of_range"],
+                                  (outside > remap.edge_probability) | novel)
+    # the range is that of the reference set: all but the hottest stars at one temperature
+    narrow = copy.deepcopy(remap)
+    y_narrow = y.copy()
+    hottest = int(np.nanargmax(y["teff"].value))
+    y_narrow["teff"] = np.where(np.arange(len(y)) == hottest, y["teff"].value,
+                                np.nanmax(y["teff"].value) - 1.0) * u.K
+    narrow.set_reference(X, y_narrow)
+    flagged = narrow.predict(X_test[:30])
+    assert flagged["teff_out_of_range"].sum() > normal["teff_out_of_range"].sum() + 10
+    np.testing.assert_array_equal(flagged["logg_out_of_range"] & ~novel,
+                                  normal["logg_out_of_range"] & ~novel)
 
 
 def test_calibrate_softens_an_over_confident_model(fitted):
