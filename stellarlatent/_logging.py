@@ -4,7 +4,7 @@ import contextlib
 import logging
 import sys
 
-__all__ = ["log", "progress_bar"]
+__all__ = ["log", "progress_bar", "said_once"]
 
 log = logging.getLogger("stellarlatent")
 log.addHandler(logging.NullHandler())
@@ -55,3 +55,49 @@ class _BarSafe:
 
     def flush(self):
         self.stream.flush()
+
+
+class _SaidOnce(logging.Filter):
+    """Drops a record whose level and message the logger has already passed on."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def filter(self, record):
+        key = (record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@contextlib.contextmanager
+def said_once():
+    """Within the block, a message the package logger has given is not given again.
+
+    Reading files through a preprocessing tries a batch whole, then file by
+    file when one file fails it; each try would repeat the warnings of the
+    spectra that were fine (and a failed fit is tried again), so the same
+    line came out several times.
+
+    Examples
+    --------
+    >>> import logging
+    >>> records = []
+    >>> handler = logging.Handler()
+    >>> handler.emit = records.append
+    >>> log.addHandler(handler)
+    >>> with said_once():
+    ...     for _ in range(3):
+    ...         log.warning("no radial velocity found")
+    >>> log.removeHandler(handler)
+    >>> len(records)
+    1
+    """
+    once = _SaidOnce()
+    log.addFilter(once)
+    try:
+        yield
+    finally:
+        log.removeFilter(once)

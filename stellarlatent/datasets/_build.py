@@ -13,7 +13,7 @@ import numpy as np
 from astropy.table import QTable, Table
 
 from .._batch import from_batch, unknown_ivar_rows
-from .._logging import log, progress_bar
+from .._logging import log, progress_bar, said_once
 from ._io import files_from, same_grid, spectrum_names
 from ._parallel import make_runner
 from ._reading import (SkippedFile, chunk_batches, common_resolution, is_fitted, log_skip,
@@ -77,7 +77,7 @@ def build(cls, files, path, *, reader, preprocess, labels, batch_size, progress,
     skipped, done = 0, 0
     try:
         with progress_bar(total=len(files), enabled=progress, unit="file",
-                          desc="spectra") as bar, runner:
+                          desc="spectra") as bar, runner, said_once():
             if len(batches) > 1:
                 runner.start()
             while done < len(batches) and not builder.fitted:

@@ -19,7 +19,7 @@ import astropy.units as u
 import numpy as np
 
 from .._batch import from_batch
-from .._logging import log, progress_bar
+from .._logging import log, progress_bar, said_once
 from ._io import files_from, same_grid, spectrum_names, stack_spectra
 
 __all__ = ["SkippedFile", "SpectraRead", "read_spectra_files", "SKIPPED_ERRORS", "skip_reason",
@@ -248,7 +248,8 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         on_skip(record)
 
     resolutions, name_of = [], dict(zip(files, spectrum_names(files)))
-    with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar:
+    with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar, \
+            said_once():
         for start in range(0, len(files), batch_size):
             batch_files = files[start:start + batch_size]
             fit = preprocess is not None and not is_fitted(preprocess)
@@ -497,6 +498,16 @@ def _transform(preprocess, spectra, names, fit, events, skipped):
         return spectra, list(range(len(spectra)))
     candidates = list(range(len(spectra)))
     if fit:
+        # one pass: fitting a pipeline transforms the batch through all but its last step,
+        # so fitting and then transforming would run the costly steps (broadening) twice
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return [preprocess.fit_transform(spectra)], candidates
+        except SKIPPED_ERRORS as exc:
+            if isinstance(exc, _NOT_SKIPPED):
+                raise
+            events.append((logging.DEBUG, "fitting the preprocessing on the batch failed (%s); "
+                           "trying file by file", (str(exc),)))
         candidates = _fit(preprocess, spectra, names, events, skipped)
         if not candidates:
             return [], []

@@ -104,6 +104,38 @@ def test_a_failing_preprocessing_skips_the_file(folder):
     assert read.names == [p.name for p in good if p.name != name]
 
 
+def test_the_first_batch_is_transformed_once_and_its_warnings_said_once(folder, caplog):
+    from stellarlatent._logging import log
+
+    good = [p for p in _files(folder) if p.name[-7] in "125"]
+    calls = []
+
+    class Telling(ContinuumNormalizer):
+        def transform(self, X):
+            calls.append(len(X) if isinstance(X, list) else 1)
+            log.warning("a spectrum without a radial velocity")
+            if any(np.nanmax(s.flux.value) > 1e30 for s in (X if isinstance(X, list) else [X])):
+                raise ValueError("too bright")
+            return super().transform(X)
+
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        grid = SpectralGrid.log_uniform(4850 * u.AA, 5150 * u.AA, 64)
+        read_spectra_files(good, READ_MILES, make_pipeline(Telling(), Resampler(grid)),
+                           batch_size=3)
+    assert calls == [3]  # fitted and transformed in one pass, not fitted then transformed
+    bright = folder / "bright.fits"
+    data, header = fits.getdata(good[0], header=True)
+    fits.PrimaryHDU(data * 1e35, header=header).writeto(bright)
+    calls.clear()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        read = read_spectra_files([*good, bright], READ_MILES, Telling(), batch_size=4,
+                                  on_skip=lambda s: None)
+    assert [name for name, _ in read.skipped] == ["bright.fits"]
+    assert len(calls) > 2  # the batch, then file by file
+    assert caplog.text.count("a spectrum without a radial velocity") == 1
+
+
 def test_files_on_other_grids_are_skipped_without_preprocessing(tmp_path):
     for k, start in enumerate((4800, 4800, 4900)):
         grid = SpectralGrid.linear(start * u.AA, (start + 400) * u.AA, 50)
