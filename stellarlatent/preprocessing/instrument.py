@@ -192,7 +192,9 @@ class InstrumentMatcher(SpectrumTransformer):
         Divide each spectrum by the median of its valid flux, so that the
         output is dimensionless and spectra in different flux units (ADU,
         erg/s/cm2/A, relative) go on as one batch; for a model whose own
-        normalisation does not depend on the flux scale.
+        normalisation does not depend on the flux scale. A spectrum whose
+        median flux is zero or negative is refused with a ValueError (dividing
+        by it would flip the spectrum into a plausible star).
     flux_density : {"per_wavelength", None}, default="per_wavelength"
         The flux the model was trained on: per unit wavelength (F_lambda, as
         the bundled models, trained on MILES), to which a flux per unit
@@ -423,7 +425,15 @@ class InstrumentMatcher(SpectrumTransformer):
         valid = ~batch.mask & np.isfinite(batch.flux)
         with np.errstate(invalid="ignore"):
             scale = np.nanmedian(np.where(valid, batch.flux, np.nan), axis=1, keepdims=True)
-        scale = np.where(np.isfinite(scale) & (scale != 0), scale, 1.0)
+        negative = np.flatnonzero(np.isfinite(scale[:, 0]) & (scale[:, 0] <= 0))
+        if negative.size:
+            first = int(negative[0])
+            more = f" (and {negative.size - 1} more)" if negative.size > 1 else ""
+            raise ValueError(
+                f"spectra[{first}]{more} has a median flux of {scale[first, 0]:.4g}, not "
+                "positive: the light of a star is positive (flux with its sign flipped, or "
+                "a sky subtraction that left no star?)")
+        scale = np.where(np.isfinite(scale), scale, 1.0)
         return batch.replace(flux=batch.flux / scale, flux_unit=u.dimensionless_unscaled,
                              ivar=None if batch.ivar is None else batch.ivar * scale**2)
 

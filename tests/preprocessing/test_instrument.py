@@ -165,6 +165,18 @@ def test_a_flux_per_unit_frequency_is_matched_as_the_same_flux_per_unit_waveleng
     assert kept.transform(in_jy).flux.unit == u.mJy
 
 
+def test_a_spectrum_of_negative_median_flux_is_refused_not_flipped():
+    # divided by its median, a spectrum with its sign flipped would pass for the star
+    spectra, _ = _spectra(fwhm=2.5 * u.AA, air=True)
+    flipped = Spectrum(flux=-spectra.flux, spectral_axis=spectra.spectral_axis,
+                       meta=spectra.meta)
+    matcher = InstrumentMatcher(fwhm=2.5 * u.AA, remove_rv=False, rescale=True).fit()
+    assert np.all(np.nanmedian(matcher.transform(spectra).flux.value, axis=1) > 0)
+    with pytest.raises(ValueError, match=r"spectra\[0\] \(and \d+ more\) has a median flux "
+                                         r"of -[\d.]+, not positive"):
+        matcher.transform(flipped)
+
+
 def test_spectra_outside_the_models_range_are_refused_with_their_range():
     spectra, _ = _spectra(air=True)
     logged = Spectrum(flux=spectra.flux, spectral_axis=np.log10(spectra.spectral_axis.value)
