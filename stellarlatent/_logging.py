@@ -1,4 +1,12 @@
-"""The package logger: every message of stellarlatent goes through it."""
+"""The package logger: every message of stellarlatent goes through it.
+
+It has no handler of its own: where the application configures none (a
+script, a notebook), Python's last-resort handler writes its warnings and
+errors to standard error, so that a file skipped or a label table not found
+is not passed over in silence; its informational messages need a handler
+(``logging.basicConfig(level=logging.INFO)``). The ``stellarlatent``
+command installs its own.
+"""
 
 import contextlib
 import logging
@@ -7,7 +15,6 @@ import sys
 __all__ = ["log", "progress_bar", "said_once"]
 
 log = logging.getLogger("stellarlatent")
-log.addHandler(logging.NullHandler())
 
 
 @contextlib.contextmanager

@@ -33,3 +33,27 @@ def test_console_handlers_keep_their_levels_and_filters_while_a_bar_shows(capsys
     assert captured.out.splitlines() == ["an info"]
     assert "a warning\n" in captured.err and "an info" not in captured.err
     assert "debug of another library" not in captured.out + captured.err
+
+
+def test_warnings_reach_standard_error_where_no_logging_is_configured(tmp_path):
+    # a script that configures no logging: a folder without its label table is said
+    import subprocess
+
+    import astropy.units as u
+    import numpy as np
+    from astropy.table import QTable
+    from specutils import Spectrum
+
+    from stellarlatent.datasets import write_miles
+
+    wave = (3540.5 + 0.9 * np.arange(40)) * u.AA
+    write_miles(tmp_path, Spectrum(flux=np.ones((2, 40)) * u.one, spectral_axis=wave,
+                                   spectral_axis_index=1), QTable({"miles_id": [1, 2]}))
+    (tmp_path / "paramsMILES_v9.1.txt").unlink()
+    script = ("from stellarlatent.datasets import read_miles\n"
+              f"spectra, labels = read_miles({str(tmp_path)!r})\n"
+              "print(len(labels))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "2"
+    assert "no parameter table paramsMILES_v9.1.txt" in done.stderr
