@@ -527,6 +527,12 @@ class DisentanglementReport:
         dims = np.asarray(table["dim"])
         candidates = np.isin(dims, self.informative) if among == "informative" else dims >= 0
         scores = np.where(candidates, np.asarray(table[label], dtype=float), np.nan)
+        known = int(np.isfinite(np.asarray(self.labels[label][0], dtype=float)).sum())
+        if known < 2:
+            raise ValueError(
+                f"label '{label}' has {known} known value{'' if known == 1 else 's'} (NaN or "
+                "masked everywhere else): no dimension can be compared with it; give labels "
+                "with known values")
         if not np.any(np.isfinite(scores)):
             raise ValueError(
                 f"no {'informative ' if among == 'informative' else ''}dimension has a mutual "

@@ -287,6 +287,16 @@ def test_report_all_dims_and_relative_mi(latent_data):
     assert report.normalized_mutual_information.meta["normalize"] == "entropy"
 
 
+def test_best_dimension_of_a_label_without_known_values_says_so(latent_data):
+    _, Z, labels = latent_data
+    unknown = labels.copy()
+    unknown["teff"] = np.full(len(unknown), np.nan) * unknown["teff"].unit
+    report = DisentanglementReport.from_latents(Z, unknown)
+    with pytest.raises(ValueError, match="label 'teff' has 0 known values"):
+        report.best_dimension("teff")
+    assert report.best_dimension("logg").dim == 1
+
+
 def test_report_ksg_uses_linfoot(latent_data):
     _, Z, labels = latent_data
     report = DisentanglementReport.from_latents(
