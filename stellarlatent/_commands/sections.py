@@ -120,7 +120,9 @@ def vae_section(report, vae, spectra, labels, out, *, heading, color_label="log_
         disentanglement.plot_mutual_information(ax=ax, normalize="nmi")
         report.figure(fig, "mutual_information", "Normalised mutual information between each "
                       "latent (rows) and each label (columns): bright cells show which parameter "
-                      "a latent tracks.")
+                      "a latent tracks. Under each label, the level shuffled labels reach by "
+                      "chance (the estimate is biased upwards, the more so the fewer the "
+                      "spectra); hatched cells do not exceed it.")
         plt.close(fig)
     if len(disentanglement.informative) >= 2 and no_labels:
         fig = disentanglement.plot_pairwise(None)

@@ -191,6 +191,17 @@ def test_report_figures(fake_vae, latent_data):
     np.testing.assert_allclose(np.nanmax(ax.images[0].get_array(), axis=1), 1.0)
     ax = report.plot_mutual_information(normalize="nmi", annotate=False)
     assert len(ax.texts) == 0
+    # each label's chance level under its name; the cells at or below it hatched
+    chance = [report.chance_level(k, among="all") for k in report.label_names]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        f"{k}\n{c:.2f}" for k, c in zip(report.label_names, chance)]
+    assert ax.get_xlabel() == "label (its chance level)"
+    nmi = report.normalized_mutual_information
+    hatched = {(int(round(p.get_y() + 0.5)), int(round(p.get_x() + 0.5))) for p in ax.patches}
+    assert hatched == {(i, j) for i in range(4) for j, k in enumerate(report.label_names)
+                       if not nmi[k][i] > chance[j]}
+    assert (0, 0) not in hatched and (1, 1) not in hatched  # the teff and log g latents
+    assert (2, 0) in hatched and (3, 0) in hatched
     fig = report.plot_pairwise("teff")
     assert isinstance(fig, Figure)
     visible = [a for a in fig.axes if a.get_visible()]
