@@ -104,6 +104,24 @@ def _common(parser, func):
     parser.set_defaults(func=func)
 
 
+def _parse_intermixed(parser, argv):
+    """``parser.parse_args(argv)``, with files named after an option taken as files too.
+
+    argparse ends a positional list at the first option, so in ``predict
+    miles a.fits --resolution 2000 b.fits`` it would call ``b.fits`` an
+    unrecognised argument. Left-over arguments that are not options join the
+    command's list of files (``data`` or ``files``); anything else is the
+    usual usage error.
+    """
+    args, extras = parser.parse_known_args(argv)
+    files = next((name for name in ("data", "files")
+                  if isinstance(getattr(args, name, None), list)), None)
+    if extras and files is not None and not any(e.startswith("-") for e in extras):
+        getattr(args, files).extend(extras)
+        return args
+    return parser.parse_args(argv)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="stellarlatent",
@@ -644,7 +662,7 @@ def main(argv=None):
     args = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parse_intermixed(parser, argv)
         level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
         logging.basicConfig(level=level, format="%(message)s")
         logging.getLogger("stellarlatent").setLevel(level)

@@ -316,6 +316,15 @@ def test_predict_applies_the_models_preprocessing_to_files_on_another_grid(
     assert "m0099V.fits" in capsys.readouterr().out
     a, b = QTable.read(out_a), QTable.read(out_b)
     assert a.colnames[0] == "filename" and list(a["filename"]) == [f.name for f in files]
+    # files named after an option are files too, in the order given
+    out_c = tmp_path / "c.ecsv"
+    assert main(["predict", str(models[1]), *map(str, files[:3]), "--device", "cpu",
+                 *map(str, files[3:]), "--out", str(out_c), "--quiet"]) == 0
+    assert list(QTable.read(out_c)["filename"]) == list(a["filename"])
+    with pytest.raises(SystemExit):
+        main(["predict", str(models[1]), str(files[0]), "--device", "cpu", "--bogus",
+              str(files[1]), "--out", str(out_c)])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert len(b) == 6 and "teff" in b.colnames and b["teff"].unit == u.K
     # the same stars on two grids: close predictions (resampling differs only slightly)
     assert np.allclose(a["teff"].value, b["teff"].value, rtol=0.05)
