@@ -55,7 +55,9 @@ def label_summaries(proba, edges, edge_probability, label_range=None):
     label_range : tuple of two float, default=None
         The lowest and highest training label. None takes the inner edges
         of the first and last bins (the margin of the binning, where no
-        training label lies, when it is one bin wide).
+        training label lies, when it is one bin wide). The first and last
+        bins count as outside whatever the range (labels beyond the bins
+        are trained into them).
 
     Returns
     -------
@@ -69,9 +71,10 @@ def label_summaries(proba, edges, edge_probability, label_range=None):
     ([2.5, 1.8, 3.2, 0.7], [False, True])
     """
     edges = np.asarray(edges, dtype=float)
-    if label_range is None:
-        label_range = (edges[1], edges[-2])
-    edge = probability_outside(proba, edges, *label_range) > edge_probability
+    low, high = (edges[1], edges[-2]) if label_range is None else label_range
+    # the edge bins are outside whatever the range: labels beyond the bins are trained into them
+    low, high = max(low, edges[1]), min(high, edges[-2])
+    edge = probability_outside(proba, edges, low, high) > edge_probability
     mean, _, p16, p84 = binned_summaries(proba, edges)
     return [mean, 0.5 * (p84 - p16), p16, p84, edge]
 
@@ -100,17 +103,36 @@ def probability_outside(proba, edges, low, high):
     return below(low) + (cumulative[:, -1] - below(high))
 
 
-def training_range(reference_labels, label):
+def training_range(reference_labels, label, unit=None):
     """``(lowest, highest)`` known value of ``label`` among the training spectra, or None.
 
     ``reference_labels`` is the ``reference_labels_`` table of a fitted
-    DeepREMAP (the labels of the spectra it was fitted, or last fine-tuned, on).
+    DeepREMAP (the labels of the spectra it was fitted, or last fine-tuned,
+    on); ``unit`` that of the label's bins. None (the bins' margin is used
+    instead) when the label has fewer than two distinct known values: a
+    fine-tuning on one cluster's [Fe/H] says nothing of the range the
+    network knows.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> table = QTable({"teff": [5.0, 4.2, np.nan] * u.kK, "feh": [0.1, 0.1, np.nan] * u.dex})
+    >>> training_range(table, "teff", u.K), training_range(table, "feh", u.dex)
+    ((4200.0, 5000.0), None)
     """
     if reference_labels is None or label not in reference_labels.colnames:
         return None
-    values = np.asarray(u.Quantity(reference_labels[label]).value, dtype=float)
-    values = values[np.isfinite(values)]
-    return (float(values.min()), float(values.max())) if values.size else None
+    column = reference_labels[label]
+    if unit is not None and getattr(column, "unit", None) is not None:
+        column = column.to(unit)
+    mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
+    data = getattr(column, "unmasked", column)
+    values = np.asarray(getattr(data, "value", data), dtype=float)
+    values = values[~mask & np.isfinite(values)]
+    if np.unique(values).size < 2:
+        return None
+    return float(values.min()), float(values.max())
 
 
 def concatenated(parts):

@@ -453,7 +453,8 @@ class DeepREMAPEnsemble(SeededEstimator):
 
     def _training_range(self, label):
         """The lowest and highest known ``label`` among the members' training spectra."""
-        ranges = [training_range(getattr(member, "reference_labels_", None), label)
+        ranges = [training_range(getattr(member, "reference_labels_", None), label,
+                                 self.label_units_[label])
                   for member in self.members_]
         ranges = [r for r in ranges if r is not None]
         if not ranges:

@@ -158,8 +158,10 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         ``lr / 10``.
     edge_probability : float
         A label is flagged out of range when its distribution puts more
-        probability than this below the lowest or above the highest label of
-        the training spectra (the bins' margin, where no training star lies).
+        probability than this below the lowest or above the highest known
+        label of the training spectra (``reference_labels_``; the bins'
+        margin when fewer than two distinct values are known), the first
+        and last bins always counted as outside.
     novelty_quantile : float
         A spectrum is flagged out of range (every label) when its embedding is
         farther from its nearest training spectrum than this quantile of the
@@ -616,7 +618,8 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
         for proba, raw in self._predicted(self._check_X(X)):
             raws.append(raw)
             parts.append({label: label_summaries(p, self.bin_edges_[label], self.edge_probability,
-                                                 training_range(self.reference_labels_, label))
+                                                 training_range(self.reference_labels_, label,
+                                                                self.label_units_[label]))
                           for label, p in proba.items()})
         distance = self._nearest_distance(raws)
         return prediction_table(concatenated(parts), self.label_units_,

@@ -14,7 +14,7 @@ from specutils import Spectrum
 
 from stellarlatent.estimators import DeepREMAP, TrainingDivergedError
 from stellarlatent.estimators._binning import binned_summaries, digitize, make_edges
-from stellarlatent.estimators._tables import probability_outside
+from stellarlatent.estimators._tables import label_summaries, probability_outside
 
 from ._helpers import line_spectra, small_remap
 
@@ -219,6 +219,29 @@ def test_out_of_range_is_probability_beyond_the_training_labels(fitted):
     assert flagged["teff_out_of_range"].sum() > normal["teff_out_of_range"].sum() + 10
     np.testing.assert_array_equal(flagged["logg_out_of_range"] & ~novel,
                                   normal["logg_out_of_range"] & ~novel)
+    # one known value (a fine-tuning on one cluster) gives no range: the bins' margin decides
+    single = copy.deepcopy(remap)
+    y_single = y.copy()
+    y_single["teff"] = np.where(np.arange(len(y)) == 0, 5000.0, np.nan) * u.K
+    single.set_reference(X, y_single)
+    np.testing.assert_array_equal(single.predict(X_test[:30])["teff_out_of_range"] & ~novel,
+                                  (probability_outside(proba, remap.bin_edges_["teff"],
+                                                       remap.bin_edges_["teff"][1],
+                                                       remap.bin_edges_["teff"][-2])
+                                   > remap.edge_probability) & ~novel)
+
+
+def test_the_edge_bins_count_as_outside_whatever_the_training_range():
+    edges = [3000.0, 3500.0, 4000.0, 4500.0, 5000.0, 5500.0]
+    piled = np.array([[0.0, 0.0, 0.1, 0.3, 0.6]])
+    # labels beyond the bins (fine-tuning clips them into the edge bins) leave the flag on
+    assert label_summaries(piled, edges, 0.25, (3600.0, 6000.0))[-1].tolist() == [True]
+    assert label_summaries(piled, edges, 0.25)[-1].tolist() == [True]
+    central = np.array([[0.0, 0.2, 0.6, 0.2, 0.0]])
+    assert label_summaries(central, edges, 0.25, (3600.0, 6000.0))[-1].tolist() == [False]
+    # inside the bins, the range decides: 0.3 of the probability lies below 4000 K
+    assert label_summaries(np.array([[0.0, 0.3, 0.5, 0.2, 0.0]]), edges, 0.25,
+                           (4000.0, 5000.0))[-1].tolist() == [True]
 
 
 def test_calibrate_softens_an_over_confident_model(fitted):
