@@ -406,6 +406,10 @@ class TorchEstimator(SeededEstimator):
         """What else besides parameters and spectra a checkpoint must match (subclasses extend)."""
         return {}
 
+    def _reads_ivar(self):
+        """Whether training reads the inverse variance (else checkpoints ignore it)."""
+        return True
+
     def _schedule_spans_epochs(self):
         """Whether the learning-rate schedule is laid over the epochs asked for, so that a
         checkpoint of a run of another length resumes a run no fresh one would give."""
@@ -426,7 +430,7 @@ class TorchEstimator(SeededEstimator):
             n_epochs is not None and self._schedule_spans_epochs()) else {}
         return json.dumps(
             _jsonable({"class": type(self).__name__, "params": params, "n": len(source),
-                       "n_pixels": source.n_pixels, "data": source.digest(),
+                       "n_pixels": source.n_pixels, "data": source.digest(ivar=self._reads_ivar()),
                        **epochs, **self._fingerprint_extra()}),
             sort_keys=True,
             default=str,

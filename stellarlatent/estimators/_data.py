@@ -39,9 +39,9 @@ class SpectraSource:
         self.wavelength_medium = wavelength_medium
         self.flux_unit = flux_unit
 
-    def digest(self):
+    def digest(self, ivar=True):
         """A SHA-256 of the spectra (see `digest_rows`)."""
-        return digest_rows(self)
+        return digest_rows(self, ivar=ivar)
 
     def __len__(self):
         return self.flux.shape[0]
@@ -111,10 +111,10 @@ class StoreSource:
             "ivar": torch.from_numpy(ivar) if self.has_ivar else None,
         }
 
-    def digest(self):
+    def digest(self, ivar=True):
         """A SHA-256 of the spectra (see `digest_rows`), read in one streamed pass."""
         try:
-            return digest_rows(self)
+            return digest_rows(self, ivar=ivar)
         finally:
             self.close()
 
@@ -123,7 +123,7 @@ class StoreSource:
         self._dataset.close()
 
 
-def digest_rows(source, chunk_bytes=2**25):
+def digest_rows(source, chunk_bytes=2**25, ivar=True):
     """A SHA-256 of the flux, mask and inverse variance of every spectrum of ``source``,
     for checkpoint fingerprints.
 
@@ -132,11 +132,14 @@ def digest_rows(source, chunk_bytes=2**25):
     epoch of training makes). Spectra held in memory and the same spectra in
     a store give the same digest, so a checkpoint written while a store was
     streamed resumes when the store is read into memory (``fit-remap
-    --jobs``), and the other way round.
+    --jobs``), and the other way round. ``ivar=False`` leaves the inverse
+    variance out, for an estimator that does not read it (a store streams
+    unit weights for spectra without an uncertainty where the same spectra
+    in memory have none at all).
     """
     n, n_pixels = len(source), source.n_pixels
     # one hash per array, so the digest does not depend on the chunks
-    parts = {key: hashlib.sha256() for key in ("flux", "mask", "ivar")}
+    parts = {key: hashlib.sha256() for key in ("flux", "mask", "ivar")[:3 if ivar else 2]}
     step = max(1, chunk_bytes // (4 * n_pixels))
     for start in range(0, n, step):
         batch = source.batch(np.arange(start, min(n, start + step)))

@@ -284,6 +284,9 @@ class RemapNetwork:
     def _schedule_spans_epochs(self):
         return True  # the cosine schedule and the start of SWA
 
+    def _reads_ivar(self):
+        return False  # the network reads flux and mask only
+
     def _fingerprint_extra(self):
         digest = hashlib.sha256(np.ascontiguousarray(self._targets).tobytes())
         for label in self._labels:

@@ -412,6 +412,9 @@ class SpectralVAE(TransformerMixin, TorchEstimator):
     def _schedule_spans_epochs(self):
         return self.lr_schedule == "cosine"
 
+    def _reads_ivar(self):
+        return self.reconstruction == "chi2"  # the other losses weigh pixels by the mask only
+
     def _extra_state(self):
         return {} if self._scheduler is None else {"scheduler": self._scheduler.state_dict()}
 

@@ -78,7 +78,7 @@ def test_a_store_and_its_spectra_in_memory_have_one_fingerprint_that_sees_every_
     with SpectralStore(store_path) as store:
         streamed, in_memory = as_source(store), as_source(store.read())
         flux, mask, ivar = store.read_arrays()
-        axis = store.spectral_axis
+        axis, labels = store.spectral_axis, QTable({"teff": store.labels["teff"]})
     assert streamed.digest() == in_memory.digest()
     # read in chunks of any size, the same digest
     assert digest_rows(streamed, chunk_bytes=3 * 4 * N_PIX) == in_memory.digest()
@@ -88,6 +88,20 @@ def test_a_store_and_its_spectra_in_memory_have_one_fingerprint_that_sees_every_
         store.append(flux, QTable({"teff": np.ones(N) * u.K}), mask=mask, ivar=ivar)
     with SpectralStore(changed) as store:
         assert as_source(store).digest() != streamed.digest()
+    # a spectrum without an uncertainty: the store streams unit weights for it, the spectra
+    # in memory have no inverse variance at all; a DeepREMAP, which reads none, sees one
+    unknown = tmp_path / "unknown.h5"
+    ivar[4] = np.nan
+    with SpectralStore.create(unknown, axis, labels={"teff": u.K}) as store:
+        store.append(flux, labels, mask=mask, ivar=ivar)
+    with SpectralStore(unknown) as store:
+        streamed, in_memory = as_source(store), as_source(store.read())
+        assert streamed.digest() != in_memory.digest()
+        assert streamed.digest(ivar=False) == in_memory.digest(ivar=False)
+        _remap().fit(store, checkpoint_dir=tmp_path / "ckpt")
+        spectra = store.read()
+    # resumed from the checkpoint of the streamed store, not refused as other data
+    _remap().fit(spectra, labels, checkpoint_dir=tmp_path / "ckpt")
 
 
 def test_store_source_pickles_without_its_file(store_path):
