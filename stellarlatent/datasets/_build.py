@@ -131,11 +131,12 @@ class Builder:
         for batch, positions, per_file in chunk_batches(chunk):
             axis = batch.spectral_axis
             first = self.store if self.store is not None else (batches[0] if batches else None)
+            unit = self._flux_unit(first)
             reason = None
             if first is not None and not same_grid(first.spectral_axis, axis):
                 reason = OTHER_GRID
-            elif first is not None and not batch.flux_unit.is_equivalent(first.flux_unit):
-                reason = other_unit(batch.flux_unit, first.flux_unit)
+            elif unit is not None and not batch.flux_unit.is_equivalent(unit):
+                reason = other_unit(batch.flux_unit, unit)
             if reason is not None:
                 for k in positions:
                     self.on_skip(SkippedFile(files[rows[k]].name, reason))
@@ -152,6 +153,16 @@ class Builder:
         table = self._labels_for(keep_rows, counts, files)
         self.store.append(spectra_out if len(spectra_out) > 1 else spectra_out[0], table)
         return skipped
+
+    def _flux_unit(self, first):
+        """The flux unit of the store: its own, the one asked for, or that of ``first``."""
+        import astropy.units as u
+
+        if self.store is not None:
+            return self.store.flux_unit
+        if self.create_kwargs.get("flux_unit") is not None:
+            return u.Unit(self.create_kwargs["flux_unit"])
+        return None if first is None else first.flux_unit
 
     def _create(self, batch):
         kwargs = dict(self.create_kwargs)

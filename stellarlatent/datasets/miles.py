@@ -476,11 +476,13 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
         A batch: flux of shape ``(n_spectra, n_pixels)``, spectral axis last
         (``spectral_axis_index=1``), in air wavelengths (Angstrom) from the
         header keywords ``CRVAL1``, ``CDELT1`` and ``CRPIX1``. The flux is
-        relative (dimensionless), or in the ``BUNIT`` of the first file when
-        it states one (files with another ``BUNIT`` are skipped with a logged
-        warning naming them; an unparseable one reads as dimensionless with an
-        `~stellarlatent.datasets.UnknownUnitWarning`). Zero-valued pixels (fill values at the ends
-        of a few spectra, one isolated dead pixel) and non-finite ones are
+        relative (dimensionless), or in the ``BUNIT`` most files state (files
+        in an equivalent unit are converted to it, those in another are
+        skipped with a logged warning naming them; an unparseable ``BUNIT``
+        reads as dimensionless with one
+        `~stellarlatent.datasets.UnknownUnitWarning`). Zero-valued pixels
+        (fill values at the ends of a few spectra, one isolated dead pixel)
+        and non-finite ones are
         masked (``mask`` True). ``meta`` holds ``wavelength_medium="air"`` and
         the resolution ``fwhm`` when the header gives it.
     labels : `~astropy.table.QTable`
@@ -572,7 +574,7 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
             f"directory: none of the {len(files)} MILES files in {directory} could be read "
             f"({shown})"
         )
-    read = _one_flux_unit(_majority_grid(read, directory))
+    read, flux_unit = _one_flux_unit(_majority_grid(read, directory))
     flux = [item[2] for item in read]
     kept = [item[0] for item in read]
     kept_ids = [item[1] for item in read]
@@ -584,7 +586,7 @@ def read_miles(directory=None, *, ids=None, pattern=MILES_PATTERN, exclude_flagg
     flux = np.vstack(flux)
     mask = (flux == 0) | ~np.isfinite(flux)
     batch = SpectraBatch(flux=flux, spectral_axis=axis, mask=mask,
-                         flux_unit=_flux_unit(header0, read[0][0].name),
+                         flux_unit=flux_unit,
                          meta=_meta(header0, axis.unit))
     labels = _labels_for(kept_ids, kept, params, directory)
     return from_batch(batch), labels
@@ -638,20 +640,53 @@ def _majority_grid(read, directory):
 
 
 def _one_flux_unit(read):
-    """The files whose flux unit (``BUNIT``) is that of the first, the others skipped with a
-    warning naming them."""
-    with warnings.catch_warnings():  # an unparseable unit is told once, when the batch is built
-        warnings.simplefilter("ignore", UnknownUnitWarning)
+    """``(files, unit)``: the files in the flux unit (``BUNIT``) of most of them, their flux
+    converted to it, and that unit.
+
+    Files in an equivalent unit (mJy beside Jy) are converted; the others
+    are skipped with a warning naming them.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownUnitWarning)
         units = [_flux_unit(item[4], item[0].name) for item in read]
-    kept = []
-    for item, unit in zip(read, units):
-        if unit == units[0]:
-            kept.append(item)
+    told = [w for w in caught if issubclass(w.category, UnknownUnitWarning)]
+    if told:  # once for the folder, not once per file
+        more = f" (and {len(told) - 1} more files)" if len(told) > 1 else ""
+        warnings.warn(f"{told[0].message}{more}", UnknownUnitWarning, stacklevel=3)
+    groups = []  # [unit, members] of mutually convertible units, in the order first seen
+    for k, unit in enumerate(units):
+        group = next((g for g in groups if unit.is_equivalent(g[0])), None)
+        if group is None:
+            groups.append([unit, [k]])
         else:
-            log.warning("%s skipped: its flux unit (BUNIT %r) differs from that of %s (%s)",
-                        item[0].name, item[4].get("BUNIT"), read[0][0].name,
-                        units[0].to_string() or "dimensionless")
-    return kept
+            group[1].append(k)
+    _, members = max(groups, key=lambda g: len(g[1]))
+    # the group's most frequent unit (the first seen of those as frequent)
+    unit = max((units[k] for k in members), key=lambda x: sum(units[k] == x for k in members))
+    kept = []
+    for k, item in enumerate(read):
+        if k in members:
+            factor = float(units[k].to(unit))
+            kept.append(item if factor == 1 else (*item[:2], item[2] * factor, *item[3:]))
+        else:
+            log.warning("%s skipped: its flux unit (%s) cannot be converted to that of %d of the "
+                        "%d files (%s)", item[0].name, _unit_text(item[4]), len(members),
+                        len(read), unit.to_string() or "dimensionless")
+    return kept, unit
+
+
+def _bunit(unit):
+    """``unit`` as FITS writes it, or astropy's generic text for units FITS has no name for
+    (electrons, AB magnitudes), which `parse_unit` reads back."""
+    try:
+        return unit.to_string("fits")
+    except (ValueError, u.UnitsError):
+        return unit.to_string()
+
+
+def _unit_text(header):
+    bunit = header.get("BUNIT")
+    return f"BUNIT {bunit!r}" if bunit else "no BUNIT: dimensionless"
 
 
 def _format_label(value, fmt, width):
@@ -712,7 +747,7 @@ def write_miles(directory, spectra, labels, *, overwrite=False):
         header["CDELT1"] = float(step.mean())
         header["CUNIT1"] = "Angstrom"
         if batch.flux_unit != u.dimensionless_unscaled:
-            header["BUNIT"] = batch.flux_unit.to_string("fits")
+            header["BUNIT"] = _bunit(batch.flux_unit)
         fits.PrimaryHDU(flux[row], header=header).writeto(
             directory / f"MILES_res2.50_star_m{int(miles_id):04d}V.fits", overwrite=overwrite
         )

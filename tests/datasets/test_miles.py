@@ -212,7 +212,20 @@ def test_a_flux_unit_in_the_header_is_read_and_written(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="stellarlatent"):
         spectra, labels = read_miles(tmp_path)
     assert spectra.flux.unit == u.Jy and labels["miles_id"].tolist() == [1, 2]
-    assert "m0003V.fits skipped: its flux unit" in caplog.text
+    assert "m0003V.fits skipped: its flux unit (BUNIT 'erg / (s cm2 Angstrom)') cannot be " \
+           "converted to that of 2 of the 3 files (Jy)" in caplog.text
+    # an equivalent unit is converted, whatever file comes first: the unit of most files wins
+    (tmp_path / "MILES_res2.50_star_m0003V.fits").unlink()
+    fits.PrimaryHDU(np.ones(40) * 3e-23, header=fits.Header(
+        {"CRVAL1": 3540.5, "CDELT1": 0.9, "CRPIX1": 1, "BUNIT": "mJy"})).writeto(
+        tmp_path / "MILES_res2.50_star_m0000V.fits")
+    spectra, labels = read_miles(tmp_path)
+    assert spectra.flux.unit == u.Jy and len(labels) == 3
+    np.testing.assert_allclose(spectra.flux.value[0], 3e-26)
+    # units FITS has no name for are written as astropy writes them, and read back
+    write_miles(tmp_path / "e", Spectrum(flux=np.ones((2, 40)) * u.electron / u.s,
+                                         spectral_axis=wave, spectral_axis_index=1), table)
+    assert read_miles(tmp_path / "e")[0].flux.unit == u.electron / u.s
     # a unit astropy cannot parse: dimensionless, with a warning naming the file
     fits.PrimaryHDU(np.ones(40), header=fits.Header(
         {"CRVAL1": 3540.5, "CDELT1": 0.9, "CRPIX1": 1, "BUNIT": "Relative Flux"})).writeto(
@@ -220,3 +233,11 @@ def test_a_flux_unit_in_the_header_is_read_and_written(tmp_path, caplog):
     with pytest.warns(UnknownUnitWarning, match="odd.fits"):
         odd = Spectrum.read(tmp_path / "odd.fits", format="MILES")
     assert odd.flux.unit == u.dimensionless_unscaled
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for k in (1, 2):
+        (folder / f"MILES_res2.50_star_m000{k}V.fits").write_bytes(
+            (tmp_path / "odd.fits").read_bytes())
+    with pytest.warns(UnknownUnitWarning, match=r"Relative Flux.*\(and 1 more files\)"):
+        spectra, _ = read_miles(folder, params_file="absent.txt")
+    assert spectra.flux.unit == u.dimensionless_unscaled

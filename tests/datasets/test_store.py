@@ -397,6 +397,16 @@ def test_from_files_skips_files_whose_flux_unit_the_store_cannot_take(tmp_path, 
             assert store.flux_unit == u.adu
         assert "m0001V.fits skipped: its flux unit (dimensionless) cannot be converted to " \
                "the store's (adu)" in caplog.text
+    # a unit asked for is the store's from the first file on
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stellarlatent"):
+        store = SpectralStore.from_files(sorted(folder.glob("*.fits")), tmp_path / "one.h5",
+                                         progress=False, preprocess=Resampler(grid=grid),
+                                         batch_size=3, flux_unit=u.one)
+    with store:
+        assert store.labels["filename"].tolist() == ["MILES_res2.50_star_m0001V.fits"]
+    assert "ADP.a.fits skipped: its flux unit (adu) cannot be converted to the store's " \
+           "(dimensionless)" in caplog.text
 
 
 def test_from_files_without_preprocessing_skips_other_grids(tmp_path, caplog):
