@@ -72,7 +72,10 @@ class _SaidOnce(logging.Filter):
         self.seen = set()
 
     def filter(self, record):
-        key = (record.levelno, record.getMessage())
+        try:
+            key = (record.levelno, record.getMessage())
+        except Exception:  # noqa: BLE001 - a malformed call is for the handler to report
+            return True
         if key in self.seen:
             return False
         self.seen.add(key)
@@ -83,10 +86,11 @@ class _SaidOnce(logging.Filter):
 def said_once():
     """Within the block, a message the package logger has given is not given again.
 
-    Reading files through a preprocessing tries a batch whole, then file by
-    file when one file fails it; each try would repeat the warnings of the
-    spectra that were fine (and a failed fit is tried again), so the same
-    line came out several times.
+    Reading a batch of files through a preprocessing tries the batch whole,
+    then file by file when one file fails it; each try would repeat the
+    warnings of the spectra that were fine (and a failed fit is tried again),
+    so the same line came out several times. The readers use it for each
+    batch (a message of one batch may well be true of the next).
 
     Examples
     --------

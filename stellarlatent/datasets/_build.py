@@ -77,16 +77,19 @@ def build(cls, files, path, *, reader, preprocess, labels, batch_size, progress,
     skipped, done = 0, 0
     try:
         with progress_bar(total=len(files), enabled=progress, unit="file",
-                          desc="spectra") as bar, runner, said_once():
+                          desc="spectra") as bar, runner:
             if len(batches) > 1:
                 runner.start()
             while done < len(batches) and not builder.fitted:
-                chunk = read_chunk(batches[done], reader, preprocess, fit=True)
-                skipped += _add(builder, chunk, starts[done], len(batches[done]), files, bar)
+                # a batch that fails is tried file by file: its warnings are said once
+                with said_once():
+                    chunk = read_chunk(batches[done], reader, preprocess, fit=True)
+                    skipped += _add(builder, chunk, starts[done], len(batches[done]), files, bar)
                 done += 1
             chunks = runner.map(batches[done:], reader, preprocess)
             for start, batch, chunk in zip(starts[done:], batches[done:], chunks):
-                skipped += _add(builder, chunk, start, len(batch), files, bar)
+                with said_once():  # the events of the chunk (a worker process's warnings)
+                    skipped += _add(builder, chunk, start, len(batch), files, bar)
             store = builder.finish()
     except BaseException:
         builder.abort()

@@ -16,6 +16,8 @@ The store itself is always written by the calling process.
 import contextlib
 import copy
 import itertools
+import logging
+import multiprocessing
 import re
 import signal
 import threading
@@ -23,6 +25,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
+from .._logging import log
 from ._reading import read_chunk
 
 __all__ = ["make_runner", "SCHEDULERS"]
@@ -316,4 +319,25 @@ def chunk_task(paths, reader, preprocess, token=None):
         if getattr(_local, "token", None) != token:
             _local.token, _local.preprocess = token, copy.deepcopy(preprocess)
         preprocess = _local.preprocess
-    return read_chunk(paths, reader, preprocess)
+    if multiprocessing.parent_process() is None:
+        return read_chunk(paths, reader, preprocess)
+    # in a worker process, what the package logs goes back with the chunk, to be logged
+    # by the calling process (with its handlers and format, once, in the order of the files)
+    records = _Recorder()
+    log.addHandler(records)
+    try:
+        chunk = read_chunk(paths, reader, preprocess)
+    finally:
+        log.removeHandler(records)
+    return chunk._replace(events=[*records.events, *chunk.events])
+
+
+class _Recorder(logging.Handler):
+    """Keeps ``(level, "%s", (message,))`` of each record, as `Chunk.events` holds them."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def emit(self, record):
+        self.events.append((record.levelno, "%s", (record.getMessage(),)))

@@ -248,16 +248,16 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         on_skip(record)
 
     resolutions, name_of = [], dict(zip(files, spectrum_names(files)))
-    with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar, \
-            said_once():
+    with progress_bar(total=len(files), enabled=progress, unit="file", desc="spectra") as bar:
         for start in range(0, len(files), batch_size):
             batch_files = files[start:start + batch_size]
             fit = preprocess is not None and not is_fitted(preprocess)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            # a batch that fails is tried file by file: its warnings are said once
+            with np.errstate(divide="ignore", invalid="ignore"), said_once():
                 chunk = read_chunk(batch_files, reader, preprocess, fit=fit,
                                    names=[name_of[f] for f in batch_files])
-            for level, message, args in chunk.events:
-                log.log(level, message, *args)
+                for level, message, args in chunk.events:
+                    log.log(level, message, *args)
             resolutions.extend(chunk.resolutions)
             for record in chunk.skipped:
                 skip(record)

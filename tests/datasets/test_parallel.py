@@ -37,6 +37,17 @@ class RefuseZeroFlux(TransformerMixin, BaseEstimator):
         return spectra
 
 
+class Telling(RefuseZeroFlux):
+    """RefuseZeroFlux that logs a warning each time it transforms (in whatever process)."""
+
+    def transform(self, spectra):
+        from stellarlatent._logging import log
+
+        flux = np.atleast_2d(spectra.flux.value)
+        log.warning("%d spectra, the first at %.6f", len(flux), np.nanmedian(flux[0]))
+        return super().transform(spectra)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """14 MILES files on two grids, one of zero flux, one corrupt (sorted in between)."""
@@ -149,6 +160,20 @@ def test_dask_schedulers_write_the_serial_store(folder, serial, tmp_path, caplog
                                 scheduler=scheduler, n_workers=n_workers)
     _assert_same(serial[0], contents)
     assert messages == serial[1]
+
+
+def test_warnings_of_worker_processes_are_logged_by_the_caller_once(folder, tmp_path, caplog):
+    def pipeline():
+        return make_pipeline(Resampler(SpectralGrid.log_uniform(4850 * u.AA, 5150 * u.AA, 128)),
+                             Telling())
+
+    _, serial = _build(folder, tmp_path / "serial.h5", caplog, batch_size=4,
+                       preprocess=pipeline())
+    _, processes = _build(folder, tmp_path / "processes.h5", caplog, batch_size=4,
+                          preprocess=pipeline(), scheduler="processes", n_workers=2)
+    # every batch said its line once, those read in worker processes too
+    assert sum(" spectra, the first at " in m for m in serial) >= 3
+    assert processes == serial
 
 
 def test_processes_write_the_serial_store(folder, serial, tmp_path, caplog):
