@@ -10,6 +10,7 @@ from ._labels import label_columns
 from ._plotting import axes_grid, axis_label, import_pyplot, single_axes, store_arguments
 from .dependence import latent_dependence
 from .disentanglement import (
+    _MIN_SAMPLES,
     PAPER_BINS,
     check_latents,
     informative_dimensions,
@@ -361,8 +362,8 @@ class DisentanglementReport:
         Returns
         -------
         float
-            NaN when no dimension is searched. Computed once per set of
-            arguments and kept.
+            NaN when no dimension is searched or the label has fewer than
+            five known values. Computed once per set of arguments and kept.
 
         Examples
         --------
@@ -396,7 +397,8 @@ class DisentanglementReport:
         dims = np.asarray(table["dim"], dtype=int)
         if among == "informative":
             dims = dims[np.isin(dims, self.informative)]
-        if dims.size == 0:
+        known = int(np.isfinite(np.asarray(self.labels[label][0], dtype=float)).sum())
+        if dims.size == 0 or known < _MIN_SAMPLES:
             return float("nan")
         meta = table.meta
         rng = np.random.default_rng(random_state)
@@ -528,16 +530,16 @@ class DisentanglementReport:
         candidates = np.isin(dims, self.informative) if among == "informative" else dims >= 0
         scores = np.where(candidates, np.asarray(table[label], dtype=float), np.nan)
         known = int(np.isfinite(np.asarray(self.labels[label][0], dtype=float)).sum())
-        if known < 2:
+        if known < _MIN_SAMPLES:
             raise ValueError(
                 f"label '{label}' has {known} known value{'' if known == 1 else 's'} (NaN or "
-                "masked everywhere else): no dimension can be compared with it; give labels "
-                "with known values")
+                f"masked everywhere else; the mutual information needs {_MIN_SAMPLES}): no "
+                "dimension can be compared with it")
         if not np.any(np.isfinite(scores)):
             raise ValueError(
                 f"no {'informative ' if among == 'informative' else ''}dimension has a mutual "
-                f"information with '{label}' (lower threshold or use dims='all')"
-            )
+                f"information with '{label}'"
+                + (" (use among='all')" if among == "informative" else ""))
         i = int(np.nanargmax(scores))
         return BestDimension(int(dims[i]), float(self.correlation[label][i]), float(scores[i]))
 
@@ -609,9 +611,9 @@ class DisentanglementReport:
             from matplotlib.patches import Rectangle
 
             chance = np.array([self.chance_level(k, among="all") for k in self.label_names])
-            names = [f"{k}\n{c:.2f}" for k, c in zip(names, chance)]
+            names = [f"{k}\n{c:.2f}" if np.isfinite(c) else k for k, c in zip(names, chance)]
             for (i, j), value in np.ndenumerate(values):
-                if not value > chance[j]:
+                if np.isfinite(chance[j]) and not value > chance[j]:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
                                            edgecolor="0.6", linewidth=0))
         ax.set_xticks(np.arange(values.shape[1]), names)

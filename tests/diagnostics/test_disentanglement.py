@@ -295,6 +295,9 @@ def test_best_dimension_of_a_label_without_known_values_says_so(latent_data):
     with pytest.raises(ValueError, match="label 'teff' has 0 known values"):
         report.best_dimension("teff")
     assert report.best_dimension("logg").dim == 1
+    assert np.isnan(report.chance_level("teff"))
+    ax = report.plot_mutual_information(normalize="nmi")
+    assert ax.get_xticklabels()[0].get_text() == "teff"
 
 
 def test_report_ksg_uses_linfoot(latent_data):
