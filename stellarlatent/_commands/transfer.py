@@ -16,8 +16,8 @@ __all__ = ["transfer_steps", "instrument_step", "denoise_step", "lowest_training
 _REASONS = {
     "labels": "{labels} at the edge of the training range or unlike the training spectra",
     "coverage": "covers {coverage:.0%} of the model's wavelengths (less than {minimum:.0%})",
-    "coarser": "its FWHM ({fwhm:.2f} A at the centre of the model's range) is coarser than the "
-               "model's resolution; it cannot be sharpened",
+    "coarser": "its FWHM ({fwhm:.2f} A at its middle pixel) is coarser than the model's "
+               "resolution; it cannot be sharpened",
     "rv": "no radial velocity found in the search range; the spectrum was left unshifted",
     "noise": "noisier than the training spectra (S/N about {snr:.1f} at the median continuum, "
              "below {minimum:.0f}); the denoiser pulls such spectra towards the training stars",

@@ -123,6 +123,22 @@ def _per_wavelength(batch):
 
 
 @fill_doc
+def _median_flux(batch):
+    """The median valid flux of each spectrum, (n, 1); a ValueError where it is not positive."""
+    valid = ~batch.mask & np.isfinite(batch.flux)
+    with np.errstate(invalid="ignore"):
+        scale = np.nanmedian(np.where(valid, batch.flux, np.nan), axis=1, keepdims=True)
+    negative = np.flatnonzero(np.isfinite(scale[:, 0]) & (scale[:, 0] <= 0))
+    if negative.size:
+        first = int(negative[0])
+        more = f" (and {negative.size - 1} more)" if negative.size > 1 else ""
+        raise ValueError(
+            f"spectra[{first}]{more} has a median flux of {scale[first, 0]:.4g}, not "
+            "positive: the light of a star is positive (flux with its sign flipped, or "
+            "a sky subtraction that left no star?)")
+    return scale
+
+
 class InstrumentMatcher(SpectrumTransformer):
     """Bring spectra of another instrument to the instrument a model was trained on.
 
@@ -388,6 +404,8 @@ class InstrumentMatcher(SpectrumTransformer):
 
     def _transform_batch(self, batch):
         batch = self._within_range(batch)
+        if self.rescale:  # before the costly steps
+            _median_flux(batch)
         if self.mask_cosmic_rays:
             # interpolated over: a masked pixel of a spectrum much finer than the model
             # would mask a whole pixel of the model after broadening
@@ -422,17 +440,7 @@ class InstrumentMatcher(SpectrumTransformer):
 
     @staticmethod
     def _rescale(batch):
-        valid = ~batch.mask & np.isfinite(batch.flux)
-        with np.errstate(invalid="ignore"):
-            scale = np.nanmedian(np.where(valid, batch.flux, np.nan), axis=1, keepdims=True)
-        negative = np.flatnonzero(np.isfinite(scale[:, 0]) & (scale[:, 0] <= 0))
-        if negative.size:
-            first = int(negative[0])
-            more = f" (and {negative.size - 1} more)" if negative.size > 1 else ""
-            raise ValueError(
-                f"spectra[{first}]{more} has a median flux of {scale[first, 0]:.4g}, not "
-                "positive: the light of a star is positive (flux with its sign flipped, or "
-                "a sky subtraction that left no star?)")
+        scale = _median_flux(batch)
         scale = np.where(np.isfinite(scale), scale, 1.0)
         return batch.replace(flux=batch.flux / scale, flux_unit=u.dimensionless_unscaled,
                              ivar=None if batch.ivar is None else batch.ivar * scale**2)
