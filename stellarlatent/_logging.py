@@ -38,6 +38,7 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
             yield bar
             return
         swapped = []
+        last_resort = logging.lastResort
         try:
             for logger in (logging.root, log):
                 for handler in logger.handlers:
@@ -45,8 +46,13 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
                     if (isinstance(handler, logging.StreamHandler)
                             and stream in (sys.stdout, sys.stderr)):
                         swapped.append((handler, handler.setStream(_BarSafe(stream, tqdm))))
+            if last_resort is not None:
+                # where no logging is configured, Python's last resort prints the warnings
+                logging.lastResort = logging.StreamHandler(_BarSafe(sys.stderr, tqdm))
+                logging.lastResort.setLevel(last_resort.level)
             yield bar
         finally:
+            logging.lastResort = last_resort
             for handler, stream in reversed(swapped):
                 handler.setStream(stream)
 

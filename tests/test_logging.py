@@ -57,3 +57,13 @@ def test_warnings_reach_standard_error_where_no_logging_is_configured(tmp_path):
                           timeout=120, check=True)
     assert done.stdout.strip() == "2"
     assert "no parameter table paramsMILES_v9.1.txt" in done.stderr
+
+
+def test_the_last_resort_writes_over_the_bar_and_is_put_back():
+    # where no logging is configured, Python's last resort prints warnings: over a bar, too
+    last_resort = logging.lastResort
+    with progress_bar(total=1, enabled=True) as bar:
+        assert type(logging.lastResort.stream).__name__ == "_BarSafe"
+        assert logging.lastResort.level == last_resort.level
+        bar.update(1)
+    assert logging.lastResort is last_resort
