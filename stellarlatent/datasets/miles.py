@@ -413,7 +413,7 @@ def _labels_for(file_ids, files, params, directory):
         row_of = {int(i): row for row, i in enumerate(params["miles_id"])}
     rows = np.array([row_of.get(i, -1) if i is not None else -1 for i in file_ids], dtype=int)
     missing = rows < 0
-    if missing.any():
+    if missing.any() and params is not None:  # without a table at all, that was said
         log.warning(
             "%d spectrum files in %s have no row in the parameter table; their labels "
             "are masked: %s",
