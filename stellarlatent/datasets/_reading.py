@@ -184,8 +184,10 @@ def read_spectra_files(paths, reader=None, preprocess=None, *, pattern="*.fits",
         LAMOST, MILES, PHOENIX) once `stellarlatent.datasets` is imported.
     preprocess : transformer or `~sklearn.pipeline.Pipeline`, default=None
         Applied to each batch of spectra; an unfitted one is fitted (in place)
-        on the first batch with a readable file. Without it, every file must
-        be on the grid of the first one.
+        on the first batch with a readable file, with ``fit_transform`` (the
+        batch goes through once; a step whose ``fit_transform`` differs from
+        ``fit`` then ``transform`` treats that batch as its ``fit_transform``
+        does). Without it, every file must be on the grid of the first one.
     pattern : str, optional
         Glob pattern when ``paths`` is a folder (default ``"*.fits"``).
     batch_size : int, default=64
