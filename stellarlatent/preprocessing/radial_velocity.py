@@ -65,10 +65,26 @@ def _log_wave(axis):
     return np.log(wave)[::order], order
 
 
-def _rows(batches):
-    """(ln wave, flux, valid, finest velocity step) for every spectrum, in order."""
+def _medium(batch):
+    """``"air"`` or ``"vacuum"`` as ``meta["wavelength_medium"]`` records it, or None."""
+    medium = (getattr(batch, "meta", None) or {}).get("wavelength_medium")
+    return medium if medium in ("air", "vacuum") else None
+
+
+def _rows(batches, medium=None):
+    """(ln wave, flux, valid, finest velocity step) for every spectrum, in order.
+
+    Spectra that record the other wavelength medium than ``medium`` (air or
+    vacuum) have their wavelengths converted to it: a template in vacuum
+    against spectra in air would put about 80 km/s into every velocity.
+    """
+    from .airvac import air_to_vacuum, vacuum_to_air
+
     for batch in batches:
         lnw, order = _log_wave(batch.spectral_axis)
+        if medium is not None and _medium(batch) not in (None, medium):
+            convert = air_to_vacuum if medium == "vacuum" else vacuum_to_air
+            lnw = np.log(convert(np.exp(lnw) * u.AA).to_value(u.AA))
         dv = _C_KMS * np.diff(lnw)
         for k in range(batch.n_spectra):
             valid = ~batch.mask[k][::order] & np.isfinite(batch.flux[k][::order])
@@ -223,6 +239,13 @@ class RadialVelocityEstimator(SpectrumTransformer):
         zero mean; masked where it is undefined).
     velocity_step_ : `~astropy.units.Quantity`
         Step of the common grid.
+    wavelength_medium_ : {"air", "vacuum"} or None
+        The medium velocities are measured in: the template's
+        ``meta["wavelength_medium"]`` (without a template, that of the first
+        spectrum that records one). Spectra that record the other medium are
+        converted to it for the cross-correlation (vacuum and air
+        wavelengths differ by about 80 km/s in the optical); those that
+        record none are taken to be in it.
     rv_ : `~astropy.table.QTable`
         What the last `estimate` or `transform` measured.
 
@@ -375,9 +398,14 @@ class RadialVelocityEstimator(SpectrumTransformer):
             self.__dict__.pop(name, None)
         self._zero_lag = 0.0
         batches = iter_batches(spectra, "spectra")
-        rows = list(_rows(batches))
-        if self.template is not None:
-            source = list(_rows(iter_batches(self.template, "template")))
+        templates = None if self.template is None else iter_batches(self.template, "template")
+        # velocities are measured in the medium of the template (of the first spectrum that
+        # records one, without a template); spectra in the other are converted to it
+        known = [_medium(b) for b in (templates or batches) if _medium(b) is not None]
+        self.wavelength_medium_ = known[0] if known else None
+        rows = list(_rows(batches, self.wavelength_medium_))
+        if templates is not None:
+            source = list(_rows(templates, self.wavelength_medium_))
         else:
             source = rows
         if self.step is None:
@@ -501,7 +529,8 @@ class RadialVelocityEstimator(SpectrumTransformer):
         """`estimate` without its warning (for callers that try several templates)."""
         check_is_fitted(self)
         self._check_params()
-        rows = list(_rows(iter_batches(spectra, "spectra")))
+        rows = list(_rows(iter_batches(spectra, "spectra"),
+                          getattr(self, "wavelength_medium_", None)))
         lag, lag_err, peak, _ = self._measure(rows)
         rv = _velocity_of_lag(lag, self._du)
         slope = np.abs(_velocity_of_lag(lag + 0.5, self._du)

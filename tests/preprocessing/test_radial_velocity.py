@@ -50,6 +50,29 @@ def test_injected_shifts_are_recovered_within_their_uncertainty(sample):
     assert np.all((table["ccf_peak"] > 0.9) & (table["ccf_peak"] <= 1))
 
 
+def test_a_template_in_the_other_wavelength_medium_is_converted(sample):
+    # a PHOENIX template (vacuum) against HARPS spectra (air): 80 km/s off before
+    from stellarlatent.preprocessing import air_to_vacuum
+
+    name, template, spectra, labels = sample
+    air = Spectrum(flux=spectra.flux, spectral_axis=spectra.spectral_axis,
+                   meta={"wavelength_medium": "air"}, spectral_axis_index=1)
+    vacuum = Spectrum(flux=template.flux, spectral_axis=air_to_vacuum(template.spectral_axis),
+                      meta={"wavelength_medium": "vacuum"})
+    estimator = RadialVelocityEstimator(template=vacuum).fit(air)
+    assert estimator.wavelength_medium_ == "vacuum"
+    diff = (estimator.estimate(air)["rv"] - labels["rv"]).to_value(KMS)
+    assert np.all(np.abs(diff) < (3.0 if name == "MILES" else 0.3)), name
+    # spectra of both media, without a template: one frame
+    both = [Spectrum(flux=spectra.flux[0], spectral_axis=spectra.spectral_axis,
+                     meta={"wavelength_medium": "air"}),
+            Spectrum(flux=spectra.flux[1], spectral_axis=air_to_vacuum(spectra.spectral_axis),
+                     meta={"wavelength_medium": "vacuum"})]
+    relative = RadialVelocityEstimator().fit(both).estimate(both)["rv"].to_value(KMS)
+    truth = labels["rv"][:2].to_value(KMS)
+    assert abs((relative[1] - relative[0]) - (truth[1] - truth[0])) < 3.0
+
+
 def test_precision_scales_with_resolution(sample):
     name, template, spectra, labels = sample
     err = RadialVelocityEstimator(template=template).fit(spectra).estimate(spectra)["rv_err"]
