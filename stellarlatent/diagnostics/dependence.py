@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from .disentanglement import _check_dims, check_latents, latent_mad
+from .disentanglement import _MIN_SAMPLES, _check_dims, check_latents, latent_mad
 
 __all__ = ["LatentDependence", "latent_dependence"]
 
@@ -43,6 +43,10 @@ class LatentDependence:
         The MAD above which a latent counts as informative.
     rho_threshold, nmi_threshold : float
         A pair is entangled when its ``abs_spearman`` or its ``nmi`` exceed these.
+    n_samples : int
+        The spectra the latents came from; with fewer than five nothing is
+        measured (``abs_spearman`` and ``nmi`` are NaN off the diagonal) and
+        the verdict says the dependence was not judged.
     """
 
     dims: np.ndarray
@@ -54,12 +58,21 @@ class LatentDependence:
     rho_threshold: float = 0.5
     nmi_threshold: float = 0.5
     informative: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
+    n_samples: int = None
+
+    @property
+    def too_few(self):
+        """Whether there were too few spectra (fewer than 5) to measure any dependence."""
+        return self.n_samples is not None and self.n_samples < _MIN_SAMPLES
 
     @property
     def max_pair_abs_rho(self):
-        """The largest ``abs_spearman`` of two different latents (0 with fewer than two)."""
+        """The largest ``abs_spearman`` of two different latents (0 with fewer than two; NaN
+        with too few spectra to measure it)."""
         if len(self.dims) < 2:
             return 0.0
+        if self.too_few:
+            return float("nan")
         off = ~np.eye(len(self.dims), dtype=bool)
         return float(np.max(self.abs_spearman[off]))
 
@@ -78,6 +91,8 @@ class LatentDependence:
         """True when some latents are informative, some pruned, and no pair is entangled."""
         n = len(self.mad)
         k = len(self.informative)
+        if self.too_few and len(self.dims) >= 2:
+            return False
         return 0 < k and not (k == n and n > 2) and not self.entangled_pairs()
 
     def verdict(self):
@@ -107,7 +122,11 @@ class LatentDependence:
                 "prior; lower beta, lengthen the warm-up or train longer"
             )
             return sentences
-        if pairs:
+        if self.too_few and len(self.dims) >= 2:
+            sentences.append(
+                f"not judged: {self.n_samples} spectra are too few to tell whether the {k} "
+                f"informative latents depend on one another (at least {_MIN_SAMPLES} needed)")
+        elif pairs:
             sentences.append(
                 f"entangled: {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of informative "
                 "latents depend on each other"
@@ -224,7 +243,7 @@ def latent_dependence(Z, dims=None, threshold=0.02, n_bins=None, rho_threshold=0
     rho = np.eye(k)
     nmi = np.eye(k)
     total = 0.0
-    if k >= 2 and n >= 5:
+    if k >= 2 and n >= _MIN_SAMPLES:
         Zd = Z[:, dims]
         ranks = rankdata(Zd, axis=0)
         centred = ranks - ranks.mean(axis=0)
@@ -241,8 +260,12 @@ def latent_dependence(Z, dims=None, threshold=0.02, n_bins=None, rho_threshold=0
         corr = np.corrcoef(scores, rowvar=False)
         sign, logdet = np.linalg.slogdet(corr + 1e-9 * np.eye(k))
         total = float(max(0.0, -0.5 * logdet)) if sign > 0 else float("inf")
+    elif k >= 2:  # too few spectra: unknown, not independent
+        rho[~np.eye(k, dtype=bool)] = np.nan
+        nmi[~np.eye(k, dtype=bool)] = np.nan
+        total = float("nan")
     return LatentDependence(
         dims=np.asarray(dims, dtype=int), abs_spearman=rho, nmi=nmi, total_correlation=total,
         mad=mad, threshold=float(threshold), rho_threshold=float(rho_threshold),
-        nmi_threshold=float(nmi_threshold), informative=informative,
+        nmi_threshold=float(nmi_threshold), informative=informative, n_samples=int(n),
     )

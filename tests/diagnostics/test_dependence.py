@@ -66,6 +66,16 @@ def test_nothing_pruned_and_collapse_are_said(rng):
     assert not collapsed.disentangled
 
 
+def test_too_few_spectra_are_not_judged_disentangled(rng):
+    a = rng.normal(size=3)
+    dependence = latent_dependence(np.column_stack([a, 2 * a, rng.normal(size=3)]))
+    assert dependence.n_samples == 3 and dependence.too_few
+    assert np.isnan(dependence.max_pair_abs_rho) and not dependence.disentangled
+    assert np.isnan(dependence.abs_spearman[0, 1]) and dependence.abs_spearman[0, 0] == 1
+    assert dependence.verdict()[0].startswith("not judged: 3 spectra are too few")
+    assert latent_dependence(rng.normal(size=(50, 3))).n_samples == 50
+
+
 def test_explicit_dims_and_bad_arguments(rng):
     Z = rng.normal(size=(200, 3))
     assert list(latent_dependence(Z, dims=[2, 0]).dims) == [2, 0]
