@@ -567,8 +567,9 @@ def _add_explore(sub):
     p.add_argument("--remap", metavar="MODEL2",
                    help="a DeepREMAP (or ensemble) file: similar spectra are the nearest in its "
                         "embedding rather than in the latents")
-    p.add_argument("--neighbors", type=int, default=5, metavar="K",
-                   help="similar spectra shown per star (default: %(default)s)")
+    p.add_argument("--neighbors", type=int, default=None, metavar="K",
+                   help="similar spectra shown per star (default: 5, or one fewer than the "
+                        "spectra when they are fewer than 6)")
     p.add_argument("--max-spectra", type=int, default=500, metavar="N",
                    help="observed spectra stored in the page; the others show their "
                         "reconstruction (default: %(default)s)")

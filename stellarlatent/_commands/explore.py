@@ -13,6 +13,9 @@ __all__ = ["run_explore"]
 
 PAGE = "explorer.html"
 
+#: similar spectra shown per star unless --neighbors says
+DEFAULT_NEIGHBORS = 5
+
 
 def _close(X):
     if X is not None and hasattr(X, "label_names"):
@@ -28,7 +31,7 @@ def run_explore(args):
     # an earlier page is replaced only with --overwrite; a report folder takes the page
     out = check_report_folder(args.out, (PAGE,), kind="a latent explorer page",
                               overwrite=getattr(args, "overwrite", False))
-    if args.neighbors < 1:
+    if args.neighbors is not None and args.neighbors < 1:
         raise UserError(f"--neighbors must be a positive integer, got {args.neighbors}")
     if args.max_spectra < 0:
         raise UserError(f"--max-spectra must be a non-negative integer, got {args.max_spectra}")
@@ -57,7 +60,8 @@ def run_explore(args):
             table, wanted = parse_labels(args.labels, names, source, table=table_file)
             labels = table[wanted]
         else:
-            labels = source  # a store's own labels, or none for files
+            # a store's own labels (none when it has no label column), or none for files
+            labels = source if source is not None and len(source.colnames) else None
         if remap is not None:
             before, after = (None, None) if has_store else transfer_steps(remap, args,
                                                                           args.remap)
@@ -67,9 +71,11 @@ def run_explore(args):
                 raise UserError("--remap: the spectra read through the DeepREMAP's preprocessing "
                                 "are not those read through the SpectralVAE's (some files failed "
                                 "for one model only)")
+        neighbors = args.neighbors if args.neighbors is not None else max(1, min(
+            DEFAULT_NEIGHBORS, len(names) - 1))
         try:
             explorer = LatentExplorer.from_estimator(
-                vae, X, labels, remap=remap, remap_X=remap_X, n_neighbors=args.neighbors,
+                vae, X, labels, remap=remap, remap_X=remap_X, n_neighbors=neighbors,
                 names=names, max_spectra=args.max_spectra,
                 title=f"stellarlatent explore: {Path(args.model).name}")
         except ValueError as exc:

@@ -48,6 +48,20 @@ def test_explore_writes_one_page_and_prints_one_line(files, tmp_path, capsys):
     assert '"name":"teff","unit":"K"' in page and '"k":3' in page
 
 
+def test_explore_of_a_few_spectra_shows_as_many_neighbours_as_there_are(files, tmp_path):
+    from stellarlatent.datasets import SpectralStore
+
+    with SpectralStore(files / "spectra.h5") as store:
+        spectra, axis, meta = store[:3], store.spectral_axis, dict(store.meta)
+    few = tmp_path / "few.h5"
+    with SpectralStore.create(few, axis, meta=meta) as store:
+        store.append(spectra)
+    out = tmp_path / "page"
+    assert main(["explore", str(files / "vae.pt"), str(few), "--out", str(out),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert '"k":2' in _page(out)
+
+
 def test_explore_with_a_label_table_and_a_remap(files, tmp_path, capsys):
     out = tmp_path / "page"
     assert main(["explore", str(files / "vae.pt"), str(files / "spectra.h5"),
