@@ -147,7 +147,7 @@ def _cases(p, store, vae, remap, files, labels):
         ("fit-vae", [store, "--coarse-window", "4", "--out", out_pt], "--coarse-window:"),
         ("fit-vae", [store, "--coarse-weight", "-1", "--out", out_pt], "--coarse-weight:"),
         ("fit-vae", [store, "--line-weight", "-1", "--out", out_pt], "--line-weight:"),
-        ("fit-remap", [str(p["garbage"]), "--out", out_pt], "--labels"),
+        ("fit-remap", [str(p["garbage"]), "--out", out_pt], "--labels is needed for raw files"),
         ("fit-remap", [str(p["garbage_h5"]), "--out", out_pt], "garbage.h5"),
         ("fit-remap", [store, "--n-bins", "10000000", "--out", out_pt], "--n-bins"),
         ("fit-remap", [store, "--labels", str(p["garbage_labels"]), "--out", out_pt],
@@ -166,7 +166,8 @@ def _cases(p, store, vae, remap, files, labels):
         ("diagnose", [remap, store, "--labels", str(p["garbage_labels"]), "--out", report],
          "could not read the label table"),
         ("diagnose", [remap, *f, "--labels", str(p["metres"]), "--out", report], "lacks"),
-        ("diagnose", [remap, *f, "--out", report], "--labels"),  # a SpectralVAE needs none
+        # a SpectralVAE needs none
+        ("diagnose", [remap, *f, "--out", report], "--labels is needed for raw files"),
         ("predict", [remap, store, "--out", str(p["dir"] / "p.xyz")], "--out"),
         ("predict", [remap, str(p["missing"]), "--out", out_table], "missing.fits"),
         ("predict", [remap, str(p["garbage"]), "--out", out_table], "garbage.fits"),

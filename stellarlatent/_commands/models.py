@@ -284,8 +284,9 @@ def early_labels(values, has_store):
                             f"{table.colnames}")
         return table
     if not has_store:
-        raise UserError("--labels: give a table file (ECSV, FITS, CSV...) with one row per "
-                        "file or a 'filename' column; only a store carries its own labels")
+        given = "is not a table file" if values else "is needed for raw files"
+        raise UserError(f"--labels {given}: give a table file (ECSV, FITS, CSV...) with one row "
+                        "per file or a 'filename' column; only a store carries its own labels")
     return None
 
 
