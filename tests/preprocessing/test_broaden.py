@@ -129,6 +129,27 @@ def test_masked_pixels_do_not_spread_and_ivar_is_propagated():
     assert np.all(out.uncertainty.array[out.mask] == 0)
 
 
+def test_a_kernel_matrix_too_large_to_hold_is_applied_block_by_block(monkeypatch):
+    # an irregular grid (two steps) takes the sparse matrix; R 2000 on it has wide rows
+    from stellarlatent.preprocessing import broaden
+
+    wave = np.concatenate([np.arange(5000.0, 5050.0, 0.01), np.arange(5050.0, 5100.0, 0.02)])
+    rng = np.random.default_rng(0)
+    flux = np.stack([gaussian_line(wave, 0.05), 1 + 0.01 * rng.standard_normal(wave.size)])
+    flux[1, 700:720] = np.nan
+    spectra = Spectrum(flux=flux * u.Jy, spectral_axis=wave * u.AA, spectral_axis_index=1,
+                       uncertainty=InverseVariance(np.full(flux.shape, 1e4) / u.Jy**2))
+    broadener = Broadener(resolution=2000, vsini=[0, 30] * u.km / u.s)
+    whole = broadener.transform(spectra)
+    monkeypatch.setattr(broaden, "_MAX_KERNEL_ENTRIES", 5000)
+    matrix = broaden._KernelMatrix(wave, 300.0, lambda x, rows: broaden._gaussian_cdf(x, 60.0))
+    assert len(matrix.blocks) > 50
+    blocks = broadener.transform(spectra)
+    np.testing.assert_allclose(blocks.flux.value, whole.flux.value, rtol=1e-12)
+    np.testing.assert_array_equal(blocks.mask, whole.mask)
+    np.testing.assert_allclose(blocks.uncertainty.array, whole.uncertainty.array, rtol=1e-12)
+
+
 def test_flat_spectrum_stays_flat_to_the_edges():
     wave = GRIDS["log"]
     out = Broadener(resolution=2000, vsini=100 * u.km / u.s).transform(
