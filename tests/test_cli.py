@@ -378,7 +378,8 @@ def test_predict_on_a_store(models, store, tmp_path):
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_diagnose_writes_a_self_contained_report(models, store, spectra_dir, tmp_path, which):
+def test_diagnose_writes_a_self_contained_report(models, store, spectra_dir, tmp_path, which,
+                                                 capsys):
     out = tmp_path / "report"
     files = sorted(spectra_dir.glob("*.fits"))[:20]
     labels = str(spectra_dir.parent / "harps_labels.ecsv")
@@ -395,9 +396,12 @@ def test_diagnose_writes_a_self_contained_report(models, store, spectra_dir, tmp
             assert (out / ref).is_file(), ref
     # labels from the store's own columns
     out2 = tmp_path / "report2"
+    capsys.readouterr()
     assert main(["diagnose", str(models[which]), str(store), "--out", str(out2), "--quiet",
                  "--device", "cpu"]) == 0
     assert (out2 / "index.html").is_file()
+    if which == 1:  # the scatter of each label in its unit
+        assert re.search(r"teff +robust scatter [\d.e+]+ K \(", capsys.readouterr().out)
 
 
 def test_fit_from_raw_files_with_a_label_table(spectra_dir, tmp_path, capsys):

@@ -110,8 +110,10 @@ def run_diagnose(args):
             names=names, which="these spectra (on the model's own training stars it flatters "
                                "the model: judge it on others)")
         files += ["predictions.ecsv", "accuracy.ecsv", "coverage.ecsv"]
-        lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g} "
-                 f"({row['n']} stars with the label), "
+        units = {label: " " + unit.to_string() if unit.to_string() else ""
+                 for label, unit in model.label_units_.items()}
+        lines = [f"  {row['label']:5s} robust scatter {row['robust_scatter']:.3g}"
+                 f"{units.get(row['label'], '')} ({row['n']} stars with the label), "
                  f"68%/95% coverage {cov['coverage_68']:.2f} / {cov['coverage_95']:.2f}"
                  for row, cov in zip(accuracy, coverage)]
     elif not labels:
