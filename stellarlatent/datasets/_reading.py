@@ -20,6 +20,7 @@ import numpy as np
 
 from .._batch import from_batch
 from .._logging import log, progress_bar, said_once
+from ..preprocessing.airvac import recorded_medium
 from ._io import files_from, same_grid, spectrum_names, stack_spectra
 
 __all__ = ["SkippedFile", "SpectraRead", "read_spectra_files", "SKIPPED_ERRORS", "skip_reason",
@@ -349,7 +350,7 @@ def read_chunk(paths, reader, preprocess, fit=False, names=None):
     spectra, positions, skipped = read_each(paths, reader, check=check_spectrum, names=names)
     if not spectra:
         return Chunk([], False, skipped, events)
-    media = tuple(_medium_of(s) for s in spectra)
+    media = tuple(recorded_medium(getattr(s, "meta", None)) for s in spectra)
     # a step that broadens (or is unknown) leaves the files' resolution behind: record none
     resolutions = tuple(resolution_of(s) if keeps_resolution(preprocess) else None
                         for s in spectra)
@@ -413,11 +414,6 @@ def common_resolution(resolutions):
         return {}
     kind, value = found.pop()
     return {"fwhm": value * u.AA} if kind == "fwhm" else {"resolution": value}
-
-
-def _medium_of(spectrum):
-    medium = (getattr(spectrum, "meta", None) or {}).get("wavelength_medium")
-    return medium if medium in ("air", "vacuum") else None
 
 
 def check_spectrum(spectrum):

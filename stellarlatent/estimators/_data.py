@@ -7,6 +7,7 @@ import torch
 from specutils import Spectrum
 
 from .._batch import as_flux_array
+from ..preprocessing.airvac import recorded_medium
 
 __all__ = ["SpectraSource", "as_source", "take_rows"]
 
@@ -180,15 +181,6 @@ def as_source(X, name="X"):
     first = X[0] if isinstance(X, (list, tuple)) and X else X
     unit = first.flux.unit if isinstance(first, Spectrum) else None
     return SpectraSource(flux, mask, ivar, axis, medium, unit)
-
-
-def recorded_medium(meta):
-    """``meta["wavelength_medium"]`` as "air" or "vacuum", or None when unknown."""
-    try:
-        medium = (meta or {}).get("wavelength_medium")
-    except AttributeError:
-        return None
-    return medium if medium in ("air", "vacuum") else None
 
 
 def take_rows(X, rows):

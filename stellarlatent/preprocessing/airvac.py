@@ -9,6 +9,21 @@ __all__ = ["air_to_vacuum", "vacuum_to_air"]
 _AIR_LIMIT = 2000.0
 
 
+def recorded_medium(meta):
+    """``meta["wavelength_medium"]`` as ``"air"`` or ``"vacuum"``, or None when unknown.
+
+    Examples
+    --------
+    >>> recorded_medium({"wavelength_medium": "vacuum"}), recorded_medium({}), recorded_medium(None)
+    ('vacuum', None, None)
+    """
+    try:
+        medium = (meta or {}).get("wavelength_medium")
+    except AttributeError:
+        return None
+    return medium if medium in ("air", "vacuum") else None
+
+
 def _refractive_index(vacuum_aa):
     """Refractive index of standard air at vacuum wavelengths in Angstrom.
 

@@ -12,6 +12,7 @@ from specutils import Spectrum
 from .._batch import check_spectra, from_batch, iter_batches, to_batch
 from .._logging import log
 from .._params import Converted, Interval
+from .airvac import air_to_vacuum, recorded_medium, vacuum_to_air
 from ._base import SpectrumTransformer
 from ._docs import fill_doc
 from .doppler import _C_KMS, DopplerShift, _rv_bounds, _velocity
@@ -65,12 +66,6 @@ def _log_wave(axis):
     return np.log(wave)[::order], order
 
 
-def _medium(batch):
-    """``"air"`` or ``"vacuum"`` as ``meta["wavelength_medium"]`` records it, or None."""
-    medium = (getattr(batch, "meta", None) or {}).get("wavelength_medium")
-    return medium if medium in ("air", "vacuum") else None
-
-
 def _rows(batches, medium=None):
     """(ln wave, flux, valid, finest velocity step) for every spectrum, in order.
 
@@ -78,11 +73,9 @@ def _rows(batches, medium=None):
     vacuum) have their wavelengths converted to it: a template in vacuum
     against spectra in air would put about 80 km/s into every velocity.
     """
-    from .airvac import air_to_vacuum, vacuum_to_air
-
     for batch in batches:
         lnw, order = _log_wave(batch.spectral_axis)
-        if medium is not None and _medium(batch) not in (None, medium):
+        if medium is not None and recorded_medium(batch.meta) not in (None, medium):
             convert = air_to_vacuum if medium == "vacuum" else vacuum_to_air
             lnw = np.log(convert(np.exp(lnw) * u.AA).to_value(u.AA))
         dv = _C_KMS * np.diff(lnw)
@@ -401,8 +394,8 @@ class RadialVelocityEstimator(SpectrumTransformer):
         templates = None if self.template is None else iter_batches(self.template, "template")
         # velocities are measured in the medium of the template (of the first spectrum that
         # records one, without a template); spectra in the other are converted to it
-        known = [_medium(b) for b in (templates or batches) if _medium(b) is not None]
-        self.wavelength_medium_ = known[0] if known else None
+        known = [recorded_medium(b.meta) for b in (templates or batches)]
+        self.wavelength_medium_ = next((m for m in known if m is not None), None)
         rows = list(_rows(batches, self.wavelength_medium_))
         if templates is not None:
             source = list(_rows(templates, self.wavelength_medium_))
