@@ -25,7 +25,7 @@ from ._data import take_rows
 from ._docs import fill_doc
 from ._files import read_payload, writable_path, write_atomically
 from ._ridge import RidgeExpert, ridge_flux
-from ._tables import edges_with_unit, label_summaries, prediction_table, training_range
+from ._tables import edges_with_unit, label_summaries, prediction_table
 from .remap import DeepREMAP
 
 __all__ = ["DeepREMAPEnsemble"]
@@ -453,9 +453,7 @@ class DeepREMAPEnsemble(SeededEstimator):
 
     def _training_range(self, label):
         """The lowest and highest known ``label`` among the members' training spectra."""
-        ranges = [training_range(getattr(member, "reference_labels_", None), label,
-                                 self.label_units_[label])
-                  for member in self.members_]
+        ranges = [member._training_range(label) for member in self.members_]
         ranges = [r for r in ranges if r is not None]
         if not ranges:
             return None

@@ -614,16 +614,20 @@ class DeepREMAP(RemapNetwork, TorchEstimator):
             ``novelty_quantile``).
         """
         check_is_fitted(self)
+        ranges = {label: self._training_range(label) for label in self.bin_edges_}
         parts, raws = [], []
         for proba, raw in self._predicted(self._check_X(X)):
             raws.append(raw)
             parts.append({label: label_summaries(p, self.bin_edges_[label], self.edge_probability,
-                                                 training_range(self.reference_labels_, label,
-                                                                self.label_units_[label]))
+                                                 ranges[label])
                           for label, p in proba.items()})
         distance = self._nearest_distance(raws)
         return prediction_table(concatenated(parts), self.label_units_,
                                 distance > self.novelty_threshold_, distance)
+
+    def _training_range(self, label):
+        """The lowest and highest known ``label`` of the reference spectra, or None."""
+        return training_range(self.reference_labels_, label, self.label_units_[label])
 
     def embed(self, X):
         """Embedding vectors (L2-normalised) of spectra.
