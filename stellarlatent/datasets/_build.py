@@ -9,6 +9,7 @@ same store.
 
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from astropy.table import QTable, Table
 
@@ -159,8 +160,6 @@ class Builder:
 
     def _flux_unit(self, first):
         """The flux unit of the store: its own, the one asked for, or that of ``first``."""
-        import astropy.units as u
-
         if self.store is not None:
             return self.store.flux_unit
         if self.create_kwargs.get("flux_unit") is not None:

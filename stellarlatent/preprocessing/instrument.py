@@ -122,7 +122,6 @@ def _per_wavelength(batch):
     return batch.replace(flux=flux, ivar=ivar, flux_unit=_PER_WAVELENGTH)
 
 
-@fill_doc
 def _median_flux(batch):
     """The median valid flux of each spectrum, (n, 1); a ValueError where it is not positive."""
     valid = ~batch.mask & np.isfinite(batch.flux)
@@ -139,6 +138,7 @@ def _median_flux(batch):
     return scale
 
 
+@fill_doc
 class InstrumentMatcher(SpectrumTransformer):
     """Bring spectra of another instrument to the instrument a model was trained on.
 
